@@ -1,0 +1,2 @@
+#include "config.hpp"
+int main() { return 0; }

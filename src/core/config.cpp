@@ -1,0 +1,335 @@
+#include "config.hpp"
+
+#include "fd.hpp"
+
+#include <algorithm>
+#include <dirent.h>
+#include <fcntl.h>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace ur {
+
+std::vector<TreeSpec> Config::default_trees()
+{
+    return {
+        {"etc", "/etc", {}, true},
+        {"usrlocal", "/usr/local", {}, true},
+        {"kubelet", "/var/lib/kubelet", {}, true},
+    };
+}
+
+const TreeSpec* Config::tree(const std::string& name) const
+{
+    for (const auto& t : trees)
+        if (t.name == name) return &t;
+    return nullptr;
+}
+
+Result<uint64_t> parse_size(std::string_view s)
+{
+    size_t i = 0;
+    uint64_t v = 0;
+    if (s.empty()) return fail(ErrorKind::BadConfig, "empty size");
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+        if (v > (UINT64_MAX - 9) / 10) return fail(ErrorKind::BadConfig, "size too large");
+        v = v * 10 + static_cast<uint64_t>(s[i] - '0');
+        i++;
+    }
+    if (i == 0) return fail(ErrorKind::BadConfig, "size '" + std::string(s) + "' does not start with a number");
+    std::string unit(s.substr(i));
+    static const std::map<std::string, uint64_t> units = {
+        {"", 1},           {"B", 1},           {"K", 1ull << 10}, {"KiB", 1ull << 10}, {"M", 1ull << 20},
+        {"MiB", 1ull << 20}, {"G", 1ull << 30}, {"GiB", 1ull << 30}, {"T", 1ull << 40}, {"TiB", 1ull << 40},
+    };
+    auto it = units.find(unit);
+    if (it == units.end())
+        return fail(ErrorKind::BadConfig, "unknown size unit '" + unit + "' (use B, KiB, MiB, GiB, TiB)");
+    return v * it->second;
+}
+
+namespace {
+
+std::string where(const std::string& file, const toml::source_region& r)
+{
+    std::ostringstream o;
+    o << file << ":" << r.begin.line << ":" << r.begin.column;
+    return o.str();
+}
+
+// Walks one table, applying known keys and rejecting unknown ones with their position.
+class Section {
+public:
+    Section(const toml::table& t, std::string name, const std::string& file)
+        : t_(t), name_(std::move(name)), file_(file)
+    {
+    }
+
+    Result<> str(const char* key, std::string& out) { return with(key, [&](const toml::node& n) -> Result<> {
+            auto v = n.value<std::string>();
+            if (!n.is_string() || !v) return type_error(key, n, "a string");
+            out = *v;
+            return {};
+        });
+    }
+    Result<> boolean(const char* key, bool& out) { return with(key, [&](const toml::node& n) -> Result<> {
+            if (!n.is_boolean()) return type_error(key, n, "true or false");
+            out = *n.value<bool>();
+            return {};
+        });
+    }
+    Result<> uint(const char* key, unsigned& out) { return with(key, [&](const toml::node& n) -> Result<> {
+            if (!n.is_integer() || *n.value<int64_t>() < 0 || *n.value<int64_t>() > 0x7fffffff)
+                return type_error(key, n, "a non-negative integer");
+            out = static_cast<unsigned>(*n.value<int64_t>());
+            return {};
+        });
+    }
+    Result<> size(const char* key, uint64_t& out) { return with(key, [&](const toml::node& n) -> Result<> {
+            if (n.is_integer() && *n.value<int64_t>() >= 0) {
+                out = static_cast<uint64_t>(*n.value<int64_t>());
+                return {};
+            }
+            if (n.is_string()) {
+                auto r = parse_size(*n.value<std::string>());
+                if (!r) return fail(ErrorKind::BadConfig, where(file_, n.source()) + ": " + name_ + "." + key + ": " + r.error().message);
+                out = *r;
+                return {};
+            }
+            return type_error(key, n, "a size (bytes, or a string such as \"10GiB\")");
+        });
+    }
+    Result<> strings(const char* key, std::vector<std::string>& out) { return with(key, [&](const toml::node& n) -> Result<> {
+            const toml::array* a = n.as_array();
+            if (!a) return type_error(key, n, "an array of strings");
+            std::vector<std::string> v;
+            for (const auto& e : *a) {
+                if (!e.is_string()) return type_error(key, e, "an array of strings");
+                v.push_back(*e.value<std::string>());
+            }
+            out = std::move(v);
+            return {};
+        });
+    }
+    Result<> oneof(const char* key, std::string& out, std::initializer_list<const char*> allowed)
+    {
+        return with(key, [&](const toml::node& n) -> Result<> {
+            auto v = n.value<std::string>();
+            if (!n.is_string() || !v) return type_error(key, n, "a string");
+            for (const char* a : allowed)
+                if (*v == a) {
+                    out = *v;
+                    return {};
+                }
+            std::string list;
+            for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
+            return fail(ErrorKind::BadConfig, where(file_, n.source()) + ": " + name_ + "." + key + " must be one of " + list + ", not '" + *v + "'");
+        });
+    }
+    Result<> custom(const char* key, const std::function<Result<>(const toml::node&)>& f) { return with(key, f); }
+
+    // After all known keys were taken: anything left is unknown.
+    Result<> finish() const
+    {
+        for (const auto& [k, v] : t_) {
+            if (!seen_.count(std::string(k.str())))
+                return fail(ErrorKind::BadConfig, where(file_, k.source()) + ": unknown key '" + std::string(k.str()) + "' in [" + name_ + "]");
+        }
+        return {};
+    }
+
+    std::unexpected<Error> type_error(const char* key, const toml::node& n, const char* want) const
+    {
+        return std::unexpected(Error{ErrorKind::BadConfig, 0, where(file_, n.source()) + ": " + name_ + "." + key + " must be " + want});
+    }
+
+private:
+    template <class F> Result<> with(const char* key, F&& f)
+    {
+        seen_.insert(key);
+        const toml::node* n = t_.get(key);
+        if (!n) return {};
+        return f(*n);
+    }
+
+    const toml::table& t_;
+    std::string name_;
+    const std::string& file_;
+    std::set<std::string> seen_;
+};
+
+Result<> apply_trees(const toml::node& n, std::vector<TreeSpec>& out, const std::string& file)
+{
+    const toml::array* a = n.as_array();
+    if (!a) return fail(ErrorKind::BadConfig, where(file, n.source()) + ": backup.trees must be an array of tables ([[backup.trees]])");
+    std::vector<TreeSpec> trees;
+    for (const auto& e : *a) {
+        const toml::table* t = e.as_table();
+        if (!t) return fail(ErrorKind::BadConfig, where(file, e.source()) + ": backup.trees entries must be tables");
+        TreeSpec ts;
+        Section s(*t, "backup.trees", file);
+        UR_TRY(s.str("name", ts.name));
+        UR_TRY(s.str("path", ts.path));
+        UR_TRY(s.strings("exclude", ts.exclude));
+        UR_TRY(s.boolean("one_file_system", ts.one_file_system));
+        UR_TRY(s.finish());
+        if (ts.name.empty() || ts.name.find('/') != std::string::npos || ts.name[0] == '.')
+            return fail(ErrorKind::BadConfig, where(file, e.source()) + ": backup.trees name must be a plain directory name");
+        if (ts.path.empty() || ts.path[0] != '/')
+            return fail(ErrorKind::BadConfig, where(file, e.source()) + ": backup.trees path must be absolute");
+        for (const auto& o : trees)
+            if (o.name == ts.name) return fail(ErrorKind::BadConfig, where(file, e.source()) + ": duplicate tree name '" + ts.name + "'");
+        trees.push_back(std::move(ts));
+    }
+    out = std::move(trees);
+    return {};
+}
+
+using SectionFn = std::function<Result<>(Section&, Config&, const std::string& file)>;
+
+const std::vector<std::pair<std::string, std::vector<std::string>>>& schema_keys()
+{
+    static const std::vector<std::pair<std::string, std::vector<std::string>>> k = {
+        {"partition", {"label", "mount_point", "filesystem", "mount_options", "allow_plain_directory"}},
+        {"backup", {"retention", "free_space_margin", "timeout", "share_unchanged", "copy_threads", "change_retries", "trees"}},
+        {"ostree", {"mode", "sysroot", "booted_deployment"}},
+        {"etcd", {"mode", "backup_script", "restore_script", "force", "timeout", "etcdctl", "endpoints", "cacert", "cert", "key", "static_pod_resources"}},
+        {"machineconfig", {"current_config", "required"}},
+        {"recovery", {"wipe_images", "stop_timeout", "container_restart_timeout", "redeploy_timeout", "restore_script_timeout", "api_request_timeout", "poll_interval", "kubeconfig", "crictl", "oc", "systemctl"}},
+        {"daemon", {"idle_exit"}},
+    };
+    return k;
+}
+
+Result<> apply_section(const std::string& name, Section& s, Config& c, const std::string& file)
+{
+    if (name == "partition") {
+        UR_TRY(s.str("label", c.partition_label));
+        UR_TRY(s.str("mount_point", c.mount_point));
+        UR_TRY(s.str("filesystem", c.filesystem));
+        UR_TRY(s.str("mount_options", c.mount_options));
+        UR_TRY(s.boolean("allow_plain_directory", c.allow_plain_directory));
+    } else if (name == "backup") {
+        UR_TRY(s.uint("retention", c.retention));
+        UR_TRY(s.size("free_space_margin", c.free_space_margin));
+        UR_TRY(s.uint("timeout", c.backup_timeout));
+        UR_TRY(s.boolean("share_unchanged", c.share_unchanged));
+        UR_TRY(s.uint("copy_threads", c.copy_threads));
+        UR_TRY(s.uint("change_retries", c.change_retries));
+        UR_TRY(s.custom("trees", [&](const toml::node& n) { return apply_trees(n, c.trees, file); }));
+    } else if (name == "ostree") {
+        UR_TRY(s.oneof("mode", c.ostree_mode, {"auto", "on", "off"}));
+        UR_TRY(s.str("sysroot", c.sysroot));
+        UR_TRY(s.str("booted_deployment", c.ostree_booted));
+    } else if (name == "etcd") {
+        UR_TRY(s.oneof("mode", c.etcd_mode, {"auto", "script", "etcdctl", "off"}));
+        UR_TRY(s.str("backup_script", c.cluster_backup_script));
+        UR_TRY(s.str("restore_script", c.cluster_restore_script));
+        UR_TRY(s.boolean("force", c.etcd_force));
+        UR_TRY(s.uint("timeout", c.etcd_timeout));
+        UR_TRY(s.str("etcdctl", c.etcdctl));
+        UR_TRY(s.str("endpoints", c.etcd_endpoints));
+        UR_TRY(s.str("cacert", c.etcd_cacert));
+        UR_TRY(s.str("cert", c.etcd_cert));
+        UR_TRY(s.str("key", c.etcd_key));
+        UR_TRY(s.str("static_pod_resources", c.static_pod_resources));
+    } else if (name == "machineconfig") {
+        UR_TRY(s.str("current_config", c.machineconfig_current));
+        UR_TRY(s.boolean("required", c.machineconfig_required));
+    } else if (name == "recovery") {
+        UR_TRY(s.boolean("wipe_images", c.wipe_images));
+        UR_TRY(s.uint("stop_timeout", c.stop_timeout));
+        UR_TRY(s.uint("container_restart_timeout", c.container_restart_timeout));
+        UR_TRY(s.uint("redeploy_timeout", c.redeploy_timeout));
+        UR_TRY(s.uint("restore_script_timeout", c.restore_script_timeout));
+        UR_TRY(s.uint("api_request_timeout", c.api_request_timeout));
+        UR_TRY(s.uint("poll_interval", c.poll_interval));
+        UR_TRY(s.str("kubeconfig", c.kubeconfig));
+        UR_TRY(s.str("crictl", c.crictl));
+        UR_TRY(s.str("oc", c.oc));
+        UR_TRY(s.oneof("systemctl", c.systemctl_mode, {"auto", "dbus", "offline"}));
+    } else if (name == "daemon") {
+        UR_TRY(s.uint("idle_exit", c.idle_exit));
+    }
+    return s.finish();
+}
+
+} // namespace
+
+std::vector<std::string> config_keys()
+{
+    std::vector<std::string> out;
+    for (const auto& [sec, keys] : schema_keys())
+        for (const auto& k : keys) out.push_back(sec + "." + k);
+    for (const char* k : {"name", "path", "exclude", "one_file_system"}) out.push_back(std::string("backup.trees.") + k);
+    return out;
+}
+
+Result<Config> parse_config_text(Config c, std::string_view text, const std::string& file)
+{
+    // The system toml++ is built with exceptions; they stop here.
+    toml::table root;
+    try {
+        root = toml::parse(text, file);
+    } catch (const toml::parse_error& e) {
+        return fail(ErrorKind::BadConfig, where(file, e.source()) + ": " + std::string(e.description()));
+    }
+    for (const auto& [k, v] : root) {
+        std::string name(k.str());
+        bool known = false;
+        for (const auto& [sec, keys] : schema_keys()) known |= sec == name;
+        if (!known) return fail(ErrorKind::BadConfig, where(file, k.source()) + ": unknown section or key '" + name + "'");
+        const toml::table* t = v.as_table();
+        if (!t) return fail(ErrorKind::BadConfig, where(file, v.source()) + ": '" + name + "' must be a table ([" + name + "])");
+        Section s(*t, name, file);
+        UR_TRY(apply_section(name, s, c, file));
+    }
+    if (c.mount_point.empty() || c.mount_point[0] != '/')
+        return fail(ErrorKind::BadConfig, file + ": partition.mount_point must be an absolute path");
+    if (c.retention < 1) return fail(ErrorKind::BadConfig, file + ": backup.retention must be at least 1");
+    if (c.trees.empty()) return fail(ErrorKind::BadConfig, file + ": backup.trees must name at least one tree");
+    return c;
+}
+
+static Result<bool> apply_file(Config& c, const std::string& path)
+{
+    auto text = read_file_at(AT_FDCWD, path, 1 << 20);
+    if (!text) {
+        if (text.error().err == ENOENT) return false;
+        return fail(ErrorKind::BadConfig, "cannot read config '" + path + "': " + text.error().message);
+    }
+    auto r = parse_config_text(c, *text, path);
+    if (!r) return std::unexpected(r.error());
+    c = std::move(*r);
+    return true;
+}
+
+Result<Config> load_config(const ConfigSource& src)
+{
+    Config c;
+    UR_TRY(apply_file(c, root_path(src.root, "/usr/lib/upgrade-recovery/config.toml")));
+    if (src.file) {
+        auto r = apply_file(c, *src.file);
+        if (!r) return std::unexpected(r.error());
+        if (!*r) return fail(ErrorKind::BadConfig, "config file '" + *src.file + "' does not exist");
+    } else {
+        UR_TRY(apply_file(c, root_path(src.root, "/etc/upgrade-recovery/config.toml")));
+    }
+    std::string dropins = root_path(src.root, "/etc/upgrade-recovery/config.d");
+    if (DIR* d = ::opendir(dropins.c_str())) {
+        std::vector<std::string> names;
+        while (struct dirent* de = ::readdir(d)) {
+            std::string n = de->d_name;
+            if (n.size() > 5 && n.compare(n.size() - 5, 5, ".toml") == 0 && n[0] != '.') names.push_back(n);
+        }
+        ::closedir(d);
+        std::sort(names.begin(), names.end());
+        for (const auto& n : names) UR_TRY(apply_file(c, dropins + "/" + n));
+    }
+    return c;
+}
+
+} // namespace ur

@@ -1,0 +1,186 @@
+#include "fd.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <random>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <vector>
+
+namespace ur {
+
+Result<UniqueFd> open_at(int dirfd, const std::string& path, int flags, mode_t mode)
+{
+    int fd = ::openat(dirfd, path.c_str(), flags | O_CLOEXEC, mode);
+    if (fd < 0) return fail_errno("open '" + path + "'");
+    return UniqueFd(fd);
+}
+
+Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags, mode_t mode)
+{
+    struct open_how how = {};
+    how.flags = static_cast<__u64>(flags | O_CLOEXEC);
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int fd = static_cast<int>(::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how));
+    if (fd < 0) return fail_errno("open '" + path + "'");
+    return UniqueFd(fd);
+}
+
+Result<UniqueFd> mkdir_p_at(int dirfd, const std::string& path, mode_t mode)
+{
+    auto cur = open_at(dirfd, ".", O_RDONLY | O_DIRECTORY);
+    if (!cur) return cur;
+    UniqueFd fd = std::move(*cur);
+    size_t pos = 0;
+    while (pos < path.size()) {
+        size_t slash = path.find('/', pos);
+        if (slash == std::string::npos) slash = path.size();
+        std::string comp = path.substr(pos, slash - pos);
+        pos = slash + 1;
+        if (comp.empty() || comp == ".") continue;
+        if (::mkdirat(fd.get(), comp.c_str(), mode) < 0 && errno != EEXIST)
+            return fail_errno("mkdir '" + path + "'");
+        auto next = open_at(fd.get(), comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (!next) return std::unexpected(std::move(next.error()).context("mkdir '" + path + "'"));
+        fd = std::move(*next);
+    }
+    return fd;
+}
+
+Result<> write_all(int fd, const void* buf, size_t len)
+{
+    const char* p = static_cast<const char*>(buf);
+    while (len > 0) {
+        ssize_t n = ::write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail_errno("write");
+        }
+        p += n;
+        len -= static_cast<size_t>(n);
+    }
+    return {};
+}
+
+Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limit)
+{
+    auto fd = open_at(dirfd, path, O_RDONLY | O_NOCTTY);
+    if (!fd) return std::unexpected(fd.error());
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd->get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail_errno("read '" + path + "'");
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<size_t>(n));
+        if (out.size() > limit) return fail(ErrorKind::Io, "'" + path + "' is larger than expected");
+    }
+    return out;
+}
+
+static std::string temp_name(const std::string& base)
+{
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, ".%016llx", static_cast<unsigned long long>(rng()));
+    return "." + base + suffix + ".tmp";
+}
+
+Result<> fsync_fd(int fd, std::string_view what)
+{
+    if (::fsync(fd) < 0) return fail_errno("fsync " + std::string(what));
+    return {};
+}
+
+Result<> write_file_atomic_at(int dirfd, const std::string& name, std::string_view data, mode_t mode)
+{
+    std::string tmp = temp_name(name);
+    auto fd = open_at(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    if (!fd) return std::unexpected(fd.error());
+    auto cleanup = [&] { ::unlinkat(dirfd, tmp.c_str(), 0); };
+    if (auto r = write_all(fd->get(), data.data(), data.size()); !r) {
+        cleanup();
+        return std::unexpected(std::move(r.error()).context("write '" + name + "'"));
+    }
+    if (::fchmod(fd->get(), mode) < 0 || ::fsync(fd->get()) < 0) {
+        int e = errno;
+        cleanup();
+        return fail_errno(e, "sync '" + name + "'");
+    }
+    fd->reset();
+    if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) < 0) {
+        int e = errno;
+        cleanup();
+        return fail_errno(e, "rename to '" + name + "'");
+    }
+    return fsync_fd(dirfd, "directory of '" + name + "'");
+}
+
+Result<> replace_symlink_at(int dirfd, const std::string& name, const std::string& target)
+{
+    std::string tmp = temp_name(name);
+    if (::symlinkat(target.c_str(), dirfd, tmp.c_str()) < 0) return fail_errno("symlink '" + name + "'");
+    if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) < 0) {
+        int e = errno;
+        ::unlinkat(dirfd, tmp.c_str(), 0);
+        return fail_errno(e, "rename to '" + name + "'");
+    }
+    return fsync_fd(dirfd, "directory of '" + name + "'");
+}
+
+static Result<> remove_children(int dirfd)
+{
+    int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+    if (dupfd < 0) return fail_errno("dup");
+    DIR* d = ::fdopendir(dupfd);
+    if (!d) {
+        ::close(dupfd);
+        return fail_errno("fdopendir");
+    }
+    std::vector<std::pair<std::string, bool>> names;
+    while (struct dirent* de = ::readdir(d)) {
+        std::string n = de->d_name;
+        if (n == "." || n == "..") continue;
+        names.emplace_back(n, de->d_type == DT_DIR);
+    }
+    ::closedir(d);
+    for (auto& [n, isdir] : names) {
+        if (::unlinkat(dirfd, n.c_str(), 0) == 0) continue;
+        if (errno == ENOENT) continue;
+        if (errno != EISDIR && errno != EPERM) return fail_errno("remove '" + n + "'");
+        UR_TRY(remove_tree_at(dirfd, n));
+    }
+    return {};
+}
+
+Result<> remove_tree_at(int dirfd, const std::string& name)
+{
+    if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return {};
+    if (errno != EISDIR && errno != EPERM) return fail_errno("remove '" + name + "'");
+    {
+        auto sub = open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (!sub) return std::unexpected(sub.error());
+        UR_TRY_CTX(remove_children(sub->get()), "remove '" + name + "'");
+    }
+    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT)
+        return fail_errno("remove directory '" + name + "'");
+    return {};
+}
+
+std::string root_path(const std::string& root, std::string_view abs)
+{
+    std::string r = root;
+    while (r.size() > 1 && r.back() == '/') r.pop_back();
+    if (r == "/") r.clear();
+    if (abs.empty() || abs.front() != '/') r += '/';
+    r += abs;
+    if (r.empty()) r = "/";
+    return r;
+}
+
+} // namespace ur

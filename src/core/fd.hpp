@@ -1,0 +1,82 @@
+// RAII for file descriptors, and the small fd-relative file helpers every
+// module uses (atomic replace with fsync, whole-file read).
+#pragma once
+
+#include "error.hpp"
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unistd.h>
+
+namespace ur {
+
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+    UniqueFd& operator=(UniqueFd&& o) noexcept
+    {
+        if (this != &o) reset(o.release());
+        return *this;
+    }
+    ~UniqueFd() { reset(); }
+
+    int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+    int release()
+    {
+        int fd = fd_;
+        fd_ = -1;
+        return fd;
+    }
+    void reset(int fd = -1)
+    {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = fd;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+// Directory fds are shared by the walker and copy workers, so they are
+// reference counted.
+using SharedFd = std::shared_ptr<const UniqueFd>;
+
+inline SharedFd share(UniqueFd fd) { return std::make_shared<const UniqueFd>(std::move(fd)); }
+
+// openat() returning a UniqueFd; O_CLOEXEC is always added.
+Result<UniqueFd> open_at(int dirfd, const std::string& path, int flags, mode_t mode = 0);
+
+// Open a directory below dirfd without following any symlink on the way and
+// without leaving the tree (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS).
+Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags, mode_t mode = 0);
+
+// mkdir -p relative to dirfd (no symlinks followed), returns the opened directory.
+Result<UniqueFd> mkdir_p_at(int dirfd, const std::string& path, mode_t mode = 0755);
+
+Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limit = 64 << 20);
+
+// Durable replace: write to a temporary in the same directory, fsync, rename
+// over the name, fsync the directory. Readers see old or new, never torn.
+Result<> write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
+                              mode_t mode = 0644);
+
+// Point the symlink `name` at `target` atomically (symlink to a temporary name, rename, fsync dir).
+Result<> replace_symlink_at(int dirfd, const std::string& name, const std::string& target);
+
+Result<> fsync_fd(int fd, std::string_view what);
+
+// rm -rf below dirfd without following symlinks. Missing is not an error.
+Result<> remove_tree_at(int dirfd, const std::string& name);
+
+Result<> write_all(int fd, const void* buf, size_t len);
+
+// Join a root prefix and an absolute path: ("/tmp/r", "/etc") -> "/tmp/r/etc".
+std::string root_path(const std::string& root, std::string_view abs);
+
+} // namespace ur

@@ -1,0 +1,22 @@
+// Facts about the host recorded with a backup, read without any API.
+#pragma once
+
+#include "config.hpp"
+#include "metadata.hpp"
+
+#include <string>
+#include <vector>
+
+namespace ur {
+
+// OpenShift version and release image (or why unknown), kubelet certificate expiry.
+OpenShiftRecord read_openshift_info(const Config& cfg, const std::string& root);
+
+// After the trees were copied: does the backup hold cluster-restore.sh and the etcd scripts (W18)?
+void check_backup_tools(OpenShiftRecord& rec, const std::string& staging_dir);
+
+// /etc paths (relative to /etc) named in /etc/tmpfiles.d/*, plus ".updated" and
+// "kubernetes/manifests": left alone when /etc is restored.
+Result<std::vector<std::string>> compute_etc_excludes(const std::string& root);
+
+} // namespace ur

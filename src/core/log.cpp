@@ -1,0 +1,66 @@
+#include "log.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <syslog.h>
+#include <systemd/sd-journal.h>
+#include <vector>
+
+namespace ur::log {
+
+namespace {
+std::atomic<bool> to_stderr{true};
+std::atomic<bool> to_journal{false};
+std::atomic<bool> verbose{false};
+std::mutex stderr_mutex;
+
+int priority(Level l)
+{
+    switch (l) {
+    case Level::Debug: return LOG_DEBUG;
+    case Level::Info: return LOG_INFO;
+    case Level::Warning: return LOG_WARNING;
+    case Level::Error: return LOG_ERR;
+    }
+    return LOG_INFO;
+}
+
+void print(Level level, std::string_view msg)
+{
+    if (!to_stderr.load()) return;
+    if (level == Level::Debug && !verbose.load()) return;
+    const char* prefix = level == Level::Error ? "error: " : level == Level::Warning ? "warning: " : "";
+    std::lock_guard lk(stderr_mutex);
+    fprintf(stderr, "%s%.*s\n", prefix, static_cast<int>(msg.size()), msg.data());
+}
+} // namespace
+
+void set_stderr(bool on) { to_stderr = on; }
+void set_journal(bool on) { to_journal = on; }
+void set_verbose(bool on) { verbose = on; }
+
+void message(Level level, std::string_view msg)
+{
+    print(level, msg);
+    if (to_journal.load())
+        sd_journal_send("MESSAGE=%.*s", static_cast<int>(msg.size()), msg.data(), "PRIORITY=%d", priority(level),
+                        "SYSLOG_IDENTIFIER=upgrade-recovery", nullptr);
+}
+
+void event(const char* message_id, Level level, std::string_view msg, std::initializer_list<Field> fields)
+{
+    print(level, msg);
+    std::vector<std::string> items;
+    items.push_back("MESSAGE=" + std::string(msg));
+    items.push_back(std::string("MESSAGE_ID=") + message_id);
+    items.push_back("PRIORITY=" + std::to_string(priority(level)));
+    items.push_back("SYSLOG_IDENTIFIER=upgrade-recovery");
+    for (const auto& f : fields) items.push_back("UPGRADE_RECOVERY_" + f.key + "=" + f.value);
+    std::vector<struct iovec> iov;
+    for (auto& s : items) iov.push_back({s.data(), s.size()});
+    // Best effort: in the initramfs or a sandbox there may be no journald.
+    sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
+}
+
+} // namespace ur::log

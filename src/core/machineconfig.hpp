@@ -1,0 +1,22 @@
+// MachineConfig-managed files that live outside the backed-up trees, read from
+// the node's own /etc/machine-config-daemon/currentconfig (JSON, no API: W6).
+#pragma once
+
+#include "config.hpp"
+
+#include <string>
+#include <vector>
+
+namespace ur {
+
+struct MachineConfigFiles {
+    bool config_present = false;
+    std::vector<std::string> outside; // absolute paths outside every tree, sorted, unique
+    std::vector<std::string> missing; // of `outside`, those missing on disk
+};
+
+// Files and systemd unit paths of spec.config. A missing currentconfig yields an
+// empty set (error when machineconfig.required); an unreadable or malformed one is an error.
+Result<MachineConfigFiles> read_machineconfig_files(const Config& cfg, const std::string& root);
+
+} // namespace ur

@@ -1,0 +1,48 @@
+// The recovery partition: found by its GPT partition name with libblkid (no
+// udev symlinks needed), mounted and verified with libmount (W1).
+#pragma once
+
+#include "config.hpp"
+#include "error.hpp"
+
+#include <string>
+#include <sys/types.h>
+
+namespace ur {
+
+struct PartitionInfo {
+    std::string device; // "/dev/loop3p2", "/dev/vda4"
+    dev_t devno = 0;    // st_rdev of the device node
+    std::string fstype; // "xfs" (empty when unformatted)
+    std::string partlabel;
+};
+
+// Scan the block devices the kernel knows (/proc/partitions) for a GPT
+// partition named `label`. PartitionNotFound when there is none; an error
+// naming both devices when there are several.
+Result<PartitionInfo> find_partition(const std::string& label);
+
+// Read the partition table of an image file or disk and return the partition
+// named `label` (used by tests and the sandbox; start/size in bytes).
+struct ImagePartition {
+    int number = 0;
+    uint64_t offset = 0;
+    uint64_t size = 0;
+};
+Result<ImagePartition> find_partition_in_image(const std::string& image, const std::string& label);
+
+struct StoreLocation {
+    std::string path;        // absolute path of the mount point, root prefix included
+    bool plain_directory = false; // allow_plain_directory and no partition was used
+    PartitionInfo partition; // empty when plain_directory
+    bool mounted_now = false; // we mounted it in this call
+};
+
+// Resolve where backups live: <root><mount_point>. With `mount_if_needed`,
+// mount the partition there when nothing is mounted. Refuses (NotMounted /
+// PartitionNotFound) when the mount point is not a mount of that partition,
+// naming what is mounted there instead; allow_plain_directory accepts a plain
+// directory when no partition with the label exists.
+Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, bool mount_if_needed);
+
+} // namespace ur

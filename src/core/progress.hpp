@@ -1,0 +1,61 @@
+// Progress reporting and cancellation for long operations. The CLI draws a
+// bar on a terminal, the daemon mirrors it into a Job's Progress property.
+#pragma once
+
+#include "error.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace ur {
+
+class Progress {
+public:
+    virtual ~Progress() = default;
+    // A new stage begins ("pin ostree deployment", "copy etc", ...).
+    virtual void stage(const std::string& name) { (void)name; }
+    // Overall fraction done, 0..100 (monotonic per operation).
+    virtual void percent(unsigned pct) { (void)pct; }
+    // A non-fatal problem the user should see (a vanished file, a missing MachineConfig file).
+    virtual void warning(const std::string& msg) { (void)msg; }
+};
+
+// Cancellation plus an optional deadline; checked by long loops. Thread-safe.
+class CancelToken {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    void cancel() { cancelled_.store(true); }
+    void set_deadline(Clock::time_point t) { deadline_ns_.store(t.time_since_epoch().count()); }
+    void set_timeout(std::chrono::seconds s)
+    {
+        if (s.count() > 0) set_deadline(Clock::now() + s);
+    }
+    bool has_deadline() const { return deadline_ns_.load() != 0; }
+    Clock::time_point deadline() const { return Clock::time_point(Clock::duration(deadline_ns_.load())); }
+
+    // Ok, or Cancelled / Timeout.
+    Result<> check() const
+    {
+        if (cancelled_.load()) return fail(ErrorKind::Cancelled, "cancelled");
+        if (has_deadline() && Clock::now() >= deadline()) return fail(ErrorKind::Timeout, "deadline passed");
+        return {};
+    }
+
+    // Seconds left before the deadline (or `fallback` when there is none), at least 1.
+    unsigned seconds_left(unsigned fallback) const
+    {
+        if (!has_deadline()) return fallback;
+        auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline() - Clock::now()).count();
+        if (left < 1) left = 1;
+        return fallback && static_cast<unsigned>(left) > fallback ? fallback : static_cast<unsigned>(left);
+    }
+
+private:
+    std::atomic<bool> cancelled_{false};
+    std::atomic<Clock::rep> deadline_ns_{0};
+};
+
+} // namespace ur

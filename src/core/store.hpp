@@ -1,0 +1,74 @@
+// The backup store on the recovery partition:
+//
+//   <mount>/.lock                    flock: one writer at a time (CLI and daemon)
+//   <mount>/backups/<id>/            published generations, immutable
+//   <mount>/backups/.staging-<id>/   a backup being written (deleted on the next run)
+//   <mount>/latest -> backups/<id>   switched atomically after publishing
+//   <mount>/recovery/                recovery journal (recovery_journal.hpp)
+//   <mount>/upgrade-recovery.sh      compatibility entry point
+#pragma once
+
+#include "config.hpp"
+#include "fd.hpp"
+#include "metadata.hpp"
+#include "partition.hpp"
+
+#include <ctime>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ur {
+
+inline constexpr const char* kBackupsDir = "backups";
+inline constexpr const char* kLatestLink = "latest";
+inline constexpr const char* kStagingPrefix = ".staging-";
+inline constexpr const char* kLockFile = ".lock";
+inline constexpr const char* kMetadataFile = "metadata.toml";
+inline constexpr const char* kManifestFile = "manifest";
+inline constexpr const char* kClusterDir = "cluster";
+
+struct Store {
+    StoreLocation location;
+    UniqueFd fd;         // the mount point directory
+    UniqueFd backups_fd; // <mount>/backups
+    const std::string& path() const { return location.path; }
+};
+
+// Open (and with `writable`, mount and create the layout of) the store.
+Result<Store> open_store(const Config& cfg, const std::string& root, bool writable);
+
+// Exclusive lock on the store; Busy when another process holds it.
+class StoreLock {
+public:
+    StoreLock() = default;
+    explicit StoreLock(UniqueFd fd) : fd_(std::move(fd)) {}
+    bool held() const { return static_cast<bool>(fd_); }
+
+private:
+    UniqueFd fd_;
+};
+Result<StoreLock> lock_store(const Store& store);
+
+// Published backup ids, oldest first (ids sort chronologically).
+Result<std::vector<std::string>> list_backups(const Store& store);
+Result<std::optional<std::string>> latest_backup(const Store& store);
+Result<BackupMetadata> read_metadata(const Store& store, const std::string& id);
+
+// A new id: UTC time "YYYYMMDDTHHMMSSZ", with "-N" appended when taken.
+std::string make_backup_id(std::time_t now, const std::vector<std::string>& existing);
+bool valid_backup_id(const std::string& id);
+// Order two ids (by time, then by -N suffix); <0, 0, >0.
+int compare_backup_ids(const std::string& a, const std::string& b);
+
+// Delete one published generation. Deleting the latest moves `latest` to the
+// next newest first; deleting the only backup needs `allow_last`.
+Result<> delete_backup(const Store& store, const std::string& id, bool allow_last = false);
+
+// Keep the newest `keep` generations (never the one `latest` names).
+Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep);
+
+// Remove staging directories left behind by an interrupted backup.
+Result<unsigned> remove_stale_staging(const Store& store);
+
+} // namespace ur
