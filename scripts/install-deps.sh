@@ -1,0 +1,26 @@
+#!/bin/sh
+# Install what building and testing need on Debian 12 (run as root). Idempotent.
+# Usage: scripts/install-deps.sh [build|test|vm]   (each includes the ones before it)
+set -eu
+what=${1:-test}
+build="meson ninja-build pkg-config g++ libsystemd-dev libmount-dev libblkid-dev libostree-dev
+  libtomlplusplus-dev catch2 libssl-dev nlohmann-json3-dev"
+test="gdisk xfsprogs util-linux ostree etcd-server etcd-client rsync acl attr systemd dbus
+  dbus-daemon man-db groff-base zstd clang-format"
+vm=""
+pkgs=$build
+[ "$what" = test ] || [ "$what" = vm ] && pkgs="$pkgs $test"
+[ "$what" = vm ] && pkgs="$pkgs $vm"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: missing packages:$missing (run as root)" >&2
+  exit 1
+fi
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
