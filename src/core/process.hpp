@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-namespace ur {
+namespace ur
+{
 
 struct Command {
     std::vector<std::string> argv;
@@ -30,9 +31,15 @@ struct CommandResult {
     bool timed_out = false;
     std::string out;
     std::string err;
+    bool truncated = false; // output beyond 256 MiB per stream was discarded
 };
 
-// Runs to completion. The Result is an error only when the command could not
+// Runs to completion. stdin is /dev/null unless stdin_data is given; the
+// command gets its own process group, default signal dispositions and an empty
+// signal mask. On the deadline (cmd.timeout or the token's) or a cancel the
+// group gets SIGTERM, then SIGKILL after 2 s. Anything of the group still
+// holding the output pipes 2 s after the command exited is killed too.
+// The Result is an error only when the command could not
 // be started or was killed for the deadline/cancel (Timeout/Cancelled); a
 // non-zero exit is reported in CommandResult for the caller to judge.
 Result<CommandResult> run_command(const Command& cmd, const CancelToken* cancel = nullptr);
