@@ -5,7 +5,7 @@ set -eu
 what=${1:-test}
 build="meson ninja-build pkg-config g++ libsystemd-dev libmount-dev libblkid-dev libostree-dev
   libtomlplusplus-dev catch2 libssl-dev nlohmann-json3-dev"
-test="gdisk xfsprogs util-linux ostree etcd-server etcd-client rsync acl attr systemd dbus
+test="gdisk xfsprogs util-linux mount ostree etcd-server etcd-client rsync acl attr systemd dbus
   dbus-daemon man-db groff-base zstd clang-format"
 vm=""
 pkgs=$build

@@ -1,0 +1,518 @@
+// Partition lookup by GPT name with low-level libblkid probes (no udev, no
+// blkid cache: both can be missing or stale in the initramfs and on test
+// hosts), and mount verification by device number with libmount (W1).
+#include "partition.hpp"
+
+#include "fd.hpp"
+
+#include <blkid/blkid.h>
+#include <libmount/libmount.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <fstream>
+#include <linux/openat2.h>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <vector>
+
+namespace ur
+{
+namespace
+{
+
+struct ProbeFree {
+    void operator()(blkid_probe p) const { blkid_free_probe(p); }
+};
+using Probe = std::unique_ptr<std::remove_pointer_t<blkid_probe>, ProbeFree>;
+
+struct TableFree {
+    void operator()(libmnt_table* t) const { mnt_unref_table(t); }
+};
+struct IterFree {
+    void operator()(libmnt_iter* i) const { mnt_free_iter(i); }
+};
+struct ContextFree {
+    void operator()(libmnt_context* c) const { mnt_free_context(c); }
+};
+
+std::string devno_str(dev_t d)
+{
+    return std::to_string(major(d)) + ":" + std::to_string(minor(d));
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep)
+{
+    std::string out;
+    for (const auto& s : v) {
+        if (!out.empty()) out += sep;
+        out += s;
+    }
+    return out;
+}
+
+// One GPT entry read from an image or a disk.
+struct GptEntry {
+    int number = 0;
+    uint64_t offset = 0;
+    uint64_t size = 0;
+    std::string name;
+};
+
+// Read the partition table of a file or block device. `gpt` is false when the
+// device has no GPT (no table, or another type such as dos): not an error.
+struct GptTable {
+    bool gpt = false;
+    std::vector<GptEntry> entries;
+};
+
+Result<GptTable> read_gpt(const std::string& path)
+{
+    errno = 0;
+    Probe pr(blkid_new_probe_from_filename(path.c_str()));
+    if (!pr) return fail_errno(errno ? errno : EIO, "open '" + path + "' for probing");
+    blkid_probe_enable_superblocks(pr.get(), 0);
+    blkid_probe_enable_partitions(pr.get(), 1);
+    blkid_probe_set_partitions_flags(pr.get(), BLKID_PARTS_ENTRY_DETAILS);
+    GptTable out;
+    blkid_partlist ls = blkid_probe_get_partitions(pr.get());
+    if (!ls) return out; // no partition table at all
+    blkid_parttable tab = blkid_partlist_get_table(ls);
+    // PTTYPE from lookup_value is unreliable after get_partitions; ask the table.
+    const char* type = tab ? blkid_parttable_get_type(tab) : nullptr;
+    if (!type || std::string_view(type) != "gpt") return out;
+    out.gpt = true;
+    int n = blkid_partlist_numof_partitions(ls);
+    for (int i = 0; i < n; ++i) {
+        blkid_partition par = blkid_partlist_get_partition(ls, i);
+        if (!par) continue;
+        // Nested tables (e.g. a BSD label inside a partition) have no GPT names.
+        if (blkid_partition_get_table(par) != tab) continue;
+        GptEntry e;
+        e.number = blkid_partition_get_partno(par);
+        // libblkid reports start and size in 512-byte sectors whatever the device's sector size.
+        e.offset = static_cast<uint64_t>(blkid_partition_get_start(par)) * 512;
+        e.size = static_cast<uint64_t>(blkid_partition_get_size(par)) * 512;
+        if (const char* nm = blkid_partition_get_name(par)) e.name = nm;
+        out.entries.push_back(std::move(e));
+    }
+    return out;
+}
+
+// Filesystem signature of a device: "" when there is none.
+Result<std::string> probe_fstype(const std::string& dev)
+{
+    errno = 0;
+    Probe pr(blkid_new_probe_from_filename(dev.c_str()));
+    if (!pr) return fail_errno(errno ? errno : EIO, "open '" + dev + "' for probing");
+    blkid_probe_enable_partitions(pr.get(), 0);
+    blkid_probe_enable_superblocks(pr.get(), 1);
+    blkid_probe_set_superblocks_flags(pr.get(), BLKID_SUBLKS_TYPE);
+    int rc = blkid_do_safeprobe(pr.get());
+    if (rc == 1) return std::string();
+    if (rc == -2)
+        return fail(ErrorKind::Corrupt,
+                    "several filesystem signatures on " + dev + "; inspect them with `wipefs -n " + dev + "`");
+    if (rc < 0) return fail(ErrorKind::Io, "cannot probe " + dev + " for a filesystem");
+    const char* type = nullptr;
+    if (blkid_probe_lookup_value(pr.get(), "TYPE", &type, nullptr) != 0 || !type) return std::string();
+    return std::string(type);
+}
+
+std::string read_sysfs(const std::string& path)
+{
+    std::ifstream in(path);
+    std::string s;
+    std::getline(in, s);
+    return s;
+}
+
+bool parse_devno(const std::string& s, dev_t& out)
+{
+    unsigned maj = 0, min = 0;
+    if (std::sscanf(s.c_str(), "%u:%u", &maj, &min) != 2) return false;
+    out = makedev(maj, min);
+    return true;
+}
+
+struct KernelPart {
+    std::string name; // sysfs name: "loop3p2"
+    int number = 0;
+    dev_t devno = 0;
+};
+
+// The partitions the kernel created for a whole disk (sysfs children with a "partition" file).
+std::vector<KernelPart> kernel_partitions(const std::string& sys_disk)
+{
+    std::vector<KernelPart> out;
+    std::string dir = "/sys/class/block/" + sys_disk;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return out;
+    while (struct dirent* de = ::readdir(d)) {
+        std::string name = de->d_name;
+        if (name == "." || name == "..") continue;
+        std::string num = read_sysfs(dir + "/" + name + "/partition");
+        if (num.empty()) continue;
+        KernelPart kp;
+        kp.name = name;
+        kp.number = std::atoi(num.c_str());
+        if (!parse_devno(read_sysfs(dir + "/" + name + "/dev"), kp.devno)) continue;
+        out.push_back(std::move(kp));
+    }
+    ::closedir(d);
+    return out;
+}
+
+struct BlockDev {
+    std::string name; // as in /proc/partitions: "vda", "cciss/c0d0"
+    unsigned long long blocks = 0;
+};
+
+Result<std::vector<BlockDev>> proc_partitions()
+{
+    std::ifstream in("/proc/partitions");
+    if (!in) return fail_errno("open /proc/partitions");
+    std::vector<BlockDev> out;
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        unsigned maj = 0, min = 0;
+        BlockDev b;
+        if (!(ls >> maj >> min >> b.blocks >> b.name)) continue; // header and blank line
+        out.push_back(std::move(b));
+    }
+    return out;
+}
+
+bool is_permission(int err)
+{
+    return err == EACCES || err == EPERM;
+}
+
+// Resolve `abs` inside `rootfd` as if rootfd were "/" (absolute symlinks stay
+// inside the root). With `create`, missing components are made: parents 0755,
+// the last one `last_mode`. Returns an O_PATH fd of the directory, or ENOENT.
+Result<UniqueFd> open_dir_in_root(int rootfd, const std::string& abs, bool create, mode_t last_mode)
+{
+    std::vector<std::string> comps;
+    std::istringstream ss(abs);
+    for (std::string c; std::getline(ss, c, '/');)
+        if (!c.empty() && c != ".") comps.push_back(c);
+
+    auto open_prefix = [&](size_t n) -> Result<UniqueFd> {
+        std::string rel = ".";
+        for (size_t i = 0; i < n; ++i)
+            rel += "/" + comps[i];
+        struct open_how how = {};
+        how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+        int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
+        if (fd < 0) return fail_errno("open '" + abs + "'");
+        return UniqueFd(fd);
+    };
+
+    auto whole = open_prefix(comps.size());
+    if (whole || !create || whole.error().err != ENOENT) return whole;
+
+    // Walk down, creating what is missing; each step resolves from the root again
+    // so a symlink component keeps pointing inside it.
+    UniqueFd parent;
+    for (size_t i = 1; i <= comps.size(); ++i) {
+        auto cur = open_prefix(i);
+        if (!cur && cur.error().err == ENOENT) {
+            int pfd = i == 1 ? rootfd : parent.get();
+            mode_t mode = i == comps.size() ? last_mode : 0755;
+            if (::mkdirat(pfd, comps[i - 1].c_str(), mode) < 0 && errno != EEXIST)
+                return fail_errno("create directory '" + abs + "'");
+            cur = open_prefix(i);
+        }
+        if (!cur) return cur;
+        parent = std::move(*cur);
+    }
+    return parent;
+}
+
+// The real absolute path of an open fd (what mountinfo shows as a target).
+Result<std::string> fd_path(int fd)
+{
+    char buf[PATH_MAX];
+    std::string link = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+    if (n < 0) return fail_errno("readlink " + link);
+    return std::string(buf, static_cast<size_t>(n));
+}
+
+struct MountEntry {
+    std::string source;
+    std::string fstype;
+    dev_t devno = 0;
+    dev_t source_rdev = 0; // st_rdev of the source when it is a device node
+};
+
+// The mount visible at `target` (the last one mounted over it), if any.
+Result<std::optional<MountEntry>> mount_at(const std::string& target)
+{
+    std::unique_ptr<libmnt_table, TableFree> tb(mnt_new_table_from_file("/proc/self/mountinfo"));
+    if (!tb) return fail(ErrorKind::Io, "cannot parse /proc/self/mountinfo");
+    std::unique_ptr<libmnt_iter, IterFree> it(mnt_new_iter(MNT_ITER_BACKWARD));
+    if (!it) return fail_errno(ENOMEM, "mnt_new_iter");
+    libmnt_fs* fs = nullptr;
+    while (mnt_table_next_fs(tb.get(), it.get(), &fs) == 0) {
+        const char* t = mnt_fs_get_target(fs);
+        if (!t || target != t) continue;
+        MountEntry e;
+        if (const char* s = mnt_fs_get_source(fs)) e.source = s;
+        if (const char* s = mnt_fs_get_fstype(fs)) e.fstype = s;
+        e.devno = mnt_fs_get_devno(fs);
+        struct stat st;
+        if (const char* sp = mnt_fs_get_srcpath(fs); sp && ::stat(sp, &st) == 0 && S_ISBLK(st.st_mode))
+            e.source_rdev = st.st_rdev;
+        return std::optional<MountEntry>(std::move(e));
+    }
+    return std::optional<MountEntry>();
+}
+
+// A mount is of the partition when the superblock's device is the partition, or
+// (filesystems with anonymous st_dev such as btrfs) its source node is.
+bool is_mount_of(const MountEntry& m, const PartitionInfo& p)
+{
+    return m.devno == p.devno || (m.source_rdev != 0 && m.source_rdev == p.devno);
+}
+
+Result<> mount_partition(const PartitionInfo& part, const std::string& target, const std::string& fstype,
+                         const std::string& options)
+{
+    std::unique_ptr<libmnt_context, ContextFree> cxt(mnt_new_context());
+    if (!cxt) return fail_errno(ENOMEM, "mnt_new_context");
+    // No /sbin/mount.* helpers: nothing external without a deadline, and the
+    // kernel mount is all an xfs partition needs.
+    mnt_context_disable_helpers(cxt.get(), 1);
+    if (mnt_context_set_source(cxt.get(), part.device.c_str()) != 0 ||
+        mnt_context_set_target(cxt.get(), target.c_str()) != 0 ||
+        mnt_context_set_fstype(cxt.get(), fstype.c_str()) != 0 ||
+        (!options.empty() && mnt_context_set_options(cxt.get(), options.c_str()) != 0))
+        return fail(ErrorKind::Internal, "cannot set up the mount of " + part.device);
+    int rc = mnt_context_mount(cxt.get());
+    if (rc != 0 || mnt_context_get_status(cxt.get()) != 1) {
+        int err = mnt_context_syscall_called(cxt.get()) ? mnt_context_get_syscall_errno(cxt.get()) : 0;
+        char buf[512] = "";
+        mnt_context_get_excode(cxt.get(), rc, buf, sizeof buf);
+        std::string what = "mount " + part.device + " (" + fstype + ") on " + target;
+        if (!options.empty()) what += " with options '" + options + "'";
+        Error e = err ? sys_error(err, what) : Error{ErrorKind::ExternalFailed, 0, what + ": failed"};
+        if (buf[0]) e.message += " (" + std::string(buf) + ")";
+        if (e.kind == ErrorKind::InvalidArgs || e.kind == ErrorKind::NotFound || e.kind == ErrorKind::Io)
+            e.kind = ErrorKind::NotMounted;
+        return fail(std::move(e));
+    }
+    return {};
+}
+
+std::string describe(const PartitionInfo& p)
+{
+    return p.device + " (PARTLABEL=" + p.partlabel + ", " + devno_str(p.devno) + ")";
+}
+
+} // namespace
+
+Result<PartitionInfo> find_partition(const std::string& label)
+{
+    if (label.empty()) return fail(ErrorKind::BadConfig, "partition.label is empty");
+    auto devs = proc_partitions();
+    if (!devs) return fail(std::move(devs.error()));
+
+    std::vector<PartitionInfo> found;
+    std::vector<std::string> no_kernel_dev; // GPT entries the kernel made no device for
+    std::vector<std::string> unreadable;
+    int denied = 0;
+    for (const auto& b : *devs) {
+        if (b.blocks == 0) continue;
+        std::string sys_name = b.name;
+        for (char& c : sys_name)
+            if (c == '/') c = '!';
+        // Only whole disks carry a partition table; partitions are mapped from it.
+        struct stat st;
+        if (::stat(("/sys/class/block/" + sys_name + "/partition").c_str(), &st) == 0) continue;
+        std::string disk = "/dev/" + b.name;
+        auto tab = read_gpt(disk);
+        if (!tab) {
+            if (is_permission(tab.error().err)) ++denied;
+            unreadable.push_back(disk + " (" + std::strerror(tab.error().err) + ")");
+            continue;
+        }
+        if (!tab->gpt) continue;
+        std::vector<KernelPart> kparts;
+        bool listed = false;
+        for (const auto& e : tab->entries) {
+            if (e.name != label) continue;
+            if (!listed) {
+                kparts = kernel_partitions(sys_name);
+                listed = true;
+            }
+            const KernelPart* kp = nullptr;
+            for (const auto& k : kparts)
+                if (k.number == e.number) kp = &k;
+            if (!kp) {
+                no_kernel_dev.push_back(disk + " partition " + std::to_string(e.number) + " has that name but the " +
+                                        "kernel made no device for it (run `partx -a " + disk + "` or reboot)");
+                continue;
+            }
+            PartitionInfo p;
+            p.device = "/dev/" + kp->name;
+            for (char& c : p.device)
+                if (c == '!') c = '/';
+            p.devno = kp->devno;
+            p.partlabel = e.name;
+            struct stat ds;
+            if (::stat(p.device.c_str(), &ds) != 0 || !S_ISBLK(ds.st_mode) || ds.st_rdev != kp->devno)
+                return fail(ErrorKind::PartitionNotFound, "the kernel has partition " + kp->name + " (" +
+                                                              devno_str(kp->devno) + ") named '" + label + "' but " +
+                                                              p.device + " is not its device node");
+            found.push_back(std::move(p));
+        }
+    }
+
+    if (found.size() > 1) {
+        std::vector<std::string> names;
+        for (const auto& p : found)
+            names.push_back(p.device);
+        return fail(ErrorKind::Refused, "several partitions are named '" + label + "': " + join(names, ", ") +
+                                            "; rename all but one (sgdisk -c N:NAME DISK) so the recovery "
+                                            "partition is unambiguous");
+    }
+    if (found.empty()) {
+        std::string msg = "no GPT partition named '" + label + "' on any block device";
+        if (!no_kernel_dev.empty())
+            msg += "; " + join(no_kernel_dev, "; ");
+        else
+            msg += "; create it (the Ignition config's storage.disks partition with label '" + label +
+                   "') and check with `lsblk -o NAME,PARTLABEL`";
+        if (!unreadable.empty()) msg += "; could not read " + join(unreadable, ", ");
+        // Root can be denied too (a container's device cgroup); only a non-root
+        // caller is told that privileges are the problem.
+        if (denied > 0 && ::geteuid() != 0) return fail(ErrorKind::PermissionDenied, msg + " (run as root)");
+        return fail(ErrorKind::PartitionNotFound, msg);
+    }
+
+    PartitionInfo p = std::move(found.front());
+    auto fstype = probe_fstype(p.device);
+    if (!fstype) return fail(std::move(fstype.error()));
+    p.fstype = std::move(*fstype);
+    return p;
+}
+
+Result<ImagePartition> find_partition_in_image(const std::string& image, const std::string& label)
+{
+    auto tab = read_gpt(image);
+    if (!tab) return fail(std::move(tab.error()));
+    if (!tab->gpt) return fail(ErrorKind::PartitionNotFound, image + " has no GPT partition table");
+    std::vector<const GptEntry*> matches;
+    std::vector<std::string> names;
+    for (const auto& e : tab->entries) {
+        names.push_back(std::to_string(e.number) + ":'" + e.name + "'");
+        if (e.name == label) matches.push_back(&e);
+    }
+    if (matches.empty())
+        return fail(ErrorKind::PartitionNotFound, "no partition named '" + label + "' in the GPT of " + image +
+                                                      " (partitions: " + (names.empty() ? "none" : join(names, ", ")) +
+                                                      ")");
+    if (matches.size() > 1)
+        return fail(ErrorKind::Refused, "several partitions are named '" + label + "' in the GPT of " + image);
+    return ImagePartition{matches.front()->number, matches.front()->offset, matches.front()->size};
+}
+
+Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, bool mount_if_needed)
+{
+    if (cfg.mount_point.empty() || cfg.mount_point.front() != '/')
+        return fail(ErrorKind::BadConfig,
+                    "partition.mount_point must be an absolute path, not '" + cfg.mount_point + "'");
+    StoreLocation loc;
+    loc.path = root_path(root, cfg.mount_point);
+
+    auto rootfd = open_at(AT_FDCWD, root.empty() ? "/" : root, O_PATH | O_DIRECTORY);
+    if (!rootfd) return fail(std::move(rootfd.error()).context("root"));
+
+    auto part = find_partition(cfg.partition_label);
+    if (!part) {
+        if (part.error().kind != ErrorKind::PartitionNotFound || !cfg.allow_plain_directory)
+            return fail(std::move(part.error()));
+        // Configured fallback: backups go to a plain directory. Missing is fine
+        // for readers (no backups yet); writers get it created.
+        loc.plain_directory = true;
+        auto dir = open_dir_in_root(rootfd->get(), cfg.mount_point, mount_if_needed, 0700);
+        if (!dir) {
+            if (dir.error().err == ENOENT) return loc;
+            return fail(std::move(dir.error()));
+        }
+        auto real = fd_path(dir->get());
+        if (!real) return fail(std::move(real.error()));
+        loc.path = std::move(*real);
+        return loc;
+    }
+    loc.partition = std::move(*part);
+    const PartitionInfo& p = loc.partition;
+    const std::string want = "the recovery partition " + describe(p);
+
+    auto dir = open_dir_in_root(rootfd->get(), cfg.mount_point, false, 0);
+    std::optional<MountEntry> mounted;
+    if (dir) {
+        auto real = fd_path(dir->get());
+        if (!real) return fail(std::move(real.error()));
+        loc.path = std::move(*real);
+        auto m = mount_at(loc.path);
+        if (!m) return fail(std::move(m.error()));
+        mounted = std::move(*m);
+    } else if (dir.error().err != ENOENT) {
+        return fail(std::move(dir.error()).context("mount point"));
+    }
+
+    if (mounted) {
+        if (is_mount_of(*mounted, p)) return loc;
+        return fail(ErrorKind::NotMounted, loc.path + " is a mount of " + mounted->source + " (" + mounted->fstype +
+                                               ", " + devno_str(mounted->devno) + "), not of " + want +
+                                               "; unmount it or fix partition.mount_point");
+    }
+
+    if (p.fstype.empty())
+        return fail(ErrorKind::NotMounted, want + " has no filesystem; format it (mkfs." +
+                                               (cfg.filesystem.empty() ? "xfs" : cfg.filesystem) + " " + p.device +
+                                               ") before taking a backup");
+    if (!cfg.filesystem.empty() && cfg.filesystem != p.fstype)
+        return fail(ErrorKind::BadConfig,
+                    want + " holds " + p.fstype + " but partition.filesystem is " + cfg.filesystem);
+    if (!mount_if_needed)
+        return fail(ErrorKind::NotMounted,
+                    want + " is not mounted at " + loc.path + "; start var-recovery.mount or mount it there");
+
+    auto made = open_dir_in_root(rootfd->get(), cfg.mount_point, true, 0700);
+    if (!made) return fail(std::move(made.error()).context("mount point"));
+    auto real = fd_path(made->get());
+    if (!real) return fail(std::move(real.error()));
+    loc.path = std::move(*real);
+
+    UR_TRY(mount_partition(p, loc.path, p.fstype, cfg.mount_options));
+    loc.mounted_now = true;
+
+    // Check what the kernel shows now, as a later caller would.
+    auto after = mount_at(loc.path);
+    if (!after) return fail(std::move(after.error()));
+    if (!*after || !is_mount_of(**after, p)) {
+        ::umount2(loc.path.c_str(), UMOUNT_NOFOLLOW); // do not leave a mount we cannot vouch for
+        return fail(ErrorKind::NotMounted,
+                    "mounted " + p.device + " on " + loc.path + " but the mount table does not show it there");
+    }
+    return loc;
+}
+
+} // namespace ur

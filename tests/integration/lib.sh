@@ -1,0 +1,144 @@
+# Shared fixture for integration tests and scripts: GPT disk images, loop
+# devices, xfs, and skip helpers. Source it from bash or POSIX sh:
+#
+#   . "$UR_SOURCE_DIR/tests/integration/lib.sh"
+#   require_root; require_cmd sgdisk partx losetup mkfs.xfs
+#   T=$(ur_mktemp); trap 'ur_cleanup_image "$T/disk.img"; rm -rf "$T"' EXIT
+#   ur_gpt_image "$T/disk.img" 64M "recovery-test-$$:32M"
+#   L=$(ur_loop_attach "$T/disk.img"); P=$(ur_loop_partition "$L" 1); ur_mkfs_xfs "$P"
+#
+# The kernel here has no EFI partition support (losetup -P makes no partitions)
+# and no udev runs, so partitions come from `partx -a` and /dev/disk/by-* does
+# not exist. Give every test its own GPT names (e.g. recovery-test-$$) so
+# parallel tests never find each other's partitions.
+
+# Exit 77 (meson/automake "skipped") with the reason on stderr.
+skip()
+{
+    echo "SKIP: $*" >&2
+    exit 77
+}
+
+require_root()
+{
+    [ "$(id -u)" = 0 ] || skip "needs root (loop devices, partx, mount)"
+}
+
+require_cmd()
+{
+    for _c in "$@"; do
+        command -v "$_c" >/dev/null 2>&1 || skip "$_c is not installed (scripts/install-deps.sh test)"
+    done
+}
+
+# Fail the test with a message (exit 1).
+die()
+{
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# A fresh private directory on disk (not /dev/shm: loop files want a real fs).
+ur_mktemp()
+{
+    mktemp -d "${TMPDIR:-/var/tmp}/ur-test.XXXXXX"
+}
+
+# ur_gpt_image IMG SIZE NAME:SIZE [NAME:SIZE ...]
+# Create a sparse image with a GPT holding one partition per argument, in order
+# (partition N is the N-th argument, type 8300, GPT name NAME). SIZE as for
+# truncate/sgdisk (64M, 1G); the last partition may use SIZE 0 for "the rest".
+# Never `sgdisk -q`: it exits 0 without writing anything. The table is checked
+# with `sgdisk -p` afterwards.
+ur_gpt_image()
+{
+    _img=$1 _size=$2
+    shift 2
+    [ $# -gt 0 ] || die "ur_gpt_image: no partitions given"
+    rm -f "$_img"
+    truncate -s "$_size" "$_img" || die "truncate $_img"
+    set -- "$@"
+    _n=0 _args="--clear"
+    for _spec in "$@"; do
+        _n=$((_n + 1))
+        _name=${_spec%:*} _psize=${_spec##*:}
+        if [ "$_psize" = 0 ]; then _end=0; else _end="+$_psize"; fi
+        _args="$_args -n $_n:0:$_end -t $_n:8300 -c $_n:$_name"
+    done
+    # shellcheck disable=SC2086 # _args is a word list we built; names have no spaces
+    sgdisk $_args "$_img" >/dev/null || die "sgdisk $_args $_img failed"
+    _table=$(sgdisk -p "$_img") || die "sgdisk -p $_img failed"
+    _n=0
+    for _spec in "$@"; do
+        _n=$((_n + 1))
+        _name=${_spec%:*}
+        echo "$_table" | awk -v n="$_n" -v name="$_name" '$1 == n && $NF == name { ok = 1 } END { exit !ok }' ||
+            die "sgdisk did not write partition $_n '$_name' to $_img: $_table"
+    done
+}
+
+# ur_loop_attach IMG -> prints /dev/loopN. Partitions are not created (see ur_loop_partition).
+ur_loop_attach()
+{
+    _l=$(losetup -f --show "$1") || die "losetup -f --show $1 failed"
+    echo "$_l"
+}
+
+# ur_loop_partition LOOP N -> prints LOOPpN after asking the kernel for the
+# partitions with partx (BLKPG; no udev needed, devtmpfs makes the node).
+ur_loop_partition()
+{
+    _l=$1 _n=$2
+    if [ ! -b "${_l}p$_n" ]; then
+        partx -a "$_l" 2>/dev/null || partx -u "$_l" || die "partx -a $_l failed"
+    fi
+    _i=0
+    while [ ! -b "${_l}p$_n" ]; do # devtmpfs creates the node asynchronously
+        _i=$((_i + 1))
+        [ $_i -lt 100 ] || die "no device node ${_l}p$_n after partx -a $_l"
+        sleep 0.05
+    done
+    echo "${_l}p$_n"
+}
+
+# ur_mkfs_xfs DEV [LABEL]
+ur_mkfs_xfs()
+{
+    if [ -n "${2:-}" ]; then
+        mkfs.xfs -q -f -L "$2" "$1" || die "mkfs.xfs $1 failed"
+    else
+        mkfs.xfs -q -f "$1" || die "mkfs.xfs $1 failed"
+    fi
+}
+
+# ur_cleanup_loop LOOP: unmount everything mounted from the loop device or its
+# partitions (innermost first), drop the partitions, detach. Idempotent.
+ur_cleanup_loop()
+{
+    _l=$1
+    [ -b "$_l" ] || return 0
+    for _d in "$_l" "$_l"p*; do
+        [ -b "$_d" ] || continue
+        # Repeat: a device can be mounted more than once (overmounts, bind mounts).
+        _i=0
+        while _t=$(findmnt -rn -S "$_d" -o TARGET | tail -n 1) && [ -n "$_t" ] && [ $_i -lt 20 ]; do
+            umount "$_t" 2>/dev/null || umount -l "$_t" || break
+            _i=$((_i + 1))
+        done
+    done
+    if ls "$_l"p* >/dev/null 2>&1; then
+        partx -d "$_l" 2>/dev/null || echo "warning: partx -d $_l failed" >&2
+    fi
+    losetup -d "$_l" 2>/dev/null || true
+}
+
+# ur_cleanup_image IMG: clean up every loop device backed by IMG (found with
+# `losetup -j`, so it works from a trap without remembered state). Idempotent.
+ur_cleanup_image()
+{
+    [ -e "$1" ] || return 0
+    for _l in $(losetup -j "$1" -O NAME -n 2>/dev/null); do
+        ur_cleanup_loop "$_l"
+    done
+    return 0
+}
