@@ -4,8 +4,11 @@
 #   . "$UR_SOURCE_DIR/tests/integration/lib.sh"
 #   require_root; require_cmd sgdisk partx losetup mkfs.xfs
 #   T=$(ur_mktemp); trap 'ur_cleanup_image "$T/disk.img"; rm -rf "$T"' EXIT
-#   ur_gpt_image "$T/disk.img" 64M "recovery-test-$$:32M"
+#   ur_gpt_image "$T/disk.img" 400M "recovery-test-$$:320M"   # xfs needs >= 300M; the file stays sparse
 #   L=$(ur_loop_attach "$T/disk.img"); P=$(ur_loop_partition "$L" 1); ur_mkfs_xfs "$P"
+#
+# Failures call `die` (exit 1); inside $(...) that only ends the subshell, so
+# callers run with `set -e` (or check the status) to stop the test.
 #
 # The kernel here has no EFI partition support (losetup -P makes no partitions)
 # and no udev runs, so partitions come from `partx -a` and /dev/disk/by-* does
@@ -57,7 +60,6 @@ ur_gpt_image()
     [ $# -gt 0 ] || die "ur_gpt_image: no partitions given"
     rm -f "$_img"
     truncate -s "$_size" "$_img" || die "truncate $_img"
-    set -- "$@"
     _n=0 _args="--clear"
     for _spec in "$@"; do
         _n=$((_n + 1))
