@@ -1,0 +1,491 @@
+#include "recovery_journal.hpp"
+
+#include "log.hpp"
+#include "store.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+
+namespace ur
+{
+
+using nlohmann::json;
+
+std::string_view step_state_name(StepState s)
+{
+    switch (s) {
+    case StepState::Pending: return "pending";
+    case StepState::Started: return "started";
+    case StepState::Done: return "done";
+    case StepState::Failed: return "failed";
+    case StepState::Skipped: return "skipped";
+    }
+    return "pending";
+}
+
+std::string_view recovery_state_name(RecoveryState s)
+{
+    switch (s) {
+    case RecoveryState::Running: return "running";
+    case RecoveryState::Paused: return "paused";
+    case RecoveryState::Failed: return "failed";
+    case RecoveryState::Complete: return "complete";
+    case RecoveryState::Aborted: return "aborted";
+    }
+    return "running";
+}
+
+bool recovery_state_in_progress(RecoveryState s)
+{
+    return s == RecoveryState::Running || s == RecoveryState::Paused || s == RecoveryState::Failed;
+}
+
+namespace
+{
+
+template <class E, size_t N>
+std::optional<E> parse_enum(const std::string& s, const E (&all)[N], std::string_view (*name)(E))
+{
+    for (E e : all)
+        if (name(e) == s) return e;
+    return std::nullopt;
+}
+
+constexpr StepState kStepStates[] = {StepState::Pending, StepState::Started, StepState::Done, StepState::Failed,
+                                     StepState::Skipped};
+constexpr RecoveryState kRecoveryStates[] = {RecoveryState::Running, RecoveryState::Paused, RecoveryState::Failed,
+                                             RecoveryState::Complete, RecoveryState::Aborted};
+
+std::string format_utc(std::time_t t, long nsec, bool nanos)
+{
+    struct tm tm {
+    };
+    gmtime_r(&t, &tm);
+    char buf[64];
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::string out(buf, n);
+    if (nanos) {
+        char frac[16];
+        snprintf(frac, sizeof frac, ".%09ld", nsec);
+        out += frac;
+    }
+    return out + "Z";
+}
+
+} // namespace
+
+std::string rfc3339_now(bool nanos)
+{
+    struct timespec ts {
+    };
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return format_utc(ts.tv_sec, ts.tv_nsec, nanos);
+}
+
+JournalStep* RecoveryJournal::step(const std::string& name)
+{
+    for (auto& s : steps)
+        if (s.name == name) return &s;
+    return nullptr;
+}
+
+const JournalStep* RecoveryJournal::step(const std::string& name) const
+{
+    return const_cast<RecoveryJournal*>(this)->step(name);
+}
+
+const JournalStep* RecoveryJournal::next_step() const
+{
+    for (const auto& s : steps)
+        if (s.state != StepState::Done && s.state != StepState::Skipped) return &s;
+    return nullptr;
+}
+
+std::string RecoveryJournal::result() const
+{
+    if (state == RecoveryState::Complete) return "complete";
+    if (state == RecoveryState::Aborted) return "failed";
+    return "";
+}
+
+std::string journal_to_json(const RecoveryJournal& j, int indent)
+{
+    json steps = json::array();
+    for (const auto& s : j.steps) {
+        json o = {{"name", s.name}, {"state", step_state_name(s.state)}, {"attempts", s.attempts}};
+        if (!s.started.empty()) o["started"] = s.started;
+        if (!s.finished.empty()) o["finished"] = s.finished;
+        if (!s.error.empty()) o["error"] = s.error;
+        if (!s.note.empty()) o["note"] = s.note;
+        if (!s.data.empty()) o["data"] = s.data;
+        steps.push_back(std::move(o));
+    }
+    json o = {
+        {"format", j.format},
+        {"recovery_id", j.recovery_id},
+        {"backup_id", j.backup_id},
+        {"started", j.started},
+        {"updated", j.updated},
+        {"finished", j.finished},
+        {"mode", j.mode},
+        {"root", j.root},
+        {"phase1_boot_id", j.phase1_boot_id},
+        {"state", recovery_state_name(j.state)},
+        {"result", j.result()},
+        {"error", j.error},
+        {"mc_files", j.mc_files},
+        {"steps", std::move(steps)},
+    };
+    // Invalid UTF-8 in a path or message must not make the journal unwritable.
+    return o.dump(indent, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+Result<RecoveryJournal> journal_from_json(std::string_view text)
+{
+    try {
+        json o = json::parse(text);
+        RecoveryJournal j;
+        j.format = o.at("format").get<int>();
+        if (j.format != 1) return fail(ErrorKind::Corrupt, "unsupported journal format " + std::to_string(j.format));
+        j.recovery_id = o.at("recovery_id").get<std::string>();
+        j.backup_id = o.at("backup_id").get<std::string>();
+        j.started = o.value("started", "");
+        j.updated = o.value("updated", "");
+        j.finished = o.value("finished", "");
+        j.mode = o.value("mode", "");
+        j.root = o.value("root", "");
+        j.phase1_boot_id = o.value("phase1_boot_id", "");
+        auto st = parse_enum(o.at("state").get<std::string>(), kRecoveryStates, recovery_state_name);
+        if (!st) return fail(ErrorKind::Corrupt, "unknown recovery state '" + o.at("state").get<std::string>() + "'");
+        j.state = *st;
+        j.error = o.value("error", "");
+        if (o.contains("mc_files")) j.mc_files = o.at("mc_files").get<std::vector<std::string>>();
+        for (const auto& so : o.at("steps")) {
+            JournalStep s;
+            s.name = so.at("name").get<std::string>();
+            auto ss = parse_enum(so.at("state").get<std::string>(), kStepStates, step_state_name);
+            if (!ss) return fail(ErrorKind::Corrupt, "step '" + s.name + "': unknown state");
+            s.state = *ss;
+            s.attempts = so.value("attempts", 0u);
+            s.started = so.value("started", "");
+            s.finished = so.value("finished", "");
+            s.error = so.value("error", "");
+            s.note = so.value("note", "");
+            if (so.contains("data")) s.data = so.at("data").get<std::map<std::string, std::string>>();
+            j.steps.push_back(std::move(s));
+        }
+        return j;
+    } catch (const json::exception& e) {
+        return fail(ErrorKind::Corrupt, std::string("malformed journal: ") + e.what());
+    }
+}
+
+Result<JournalDir> JournalDir::open(int mount_fd, bool create)
+{
+    JournalDir d;
+    auto fd = open_at(mount_fd, kRecoveryDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (fd) {
+        d.fd_ = std::move(*fd);
+        return d;
+    }
+    if (fd.error().err != ENOENT) return std::unexpected(std::move(fd.error()).context("recovery directory"));
+    if (!create) return d;
+    if (::mkdirat(mount_fd, kRecoveryDir, 0755) < 0 && errno != EEXIST) return fail_errno("mkdir recovery");
+    UR_TRY(fsync_fd(mount_fd, "recovery partition"));
+    auto again = open_at(mount_fd, kRecoveryDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!again) return std::unexpected(std::move(again.error()).context("recovery directory"));
+    d.fd_ = std::move(*again);
+    return d;
+}
+
+Result<JournalDir> JournalDir::open(const Store& store, bool create)
+{
+    return open(store.fd.get(), create);
+}
+
+Result<std::optional<std::string>> JournalDir::read_marker(const char* name) const
+{
+    if (!fd_) return std::optional<std::string>{};
+    auto text = read_file_at(fd_.get(), name, 1 << 20);
+    if (!text) {
+        if (text.error().err == ENOENT) return std::optional<std::string>{};
+        return std::unexpected(std::move(text.error()).context(std::string("read recovery/") + name));
+    }
+    return std::optional<std::string>(std::move(*text));
+}
+
+Result<> JournalDir::remove_marker(const char* name) const
+{
+    if (!fd_) return {};
+    if (::unlinkat(fd_.get(), name, 0) < 0) {
+        if (errno == ENOENT) return {};
+        return fail_errno(std::string("remove recovery/") + name);
+    }
+    return fsync_fd(fd_.get(), "recovery directory");
+}
+
+Result<std::optional<RecoveryJournal>> JournalDir::load() const
+{
+    auto text = read_marker(kJournalFile);
+    if (!text) return std::unexpected(text.error());
+    if (!*text) return std::optional<RecoveryJournal>{};
+    auto j = journal_from_json(**text);
+    if (!j) return std::unexpected(std::move(j.error()).context("recovery/journal"));
+    return std::optional<RecoveryJournal>(std::move(*j));
+}
+
+Result<> JournalDir::save(RecoveryJournal& j) const
+{
+    if (!fd_) return fail(ErrorKind::Internal, "recovery directory not open for writing");
+    j.updated = rfc3339_now();
+    UR_TRY_CTX(write_file_atomic_at(fd_.get(), kJournalFile, journal_to_json(j)), "write recovery/journal");
+    return {};
+}
+
+Result<> JournalDir::retire() const
+{
+    if (!fd_) return {};
+    if (::renameat(fd_.get(), kJournalFile, fd_.get(), kJournalPrevious) < 0) {
+        if (errno == ENOENT) return {};
+        return fail_errno("rename recovery/journal");
+    }
+    return fsync_fd(fd_.get(), "recovery directory");
+}
+
+static std::string trim(std::string s)
+{
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+        s.pop_back();
+    size_t i = 0;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    return s.substr(i);
+}
+
+Result<std::optional<std::string>> JournalDir::armed() const
+{
+    auto m = read_marker(kArmedFile);
+    if (!m || !*m) return m;
+    return std::optional<std::string>(trim(**m));
+}
+
+Result<> JournalDir::set_armed(const std::string& backup_id) const
+{
+    if (!fd_) return fail(ErrorKind::Internal, "recovery directory not open for writing");
+    return write_file_atomic_at(fd_.get(), kArmedFile, backup_id + "\n");
+}
+
+Result<> JournalDir::clear_armed() const
+{
+    return remove_marker(kArmedFile);
+}
+
+Result<std::optional<std::string>> JournalDir::phase2_pending() const
+{
+    auto m = read_marker(kPhase2PendingFile);
+    if (!m || !*m) return m;
+    return std::optional<std::string>(trim(**m));
+}
+
+Result<> JournalDir::set_phase2_pending(const std::string& recovery_id) const
+{
+    if (!fd_) return fail(ErrorKind::Internal, "recovery directory not open for writing");
+    return write_file_atomic_at(fd_.get(), kPhase2PendingFile, recovery_id + "\n");
+}
+
+Result<> JournalDir::clear_phase2_pending() const
+{
+    return remove_marker(kPhase2PendingFile);
+}
+
+Result<bool> recovery_in_progress(const Store& store)
+{
+    auto dir = JournalDir::open(store, false);
+    if (!dir) return std::unexpected(dir.error());
+    auto armed = dir->armed();
+    if (!armed) return std::unexpected(armed.error());
+    auto p2 = dir->phase2_pending();
+    if (!p2) return std::unexpected(p2.error());
+    if (*armed || *p2) return true;
+    auto j = dir->load();
+    if (!j) return std::unexpected(j.error());
+    return *j && recovery_state_in_progress((*j)->state);
+}
+
+static bool plausible_id(const std::string& id)
+{
+    return !id.empty() && id.find('/') == std::string::npos && id.front() != '.' && id.size() < 128;
+}
+
+Result<> arm_recovery(const Store& store, const std::string& backup_id)
+{
+    if (!plausible_id(backup_id)) return fail(ErrorKind::InvalidArgs, "invalid backup id '" + backup_id + "'");
+    struct stat st {
+    };
+    if (::fstatat(store.backups_fd.get(), backup_id.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+        return fail(ErrorKind::NotFound, "no backup '" + backup_id + "'");
+    auto dir = JournalDir::open(store, true);
+    if (!dir) return std::unexpected(dir.error());
+    auto j = dir->load();
+    if (!j) return std::unexpected(j.error());
+    if (*j && recovery_state_in_progress((*j)->state) && (*j)->backup_id != backup_id)
+        return fail(ErrorKind::RecoveryInProgress,
+                    "a recovery of backup " + (*j)->backup_id + " is in progress; finish it or abandon it first");
+    UR_TRY_CTX(dir->set_armed(backup_id), "arm recovery");
+    log::event(log::kRecoveryArmed, log::Level::Info, "recovery armed with backup " + backup_id + " for the next boot",
+               {{"BACKUP_ID", backup_id}});
+    return {};
+}
+
+Result<> disarm_recovery(const Store& store)
+{
+    auto dir = JournalDir::open(store, false);
+    if (!dir) return std::unexpected(dir.error());
+    auto armed = dir->armed();
+    if (!armed) return std::unexpected(armed.error());
+    if (!*armed) return {};
+    UR_TRY_CTX(dir->clear_armed(), "disarm recovery");
+    log::event(log::kRecoveryDisarmed, log::Level::Info, "recovery disarmed (was backup " + **armed + ")",
+               {{"BACKUP_ID", **armed}});
+    return {};
+}
+
+Result<> abandon_recovery(const Store& store, const std::string& reason)
+{
+    auto dir = JournalDir::open(store, false);
+    if (!dir) return std::unexpected(dir.error());
+    auto j = dir->load();
+    if (!j) return std::unexpected(j.error());
+    if (*j && recovery_state_in_progress((*j)->state)) {
+        (*j)->state = RecoveryState::Aborted;
+        (*j)->error = "abandoned: " + reason;
+        (*j)->finished = rfc3339_now();
+        UR_TRY(dir->save(**j));
+        log::event(log::kRecoveryFailed, log::Level::Warning, "recovery " + (*j)->recovery_id + " abandoned: " + reason,
+                   {{"BACKUP_ID", (*j)->backup_id}, {"RECOVERY_ID", (*j)->recovery_id}, {"STEP", "abandon"}});
+    }
+    UR_TRY(dir->clear_armed());
+    UR_TRY(dir->clear_phase2_pending());
+    return {};
+}
+
+RecoveryStatus make_recovery_status(std::optional<RecoveryJournal> journal, std::optional<std::string> armed,
+                                    std::optional<std::string> phase2)
+{
+    RecoveryStatus s;
+    s.armed = std::move(armed);
+    s.phase2_pending = std::move(phase2);
+    s.journal = std::move(journal);
+    s.in_progress = s.armed || s.phase2_pending || (s.journal && recovery_state_in_progress(s.journal->state));
+    const RecoveryJournal* j = s.journal ? &*s.journal : nullptr;
+    // An armed recovery that has not started yet (or whose journal is a finished earlier one).
+    if (s.armed && (!j || !recovery_state_in_progress(j->state))) {
+        s.summary = "armed: phase 1 of a recovery with backup " + *s.armed + " runs at the next boot";
+        s.next = "reboot to recover, or 'upgrade-recovery disarm' to cancel";
+        return s;
+    }
+    if (!j) {
+        s.summary = "no recovery";
+        return s;
+    }
+    const JournalStep* next = j->next_step();
+    std::string where = next ? next->name : std::string("end");
+    std::string head = "recovery " + j->recovery_id + " (backup " + j->backup_id + "): ";
+    switch (j->state) {
+    case RecoveryState::Running:
+        s.summary = head + "running at step " + where +
+                    (next && next->attempts > 1 ? " (attempt " + std::to_string(next->attempts) + ")" : "");
+        s.next = "if no upgrade-recovery process is running, it was interrupted: 'upgrade-recovery recover --resume'";
+        break;
+    case RecoveryState::Paused:
+        if (s.phase2_pending) {
+            s.summary = head + "phase 1 done, phase 2 pending";
+            s.next = j->mode == "live" ? "reboot ('systemctl reboot'); upgrade-recovery-phase2.service then runs "
+                                         "phase 2 (or run 'upgrade-recovery recover --resume' after the reboot)"
+                                       : "boot the node; upgrade-recovery-phase2.service runs phase 2";
+        } else {
+            s.summary = head + "paused before step " + where;
+            s.next = "continue with 'upgrade-recovery recover --resume' (or --step for one more stage)";
+        }
+        break;
+    case RecoveryState::Failed:
+        s.summary = head + "failed at step " + where + ": " + j->error;
+        s.next = "fix the cause, then 'upgrade-recovery recover --resume' retries " + where +
+                 "; 'upgrade-recovery recover --restart' starts over";
+        break;
+    case RecoveryState::Complete: s.summary = head + "complete at " + j->finished; break;
+    case RecoveryState::Aborted: s.summary = head + "failed: " + j->error; break;
+    }
+    return s;
+}
+
+Result<RecoveryStatus> read_recovery_status(const Store& store)
+{
+    auto dir = JournalDir::open(store, false);
+    if (!dir) return std::unexpected(dir.error());
+    auto j = dir->load();
+    if (!j) return std::unexpected(j.error());
+    auto armed = dir->armed();
+    if (!armed) return std::unexpected(armed.error());
+    auto p2 = dir->phase2_pending();
+    if (!p2) return std::unexpected(p2.error());
+    return make_recovery_status(std::move(*j), std::move(*armed), std::move(*p2));
+}
+
+std::string recovery_status_to_json(const RecoveryStatus& s)
+{
+    json o = {{"in_progress", s.in_progress}, {"summary", s.summary}, {"next", s.next}};
+    o["armed"] = s.armed ? json(*s.armed) : json(nullptr);
+    o["phase2_pending"] = s.phase2_pending ? json(*s.phase2_pending) : json(nullptr);
+    if (s.journal) {
+        try {
+            o["journal"] = json::parse(journal_to_json(*s.journal, -1));
+        } catch (const json::exception&) {
+            o["journal"] = nullptr;
+        }
+    } else {
+        o["journal"] = nullptr;
+    }
+    return o.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+std::string recovery_status_to_text(const RecoveryStatus& s)
+{
+    std::string out = "Recovery: " + s.summary + "\n";
+    if (s.armed) out += "  armed:          backup " + *s.armed + "\n";
+    if (s.phase2_pending) out += "  phase 2:        pending (recovery " + *s.phase2_pending + ")\n";
+    if (s.journal) {
+        const auto& j = *s.journal;
+        out += "  recovery id:    " + j.recovery_id + "\n";
+        out += "  backup:         " + j.backup_id + "\n";
+        out += "  mode:           " + j.mode + " (root " + j.root + ")\n";
+        out += "  started:        " + j.started + "\n";
+        out += "  state:          " + std::string(recovery_state_name(j.state));
+        if (!j.result().empty()) out += " (result: " + j.result() + (j.finished.empty() ? "" : ", " + j.finished) + ")";
+        out += "\n";
+        if (!j.error.empty()) out += "  error:          " + j.error + "\n";
+        out += "  steps:\n";
+        for (const auto& st : j.steps) {
+            char line[96];
+            snprintf(line, sizeof line, "    %-40s %-8s", st.name.c_str(),
+                     std::string(step_state_name(st.state)).c_str());
+            out += line;
+            if (!st.finished.empty() && st.state != StepState::Started)
+                out += " " + st.finished;
+            else if (!st.started.empty())
+                out += " " + st.started;
+            if (st.attempts > 1) out += " (" + std::to_string(st.attempts) + " attempts)";
+            if (!st.note.empty()) out += "  " + st.note;
+            if (!st.error.empty() && st.state == StepState::Failed) out += "  error: " + st.error;
+            out += "\n";
+        }
+    }
+    if (!s.next.empty()) out += "Next: " + s.next + "\n";
+    return out;
+}
+
+} // namespace ur

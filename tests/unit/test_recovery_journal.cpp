@@ -1,0 +1,327 @@
+// The recovery journal and markers on a real directory: JSON round trips,
+// durable replacement, in-progress rules, arm/disarm/abandon, status output.
+#include "recovery_journal.hpp"
+#include "store.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+
+using namespace ur;
+namespace fs = std::filesystem;
+
+namespace
+{
+
+struct TempDir {
+    std::string path;
+    TempDir()
+    {
+        char t[] = "/tmp/ur-journal-XXXXXX";
+        REQUIRE(mkdtemp(t));
+        path = t;
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+// A store over a plain directory: the journal only needs the mount and backups fds.
+Store plain_store(const std::string& dir)
+{
+    fs::create_directories(dir + "/backups");
+    Store s;
+    s.location.path = dir;
+    s.location.plain_directory = true;
+    s.fd = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    s.backups_fd = UniqueFd(::open((dir + "/backups").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    REQUIRE(s.fd);
+    REQUIRE(s.backups_fd);
+    return s;
+}
+
+RecoveryJournal sample()
+{
+    RecoveryJournal j;
+    j.recovery_id = "20240501T120000Z";
+    j.backup_id = "20240430T080000Z";
+    j.started = "2024-05-01T12:00:00Z";
+    j.mode = "initrd";
+    j.root = "/sysroot";
+    j.phase1_boot_id = "b0071d";
+    j.state = RecoveryState::Failed;
+    j.error = "wait-etcd: timed out";
+    j.mc_files = {"/var/lib/extra/a.conf", "/opt/mc/\xc3\xa9t\xc3\xa9"};
+    JournalStep a;
+    a.name = "verify";
+    a.state = StepState::Done;
+    a.attempts = 1;
+    a.started = "2024-05-01T12:00:01Z";
+    a.finished = "2024-05-01T12:00:05Z";
+    a.note = "1234 entries verified";
+    JournalStep b;
+    b.name = "record-containers";
+    b.state = StepState::Done;
+    b.data = {{"etcd", "abc123"}, {"etcd-operator", ""}};
+    JournalStep c;
+    c.name = "wait-etcd";
+    c.state = StepState::Failed;
+    c.attempts = 2;
+    c.error = "container etcd was not recreated";
+    JournalStep d;
+    d.name = "finish";
+    j.steps = {a, b, c, d};
+    return j;
+}
+
+} // namespace
+
+TEST_CASE("journal JSON round trip keeps every field")
+{
+    RecoveryJournal j = sample();
+    auto text = journal_to_json(j);
+    auto back = journal_from_json(text);
+    REQUIRE(back);
+    CHECK(back->recovery_id == j.recovery_id);
+    CHECK(back->backup_id == j.backup_id);
+    CHECK(back->mode == "initrd");
+    CHECK(back->root == "/sysroot");
+    CHECK(back->phase1_boot_id == "b0071d");
+    CHECK(back->state == RecoveryState::Failed);
+    CHECK(back->error == j.error);
+    CHECK(back->mc_files == j.mc_files);
+    REQUIRE(back->steps.size() == 4);
+    CHECK(back->steps[0].state == StepState::Done);
+    CHECK(back->steps[0].note == "1234 entries verified");
+    CHECK(back->steps[0].finished == "2024-05-01T12:00:05Z");
+    CHECK(back->steps[1].data.at("etcd") == "abc123");
+    CHECK(back->steps[1].data.at("etcd-operator").empty());
+    CHECK(back->steps[2].attempts == 2);
+    CHECK(back->steps[2].error == "container etcd was not recreated");
+    CHECK(back->steps[3].state == StepState::Pending);
+    // Stable: serializing again gives the same text.
+    CHECK(journal_to_json(*back) == text);
+    // The result field readers see.
+    auto o = nlohmann::json::parse(text);
+    CHECK(o["state"] == "failed");
+    CHECK(o["result"] == "");
+}
+
+TEST_CASE("final states and next step")
+{
+    RecoveryJournal j = sample();
+    REQUIRE(j.next_step());
+    CHECK(j.next_step()->name == "wait-etcd");
+    j.state = RecoveryState::Complete;
+    CHECK(j.result() == "complete");
+    CHECK_FALSE(recovery_state_in_progress(j.state));
+    j.state = RecoveryState::Aborted;
+    CHECK(j.result() == "failed");
+    CHECK_FALSE(recovery_state_in_progress(j.state));
+    for (auto s : {RecoveryState::Running, RecoveryState::Paused, RecoveryState::Failed})
+        CHECK(recovery_state_in_progress(s));
+    for (auto& s : j.steps)
+        s.state = StepState::Skipped;
+    CHECK(j.next_step() == nullptr);
+}
+
+TEST_CASE("malformed or unknown journals are Corrupt, not a crash")
+{
+    for (const char* bad :
+         {"", "{", "[]", R"({"format":2,"recovery_id":"a","backup_id":"b","state":"running","steps":[]})",
+          R"({"format":1,"recovery_id":"a","backup_id":"b","state":"sleeping","steps":[]})",
+          R"({"format":1,"recovery_id":"a","backup_id":"b","state":"running","steps":[{"name":"x","state":"odd"}]})",
+          R"({"format":1,"recovery_id":1,"backup_id":"b","state":"running","steps":[]})"}) {
+        auto r = journal_from_json(bad);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::Corrupt);
+    }
+}
+
+TEST_CASE("JournalDir saves durably and loads back")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    auto none = JournalDir::open(s, false);
+    REQUIRE(none);
+    CHECK_FALSE(none->exists());
+    auto empty = none->load();
+    REQUIRE(empty);
+    CHECK_FALSE(*empty);
+
+    auto dir = JournalDir::open(s, true);
+    REQUIRE(dir);
+    REQUIRE(dir->exists());
+    CHECK(fs::is_directory(t.path + "/recovery"));
+    RecoveryJournal j = sample();
+    REQUIRE(dir->save(j));
+    CHECK_FALSE(j.updated.empty());
+    auto loaded = dir->load();
+    REQUIRE(loaded);
+    REQUIRE(*loaded);
+    CHECK((*loaded)->steps.size() == 4);
+    // Only the journal itself: no temporaries left behind by the atomic replace.
+    std::vector<std::string> names;
+    for (auto& e : fs::directory_iterator(t.path + "/recovery"))
+        names.push_back(e.path().filename());
+    CHECK(names == std::vector<std::string>{"journal"});
+
+    // A second save replaces it whole.
+    j.state = RecoveryState::Complete;
+    REQUIRE(dir->save(j));
+    CHECK((*dir->load())->state == RecoveryState::Complete);
+
+    REQUIRE(dir->retire());
+    CHECK_FALSE(fs::exists(t.path + "/recovery/journal"));
+    CHECK(fs::exists(t.path + "/recovery/journal.previous"));
+    CHECK_FALSE(*dir->load());
+    REQUIRE(dir->retire()); // nothing to retire is fine
+}
+
+TEST_CASE("a corrupt journal on disk is reported")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    fs::create_directories(t.path + "/recovery");
+    std::ofstream(t.path + "/recovery/journal") << "{ not json";
+    auto dir = JournalDir::open(s, false);
+    REQUIRE(dir);
+    auto j = dir->load();
+    REQUIRE_FALSE(j);
+    CHECK(j.error().kind == ErrorKind::Corrupt);
+    CHECK_FALSE(recovery_in_progress(s));
+}
+
+TEST_CASE("recovery_in_progress follows the journal and the markers")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    CHECK(*recovery_in_progress(s) == false); // no recovery directory at all
+    auto dir = JournalDir::open(s, true);
+    REQUIRE(dir);
+    CHECK(*recovery_in_progress(s) == false);
+
+    RecoveryJournal j = sample();
+    for (auto st : {RecoveryState::Running, RecoveryState::Paused, RecoveryState::Failed}) {
+        j.state = st;
+        REQUIRE(dir->save(j));
+        CHECK(*recovery_in_progress(s) == true);
+    }
+    for (auto st : {RecoveryState::Complete, RecoveryState::Aborted}) {
+        j.state = st;
+        REQUIRE(dir->save(j));
+        CHECK(*recovery_in_progress(s) == false);
+    }
+    // Markers count as started even with a finished journal.
+    REQUIRE(dir->set_phase2_pending("r1"));
+    CHECK(*recovery_in_progress(s) == true);
+    CHECK(**dir->phase2_pending() == "r1");
+    REQUIRE(dir->clear_phase2_pending());
+    REQUIRE(dir->clear_phase2_pending()); // idempotent
+    CHECK(*recovery_in_progress(s) == false);
+    REQUIRE(dir->set_armed("b1"));
+    CHECK(*recovery_in_progress(s) == true);
+    REQUIRE(dir->clear_armed());
+    CHECK(*recovery_in_progress(s) == false);
+}
+
+TEST_CASE("arm, disarm and abandon")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    fs::create_directories(t.path + "/backups/20240101T000000Z");
+    fs::create_directories(t.path + "/backups/20240202T000000Z");
+
+    auto missing = arm_recovery(s, "20250101T000000Z");
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().kind == ErrorKind::NotFound);
+    for (const char* bad : {"", "../etc", ".staging-x", "a/b"}) {
+        auto r = arm_recovery(s, bad);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::InvalidArgs);
+    }
+
+    REQUIRE(arm_recovery(s, "20240101T000000Z"));
+    std::ifstream in(t.path + "/recovery/armed");
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(content == "20240101T000000Z\n");
+    auto st = read_recovery_status(s);
+    REQUIRE(st);
+    CHECK(st->in_progress);
+    CHECK(*st->armed == "20240101T000000Z");
+    CHECK(st->summary.find("next boot") != std::string::npos);
+
+    REQUIRE(disarm_recovery(s));
+    CHECK_FALSE(fs::exists(t.path + "/recovery/armed"));
+    REQUIRE(disarm_recovery(s)); // nothing armed: fine
+
+    // A recovery of another backup in progress refuses arming; the same backup is fine.
+    auto dir = JournalDir::open(s, true);
+    RecoveryJournal j = sample();
+    j.backup_id = "20240202T000000Z";
+    j.state = RecoveryState::Failed;
+    REQUIRE(dir->save(j));
+    auto other = arm_recovery(s, "20240101T000000Z");
+    REQUIRE_FALSE(other);
+    CHECK(other.error().kind == ErrorKind::RecoveryInProgress);
+    REQUIRE(arm_recovery(s, "20240202T000000Z"));
+
+    REQUIRE(dir->set_phase2_pending(j.recovery_id));
+    REQUIRE(abandon_recovery(s, "operator gave up"));
+    auto after = dir->load();
+    REQUIRE(after);
+    CHECK((*after)->state == RecoveryState::Aborted);
+    CHECK((*after)->result() == "failed");
+    CHECK((*after)->error.find("operator gave up") != std::string::npos);
+    CHECK_FALSE((*after)->finished.empty());
+    CHECK_FALSE(fs::exists(t.path + "/recovery/armed"));
+    CHECK_FALSE(fs::exists(t.path + "/recovery/phase2-pending"));
+    CHECK(*recovery_in_progress(s) == false);
+}
+
+TEST_CASE("status text and JSON")
+{
+    RecoveryJournal j = sample();
+    auto failed = make_recovery_status(j, std::nullopt, std::nullopt);
+    CHECK(failed.in_progress);
+    CHECK(failed.summary.find("failed at step wait-etcd") != std::string::npos);
+    CHECK(failed.next.find("--resume") != std::string::npos);
+    auto text = recovery_status_to_text(failed);
+    CHECK(text.find("record-containers") != std::string::npos);
+    CHECK(text.find("Next:") != std::string::npos);
+    auto o = nlohmann::json::parse(recovery_status_to_json(failed));
+    CHECK(o["in_progress"] == true);
+    CHECK(o["armed"].is_null());
+    CHECK(o["journal"]["steps"][2]["state"] == "failed");
+    CHECK(o["journal"]["steps"][1]["data"]["etcd"] == "abc123");
+
+    j.state = RecoveryState::Paused;
+    j.mode = "live";
+    auto p2 = make_recovery_status(j, std::nullopt, std::string("r"));
+    CHECK(p2.summary.find("phase 2 pending") != std::string::npos);
+    CHECK(p2.next.find("reboot") != std::string::npos);
+
+    j.state = RecoveryState::Complete;
+    j.finished = "2024-05-01T14:00:00Z";
+    auto done = make_recovery_status(j, std::nullopt, std::nullopt);
+    CHECK_FALSE(done.in_progress);
+    CHECK(done.summary.find("complete at 2024-05-01T14:00:00Z") != std::string::npos);
+    CHECK(done.next.empty());
+    auto none = make_recovery_status(std::nullopt, std::nullopt, std::nullopt);
+    CHECK(none.summary == "no recovery");
+    CHECK(nlohmann::json::parse(recovery_status_to_json(none))["journal"].is_null());
+}
+
+TEST_CASE("rfc3339 timestamps")
+{
+    auto s = rfc3339_now();
+    REQUIRE(s.size() == 20);
+    CHECK(s[10] == 'T');
+    CHECK(s.back() == 'Z');
+    auto n = rfc3339_now(true);
+    REQUIRE(n.size() == 30);
+    CHECK(n[19] == '.');
+}
