@@ -1,0 +1,969 @@
+#include "manager.hpp"
+
+#include "backup.hpp"
+#include "errors.hpp"
+#include "events.hpp"
+#include "log.hpp"
+#include "options.hpp"
+#include "ostree_state.hpp"
+#include "recovery.hpp"
+#include "recovery_journal.hpp"
+#include "rollback_plan.hpp"
+#include "store.hpp"
+#include "ur-build-config.h"
+#include "verify.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <linux/capability.h>
+#include <systemd/sd-daemon.h>
+
+namespace ur::dbus
+{
+
+namespace
+{
+
+// Finished jobs stay readable this long (by count) after their Finished signal.
+constexpr size_t kKeepFinishedJobs = 16;
+// Property reads re-read the partition at most this often.
+constexpr auto kViewTtl = std::chrono::seconds(2);
+
+std::string human_bytes(uint64_t b)
+{
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = static_cast<double>(b);
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+// a{sv} entry helpers.
+int add(sd_bus_message* r, const char* k, const std::string& v)
+{
+    return sd_bus_message_append(r, "{sv}", k, "s", v.c_str());
+}
+// Without this overload a string literal would silently pick the bool one.
+[[maybe_unused]] int add(sd_bus_message* r, const char* k, const char* v)
+{
+    return sd_bus_message_append(r, "{sv}", k, "s", v);
+}
+int add(sd_bus_message* r, const char* k, bool v)
+{
+    return sd_bus_message_append(r, "{sv}", k, "b", static_cast<int>(v));
+}
+int add_u64(sd_bus_message* r, const char* k, uint64_t v)
+{
+    return sd_bus_message_append(r, "{sv}", k, "t", v);
+}
+int add_i64(sd_bus_message* r, const char* k, int64_t v)
+{
+    return sd_bus_message_append(r, "{sv}", k, "x", v);
+}
+int add_i32(sd_bus_message* r, const char* k, int32_t v)
+{
+    return sd_bus_message_append(r, "{sv}", k, "i", v);
+}
+int add_d(sd_bus_message* r, const char* k, double v)
+{
+    return sd_bus_message_append(r, "{sv}", k, "d", v);
+}
+int add(sd_bus_message* r, const char* k, const std::vector<std::string>& v)
+{
+    int rr = sd_bus_message_open_container(r, 'e', "sv");
+    if (rr >= 0) rr = sd_bus_message_append(r, "s", k);
+    if (rr >= 0) rr = sd_bus_message_open_container(r, 'v', "as");
+    if (rr >= 0) rr = sd_bus_message_open_container(r, 'a', "s");
+    for (const auto& s : v)
+        if (rr >= 0) rr = sd_bus_message_append(r, "s", s.c_str());
+    for (int i = 0; i < 3 && rr >= 0; i++)
+        rr = sd_bus_message_close_container(r);
+    return rr;
+}
+
+// Chain a{sv} appends, stopping at the first failure.
+struct DictWriter {
+    sd_bus_message* m;
+    int r = 0;
+    template <class F> DictWriter& operator()(F&& f)
+    {
+        if (r >= 0) r = f(m);
+        return *this;
+    }
+};
+
+int append_backup(sd_bus_message* reply, const std::string& id, const Result<BackupMetadata>& meta, bool latest)
+{
+    int r = sd_bus_message_open_container(reply, 'a', "{sv}");
+    if (r < 0) return r;
+    DictWriter w{reply};
+    w([&](auto* m) { return add(m, "id", id); });
+    w([&](auto* m) { return add(m, "latest", latest); });
+    if (!meta) {
+        // Listed anyway: an unreadable generation must not hide the good ones.
+        w([&](auto* m) { return add(m, "error", meta.error().message); });
+        w([&](auto* m) { return add(m, "error_name", error_name(meta.error().kind)); });
+    } else {
+        const BackupMetadata& b = *meta;
+        w([&](auto* m) { return add(m, "created", b.created); });
+        w([&](auto* m) { return add(m, "host", b.host); });
+        w([&](auto* m) { return add(m, "tool_version", b.tool_version); });
+        w([&](auto* m) { return add_d(m, "duration_seconds", b.duration_seconds); });
+        w([&](auto* m) { return add_u64(m, "manifest_entries", b.manifest_entries); });
+        w([&](auto* m) { return add_u64(m, "total_bytes", b.total_bytes); });
+        w([&](auto* m) { return add_u64(m, "copied_bytes", b.copied_bytes); });
+        w([&](auto* m) { return add_u64(m, "shared_bytes", b.shared_bytes); });
+        w([&](auto* m) { return add_u64(m, "shared_files", b.shared_files); });
+        w([&](auto* m) { return add(m, "previous", b.previous); });
+        std::vector<std::string> trees;
+        for (const auto& t : b.trees)
+            trees.push_back(t.name + ":" + t.path);
+        w([&](auto* m) { return add(m, "trees", trees); });
+        w([&](auto* m) { return add(m, "warnings", b.warnings); });
+        w([&](auto* m) { return add(m, "ostree", b.ostree.present); });
+        if (b.ostree.present) {
+            w([&](auto* m) { return add(m, "ostree_osname", b.ostree.osname); });
+            w([&](auto* m) { return add(m, "ostree_checksum", b.ostree.checksum); });
+            w([&](auto* m) { return add_i32(m, "ostree_serial", b.ostree.serial); });
+            w([&](auto* m) { return add(m, "ostree_version", b.ostree.version); });
+            w([&](auto* m) { return add(m, "ostree_pinned", b.ostree.pinned); });
+        }
+        w([&](auto* m) { return add(m, "etcd", b.cluster.present); });
+        if (b.cluster.present) {
+            w([&](auto* m) { return add(m, "etcd_method", b.cluster.method); });
+            w([&](auto* m) { return add(m, "etcd_dirty", b.cluster.dirty); });
+            w([&](auto* m) { return add_i64(m, "etcd_revision", b.cluster.revision); });
+            w([&](auto* m) { return add_i64(m, "etcd_total_keys", b.cluster.total_keys); });
+            w([&](auto* m) { return add_u64(m, "etcd_snapshot_size", b.cluster.snapshot_size); });
+        }
+        w([&](auto* m) { return add(m, "openshift_version", b.openshift.version); });
+        w([&](auto* m) { return add(m, "release_image", b.openshift.release_image); });
+        w([&](auto* m) { return add(m, "cert_expiry", b.openshift.cert_expiry); });
+        w([&](auto* m) { return add(m, "has_cluster_restore", b.openshift.has_cluster_restore); });
+        w([&](auto* m) { return add(m, "metadata_json", metadata_to_json(b)); });
+    }
+    if (w.r < 0) return w.r;
+    return sd_bus_message_close_container(reply);
+}
+
+std::vector<std::string> deployment_ids(const std::vector<DeploymentInfo>& v)
+{
+    std::vector<std::string> out;
+    for (const auto& d : v)
+        out.push_back(d.id());
+    return out;
+}
+
+// The error of a failed result as the bus sees it.
+int reply_error(sd_bus_error* err, const Error& e)
+{
+    return set_error(err, e);
+}
+
+} // namespace
+
+Manager::Manager(sd_event* event, sd_bus* bus, Config cfg, DaemonArgs args)
+    : event_(event), bus_(bus), cfg_(std::move(cfg)), args_(std::move(args))
+{
+}
+
+Manager::~Manager()
+{
+    // Jobs join their workers; the bus slots go before the objects they point at.
+    manager_slot_.reset();
+    job_slot_.reset();
+    enum_slot_.reset();
+    current_.reset();
+    finished_.clear();
+    defer_source_.reset();
+    for (auto& f : deferred_)
+        f(); // pending frees of finished hidden jobs
+}
+
+Result<> Manager::attach()
+{
+    sd_bus_slot* s = nullptr;
+    int r = sd_bus_add_object_vtable(bus_, &s, kManagerPath, kManagerInterface, vtable, this);
+    if (r < 0) return fail_errno(-r, "register Manager object");
+    manager_slot_.reset(s);
+    r = sd_bus_add_fallback_vtable(bus_, &s, kJobPathPrefix, kJobInterface, Job::vtable, find_job, this);
+    if (r < 0) return fail_errno(-r, "register Job objects");
+    job_slot_.reset(s);
+    r = sd_bus_add_node_enumerator(bus_, &s, kJobPathPrefix, enumerate_jobs, this);
+    if (r < 0) return fail_errno(-r, "register Job enumerator");
+    enum_slot_.reset(s);
+    return {};
+}
+
+void Manager::startup()
+{
+    auto st = load_state(args_.root);
+    if (!st) {
+        log::warning("daemon state unreadable, starting fresh: " + st.error().message);
+        saved_ = DaemonState{};
+    } else {
+        saved_ = std::move(*st);
+    }
+    if (saved_.job) {
+        JobRecord& j = *saved_.job;
+        if (!j.terminal()) {
+            // The previous instance died under this job (SIGKILL, crash, power cut).
+            std::string step = j.message.empty() ? std::string("start") : j.message;
+            std::string msg = j.type + " job " + std::to_string(j.id) + " was interrupted at '" + step +
+                              "': the daemon stopped before it finished";
+            if (j.type == "backup") msg += "; the previous backup is untouched and the partial one is discarded";
+            log::event(
+                log::kJobInterrupted, log::Level::Error, msg,
+                {{"JOB", std::to_string(j.id)}, {"JOB_TYPE", j.type}, {"BACKUP_ID", j.backup_id}, {"STEP", step}});
+            j.state = "Error";
+            j.error_name = kInterruptedError;
+            j.message = msg;
+            j.finished = static_cast<int64_t>(::time(nullptr));
+            if (auto r = save_state(args_.root, saved_); !r) log::warning("save daemon state: " + r.error().message);
+            if (j.type == "backup") {
+                // Drop the half-written staging now rather than at the next backup,
+                // unless someone else holds the store (then they or the next run will).
+                if (auto store = open_store(cfg_, args_.root, false); store) {
+                    if (auto lock = lock_store(*store); lock) {
+                        if (auto n = remove_stale_staging(*store); n && *n)
+                            log::info("removed " + std::to_string(*n) + " partial backup(s) of the interrupted job");
+                    }
+                }
+            }
+        }
+        // Idle exit and D-Bus activation must not lose the last result.
+        if (j.state == "Succeeded")
+            state_ = Phase::Succeeded;
+        else if (j.state == "Timeout")
+            state_ = Phase::Timeout;
+        else
+            state_ = Phase::Error;
+        last_error_ = j.state == "Succeeded" ? "" : j.message;
+        last_error_name_ = j.state == "Succeeded" ? "" : j.error_name;
+    }
+    refresh_view(false);
+    notify_status();
+}
+
+void Manager::when_idle(std::function<void()> on_idle)
+{
+    if (!current_) {
+        on_idle();
+        return;
+    }
+    on_idle_ = std::move(on_idle);
+}
+
+void Manager::shutdown(std::function<void()> on_idle)
+{
+    if (current_) current_->cancel();
+    when_idle(std::move(on_idle));
+}
+
+int Manager::require_privileged(sd_bus_message* m, sd_bus_error* err)
+{
+    int r = sd_bus_query_sender_privilege(m, CAP_SYS_ADMIN);
+    if (r < 0) return r;
+    if (r == 0)
+        return sd_bus_error_setf(err, SD_BUS_ERROR_ACCESS_DENIED, "%s needs root or CAP_SYS_ADMIN",
+                                 sd_bus_message_get_member(m));
+    return 1;
+}
+
+int Manager::check_idle(sd_bus_error* err) const
+{
+    if (!current_) return 1;
+    std::string msg = "a " + current_->type() + " job is running" +
+                      (current_->exported() ? " (" + current_->path() + ")" : std::string()) +
+                      "; one operation at a time";
+    return sd_bus_error_set(err, error_name(ErrorKind::Busy).c_str(), msg.c_str());
+}
+
+Result<Job*> Manager::launch(const std::string& type, bool exported, JobWork work, const std::string& backup_id,
+                             MessagePtr reply_to)
+{
+    uint32_t id = ++saved_.last_job_id;
+    auto job = std::make_unique<Job>(id, type, exported);
+    job->set_backup_id(backup_id);
+    Job* raw = job.get();
+    current_ = std::move(job);
+    current_reply_ = std::move(reply_to);
+    last_stage_.clear();
+    last_notified_pct_ = 0;
+    if (exported) {
+        set_state(Phase::PreparingToStart);
+        emit_changed({"CurrentJob"});
+    }
+    record_job(*raw); // durable before any work: a crash from here on is reported
+    log_job_start(*raw);
+    auto r = raw->start(
+        event_, bus_, std::move(work), [this](Job& j, bool phase_changed) { on_job_change(j, phase_changed); },
+        [this](Job& j) { on_job_finished(j); });
+    if (!r) {
+        current_.reset();
+        current_reply_.reset();
+        return std::unexpected(r.error());
+    }
+    notify_status();
+    return raw;
+}
+
+void Manager::on_job_change(Job& job, bool phase_changed)
+{
+    if (job.exported() && phase_changed) set_state(job.phase());
+    if (job.message() != last_stage_) {
+        last_stage_ = job.message();
+        record_job(job); // the STEP an interruption report names
+        notify_status();
+    } else if (job.progress() >= last_notified_pct_ + 10) {
+        notify_status();
+    }
+}
+
+void Manager::on_job_finished(Job& job)
+{
+    record_job(job);
+    log_job_end(job);
+    if (job.exported()) {
+        set_state(job.phase() == Phase::Cancelled ? Phase::Error : job.phase());
+        if (job.phase() == Phase::Succeeded)
+            set_last_error("", "");
+        else
+            set_last_error(job.error_name(), job.message());
+    } else if (job.phase() != Phase::Succeeded) {
+        set_last_error(job.error_name(), job.message());
+    }
+    if (current_reply_) {
+        // DeleteBackup answers its caller only now.
+        if (job.phase() == Phase::Succeeded) {
+            sd_bus_reply_method_return(current_reply_.get(), nullptr);
+        } else {
+            BusError e;
+            set_error(e.get(), job.error() ? *job.error() : Error{ErrorKind::Internal, 0, job.message()});
+            sd_bus_reply_method_error(current_reply_.get(), e.get());
+        }
+        current_reply_.reset();
+    }
+    std::unique_ptr<Job> done = std::move(current_);
+    if (done->exported()) {
+        finished_.push_back(std::move(done));
+        while (finished_.size() > kKeepFinishedJobs)
+            finished_.pop_front();
+    } else {
+        // Not on the bus: nobody can look it up. We run inside its own
+        // callback, so free it from the loop, not here.
+        Job* raw = done.release();
+        defer([raw] { delete raw; });
+    }
+    emit_changed({"CurrentJob"});
+    refresh_view(true);
+    notify_status();
+    if (on_idle_) {
+        auto cb = std::move(on_idle_);
+        on_idle_ = nullptr;
+        cb();
+    }
+}
+
+void Manager::record_job(const Job& job)
+{
+    JobRecord r;
+    r.id = job.id();
+    r.type = job.type();
+    r.state = phase_name(job.phase());
+    r.backup_id = job.backup_id();
+    r.error_name = job.error_name();
+    r.message = job.message();
+    r.started = job.started();
+    if (job.finished()) r.finished = static_cast<int64_t>(::time(nullptr));
+    saved_.job = std::move(r);
+    if (auto s = save_state(args_.root, saved_); !s) log::warning("save daemon state: " + s.error().message);
+}
+
+void Manager::log_job_start(const Job& job)
+{
+    std::string jid = std::to_string(job.id());
+    log::event(kJobStarted, log::Level::Info,
+               job.type() + " job " + jid + " started" +
+                   (job.backup_id().empty() ? std::string() : " (backup " + job.backup_id() + ")"),
+               {{"JOB", jid}, {"JOB_TYPE", job.type()}, {"BACKUP_ID", job.backup_id()}, {"STEP", "start"}});
+}
+
+void Manager::log_job_end(const Job& job)
+{
+    std::string jid = std::to_string(job.id());
+    bool ok = job.phase() == Phase::Succeeded;
+    std::string step = ok ? std::string("done") : last_stage_.empty() ? std::string("start") : last_stage_;
+    log::event(kJobFinished, ok ? log::Level::Info : log::Level::Error,
+               job.type() + " job " + jid + " " + phase_name(job.phase()) + ": " + job.message(),
+               {{"JOB", jid},
+                {"JOB_TYPE", job.type()},
+                {"BACKUP_ID", job.backup_id()},
+                {"STEP", step},
+                {"RESULT", phase_name(job.phase())},
+                {"ERROR", job.error_name()}});
+    // run_backup reports its start and success itself; a failure is the caller's to report.
+    if (job.type() == "backup" && !ok)
+        log::event(log::kBackupFailed, log::Level::Error, "backup failed: " + job.message(),
+                   {{"JOB", jid}, {"BACKUP_ID", job.backup_id()}, {"STEP", step}, {"ERROR", job.error_name()}});
+}
+
+void Manager::notify_status()
+{
+    std::string s;
+    if (current_) {
+        s = current_->type() + " job " + std::to_string(current_->id()) + ": " + std::to_string(current_->progress()) +
+            "%" + (current_->message().empty() ? std::string() : " " + current_->message());
+        last_notified_pct_ = current_->progress();
+    } else {
+        s = std::string(phase_name(state_)) + (last_backup_.empty() ? "" : ", last backup " + last_backup_);
+    }
+    sd_notify(0, ("STATUS=" + s).c_str());
+}
+
+void Manager::set_state(Phase p)
+{
+    if (state_ == p) return;
+    state_ = p;
+    emit_changed({"State"});
+}
+
+void Manager::set_last_error(std::string name, std::string message)
+{
+    if (last_error_ == message && last_error_name_ == name) return;
+    last_error_ = std::move(message);
+    last_error_name_ = std::move(name);
+    emit_changed({"LastError", "LastErrorName"});
+}
+
+void Manager::emit_changed(std::initializer_list<const char*> props)
+{
+    std::vector<char*> names;
+    for (const char* p : props)
+        names.push_back(const_cast<char*>(p));
+    names.push_back(nullptr);
+    sd_bus_emit_properties_changed_strv(bus_, kManagerPath, kManagerInterface, names.data());
+}
+
+void Manager::refresh_view(bool emit)
+{
+    view_time_ = std::chrono::steady_clock::now();
+    std::string latest, rstate = "None", rsummary;
+    if (auto store = open_store(cfg_, args_.root, false); store) {
+        if (auto l = latest_backup(*store); l && *l) latest = **l;
+        if (auto rs = read_recovery_status(*store); rs) {
+            rsummary = rs->summary;
+            const auto& j = rs->journal;
+            bool running = j && recovery_state_in_progress(j->state);
+            if (rs->phase2_pending)
+                rstate = "Phase2Pending";
+            else if (running && j->state == RecoveryState::Running)
+                rstate = "Running";
+            else if (running && j->state == RecoveryState::Paused)
+                rstate = "Paused";
+            else if (running && j->state == RecoveryState::Failed)
+                rstate = "Failed";
+            else if (rs->armed)
+                rstate = "Armed";
+            else if (j && j->state == RecoveryState::Complete)
+                rstate = "Complete";
+            else if (j && j->state == RecoveryState::Aborted)
+                rstate = "Aborted";
+        } else {
+            rsummary = "recovery state unreadable: " + rs.error().message;
+            rstate = "Unknown";
+        }
+    } else {
+        rsummary = store.error().message;
+        rstate = "Unknown";
+    }
+    bool backup_changed = latest != last_backup_;
+    bool rec_changed = rstate != recovery_state_ || rsummary != recovery_summary_;
+    last_backup_ = std::move(latest);
+    recovery_state_ = std::move(rstate);
+    recovery_summary_ = std::move(rsummary);
+    if (!emit) return;
+    if (backup_changed) emit_changed({"LastBackup"});
+    if (rec_changed) emit_changed({"RecoveryState", "RecoverySummary"});
+}
+
+void Manager::refresh_if_stale()
+{
+    if (std::chrono::steady_clock::now() - view_time_ < kViewTtl) return;
+    // Someone else (the CLI, the initrd) may have changed the partition. Re-read
+    // now for this reply; PropertiesChanged goes out from the loop, not from
+    // inside a getter.
+    std::string old_backup = last_backup_, old_rstate = recovery_state_, old_summary = recovery_summary_;
+    refresh_view(false);
+    bool b = old_backup != last_backup_, rc = old_rstate != recovery_state_ || old_summary != recovery_summary_;
+    if (b || rc)
+        defer([this, b, rc] {
+            if (b) emit_changed({"LastBackup"});
+            if (rc) emit_changed({"RecoveryState", "RecoverySummary"});
+        });
+}
+
+void Manager::defer(std::function<void()> fn)
+{
+    deferred_.push_back(std::move(fn));
+    if (defer_source_) {
+        sd_event_source_set_enabled(defer_source_.get(), SD_EVENT_ONESHOT);
+        return;
+    }
+    sd_event_source* src = nullptr;
+    int r = sd_event_add_defer(
+        event_, &src,
+        [](sd_event_source*, void* ud) {
+            auto* self = static_cast<Manager*>(ud);
+            auto fns = std::move(self->deferred_);
+            self->deferred_.clear();
+            for (auto& f : fns)
+                f();
+            return 0;
+        },
+        this);
+    if (r < 0) {
+        // ENOMEM only: run it now rather than never.
+        auto fns = std::move(deferred_);
+        deferred_.clear();
+        for (auto& f : fns)
+            f();
+        return;
+    }
+    sd_event_source_set_enabled(src, SD_EVENT_ONESHOT);
+    defer_source_.reset(src);
+}
+
+// ---- properties ----------------------------------------------------------
+
+int Manager::prop_get(sd_bus*, const char*, const char*, const char* prop, sd_bus_message* reply, void* userdata,
+                      sd_bus_error*)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    if (std::strcmp(prop, "Version") == 0) return sd_bus_message_append(reply, "s", UR_VERSION);
+    if (std::strcmp(prop, "State") == 0) return sd_bus_message_append(reply, "s", phase_name(self->state_));
+    if (std::strcmp(prop, "LastError") == 0) return sd_bus_message_append(reply, "s", self->last_error_.c_str());
+    if (std::strcmp(prop, "LastErrorName") == 0)
+        return sd_bus_message_append(reply, "s", self->last_error_name_.c_str());
+    if (std::strcmp(prop, "CurrentJob") == 0)
+        return sd_bus_message_append(
+            reply, "o", self->current_ && self->current_->exported() ? self->current_->path().c_str() : "/");
+    self->refresh_if_stale();
+    if (std::strcmp(prop, "LastBackup") == 0) return sd_bus_message_append(reply, "s", self->last_backup_.c_str());
+    if (std::strcmp(prop, "RecoveryState") == 0)
+        return sd_bus_message_append(reply, "s", self->recovery_state_.c_str());
+    if (std::strcmp(prop, "RecoverySummary") == 0)
+        return sd_bus_message_append(reply, "s", self->recovery_summary_.c_str());
+    return -ENOENT;
+}
+
+// ---- job objects ---------------------------------------------------------
+
+int Manager::find_job(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    if (self->current_ && self->current_->exported() && self->current_->path() == path) {
+        *found = self->current_.get();
+        return 1;
+    }
+    for (auto& j : self->finished_)
+        if (j->path() == path) {
+            *found = j.get();
+            return 1;
+        }
+    return 0;
+}
+
+int Manager::enumerate_jobs(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    std::vector<const Job*> jobs;
+    for (auto& j : self->finished_)
+        jobs.push_back(j.get());
+    if (self->current_ && self->current_->exported()) jobs.push_back(self->current_.get());
+    // sd-bus frees the list with free(): allocate it with malloc/strdup.
+    char** l = static_cast<char**>(calloc(jobs.size() + 1, sizeof(char*)));
+    if (!l) return -ENOMEM;
+    for (size_t i = 0; i < jobs.size(); i++) {
+        l[i] = strdup(jobs[i]->path().c_str());
+        if (!l[i]) {
+            for (size_t k = 0; k < i; k++)
+                free(l[k]);
+            free(l);
+            return -ENOMEM;
+        }
+    }
+    *nodes = l;
+    return 1;
+}
+
+// ---- methods -------------------------------------------------------------
+
+int Manager::m_start_backup(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    int r = require_privileged(m, err);
+    if (r <= 0) return r;
+    auto opts = read_options(m, {{"timeout", 'u'}, {"force", 'b'}, {"id", 's'}});
+    if (!opts) return reply_error(err, opts.error());
+    if ((r = self->check_idle(err)) <= 0) return r;
+
+    BackupOptions bo;
+    bo.root = self->args_.root;
+    bo.force_dirty = opts->boolean("force").value_or(false);
+    if (auto id = opts->str("id")) {
+        if (!valid_backup_id(*id))
+            return reply_error(err, Error{ErrorKind::InvalidArgs, 0,
+                                          "option 'id': '" + *id + "' is not a backup id (YYYYMMDDTHHMMSSZ[-N])"});
+        bo.id = *id;
+    }
+    unsigned timeout = opts->u32("timeout").value_or(self->cfg_.backup_timeout);
+
+    // Refuse at once what would only fail inside the job. The job checks again
+    // under the store lock (run_backup), which is the authority.
+    if (auto store = open_store(self->cfg_, self->args_.root, false); store) {
+        auto inprog = recovery_in_progress(*store);
+        if (!inprog) return reply_error(err, inprog.error());
+        if (*inprog)
+            return reply_error(err, Error{ErrorKind::RecoveryInProgress, 0,
+                                          "a recovery is armed or in progress on " + store->path() +
+                                              "; no backup until it is finished or disarmed"});
+        auto lock = lock_store(*store);
+        if (!lock) return reply_error(err, lock.error());
+    }
+
+    Config cfg = self->cfg_;
+    auto job = self->launch(
+        "backup", true,
+        [cfg, bo](Progress& p, const CancelToken& c) -> Result<JobOutcome> {
+            auto res = run_backup(cfg, bo, p, c);
+            if (!res) return std::unexpected(res.error());
+            const BackupMetadata& b = res->meta;
+            char dur[32];
+            std::snprintf(dur, sizeof dur, "%.1f", b.duration_seconds);
+            JobOutcome o;
+            o.backup_id = b.id;
+            o.message = "backup " + b.id + " published: " + std::to_string(b.manifest_entries) + " entries, " +
+                        human_bytes(b.total_bytes) + " (" + human_bytes(b.copied_bytes) + " copied, " +
+                        human_bytes(b.shared_bytes) + " shared) in " + dur + " s";
+            if (!res->pruned.empty()) {
+                o.message += "; pruned";
+                for (const auto& id : res->pruned)
+                    o.message += " " + id;
+            }
+            o.warnings = b.warnings;
+            return o;
+        },
+        bo.id.value_or(""));
+    if (!job) return reply_error(err, job.error());
+    (*job)->token().set_timeout(std::chrono::seconds(timeout));
+    return sd_bus_reply_method_return(m, "o", (*job)->path().c_str());
+}
+
+int Manager::m_list_backups(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    auto store = open_store(self->cfg_, self->args_.root, false);
+    if (!store) return reply_error(err, store.error());
+    auto ids = list_backups(*store);
+    if (!ids) return reply_error(err, ids.error());
+    auto latest = latest_backup(*store);
+    if (!latest) return reply_error(err, latest.error());
+
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    if (r < 0) return r;
+    MessagePtr reply(raw);
+    r = sd_bus_message_open_container(reply.get(), 'a', "a{sv}");
+    for (auto it = ids->rbegin(); r >= 0 && it != ids->rend(); ++it) // newest first
+        r = append_backup(reply.get(), *it, read_metadata(*store, *it), *latest && **latest == *it);
+    if (r >= 0) r = sd_bus_message_close_container(reply.get());
+    if (r < 0) return r;
+    return sd_bus_send(nullptr, reply.get(), nullptr);
+}
+
+int Manager::m_verify_backup(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    int r = require_privileged(m, err);
+    if (r <= 0) return r;
+    const char* id_arg = nullptr;
+    if ((r = sd_bus_message_read(m, "s", &id_arg)) < 0) return r;
+    auto opts = read_options(m, {{"timeout", 'u'}});
+    if (!opts) return reply_error(err, opts.error());
+    if ((r = self->check_idle(err)) <= 0) return r;
+
+    std::string id = id_arg;
+    auto store = open_store(self->cfg_, self->args_.root, false);
+    if (!store) return reply_error(err, store.error());
+    if (id.empty()) {
+        auto l = latest_backup(*store);
+        if (!l) return reply_error(err, l.error());
+        if (!*l) return reply_error(err, Error{ErrorKind::NotFound, 0, "no backup to verify in " + store->path()});
+        id = **l;
+    } else if (!valid_backup_id(id)) {
+        return reply_error(err, Error{ErrorKind::InvalidArgs, 0, "'" + id + "' is not a backup id"});
+    } else if (auto meta = read_metadata(*store, id); !meta && meta.error().kind == ErrorKind::NotFound) {
+        return reply_error(err, meta.error());
+    }
+
+    Config cfg = self->cfg_;
+    std::string root = self->args_.root;
+    auto job = self->launch(
+        "verify", true,
+        [cfg, root, id](Progress& p, const CancelToken& c) -> Result<JobOutcome> {
+            auto st = open_store(cfg, root, false);
+            if (!st) return std::unexpected(st.error());
+            // Verifying while a backup prunes could race with the delete.
+            auto lock = lock_store(*st);
+            if (!lock) return std::unexpected(lock.error());
+            auto rep = verify_backup(*st, id, p, c);
+            if (!rep) return std::unexpected(rep.error());
+            if (!rep->ok()) {
+                std::string msg = "backup " + id + " is corrupt: " + std::to_string(rep->mismatches.size()) + " of " +
+                                  std::to_string(rep->checked) + " entries differ; first: " + rep->mismatches.front();
+                return fail(ErrorKind::Corrupt, msg);
+            }
+            JobOutcome o;
+            o.backup_id = id;
+            o.message = "backup " + id + " verified: " + std::to_string(rep->checked) + " entries match the manifest";
+            return o;
+        },
+        id);
+    if (!job) return reply_error(err, job.error());
+    if (auto t = opts->u32("timeout"); t && *t) (*job)->token().set_timeout(std::chrono::seconds(*t));
+    return sd_bus_reply_method_return(m, "o", (*job)->path().c_str());
+}
+
+int Manager::m_delete_backup(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    int r = require_privileged(m, err);
+    if (r <= 0) return r;
+    const char* id_arg = nullptr;
+    if ((r = sd_bus_message_read(m, "s", &id_arg)) < 0) return r;
+    std::string id = id_arg;
+    if (!valid_backup_id(id))
+        return reply_error(err, Error{ErrorKind::InvalidArgs, 0, "'" + id + "' is not a backup id"});
+    if ((r = self->check_idle(err)) <= 0) return r;
+
+    // Removing a generation is thousands of unlinks: off the loop, answered when done.
+    Config cfg = self->cfg_;
+    std::string root = self->args_.root;
+    auto job = self->launch(
+        "delete", false,
+        [cfg, root, id](Progress&, const CancelToken&) -> Result<JobOutcome> {
+            auto st = open_store(cfg, root, true);
+            if (!st) return std::unexpected(st.error());
+            auto lock = lock_store(*st);
+            if (!lock) return std::unexpected(lock.error());
+            // An armed recovery must keep the generation it names.
+            auto dir = JournalDir::open(*st, false);
+            if (!dir) return std::unexpected(dir.error());
+            auto armed = dir->armed();
+            if (!armed) return std::unexpected(armed.error());
+            if (*armed && **armed == id)
+                return fail(ErrorKind::Refused, "backup " + id + " is armed for recovery; disarm it first");
+            UR_TRY(delete_backup(*st, id, false));
+            return JobOutcome{"backup " + id + " deleted", id, {}};
+        },
+        id, ref_message(m));
+    if (!job) return reply_error(err, job.error());
+    return 1; // answered by on_job_finished
+}
+
+int Manager::m_get_rollback_plan(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    auto store = open_store(self->cfg_, self->args_.root, false);
+    if (!store) return reply_error(err, store.error());
+    auto latest = latest_backup(*store);
+    if (!latest) return reply_error(err, latest.error());
+    if (!*latest)
+        return reply_error(err,
+                           Error{ErrorKind::NotFound, 0, "no backup in " + store->path() + ": nothing to plan for"});
+    auto meta = read_metadata(*store, **latest);
+    if (!meta) return reply_error(err, meta.error());
+    auto plan = compute_rollback_plan(self->cfg_, self->args_.root, meta->ostree);
+    if (!plan) return reply_error(err, plan.error());
+    const RollbackPlan& p = *plan;
+
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    if (r < 0) return r;
+    MessagePtr reply(raw);
+    r = sd_bus_message_open_container(reply.get(), 'a', "{sv}");
+    if (r < 0) return r;
+    DictWriter w{reply.get()};
+    w([&](auto* mm) { return add(mm, "backup_id", **latest); });
+    w([&](auto* mm) { return add(mm, "action", std::string(rollback_action_name(p.action))); });
+    w([&](auto* mm) { return add(mm, "reason", p.reason); });
+    w([&](auto* mm) { return add(mm, "recorded", meta->ostree.present ? p.recorded.id() : std::string()); });
+    w([&](auto* mm) { return add(mm, "target", p.target ? p.target->id() : std::string()); });
+    w([&](auto* mm) { return add(mm, "drop_staged", p.drop_staged ? p.drop_staged->id() : std::string()); });
+    w([&](auto* mm) { return add(mm, "undeploy", deployment_ids(p.undeploy)); });
+    w([&](auto* mm) { return add(mm, "new_order", deployment_ids(p.new_order)); });
+    w([&](auto* mm) { return add(mm, "deployments", deployment_ids(p.deployments)); });
+    w([&](auto* mm) { return add(mm, "reboot_needed", p.reboot_needed); });
+    w([&](auto* mm) { return add(mm, "changes", p.changes()); });
+    w([&](auto* mm) { return add(mm, "notes", p.notes); });
+    w([&](auto* mm) { return add(mm, "text", rollback_plan_text(p)); });
+    w([&](auto* mm) { return add(mm, "json", rollback_plan_json(p)); });
+    if (w.r < 0) return w.r;
+    if ((r = sd_bus_message_close_container(reply.get())) < 0) return r;
+    return sd_bus_send(nullptr, reply.get(), nullptr);
+}
+
+int Manager::m_arm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    int r = require_privileged(m, err);
+    if (r <= 0) return r;
+    const char* id_arg = nullptr;
+    if ((r = sd_bus_message_read(m, "s", &id_arg)) < 0) return r;
+    auto opts = read_options(m, {{"reboot", 'b'}});
+    if (!opts) return reply_error(err, opts.error());
+    if ((r = self->check_idle(err)) <= 0) return r;
+
+    auto store = open_store(self->cfg_, self->args_.root, true);
+    if (!store) return reply_error(err, store.error());
+    auto lock = lock_store(*store);
+    if (!lock) return reply_error(err, lock.error());
+    std::string id = id_arg;
+    if (id.empty()) {
+        auto l = latest_backup(*store);
+        if (!l) return reply_error(err, l.error());
+        if (!*l) return reply_error(err, Error{ErrorKind::NotFound, 0, "no backup to arm in " + store->path()});
+        id = **l;
+    }
+    if (auto a = arm_recovery(*store, id); !a) return reply_error(err, a.error());
+    self->refresh_view(true);
+    if (!opts->boolean("reboot").value_or(false)) return sd_bus_reply_method_return(m, nullptr);
+
+    // Reboot the way `systemctl reboot` does; answer once systemd queued the job.
+    auto* held = new MessagePtr(ref_message(m));
+    r = sd_bus_call_method_async(
+        self->bus_, nullptr, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+        "org.freedesktop.systemd1.Manager", "StartUnit",
+        [](sd_bus_message* reply, void* ud, sd_bus_error*) -> int {
+            std::unique_ptr<MessagePtr> call(static_cast<MessagePtr*>(ud));
+            const sd_bus_error* e = sd_bus_message_get_error(reply);
+            if (!e) return sd_bus_reply_method_return(call->get(), nullptr);
+            std::string msg = std::string("recovery armed, but the reboot request failed: ") +
+                              (e->message ? e->message : e->name) + "; reboot by hand";
+            return sd_bus_reply_method_errorf(call->get(), error_name(ErrorKind::ExternalFailed).c_str(), "%s",
+                                              msg.c_str());
+        },
+        held, "ss", "reboot.target", "replace-irreversibly");
+    if (r < 0) {
+        delete held;
+        return reply_error(err,
+                           Error{ErrorKind::ExternalFailed, -r,
+                                 std::string("recovery armed, but the reboot request failed: ") + std::strerror(-r)});
+    }
+    return 1;
+}
+
+int Manager::m_disarm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    int r = require_privileged(m, err);
+    if (r <= 0) return r;
+    if ((r = self->check_idle(err)) <= 0) return r;
+    auto store = open_store(self->cfg_, self->args_.root, true);
+    if (!store) return reply_error(err, store.error());
+    auto lock = lock_store(*store);
+    if (!lock) return reply_error(err, lock.error());
+    if (auto d = disarm_recovery(*store); !d) return reply_error(err, d.error());
+    self->refresh_view(true);
+    return sd_bus_reply_method_return(m, nullptr);
+}
+
+int Manager::m_start_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    int r = require_privileged(m, err);
+    if (r <= 0) return r;
+    // The CLI's `recover` flags, same names and meaning (upgrade-recovery(8)).
+    auto opts = read_options(m, {{"backup", 's'},
+                                 {"resume", 'b'},
+                                 {"restart", 'b'},
+                                 {"step", 'b'},
+                                 {"force", 'b'},
+                                 {"reboot", 'b'},
+                                 {"dry_run", 'b'},
+                                 {"checksum", 'b'},
+                                 {"timeout", 'u'}});
+    if (!opts) return reply_error(err, opts.error());
+    if ((r = self->check_idle(err)) <= 0) return r;
+
+    RecoveryOptions ro;
+    ro.root = self->args_.root;
+    ro.backup_id = opts->str("backup");
+    if (ro.backup_id && (ro.backup_id->empty() || !valid_backup_id(*ro.backup_id)))
+        return reply_error(
+            err, Error{ErrorKind::InvalidArgs, 0, "option 'backup': '" + *ro.backup_id + "' is not a backup id"});
+    ro.resume = opts->boolean("resume").value_or(false);
+    ro.restart = opts->boolean("restart").value_or(false);
+    if (ro.resume && ro.restart)
+        return reply_error(err, Error{ErrorKind::InvalidArgs, 0, "options 'resume' and 'restart' exclude each other"});
+    ro.step = opts->boolean("step").value_or(false);
+    ro.force = opts->boolean("force").value_or(false);
+    ro.reboot = opts->boolean("reboot").value_or(false);
+    ro.dry_run = opts->boolean("dry_run").value_or(false);
+    ro.checksum = opts->boolean("checksum").value_or(false);
+
+    Config cfg = self->cfg_;
+    auto job = self->launch(
+        "recovery", true,
+        [cfg, ro](Progress& p, const CancelToken& c) -> Result<JobOutcome> {
+            auto res = run_recovery(cfg, ro, p, c);
+            if (!res) return std::unexpected(res.error());
+            JobOutcome o;
+            o.backup_id = res->backup_id;
+            o.message = res->message.empty()
+                            ? "recovery " + res->recovery_id + ": " + std::string(recovery_state_name(res->state))
+                            : res->message;
+            for (const auto& pl : res->planned)
+                o.warnings.push_back("plan: " + pl);
+            return o;
+        },
+        ro.backup_id.value_or(""));
+    if (!job) return reply_error(err, job.error());
+    if (auto t = opts->u32("timeout"); t && *t) (*job)->token().set_timeout(std::chrono::seconds(*t));
+    return sd_bus_reply_method_return(m, "o", (*job)->path().c_str());
+}
+
+const sd_bus_vtable Manager::vtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Version", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("State", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("CurrentJob", "o", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("RecoveryState", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("RecoverySummary", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("LastBackup", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("LastError", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("LastErrorName", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_METHOD_WITH_ARGS("StartBackup", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("o", job), m_start_backup, 0),
+    SD_BUS_METHOD_WITH_ARGS("ListBackups", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", backups), m_list_backups,
+                            SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("VerifyBackup", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_RESULT("o", job),
+                            m_verify_backup, 0),
+    SD_BUS_METHOD_WITH_ARGS("DeleteBackup", SD_BUS_ARGS("s", id), SD_BUS_NO_RESULT, m_delete_backup, 0),
+    SD_BUS_METHOD_WITH_ARGS("GetRollbackPlan", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", plan), m_get_rollback_plan,
+                            SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("StartRecovery", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("o", job), m_start_recovery,
+                            0),
+    SD_BUS_METHOD_WITH_ARGS("ArmRecovery", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_NO_RESULT, m_arm_recovery, 0),
+    SD_BUS_METHOD_WITH_ARGS("DisarmRecovery", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, m_disarm_recovery, 0),
+    SD_BUS_VTABLE_END,
+};
+
+} // namespace ur::dbus

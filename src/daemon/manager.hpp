@@ -1,0 +1,119 @@
+// The io.openshift.UpgradeRecovery1.Manager object and the Job objects under
+// /io/openshift/UpgradeRecovery1/job/<n>: method handlers, authorization,
+// one-operation-at-a-time, and the properties the orchestrator polls.
+#pragma once
+
+#include "config.hpp"
+#include "job.hpp"
+#include "jobstate.hpp"
+#include "sdbus.hpp"
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace ur::dbus
+{
+
+// An error name that is not an ErrorKind: the daemon died under a job.
+inline constexpr const char* kInterruptedError = "io.openshift.UpgradeRecovery1.Error.Interrupted";
+
+struct DaemonArgs {
+    std::string root = "/";
+    std::optional<std::string> config_file;
+};
+
+class Manager
+{
+  public:
+    Manager(sd_event* event, sd_bus* bus, Config cfg, DaemonArgs args);
+    Manager(const Manager&) = delete;
+    Manager& operator=(const Manager&) = delete;
+    ~Manager();
+
+    // Register the vtables. Before the name is requested, so the first call finds them.
+    Result<> attach();
+    // Once the name is ours (only the owner may read and rewrite the job record):
+    // report a job the previous instance left unfinished, restore the last result.
+    void startup();
+
+    // A job is running (the daemon must not exit idle).
+    bool busy() const { return current_ != nullptr; }
+    // `on_idle` runs once no job runs any more (at once when none does).
+    void when_idle(std::function<void()> on_idle);
+    // SIGTERM: cancel the running job, then `on_idle`.
+    void shutdown(std::function<void()> on_idle);
+
+    static const sd_bus_vtable vtable[];
+
+  private:
+    // Method handlers (userdata: Manager*).
+    static int m_start_backup(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int m_list_backups(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int m_verify_backup(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int m_delete_backup(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int m_get_rollback_plan(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int m_start_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int m_arm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int m_disarm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int prop_get(sd_bus* bus, const char* path, const char* iface, const char* prop, sd_bus_message* reply,
+                        void* userdata, sd_bus_error* err);
+
+    // Job objects: fallback vtable + node enumerator.
+    static int find_job(sd_bus* bus, const char* path, const char* iface, void* userdata, void** found,
+                        sd_bus_error* err);
+    static int enumerate_jobs(sd_bus* bus, const char* prefix, void* userdata, char*** nodes, sd_bus_error* err);
+
+    // Root or CAP_SYS_ADMIN; 1 when allowed, else sets AccessDenied and returns <= 0.
+    static int require_privileged(sd_bus_message* m, sd_bus_error* err);
+    // Busy while a job runs: one operation at a time inside the daemon (the
+    // store lock does the same across processes).
+    int check_idle(sd_bus_error* err) const;
+
+    Result<Job*> launch(const std::string& type, bool exported, JobWork work, const std::string& backup_id,
+                        MessagePtr reply_to = {});
+    void on_job_change(Job& job, bool phase_changed);
+    void on_job_finished(Job& job);
+    void record_job(const Job& job);
+    void log_job_start(const Job& job);
+    void log_job_end(const Job& job);
+    void notify_status();
+
+    void set_state(Phase p);
+    void set_last_error(std::string name, std::string message);
+    // Re-read LastBackup and the recovery state from the partition.
+    void refresh_view(bool emit);
+    void refresh_if_stale();
+    void emit_changed(std::initializer_list<const char*> props);
+    // Run `fn` from the event loop soon (not from inside the current callback).
+    void defer(std::function<void()> fn);
+
+    sd_event* event_;
+    sd_bus* bus_;
+    Config cfg_;
+    DaemonArgs args_;
+
+    Phase state_ = Phase::Idle;
+    std::string last_error_;
+    std::string last_error_name_;
+    std::string last_backup_;
+    std::string recovery_state_ = "None";
+    std::string recovery_summary_;
+    std::chrono::steady_clock::time_point view_time_{};
+    std::vector<std::function<void()>> deferred_;
+    SourcePtr defer_source_;
+
+    DaemonState saved_;
+    std::unique_ptr<Job> current_;
+    MessagePtr current_reply_;                  // DeleteBackup: answered when its hidden job ends
+    std::deque<std::unique_ptr<Job>> finished_; // kept so clients can read the result after Finished
+    std::string last_stage_;                    // for the journal's STEP field and the job record
+    unsigned last_notified_pct_ = 0;
+    std::function<void()> on_idle_;
+
+    SlotPtr manager_slot_, job_slot_, enum_slot_;
+};
+
+} // namespace ur::dbus

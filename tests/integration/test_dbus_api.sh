@@ -1,0 +1,142 @@
+#!/bin/bash
+# upgrade-recoveryd end to end over a private system bus, driven with busctl:
+# a backup job from start to Succeeded with Progress rising and the Manager States
+# in order, ListBackups, VerifyBackup, GetRollbackPlan, Arm/DisarmRecovery,
+# DeleteBackup, a dry-run StartRecovery, and the --request-backup client mode.
+set -u
+. "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
+dbus_setup
+dbus_big_tree 3000
+dbus_start_daemon
+
+[ "$(mprop State)" = Idle ] || die "initial State is $(mprop State)"
+[ "$(mprop LastBackup)" = "" ] || die "LastBackup before any backup: $(mprop LastBackup)"
+[ "$(mprop CurrentJob)" = / ] || die "CurrentJob before any job: $(mprop CurrentJob)"
+[ -n "$(mprop Version)" ] || die "no Version"
+ok "initial properties"
+
+# Watch every signal from our objects; ready once it has seen our own Ping.
+busctl --system monitor --json=short --match="type='signal',sender='$BUS_NAME'" \
+    --match="type='method_call',path='$MGR_PATH',interface='org.freedesktop.DBus.Peer'" >"$T/monitor.json" 2>"$T/monitor.err" &
+MON_PID=$!
+on_exit "kill $MON_PID 2>/dev/null"
+for ((i = 0; i < 100; i++)); do
+    busctl --system call "$BUS_NAME" "$MGR_PATH" org.freedesktop.DBus.Peer Ping
+    grep -q '"member":"Ping"' "$T/monitor.json" && break
+    sleep 0.1
+done
+grep -q '"member":"Ping"' "$T/monitor.json" || die "busctl monitor did not start: $(cat "$T/monitor.err")"
+
+# --- a backup job, start to Succeeded ---------------------------------------------
+J=$(mcall StartBackup 'a{sv}' 0 | objpath)
+[[ $J == $MGR_PATH/job/* ]] || die "StartBackup returned '$J'"
+S=$(wait_job "$J")
+[ "$S" = Succeeded ] || die "backup job ended $S: $(jprop "$J" Message)"
+B1=$(jprop "$J" BackupId)
+[ "$B1" = "$(latest_id)" ] || die "job BackupId $B1, latest is $(latest_id)"
+[ "$(jprop "$J" Progress)" = 100 ] || die "final Progress $(jprop "$J" Progress)"
+[ "$(jprop "$J" Error)" = "" ] || die "Error set on success: $(jprop "$J" Error)"
+[ "$(jprop "$J" Type)" = backup ] || die "Type $(jprop "$J" Type)"
+ok "backup job $J: $(jprop "$J" Message)"
+
+# Signals are delivered in order; give the monitor a moment to write the last ones.
+for ((i = 0; i < 50; i++)); do grep -q '"member":"Finished"' "$T/monitor.json" && break; sleep 0.1; done
+grep '"member":"Finished"' "$T/monitor.json" | grep -qF "\"path\":\"$J\"" || die "no Finished signal from $J"
+grep '"member":"Finished"' "$T/monitor.json" | grep -qF '"Succeeded"' || die "Finished does not say Succeeded"
+
+# Manager State, in the order the PropertiesChanged signals carried it.
+states=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -o '"State":{"type":"s","data":"[A-Za-z]*"' |
+    sed -E 's/.*"data":"([A-Za-z]*)"/\1/' | tr '\n' ' ')
+[ "$states" = "PreparingToStart Starting Active Succeeded " ] || die "Manager States in order: '$states'"
+ok "Manager State: $states"
+
+# Job Progress as the signals carried it: rising, several steps, ending at 100.
+progress=$(grep -F "\"path\":\"$J\"" "$T/monitor.json" | grep -o '"Progress":{"type":"u","data":[0-9]*' |
+    sed -E 's/.*"data"://' | tr '\n' ' ')
+prev=-1 n=0
+for p in $progress; do
+    [ "$p" -ge "$prev" ] || die "Progress went back: $progress"
+    [ "$p" -gt "$prev" ] && n=$((n + 1))
+    prev=$p
+done
+[ "$prev" = 100 ] && [ $n -ge 3 ] || die "Progress did not rise in steps to 100: '$progress'"
+ok "Progress: $progress"
+
+[ "$(mprop State)" = Succeeded ] || die "State after the job: $(mprop State)"
+[ "$(mprop LastBackup)" = "$B1" ] || die "LastBackup $(mprop LastBackup), want $B1"
+[ "$(mprop CurrentJob)" = / ] || die "CurrentJob after the job: $(mprop CurrentJob)"
+grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -qF "\"LastBackup\":{\"type\":\"s\",\"data\":\"$B1\"" ||
+    die "no PropertiesChanged for LastBackup"
+busctl --system tree "$BUS_NAME" | grep -qF "$J" || die "job object $J not in the tree"
+ok "Manager properties after the backup (LastBackup $B1)"
+
+# --- a second backup with options; ListBackups ------------------------------------
+B2=20300101T000000Z
+J2=$(mcall StartBackup 'a{sv}' 2 timeout u 300 id s "$B2" | objpath)
+[ "$(wait_job "$J2")" = Succeeded ] || die "second backup: $(jprop "$J2" Message)"
+[ "$(latest_id)" = "$B2" ] || die "latest is $(latest_id), want $B2"
+[ "${J2##*/}" -gt "${J##*/}" ] || die "job numbers do not rise: $J then $J2"
+
+L=$(mcall ListBackups --json=short)
+ids=$(grep -o '"id":{"type":"s","data":"[^"]*"' <<<"$L" | sed -E 's/.*"data":"([^"]*)"/\1/' | tr '\n' ' ')
+[ "$ids" = "$B2 $B1 " ] || die "ListBackups ids (newest first): '$ids'"
+grep -qF '"latest":{"type":"b","data":true}' <<<"$L" || die "no latest flag in ListBackups"
+grep -qF '"metadata_json":' <<<"$L" || die "no metadata_json in ListBackups"
+ok "ListBackups: $ids"
+
+# --- VerifyBackup ----------------------------------------------------------------
+verify_ok
+verify_ok "$B1"
+JV=$(mcall VerifyBackup 'sa{sv}' "$B1" 0 | objpath)
+wait_job "$JV" >/dev/null
+[ "$(jprop "$JV" Type)" = verify ] && [ "$(jprop "$JV" BackupId)" = "$B1" ] || die "verify job properties"
+ok "VerifyBackup: $(jprop "$JV" Message)"
+
+# --- GetRollbackPlan (ostree.mode = off here: a refused plan, not an error) ---------
+P=$(mcall GetRollbackPlan --json=short)
+grep -qF "\"backup_id\":{\"type\":\"s\",\"data\":\"$B2\"" <<<"$P" || die "plan not for $B2: $P"
+action=$(grep -o '"action":{"type":"s","data":"[^"]*"' <<<"$P" | sed -E 's/.*"data":"([^"]*)"/\1/')
+[ -n "$action" ] || die "plan without action: $P"
+grep -qF '"json":' <<<"$P" && grep -qF '"text":' <<<"$P" || die "plan without text/json: $P"
+ok "GetRollbackPlan: action $action"
+
+# --- Arm / Disarm ----------------------------------------------------------------
+mcall ArmRecovery 'sa{sv}' "$B1" 0 || die "ArmRecovery failed"
+[ "$(cat "$STORE/recovery/armed")" = "$B1" ] || die "armed marker: $(cat "$STORE/recovery/armed" 2>&1)"
+[ "$(mprop RecoveryState)" = Armed ] || die "RecoveryState after arming: $(mprop RecoveryState)"
+mcall DisarmRecovery || die "DisarmRecovery failed"
+[ ! -e "$STORE/recovery/armed" ] || die "armed marker still there after DisarmRecovery"
+[ "$(mprop RecoveryState)" = None ] || die "RecoveryState after disarming: $(mprop RecoveryState)"
+mcall ArmRecovery 'sa{sv}' "" 1 reboot b false || die "ArmRecovery of latest failed"
+[ "$(cat "$STORE/recovery/armed")" = "$B2" ] || die "ArmRecovery '' did not arm the latest"
+mcall DisarmRecovery || die "DisarmRecovery failed"
+ok "ArmRecovery / DisarmRecovery"
+
+# --- a dry-run recovery job (offline against the sandbox root: changes nothing) ---
+before=$(find "$ROOT/etc" "$ROOT/usr/local" -newer "$STORE/latest" | wc -l)
+JR=$(mcall StartRecovery 'a{sv}' 1 dry_run b true | objpath)
+SR=$(wait_job "$JR")
+[ "$SR" = Succeeded ] || die "dry-run recovery ended $SR: $(jprop "$JR" Error) $(jprop "$JR" Message)"
+[ "$(find "$ROOT/etc" "$ROOT/usr/local" -newer "$STORE/latest" | wc -l)" = "$before" ] ||
+    die "a dry run changed the root"
+ok "StartRecovery dry_run: $(jprop "$JR" Message)"
+
+# --- DeleteBackup -----------------------------------------------------------------
+mcall DeleteBackup s "$B1" || die "DeleteBackup $B1 failed"
+[ ! -e "$STORE/backups/$B1" ] || die "$B1 still on the store"
+out=$(gcall DeleteBackup "$B2")
+expect_error "$ERR.Refused" "$out"
+out=$(gcall DeleteBackup 20000101T000000Z)
+expect_error "$ERR.NotFound" "$out"
+ok "DeleteBackup"
+
+# --- the client mode upgrade-recovery-backup.service runs -------------------------
+"$DAEMON" --request-backup --timeout 300 >"$T/client.log" 2>&1 || die "--request-backup failed: $(cat "$T/client.log")"
+grep -q "published" "$T/client.log" || die "client printed no result: $(cat "$T/client.log")"
+B3=$(latest_id)
+[ "$B3" != "$B2" ] || die "--request-backup made no new backup"
+ok "--request-backup: $(tail -n1 "$T/client.log")"
+
+daemon_alive
+dbus_stop_daemon
+echo "PASS: test_dbus_api"
