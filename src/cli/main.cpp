@@ -1,2 +1,94 @@
-#include "config.hpp"
-int main() { return 0; }
+// upgrade-recovery: the command line. Thin: parses arguments, calls the core,
+// prints text or --json, maps error kinds to exit codes (docs/architecture.md).
+#include "cli.hpp"
+
+#include <cstring>
+#include <unistd.h>
+
+using namespace ur;
+using namespace ur::cli;
+
+namespace
+{
+
+const char* kUsage = R"(Usage: upgrade-recovery [OPTIONS] COMMAND [ARGS]
+
+Pre-upgrade backup and upgrade recovery for Single Node OpenShift hosts.
+
+Commands:
+  backup [--force] [--id ID]   take a backup onto the recovery partition
+  list                         list backups
+  status                       partition, latest backup and recovery state
+  verify [ID]                  re-read a backup and compare it with its manifest
+  delete ID                    delete one backup
+  rollback-plan                show the ostree rollback the recovery would apply
+  recover [--resume|--restart] [--step] [--force] [--reboot] [--dry-run]
+          [--checksum] [--backup ID] [--initrd]
+                               recover the node to a backup (phase 1, then phase 2)
+  arm [ID] [--reboot]          arm the recovery for the next boot
+  disarm                       cancel an armed recovery
+
+Options:
+  --root DIR     host root to work on (default /)
+  --config FILE  read FILE instead of /etc/upgrade-recovery/config.toml
+  --dir DIR      backup directory (overrides partition.mount_point)
+  --json         machine-readable output
+  -v, --verbose  more messages
+  -h, --help     this help
+  --version      print the version
+
+Exit codes: 0 ok, 1 failure, 2 usage, 3 bad config, 4 partition not found or
+not mounted, 5 no space, 6 recovery in progress, 7 corrupt backup, 8 timeout,
+9 busy, 10 cancelled, 11 refused by a safety rule.
+)";
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    Args args;
+    std::vector<std::string> rest;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        auto value = [&](const char* opt) -> std::optional<std::string> {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "upgrade-recovery: %s needs a value\n", opt);
+                return std::nullopt;
+            }
+            return std::string(argv[++i]);
+        };
+        if (a == "--root") {
+            auto v = value("--root");
+            if (!v) return kExitUsage;
+            args.root = *v;
+        } else if (a == "--config") {
+            auto v = value("--config");
+            if (!v) return kExitUsage;
+            args.config = *v;
+        } else if (a == "--dir") {
+            auto v = value("--dir");
+            if (!v) return kExitUsage;
+            args.dir = *v;
+        } else if (a == "--json") {
+            args.json = true;
+        } else if (a == "-v" || a == "--verbose") {
+            args.verbose = true;
+        } else if (a == "-h" || a == "--help") {
+            fputs(kUsage, stdout);
+            return 0;
+        } else if (a == "--version") {
+            printf("upgrade-recovery %s\n", version());
+            return 0;
+        } else {
+            rest.push_back(a);
+        }
+    }
+    if (rest.empty()) {
+        fputs(kUsage, stderr);
+        return kExitUsage;
+    }
+    args.command = rest.front();
+    args.params.assign(rest.begin() + 1, rest.end());
+    log::set_verbose(args.verbose);
+    return run_command(args);
+}

@@ -10,15 +10,16 @@
 #include <string>
 #include <vector>
 
-namespace ur {
+namespace ur
+{
 
 struct RestoreOptions {
-    std::string target_root = "/";      // "/", "/sysroot", or a test directory
-    std::vector<std::string> trees;     // tree names to restore (empty = all in the backup)
-    std::vector<std::string> etc_excludes; // relative to the etc tree; honoured when restoring "etc"
-    bool checksum = false;              // compare contents too, not only size+mtime
-    bool dry_run = false;               // report, change nothing
-    bool remove_stale_mc_files = true;  // W19: MC files absent at backup time are removed
+    std::string target_root = "/";             // "/", "/sysroot", or a test directory
+    std::vector<std::string> trees;            // tree names to restore (empty = all in the backup)
+    std::vector<std::string> etc_excludes;     // relative to the etc tree; honoured when restoring "etc"
+    bool checksum = false;                     // compare contents too, not only size+mtime
+    bool dry_run = false;                      // report, change nothing
+    bool remove_stale_mc_files = true;         // W19: MC files absent at backup time are removed
     std::vector<std::string> current_mc_files; // MC-managed paths now on the host (for W19)
 };
 
@@ -30,8 +31,8 @@ struct RestoreChange {
 struct RestoreStats {
     uint64_t examined = 0;
     uint64_t created = 0;
-    uint64_t updated = 0;      // content rewritten
-    uint64_t metadata = 0;     // metadata only
+    uint64_t updated = 0;  // content rewritten
+    uint64_t metadata = 0; // metadata only
     uint64_t deleted = 0;
     uint64_t bytes_written = 0;
     std::vector<RestoreChange> changes; // filled in dry-run mode (and capped otherwise)

@@ -1,0 +1,91 @@
+// Shared pieces of the CLI: parsed arguments, exit codes, output helpers.
+#pragma once
+
+#include "config.hpp"
+#include "error.hpp"
+#include "log.hpp"
+#include "progress.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ur::cli
+{
+
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitBadConfig = 3;
+inline constexpr int kExitNoPartition = 4;
+inline constexpr int kExitNoSpace = 5;
+inline constexpr int kExitRecoveryInProgress = 6;
+inline constexpr int kExitCorrupt = 7;
+inline constexpr int kExitTimeout = 8;
+inline constexpr int kExitBusy = 9;
+inline constexpr int kExitCancelled = 10;
+inline constexpr int kExitRefused = 11;
+
+struct Args {
+    std::string root = "/";
+    std::optional<std::string> config;
+    std::optional<std::string> dir;
+    bool json = false;
+    bool verbose = false;
+    std::string command;
+    std::vector<std::string> params;
+};
+
+const char* version();
+int exit_code(ErrorKind kind);
+
+// Print the error (text on stderr, or a JSON object on stdout) and return its exit code.
+int report_error(const Args& args, const Error& e);
+
+Result<Config> load(const Args& args);
+
+// A progress bar on stderr when it is a terminal; warnings always printed.
+class TerminalProgress : public Progress
+{
+  public:
+    explicit TerminalProgress(bool quiet);
+    ~TerminalProgress() override;
+    void stage(const std::string& name) override;
+    void percent(unsigned pct) override;
+    void warning(const std::string& msg) override;
+    void clear();
+
+  private:
+    void draw();
+    bool tty_;
+    bool quiet_;
+    std::string stage_;
+    unsigned pct_ = 0;
+    long long last_draw_ms_ = 0;
+    bool drawn_ = false;
+};
+
+// Flags of a subcommand: "--force" style booleans and "--id VALUE" options.
+struct Flags {
+    std::vector<std::string> positional;
+    std::vector<std::string> set;
+    std::vector<std::pair<std::string, std::string>> values;
+    bool has(const std::string& f) const;
+    std::optional<std::string> value(const std::string& f) const;
+};
+// Parse params; unknown flags are a usage error naming them.
+std::optional<Flags> parse_flags(const std::vector<std::string>& params, const std::vector<std::string>& booleans,
+                                 const std::vector<std::string>& with_value, size_t max_positional);
+
+int cmd_backup(const Args& args);
+int cmd_list(const Args& args);
+int cmd_status(const Args& args);
+int cmd_verify(const Args& args);
+int cmd_delete(const Args& args);
+int cmd_rollback_plan(const Args& args);
+int cmd_recover(const Args& args);
+int cmd_arm(const Args& args);
+int cmd_disarm(const Args& args);
+
+int run_command(const Args& args);
+
+} // namespace ur::cli

@@ -1,0 +1,311 @@
+// backup, list, status, verify, delete.
+#include "backup.hpp"
+#include "cli.hpp"
+#include "recovery_journal.hpp"
+#include "store.hpp"
+#include "verify.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace ur::cli
+{
+
+namespace
+{
+
+std::string human(uint64_t b)
+{
+    char buf[32];
+    if (b >= (1ull << 30))
+        snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(b) / (1ull << 30));
+    else if (b >= (1ull << 20))
+        snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1ull << 20));
+    else
+        snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024.0);
+    return buf;
+}
+
+CancelToken* g_cancel = nullptr;
+
+void on_signal(int)
+{
+    if (g_cancel) g_cancel->cancel();
+}
+
+// SIGINT/SIGTERM cancel the operation cleanly (staging dropped, previous backup intact).
+struct SignalCancel {
+    explicit SignalCancel(CancelToken& t)
+    {
+        g_cancel = &t;
+        struct sigaction sa = {};
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, nullptr);
+        sigaction(SIGTERM, &sa, nullptr);
+    }
+    ~SignalCancel()
+    {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        g_cancel = nullptr;
+    }
+};
+
+void print_metadata_text(const BackupMetadata& m, bool latest)
+{
+    printf("%s%s  created %s on %s\n", m.id.c_str(), latest ? " (latest)" : "", m.created.c_str(), m.host.c_str());
+    for (const auto& t : m.trees)
+        printf("  %-10s %-22s %8llu entries %12s\n", t.name.c_str(), t.path.c_str(),
+               static_cast<unsigned long long>(t.files), human(t.bytes).c_str());
+    printf("  data: %s total, %s copied, %s shared with %s (%llu files)\n", human(m.total_bytes).c_str(),
+           human(m.copied_bytes).c_str(), human(m.shared_bytes).c_str(),
+           m.previous.empty() ? "no earlier backup" : m.previous.c_str(),
+           static_cast<unsigned long long>(m.shared_files));
+    if (m.ostree.present)
+        printf("  ostree: %s %s.%d%s%s\n", m.ostree.osname.c_str(), m.ostree.checksum.c_str(), m.ostree.serial,
+               m.ostree.version.empty() ? "" : (" version " + m.ostree.version).c_str(),
+               m.ostree.pinned ? " (pinned)" : " (NOT pinned)");
+    else
+        printf("  ostree: not recorded (not an ostree host)\n");
+    if (m.cluster.present)
+        printf("  etcd: %s via %s, revision %lld, %lld keys%s\n", m.cluster.snapshot.c_str(), m.cluster.method.c_str(),
+               static_cast<long long>(m.cluster.revision), static_cast<long long>(m.cluster.total_keys),
+               m.cluster.dirty ? ", DIRTY (taken with --force)" : "");
+    else
+        printf("  etcd: not included\n");
+    printf("  openshift: %s%s\n", m.openshift.version.empty() ? "version unknown" : m.openshift.version.c_str(),
+           m.openshift.version.empty() && !m.openshift.version_source.empty()
+               ? (" (" + m.openshift.version_source + ")").c_str()
+               : "");
+    if (!m.openshift.release_image.empty()) printf("  release image: %s\n", m.openshift.release_image.c_str());
+    if (!m.openshift.cert_expiry.empty())
+        printf("  rollback without manual certificate recovery possible until %s\n", m.openshift.cert_expiry.c_str());
+    printf("  recovery tools in backup: cluster-restore.sh %s, etcd scripts %s\n",
+           m.openshift.has_cluster_restore ? "yes" : "NO", m.openshift.has_etcd_scripts ? "yes" : "NO");
+    if (!m.mc_files.empty())
+        printf("  MachineConfig files outside the trees: %zu (%zu missing)\n", m.mc_files.size(), m.mc_missing.size());
+    if (!m.warnings.empty()) printf("  warnings: %zu (see --json)\n", m.warnings.size());
+}
+
+} // namespace
+
+int cmd_backup(const Args& args)
+{
+    auto f = parse_flags(args.params, {"--force"}, {"--id", "--timeout"}, 0);
+    if (!f) return kExitUsage;
+    auto cfg = load(args);
+    if (!cfg) return report_error(args, cfg.error());
+    BackupOptions opts;
+    opts.root = args.root;
+    opts.force_dirty = f->has("--force");
+    opts.id = f->value("--id");
+    unsigned timeout = cfg->backup_timeout;
+    if (auto t = f->value("--timeout")) timeout = static_cast<unsigned>(std::strtoul(t->c_str(), nullptr, 10));
+    CancelToken cancel;
+    cancel.set_timeout(std::chrono::seconds(timeout));
+    SignalCancel sc(cancel);
+    TerminalProgress progress(args.json);
+    auto r = run_backup(*cfg, opts, progress, cancel);
+    progress.clear();
+    if (!r) {
+        Error e = r.error();
+        if (e.kind == ErrorKind::Timeout)
+            e.message += " (backup.timeout is " + std::to_string(timeout) + " s); the previous backup is intact";
+        return report_error(args, e);
+    }
+    const auto& m = r->meta;
+    if (args.json) {
+        auto j = nlohmann::json::parse(metadata_to_json(m));
+        j["pruned"] = r->pruned;
+        printf("%s\n", j.dump().c_str());
+        return 0;
+    }
+    printf("Backup %s complete in %.1f s.\n", m.id.c_str(), m.duration_seconds);
+    print_metadata_text(m, true);
+    for (const auto& w : m.warnings)
+        printf("  warning: %s\n", w.c_str());
+    if (!r->pruned.empty()) {
+        printf("Removed by retention:");
+        for (const auto& p : r->pruned)
+            printf(" %s", p.c_str());
+        printf("\n");
+    }
+    return 0;
+}
+
+int cmd_list(const Args& args)
+{
+    if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
+    auto cfg = load(args);
+    if (!cfg) return report_error(args, cfg.error());
+    auto store = open_store(*cfg, args.root, false);
+    if (!store) return report_error(args, store.error());
+    auto ids = list_backups(*store);
+    if (!ids) return report_error(args, ids.error());
+    auto latest = latest_backup(*store);
+    std::string latest_id = latest && *latest ? **latest : "";
+    nlohmann::json arr = nlohmann::json::array();
+    if (!args.json && ids->empty()) printf("No backups in %s.\n", store->path().c_str());
+    for (auto it = ids->rbegin(); it != ids->rend(); ++it) {
+        auto m = read_metadata(*store, *it);
+        if (!m) {
+            if (args.json)
+                arr.push_back({{"id", *it}, {"error", m.error().message}});
+            else
+                printf("%s  unreadable: %s\n", it->c_str(), m.error().message.c_str());
+            continue;
+        }
+        if (args.json) {
+            auto j = nlohmann::json::parse(metadata_to_json(*m));
+            j["latest"] = *it == latest_id;
+            arr.push_back(j);
+        } else {
+            print_metadata_text(*m, *it == latest_id);
+        }
+    }
+    if (args.json) printf("%s\n", arr.dump().c_str());
+    return 0;
+}
+
+int cmd_status(const Args& args)
+{
+    if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
+    auto cfg = load(args);
+    if (!cfg) return report_error(args, cfg.error());
+    auto store = open_store(*cfg, args.root, false);
+    if (!store) return report_error(args, store.error());
+    nlohmann::json j;
+    j["store"] = store->path();
+    j["partition"] = store->location.plain_directory ? "" : store->location.partition.device;
+    j["plain_directory"] = store->location.plain_directory;
+    auto ids = list_backups(*store);
+    if (!ids) return report_error(args, ids.error());
+    j["backups"] = ids->size();
+    auto latest = latest_backup(*store);
+    if (!latest) return report_error(args, latest.error());
+    std::optional<BackupMetadata> lm;
+    if (*latest) {
+        auto m = read_metadata(*store, **latest);
+        if (m) lm = std::move(*m);
+    }
+    j["latest"] = lm ? nlohmann::json::parse(metadata_to_json(*lm)) : nlohmann::json(nullptr);
+    auto jd = JournalDir::open(*store, false);
+    std::optional<RecoveryJournal> journal;
+    std::optional<std::string> armed, pending;
+    if (jd) {
+        if (auto l = jd->load(); l && *l) journal = std::move(**l);
+        if (auto a = jd->armed(); a) armed = *a;
+        if (auto p = jd->phase2_pending(); p) pending = *p;
+    }
+    j["recovery"] = journal ? nlohmann::json::parse(journal_to_json(*journal, -1)) : nlohmann::json(nullptr);
+    j["armed"] = armed ? nlohmann::json(*armed) : nlohmann::json(nullptr);
+    j["phase2_pending"] = pending.has_value();
+    if (args.json) {
+        printf("%s\n", j.dump().c_str());
+        return 0;
+    }
+    printf("Store: %s (%s)\n", store->path().c_str(),
+           store->location.plain_directory ? "plain directory"
+                                           : ("partition " + store->location.partition.device).c_str());
+    printf("Backups: %zu\n", ids->size());
+    if (lm) {
+        printf("Latest: ");
+        print_metadata_text(*lm, true);
+    } else {
+        printf("Latest: none\n");
+    }
+    if (armed) printf("Recovery ARMED for the next boot with backup %s\n", armed->c_str());
+    if (journal) {
+        printf("Recovery %s: %s (backup %s, started %s)\n", journal->recovery_id.c_str(),
+               std::string(recovery_state_name(journal->state)).c_str(), journal->backup_id.c_str(),
+               journal->started.c_str());
+        for (const auto& s : journal->steps)
+            printf("  %-22s %-8s %s%s\n", s.name.c_str(), std::string(step_state_name(s.state)).c_str(),
+                   s.finished.c_str(), s.error.empty() ? "" : ("  " + s.error).c_str());
+        if (!journal->error.empty()) printf("  error: %s\n", journal->error.c_str());
+    } else {
+        printf("Recovery: none recorded\n");
+    }
+    if (pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
+    return 0;
+}
+
+int cmd_verify(const Args& args)
+{
+    auto f = parse_flags(args.params, {}, {}, 1);
+    if (!f) return kExitUsage;
+    auto cfg = load(args);
+    if (!cfg) return report_error(args, cfg.error());
+    auto store = open_store(*cfg, args.root, false);
+    if (!store) return report_error(args, store.error());
+    std::string id;
+    if (!f->positional.empty()) {
+        id = f->positional[0];
+    } else {
+        auto latest = latest_backup(*store);
+        if (!latest) return report_error(args, latest.error());
+        if (!*latest) return report_error(args, Error{ErrorKind::NotFound, 0, "there is no backup to verify"});
+        id = **latest;
+    }
+    CancelToken cancel;
+    SignalCancel sc(cancel);
+    TerminalProgress progress(args.json);
+    progress.stage("verify " + id);
+    auto rep = verify_backup(*store, id, progress, cancel);
+    progress.clear();
+    if (!rep) return report_error(args, rep.error());
+    if (args.json) {
+        nlohmann::json j = {
+            {"id", rep->id}, {"checked", rep->checked}, {"ok", rep->ok()}, {"mismatches", rep->mismatches}};
+        printf("%s\n", j.dump().c_str());
+    } else {
+        for (const auto& m : rep->mismatches)
+            printf("MISMATCH %s\n", m.c_str());
+        printf("Backup %s: %llu entries checked, %zu mismatch%s.\n", id.c_str(),
+               static_cast<unsigned long long>(rep->checked), rep->mismatches.size(),
+               rep->mismatches.size() == 1 ? "" : "es");
+    }
+    return rep->ok() ? 0 : kExitCorrupt;
+}
+
+int cmd_delete(const Args& args)
+{
+    auto f = parse_flags(args.params, {"--force"}, {}, 1);
+    if (!f) return kExitUsage;
+    if (f->positional.empty()) {
+        fprintf(stderr, "upgrade-recovery delete: which backup? (see 'upgrade-recovery list')\n");
+        return kExitUsage;
+    }
+    auto cfg = load(args);
+    if (!cfg) return report_error(args, cfg.error());
+    auto store = open_store(*cfg, args.root, true);
+    if (!store) return report_error(args, store.error());
+    auto lock = lock_store(*store);
+    if (!lock) return report_error(args, lock.error());
+    auto r = delete_backup(*store, f->positional[0], f->has("--force"));
+    if (!r) return report_error(args, r.error());
+    if (args.json)
+        printf("%s\n", nlohmann::json({{"deleted", f->positional[0]}}).dump().c_str());
+    else
+        printf("Deleted backup %s.\n", f->positional[0].c_str());
+    return 0;
+}
+
+int run_command(const Args& args)
+{
+    const std::string& c = args.command;
+    if (c == "backup") return cmd_backup(args);
+    if (c == "list") return cmd_list(args);
+    if (c == "status") return cmd_status(args);
+    if (c == "verify") return cmd_verify(args);
+    if (c == "delete") return cmd_delete(args);
+    if (c == "rollback-plan") return cmd_rollback_plan(args);
+    if (c == "recover") return cmd_recover(args);
+    if (c == "arm") return cmd_arm(args);
+    if (c == "disarm") return cmd_disarm(args);
+    fprintf(stderr, "upgrade-recovery: unknown command '%s' (see --help)\n", c.c_str());
+    return kExitUsage;
+}
+
+} // namespace ur::cli

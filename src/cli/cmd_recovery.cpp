@@ -1,0 +1,191 @@
+// rollback-plan, recover, arm, disarm.
+#include "cli.hpp"
+#include "ostree_state.hpp"
+#include "recovery.hpp"
+#include "recovery_journal.hpp"
+#include "rollback_plan.hpp"
+#include "store.hpp"
+#include "units.hpp"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace ur::cli
+{
+
+namespace
+{
+
+Result<std::string> backup_or_latest(const Store& store, const std::optional<std::string>& id)
+{
+    if (id) return *id;
+    auto latest = latest_backup(store);
+    if (!latest) return std::unexpected(latest.error());
+    if (!*latest) return fail(ErrorKind::NotFound, "there is no backup in " + store.path());
+    return **latest;
+}
+
+} // namespace
+
+int cmd_rollback_plan(const Args& args)
+{
+    auto f = parse_flags(args.params, {}, {"--backup"}, 0);
+    if (!f) return kExitUsage;
+    auto cfg = load(args);
+    if (!cfg) return report_error(args, cfg.error());
+    auto store = open_store(*cfg, args.root, false);
+    if (!store) return report_error(args, store.error());
+    auto id = backup_or_latest(*store, f->value("--backup"));
+    if (!id) return report_error(args, id.error());
+    auto meta = read_metadata(*store, *id);
+    if (!meta) return report_error(args, meta.error());
+    auto plan = compute_rollback_plan(*cfg, args.root, meta->ostree);
+    if (!plan) return report_error(args, plan.error());
+    if (args.json) {
+        auto j = nlohmann::json::parse(rollback_plan_json(*plan));
+        j["backup_id"] = *id;
+        printf("%s\n", j.dump().c_str());
+    } else {
+        printf("Backup %s recorded %s %s.%d.\n%s", id->c_str(), meta->ostree.osname.c_str(),
+               meta->ostree.checksum.c_str(), meta->ostree.serial, rollback_plan_text(*plan).c_str());
+    }
+    return plan->action == RollbackAction::Refuse ? kExitRefused : 0;
+}
+
+int cmd_recover(const Args& args)
+{
+    auto f = parse_flags(
+        args.params, {"--resume", "--restart", "--step", "--force", "--reboot", "--dry-run", "--checksum", "--initrd"},
+        {"--backup"}, 0);
+    if (!f) return kExitUsage;
+    if (f->has("--resume") && f->has("--restart")) {
+        fprintf(stderr, "upgrade-recovery recover: --resume and --restart exclude each other\n");
+        return kExitUsage;
+    }
+    auto cfg = load(args);
+    if (!cfg) return report_error(args, cfg.error());
+    CancelToken cancel;
+    TerminalProgress progress(args.json);
+
+    if (f->has("--initrd")) {
+        // The initrd unit: log to the journal too (the console may be all there is).
+        log::set_journal(true);
+        InitrdOptions io;
+        io.root = args.root == "/" ? "/sysroot" : args.root;
+        auto r = run_initrd_phase1(*cfg, io, progress, cancel);
+        progress.clear();
+        if (!r) return report_error(args, r.error());
+        if (args.json)
+            printf("%s\n", nlohmann::json({{"ran", r->ran}, {"reason", r->reason}, {"message", r->outcome.message}})
+                               .dump()
+                               .c_str());
+        else if (r->ran)
+            printf("upgrade-recovery: phase 1 finished on %s: %s\n", io.root.c_str(), r->outcome.message.c_str());
+        else if (args.verbose)
+            printf("upgrade-recovery: nothing armed (%s)\n", r->reason.c_str());
+        return 0;
+    }
+
+    RecoveryOptions o;
+    o.root = args.root;
+    o.backup_id = f->value("--backup");
+    o.resume = f->has("--resume");
+    o.restart = f->has("--restart");
+    o.step = f->has("--step");
+    o.force = f->has("--force");
+    o.reboot = f->has("--reboot");
+    o.dry_run = f->has("--dry-run");
+    o.checksum = f->has("--checksum");
+    log::set_journal(true);
+    auto r = run_recovery(*cfg, o, progress, cancel);
+    progress.clear();
+    if (!r) return report_error(args, r.error());
+    if (args.json) {
+        nlohmann::json j = {{"recovery_id", r->recovery_id},
+                            {"backup_id", r->backup_id},
+                            {"state", std::string(recovery_state_name(r->state))},
+                            {"phase1_done", r->phase1_done},
+                            {"complete", r->complete},
+                            {"reboot_required", r->reboot_required},
+                            {"rebooting", r->rebooting},
+                            {"message", r->message},
+                            {"planned", r->planned}};
+        if (o.dry_run) {
+            nlohmann::json changes = nlohmann::json::array();
+            for (const auto& c : r->restore.changes)
+                changes.push_back({{"action", c.action}, {"path", c.path}});
+            j["changes"] = changes;
+        }
+        printf("%s\n", j.dump().c_str());
+        return 0;
+    }
+    for (const auto& p : r->planned)
+        printf("%s\n", p.c_str());
+    if (o.dry_run)
+        for (const auto& c : r->restore.changes)
+            printf("would %s %s\n", c.action.c_str(), c.path.c_str());
+    printf("%s\n", r->message.c_str());
+    return 0;
+}
+
+int cmd_arm(const Args& args)
+{
+    auto f = parse_flags(args.params, {"--reboot"}, {}, 1);
+    if (!f) return kExitUsage;
+    auto cfg = load(args);
+    if (!cfg) return report_error(args, cfg.error());
+    auto store = open_store(*cfg, args.root, true);
+    if (!store) return report_error(args, store.error());
+    auto lock = lock_store(*store);
+    if (!lock) return report_error(args, lock.error());
+    auto id = backup_or_latest(*store, f->positional.empty() ? std::nullopt : std::optional(f->positional[0]));
+    if (!id) return report_error(args, id.error());
+    auto r = arm_recovery(*store, *id);
+    if (!r) return report_error(args, r.error());
+    log::set_journal(true);
+    log::event(log::kRecoveryArmed, log::Level::Info, "recovery armed with backup " + *id + " for the next boot",
+               {{"BACKUP_ID", *id}, {"STEP", "arm"}});
+    if (args.json) printf("%s\n", nlohmann::json({{"armed", *id}, {"reboot", f->has("--reboot")}}).dump().c_str());
+    if (f->has("--reboot")) {
+        auto units = make_unit_manager(*cfg, args.root);
+        if (!units) return report_error(args, units.error());
+        CancelToken cancel;
+        if (auto rb = (*units)->reboot(cancel); !rb) return report_error(args, rb.error());
+        if (!args.json) printf("Recovery armed with backup %s; rebooting.\n", id->c_str());
+        return 0;
+    }
+    if (!args.json)
+        printf("Recovery armed with backup %s. Reboot ('systemctl reboot') to run phase 1 from the initramfs;\n"
+               "phase 2 then runs by itself (upgrade-recovery-phase2.service). 'upgrade-recovery disarm' cancels.\n",
+               id->c_str());
+    return 0;
+}
+
+int cmd_disarm(const Args& args)
+{
+    if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
+    auto cfg = load(args);
+    if (!cfg) return report_error(args, cfg.error());
+    auto store = open_store(*cfg, args.root, true);
+    if (!store) return report_error(args, store.error());
+    auto lock = lock_store(*store);
+    if (!lock) return report_error(args, lock.error());
+    auto jd = JournalDir::open(*store, false);
+    if (!jd) return report_error(args, jd.error());
+    std::optional<std::string> was;
+    if (auto a = jd->armed(); a) was = *a;
+    if (jd->exists())
+        if (auto r = jd->clear_armed(); !r) return report_error(args, r.error());
+    log::set_journal(true);
+    if (was)
+        log::event(log::kRecoveryDisarmed, log::Level::Info, "recovery with backup " + *was + " disarmed",
+                   {{"BACKUP_ID", *was}, {"STEP", "disarm"}});
+    if (args.json)
+        printf("%s\n",
+               nlohmann::json({{"disarmed", was ? nlohmann::json(*was) : nlohmann::json(nullptr)}}).dump().c_str());
+    else
+        printf(was ? "Recovery disarmed.\n" : "Nothing was armed.\n");
+    return 0;
+}
+
+} // namespace ur::cli

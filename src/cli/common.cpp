@@ -1,0 +1,164 @@
+#include "cli.hpp"
+
+#include "ur-build-config.h"
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+namespace ur::cli
+{
+
+const char* version()
+{
+    return UR_VERSION;
+}
+
+int exit_code(ErrorKind kind)
+{
+    switch (kind) {
+    case ErrorKind::InvalidArgs: return kExitUsage;
+    case ErrorKind::BadConfig: return kExitBadConfig;
+    case ErrorKind::PartitionNotFound:
+    case ErrorKind::NotMounted: return kExitNoPartition;
+    case ErrorKind::NoSpace: return kExitNoSpace;
+    case ErrorKind::RecoveryInProgress: return kExitRecoveryInProgress;
+    case ErrorKind::Corrupt: return kExitCorrupt;
+    case ErrorKind::Timeout: return kExitTimeout;
+    case ErrorKind::Busy: return kExitBusy;
+    case ErrorKind::Cancelled: return kExitCancelled;
+    case ErrorKind::Refused: return kExitRefused;
+    default: return kExitFailure;
+    }
+}
+
+int report_error(const Args& args, const Error& e)
+{
+    if (args.json) {
+        nlohmann::json j = {{"error", std::string(error_kind_name(e.kind))}, {"message", e.message}};
+        printf("%s\n", j.dump().c_str());
+    }
+    fprintf(stderr, "upgrade-recovery %s: %s\n", args.command.c_str(), e.message.c_str());
+    return exit_code(e.kind);
+}
+
+Result<Config> load(const Args& args)
+{
+    ConfigSource src;
+    src.root = args.root;
+    src.file = args.config;
+    auto c = load_config(src);
+    if (!c) return c;
+    if (args.dir) {
+        if (args.dir->empty() || (*args.dir)[0] != '/')
+            return fail(ErrorKind::InvalidArgs, "--dir needs an absolute path");
+        c->mount_point = *args.dir;
+    }
+    return c;
+}
+
+static long long now_ms()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+TerminalProgress::TerminalProgress(bool quiet) : tty_(isatty(STDERR_FILENO) == 1), quiet_(quiet) {}
+
+TerminalProgress::~TerminalProgress()
+{
+    clear();
+}
+
+void TerminalProgress::clear()
+{
+    if (drawn_) {
+        fprintf(stderr, "\r\033[K");
+        drawn_ = false;
+    }
+}
+
+void TerminalProgress::draw()
+{
+    if (!tty_ || quiet_) return;
+    long long t = now_ms();
+    if (t - last_draw_ms_ < 100 && pct_ < 100) return;
+    last_draw_ms_ = t;
+    const int width = 30;
+    int filled = static_cast<int>(pct_) * width / 100;
+    std::string bar(static_cast<size_t>(filled), '#');
+    bar.append(static_cast<size_t>(width - filled), '.');
+    fprintf(stderr, "\r\033[K[%s] %3u%% %s", bar.c_str(), pct_, stage_.c_str());
+    fflush(stderr);
+    drawn_ = true;
+}
+
+void TerminalProgress::stage(const std::string& name)
+{
+    stage_ = name;
+    if (!tty_ && !quiet_) fprintf(stderr, "%s...\n", name.c_str());
+    draw();
+}
+
+void TerminalProgress::percent(unsigned pct)
+{
+    pct_ = pct > 100 ? 100 : pct;
+    draw();
+}
+
+void TerminalProgress::warning(const std::string& msg)
+{
+    clear();
+    fprintf(stderr, "warning: %s\n", msg.c_str());
+    draw();
+}
+
+bool Flags::has(const std::string& f) const
+{
+    for (const auto& s : set)
+        if (s == f) return true;
+    return false;
+}
+
+std::optional<std::string> Flags::value(const std::string& f) const
+{
+    for (const auto& [k, v] : values)
+        if (k == f) return v;
+    return std::nullopt;
+}
+
+std::optional<Flags> parse_flags(const std::vector<std::string>& params, const std::vector<std::string>& booleans,
+                                 const std::vector<std::string>& with_value, size_t max_positional)
+{
+    Flags f;
+    for (size_t i = 0; i < params.size(); i++) {
+        const std::string& p = params[i];
+        auto in = [&](const std::vector<std::string>& v) {
+            for (const auto& x : v)
+                if (x == p) return true;
+            return false;
+        };
+        if (in(booleans)) {
+            f.set.push_back(p);
+        } else if (in(with_value)) {
+            if (i + 1 >= params.size()) {
+                fprintf(stderr, "upgrade-recovery: %s needs a value\n", p.c_str());
+                return std::nullopt;
+            }
+            f.values.emplace_back(p, params[++i]);
+        } else if (!p.empty() && p[0] == '-') {
+            fprintf(stderr, "upgrade-recovery: unknown option '%s' (see --help)\n", p.c_str());
+            return std::nullopt;
+        } else {
+            f.positional.push_back(p);
+        }
+    }
+    if (f.positional.size() > max_positional) {
+        fprintf(stderr, "upgrade-recovery: unexpected argument '%s' (see --help)\n", f.positional.back().c_str());
+        return std::nullopt;
+    }
+    return f;
+}
+
+} // namespace ur::cli

@@ -1,0 +1,766 @@
+#include "backup.hpp"
+
+#include "cluster_backup.hpp"
+#include "compat_script.hpp"
+#include "failpoint.hpp"
+#include "file_copy.hpp"
+#include "fsmeta.hpp"
+#include "host_info.hpp"
+#include "log.hpp"
+#include "machineconfig.hpp"
+#include "manifest.hpp"
+#include "ostree_state.hpp"
+#include "recovery_journal.hpp"
+#include "store.hpp"
+#include "thread_pool.hpp"
+#include "ur-build-config.h"
+#include "walk.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <map>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace ur
+{
+
+namespace
+{
+
+using Clock = std::chrono::steady_clock;
+
+std::string human(uint64_t b)
+{
+    char buf[32];
+    if (b >= (1ull << 30))
+        snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(b) / (1ull << 30));
+    else if (b >= (1ull << 20))
+        snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1ull << 20));
+    else
+        snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024.0);
+    return buf;
+}
+
+std::string now_rfc3339()
+{
+    time_t t = time(nullptr);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char buf[32];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+// Open a host path inside the root prefix, following symlinks only within it
+// (/usr/local is a symlink to /var/usrlocal on RHCOS).
+Result<UniqueFd> open_in_root(int rootfd, const std::string& abs)
+{
+    struct open_how how = {};
+    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    std::string rel = abs;
+    while (!rel.empty() && rel[0] == '/')
+        rel.erase(0, 1);
+    if (rel.empty()) rel = ".";
+    int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
+    if (fd < 0) return fail_errno("open '" + abs + "'");
+    return UniqueFd(fd);
+}
+
+// Reads the previous generation's manifest in step with a walk (both are in
+// compare_paths order) to find the entry for a path without holding it all.
+class PrevCursor
+{
+  public:
+    PrevCursor() = default;
+    explicit PrevCursor(ManifestReader r) : reader_(std::move(r)), active_(true) { advance(); }
+
+    const Entry* find(const std::string& path)
+    {
+        while (active_ && cur_ && compare_paths(cur_->path, path) < 0)
+            advance();
+        if (active_ && cur_ && cur_->path == path) return &*cur_;
+        return nullptr;
+    }
+
+  private:
+    void advance()
+    {
+        auto n = reader_->next();
+        if (!n || !*n) {
+            // A damaged previous manifest only costs sharing, never correctness.
+            active_ = false;
+            cur_.reset();
+            return;
+        }
+        cur_ = std::move(**n);
+    }
+    std::optional<ManifestReader> reader_;
+    std::optional<Entry> cur_;
+    bool active_ = false;
+};
+
+bool shareable(const Entry& prev, const struct stat& st)
+{
+    return prev.type == FileType::Reg && (prev.flags & kChangedDuringCopy) == 0 && !prev.digest.empty() &&
+           prev.ino == st.st_ino && prev.size == static_cast<uint64_t>(st.st_size) &&
+           prev.mtime_sec == st.st_mtim.tv_sec && prev.mtime_nsec == static_cast<uint32_t>(st.st_mtim.tv_nsec) &&
+           prev.ctime_sec == st.st_ctim.tv_sec && prev.ctime_nsec == static_cast<uint32_t>(st.st_ctim.tv_nsec) &&
+           prev.mode == (st.st_mode & 07777) && prev.uid == st.st_uid && prev.gid == st.st_gid;
+}
+
+struct TreeSource {
+    TreeSpec spec;
+    SharedFd fd;                      // the tree root (or the host root for extras)
+    std::vector<std::string> include; // extras: selected paths relative to the host root
+};
+
+struct ScanTotals {
+    uint64_t entries = 0;
+    uint64_t dirs = 0;
+    uint64_t total_bytes = 0;
+    uint64_t new_bytes = 0; // bytes that must be written (allocated size of changed files)
+    uint64_t new_files = 0;
+    uint64_t shared_bytes = 0;
+};
+
+WalkOptions walk_options(const TreeSource& t)
+{
+    WalkOptions o;
+    o.one_file_system = t.spec.one_file_system;
+    o.exclude = t.spec.exclude;
+    o.include = t.include;
+    return o;
+}
+
+// Stat-only pass: what the copy will write, counting what it will share (W17).
+Result<ScanTotals> scan(const std::vector<TreeSource>& trees, const std::optional<std::string>& prev_manifest,
+                        int backups_fd, const CancelToken& cancel)
+{
+    ScanTotals t;
+    PrevCursor prev;
+    if (prev_manifest) {
+        auto r = ManifestReader::open(backups_fd, *prev_manifest);
+        if (r) prev = PrevCursor(std::move(*r));
+    }
+    std::map<std::pair<dev_t, ino_t>, bool> seen_links;
+    for (const auto& tree : trees) {
+        WalkVisitor v;
+        v.enter = [&](const WalkItem& it, const SharedFd&) -> Result<WalkAction> {
+            t.entries++;
+            if (S_ISDIR(it.st.st_mode)) {
+                t.dirs++;
+                return WalkAction::Descend;
+            }
+            if (!S_ISREG(it.st.st_mode)) return WalkAction::Skip;
+            uint64_t size = static_cast<uint64_t>(it.st.st_size);
+            t.total_bytes += size;
+            if (it.st.st_nlink > 1 && !seen_links.emplace(std::make_pair(it.st.st_dev, it.st.st_ino), true).second)
+                return WalkAction::Skip;
+            const Entry* p = prev.find(it.rel);
+            if (p && shareable(*p, it.st)) {
+                t.shared_bytes += size;
+            } else {
+                uint64_t alloc = static_cast<uint64_t>(it.st.st_blocks) * 512;
+                t.new_bytes += std::min<uint64_t>(alloc, (size + 4095) & ~4095ull);
+                t.new_files++;
+            }
+            return WalkAction::Skip;
+        };
+        UR_TRY_CTX(walk_tree(tree.fd, ".", tree.spec.name, walk_options(tree), v, &cancel), "scan " + tree.spec.path);
+    }
+    return t;
+}
+
+struct LinkLeader {
+    SharedFd dst_dir;
+    std::string name;
+    std::string rel;
+    std::optional<Entry> entry; // set once the leader's copy completed
+};
+
+// One slot of the ordered window: entries are written to the manifest in walk
+// order although regular files are copied in parallel.
+struct Slot {
+    std::string rel;
+    std::optional<std::future<Result<CopiedFile>>> copy;
+    std::optional<Entry> ready;
+    bool account_copy = false;
+    // Directory post-order fixup: metadata and times once all children exist.
+    SharedFd dir_fd;
+    SharedFd dir_parent;
+    std::string dir_name;
+    std::optional<Entry> dir_entry;
+    // Hard link to an earlier file of the same generation.
+    std::optional<std::pair<dev_t, ino_t>> link_key;
+    SharedFd link_src; // source directory, for when the group's first name vanished
+    SharedFd link_dir;
+    std::string link_name;
+    std::pair<dev_t, ino_t> leader_key{};
+    bool is_leader = false;
+};
+
+class TreeCopier
+{
+  public:
+    TreeCopier(const Config& cfg, ManifestWriter& manifest, PrevCursor& prev, ThreadPool& pool, Progress& progress,
+               const CancelToken& cancel, BackupMetadata& meta, uint64_t total_entries, uint64_t total_new_bytes)
+        : cfg_(cfg), manifest_(manifest), prev_(prev), pool_(pool), progress_(progress), cancel_(cancel), meta_(meta),
+          total_entries_(total_entries ? total_entries : 1), total_bytes_(total_new_bytes ? total_new_bytes : 1)
+    {
+        bufs_.resize(pool.size() + 1);
+    }
+
+    Result<> copy_tree(const TreeSource& tree, const SharedFd& staging, const SharedFd& prev_gen)
+    {
+        TreeRecord rec{tree.spec.name, tree.spec.path, 0, 0};
+        levels_.clear();
+        cfg_one_fs_ = tree.spec.one_file_system;
+        WalkVisitor v;
+        v.vanished = [&](const std::string& rel) { warn("vanished during the backup: " + rel); };
+        v.enter = [&](const WalkItem& it, const SharedFd& src_dir) -> Result<WalkAction> {
+            rec.files++;
+            if (S_ISREG(it.st.st_mode)) rec.bytes += static_cast<uint64_t>(it.st.st_size);
+            return enter(it, src_dir, staging, prev_gen, tree.spec.name);
+        };
+        v.leave = [&](const WalkItem& it, const SharedFd&) -> Result<> { return leave(it); };
+        auto r = walk_tree(tree.fd, ".", tree.spec.name, walk_options(tree), v, &cancel_);
+        if (!r) {
+            abandon();
+            return std::unexpected(std::move(r.error()).context("copy " + tree.spec.path));
+        }
+        UR_TRY(drain(0));
+        meta_.trees.push_back(rec);
+        return {};
+    }
+
+    void abandon()
+    {
+        // Wait for in-flight copies so no worker writes after we return.
+        for (auto& s : window_)
+            if (s.copy) s.copy->wait();
+        window_.clear();
+    }
+
+    uint64_t copied_bytes = 0;
+    uint64_t shared_bytes = 0;
+    uint64_t shared_files = 0;
+
+  private:
+    struct Level {
+        SharedFd dst;
+        SharedFd prev; // same directory in the previous generation, if any
+    };
+
+    void warn(const std::string& w)
+    {
+        progress_.warning(w);
+        if (meta_.warnings.size() < 1000) meta_.warnings.push_back(w);
+    }
+
+    Result<WalkAction> enter(const WalkItem& it, const SharedFd& src_dir, const SharedFd& staging,
+                             const SharedFd& prev_gen, const std::string& tree_name)
+    {
+        done_entries_++;
+        const Entry* p = prev_.find(it.rel);
+        const bool root = it.depth == 0;
+        const Level parent = root ? Level{staging, prev_gen} : levels_[static_cast<size_t>(it.depth - 1)];
+        const std::string name = root ? tree_name : it.name;
+        const int src_parent = it.parent->get();
+
+        Entry e;
+        e.path = it.rel;
+        entry_from_stat(e, it.st);
+
+        if (S_ISDIR(it.st.st_mode)) {
+            auto x = read_xattrs(src_dir->get(), false);
+            if (!x) return std::unexpected(std::move(x.error()).context("xattrs of '" + it.rel + "'"));
+            e.xattrs = std::move(*x);
+            if (it.other_fs && cfg_one_fs_) e.flags |= kMountPoint;
+            if (::mkdirat(parent.dst->get(), name.c_str(), 0700) < 0)
+                return fail_errno("create directory '" + it.rel + "'");
+            auto d = open_at(parent.dst->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+            if (!d) return std::unexpected(d.error());
+            Level lv{share(std::move(*d)), nullptr};
+            if (parent.prev && p && p->type == FileType::Dir) {
+                auto pd = open_at(parent.prev->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+                if (pd) lv.prev = share(std::move(*pd));
+            }
+            if (levels_.size() <= static_cast<size_t>(it.depth)) levels_.resize(static_cast<size_t>(it.depth) + 1);
+            levels_[static_cast<size_t>(it.depth)] = lv;
+            Slot s;
+            s.rel = it.rel;
+            s.ready = e;
+            UR_TRY(push(std::move(s)));
+            return WalkAction::Descend;
+        }
+
+        if (S_ISREG(it.st.st_mode)) {
+            std::pair<dev_t, ino_t> key{it.st.st_dev, it.st.st_ino};
+            if (it.st.st_nlink > 1) {
+                auto lt = leaders_.find(key);
+                if (lt != leaders_.end()) {
+                    Slot s;
+                    s.rel = it.rel;
+                    s.link_key = key;
+                    s.link_src = it.parent;
+                    s.link_dir = parent.dst;
+                    s.link_name = name;
+                    UR_TRY(push(std::move(s)));
+                    return WalkAction::Skip;
+                }
+                leaders_[key] = LinkLeader{parent.dst, name, it.rel, std::nullopt};
+            }
+            Slot s;
+            s.rel = it.rel;
+            if (it.st.st_nlink > 1) {
+                s.is_leader = true;
+                s.leader_key = key;
+            }
+            if (p && parent.prev && cfg_.share_unchanged && shareable(*p, it.st) &&
+                ::linkat(parent.prev->get(), name.c_str(), parent.dst->get(), name.c_str(), 0) == 0) {
+                Entry shared = *p;
+                shared.link.clear();
+                shared.flags &= ~static_cast<uint32_t>(kLinkLeader); // set again if it leads a group now
+                s.ready = std::move(shared);
+                shared_bytes += p->size;
+                shared_files++;
+            } else {
+                SharedFd src_keep = it.parent;
+                SharedFd dst_keep = parent.dst;
+                unsigned retries = cfg_.change_retries;
+                s.copy = pool_.submit([this, src_keep, dst_keep, name, retries](unsigned w) -> Result<CopiedFile> {
+                    if (auto c = cancel_.check(); !c) return std::unexpected(c.error());
+                    failpoint("backup.copy-file");
+                    return copy_regular_file(src_keep->get(), name, dst_keep->get(), retries, bufs_[w]);
+                });
+                s.account_copy = true;
+            }
+            UR_TRY(push(std::move(s)));
+            return WalkAction::Skip;
+        }
+
+        // Symlinks, devices, fifos, sockets: cheap, done inline.
+        if (S_ISLNK(it.st.st_mode)) {
+            std::string target(static_cast<size_t>(it.st.st_size) + 1, '\0');
+            ssize_t n = ::readlinkat(src_parent, it.name.c_str(), target.data(), target.size());
+            if (n < 0) {
+                if (errno == ENOENT) {
+                    warn("vanished during the backup: " + it.rel);
+                    return WalkAction::Skip;
+                }
+                return fail_errno("read link '" + it.rel + "'");
+            }
+            target.resize(static_cast<size_t>(n));
+            e.target = target;
+            e.size = target.size();
+            if (::symlinkat(target.c_str(), parent.dst->get(), name.c_str()) < 0)
+                return fail_errno("create symlink '" + it.rel + "'");
+        } else {
+            if (::mknodat(parent.dst->get(), name.c_str(), file_type_to_mode(e.type) | 0600,
+                          static_cast<dev_t>(e.rdev)) < 0)
+                return fail_errno("create node '" + it.rel + "'");
+        }
+        auto pfd = open_at(src_parent, it.name, O_PATH | O_NOFOLLOW);
+        if (!pfd) {
+            if (pfd.error().err == ENOENT) {
+                warn("vanished during the backup: " + it.rel);
+                ::unlinkat(parent.dst->get(), name.c_str(), 0);
+                return WalkAction::Skip;
+            }
+            return std::unexpected(pfd.error());
+        }
+        auto x = read_xattrs(pfd->get(), true);
+        if (!x) return std::unexpected(std::move(x.error()).context("xattrs of '" + it.rel + "'"));
+        e.xattrs = std::move(*x);
+        UR_TRY_CTX(apply_metadata(parent.dst->get(), name, -1, e), "metadata of '" + it.rel + "'");
+        Slot s;
+        s.rel = it.rel;
+        s.ready = std::move(e);
+        UR_TRY(push(std::move(s)));
+        return WalkAction::Skip;
+    }
+
+    Result<> leave(const WalkItem& it)
+    {
+        const bool root = it.depth == 0;
+        Slot s;
+        s.dir_fd = levels_[static_cast<size_t>(it.depth)].dst;
+        s.dir_parent = root ? nullptr : levels_[static_cast<size_t>(it.depth - 1)].dst;
+        s.dir_name = it.name;
+        Entry e;
+        e.path = it.rel;
+        entry_from_stat(e, it.st);
+        s.dir_entry = std::move(e);
+        return push(std::move(s));
+    }
+
+    Result<> push(Slot s)
+    {
+        window_.push_back(std::move(s));
+        return drain(kWindow);
+    }
+
+    // Complete slots from the front until at most `keep` remain.
+    Result<> drain(size_t keep)
+    {
+        while (window_.size() > keep) {
+            Slot s = std::move(window_.front());
+            window_.pop_front();
+            auto r = complete(s);
+            if (!r) {
+                abandon();
+                return r;
+            }
+        }
+        return {};
+    }
+
+    Result<> complete(Slot& s)
+    {
+        if (s.dir_entry) {
+            // Owner, xattrs (read at entry), mode and times, now that every child exists.
+            Entry want = *s.dir_entry;
+            auto it = dir_xattrs_.find(want.path);
+            if (it != dir_xattrs_.end()) {
+                want.xattrs = std::move(it->second);
+                dir_xattrs_.erase(it);
+            }
+            UR_TRY_CTX(apply_metadata(AT_FDCWD, ".", s.dir_fd->get(), want), "metadata of '" + want.path + "'");
+            return {};
+        }
+        Entry e;
+        if (s.link_key) {
+            auto lt = leaders_.find(*s.link_key);
+            if (lt == leaders_.end() || !lt->second.entry) {
+                // The first name of the group vanished: copy this one on its own.
+                auto c = copy_regular_file(s.link_src->get(), s.link_name, s.link_dir->get(), cfg_.change_retries,
+                                           bufs_.back());
+                if (!c) return std::unexpected(std::move(c.error()).context("copy '" + s.rel + "'"));
+                if (c->vanished) {
+                    warn("vanished during the backup: " + s.rel);
+                    return {};
+                }
+                c->entry.path = s.rel;
+                copied_bytes += c->written;
+                UR_TRY(manifest_.add(c->entry));
+                leaders_[*s.link_key] = LinkLeader{s.link_dir, s.link_name, s.rel, c->entry};
+                return {};
+            }
+            auto& leader = lt->second;
+            if (::linkat(leader.dst_dir->get(), leader.name.c_str(), s.link_dir->get(), s.link_name.c_str(), 0) < 0)
+                return fail_errno("hard link '" + s.rel + "'");
+            e = *leader.entry;
+            e.link = leader.rel;
+            e.flags &= ~static_cast<uint32_t>(kLinkLeader);
+        } else if (s.copy) {
+            auto r = s.copy->get();
+            if (!r) return std::unexpected(std::move(r.error()).context("copy '" + s.rel + "'"));
+            if (r->vanished) {
+                warn("vanished during the backup: " + s.rel);
+                if (s.is_leader) leaders_.erase(s.leader_key); // followers then copy on their own
+                return {};
+            }
+            if (r->entry.flags & kChangedDuringCopy)
+                warn("kept changing during the backup (copied as last read): " + s.rel);
+            copied_bytes += r->written;
+            e = std::move(r->entry);
+            e.path = s.rel;
+            copied_done_ += r->written;
+        } else {
+            e = std::move(*s.ready);
+            if (e.type == FileType::Dir) dir_xattrs_[e.path] = e.xattrs;
+        }
+        if (s.is_leader) {
+            e.flags |= kLinkLeader;
+            leaders_[s.leader_key].entry = e;
+        }
+        UR_TRY(manifest_.add(e));
+        report();
+        return {};
+    }
+
+    void report()
+    {
+        // Entries count for a quarter of the work, bytes for the rest.
+        double f = 0.25 * static_cast<double>(done_entries_) / static_cast<double>(total_entries_) +
+                   0.75 * static_cast<double>(copied_done_) / static_cast<double>(total_bytes_);
+        unsigned pct = 10 + static_cast<unsigned>(std::min(1.0, f) * 85.0);
+        if (pct != last_pct_) {
+            last_pct_ = pct;
+            progress_.percent(pct);
+        }
+    }
+
+    static constexpr size_t kWindow = 512;
+    const Config& cfg_;
+    ManifestWriter& manifest_;
+    PrevCursor& prev_;
+    ThreadPool& pool_;
+    Progress& progress_;
+    const CancelToken& cancel_;
+    BackupMetadata& meta_;
+    uint64_t total_entries_;
+    uint64_t total_bytes_;
+    uint64_t done_entries_ = 0;
+    uint64_t copied_done_ = 0;
+    unsigned last_pct_ = 0;
+    bool cfg_one_fs_ = true;
+    std::vector<Buffer> bufs_;
+    std::vector<Level> levels_;
+    std::deque<Slot> window_;
+    std::map<std::pair<dev_t, ino_t>, LinkLeader> leaders_;
+    std::map<std::string, std::vector<Xattr>> dir_xattrs_;
+};
+
+std::string hostname_of(const std::string& root)
+{
+    auto h = read_file_at(AT_FDCWD, root_path(root, "/etc/hostname"), 4096);
+    std::string s;
+    if (h) s = *h;
+    if (s.empty()) {
+        char buf[256] = {};
+        gethostname(buf, sizeof buf - 1);
+        s = buf;
+    }
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+std::string self_binary()
+{
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) {
+        std::string p(buf, static_cast<size_t>(n));
+        if (p.size() >= 17 && p.compare(p.size() - 17, 17, "/upgrade-recovery") == 0) return p;
+    }
+    return std::string(UR_BINDIR) + "/upgrade-recovery";
+}
+
+} // namespace
+
+Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Progress& progress,
+                                const CancelToken& cancel)
+{
+    const auto t0 = Clock::now();
+    failpoint("backup.start");
+    progress.stage("prepare");
+    auto store = open_store(cfg, opts.root, true);
+    if (!store) return std::unexpected(store.error());
+    auto lock = lock_store(*store);
+    if (!lock) return std::unexpected(lock.error());
+    auto rec = recovery_in_progress(*store);
+    if (!rec) return std::unexpected(rec.error());
+    if (*rec)
+        return fail(ErrorKind::RecoveryInProgress,
+                    "a recovery is in progress on " + store->path() +
+                        "; a backup now would overwrite the state being recovered (see 'upgrade-recovery status')");
+    if (auto n = remove_stale_staging(*store); !n)
+        return std::unexpected(n.error());
+    else if (*n)
+        log::info("removed " + std::to_string(*n) + " incomplete backup(s) left by an interrupted run");
+
+    auto ids = list_backups(*store);
+    if (!ids) return std::unexpected(ids.error());
+    auto latest = latest_backup(*store);
+    if (!latest) return std::unexpected(latest.error());
+    std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);
+    if (!valid_backup_id(id)) return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a valid backup id");
+    if (std::find(ids->begin(), ids->end(), id) != ids->end())
+        return fail(ErrorKind::InvalidArgs, "backup '" + id + "' exists already");
+
+    BackupMetadata meta;
+    meta.id = id;
+    meta.created = now_rfc3339();
+    meta.host = hostname_of(opts.root);
+    meta.tool_version = UR_VERSION;
+    log::event(log::kBackupStarted, log::Level::Info, "backup " + id + " started on " + store->path(),
+               {{"BACKUP_ID", id}, {"STEP", "start"}});
+
+    // Sources, with the MachineConfig files outside the trees as one more tree.
+    auto rootfd_r = open_at(AT_FDCWD, opts.root, O_RDONLY | O_DIRECTORY);
+    if (!rootfd_r) return std::unexpected(std::move(rootfd_r.error()).context("host root"));
+    SharedFd rootfd = share(std::move(*rootfd_r));
+    std::vector<TreeSource> trees;
+    for (const auto& spec : cfg.trees) {
+        auto fd = open_in_root(rootfd->get(), spec.path);
+        if (!fd) {
+            if (fd.error().err == ENOENT) {
+                meta.warnings.push_back("tree " + spec.path + " does not exist on this host; not backed up");
+                progress.warning(meta.warnings.back());
+                continue;
+            }
+            return std::unexpected(std::move(fd.error()).context("tree " + spec.path));
+        }
+        trees.push_back({spec, share(std::move(*fd)), {}});
+    }
+    auto mc = read_machineconfig_files(cfg, opts.root);
+    if (!mc) return std::unexpected(std::move(mc.error()).context("MachineConfig files"));
+    for (const auto& m : mc->missing) {
+        meta.warnings.push_back("MachineConfig file missing on disk: " + m);
+        progress.warning(meta.warnings.back());
+    }
+    meta.mc_files = mc->outside;
+    meta.mc_missing = mc->missing;
+    {
+        TreeSource extras{{"extras", "/", {}, false}, rootfd, {}};
+        for (const auto& f : mc->outside)
+            if (std::find(mc->missing.begin(), mc->missing.end(), f) == mc->missing.end())
+                extras.include.push_back(f.substr(1));
+        if (!extras.include.empty()) trees.push_back(std::move(extras));
+    }
+    std::sort(trees.begin(), trees.end(),
+              [](const TreeSource& a, const TreeSource& b) { return compare_paths(a.spec.name, b.spec.name) < 0; });
+
+    // Space check before anything is written (W17).
+    progress.stage("estimate space");
+    std::optional<std::string> prev_manifest;
+    if (*latest) prev_manifest = **latest + "/" + kManifestFile;
+    auto totals = scan(trees, prev_manifest, store->backups_fd.get(), cancel);
+    if (!totals) return std::unexpected(totals.error());
+    uint64_t cluster_bytes = 0;
+    bool want_cluster = cluster_backup_enabled(cfg, opts.root);
+    if (want_cluster) {
+        auto est = estimate_cluster_backup(cfg, opts.root);
+        if (!est) return std::unexpected(std::move(est.error()).context("estimate cluster backup"));
+        cluster_bytes = *est;
+    }
+    {
+        struct statvfs sv;
+        if (::fstatvfs(store->fd.get(), &sv) < 0) return fail_errno("statvfs " + store->path());
+        uint64_t free_bytes = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
+        uint64_t overhead = totals->entries * 512 + totals->dirs * 4096 + totals->entries * 200;
+        uint64_t need = totals->new_bytes + overhead + cluster_bytes + cfg.free_space_margin;
+        if (need > free_bytes)
+            return fail(ErrorKind::NoSpace,
+                        "not enough space on " + store->path() + ": " + human(free_bytes) + " free, the backup needs " +
+                            human(need) + " (" + human(totals->new_bytes) + " of new file data in " +
+                            std::to_string(totals->new_files) + " files, " + human(totals->shared_bytes) +
+                            " shared with the previous backup, " + human(cluster_bytes) + " for etcd, " +
+                            human(overhead) + " of metadata, " + human(cfg.free_space_margin) +
+                            " margin). Delete older backups ('upgrade-recovery delete ID') or lower "
+                            "backup.free_space_margin.");
+    }
+    failpoint("backup.after-scan");
+    UR_TRY(cancel.check());
+
+    // Platform: pin the booted deployment, drop standby ones.
+    if (ostree_enabled(cfg, opts.root)) {
+        progress.stage("pin ostree deployment");
+        auto os = ostree_prepare_for_backup(cfg, opts.root);
+        if (!os) return std::unexpected(std::move(os.error()).context("ostree"));
+        meta.ostree = std::move(*os);
+    }
+    progress.percent(3);
+    failpoint("backup.after-ostree");
+
+    // Staging: everything below is dropped (now or by the next run) unless published.
+    std::string staging_name = std::string(kStagingPrefix) + id;
+    if (::mkdirat(store->backups_fd.get(), staging_name.c_str(), 0700) < 0) return fail_errno("create staging");
+    struct StagingGuard {
+        int dir;
+        std::string name;
+        bool keep = false;
+        ~StagingGuard()
+        {
+            if (!keep) (void)remove_tree_at(dir, name);
+        }
+    } guard{store->backups_fd.get(), staging_name};
+    auto staging_r = open_at(store->backups_fd.get(), staging_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!staging_r) return std::unexpected(staging_r.error());
+    SharedFd staging = share(std::move(*staging_r));
+    std::string staging_path = store->path() + "/" + kBackupsDir + "/" + staging_name;
+
+    if (want_cluster) {
+        progress.stage("etcd snapshot");
+        std::string cdir = staging_path + "/" + kClusterDir;
+        auto cl = backup_cluster(cfg, opts.root, cdir, opts.force_dirty || cfg.etcd_force, cancel);
+        if (!cl) return std::unexpected(std::move(cl.error()).context("cluster backup"));
+        meta.cluster = std::move(*cl);
+    }
+    progress.percent(10);
+    failpoint("backup.after-cluster");
+
+    // Trees, in manifest order, sharing unchanged files with the previous generation.
+    auto mfd = open_at(staging->get(), kManifestFile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    if (!mfd) return std::unexpected(mfd.error());
+    ManifestWriter manifest(mfd->release());
+    PrevCursor prev;
+    SharedFd prev_gen;
+    if (*latest) {
+        auto r = ManifestReader::open(store->backups_fd.get(), *prev_manifest);
+        auto g = open_at(store->backups_fd.get(), **latest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (r && g) {
+            prev = PrevCursor(std::move(*r));
+            prev_gen = share(std::move(*g));
+            meta.previous = **latest;
+        }
+    }
+    unsigned threads = cfg.copy_threads ? cfg.copy_threads : std::max(2u, std::thread::hardware_concurrency());
+    ThreadPool pool(std::min(threads, 16u));
+    TreeCopier copier(cfg, manifest, prev, pool, progress, cancel, meta, totals->entries, totals->new_bytes);
+    for (const auto& tree : trees) {
+        progress.stage("copy " + tree.spec.path);
+        UR_TRY(copier.copy_tree(tree, staging, prev_gen));
+    }
+    meta.copied_bytes = copier.copied_bytes;
+    meta.shared_bytes = copier.shared_bytes;
+    meta.shared_files = copier.shared_files;
+    for (const auto& t : meta.trees)
+        meta.total_bytes += t.bytes;
+    failpoint("backup.before-manifest");
+    auto sha = manifest.finish();
+    if (!sha) return std::unexpected(sha.error());
+    meta.manifest_sha256 = *sha;
+    meta.manifest_entries = manifest.count();
+
+    progress.stage("finish");
+    auto excl = compute_etc_excludes(opts.root);
+    if (!excl) return std::unexpected(std::move(excl.error()).context("/etc exclude list"));
+    meta.etc_excludes = std::move(*excl);
+    meta.openshift = read_openshift_info(cfg, opts.root);
+    check_backup_tools(meta.openshift, staging_path);
+    meta.duration_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    UR_TRY(write_file_atomic_at(staging->get(), kMetadataFile, metadata_to_toml(meta), 0600));
+    failpoint("backup.after-metadata");
+    UR_TRY(cancel.check());
+
+    // Durable before visible: one syncfs covers every file and directory written.
+    failpoint("backup.before-sync");
+    if (::syncfs(staging->get()) < 0) return fail_errno("sync " + store->path());
+    UR_TRY(fsync_fd(staging->get(), "staging directory"));
+    failpoint("backup.before-publish");
+    if (::renameat(store->backups_fd.get(), staging_name.c_str(), store->backups_fd.get(), id.c_str()) < 0)
+        return fail_errno("publish backup " + id);
+    guard.keep = true;
+    UR_TRY(fsync_fd(store->backups_fd.get(), "backups directory"));
+    failpoint("backup.after-publish");
+    UR_TRY(replace_symlink_at(store->fd.get(), kLatestLink, std::string(kBackupsDir) + "/" + id));
+    failpoint("backup.after-latest");
+
+    BackupResult result;
+    result.meta = std::move(meta);
+    auto pruned = prune_backups(*store, cfg.retention);
+    if (!pruned)
+        log::warning("retention: " + pruned.error().message);
+    else
+        result.pruned = std::move(*pruned);
+    failpoint("backup.after-prune");
+    if (auto w = write_compat_script(store->fd.get(), self_binary()); !w)
+        log::warning("could not write upgrade-recovery.sh: " + w.error().message);
+    progress.percent(100);
+    log::event(log::kBackupSucceeded, log::Level::Info,
+               "backup " + id + " complete: " + std::to_string(result.meta.manifest_entries) + " entries, " +
+                   human(result.meta.copied_bytes) + " copied, " + human(result.meta.shared_bytes) + " shared",
+               {{"BACKUP_ID", id}, {"STEP", "done"}});
+    return result;
+}
+
+} // namespace ur

@@ -1,0 +1,169 @@
+#include "fsmeta.hpp"
+
+#include <algorithm>
+#include <fcntl.h>
+#include <sys/xattr.h>
+
+namespace ur
+{
+
+namespace
+{
+
+std::string proc_path(int fd)
+{
+    return "/proc/self/fd/" + std::to_string(fd);
+}
+
+ssize_t do_list(int fd, bool path_fd, char* buf, size_t size)
+{
+    return path_fd ? ::listxattr(proc_path(fd).c_str(), buf, size) : ::flistxattr(fd, buf, size);
+}
+ssize_t do_get(int fd, bool path_fd, const char* name, void* buf, size_t size)
+{
+    return path_fd ? ::getxattr(proc_path(fd).c_str(), name, buf, size) : ::fgetxattr(fd, name, buf, size);
+}
+int do_set(int fd, bool path_fd, const char* name, const void* v, size_t size)
+{
+    return path_fd ? ::setxattr(proc_path(fd).c_str(), name, v, size, 0) : ::fsetxattr(fd, name, v, size, 0);
+}
+int do_remove(int fd, bool path_fd, const char* name)
+{
+    return path_fd ? ::removexattr(proc_path(fd).c_str(), name) : ::fremovexattr(fd, name);
+}
+
+} // namespace
+
+Result<std::vector<Xattr>> read_xattrs(int fd, bool path_fd)
+{
+    std::vector<Xattr> out;
+    std::string names;
+    for (int attempt = 0;; attempt++) {
+        ssize_t n = do_list(fd, path_fd, nullptr, 0);
+        if (n < 0) {
+            if (errno == ENOTSUP || errno == ENODATA) return out;
+            return fail_errno("list xattrs");
+        }
+        if (n == 0) return out;
+        names.resize(static_cast<size_t>(n));
+        n = do_list(fd, path_fd, names.data(), names.size());
+        if (n >= 0) {
+            names.resize(static_cast<size_t>(n));
+            break;
+        }
+        if (errno != ERANGE || attempt > 5) return fail_errno("list xattrs");
+    }
+    for (size_t pos = 0; pos < names.size();) {
+        std::string name(names.c_str() + pos);
+        pos += name.size() + 1;
+        if (name.empty()) continue;
+        std::string value;
+        for (int attempt = 0;; attempt++) {
+            ssize_t n = do_get(fd, path_fd, name.c_str(), nullptr, 0);
+            if (n < 0) {
+                if (errno == ENODATA) break; // removed meanwhile
+                return fail_errno("read xattr '" + name + "'");
+            }
+            value.resize(static_cast<size_t>(n));
+            n = do_get(fd, path_fd, name.c_str(), value.data(), value.size());
+            if (n >= 0) {
+                value.resize(static_cast<size_t>(n));
+                out.push_back({name, value});
+                break;
+            }
+            if (errno != ERANGE || attempt > 5) return fail_errno("read xattr '" + name + "'");
+        }
+    }
+    std::sort(out.begin(), out.end(), [](const Xattr& a, const Xattr& b) { return a.name < b.name; });
+    return out;
+}
+
+Result<> apply_xattrs(int fd, bool path_fd, const std::vector<Xattr>& want)
+{
+    auto have = read_xattrs(fd, path_fd);
+    if (!have) return std::unexpected(have.error());
+    for (const auto& h : *have) {
+        bool keep = std::any_of(want.begin(), want.end(), [&](const Xattr& w) { return w.name == h.name; });
+        if (!keep && do_remove(fd, path_fd, h.name.c_str()) < 0 && errno != ENODATA)
+            return fail_errno("remove xattr '" + h.name + "'");
+    }
+    for (const auto& w : want) {
+        auto it = std::find_if(have->begin(), have->end(), [&](const Xattr& h) { return h.name == w.name; });
+        if (it != have->end() && it->value == w.value) continue;
+        if (do_set(fd, path_fd, w.name.c_str(), w.value.data(), w.value.size()) < 0)
+            return fail_errno("set xattr '" + w.name + "'");
+    }
+    return {};
+}
+
+Result<> set_times(int dirfd, const std::string& name, int fd, const Entry& e)
+{
+    struct timespec ts[2];
+    ts[0].tv_sec = e.mtime_sec; // atime is not kept; mtime doubles for it
+    ts[0].tv_nsec = e.mtime_nsec;
+    ts[1].tv_sec = e.mtime_sec;
+    ts[1].tv_nsec = e.mtime_nsec;
+    if (fd >= 0 && e.type != FileType::Link) {
+        if (::futimens(fd, ts) < 0) return fail_errno("set times");
+        return {};
+    }
+    if (::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) < 0) return fail_errno("set times");
+    return {};
+}
+
+Result<> apply_metadata(int dirfd, const std::string& name, int fd, const Entry& e, bool times)
+{
+    UniqueFd own;
+    bool path_fd = false;
+    // Regular files and directories are opened for real by callers; other
+    // types (symlinks, devices, fifos) are only ever touched through O_PATH.
+    if (fd < 0 || e.type == FileType::Link || e.type == FileType::Chr || e.type == FileType::Blk ||
+        e.type == FileType::Fifo || e.type == FileType::Sock) {
+        if (fd < 0 || e.type == FileType::Link) {
+            auto o = open_at(dirfd, name, O_PATH | O_NOFOLLOW);
+            if (!o) return std::unexpected(o.error());
+            own = std::move(*o);
+            fd = own.get();
+        }
+        path_fd = e.type != FileType::Reg && e.type != FileType::Dir;
+        if (!path_fd && own) {
+            // A regular file or directory opened with O_PATH here: reopen readable.
+            auto o = open_at(dirfd, name, (e.type == FileType::Dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_NOFOLLOW);
+            if (!o) return std::unexpected(o.error());
+            own = std::move(*o);
+            fd = own.get();
+        }
+    }
+    if (path_fd) {
+        if (::fchownat(dirfd, name.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) < 0) return fail_errno("chown");
+    } else if (::fchown(fd, e.uid, e.gid) < 0) {
+        return fail_errno("chown");
+    }
+    UR_TRY(apply_xattrs(fd, path_fd, e.xattrs));
+    if (e.type != FileType::Link) {
+        if (path_fd) {
+            if (::fchmodat(dirfd, name.c_str(), e.mode, 0) < 0) return fail_errno("chmod");
+        } else if (::fchmod(fd, e.mode) < 0) {
+            return fail_errno("chmod");
+        }
+    }
+    if (times) UR_TRY(set_times(dirfd, name, path_fd ? -1 : fd, e));
+    return {};
+}
+
+void entry_from_stat(Entry& e, const struct stat& st)
+{
+    e.type = *file_type_from_mode(st.st_mode);
+    e.mode = st.st_mode & 07777;
+    e.uid = st.st_uid;
+    e.gid = st.st_gid;
+    e.size = (e.type == FileType::Reg || e.type == FileType::Link) ? static_cast<uint64_t>(st.st_size) : 0;
+    e.mtime_sec = st.st_mtim.tv_sec;
+    e.mtime_nsec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+    e.rdev = (e.type == FileType::Chr || e.type == FileType::Blk) ? st.st_rdev : 0;
+    e.ino = st.st_ino;
+    e.ctime_sec = st.st_ctim.tv_sec;
+    e.ctime_nsec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
+}
+
+} // namespace ur

@@ -1,0 +1,33 @@
+// Reading and applying file metadata without following symlinks: xattrs
+// (ACLs and security.selinux included, copied verbatim), owner, mode, times.
+#pragma once
+
+#include "error.hpp"
+#include "fd.hpp"
+#include "manifest.hpp"
+
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+namespace ur
+{
+
+// All xattrs of the inode `fd` refers to (O_PATH fds included, via /proc/self/fd:
+// there is no l*xattr taking an fd). Sorted by name.
+Result<std::vector<Xattr>> read_xattrs(int fd, bool is_path_fd);
+
+// Make the xattrs of `fd` exactly `want` (removes others).
+Result<> apply_xattrs(int fd, bool is_path_fd, const std::vector<Xattr>& want);
+
+// Owner, xattrs, mode, mtime of `name` in `dirfd` in the order that keeps
+// them all: chown first (it clears set-id bits and file capabilities), then
+// xattrs (ACLs), then mode, then times. `fd` may be -1 (then an O_PATH fd is opened).
+Result<> apply_metadata(int dirfd, const std::string& name, int fd, const Entry& e, bool set_times = true);
+
+Result<> set_times(int dirfd, const std::string& name, int fd, const Entry& e);
+
+// Fill the stat-derived fields of an Entry.
+void entry_from_stat(Entry& e, const struct stat& st);
+
+} // namespace ur

@@ -1,0 +1,305 @@
+#include "metadata.hpp"
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace ur
+{
+
+namespace
+{
+
+// TOML strings must be UTF-8; paths need not be. Bytes that are not printable
+// ASCII are written as %XX (and '%' itself), like the manifest.
+std::string enc(const std::string& s)
+{
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (c < 0x20 || c >= 0x7f || c == '%') {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
+std::string dec(const std::string& s)
+{
+    std::string out;
+    auto hv = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+    for (size_t i = 0; i < s.size(); i++) {
+        if (s[i] == '%' && i + 2 < s.size() && hv(s[i + 1]) >= 0 && hv(s[i + 2]) >= 0) {
+            out += static_cast<char>(hv(s[i + 1]) * 16 + hv(s[i + 2]));
+            i += 2;
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+toml::array str_array(const std::vector<std::string>& v)
+{
+    toml::array a;
+    for (const auto& s : v)
+        a.push_back(enc(s));
+    return a;
+}
+
+int64_t i64(uint64_t v)
+{
+    return static_cast<int64_t>(v);
+}
+
+} // namespace
+
+std::string metadata_to_toml(const BackupMetadata& m)
+{
+    toml::table t;
+    t.insert("format", m.format);
+    t.insert("id", m.id);
+    t.insert("created", m.created);
+    t.insert("host", enc(m.host));
+    t.insert("tool_version", m.tool_version);
+    t.insert("duration_seconds", m.duration_seconds);
+    t.insert("previous", m.previous);
+
+    toml::table man;
+    man.insert("sha256", m.manifest_sha256);
+    man.insert("entries", i64(m.manifest_entries));
+    t.insert("manifest", man);
+
+    toml::table sizes;
+    sizes.insert("total_bytes", i64(m.total_bytes));
+    sizes.insert("copied_bytes", i64(m.copied_bytes));
+    sizes.insert("shared_bytes", i64(m.shared_bytes));
+    sizes.insert("shared_files", i64(m.shared_files));
+    t.insert("sizes", sizes);
+
+    toml::array trees;
+    for (const auto& tr : m.trees) {
+        toml::table x;
+        x.insert("name", tr.name);
+        x.insert("path", enc(tr.path));
+        x.insert("files", i64(tr.files));
+        x.insert("bytes", i64(tr.bytes));
+        trees.push_back(x);
+    }
+    t.insert("trees", trees);
+    t.insert("warnings", str_array(m.warnings));
+
+    toml::table mc;
+    mc.insert("files", str_array(m.mc_files));
+    mc.insert("missing", str_array(m.mc_missing));
+    t.insert("machineconfig", mc);
+
+    toml::table etc;
+    etc.insert("exclude", str_array(m.etc_excludes));
+    t.insert("etc", etc);
+
+    toml::table os;
+    os.insert("present", m.ostree.present);
+    os.insert("osname", m.ostree.osname);
+    os.insert("checksum", m.ostree.checksum);
+    os.insert("serial", m.ostree.serial);
+    os.insert("version", enc(m.ostree.version));
+    os.insert("kernel_args", enc(m.ostree.kernel_args));
+    os.insert("pinned", m.ostree.pinned);
+    os.insert("removed", str_array(m.ostree.removed));
+    t.insert("ostree", os);
+
+    toml::table cl;
+    cl.insert("present", m.cluster.present);
+    cl.insert("method", m.cluster.method);
+    cl.insert("dirty", m.cluster.dirty);
+    cl.insert("snapshot", enc(m.cluster.snapshot));
+    cl.insert("snapshot_sha256", m.cluster.snapshot_sha256);
+    cl.insert("snapshot_size", i64(m.cluster.snapshot_size));
+    cl.insert("snapshot_hash", static_cast<int64_t>(m.cluster.snapshot_hash));
+    cl.insert("revision", m.cluster.revision);
+    cl.insert("total_keys", m.cluster.total_keys);
+    cl.insert("static_resources", enc(m.cluster.static_resources));
+    cl.insert("static_resources_sha256", m.cluster.static_resources_sha256);
+    t.insert("cluster", cl);
+
+    toml::table oc;
+    oc.insert("version", enc(m.openshift.version));
+    oc.insert("release_image", enc(m.openshift.release_image));
+    oc.insert("version_source", enc(m.openshift.version_source));
+    oc.insert("cert_expiry", m.openshift.cert_expiry);
+    oc.insert("has_cluster_restore", m.openshift.has_cluster_restore);
+    oc.insert("has_etcd_scripts", m.openshift.has_etcd_scripts);
+    t.insert("openshift", oc);
+
+    std::ostringstream o;
+    o << "# upgrade-recovery backup metadata (written once, never changed)\n";
+    o << toml::toml_formatter(t) << "\n";
+    return o.str();
+}
+
+namespace
+{
+
+struct Reader {
+    const toml::table& t;
+    std::string s(const char* k) const { return dec(t[k].value_or(std::string())); }
+    int64_t i(const char* k) const { return t[k].value_or(int64_t{0}); }
+    uint64_t u(const char* k) const { return static_cast<uint64_t>(t[k].value_or(int64_t{0})); }
+    bool b(const char* k) const { return t[k].value_or(false); }
+    double d(const char* k) const { return t[k].value_or(0.0); }
+    std::vector<std::string> v(const char* k) const
+    {
+        std::vector<std::string> out;
+        if (const toml::array* a = t[k].as_array())
+            for (const auto& e : *a)
+                if (auto s = e.value<std::string>()) out.push_back(dec(*s));
+        return out;
+    }
+    Reader sub(const char* k) const
+    {
+        static const toml::table empty;
+        const toml::table* x = t[k].as_table();
+        return Reader{x ? *x : empty};
+    }
+};
+
+} // namespace
+
+Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::string& name)
+{
+    toml::table t;
+    try {
+        t = toml::parse(text, name);
+    } catch (const toml::parse_error& e) {
+        return fail(ErrorKind::Corrupt,
+                    name + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+    }
+    Reader r{t};
+    BackupMetadata m;
+    m.format = static_cast<int>(r.i("format"));
+    if (m.format != 1)
+        return fail(ErrorKind::Corrupt, name + ": unsupported metadata format " + std::to_string(m.format));
+    m.id = r.s("id");
+    if (m.id.empty()) return fail(ErrorKind::Corrupt, name + ": no backup id");
+    m.created = r.s("created");
+    m.host = r.s("host");
+    m.tool_version = r.s("tool_version");
+    m.duration_seconds = r.d("duration_seconds");
+    m.previous = r.s("previous");
+    m.manifest_sha256 = r.sub("manifest").s("sha256");
+    m.manifest_entries = r.sub("manifest").u("entries");
+    auto sz = r.sub("sizes");
+    m.total_bytes = sz.u("total_bytes");
+    m.copied_bytes = sz.u("copied_bytes");
+    m.shared_bytes = sz.u("shared_bytes");
+    m.shared_files = sz.u("shared_files");
+    if (const toml::array* a = t["trees"].as_array()) {
+        for (const auto& e : *a) {
+            const toml::table* x = e.as_table();
+            if (!x) continue;
+            Reader tr{*x};
+            m.trees.push_back({tr.s("name"), tr.s("path"), tr.u("files"), tr.u("bytes")});
+        }
+    }
+    m.warnings = r.v("warnings");
+    m.mc_files = r.sub("machineconfig").v("files");
+    m.mc_missing = r.sub("machineconfig").v("missing");
+    m.etc_excludes = r.sub("etc").v("exclude");
+    auto os = r.sub("ostree");
+    m.ostree.present = os.b("present");
+    m.ostree.osname = os.s("osname");
+    m.ostree.checksum = os.s("checksum");
+    m.ostree.serial = static_cast<int>(os.i("serial"));
+    m.ostree.version = os.s("version");
+    m.ostree.kernel_args = os.s("kernel_args");
+    m.ostree.pinned = os.b("pinned");
+    m.ostree.removed = os.v("removed");
+    auto cl = r.sub("cluster");
+    m.cluster.present = cl.b("present");
+    m.cluster.method = cl.s("method");
+    m.cluster.dirty = cl.b("dirty");
+    m.cluster.snapshot = cl.s("snapshot");
+    m.cluster.snapshot_sha256 = cl.s("snapshot_sha256");
+    m.cluster.snapshot_size = cl.u("snapshot_size");
+    m.cluster.snapshot_hash = static_cast<uint32_t>(cl.u("snapshot_hash"));
+    m.cluster.revision = cl.i("revision");
+    m.cluster.total_keys = cl.i("total_keys");
+    m.cluster.static_resources = cl.s("static_resources");
+    m.cluster.static_resources_sha256 = cl.s("static_resources_sha256");
+    auto oc = r.sub("openshift");
+    m.openshift.version = oc.s("version");
+    m.openshift.release_image = oc.s("release_image");
+    m.openshift.version_source = oc.s("version_source");
+    m.openshift.cert_expiry = oc.s("cert_expiry");
+    m.openshift.has_cluster_restore = oc.b("has_cluster_restore");
+    m.openshift.has_etcd_scripts = oc.b("has_etcd_scripts");
+    return m;
+}
+
+std::string metadata_to_json(const BackupMetadata& m)
+{
+    using nlohmann::json;
+    auto strs = [](const std::vector<std::string>& v) {
+        json a = json::array();
+        for (const auto& s : v)
+            a.push_back(enc(s));
+        return a;
+    };
+    json trees = json::array();
+    for (const auto& t : m.trees)
+        trees.push_back({{"name", t.name}, {"path", enc(t.path)}, {"files", t.files}, {"bytes", t.bytes}});
+    json j = {
+        {"id", m.id},
+        {"created", m.created},
+        {"host", enc(m.host)},
+        {"tool_version", m.tool_version},
+        {"duration_seconds", m.duration_seconds},
+        {"previous", m.previous},
+        {"manifest", {{"sha256", m.manifest_sha256}, {"entries", m.manifest_entries}}},
+        {"sizes",
+         {{"total_bytes", m.total_bytes},
+          {"copied_bytes", m.copied_bytes},
+          {"shared_bytes", m.shared_bytes},
+          {"shared_files", m.shared_files}}},
+        {"trees", trees},
+        {"warnings", strs(m.warnings)},
+        {"machineconfig", {{"files", strs(m.mc_files)}, {"missing", strs(m.mc_missing)}}},
+        {"etc_excludes", strs(m.etc_excludes)},
+        {"ostree",
+         {{"present", m.ostree.present},
+          {"osname", m.ostree.osname},
+          {"checksum", m.ostree.checksum},
+          {"serial", m.ostree.serial},
+          {"version", enc(m.ostree.version)},
+          {"kernel_args", enc(m.ostree.kernel_args)},
+          {"pinned", m.ostree.pinned},
+          {"removed", strs(m.ostree.removed)}}},
+        {"cluster",
+         {{"present", m.cluster.present},
+          {"method", m.cluster.method},
+          {"dirty", m.cluster.dirty},
+          {"snapshot", enc(m.cluster.snapshot)},
+          {"snapshot_sha256", m.cluster.snapshot_sha256},
+          {"snapshot_size", m.cluster.snapshot_size},
+          {"snapshot_hash", m.cluster.snapshot_hash},
+          {"revision", m.cluster.revision},
+          {"total_keys", m.cluster.total_keys},
+          {"static_resources", enc(m.cluster.static_resources)},
+          {"static_resources_sha256", m.cluster.static_resources_sha256}}},
+        {"openshift",
+         {{"version", enc(m.openshift.version)},
+          {"release_image", enc(m.openshift.release_image)},
+          {"version_source", enc(m.openshift.version_source)},
+          {"cert_expiry", m.openshift.cert_expiry},
+          {"has_cluster_restore", m.openshift.has_cluster_restore},
+          {"has_etcd_scripts", m.openshift.has_etcd_scripts}}},
+    };
+    return j.dump();
+}
+
+} // namespace ur

@@ -1,0 +1,512 @@
+// Delta restore: a recursive merge of each target directory's sorted listing
+// with the manifest (both in compare_paths order). Only what differs is
+// touched. Every target directory is opened O_NOFOLLOW from a tree root that
+// was resolved inside the target root (RESOLVE_IN_ROOT), content is written to
+// a temporary and renamed over the name, so nothing is ever written through
+// a symlink or outside the root.
+#include "restore.hpp"
+
+#include "file_copy.hpp"
+#include "fsmeta.hpp"
+#include "manifest.hpp"
+#include "metadata.hpp"
+#include "store.hpp"
+#include "walk.hpp"
+
+#include <algorithm>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <map>
+#include <random>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace ur
+{
+
+namespace
+{
+
+bool byte_less(const std::string& a, const std::string& b)
+{
+    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+        return static_cast<unsigned char>(x) < static_cast<unsigned char>(y);
+    });
+}
+
+Result<UniqueFd> resolve_in_root(int rootfd, const std::string& abs, bool create)
+{
+    std::string rel = abs;
+    while (!rel.empty() && rel[0] == '/')
+        rel.erase(0, 1);
+    if (rel.empty()) return open_at(rootfd, ".", O_RDONLY | O_DIRECTORY);
+    struct open_how how = {};
+    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
+    if (fd >= 0) return UniqueFd(fd);
+    if (errno != ENOENT || !create) return fail_errno("open '" + abs + "' in the target root");
+    size_t slash = rel.rfind('/');
+    std::string parent = slash == std::string::npos ? "/" : "/" + rel.substr(0, slash);
+    std::string last = slash == std::string::npos ? rel : rel.substr(slash + 1);
+    auto p = resolve_in_root(rootfd, parent, true);
+    if (!p) return p;
+    if (::mkdirat(p->get(), last.c_str(), 0700) < 0 && errno != EEXIST) return fail_errno("create '" + abs + "'");
+    return open_at(p->get(), last, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+}
+
+std::string temp_name()
+{
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    char b[40];
+    snprintf(b, sizeof b, ".ur-restore-%016llx", static_cast<unsigned long long>(rng()));
+    return b;
+}
+
+class Restorer
+{
+  public:
+    Restorer(const RestoreOptions& o, RestoreStats& st, Progress& p, const CancelToken& c, ManifestReader& r,
+             uint64_t total)
+        : o_(o), st_(st), progress_(p), cancel_(c), reader_(r), total_(total ? total : 1)
+    {
+    }
+
+    Result<const Entry*> peek()
+    {
+        if (!peeked_ && !eof_) {
+            auto n = reader_.next();
+            if (!n) return std::unexpected(n.error());
+            if (!*n)
+                eof_ = true;
+            else
+                peeked_ = std::move(**n);
+        }
+        return peeked_ ? &*peeked_ : nullptr;
+    }
+
+    Entry take()
+    {
+        Entry e = std::move(*peeked_);
+        peeked_.reset();
+        if ((++seen_ & 255) == 0)
+            progress_.percent(static_cast<unsigned>(std::min<uint64_t>(99, seen_ * 100 / total_)));
+        return e;
+    }
+
+    // Consume every manifest entry below `path`.
+    Result<> skip_below(const std::string& path)
+    {
+        const std::string prefix = path + "/";
+        for (;;) {
+            auto p = peek();
+            if (!p) return std::unexpected(p.error());
+            if (!*p || (*p)->path.compare(0, prefix.size(), prefix) != 0) return {};
+            take();
+        }
+    }
+
+    Result<> tree(const TreeRecord& t, int rootfd, const SharedFd& gen)
+    {
+        tree_name_ = t.name;
+        extras_ = t.name == "extras";
+        excludes_ = t.name == "etc" ? o_.etc_excludes : std::vector<std::string>{};
+        leaders_.clear();
+        // Entries of trees before this one (not selected) are skipped.
+        for (;;) {
+            auto p = peek();
+            if (!p) return std::unexpected(p.error());
+            if (!*p) return fail(ErrorKind::Corrupt, "manifest has no entry for tree '" + t.name + "'");
+            int c = compare_paths((*p)->path, t.name);
+            if (c == 0) break;
+            if (c > 0) return fail(ErrorKind::Corrupt, "manifest has no entry for tree '" + t.name + "'");
+            take();
+        }
+        Entry root = take();
+        auto bt = open_at(gen->get(), t.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (!bt) return std::unexpected(std::move(bt.error()).context("backup tree '" + t.name + "'"));
+        SharedFd bdir = share(std::move(*bt));
+        std::string target_abs = t.path;
+        auto tt = resolve_in_root(rootfd, t.path, !o_.dry_run);
+        SharedFd tdir;
+        if (tt) {
+            tdir = share(std::move(*tt));
+        } else if (!(o_.dry_run && tt.error().err == ENOENT)) {
+            return std::unexpected(tt.error());
+        } else {
+            change("create", t.path);
+        }
+        struct stat rst {
+        };
+        if (tdir && ::fstat(tdir->get(), &rst) < 0) return fail_errno("stat " + t.path);
+        root_dev_ = rst.st_dev;
+        UR_TRY(dir(tdir, bdir, root.path, t.path));
+        if (tdir && !extras_) UR_TRY(fix_metadata(tdir, AT_FDCWD, ".", root, t.path));
+        if (tdir && !o_.dry_run && ::syncfs(tdir->get()) < 0) return fail_errno("sync " + t.path);
+        return {};
+    }
+
+  private:
+    void change(const char* action, const std::string& path)
+    {
+        if (o_.dry_run || st_.changes.size() < 10000) st_.changes.push_back({action, path});
+    }
+
+    bool excluded(const std::string& gen_rel) const
+    {
+        if (excludes_.empty()) return false;
+        std::string tree_rel = gen_rel.substr(tree_name_.size() + 1);
+        return path_excluded(tree_rel, excludes_);
+    }
+
+    std::string abs_of(const std::string& dir_abs, const std::string& name) const
+    {
+        return dir_abs == "/" ? "/" + name : dir_abs + "/" + name;
+    }
+
+    // tdir: target directory (null in a dry run when it does not exist yet);
+    // rel: its path in the generation; abs: its path in the target.
+    Result<> dir(const SharedFd& tdir, const SharedFd& bdir, const std::string& rel, const std::string& abs)
+    {
+        std::vector<std::string> names;
+        if (tdir) {
+            auto n = list_dir(tdir->get());
+            if (!n) return std::unexpected(std::move(n.error()).context("list " + abs));
+            names = std::move(*n);
+        }
+        const std::string prefix = rel + "/";
+        size_t idx = 0;
+        for (;;) {
+            UR_TRY(cancel_.check());
+            auto p = peek();
+            if (!p) return std::unexpected(p.error());
+            const Entry* m = *p;
+            bool child = m && m->path.compare(0, prefix.size(), prefix) == 0;
+            std::string mname = child ? m->path.substr(prefix.size()) : std::string();
+            if (child && mname.find('/') != std::string::npos)
+                return fail(ErrorKind::Corrupt, "manifest is out of order at '" + m->path + "'");
+            while (idx < names.size() && (!child || byte_less(names[idx], mname))) {
+                UR_TRY(extra(tdir, names[idx], rel + "/" + names[idx], abs_of(abs, names[idx])));
+                idx++;
+            }
+            if (!child) return {};
+            Entry e = take();
+            bool has_target = idx < names.size() && names[idx] == mname;
+            if (has_target) idx++;
+            st_.examined++;
+            if (excluded(e.path)) {
+                UR_TRY(skip_below(e.path));
+                continue;
+            }
+            UR_TRY(entry(tdir, bdir, e, mname, has_target, abs_of(abs, mname)));
+        }
+    }
+
+    // A target name the backup does not have: the failed upgrade added it.
+    Result<> extra(const SharedFd& tdir, const std::string& name, const std::string& rel, const std::string& abs)
+    {
+        if (extras_ || excluded(rel)) return {}; // extras: only the listed files are ours
+        struct stat ts;
+        if (::fstatat(tdir->get(), name.c_str(), &ts, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT) return {};
+            return fail_errno("stat " + abs);
+        }
+        if (S_ISDIR(ts.st_mode) && ts.st_dev != root_dev_) return {}; // a mount: not ours to empty
+        change("delete", abs);
+        st_.deleted++;
+        if (o_.dry_run) return {};
+        return remove_tree_at(tdir->get(), name);
+    }
+
+    Result<Entry> target_entry(int dirfd, const std::string& name, const struct stat& ts, int fd)
+    {
+        Entry t;
+        entry_from_stat(t, ts);
+        bool path_fd = !(S_ISREG(ts.st_mode) || S_ISDIR(ts.st_mode));
+        UniqueFd own;
+        if (fd < 0) {
+            auto o = open_at(dirfd, name,
+                             path_fd ? (O_PATH | O_NOFOLLOW)
+                                     : (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | (S_ISDIR(ts.st_mode) ? O_DIRECTORY : 0)));
+            if (!o) return std::unexpected(o.error());
+            own = std::move(*o);
+            fd = own.get();
+        }
+        auto x = read_xattrs(fd, path_fd);
+        if (!x) return std::unexpected(x.error());
+        t.xattrs = std::move(*x);
+        return t;
+    }
+
+    static bool meta_equal(const Entry& want, const Entry& have)
+    {
+        return want.mode == have.mode && want.uid == have.uid && want.gid == have.gid &&
+               want.mtime_sec == have.mtime_sec && want.mtime_nsec == have.mtime_nsec && want.xattrs == have.xattrs;
+    }
+
+    // Bring owner, mode, xattrs and times of an existing name in line with the manifest.
+    Result<> fix_metadata(const SharedFd& tdir, int dirfd, const std::string& name, const Entry& want,
+                          const std::string& abs)
+    {
+        int fd = name == "." ? tdir->get() : -1;
+        struct stat ts;
+        if ((fd >= 0 ? ::fstat(fd, &ts) : ::fstatat(dirfd, name.c_str(), &ts, AT_SYMLINK_NOFOLLOW)) < 0)
+            return fail_errno("stat " + abs);
+        auto have = target_entry(dirfd, name, ts, fd);
+        if (!have) return std::unexpected(std::move(have.error()).context(abs));
+        if (meta_equal(want, *have)) return {};
+        change("metadata", abs);
+        st_.metadata++;
+        if (o_.dry_run) return {};
+        UniqueFd own;
+        if (fd < 0 && (want.type == FileType::Reg || want.type == FileType::Dir)) {
+            auto o =
+                open_at(dirfd, name, (want.type == FileType::Dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_NOFOLLOW);
+            if (!o) return std::unexpected(o.error());
+            own = std::move(*o);
+            fd = own.get();
+        }
+        UR_TRY_CTX(apply_metadata(dirfd, name, fd, want), abs);
+        return {};
+    }
+
+    // Write a new inode for `e` under a temporary name, then rename it over `name`.
+    Result<> replace(const SharedFd& tdir, const SharedFd& bdir, const Entry& e, const std::string& name,
+                     const std::string& abs)
+    {
+        const int d = tdir->get();
+        std::string tmp = temp_name();
+        auto cleanup = [&] { ::unlinkat(d, tmp.c_str(), 0); };
+        switch (e.type) {
+        case FileType::Reg: {
+            if (!e.link.empty()) {
+                auto lt = leaders_.find(e.link);
+                if (lt != leaders_.end() &&
+                    ::linkat(lt->second.first->get(), lt->second.second.c_str(), d, tmp.c_str(), 0) == 0)
+                    break;
+            }
+            auto src = open_at(bdir->get(), name, O_RDONLY | O_NOFOLLOW);
+            if (!src) return std::unexpected(std::move(src.error()).context("backup copy of " + abs));
+            struct stat ss;
+            if (::fstat(src->get(), &ss) < 0) return fail_errno("stat backup copy of " + abs);
+            auto out = open_at(d, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+            if (!out) return std::unexpected(out.error());
+            uint64_t w = 0;
+            auto dg = copy_content(src->get(), out->get(), ss, buf_, &w);
+            if (!dg) {
+                cleanup();
+                return std::unexpected(std::move(dg.error()).context(abs));
+            }
+            if (*dg != e.digest) {
+                cleanup();
+                return fail(ErrorKind::Corrupt, "backup copy of " + abs + " does not match its manifest digest");
+            }
+            st_.bytes_written += w;
+            if (auto r = apply_metadata(d, tmp, out->get(), e); !r) {
+                cleanup();
+                return std::unexpected(std::move(r.error()).context(abs));
+            }
+            break;
+        }
+        case FileType::Link:
+            if (::symlinkat(e.target.c_str(), d, tmp.c_str()) < 0) return fail_errno("create symlink " + abs);
+            if (auto r = apply_metadata(d, tmp, -1, e); !r) {
+                cleanup();
+                return std::unexpected(std::move(r.error()).context(abs));
+            }
+            break;
+        case FileType::Chr:
+        case FileType::Blk:
+        case FileType::Fifo:
+        case FileType::Sock:
+            if (::mknodat(d, tmp.c_str(), file_type_to_mode(e.type) | 0600, static_cast<dev_t>(e.rdev)) < 0)
+                return fail_errno("create node " + abs);
+            if (auto r = apply_metadata(d, tmp, -1, e); !r) {
+                cleanup();
+                return std::unexpected(std::move(r.error()).context(abs));
+            }
+            break;
+        case FileType::Dir: return fail(ErrorKind::Internal, "replace() is not for directories");
+        }
+        if (::renameat(d, tmp.c_str(), d, name.c_str()) < 0) {
+            int err = errno;
+            cleanup();
+            return fail_errno(err, "rename into place " + abs);
+        }
+        return {};
+    }
+
+    Result<> entry(const SharedFd& tdir, const SharedFd& bdir, const Entry& e, const std::string& name, bool has_target,
+                   const std::string& abs)
+    {
+        struct stat ts {
+        };
+        if (has_target && ::fstatat(tdir->get(), name.c_str(), &ts, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT) return fail_errno("stat " + abs);
+            has_target = false;
+        }
+        if (has_target) {
+            auto tt = file_type_from_mode(ts.st_mode);
+            if (S_ISDIR(ts.st_mode) && ts.st_dev != root_dev_) {
+                // Another filesystem is mounted here (pod volumes on a live host): leave it alone.
+                return skip_below(e.path);
+            }
+            if (!tt || *tt != e.type) {
+                // A directory became a file, a file a symlink...: replace it whole.
+                change("replace", abs);
+                if (!o_.dry_run) UR_TRY(remove_tree_at(tdir->get(), name));
+                has_target = false;
+                st_.deleted++;
+            }
+        }
+
+        if (e.type == FileType::Dir) {
+            SharedFd child_t, child_b;
+            if (!has_target) {
+                change("create", abs);
+                st_.created++;
+                if (!o_.dry_run && ::mkdirat(tdir->get(), name.c_str(), 0700) < 0) return fail_errno("create " + abs);
+            }
+            if (!o_.dry_run || has_target) {
+                auto c = open_at(tdir->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+                if (!c) return std::unexpected(c.error());
+                child_t = share(std::move(*c));
+            }
+            auto b = open_at(bdir->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+            if (!b) return std::unexpected(std::move(b.error()).context("backup copy of " + abs));
+            child_b = share(std::move(*b));
+            UR_TRY(dir(child_t, child_b, e.path, abs));
+            if (child_t) UR_TRY(fix_metadata(child_t, AT_FDCWD, ".", e, abs));
+            return {};
+        }
+
+        bool rewrite = !has_target;
+        if (has_target) {
+            switch (e.type) {
+            case FileType::Reg: {
+                if (!e.link.empty()) {
+                    auto lt = leaders_.find(e.link);
+                    struct stat ls;
+                    if (lt != leaders_.end() &&
+                        ::fstatat(lt->second.first->get(), lt->second.second.c_str(), &ls, AT_SYMLINK_NOFOLLOW) == 0 &&
+                        (ls.st_ino != ts.st_ino || ls.st_dev != ts.st_dev))
+                        rewrite = true; // must be the same inode as the group's first name
+                }
+                if (static_cast<uint64_t>(ts.st_size) != e.size || ts.st_mtim.tv_sec != e.mtime_sec ||
+                    static_cast<uint32_t>(ts.st_mtim.tv_nsec) != e.mtime_nsec)
+                    rewrite = true;
+                if (!rewrite && o_.checksum) {
+                    auto fd = open_at(tdir->get(), name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+                    if (!fd) return std::unexpected(fd.error());
+                    auto d = hash_content(fd->get(), ts, buf_);
+                    if (!d) return std::unexpected(std::move(d.error()).context(abs));
+                    rewrite = *d != e.digest;
+                }
+                break;
+            }
+            case FileType::Link: {
+                std::string t(static_cast<size_t>(ts.st_size) + 1, '\0');
+                ssize_t n = ::readlinkat(tdir->get(), name.c_str(), t.data(), t.size());
+                if (n < 0) return fail_errno("read link " + abs);
+                t.resize(static_cast<size_t>(n));
+                rewrite = t != e.target;
+                break;
+            }
+            default:
+                rewrite =
+                    ts.st_rdev != static_cast<dev_t>(e.rdev) && (e.type == FileType::Chr || e.type == FileType::Blk);
+            }
+        }
+        if (rewrite) {
+            change(has_target ? "update" : "create", abs);
+            (has_target ? st_.updated : st_.created)++;
+            if (!o_.dry_run) UR_TRY(replace(tdir, bdir, e, name, abs));
+        } else {
+            UR_TRY(fix_metadata(tdir, tdir->get(), name, e, abs));
+        }
+        if (e.flags & kLinkLeader) leaders_[e.path] = {tdir, name};
+        return {};
+    }
+
+    const RestoreOptions& o_;
+    RestoreStats& st_;
+    Progress& progress_;
+    const CancelToken& cancel_;
+    ManifestReader& reader_;
+    uint64_t total_;
+    uint64_t seen_ = 0;
+    std::optional<Entry> peeked_;
+    bool eof_ = false;
+    std::string tree_name_;
+    bool extras_ = false;
+    dev_t root_dev_ = 0;
+    std::vector<std::string> excludes_;
+    std::map<std::string, std::pair<SharedFd, std::string>> leaders_;
+    Buffer buf_;
+};
+
+// W19: MachineConfig files that exist now but did not at backup time.
+Result<> remove_stale_mc_files(int rootfd, const BackupMetadata& meta, const RestoreOptions& o, RestoreStats& st)
+{
+    std::vector<std::string> candidates = o.current_mc_files;
+    candidates.insert(candidates.end(), meta.mc_missing.begin(), meta.mc_missing.end());
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    for (const auto& p : candidates) {
+        if (p.empty() || p[0] != '/') continue;
+        bool backed_up = std::find(meta.mc_files.begin(), meta.mc_files.end(), p) != meta.mc_files.end() &&
+                         std::find(meta.mc_missing.begin(), meta.mc_missing.end(), p) == meta.mc_missing.end();
+        bool in_tree = false;
+        for (const auto& t : meta.trees)
+            if (t.name != "extras" && (p == t.path || p.rfind(t.path + "/", 0) == 0)) in_tree = true;
+        if (backed_up || in_tree) continue; // the tree restore already made these right
+        size_t slash = p.rfind('/');
+        auto parent = resolve_in_root(rootfd, slash == 0 ? "/" : p.substr(0, slash), false);
+        if (!parent) continue; // its directory is gone: so is the file
+        std::string name = p.substr(slash + 1);
+        struct stat s;
+        if (::fstatat(parent->get(), name.c_str(), &s, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(s.st_mode)) continue;
+        st.changes.push_back({"delete", p});
+        st.deleted++;
+        if (!o.dry_run && ::unlinkat(parent->get(), name.c_str(), 0) < 0 && errno != ENOENT)
+            return fail_errno("remove stale MachineConfig file " + p);
+    }
+    return {};
+}
+
+} // namespace
+
+Result<RestoreStats> restore_backup(const std::string& backup_dir, const RestoreOptions& opts, Progress& progress,
+                                    const CancelToken& cancel)
+{
+    RestoreStats st;
+    auto gen_r = open_at(AT_FDCWD, backup_dir, O_RDONLY | O_DIRECTORY);
+    if (!gen_r) return std::unexpected(std::move(gen_r.error()).context("backup"));
+    SharedFd gen = share(std::move(*gen_r));
+    auto text = read_file_at(gen->get(), kMetadataFile, 16 << 20);
+    if (!text) return std::unexpected(std::move(text.error()).context("backup metadata"));
+    auto meta = metadata_from_toml(*text, backup_dir + "/" + kMetadataFile);
+    if (!meta) return std::unexpected(meta.error());
+    auto rootfd = open_at(AT_FDCWD, opts.target_root, O_RDONLY | O_DIRECTORY);
+    if (!rootfd) return std::unexpected(std::move(rootfd.error()).context("target root"));
+    auto reader = ManifestReader::open(gen->get(), kManifestFile);
+    if (!reader) return std::unexpected(reader.error());
+
+    std::vector<TreeRecord> trees;
+    for (const auto& t : meta->trees)
+        if (opts.trees.empty() || std::find(opts.trees.begin(), opts.trees.end(), t.name) != opts.trees.end())
+            trees.push_back(t);
+    std::sort(trees.begin(), trees.end(),
+              [](const TreeRecord& a, const TreeRecord& b) { return compare_paths(a.name, b.name) < 0; });
+    Restorer r(opts, st, progress, cancel, *reader, meta->manifest_entries);
+    for (const auto& t : trees) {
+        progress.stage("restore " + t.path);
+        UR_TRY_CTX(r.tree(t, rootfd->get(), gen), "restore " + t.path);
+    }
+    if (opts.remove_stale_mc_files) UR_TRY(remove_stale_mc_files(rootfd->get(), *meta, opts, st));
+    if (!opts.dry_run && ::syncfs(rootfd->get()) < 0) return fail_errno("sync target");
+    progress.percent(100);
+    return st;
+}
+
+} // namespace ur

@@ -1,0 +1,161 @@
+#include "walk.hpp"
+
+#include <algorithm>
+#include <dirent.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sys/syscall.h>
+
+namespace ur
+{
+
+Result<std::vector<std::string>> list_dir(int dirfd)
+{
+    // getdents64 on a private dup: readdir state must not leak between users of dirfd.
+    auto fd = open_at(dirfd, ".", O_RDONLY | O_DIRECTORY);
+    if (!fd) return std::unexpected(fd.error());
+    std::vector<std::string> names;
+    alignas(8) char buf[32768];
+    for (;;) {
+        long n = ::syscall(SYS_getdents64, fd->get(), buf, sizeof buf);
+        if (n < 0) return fail_errno("read directory");
+        if (n == 0) break;
+        for (long off = 0; off < n;) {
+            auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+            off += d->d_reclen;
+            const char* nm = d->d_name;
+            if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
+            names.emplace_back(nm);
+        }
+    }
+    std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+        return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+            return static_cast<unsigned char>(x) < static_cast<unsigned char>(y);
+        });
+    });
+    return names;
+}
+
+bool path_excluded(const std::string& rel, const std::vector<std::string>& patterns)
+{
+    for (const auto& p : patterns) {
+        if (fnmatch(p.c_str(), rel.c_str(), FNM_PATHNAME | FNM_PERIOD) == 0) return true;
+        // A pattern naming a directory excludes everything below it too.
+        size_t slash = rel.size();
+        while ((slash = rel.rfind('/', slash - 1)) != std::string::npos && slash > 0) {
+            if (fnmatch(p.c_str(), rel.substr(0, slash).c_str(), FNM_PATHNAME | FNM_PERIOD) == 0) return true;
+        }
+    }
+    return false;
+}
+
+namespace
+{
+
+enum class IncludeMatch { None, Ancestor, Selected };
+
+IncludeMatch include_match(const std::string& rel, const std::vector<std::string>& include)
+{
+    if (include.empty()) return IncludeMatch::Selected;
+    IncludeMatch best = IncludeMatch::None;
+    for (const auto& inc : include) {
+        if (rel == inc) return IncludeMatch::Selected;
+        if (rel.empty()) {
+            best = IncludeMatch::Ancestor;
+            continue;
+        }
+        if (inc.size() > rel.size() && inc.compare(0, rel.size(), rel) == 0 && inc[rel.size()] == '/')
+            best = IncludeMatch::Ancestor;
+        if (rel.size() > inc.size() && rel.compare(0, inc.size(), inc) == 0 && rel[inc.size()] == '/')
+            return IncludeMatch::Selected;
+    }
+    return best;
+}
+
+struct Walk {
+    const WalkOptions& opts;
+    const WalkVisitor& v;
+    const CancelToken* cancel;
+    dev_t root_dev = 0;
+    uint64_t visited = 0;
+
+    // tree_rel: path relative to the tree root ("" for the root).
+    Result<> dir(const WalkItem& item, const SharedFd& dirfd, const std::string& tree_rel, bool selected)
+    {
+        auto names = list_dir(dirfd->get());
+        if (!names) {
+            if (names.error().err == ENOENT) return {}; // removed under us
+            return std::unexpected(std::move(names.error()).context("list '" + item.rel + "'"));
+        }
+        for (const auto& name : *names) {
+            if (cancel && (++visited & 255) == 0) UR_TRY(cancel->check());
+            std::string child_tree_rel = tree_rel.empty() ? name : tree_rel + "/" + name;
+            if (!opts.exclude.empty() && path_excluded(child_tree_rel, opts.exclude)) continue;
+            IncludeMatch m = selected ? IncludeMatch::Selected : include_match(child_tree_rel, opts.include);
+            if (m == IncludeMatch::None) continue;
+            WalkItem c;
+            c.rel = item.rel + "/" + name;
+            c.name = name;
+            c.parent = dirfd;
+            c.depth = item.depth + 1;
+            if (::fstatat(dirfd->get(), name.c_str(), &c.st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT) {
+                    if (v.vanished) v.vanished(c.rel);
+                    continue;
+                }
+                return fail_errno("stat '" + c.rel + "'");
+            }
+            bool is_dir = S_ISDIR(c.st.st_mode);
+            if (!is_dir && m == IncludeMatch::Ancestor) continue; // not on the way to a selected path
+            c.other_fs = is_dir && c.st.st_dev != root_dev;
+            if (is_dir) {
+                auto sub = open_at(dirfd->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+                if (!sub) {
+                    if (sub.error().err == ENOENT || sub.error().err == ENOTDIR) {
+                        if (v.vanished) v.vanished(c.rel);
+                        continue;
+                    }
+                    return std::unexpected(std::move(sub.error()).context("open '" + c.rel + "'"));
+                }
+                SharedFd subfd = share(std::move(*sub));
+                auto act = v.enter(c, subfd);
+                if (!act) return std::unexpected(act.error());
+                bool cross_ok = !opts.one_file_system || !c.other_fs;
+                if (*act == WalkAction::Descend && cross_ok) {
+                    UR_TRY(dir(c, subfd, child_tree_rel, m == IncludeMatch::Selected));
+                    if (v.leave) UR_TRY(v.leave(c, subfd));
+                } else if (*act == WalkAction::Descend && v.leave) {
+                    UR_TRY(v.leave(c, subfd));
+                }
+            } else {
+                auto act = v.enter(c, nullptr);
+                if (!act) return std::unexpected(act.error());
+            }
+        }
+        return {};
+    }
+};
+
+} // namespace
+
+Result<> walk_tree(const SharedFd& start, const std::string& root_name, const std::string& rel_prefix,
+                   const WalkOptions& opts, const WalkVisitor& visitor, const CancelToken* cancel)
+{
+    WalkItem root;
+    root.rel = rel_prefix;
+    root.name = root_name;
+    root.parent = start;
+    auto fd = open_at(start->get(), root_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!fd) return std::unexpected(std::move(fd.error()).context("open tree '" + rel_prefix + "'"));
+    if (::fstat(fd->get(), &root.st) < 0) return fail_errno("stat tree '" + rel_prefix + "'");
+    SharedFd rootfd = share(std::move(*fd));
+    Walk w{opts, visitor, cancel, root.st.st_dev, 0};
+    auto act = visitor.enter(root, rootfd);
+    if (!act) return std::unexpected(act.error());
+    if (*act == WalkAction::Skip) return {};
+    UR_TRY(w.dir(root, rootfd, "", opts.include.empty()));
+    if (visitor.leave) UR_TRY(visitor.leave(root, rootfd));
+    return {};
+}
+
+} // namespace ur
