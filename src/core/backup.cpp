@@ -456,6 +456,7 @@ class TreeCopier
             if (::linkat(leader.dst_dir->get(), leader.name.c_str(), s.link_dir->get(), s.link_name.c_str(), 0) < 0)
                 return fail_errno("hard link '" + s.rel + "'");
             e = *leader.entry;
+            e.path = s.rel;
             e.link = leader.rel;
             e.flags &= ~static_cast<uint32_t>(kLinkLeader);
         } else if (s.copy) {

@@ -56,7 +56,9 @@ Result<std::vector<Xattr>> read_xattrs(int fd, bool path_fd)
     for (size_t pos = 0; pos < names.size();) {
         std::string name(names.c_str() + pos);
         pos += name.size() + 1;
-        if (name.empty()) continue;
+        // XFS also lists POSIX ACLs as trusted.SGI_ACL_*; they are the same data as
+        // system.posix_acl_*, which is what we copy.
+        if (name.empty() || name == "trusted.SGI_ACL_FILE" || name == "trusted.SGI_ACL_DEFAULT") continue;
         std::string value;
         for (int attempt = 0;; attempt++) {
             ssize_t n = do_get(fd, path_fd, name.c_str(), nullptr, 0);
