@@ -1,16 +1,157 @@
 #include "config.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 using namespace ur;
+namespace fs = std::filesystem;
+
+static Result<Config> parse(const std::string& text) { return parse_config_text(Config{}, text, "t.toml"); }
 
 TEST_CASE("defaults need no file")
 {
-    auto c = parse_config_text(Config{}, "", "empty.toml");
+    auto c = parse("");
     REQUIRE(c);
     CHECK(c->partition_label == "recovery");
     CHECK(c->mount_point == "/var/recovery");
     CHECK(c->trees.size() == 3);
     CHECK(c->tree("kubelet")->path == "/var/lib/kubelet");
+    CHECK(c->tree("usrlocal")->path == "/usr/local");
     CHECK_FALSE(c->allow_plain_directory);
+    CHECK(c->retention == 2);
+    CHECK(c->free_space_margin == (1ull << 30));
+}
+
+TEST_CASE("keys override defaults")
+{
+    auto c = parse(R"(
+[partition]
+label = "rec2"
+mount_point = "/srv/rec"
+allow_plain_directory = true
+[backup]
+retention = 5
+free_space_margin = "10GiB"
+timeout = 480
+[[backup.trees]]
+name = "etc"
+path = "/etc"
+exclude = ["kubernetes/manifests", "*.swp"]
+[recovery]
+wipe_images = true
+systemctl = "offline"
+)");
+    REQUIRE(c);
+    CHECK(c->partition_label == "rec2");
+    CHECK(c->mount_point == "/srv/rec");
+    CHECK(c->allow_plain_directory);
+    CHECK(c->retention == 5);
+    CHECK(c->free_space_margin == 10ull * (1ull << 30));
+    CHECK(c->backup_timeout == 480);
+    REQUIRE(c->trees.size() == 1);
+    CHECK(c->trees[0].exclude == std::vector<std::string>{"kubernetes/manifests", "*.swp"});
+    CHECK(c->wipe_images);
+    CHECK(c->systemctl_mode == "offline");
+}
+
+TEST_CASE("unknown keys are errors naming file, line and column")
+{
+    auto c = parse("[backup]\nretention = 3\nretension = 4\n");
+    REQUIRE_FALSE(c);
+    CHECK(c.error().kind == ErrorKind::BadConfig);
+    CHECK(c.error().message.find("t.toml:3:1") != std::string::npos);
+    CHECK(c.error().message.find("retension") != std::string::npos);
+
+    auto s = parse("[nosuchsection]\nx = 1\n");
+    REQUIRE_FALSE(s);
+    CHECK(s.error().message.find("t.toml:1:") != std::string::npos);
+    CHECK(s.error().message.find("nosuchsection") != std::string::npos);
+
+    auto t = parse("[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\nexlude = []\n");
+    REQUIRE_FALSE(t);
+    CHECK(t.error().message.find("t.toml:4:1") != std::string::npos);
+}
+
+TEST_CASE("wrong types are errors naming the position")
+{
+    auto c = parse("[backup]\nretention = \"three\"\n");
+    REQUIRE_FALSE(c);
+    CHECK(c.error().kind == ErrorKind::BadConfig);
+    CHECK(c.error().message.find("t.toml:2:") != std::string::npos);
+    CHECK(c.error().message.find("backup.retention") != std::string::npos);
+
+    CHECK_FALSE(parse("[partition]\nallow_plain_directory = 1\n"));
+    CHECK_FALSE(parse("[partition]\nlabel = 5\n"));
+    CHECK_FALSE(parse("[backup]\nretention = -1\n"));
+    CHECK_FALSE(parse("[backup]\nfree_space_margin = \"10 parsecs\"\n"));
+    CHECK_FALSE(parse("[ostree]\nmode = \"maybe\"\n"));
+    CHECK_FALSE(parse("partition = 3\n"));
+}
+
+TEST_CASE("invalid values are refused")
+{
+    CHECK_FALSE(parse("[backup]\nretention = 0\n"));
+    CHECK_FALSE(parse("[partition]\nmount_point = \"relative\"\n"));
+    CHECK_FALSE(parse("[[backup.trees]]\nname = \"a/b\"\npath = \"/x\"\n"));
+    CHECK_FALSE(parse("[[backup.trees]]\nname = \"x\"\npath = \"rel\"\n"));
+    CHECK_FALSE(parse("[[backup.trees]]\nname = \"x\"\npath = \"/x\"\n[[backup.trees]]\nname = \"x\"\npath = \"/y\"\n"));
+}
+
+TEST_CASE("a syntax error names its position")
+{
+    auto c = parse("[backup]\nretention = = 3\n");
+    REQUIRE_FALSE(c);
+    CHECK(c.error().kind == ErrorKind::BadConfig);
+    CHECK(c.error().message.find("t.toml:2:") != std::string::npos);
+}
+
+TEST_CASE("sizes")
+{
+    CHECK(*parse_size("0") == 0);
+    CHECK(*parse_size("512") == 512);
+    CHECK(*parse_size("4KiB") == 4096);
+    CHECK(*parse_size("3M") == 3ull << 20);
+    CHECK(*parse_size("10GiB") == 10ull << 30);
+    CHECK_FALSE(parse_size(""));
+    CHECK_FALSE(parse_size("GiB"));
+    CHECK_FALSE(parse_size("1 GiB"));
+    CHECK_FALSE(parse_size("99999999999999999999999"));
+}
+
+TEST_CASE("files: vendor, /etc file and drop-ins override in order")
+{
+    fs::path root = fs::temp_directory_path() / ("ur-config-test-" + std::to_string(getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root / "usr/lib/upgrade-recovery");
+    fs::create_directories(root / "etc/upgrade-recovery/config.d");
+    std::ofstream(root / "usr/lib/upgrade-recovery/config.toml") << "[backup]\nretention = 7\n[daemon]\nidle_exit = 5\n";
+    std::ofstream(root / "etc/upgrade-recovery/config.toml") << "[backup]\nretention = 4\n";
+    std::ofstream(root / "etc/upgrade-recovery/config.d/10-a.toml") << "[partition]\nlabel = \"a\"\n";
+    std::ofstream(root / "etc/upgrade-recovery/config.d/20-b.toml") << "[partition]\nlabel = \"b\"\n";
+    std::ofstream(root / "etc/upgrade-recovery/config.d/ignored.conf") << "garbage = \n";
+    auto c = load_config({root.string(), std::nullopt});
+    REQUIRE(c);
+    CHECK(c->retention == 4);   // /etc beats vendor
+    CHECK(c->idle_exit == 5);   // vendor beats built-in
+    CHECK(c->partition_label == "b"); // later drop-in wins
+
+    std::ofstream(root / "etc/upgrade-recovery/config.d/30-bad.toml") << "[backup]\nbogus = 1\n";
+    auto bad = load_config({root.string(), std::nullopt});
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("30-bad.toml:2:1") != std::string::npos);
+
+    auto missing = load_config({root.string(), std::string("/nonexistent/config.toml")});
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().kind == ErrorKind::BadConfig);
+    fs::remove_all(root);
+}
+
+TEST_CASE("every documented key is known to the loader")
+{
+    auto keys = config_keys();
+    CHECK(std::find(keys.begin(), keys.end(), "partition.label") != keys.end());
+    CHECK(std::find(keys.begin(), keys.end(), "backup.trees.exclude") != keys.end());
+    CHECK(std::find(keys.begin(), keys.end(), "recovery.redeploy_timeout") != keys.end());
 }
