@@ -5,9 +5,16 @@
 #include "metadata.hpp"
 #include "progress.hpp"
 
+#include <cstdint>
 #include <string>
 
-namespace ur {
+namespace ur
+{
+
+// etcd.mode with "auto" resolved against the host: "script" when the
+// cluster-backup script exists under root, else "etcdctl" when endpoints are
+// configured, else "off". An unknown mode resolves to "off".
+std::string resolve_etcd_mode(const Config& cfg, const std::string& root);
 
 // Whether etcd.mode (after resolving "auto") asks for a cluster backup.
 bool cluster_backup_enabled(const Config& cfg, const std::string& root);
@@ -16,7 +23,28 @@ bool cluster_backup_enabled(const Config& cfg, const std::string& root);
 Result<uint64_t> estimate_cluster_backup(const Config& cfg, const std::string& root);
 
 // Take and independently verify the snapshot (W13). `cluster_dir` is an absolute path.
+// script mode: <root><cluster_backup_script> [--force] <cluster_dir>, which must leave exactly one
+// snapshot_<ts>.db and one static_kuberesources_<ts>.tar.gz. etcdctl mode: `etcdctl snapshot save`
+// plus our own tarball of the static pod revisions the manifests reference (as cluster-backup.sh
+// does), under the same names so cluster-restore.sh finds them. Both are bounded by etcd.timeout
+// and `cancel`. With force_dirty or etcd.force the names get __POSSIBLY_DIRTY__ and dirty=true (W12).
+// Verification failures are ErrorKind::Corrupt; files this call created are removed on failure.
 Result<ClusterRecord> backup_cluster(const Config& cfg, const std::string& root, const std::string& cluster_dir,
                                      bool force_dirty, const CancelToken& cancel);
+
+struct SnapshotStatus {
+    std::string sha256; // of the whole file
+    uint64_t size = 0;
+    uint32_t hash = 0; // etcdctl snapshot status "hash" (crc32 of the db)
+    int64_t revision = 0;
+    int64_t total_keys = 0;
+};
+
+// Verify an etcd snapshot file independently of whoever wrote it: `etcdctl snapshot status -w json`
+// must read it, and its last 32 bytes must be the sha256 of the bytes before them (what
+// `etcdctl snapshot restore` checks). Corrupt when either fails. etcdctl is cfg.etcdctl (an absolute
+// path is taken under root), else looked up in PATH and <root><static_pod_resources>/bin.
+Result<SnapshotStatus> verify_etcd_snapshot(const Config& cfg, const std::string& root, const std::string& file,
+                                            const CancelToken& cancel);
 
 } // namespace ur
