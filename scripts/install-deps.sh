@@ -6,7 +6,7 @@ what=${1:-test}
 build="meson ninja-build pkg-config g++ libsystemd-dev libmount-dev libblkid-dev libostree-dev
   libtomlplusplus-dev catch2 libssl-dev nlohmann-json3-dev"
 test="gdisk xfsprogs util-linux mount ostree etcd-server etcd-client rsync acl attr systemd dbus
-  dbus-daemon man-db groff-base zstd clang-format"
+  dbus-daemon man-db groff-base zstd clang-format tar openssl coreutils"
 vm=""
 pkgs=$build
 [ "$what" = test ] || [ "$what" = vm ] && pkgs="$pkgs $test"
