@@ -1,0 +1,76 @@
+# bash completion for upgrade-recovery(8)                          -*- shell-script -*-
+
+_upgrade_recovery()
+{
+    local cur prev words cword
+    _init_completion || return
+
+    local global_opts="--root --config --dir --json -v --verbose -h --help --version"
+    local commands="backup list status verify delete rollback-plan recover arm disarm"
+
+    # The subcommand is the first word that is not an option or an option's argument.
+    local i cmd=""
+    for ((i = 1; i < cword; i++)); do
+        case ${words[i]} in
+        --root | --config | --dir | --id | --backup) ((i++)) ;;
+        -*) ;;
+        *) cmd=${words[i]}; break ;;
+        esac
+    done
+
+    case $prev in
+    --root | --dir)
+        _filedir -d
+        return
+        ;;
+    --config)
+        _filedir toml
+        return
+        ;;
+    --id)
+        return
+        ;;
+    --backup)
+        COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids)" -- "$cur"))
+        return
+        ;;
+    esac
+
+    if [[ -z $cmd ]]; then
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "$global_opts" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        fi
+        return
+    fi
+
+    local opts=""
+    case $cmd in
+    backup) opts="--force --id" ;;
+    list | status | rollback-plan) opts="" ;;
+    verify | delete) opts="" ;;
+    recover) opts="--resume --restart --step --force --reboot --dry-run --checksum --backup --initrd" ;;
+    arm) opts="--reboot" ;;
+    disarm) opts="" ;;
+    esac
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts $global_opts" -- "$cur"))
+        return
+    fi
+    case $cmd in
+    verify | delete | arm)
+        COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids)" -- "$cur"))
+        ;;
+    esac
+} &&
+    complete -F _upgrade_recovery upgrade-recovery
+
+# Backup ids, from `upgrade-recovery list --json` (fast; fails quietly).
+_upgrade_recovery_ids()
+{
+    upgrade-recovery list --json 2>/dev/null |
+        grep -o '"id"[[:space:]]*:[[:space:]]*"[^"]*"' | sed 's/.*"\([^"]*\)"$/\1/'
+}
+
+# ex: filetype=sh
