@@ -63,18 +63,9 @@ class WritableMounts
         while (!entries_.empty()) {
             Entry e = std::move(entries_.back());
             entries_.pop_back();
-            int rc = 0;
-            if (e.superblock) {
-                // A superblock remount sets the mount's flags too.
-                rc = ::mount(nullptr, e.target.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | e.keep, nullptr);
-                if (rc == 0 && !e.mount_was_ro)
-                    rc = ::mount(nullptr, e.target.c_str(), nullptr, MS_REMOUNT | MS_BIND | e.keep, nullptr);
-            } else {
-                rc = ::mount(nullptr, e.target.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | e.keep, nullptr);
-            }
-            if (rc != 0) {
+            if (auto r = put_back(e); !r) {
                 if (!failed.empty()) failed += "; ";
-                failed += sys_error(errno, "remount " + e.target + " read-only again").message;
+                failed += r.error().message;
             }
         }
         if (!failed.empty()) return fail(ErrorKind::Io, failed);
@@ -89,6 +80,31 @@ class WritableMounts
         bool mount_was_ro = false;
     };
     std::vector<Entry> entries_;
+
+    // A read-only remount fails with EBUSY while a file on it is open for
+    // writing. libostree closes its fds before we get here, but the FIFREEZE
+    // watchdog it forks (and daemonizes) for every write inherits them all,
+    // the lock file included, and exits a moment after the write: retry
+    // briefly instead of leaving the mount writable.
+    static Result<> put_back(const Entry& e)
+    {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        for (;;) {
+            int rc;
+            if (e.superblock) {
+                // A superblock remount sets the mount's flags too.
+                rc = ::mount(nullptr, e.target.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | e.keep, nullptr);
+                if (rc == 0 && !e.mount_was_ro)
+                    rc = ::mount(nullptr, e.target.c_str(), nullptr, MS_REMOUNT | MS_BIND | e.keep, nullptr);
+            } else {
+                rc = ::mount(nullptr, e.target.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | e.keep, nullptr);
+            }
+            if (rc == 0) return {};
+            if (errno != EBUSY || std::chrono::steady_clock::now() > deadline)
+                return fail_errno("remount " + e.target + " read-only again");
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
 
     Result<> make_writable(const std::string& path)
     {

@@ -83,8 +83,12 @@ struct RollbackPlan {
 // if any, first).
 RollbackPlan plan_rollback(const std::vector<DeploymentInfo>& deployments, const DeploymentRef& recorded);
 
-// Human-readable plan (several lines, ends with a newline) and its JSON form
-// (an object; keys documented in docs/architecture.md).
+// Human-readable plan (several lines, ends with a newline), and its JSON form:
+// {"action": "nothing"|"rollback"|"undeploy-then-rollback"|"refuse", "reason",
+//  "recorded": {osname, checksum, serial, id}, "target": D|null,
+//  "drop_staged": D|null, "undeploy": [D], "new_order": [D], "changes",
+//  "reboot_needed", "notes": [string], "deployments": [D]}
+// where D = {index, osname, checksum, serial, id, pinned, booted, staged}.
 std::string rollback_plan_text(const RollbackPlan& plan);
 std::string rollback_plan_json(const RollbackPlan& plan);
 

@@ -6,10 +6,12 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <ostree.h>
 
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -19,6 +21,13 @@
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+
+// REQUIRE a Result, showing its error when it fails.
+#define REQUIRE_OK(r)                                                                                                  \
+    do {                                                                                                               \
+        INFO(((r) ? std::string() : (r).error().message));                                                             \
+        REQUIRE((r));                                                                                                  \
+    } while (0)
 
 namespace fs = std::filesystem;
 using namespace ur;
@@ -40,6 +49,116 @@ const bool environment_ready = [] {
         std::_Exit(1);
     }
     return true;
+}();
+
+// ---- A booted ostree system, as libostree sees one, without booting.
+//
+// The binary re-executes itself with UR_OSTREE_CHILD set; before Catch2 starts,
+// that child chroots into a deployment directory D with the physical sysroot
+// bound at D/sysroot (D/ostree -> sysroot/ostree), /boot bound from it, and a
+// persistent directory bound at /run holding ostree-booted. Then "/" is D and
+// libostree reports D as booted and reads /run/ostree/staged-deployment, so a
+// real staged deployment can be made (ostree_sysroot_stage_tree needs a booted
+// system) and the product's live-host path (libostree on "/", /sysroot and
+// /boot read-only binds as on RHCOS) runs for real. The host /usr is bound over
+// D/usr only so that GLib finds its modules.
+
+std::string getenv_or(const char* n, const char* def = "")
+{
+    const char* v = std::getenv(n);
+    return v ? v : def;
+}
+
+nlohmann::json deployment_list_json(const std::vector<DeploymentInfo>& l)
+{
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& d : l)
+        a.push_back({{"id", d.id()}, {"booted", d.booted}, {"staged", d.staged}, {"pinned", d.pinned}});
+    return a;
+}
+
+nlohmann::json error_json(const Error& e)
+{
+    return {{"ok", false}, {"kind", std::string(error_kind_name(e.kind))}, {"message", e.message}};
+}
+
+int booted_child(const std::string& cmd)
+{
+    const std::string S = getenv_or("UR_OSTREE_SYSROOT"), D = getenv_or("UR_OSTREE_DEPLOYMENT"),
+                      run = getenv_or("UR_OSTREE_RUNDIR"), arg = getenv_or("UR_OSTREE_ARG");
+    auto bind = [](const std::string& from, const std::string& to, unsigned long extra) {
+        if (::mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
+        return extra == 0 || ::mount(nullptr, to.c_str(), nullptr, MS_REMOUNT | MS_BIND | extra, nullptr) == 0;
+    };
+    const unsigned long ro = getenv_or("UR_OSTREE_RO") == "1" ? MS_RDONLY : 0;
+    if (!bind(S, D + "/sysroot", ro) || !bind(S + "/boot", D + "/boot", ro) || !bind("/usr", D + "/usr", 0) ||
+        !bind("/proc", D + "/proc", 0) || !bind("/dev", D + "/dev", 0) || !bind(run, D + "/run", 0) ||
+        ::mount("tmpfs", (D + "/tmp").c_str(), "tmpfs", 0, nullptr) != 0 || ::chroot(D.c_str()) != 0 ||
+        ::chdir("/") != 0) {
+        std::perror("booted child setup");
+        return 2;
+    }
+
+    Config cfg; // defaults: sysroot /sysroot, no seam: what libostree says is booted
+    cfg.ostree_mode = "on";
+    OstreeRecord rec;
+    rec.present = true;
+    rec.osname = "testos";
+    rec.checksum = arg;
+    rec.serial = 0;
+
+    nlohmann::json out;
+    if (cmd == "stage") {
+        g_autoptr(OstreeSysroot) sr = ostree_sysroot_new_default();
+        g_autoptr(GError) err = nullptr;
+        g_autoptr(OstreeDeployment) staged = nullptr;
+        bool ok = ostree_sysroot_load(sr, nullptr, &err);
+        if (ok) {
+            g_autoptr(GKeyFile) origin = ostree_sysroot_origin_new_from_refspec(sr, ("testos/" + arg).c_str());
+            g_autofree char* rev = nullptr;
+            ok = ostree_repo_resolve_rev(ostree_sysroot_repo(sr), ("testos/" + arg).c_str(), FALSE, &rev, &err) &&
+                 ostree_sysroot_stage_tree(sr, "testos", rev, origin, ostree_sysroot_get_booted_deployment(sr), nullptr,
+                                           &staged, nullptr, &err);
+        }
+        out = ok ? nlohmann::json{{"ok", true}} : nlohmann::json{{"ok", false}, {"message", err->message}};
+    } else if (cmd == "status") {
+        auto l = ostree_list_deployments(cfg, "/");
+        out = l ? nlohmann::json{{"ok", true}, {"deployments", deployment_list_json(*l)}} : error_json(l.error());
+    } else if (cmd == "prepare") {
+        auto r = ostree_prepare_for_backup(cfg, "/");
+        out =
+            r ? nlohmann::json{{"ok", true}, {"checksum", r->checksum}, {"removed", r->removed}, {"pinned", r->pinned}}
+              : error_json(r.error());
+    } else if (cmd == "plan") {
+        auto p = compute_rollback_plan(cfg, "/", rec);
+        out = p ? nlohmann::json{{"ok", true}, {"plan", nlohmann::json::parse(rollback_plan_json(*p))}}
+                : error_json(p.error());
+    } else if (cmd == "apply") {
+        auto r = apply_rollback_plan(cfg, "/", rec);
+        out = r ? nlohmann::json{{"ok", true},
+                                 {"action", std::string(rollback_action_name(r->plan.action))},
+                                 {"removed", r->removed},
+                                 {"default", r->default_deployment.id()}}
+                : error_json(r.error());
+    } else {
+        std::fprintf(stderr, "unknown child command %s\n", cmd.c_str());
+        return 2;
+    }
+    struct statvfs a, b;
+    out["sysroot_ro"] = ::statvfs("/sysroot", &a) == 0 && (a.f_flag & ST_RDONLY);
+    out["boot_ro"] = ::statvfs("/boot", &b) == 0 && (b.f_flag & ST_RDONLY);
+    std::printf("%s\n", out.dump().c_str());
+    return 0;
+}
+
+// Runs in the re-executed child only, after environment_ready made its private namespace.
+const bool booted_child_ran = [] {
+    if (const char* cmd = std::getenv("UR_OSTREE_CHILD")) {
+        int rc = booted_child(cmd);
+        std::fflush(stdout);
+        std::_Exit(rc);
+    }
+    return false;
 }();
 
 // Run a shell command; fail the test unless it exits 0. Returns stdout.
@@ -86,6 +205,18 @@ bool has_opt(const std::string& opts, const std::string& o)
     return ("," + opts + ",").find("," + o + ",") != std::string::npos;
 }
 
+// mount(2) remount for the test's own flips. EBUSY is retried: the FIFREEZE
+// watchdog the ostree CLI forks keeps the CLI's fds open for a moment after it exits.
+void remount(const std::string& target, unsigned long flags)
+{
+    for (int i = 0; i < 200; ++i) {
+        if (::mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | flags, nullptr) == 0) return;
+        if (errno != EBUSY) break;
+        ::usleep(50000);
+    }
+    FAIL("remount " << target << ": " << std::strerror(errno));
+}
+
 bool read_only(const std::string& path)
 {
     struct statvfs sv;
@@ -118,7 +249,8 @@ struct Sandbox {
         for (int v = 1; v <= 3; ++v) {
             std::string t = (dir / ("tree" + std::to_string(v))).string();
             std::string vs = std::to_string(v);
-            sh("mkdir -p " + t + "/usr/lib/modules/6.1.0-test " + t + "/usr/etc && echo kernel" + vs + " >" + t +
+            sh("mkdir -p " + t + "/usr/lib/modules/6.1.0-test " + t + "/usr/etc && cd " + t +
+               " && mkdir sysroot boot proc run dev tmp && ln -s sysroot/ostree ostree && echo kernel" + vs + " >" + t +
                "/usr/lib/modules/6.1.0-test/vmlinuz && echo initrd" + vs + " >" + t +
                "/usr/lib/modules/6.1.0-test/initramfs.img && printf 'ID=testos\\nVERSION_ID=" + vs + "\\n' >" + t +
                "/usr/lib/os-release");
@@ -143,6 +275,23 @@ struct Sandbox {
     void pin(int index) { sh("ostree admin pin --sysroot=" + S + " " + std::to_string(index) + " >/dev/null"); }
     std::string id(int v) { return csum[v] + ".0"; }
 
+    // Run `cmd` in a child that sees deployment `booted_v` booted (see booted_child); arg: its UR_OSTREE_ARG.
+    nlohmann::json booted(int booted_v, const std::string& cmd, const std::string& arg = "", bool ro = false)
+    {
+        std::string run = (dir / "run").string();
+        fs::create_directories(run);
+        std::ofstream(run + "/ostree-booted").flush();
+        std::string out =
+            sh("UR_OSTREE_CHILD=" + cmd + " UR_OSTREE_SYSROOT=" + S + " UR_OSTREE_DEPLOYMENT=" + S +
+               "/ostree/deploy/testos/deploy/" + id(booted_v) + " UR_OSTREE_RUNDIR=" + run + " UR_OSTREE_ARG=" + arg +
+               " UR_OSTREE_RO=" + (ro ? "1 " : "0 ") + fs::read_symlink("/proc/self/exe").string());
+        INFO(cmd << ": " << out);
+        auto j = nlohmann::json::parse(out);
+        REQUIRE(j["ok"] == true);
+        return j;
+    }
+    bool staged_file_exists() { return fs::exists(dir / "run/ostree/staged-deployment"); }
+
     Config cfg(int booted_v) const
     {
         Config c;
@@ -156,7 +305,7 @@ struct Sandbox {
     std::vector<int> versions()
     {
         auto l = ostree_list_deployments(cfg(0), root);
-        REQUIRE(l);
+        REQUIRE_OK(l);
         std::vector<int> out;
         for (const auto& d : *l) {
             int v = 0;
@@ -169,7 +318,7 @@ struct Sandbox {
     std::vector<bool> pins()
     {
         auto l = ostree_list_deployments(cfg(0), root);
-        REQUIRE(l);
+        REQUIRE_OK(l);
         std::vector<bool> out;
         for (const auto& d : *l)
             out.push_back(d.pinned);
@@ -223,7 +372,7 @@ TEST_CASE("prepare: the booted deployment (index 1) is pinned, unpinned standby 
     REQUIRE(sb.versions() == VI{3, 2, 1});
 
     auto rec = ostree_prepare_for_backup(sb.cfg(2), sb.root);
-    REQUIRE(rec);
+    REQUIRE_OK(rec);
     CHECK(rec->present);
     CHECK(rec->osname == "testos");
     CHECK(rec->checksum == sb.csum[2]);
@@ -251,14 +400,14 @@ TEST_CASE("prepare: pinned standby deployments stay, the booted one keeps its pl
     sb.deploy(3);
     sb.pin(0); // v3, someone else's pin
     auto rec = ostree_prepare_for_backup(sb.cfg(2), sb.root);
-    REQUIRE(rec);
+    REQUIRE_OK(rec);
     CHECK(rec->removed == std::vector<std::string>{sb.id(1)});
     CHECK(sb.versions() == VI{3, 2});
     CHECK(sb.pins() == VB{true, true});
 
     // Again: nothing left to remove, the record is the same.
     auto again = ostree_prepare_for_backup(sb.cfg(2), sb.root);
-    REQUIRE(again);
+    REQUIRE_OK(again);
     CHECK(again->removed.empty());
     CHECK(again->checksum == sb.csum[2]);
     CHECK(sb.versions() == VI{3, 2});
@@ -289,7 +438,7 @@ TEST_CASE("read-only bind mount (RHCOS /sysroot) is made writable and put back, 
     Sandbox sb;
     sb.deploy(1);
     sb.deploy(2);
-    REQUIRE(::mount(nullptr, sb.S.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, nullptr) == 0);
+    remount(sb.S, MS_BIND | MS_RDONLY | MS_NOSUID);
     REQUIRE(read_only(sb.S));
 
     // Failure after the remount (the seam names nothing deployed): still read-only afterwards.
@@ -300,7 +449,7 @@ TEST_CASE("read-only bind mount (RHCOS /sysroot) is made writable and put back, 
     CHECK(read_only(sb.S));
 
     auto rec = ostree_prepare_for_backup(sb.cfg(1), sb.root);
-    REQUIRE(rec);
+    REQUIRE_OK(rec);
     CHECK(rec->removed == std::vector<std::string>{sb.id(2)});
     CHECK(read_only(sb.S));
     auto [vfs, super] = mount_options(sb.S);
@@ -316,13 +465,13 @@ TEST_CASE("read-only superblock and a separate read-only /boot are remounted and
     sb.deploy(1);
     sb.deploy(2);
     sb.deploy(3);
-    REQUIRE(::mount(nullptr, sb.boot.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0);
-    REQUIRE(::mount(nullptr, sb.S.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0);
+    remount(sb.boot, MS_RDONLY);
+    remount(sb.S, MS_RDONLY);
     REQUIRE(read_only(sb.S));
     REQUIRE(read_only(sb.boot));
 
     auto rec = ostree_prepare_for_backup(sb.cfg(3), sb.root);
-    REQUIRE(rec);
+    REQUIRE_OK(rec);
     CHECK(sb.versions() == VI{3});
     CHECK(read_only(sb.S));
     CHECK(read_only(sb.boot));
@@ -330,13 +479,13 @@ TEST_CASE("read-only superblock and a separate read-only /boot are remounted and
     CHECK(has_opt(mount_options(sb.boot).second, "ro"));
 
     // An upgrade deploys v1 on top (made writable by hand, as rpm-ostree would), then the rollback.
-    REQUIRE(::mount(nullptr, sb.boot.c_str(), nullptr, MS_REMOUNT, nullptr) == 0);
-    REQUIRE(::mount(nullptr, sb.S.c_str(), nullptr, MS_REMOUNT, nullptr) == 0);
+    remount(sb.boot, 0);
+    remount(sb.S, 0);
     sb.deploy(1);
-    REQUIRE(::mount(nullptr, sb.boot.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0);
-    REQUIRE(::mount(nullptr, sb.S.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0);
+    remount(sb.boot, MS_RDONLY);
+    remount(sb.S, MS_RDONLY);
     auto res = apply_rollback_plan(sb.cfg(1), sb.root, *rec);
-    REQUIRE(res);
+    REQUIRE_OK(res);
     CHECK(res->plan.action == RollbackAction::Rollback);
     CHECK(sb.versions() == VI{3, 1});
     CHECK(read_only(sb.S));
@@ -348,12 +497,12 @@ TEST_CASE("apply, table row 1: the recorded deployment is the default -> nothing
     Sandbox sb;
     sb.deploy(1);
     auto rec = ostree_prepare_for_backup(sb.cfg(1), sb.root);
-    REQUIRE(rec);
+    REQUIRE_OK(rec);
     auto plan = compute_rollback_plan(sb.cfg(1), sb.root, *rec);
-    REQUIRE(plan);
+    REQUIRE_OK(plan);
     CHECK(plan->action == RollbackAction::Nothing);
     auto res = apply_rollback_plan(sb.cfg(1), sb.root, *rec);
-    REQUIRE(res);
+    REQUIRE_OK(res);
     CHECK_FALSE(res->changed);
     CHECK(res->default_deployment.checksum == sb.csum[1]);
     CHECK(sb.versions() == VI{1});
@@ -364,12 +513,12 @@ TEST_CASE("apply, table row 2: the pinned deployment is the rollback -> rollback
     Sandbox sb;
     sb.deploy(1);
     auto rec = ostree_prepare_for_backup(sb.cfg(1), sb.root);
-    REQUIRE(rec);
+    REQUIRE_OK(rec);
     sb.deploy(2); // the upgrade; after its reboot v2 is booted
     REQUIRE(sb.versions() == VI{2, 1});
 
     auto plan = compute_rollback_plan(sb.cfg(2), sb.root, *rec);
-    REQUIRE(plan);
+    REQUIRE_OK(plan);
     CHECK(plan->action == RollbackAction::Rollback);
     CHECK(plan->reboot_needed);
     auto j = nlohmann::json::parse(rollback_plan_json(*plan));
@@ -377,7 +526,7 @@ TEST_CASE("apply, table row 2: the pinned deployment is the rollback -> rollback
     CHECK(rollback_plan_text(*plan).find("Action: rollback") != std::string::npos);
 
     auto res = apply_rollback_plan(sb.cfg(2), sb.root, *rec);
-    REQUIRE(res);
+    REQUIRE_OK(res);
     CHECK(res->changed);
     CHECK(res->removed.empty());
     CHECK(res->default_deployment.checksum == sb.csum[1]);
@@ -387,7 +536,7 @@ TEST_CASE("apply, table row 2: the pinned deployment is the rollback -> rollback
 
     // Applying again changes nothing.
     auto again = apply_rollback_plan(sb.cfg(2), sb.root, *rec);
-    REQUIRE(again);
+    REQUIRE_OK(again);
     CHECK(again->plan.action == RollbackAction::Nothing);
     CHECK_FALSE(again->changed);
     CHECK(sb.versions() == VI{1, 2});
@@ -398,19 +547,19 @@ TEST_CASE("apply, table row 3: standby deployments in the way -> undeploy, then 
     Sandbox sb;
     sb.deploy(1);
     auto rec = ostree_prepare_for_backup(sb.cfg(1), sb.root);
-    REQUIRE(rec);
+    REQUIRE_OK(rec);
     sb.deploy(2);
     sb.deploy(3);
     REQUIRE(sb.versions() == VI{3, 2, 1});
 
     auto plan = compute_rollback_plan(sb.cfg(3), sb.root, *rec);
-    REQUIRE(plan);
+    REQUIRE_OK(plan);
     CHECK(plan->action == RollbackAction::UndeployThenRollback);
     REQUIRE(plan->undeploy.size() == 1);
     CHECK(plan->undeploy[0].checksum == sb.csum[2]);
 
     auto res = apply_rollback_plan(sb.cfg(3), sb.root, *rec);
-    REQUIRE(res);
+    REQUIRE_OK(res);
     CHECK(res->removed == std::vector<std::string>{sb.id(2)});
     CHECK(res->default_deployment.checksum == sb.csum[1]);
     CHECK(sb.versions() == VI{1, 3});
@@ -423,14 +572,14 @@ TEST_CASE("apply: a pinned deployment in the way is never removed; the attempt i
     Sandbox sb;
     sb.deploy(1);
     auto rec = ostree_prepare_for_backup(sb.cfg(1), sb.root);
-    REQUIRE(rec);
+    REQUIRE_OK(rec);
     sb.deploy(2);
     sb.deploy(3);
     sb.pin(1); // v2
     REQUIRE(sb.pins() == VB{false, true, true});
 
     auto plan = compute_rollback_plan(sb.cfg(3), sb.root, *rec);
-    REQUIRE(plan);
+    REQUIRE_OK(plan);
     CHECK(plan->action == RollbackAction::Refuse);
     CHECK(plan->reason.find("pinned") != std::string::npos);
 
@@ -443,7 +592,7 @@ TEST_CASE("apply: a pinned deployment in the way is never removed; the attempt i
     // Once the pin is lifted the plan goes through.
     sh("ostree admin pin --unpin --sysroot=" + sb.S + " 1 >/dev/null");
     auto ok = apply_rollback_plan(sb.cfg(3), sb.root, *rec);
-    REQUIRE(ok);
+    REQUIRE_OK(ok);
     CHECK(sb.versions() == VI{1, 3});
 }
 
@@ -452,7 +601,7 @@ TEST_CASE("apply: the recorded deployment is gone -> refused, nothing written")
     Sandbox sb;
     sb.deploy(1);
     auto rec = ostree_prepare_for_backup(sb.cfg(1), sb.root);
-    REQUIRE(rec);
+    REQUIRE_OK(rec);
     sb.deploy(2);
     sb.deploy(3);
     sh("ostree admin pin --unpin --sysroot=" + sb.S + " 2 >/dev/null && ostree admin undeploy --sysroot=" + sb.S +
@@ -460,7 +609,7 @@ TEST_CASE("apply: the recorded deployment is gone -> refused, nothing written")
     REQUIRE(sb.versions() == VI{3, 2});
 
     auto plan = compute_rollback_plan(sb.cfg(3), sb.root, *rec);
-    REQUIRE(plan);
+    REQUIRE_OK(plan);
     CHECK(plan->action == RollbackAction::Refuse);
     CHECK(plan->reason.find("gone") != std::string::npos);
     auto res = apply_rollback_plan(sb.cfg(3), sb.root, *rec);
@@ -470,7 +619,7 @@ TEST_CASE("apply: the recorded deployment is gone -> refused, nothing written")
 
     OstreeRecord none;
     auto p2 = compute_rollback_plan(sb.cfg(3), sb.root, none);
-    REQUIRE(p2);
+    REQUIRE_OK(p2);
     CHECK(p2->action == RollbackAction::Refuse);
 }
 
@@ -482,4 +631,85 @@ TEST_CASE("compute_rollback_plan on a missing sysroot is a NotFound error")
     auto p = compute_rollback_plan(c, sb.root, sb.record_of(1));
     REQUIRE_FALSE(p);
     CHECK(p.error().kind == ErrorKind::NotFound);
+}
+
+// ---- live-host path: libostree on "/", booted and staged as libostree reports them
+
+std::vector<std::string> list_ids(const nlohmann::json& j, const char* flag = nullptr)
+{
+    std::vector<std::string> out;
+    for (const auto& d : j["deployments"]) {
+        std::string id = d["id"];
+        if (flag && d[flag] == true) id += std::string(" ") + flag;
+        out.push_back(id);
+    }
+    return out;
+}
+
+TEST_CASE("booted host: prepare drops a real staged deployment; read-only /sysroot and /boot binds are restored")
+{
+    Sandbox sb;
+    sb.deploy(1);
+    sb.booted(1, "stage", "v2");
+    REQUIRE(sb.staged_file_exists());
+    auto st = sb.booted(1, "status");
+    // libostree lists the staged deployment first, then the booted one; no seam involved.
+    REQUIRE(st["deployments"].size() == 2);
+    CHECK(st["deployments"][0]["id"] == sb.id(2));
+    CHECK(st["deployments"][0]["staged"] == true);
+    CHECK(st["deployments"][1]["id"] == sb.id(1));
+    CHECK(st["deployments"][1]["booted"] == true);
+
+    auto rec = sb.booted(1, "prepare", "", true);
+    CHECK(rec["checksum"] == sb.csum[1]);
+    CHECK(rec["pinned"] == true);
+    CHECK(rec["removed"] == std::vector<std::string>{sb.id(2)});
+    CHECK(rec["sysroot_ro"] == true);
+    CHECK(rec["boot_ro"] == true);
+
+    CHECK_FALSE(sb.staged_file_exists()); // the shutdown finalizer has nothing left to finalize
+    CHECK_FALSE(sb.deploy_dir_exists(2));
+    auto after = sb.booted(1, "status");
+    CHECK(list_ids(after, "pinned") == std::vector<std::string>{sb.id(1) + " pinned"});
+}
+
+TEST_CASE("booted host: rollback from the upgraded deployment drops the staged one too")
+{
+    Sandbox sb;
+    sb.deploy(1);
+    auto rec = ostree_prepare_for_backup(sb.cfg(1), sb.root);
+    REQUIRE_OK(rec);
+    sb.deploy(2);                // the upgrade, now booted
+    sb.booted(2, "stage", "v3"); // and another update staged on top
+    REQUIRE(sb.staged_file_exists());
+
+    auto plan = sb.booted(2, "plan", sb.csum[1]);
+    CHECK(plan["plan"]["action"] == "rollback");
+    CHECK(plan["plan"]["drop_staged"]["id"] == sb.id(3));
+    CHECK(plan["plan"]["reboot_needed"] == true);
+
+    auto res = sb.booted(2, "apply", sb.csum[1], true);
+    CHECK(res["action"] == "rollback");
+    CHECK(res["default"] == sb.id(1));
+    CHECK(res["removed"] == std::vector<std::string>{sb.id(3)});
+    CHECK(res["sysroot_ro"] == true);
+    CHECK(res["boot_ro"] == true);
+    CHECK_FALSE(sb.staged_file_exists());
+    CHECK_FALSE(sb.deploy_dir_exists(3));
+    CHECK(sb.versions() == VI{1, 2});
+    CHECK(sb.cli_default_id() == sb.id(1));
+}
+
+TEST_CASE("booted host: the recorded deployment is booted and default, only the staged one goes")
+{
+    Sandbox sb;
+    sb.deploy(1);
+    auto rec = sb.booted(1, "prepare");
+    sb.booted(1, "stage", "v2");
+    auto res = sb.booted(1, "apply", sb.csum[1]);
+    CHECK(res["action"] == "nothing");
+    CHECK(res["removed"] == std::vector<std::string>{sb.id(2)});
+    CHECK(res["default"] == sb.id(1));
+    CHECK_FALSE(sb.staged_file_exists());
+    CHECK(sb.versions() == VI{1});
 }
