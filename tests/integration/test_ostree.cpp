@@ -457,6 +457,12 @@ TEST_CASE("read-only bind mount (RHCOS /sysroot) is made writable and put back, 
     CHECK(has_opt(vfs, "nosuid")); // the other per-mount flags survive the two remounts
     CHECK(has_opt(super, "rw"));   // the superblock was never touched
     CHECK(sb.versions() == VI{1});
+
+    // A refused apply (decided under the lock, after the remount) also puts it back.
+    auto refused = apply_rollback_plan(sb.cfg(1), sb.root, sb.record_of(3));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().kind == ErrorKind::Refused);
+    CHECK(read_only(sb.S));
 }
 
 TEST_CASE("read-only superblock and a separate read-only /boot are remounted and put back")
