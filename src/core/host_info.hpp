@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-namespace ur {
+namespace ur
+{
 
 // OpenShift version and release image (or why unknown), kubelet certificate expiry.
 OpenShiftRecord read_openshift_info(const Config& cfg, const std::string& root);

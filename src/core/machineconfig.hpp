@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-namespace ur {
+namespace ur
+{
 
 struct MachineConfigFiles {
     bool config_present = false;
