@@ -208,7 +208,7 @@ Result<Entry> parse_entry(std::string_view line)
     e.type = static_cast<FileType>(f[1][0]);
     unsigned mode = 0;
     auto mr = std::from_chars(f[2].data(), f[2].data() + f[2].size(), mode, 8);
-    bool ok = mr.ec == std::errc() && mode <= 07777;
+    bool ok = mr.ec == std::errc() && mr.ptr == f[2].data() + f[2].size() && mode <= 07777;
     e.mode = mode;
     ok = ok && parse_num(f[3], e.uid) && parse_num(f[4], e.gid) && parse_num(f[5], e.size) &&
          parse_time(f[6], e.mtime_sec, e.mtime_nsec) && parse_num(f[7], e.rdev) && parse_num(f[8], e.ino) &&
