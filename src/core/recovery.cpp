@@ -1,0 +1,1081 @@
+#include "recovery.hpp"
+
+#include "failpoint.hpp"
+#include "fd.hpp"
+#include "log.hpp"
+#include "machineconfig.hpp"
+#include "metadata.hpp"
+#include "ostree_state.hpp"
+#include "process.hpp"
+#include "store.hpp"
+#include "verify.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <fcntl.h>
+#include <mutex>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace ur
+{
+
+namespace
+{
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kPhase2Unit = "upgrade-recovery-phase2.service";
+constexpr const char* kKubeletUnit = "kubelet.service";
+constexpr const char* kCrioUnit = "crio.service";
+
+// The containers phase 2 waits for, in order (prior art 1.5, phase 2 step 2).
+const std::vector<std::string> kWaitContainers = {"etcd", "etcd-operator", "kube-apiserver-operator",
+                                                  "kube-controller-manager-operator",
+                                                  "kube-scheduler-operator-container"};
+// The static pod operators redeployed, in order (prior art 4.5).
+const std::vector<std::string> kRedeploy = {"etcd", "kubeapiserver", "kubecontrollermanager", "kubescheduler"};
+
+std::vector<StepDef> build_steps()
+{
+    // Names must outlive the table: they are string literals or interned below.
+    static std::vector<std::string> names;
+    std::vector<StepDef> s = {
+        {"verify", "restore-files", 1, false, "verify the backup"},
+        {"platform-rollback", "restore-files", 1, false, "platform (ostree) rollback"},
+        {"stop-kubelet", "restore-files", 1, true, "stop kubelet.service"},
+        {"remove-pods", "restore-files", 1, true, "remove all pods"},
+        {"stop-crio", "restore-files", 1, true, "stop crio.service"},
+        {"wipe-images", "restore-files", 1, true, "wipe the container storage"},
+        {"restore-files", "restore-files", 1, false, "restore the files"},
+        {"disable-kubelet", "restore-files", 1, false, "disable kubelet.service"},
+        {"enable-phase2", "restore-files", 1, false, "enable upgrade-recovery-phase2.service"},
+        {"phase1-done", "restore-files", 1, false, "record that phase 2 is pending"},
+        {"start-crio", "restore-cluster", 2, false, "start crio.service"},
+        {"record-containers", "restore-cluster", 2, false, "record the current container ids"},
+        {"restore-etcd", "restore-cluster", 2, false, "restore etcd with cluster-restore.sh"},
+        {"start-kubelet", "restore-cluster", 2, false, "enable and start kubelet.service"},
+    };
+    names.reserve(kWaitContainers.size() * 2 + kRedeploy.size() * 2);
+    for (const auto& c : kWaitContainers) {
+        names.push_back("wait-" + c);
+        names.push_back("wait for the " + c + " container");
+        s.push_back({names[names.size() - 2].c_str(), "restore-cluster", 2, false, names.back().c_str()});
+    }
+    for (const auto& r : kRedeploy) {
+        names.push_back("redeploy-" + r);
+        names.push_back("redeploy " + r);
+        s.push_back({names[names.size() - 2].c_str(), "redeploy", 2, false, names.back().c_str()});
+    }
+    s.push_back({"finish", "redeploy", 2, false, "finish the recovery"});
+    return s;
+}
+
+// ---------------------------------------------------------------------------
+
+// A step's own deadline on top of the caller's token. Cancelling the caller's
+// token cancels this one too (a watcher thread), so commands run under it stop.
+class StepToken
+{
+  public:
+    StepToken(const CancelToken& parent, std::chrono::seconds timeout) : parent_(parent)
+    {
+        if (timeout.count() > 0) tok_.set_timeout(timeout);
+        if (parent.has_deadline() && (!tok_.has_deadline() || parent.deadline() < tok_.deadline()))
+            tok_.set_deadline(parent.deadline());
+        watcher_ = std::jthread([this](std::stop_token st) {
+            std::mutex m;
+            std::unique_lock lk(m);
+            while (!st.stop_requested()) {
+                if (auto c = parent_.check(); !c && c.error().kind == ErrorKind::Cancelled) {
+                    tok_.cancel();
+                    return;
+                }
+                cv_.wait_for(lk, st, 100ms, [] { return false; });
+            }
+        });
+    }
+    StepToken(const StepToken&) = delete;
+    StepToken& operator=(const StepToken&) = delete;
+
+    const CancelToken& token() const { return tok_; }
+    bool expired() const { return tok_.has_deadline() && Clock::now() >= tok_.deadline(); }
+    bool cancelled() const
+    {
+        auto c = tok_.check();
+        return !c && c.error().kind == ErrorKind::Cancelled;
+    }
+    // Sleep up to `d`, never past the deadline; Cancelled ends it with an error.
+    Result<> nap(std::chrono::milliseconds d) const
+    {
+        auto end = Clock::now() + d;
+        if (tok_.has_deadline()) end = std::min(end, tok_.deadline());
+        while (Clock::now() < end) {
+            if (cancelled()) return fail(ErrorKind::Cancelled, "cancelled");
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+            std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(left, 100ms));
+        }
+        if (cancelled()) return fail(ErrorKind::Cancelled, "cancelled");
+        return {};
+    }
+
+  private:
+    const CancelToken& parent_;
+    CancelToken tok_;
+    std::condition_variable_any cv_;
+    std::jthread watcher_; // last: joined before the members it uses go
+};
+
+// What a wait reports at its deadline: the last real observation, not the call
+// our own deadline killed.
+void note_failure(std::string& last, const Error& e, const StepToken& t)
+{
+    if (e.kind == ErrorKind::Timeout && t.expired() && !last.empty()) return;
+    last = e.message;
+}
+
+std::chrono::milliseconds poll_interval(const Config& cfg)
+{
+    // 0 (tests) still polls, at a rate that does not spin.
+    return cfg.poll_interval ? std::chrono::milliseconds(cfg.poll_interval * 1000ull) : 100ms;
+}
+
+std::string read_boot_id(const std::string& path)
+{
+    auto t = read_file_at(AT_FDCWD, path, 4096);
+    if (!t) return "";
+    std::string s = *t;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+std::string make_recovery_id()
+{
+    std::time_t now = std::time(nullptr);
+    struct tm tm {
+    };
+    gmtime_r(&now, &tm);
+    char buf[32];
+    strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    return buf;
+}
+
+std::string short_id(const std::string& id)
+{
+    return id.size() > 13 ? id.substr(0, 13) : id;
+}
+
+struct StepResult {
+    bool skipped = false;
+    std::string note;
+};
+
+struct Ctx {
+    const Config& cfg;
+    const RecoveryOptions& opts;
+    Progress& progress;
+    const CancelToken& cancel;
+    const Store& store;
+    const JournalDir& dir;
+    RecoveryJournal& j;
+    BackupMetadata meta;
+    std::string backup_dir;
+    UnitManager& units;
+    ContainerRuntime& runtime;
+    ClusterApi& api;
+    bool live = false;
+
+    Result<> save() { return dir.save(j); }
+};
+
+// Failures the API or runtime may show while the cluster comes back: retried
+// until the step's deadline; only a cancel ends the wait at once.
+bool fatal_now(const Error& e)
+{
+    return e.kind == ErrorKind::Cancelled;
+}
+
+// ---------------------------------------------------------------------------
+// Phase 1
+
+Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
+{
+    StepResult r;
+    auto rep = verify_backup(c.store, c.j.backup_id, c.progress, t.token());
+    if (!rep) return std::unexpected(std::move(rep.error()).context("verify backup " + c.j.backup_id));
+    if (!rep->ok()) {
+        std::string what = std::to_string(rep->mismatches.size()) + " of " + std::to_string(rep->checked) +
+                           " entries differ from the manifest, first: " + rep->mismatches.front();
+        if (!c.opts.force)
+            return fail(ErrorKind::Corrupt,
+                        "backup " + c.j.backup_id + " is corrupt: " + what + " (--force restores it anyway)");
+        c.progress.warning("backup " + c.j.backup_id + " is corrupt, restoring it anyway (--force): " + what);
+        r.note = "CORRUPT, forced: " + what;
+    } else {
+        r.note = std::to_string(rep->checked) + " entries verified";
+    }
+    // W18: phase 2 runs the restored cluster-restore.sh; find out now, not after the reboot.
+    if (c.meta.cluster.present) {
+        std::vector<std::string> missing;
+        if (!c.meta.openshift.has_cluster_restore) missing.push_back("usr/local/bin/cluster-restore.sh");
+        if (!c.meta.openshift.has_etcd_scripts) missing.push_back("the etcd-scripts directory");
+        for (const auto& f : {c.meta.cluster.snapshot, c.meta.cluster.static_resources}) {
+            std::string rel = c.j.backup_id + "/" + kClusterDir + "/" + f;
+            struct stat st {
+            };
+            if (f.empty() || ::fstatat(c.store.backups_fd.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                !S_ISREG(st.st_mode))
+                missing.push_back(std::string(kClusterDir) + "/" + (f.empty() ? "(unnamed file)" : f));
+        }
+        if (!missing.empty()) {
+            std::string list;
+            for (const auto& m : missing)
+                list += (list.empty() ? "" : ", ") + m;
+            if (!c.opts.force)
+                return fail(ErrorKind::Corrupt, "backup " + c.j.backup_id + " lacks what phase 2 needs: " + list);
+            c.progress.warning("backup lacks " + list + " (--force)");
+            r.note += "; missing, forced: " + list;
+        }
+    } else {
+        c.progress.warning("backup " + c.j.backup_id + " has no etcd snapshot: phase 2 will not restore etcd");
+    }
+    // W19: the MachineConfig files of the failed upgrade, read before /etc (and with it
+    // currentconfig) is restored, and kept in the journal for a resumed restore.
+    auto mc = read_machineconfig_files(c.cfg, c.opts.root);
+    if (mc) {
+        c.j.mc_files = mc->outside;
+    } else {
+        c.progress.warning("cannot read the current MachineConfig file list (" + mc.error().message +
+                           "): files added by the failed upgrade outside the trees stay");
+        c.j.mc_files.clear();
+    }
+    return r;
+}
+
+Result<StepResult> step_platform_rollback(Ctx& c, JournalStep& st, const StepToken&)
+{
+    if (!c.meta.ostree.present) return StepResult{true, "the backup recorded no ostree deployment"};
+    if (!ostree_enabled(c.cfg, c.opts.root)) {
+        c.progress.warning("the backup recorded ostree deployment " + c.meta.ostree.checksum + "." +
+                           std::to_string(c.meta.ostree.serial) + " but there is no ostree sysroot under " +
+                           c.opts.root + ": platform rollback skipped");
+        return StepResult{true, "no ostree sysroot under the root"};
+    }
+    auto res = apply_rollback_plan(c.cfg, c.opts.root, c.meta.ostree);
+    if (!res) return std::unexpected(std::move(res.error()).context("platform rollback"));
+    StepResult r;
+    r.note = std::string(rollback_action_name(res->plan.action)) + ": " + res->plan.reason;
+    if (res->plan.reboot_needed) {
+        // The files must go into the recorded deployment: it has to be the booted one first.
+        st.data["reboot_needed"] = "1";
+        st.data["boot_id"] = read_boot_id(c.opts.boot_id_path);
+        r.note += "; reboot into " + res->default_deployment.id() + " needed";
+    }
+    if (res->changed)
+        log::event(log::kRollbackApplied, log::Level::Info, "platform rollback: " + r.note,
+                   {{"BACKUP_ID", c.j.backup_id}, {"STEP", "platform-rollback"}});
+    return r;
+}
+
+std::chrono::seconds secs(unsigned s)
+{
+    return std::chrono::seconds(s);
+}
+
+Result<StepResult> step_stop_unit(Ctx& c, const char* unit, const StepToken& t)
+{
+    UR_TRY(c.units.stop(unit, secs(c.cfg.stop_timeout), t.token()));
+    return StepResult{false, std::string(unit) + " stopped"};
+}
+
+Result<StepResult> step_remove_pods(Ctx& c, JournalStep&, const StepToken& t)
+{
+    auto st = c.units.active_state(kCrioUnit, t.token());
+    if (!st) return std::unexpected(st.error());
+    if (*st != "active") return StepResult{true, "crio.service is " + *st + ": no pods to remove"};
+    auto n = c.runtime.remove_all_pods(secs(c.cfg.stop_timeout), t.token());
+    if (!n) return std::unexpected(n.error());
+    return StepResult{false, std::to_string(*n) + " pods removed"};
+}
+
+Result<StepResult> step_wipe(Ctx& c, JournalStep&, const StepToken& t)
+{
+    if (!c.cfg.wipe_images) return StepResult{true, "recovery.wipe_images is off: images kept (W11)"};
+    UR_TRY(c.runtime.wipe_storage(secs(c.cfg.stop_timeout), t.token()));
+    return StepResult{false, "container and image storage wiped"};
+}
+
+Result<StepResult> step_restore(Ctx& c, JournalStep&, const StepToken& t)
+{
+    RestoreOptions ro;
+    ro.target_root = c.opts.root;
+    ro.etc_excludes = c.meta.etc_excludes;
+    ro.checksum = c.opts.checksum;
+    ro.remove_stale_mc_files = true;
+    ro.current_mc_files = c.j.mc_files;
+    auto st = restore_backup(c.backup_dir, ro, c.progress, t.token());
+    if (!st) return std::unexpected(std::move(st.error()).context("restore"));
+    return StepResult{false, std::to_string(st->examined) + " examined, " + std::to_string(st->created) + " created, " +
+                                 std::to_string(st->updated) + " rewritten, " + std::to_string(st->metadata) +
+                                 " metadata, " + std::to_string(st->deleted) + " deleted"};
+}
+
+Result<StepResult> step_disable_kubelet(Ctx& c, JournalStep&, const StepToken& t)
+{
+    UR_TRY(c.units.disable(kKubeletUnit, t.token()));
+    return StepResult{false, "kubelet.service disabled (" + c.units.mode() + ")"};
+}
+
+Result<StepResult> step_enable_phase2(Ctx& c, JournalStep&, const StepToken& t)
+{
+    UR_TRY(c.units.enable(kPhase2Unit, t.token()));
+    return StepResult{false, std::string(kPhase2Unit) + " enabled (" + c.units.mode() + ")"};
+}
+
+Result<StepResult> step_phase1_done(Ctx& c, JournalStep&, const StepToken&)
+{
+    // Phase 2 must not run in the boot whose processes phase 1 stopped under them.
+    c.j.phase1_boot_id = c.live ? read_boot_id(c.opts.boot_id_path) : "";
+    UR_TRY(c.dir.set_phase2_pending(c.j.recovery_id));
+    UR_TRY(c.dir.clear_armed());
+    return StepResult{false, "phase 2 pending"};
+}
+
+// ---------------------------------------------------------------------------
+// Phase 2
+
+Result<StepResult> step_start_crio(Ctx& c, JournalStep&, const StepToken& t)
+{
+    auto st = c.units.active_state(kCrioUnit, t.token());
+    if (!st) return std::unexpected(st.error());
+    if (*st == "active") return StepResult{false, "crio.service already active"};
+    UR_TRY(c.units.start(kCrioUnit, secs(c.cfg.stop_timeout), t.token()));
+    return StepResult{false, "crio.service started"};
+}
+
+Result<StepResult> step_record_containers(Ctx& c, JournalStep& js, const StepToken& t)
+{
+    std::string last;
+    for (;;) {
+        auto all = c.runtime.list_containers(secs(c.cfg.api_request_timeout), t.token());
+        if (all) {
+            std::string note;
+            for (const auto& n : kWaitContainers) {
+                const auto* ct = newest_container(*all, n);
+                js.data[n] = ct ? ct->id : "";
+                note += (note.empty() ? "" : ", ") + n + "=" + (ct ? short_id(ct->id) : std::string("none"));
+            }
+            return StepResult{false, note};
+        }
+        if (fatal_now(all.error())) return std::unexpected(all.error());
+        note_failure(last, all.error(), t);
+        if (t.expired())
+            return fail(ErrorKind::Timeout,
+                        "could not list containers within " + std::to_string(c.cfg.stop_timeout) + "s: " + last);
+        UR_TRY(t.nap(poll_interval(c.cfg)));
+    }
+}
+
+Result<StepResult> step_restore_etcd(Ctx& c, JournalStep&, const StepToken& t)
+{
+    if (!c.meta.cluster.present) return StepResult{true, "the backup has no etcd snapshot"};
+    std::string script = root_path(c.opts.root, c.cfg.cluster_restore_script);
+    if (::access(script.c_str(), X_OK) < 0)
+        return fail(ErrorKind::NotFound, "the restored " + c.cfg.cluster_restore_script +
+                                             " is missing or not "
+                                             "executable (" +
+                                             std::string(strerror(errno)) + ")");
+    Command cmd;
+    cmd.argv = {script, c.backup_dir + "/" + kClusterDir};
+    cmd.timeout = secs(c.cfg.restore_script_timeout);
+    cmd.capture_stdout = false; // the operator watches it; stderr is kept for the error message
+    auto r = run_command(cmd, &t.token());
+    if (!r) return std::unexpected(std::move(r.error()).context("cluster-restore.sh"));
+    if (r->exit_code != 0) {
+        std::string err = r->err;
+        if (err.size() > 600) err = "..." + err.substr(err.size() - 600);
+        while (!err.empty() && err.back() == '\n')
+            err.pop_back();
+        return fail(ErrorKind::ExternalFailed,
+                    "cluster-restore.sh exited with " + std::to_string(r->exit_code) + (err.empty() ? "" : ": " + err));
+    }
+    return StepResult{false, "etcd restored from " + c.meta.cluster.snapshot};
+}
+
+Result<StepResult> step_start_kubelet(Ctx& c, JournalStep&, const StepToken& t)
+{
+    // W10: enabled before it is started, and crio is not restarted afterwards.
+    UR_TRY(c.units.enable(kKubeletUnit, t.token()));
+    UR_TRY(c.units.start(kKubeletUnit, secs(c.cfg.stop_timeout), t.token()));
+    return StepResult{false, "kubelet.service enabled and started"};
+}
+
+Result<StepResult> step_wait_container(Ctx& c, const std::string& name, const StepToken& t)
+{
+    const JournalStep* rec = c.j.step("record-containers");
+    std::string old = rec && rec->data.count(name) ? rec->data.at(name) : "";
+    std::string last = "not seen yet";
+    for (;;) {
+        auto all = c.runtime.list_containers(secs(c.cfg.api_request_timeout), t.token());
+        if (all) {
+            const ContainerInfo* found = nullptr;
+            for (const auto& ct : *all)
+                if (ct.name == name && ct.running() && ct.id != old && (!found || ct.created_ns > found->created_ns))
+                    found = &ct;
+            if (found) return StepResult{false, name + " running as " + short_id(found->id)};
+            const auto* n = newest_container(*all, name);
+            last = n ? short_id(n->id) + " " + n->state + (n->id == old ? " (the old one)" : "") : "not present";
+        } else {
+            if (fatal_now(all.error())) return std::unexpected(all.error());
+            note_failure(last, all.error(), t);
+        }
+        if (t.expired())
+            return fail(ErrorKind::Timeout, "container " + name + " was not recreated and running within " +
+                                                std::to_string(c.cfg.container_restart_timeout) +
+                                                "s (last seen: " + last + "); please investigate");
+        UR_TRY(t.nap(poll_interval(c.cfg)));
+    }
+}
+
+std::string describe(const StaticPodOperatorStatus& s)
+{
+    std::string cur;
+    for (auto r : s.current_revisions)
+        cur += (cur.empty() ? "" : ",") + std::to_string(r);
+    std::string out = "latestAvailableRevision " + std::to_string(s.latest_available_revision) + ", currentRevision " +
+                      (cur.empty() ? "none" : cur);
+    if (const auto* p = s.condition("NodeInstallerProgressing"))
+        out += ", NodeInstallerProgressing " + p->reason + (p->message.empty() ? "" : " (" + p->message + ")");
+    return out;
+}
+
+Result<StepResult> step_redeploy(Ctx& c, const std::string& res, JournalStep& js, const StepToken& t)
+{
+    std::string last;
+    auto timeout_msg = [&](const std::string& what) {
+        return fail(ErrorKind::Timeout, "failed to redeploy " + res + " within " +
+                                            std::to_string(c.cfg.redeploy_timeout) + "s: " + what + " (last: " + last +
+                                            "); please investigate");
+    };
+    // The revision before our patch: success needs a newer one, or the old
+    // "AllNodesAtLatestRevision" would pass at once.
+    while (!js.data.count("latest_before")) {
+        auto s = c.api.operator_status(res, t.token());
+        if (s) {
+            js.data["latest_before"] = std::to_string(s->latest_available_revision);
+            UR_TRY(c.save());
+            break;
+        }
+        if (fatal_now(s.error())) return std::unexpected(s.error());
+        note_failure(last, s.error(), t);
+        if (t.expired()) return timeout_msg("the API did not answer");
+        UR_TRY(t.nap(poll_interval(c.cfg)));
+    }
+    int64_t before = std::strtoll(js.data["latest_before"].c_str(), nullptr, 10);
+    if (!js.data.count("patched")) {
+        if (!js.data.count("reason")) {
+            js.data["reason"] = "recovery-" + rfc3339_now(true);
+            UR_TRY(c.save());
+        }
+        for (;;) {
+            auto p = c.api.force_redeployment(res, js.data["reason"], t.token());
+            if (p) break;
+            if (fatal_now(p.error())) return std::unexpected(p.error());
+            note_failure(last, p.error(), t);
+            if (t.expired()) return timeout_msg("the forceRedeploymentReason patch did not go through");
+            UR_TRY(t.nap(poll_interval(c.cfg)));
+        }
+        js.data["patched"] = "1";
+        UR_TRY(c.save());
+    }
+    for (;;) {
+        auto s = c.api.operator_status(res, t.token());
+        if (s) {
+            // W9: a failing installer ends the wait at once instead of after the deadline.
+            if (auto d = s->degraded(); !d.empty())
+                return fail(ErrorKind::ExternalFailed,
+                            "redeployment of " + res + " failed: " + d + " (" + describe(*s) + ")");
+            if (s->latest_available_revision > before && s->all_nodes_at_latest())
+                return StepResult{false, "all nodes at revision " + std::to_string(s->latest_available_revision)};
+            last = describe(*s);
+        } else {
+            if (fatal_now(s.error())) return std::unexpected(s.error());
+            note_failure(last, s.error(), t);
+        }
+        if (t.expired()) return timeout_msg("not all nodes reached the new revision");
+        UR_TRY(t.nap(poll_interval(c.cfg)));
+    }
+}
+
+Result<StepResult> step_finish(Ctx& c, JournalStep&, const StepToken& t)
+{
+    // Phase 2 runs inside this unit; disabling it does not stop us.
+    if (auto r = c.units.disable(kPhase2Unit, t.token()); !r)
+        c.progress.warning("could not disable " + std::string(kPhase2Unit) + ": " + r.error().message);
+    UR_TRY(c.dir.clear_phase2_pending());
+    return StepResult{false, "recovery complete"};
+}
+
+// Which timeout bounds a step.
+unsigned step_timeout(const Config& cfg, const std::string& name)
+{
+    if (name.starts_with("wait-")) return cfg.container_restart_timeout;
+    if (name.starts_with("redeploy-")) return cfg.redeploy_timeout;
+    if (name == "restore-etcd") return cfg.restore_script_timeout;
+    if (name == "verify" || name == "restore-files" || name == "platform-rollback" || name == "phase1-done" ||
+        name == "finish")
+        return 0; // bounded by the caller's token; their own I/O has no natural deadline
+    return cfg.stop_timeout;
+}
+
+Result<StepResult> run_step(Ctx& c, JournalStep& js, const StepToken& t)
+{
+    const std::string& n = js.name;
+    if (n == "verify") return step_verify(c, js, t);
+    if (n == "platform-rollback") return step_platform_rollback(c, js, t);
+    if (n == "stop-kubelet") return step_stop_unit(c, kKubeletUnit, t);
+    if (n == "remove-pods") return step_remove_pods(c, js, t);
+    if (n == "stop-crio") return step_stop_unit(c, kCrioUnit, t);
+    if (n == "wipe-images") return step_wipe(c, js, t);
+    if (n == "restore-files") return step_restore(c, js, t);
+    if (n == "disable-kubelet") return step_disable_kubelet(c, js, t);
+    if (n == "enable-phase2") return step_enable_phase2(c, js, t);
+    if (n == "phase1-done") return step_phase1_done(c, js, t);
+    if (n == "start-crio") return step_start_crio(c, js, t);
+    if (n == "record-containers") return step_record_containers(c, js, t);
+    if (n == "restore-etcd") return step_restore_etcd(c, js, t);
+    if (n == "start-kubelet") return step_start_kubelet(c, js, t);
+    if (n.starts_with("wait-")) return step_wait_container(c, n.substr(5), t);
+    if (n.starts_with("redeploy-")) return step_redeploy(c, n.substr(9), js, t);
+    if (n == "finish") return step_finish(c, js, t);
+    return fail(ErrorKind::Corrupt, "unknown step '" + n + "' in the journal");
+}
+
+bool destructive_done(const RecoveryJournal& j)
+{
+    for (const auto& s : j.steps)
+        if (s.name != "verify" && s.state == StepState::Done) return true;
+    return false;
+}
+
+std::string next_message_phase1(const RecoveryJournal& j, bool live)
+{
+    if (live)
+        return "Phase 1 of recovery " + j.recovery_id +
+               " is complete. Reboot now with 'systemctl reboot'; "
+               "upgrade-recovery-phase2.service runs phase 2 after the reboot (or run "
+               "'upgrade-recovery recover --resume' once the node is up).";
+    return "Phase 1 of recovery " + j.recovery_id + " is complete under " + j.root +
+           ". Boot that root; upgrade-recovery-phase2.service runs phase 2 "
+           "('upgrade-recovery recover --resume' on the booted node does the same).";
+}
+
+struct Runner {
+    Runner(const Config& c, const RecoveryOptions& o, Progress& p, const CancelToken& k, const Store& s,
+           RecoveryBackends b)
+        : cfg(c), opts(o), progress(p), cancel(k), store(s), be(b)
+    {
+    }
+    const Config& cfg;
+    const RecoveryOptions& opts;
+    Progress& progress;
+    const CancelToken& cancel;
+    const Store& store;
+    JournalDir dir;
+    RecoveryBackends be;
+    bool live = false;
+    std::string mode;
+
+    std::unique_ptr<UnitManager> own_units;
+    std::unique_ptr<ContainerRuntime> own_runtime;
+    std::unique_ptr<ClusterApi> own_api;
+
+    void fail_event(const RecoveryJournal& j, const std::string& step, const std::string& msg)
+    {
+        log::event(log::kRecoveryFailed, log::Level::Error,
+                   "recovery " + j.recovery_id + " failed at " + step + ": " + msg,
+                   {{"BACKUP_ID", j.backup_id}, {"RECOVERY_ID", j.recovery_id}, {"STEP", step}});
+    }
+
+    Result<RecoveryOutcome> pause(RecoveryJournal& j, RecoveryOutcome& out, const std::string& before,
+                                  std::string message)
+    {
+        j.state = RecoveryState::Paused;
+        UR_TRY(dir.save(j));
+        out.state = j.state;
+        out.stopped_before = before;
+        out.message = std::move(message);
+        return out;
+    }
+
+    Result<> maybe_reboot(RecoveryOutcome& out)
+    {
+        out.reboot_required = true;
+        if (!opts.reboot) return {};
+        if (opts.initrd || !be.units->can_control()) return {}; // the caller (initrd unit) reboots
+        UR_TRY_CTX(be.units->reboot(cancel), "reboot");
+        out.rebooting = true;
+        return {};
+    }
+
+    Result<RecoveryOutcome> execute(RecoveryJournal& j, BackupMetadata meta)
+    {
+        RecoveryOutcome out;
+        out.recovery_id = j.recovery_id;
+        out.backup_id = j.backup_id;
+        Ctx c{cfg,
+              opts,
+              progress,
+              cancel,
+              store,
+              dir,
+              j,
+              std::move(meta),
+              store.path() + "/" + kBackupsDir + "/" + j.backup_id,
+              *be.units,
+              *be.runtime,
+              *be.api,
+              live};
+        std::string boot_id = read_boot_id(opts.boot_id_path);
+        bool ran_any = false;
+        std::string last_stage;
+        size_t total = j.steps.size();
+        for (size_t i = 0; i < total; i++) {
+            JournalStep& js = j.steps[i];
+            if (js.state == StepState::Done || js.state == StepState::Skipped) continue;
+            const StepDef* def = find_step_def(js.name);
+            if (!def) return fail(ErrorKind::Corrupt, "unknown step '" + js.name + "' in the journal");
+
+            // Gate: a platform rollback that needs a reboot stops phase 1 until the node
+            // runs the recorded deployment (the files belong into that one).
+            if (const JournalStep* rb = j.step("platform-rollback");
+                rb && rb->state == StepState::Done && rb->data.count("reboot_needed") && def->phase == 1 &&
+                !boot_id.empty() && rb->data.at("boot_id") == boot_id) {
+                std::string msg = "The platform rollback made the recorded deployment the default; reboot into it "
+                                  "now. Phase 1 continues in the initrd (the recovery is armed) or with "
+                                  "'upgrade-recovery recover --resume' after the reboot.";
+                if (!ran_any && !opts.force)
+                    return fail(ErrorKind::Refused, "the node has not rebooted since the platform rollback: " + msg);
+                if (ran_any) {
+                    auto o = pause(j, out, js.name, msg);
+                    if (!o) return o;
+                    UR_TRY(maybe_reboot(*o));
+                    return o;
+                }
+                progress.warning("continuing without the reboot the platform rollback needs (--force)");
+            }
+
+            if (def->phase == 2) {
+                if (ran_any && last_stage == "restore-files") {
+                    // Phase 1 just finished here.
+                    auto o = pause(j, out, js.name, next_message_phase1(j, live));
+                    if (!o) return o;
+                    o->phase1_done = true;
+                    if (live) UR_TRY(maybe_reboot(*o));
+                    return o;
+                }
+                if (opts.initrd || !live) {
+                    out.state = j.state;
+                    out.phase1_done = true;
+                    out.stopped_before = js.name;
+                    out.message = "Phase 1 is done; phase 2 needs the booted system: "
+                                  "upgrade-recovery-phase2.service runs it.";
+                    return out;
+                }
+                if (j.mode == "live" && !j.phase1_boot_id.empty() && j.phase1_boot_id == boot_id) {
+                    if (!opts.force)
+                        return fail(ErrorKind::Refused, "phase 1 ran in this boot; reboot first ('systemctl reboot'), "
+                                                        "phase 2 then runs from upgrade-recovery-phase2.service");
+                    progress.warning("running phase 2 without a reboot after phase 1 (--force)");
+                }
+            }
+            if (opts.step && ran_any && def->stage != last_stage) {
+                return pause(j, out, js.name,
+                             "Stage " + last_stage + " complete. Use --step (or --resume) to continue.");
+            }
+
+            UR_TRY(cancel.check());
+            progress.stage(def->title);
+            progress.percent(static_cast<unsigned>(i * 100 / total));
+
+            if (def->live_only && !live) {
+                js.state = StepState::Skipped;
+                js.note = "offline: nothing runs under the root";
+                js.data["offline"] = "1";
+                js.finished = rfc3339_now();
+                UR_TRY(dir.save(j));
+                ran_any = true;
+                last_stage = def->stage;
+                continue;
+            }
+
+            // Recorded before it starts: a crash from here on re-runs this step.
+            js.state = StepState::Started;
+            js.attempts++;
+            js.started = rfc3339_now();
+            js.finished.clear();
+            js.error.clear();
+            j.state = RecoveryState::Running;
+            UR_TRY(dir.save(j));
+            std::string fp = "recovery." + js.name;
+            failpoint(fp.c_str());
+
+            StepToken tok(cancel, secs(step_timeout(cfg, js.name)));
+            auto r = run_step(c, js, tok);
+            js.finished = rfc3339_now();
+            if (!r) {
+                Error e = std::move(r.error());
+                js.state = StepState::Failed;
+                js.error = e.message;
+                j.error = js.name + ": " + e.message;
+                // Nothing changed yet (a bad backup, a refused rollback plan): a final result,
+                // so backups are possible again and the initrd does not retry on every boot.
+                bool abort = !destructive_done(j) &&
+                             (js.name == "verify" || (js.name == "platform-rollback" && e.kind == ErrorKind::Refused));
+                j.state = abort ? RecoveryState::Aborted : RecoveryState::Failed;
+                if (abort) {
+                    j.finished = js.finished;
+                    (void)dir.clear_armed();
+                    (void)dir.clear_phase2_pending();
+                }
+                if (auto s = dir.save(j); !s) log::error("journal: " + s.error().message);
+                fail_event(j, js.name, e.message);
+                return std::unexpected(std::move(e).context(js.name));
+            }
+            js.state = r->skipped ? StepState::Skipped : StepState::Done;
+            js.note = r->note;
+            UR_TRY(dir.save(j));
+            std::string fpd = "recovery." + js.name + ".done";
+            failpoint(fpd.c_str());
+            log::info(js.name + ": " + (r->skipped ? "skipped: " : "") + r->note);
+            if (js.name == "phase1-done")
+                log::event(log::kPhase1Done, log::Level::Info, "recovery " + j.recovery_id + ": phase 1 done",
+                           {{"BACKUP_ID", j.backup_id}, {"RECOVERY_ID", j.recovery_id}, {"STEP", js.name}});
+            ran_any = true;
+            last_stage = def->stage;
+        }
+        j.state = RecoveryState::Complete;
+        j.finished = rfc3339_now();
+        j.error.clear();
+        UR_TRY(dir.save(j));
+        progress.percent(100);
+        log::event(log::kPhase2Done, log::Level::Info,
+                   "recovery " + j.recovery_id + " complete: the node runs backup " + j.backup_id,
+                   {{"BACKUP_ID", j.backup_id}, {"RECOVERY_ID", j.recovery_id}, {"STEP", "finish"}});
+        out.state = j.state;
+        out.complete = true;
+        out.phase1_done = true;
+        out.message = "Recovery complete.";
+        return out;
+    }
+};
+
+RecoveryJournal new_journal(const std::string& backup_id, const std::string& mode, const std::string& root)
+{
+    RecoveryJournal j;
+    j.recovery_id = make_recovery_id();
+    j.backup_id = backup_id;
+    j.started = rfc3339_now();
+    j.mode = mode;
+    j.root = root;
+    j.state = RecoveryState::Running;
+    for (const auto& d : recovery_steps()) {
+        JournalStep s;
+        s.name = d.name;
+        j.steps.push_back(std::move(s));
+    }
+    return j;
+}
+
+Result<std::string> choose_backup(const Store& store, const JournalDir& dir, const RecoveryOptions& opts)
+{
+    if (opts.backup_id) return *opts.backup_id;
+    auto armed = dir.armed();
+    if (!armed) return std::unexpected(armed.error());
+    if (*armed) return **armed;
+    auto latest = latest_backup(store);
+    if (!latest) return std::unexpected(latest.error());
+    if (!*latest) return fail(ErrorKind::NotFound, "there is no backup to recover");
+    return **latest;
+}
+
+Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, const Store& store,
+                                const JournalDir& dir, Progress& progress, const CancelToken& cancel)
+{
+    RecoveryOutcome out;
+    auto j = dir.load();
+    if (!j) return std::unexpected(j.error());
+    auto d = decide_start(*j, opts);
+    std::string id;
+    if (d.kind == StartKind::Resume) {
+        id = (*j)->backup_id;
+        out.recovery_id = (*j)->recovery_id;
+    } else {
+        auto b = choose_backup(store, dir, opts);
+        if (!b) return std::unexpected(b.error());
+        id = *b;
+    }
+    out.backup_id = id;
+    if (d.kind != StartKind::New && d.kind != StartKind::Resume) out.planned.push_back("refused: " + d.message);
+    auto meta = read_metadata(store, id);
+    if (!meta) return std::unexpected(meta.error());
+    auto rep = verify_backup(store, id, progress, cancel);
+    if (!rep) return std::unexpected(rep.error());
+    out.planned.push_back("verify: " + (rep->ok() ? std::to_string(rep->checked) + " entries match the manifest"
+                                                  : "CORRUPT: " + std::to_string(rep->mismatches.size()) +
+                                                        " mismatches, first: " + rep->mismatches.front()));
+    if (meta->ostree.present && ostree_enabled(cfg, opts.root)) {
+        auto plan = compute_rollback_plan(cfg, opts.root, meta->ostree);
+        if (!plan) return std::unexpected(plan.error());
+        out.planned.push_back("platform-rollback: " + std::string(rollback_action_name(plan->action)) + ": " +
+                              plan->reason);
+    } else {
+        out.planned.push_back("platform-rollback: skipped");
+    }
+    RestoreOptions ro;
+    ro.target_root = opts.root;
+    ro.etc_excludes = meta->etc_excludes;
+    ro.checksum = opts.checksum;
+    ro.dry_run = true;
+    if (auto mc = read_machineconfig_files(cfg, opts.root); mc) ro.current_mc_files = mc->outside;
+    auto st = restore_backup(store.path() + "/" + kBackupsDir + "/" + id, ro, progress, cancel);
+    if (!st) return std::unexpected(st.error());
+    out.restore = std::move(*st);
+    out.planned.push_back("restore-files: " + std::to_string(out.restore.changes.size()) + " changes");
+    for (const auto& s : recovery_steps()) {
+        std::string n = s.name;
+        if (n == "verify" || n == "platform-rollback" || n == "restore-files") continue;
+        out.planned.push_back(n + ": " + s.title);
+    }
+    out.message = "dry run: nothing was changed";
+    return out;
+}
+
+Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions& opts, const Store& store,
+                                       RecoveryBackends& backends, Progress& progress, const CancelToken& cancel)
+{
+    Runner run(cfg, opts, progress, cancel, store, backends);
+    auto dir = JournalDir::open(store, !opts.dry_run);
+    if (!dir) return std::unexpected(dir.error());
+    run.dir = std::move(*dir);
+    if (opts.dry_run) return dry_run(cfg, opts, store, run.dir, progress, cancel);
+
+    auto lock = lock_store(store);
+    if (!lock) return std::unexpected(std::move(lock.error()).context("recovery"));
+
+    if (!run.be.units) {
+        if (opts.initrd) {
+            run.own_units = make_offline_units(opts.root);
+        } else {
+            auto u = make_unit_manager(cfg, opts.root);
+            if (!u) return std::unexpected(u.error());
+            run.own_units = std::move(*u);
+        }
+        run.be.units = run.own_units.get();
+    }
+    if (!run.be.runtime) {
+        run.own_runtime = make_crictl_runtime(cfg);
+        run.be.runtime = run.own_runtime.get();
+    }
+    if (!run.be.api) {
+        run.own_api = make_oc_cluster_api(cfg, opts.root);
+        run.be.api = run.own_api.get();
+    }
+    run.live = !opts.initrd && run.be.units->can_control();
+    run.mode = opts.initrd ? "initrd" : run.live ? "live" : "offline";
+
+    auto loaded = run.dir.load();
+    if (!loaded) return std::unexpected(loaded.error());
+    auto decision = decide_start(*loaded, opts);
+    RecoveryJournal j;
+    switch (decision.kind) {
+    case StartKind::RefuseInProgress: return fail(ErrorKind::RecoveryInProgress, decision.message);
+    case StartKind::NothingToResume: return fail(ErrorKind::NotFound, decision.message);
+    case StartKind::BackupMismatch: return fail(ErrorKind::InvalidArgs, decision.message);
+    case StartKind::Resume: {
+        j = std::move(**loaded);
+        const JournalStep* next = j.next_step();
+        log::info("resuming recovery " + j.recovery_id + " (backup " + j.backup_id + ") at " +
+                  (next ? next->name : std::string("the end")) +
+                  (j.state == RecoveryState::Running ? " after an interruption" : ""));
+        break;
+    }
+    case StartKind::New: {
+        auto id = choose_backup(store, run.dir, opts);
+        if (!id) return std::unexpected(id.error());
+        UR_TRY(run.dir.retire());
+        UR_TRY(run.dir.clear_phase2_pending());
+        j = new_journal(*id, run.mode, opts.root);
+        UR_TRY(run.dir.save(j));
+        log::event(log::kRecoveryStarted, log::Level::Info,
+                   "recovery " + j.recovery_id + " of backup " + j.backup_id + " started (" + run.mode + ")",
+                   {{"BACKUP_ID", j.backup_id}, {"RECOVERY_ID", j.recovery_id}, {"STEP", "start"}});
+        break;
+    }
+    }
+
+    auto meta = read_metadata(store, j.backup_id);
+    if (!meta) {
+        j.error = "backup " + j.backup_id + ": " + meta.error().message;
+        if (!destructive_done(j)) {
+            j.state = RecoveryState::Aborted;
+            j.finished = rfc3339_now();
+            (void)run.dir.clear_armed();
+        }
+        (void)run.dir.save(j);
+        return std::unexpected(std::move(meta.error()).context("backup " + j.backup_id));
+    }
+
+    const JournalStep* next = j.next_step();
+    const StepDef* nd = next ? find_step_def(next->name) : nullptr;
+    if (nd && nd->phase == 1) {
+        // A live run redoes what an earlier offline run skipped (it may have been the
+        // initrd, and kubelet/crio run now), and the partition is armed until phase 1
+        // completes so a power cut resumes in the initrd at the next boot.
+        if (run.live)
+            for (auto& s : j.steps)
+                if (s.state == StepState::Skipped && s.data.count("offline")) {
+                    s.state = StepState::Pending;
+                    s.data.erase("offline");
+                    s.note.clear();
+                }
+        j.mode = run.mode;
+        j.root = opts.root;
+        UR_TRY(run.dir.set_armed(j.backup_id));
+    }
+    return run.execute(j, std::move(*meta));
+}
+
+} // namespace
+
+const std::vector<StepDef>& recovery_steps()
+{
+    static const std::vector<StepDef> steps = build_steps();
+    return steps;
+}
+
+const StepDef* find_step_def(const std::string& name)
+{
+    for (const auto& s : recovery_steps())
+        if (name == s.name) return &s;
+    return nullptr;
+}
+
+StartDecision decide_start(const std::optional<RecoveryJournal>& journal, const RecoveryOptions& opts)
+{
+    bool in_progress = journal && recovery_state_in_progress(journal->state);
+    if (opts.restart) return {StartKind::New, "starting over"};
+    if (in_progress) {
+        if (opts.backup_id && *opts.backup_id != journal->backup_id)
+            return {StartKind::BackupMismatch, "the recovery in progress uses backup " + journal->backup_id + ", not " +
+                                                   *opts.backup_id + "; use --restart to start over"};
+        if (opts.resume || opts.step || opts.initrd) return {StartKind::Resume, "resuming"};
+        const JournalStep* next = journal->next_step();
+        return {StartKind::RefuseInProgress,
+                "Recovery " + journal->recovery_id + " of backup " + journal->backup_id +
+                    " has already started (next step: " + (next ? next->name : std::string("none")) +
+                    "). Use --resume to continue it, --step to continue one stage, or --restart to start over."};
+    }
+    if (opts.resume) return {StartKind::NothingToResume, "there is no recovery in progress to resume"};
+    return {StartKind::New, "new recovery"};
+}
+
+Result<RecoveryOutcome> run_recovery(const Config& cfg, const RecoveryOptions& opts, RecoveryBackends& backends,
+                                     Progress& progress, const CancelToken& cancel)
+{
+    if (opts.resume && opts.restart) return fail(ErrorKind::InvalidArgs, "--resume and --restart exclude each other");
+    auto store = open_store(cfg, opts.root, !opts.dry_run);
+    if (!store) return std::unexpected(store.error());
+    return run_with_store(cfg, opts, *store, backends, progress, cancel);
+}
+
+Result<RecoveryOutcome> run_recovery(const Config& cfg, const RecoveryOptions& opts, Progress& progress,
+                                     const CancelToken& cancel)
+{
+    RecoveryBackends none;
+    return run_recovery(cfg, opts, none, progress, cancel);
+}
+
+bool cmdline_requests_recovery(std::string_view cmdline)
+{
+    size_t pos = 0;
+    while (pos < cmdline.size()) {
+        while (pos < cmdline.size() && (cmdline[pos] == ' ' || cmdline[pos] == '\n' || cmdline[pos] == '\t'))
+            pos++;
+        size_t end = pos;
+        while (end < cmdline.size() && cmdline[end] != ' ' && cmdline[end] != '\n' && cmdline[end] != '\t')
+            end++;
+        if (cmdline.substr(pos, end - pos) == "upgrade_recovery=phase1") return true;
+        pos = end;
+    }
+    return false;
+}
+
+Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& io, Progress& progress,
+                                        const CancelToken& cancel)
+{
+    InitrdOutcome out;
+    std::string cmdline;
+    if (auto t = read_file_at(AT_FDCWD, io.cmdline_path, 1 << 16); t) cmdline = *t;
+    bool karg = cmdline_requests_recovery(cmdline);
+
+    auto store = open_store(cfg, io.root, true);
+    if (!store) {
+        // No partition, nothing armed: the common boot. With the kernel argument it is an error.
+        if (!karg &&
+            (store.error().kind == ErrorKind::PartitionNotFound || store.error().kind == ErrorKind::NotMounted)) {
+            out.reason = "no recovery partition: " + store.error().message;
+            return out;
+        }
+        return std::unexpected(store.error());
+    }
+    auto dir = JournalDir::open(*store, false);
+    if (!dir) return std::unexpected(dir.error());
+    auto armed = dir->armed();
+    if (!armed) return std::unexpected(armed.error());
+    if (!*armed && !karg) {
+        out.reason = "not armed";
+        return out;
+    }
+    auto journal = dir->load();
+    if (!journal) return std::unexpected(journal.error());
+    const RecoveryJournal* j = *journal ? &**journal : nullptr;
+    bool in_progress = j && recovery_state_in_progress(j->state);
+    const JournalStep* next = in_progress ? j->next_step() : nullptr;
+    const StepDef* nd = next ? find_step_def(next->name) : nullptr;
+    bool phase1_pending = in_progress && nd && nd->phase == 1;
+    if (in_progress && !phase1_pending) {
+        // Phase 1 is done (phase 2 runs in the booted root); a leftover `armed` goes.
+        if (*armed && j->backup_id == **armed) UR_TRY(dir->clear_armed());
+        out.reason = "phase 1 of recovery " + j->recovery_id + " is already done";
+        return out;
+    }
+    if (!*armed && !in_progress && j && j->state == RecoveryState::Complete) {
+        // The kernel argument outlives the boot it was meant for when it was made persistent.
+        auto latest = latest_backup(*store);
+        if (latest && *latest && **latest == j->backup_id) {
+            log::warning("kernel argument upgrade_recovery=phase1 ignored: backup " + j->backup_id +
+                         " was already recovered (" + j->finished + "); remove the argument");
+            out.reason = "stale kernel argument: backup " + j->backup_id + " already recovered";
+            return out;
+        }
+    }
+    out.reason = *armed ? "armed with backup " + **armed : std::string("kernel argument upgrade_recovery=phase1");
+    RecoveryOptions ro;
+    ro.root = io.root;
+    ro.initrd = true;
+    ro.resume = in_progress;
+    ro.boot_id_path = io.boot_id_path;
+    if (*armed && !in_progress) ro.backup_id = **armed;
+    RecoveryBackends be;
+    auto r = run_with_store(cfg, ro, *store, be, progress, cancel);
+    if (!r) return std::unexpected(r.error());
+    out.ran = true;
+    out.outcome = std::move(*r);
+    return out;
+}
+
+} // namespace ur

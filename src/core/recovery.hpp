@@ -1,0 +1,113 @@
+// Recovery: bring a node whose upgrade failed back to a backup.
+//
+// Phase 1 (files): verify -> platform rollback -> [live: stop kubelet, remove pods,
+// stop crio, (wipe images)] -> restore the trees -> disable kubelet -> enable the
+// phase 2 unit -> phase2-pending. Live on "/", or offline against any root (the
+// initrd's /sysroot): the same restore, units by .wants editing, nothing stopped.
+// Phase 2 (cluster, after the reboot, --resume from upgrade-recovery-phase2.service):
+// start crio -> record container ids -> cluster-restore.sh -> enable+start kubelet
+// -> wait for 5 containers to be recreated -> force redeployment of etcd,
+// kubeapiserver, kubecontrollermanager, kubescheduler, each until all nodes are at
+// the latest revision (W9) -> complete.
+//
+// Every step is journaled before and after it runs (recovery_journal.hpp), so
+// --resume continues at the right step after a crash at any point.
+#pragma once
+
+#include "cluster_api.hpp"
+#include "config.hpp"
+#include "container_runtime.hpp"
+#include "progress.hpp"
+#include "recovery_journal.hpp"
+#include "restore.hpp"
+#include "units.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ur
+{
+
+struct RecoveryOptions {
+    std::string root = "/";
+    std::optional<std::string> backup_id; // default: the armed one, else `latest`
+    bool resume = false;                  // continue the recovery in progress (required when one is)
+    bool restart = false;                 // discard the journal and start over
+    bool step = false;                    // stop after each stage (implies resume when one is in progress)
+    bool force = false;                   // go on with a corrupt backup / missing tools / phase 2 in the same boot
+    bool reboot = false;                  // reboot by itself when phase 1 (or a platform rollback) needs it
+    bool dry_run = false;                 // change nothing: verify, show the rollback plan and the restore's changes
+    bool checksum = false;                // restore compares contents, not only size and mtime
+    bool initrd = false;                  // run from the initrd: offline, phase 1 only
+    std::string boot_id_path = "/proc/sys/kernel/random/boot_id"; // test seam
+};
+
+// What the phases talk to; null members get the real implementation from the config
+// (units per recovery.systemctl, crictl, oc). Tests and the sandbox pass stand-ins.
+struct RecoveryBackends {
+    UnitManager* units = nullptr;
+    ContainerRuntime* runtime = nullptr;
+    ClusterApi* api = nullptr;
+};
+
+struct RecoveryOutcome {
+    std::string recovery_id;
+    std::string backup_id;
+    RecoveryState state = RecoveryState::Running;
+    std::string stopped_before; // next step when paused
+    bool phase1_done = false;   // phase 2 is pending
+    bool complete = false;
+    bool reboot_required = false; // the caller must reboot before anything else happens
+    bool rebooting = false;       // a reboot was queued (--reboot)
+    std::string message;          // exactly what happens or what to do next
+    // dry run
+    std::vector<std::string> planned; // "step: what it would do"
+    RestoreStats restore;             // what the restore would change
+};
+
+Result<RecoveryOutcome> run_recovery(const Config& cfg, const RecoveryOptions& opts, Progress& progress,
+                                     const CancelToken& cancel);
+Result<RecoveryOutcome> run_recovery(const Config& cfg, const RecoveryOptions& opts, RecoveryBackends& backends,
+                                     Progress& progress, const CancelToken& cancel);
+
+// The step plan in order (names as in the journal) and the stage each belongs to.
+struct StepDef {
+    const char* name;
+    const char* stage; // "restore-files" | "restore-cluster" | "redeploy"
+    int phase;
+    bool live_only; // skipped offline (nothing runs there)
+    const char* title;
+};
+const std::vector<StepDef>& recovery_steps();
+const StepDef* find_step_def(const std::string& name);
+
+// How a run starts given the journal (pure; unit-tested).
+enum class StartKind { New, Resume, RefuseInProgress, NothingToResume, BackupMismatch };
+struct StartDecision {
+    StartKind kind;
+    std::string message;
+};
+StartDecision decide_start(const std::optional<RecoveryJournal>& journal, const RecoveryOptions& opts);
+
+// The initrd unit's entry point: returns at once (ran == false) unless the
+// partition says `armed` or the kernel command line has upgrade_recovery=phase1;
+// otherwise runs (or resumes) phase 1 offline against `root`. `armed` stays until
+// phase 1 has completed, so a power cut in the middle resumes at the next boot.
+struct InitrdOptions {
+    std::string root = "/sysroot";
+    std::string cmdline_path = "/proc/cmdline";
+    std::string boot_id_path = "/proc/sys/kernel/random/boot_id";
+};
+struct InitrdOutcome {
+    bool ran = false;
+    std::string reason; // why it did nothing, or what triggered it
+    RecoveryOutcome outcome;
+};
+Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& opts, Progress& progress,
+                                        const CancelToken& cancel);
+
+// Whether a kernel command line asks for phase 1 (upgrade_recovery=phase1).
+bool cmdline_requests_recovery(std::string_view cmdline);
+
+} // namespace ur

@@ -1,0 +1,646 @@
+// Phase 2 of a recovery against stand-ins at the process boundary: `crictl`,
+// `oc`, a systemctl-compatible program (it plays crio.service and
+// kubelet.service) and the restored cluster-restore.sh, all bash scripts
+// sharing a state directory that plays a cluster coming back. They append every
+// call to a log so the order of the steps can be checked. Also: the start/resume
+// decisions, the refusals, --step, and resuming a crashed redeploy.
+#include "recovery.hpp"
+#include "store.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+
+using namespace ur;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace
+{
+
+const char* kBackupId = "20240501T100000Z";
+
+const char* kSystemctl = R"SH(
+echo "systemctl $*" >> $S/calls
+case "$1" in
+  is-active) if [ -f $S/active-$2 ]; then echo active; exit 0; fi; echo inactive; exit 3 ;;
+  is-enabled) if [ -f $S/enabled-$2 ]; then echo enabled; exit 0; fi; echo disabled; exit 1 ;;
+  start)
+    touch $S/active-$2
+    # kubelet starts the static pods again: new containers, created first, running a poll later.
+    if [ "$2" = kubelet.service ] && [ -f $S/restored ]; then
+      for f in $S/containers/*; do
+        n=$(basename $f)
+        grep -qx "$n" $S/never 2>/dev/null && continue
+        echo "new-$n-$RANDOM CONTAINER_CREATED $(date +%s%N)" > $f
+      done
+    fi ;;
+  stop) rm -f $S/active-$2 ;;
+  enable) touch $S/enabled-$2 ;;
+  disable) rm -f $S/enabled-$2 ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+)SH";
+
+const char* kCrictl = R"SH(
+echo "crictl $*" >> $S/calls
+if [ ! -f $S/active-crio.service ]; then
+  echo 'validate service connection: dial unix /var/run/crio/crio.sock: connect: connection refused' >&2; exit 1
+fi
+case "$1" in
+  ps)
+    [ "$*" = "ps -a -o json" ] || { echo "bad args: $*" >&2; exit 2; }
+    sep=""
+    printf '{"containers": ['
+    for f in $S/containers/*; do
+      read id state created < $f
+      printf '%s{"id": "%s", "podSandboxId": "pod-%s", "metadata": {"name": "%s", "attempt": 0}, "state": "%s", "createdAt": "%s"}' \
+        "$sep" "$id" "$id" "$(basename $f)" "$state" "$created"
+      sep=","
+      # a created container is running by the next look
+      [ "$state" = CONTAINER_CREATED ] && echo "$id CONTAINER_RUNNING $created" > $f
+    done
+    printf ']}\n' ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+)SH";
+
+const char* kOc = R"SH(
+echo "oc $*" >> $S/calls
+if [ "$1" != --kubeconfig ] || [ "$2" != "$KC" ] || [[ "$3" != --request-timeout=*s ]]; then
+  echo "oc stand-in: missing --kubeconfig $KC or --request-timeout: $*" >&2; exit 99
+fi
+n=$(( $(cat $S/api-calls 2>/dev/null || echo 0) + 1 )); echo $n > $S/api-calls
+if [ $n -le $(cat $S/api-down 2>/dev/null || echo 0) ]; then
+  echo 'The connection to the server api-int.sno:6443 was refused - did you specify the right host or port?' >&2; exit 1
+fi
+verb=$4; res=$5
+latest=$(cat $S/latest-$res 2>/dev/null || echo 3)
+current=$(cat $S/current-$res 2>/dev/null || echo 3)
+case $verb in
+  patch)
+    [ "$6 $7 $8" = "cluster --type=merge -p" ] || { echo "bad patch: $*" >&2; exit 2; }
+    echo "$9" | grep -q '"forceRedeploymentReason":"recovery-' || { echo "bad patch body: $9" >&2; exit 2; }
+    echo $((latest + 1)) > $S/latest-$res; echo 0 > $S/polls-$res
+    echo "$res.operator.openshift.io/cluster patched" ;;
+  get)
+    [ "$6 $7 $8" = "cluster -o json" ] || { echo "bad get: $*" >&2; exit 2; }
+    deg=False
+    if [ -f $S/polls-$res ]; then
+      p=$(( $(cat $S/polls-$res) + 1 )); echo $p > $S/polls-$res
+      if [ -f $S/degrade-$res ]; then deg=True
+      elif [ $p -ge 3 ]; then current=$latest; echo $current > $S/current-$res; fi
+    fi
+    if [ "$current" = "$latest" ]; then st=False; reason=AllNodesAtLatestRevision; msg="1 nodes are at revision $current"
+    else st=True; reason=NodeInstaller; msg="1 nodes are at revision $current; 0 nodes have achieved new revision $latest"; fi
+    cat <<JSON
+{"kind": "Etcd", "status": {"latestAvailableRevision": $latest,
+  "nodeStatuses": [{"nodeName": "sno", "currentRevision": $current}],
+  "conditions": [{"type": "NodeInstallerProgressing", "status": "$st", "reason": "$reason", "message": "$msg"},
+                 {"type": "NodeInstallerDegraded", "status": "$deg", "reason": "InstallerPodFailed",
+                  "message": "1 nodes are failing on revision $latest"}]}}
+JSON
+    ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+)SH";
+
+const char* kClusterRestore = R"SH(
+echo "cluster-restore $*" >> $S/calls
+[ -f $S/restore-fails ] && { echo "snapshot integrity check failed" >&2; exit 1; }
+[ "$(cat "$1/snapshot_2024-05-01_100000.db")" = snapshot ] || { echo "no snapshot in $1" >&2; exit 2; }
+touch $S/restored
+echo "SNAPSHOT RESTORE COMPLETED"
+)SH";
+
+struct Cluster {
+    std::string root; // the node's root
+    std::string s;    // stand-in state
+    Config cfg;
+    std::unique_ptr<UnitManager> units;
+    RecoveryBackends be;
+    RecoveryOptions opts;
+
+    Cluster()
+    {
+        char t[] = "/tmp/ur-phase2-XXXXXX";
+        REQUIRE(mkdtemp(t));
+        root = std::string(t) + "/root";
+        s = std::string(t) + "/state";
+        fs::create_directories(root + "/usr/local/bin");
+        fs::create_directories(s + "/containers");
+        cfg.partition_label = "ur-test-no-such-partition";
+        cfg.allow_plain_directory = true;
+        cfg.crictl = script("crictl", kCrictl);
+        cfg.oc = script("oc", kOc);
+        cfg.stop_timeout = 5;
+        cfg.container_restart_timeout = 5;
+        cfg.redeploy_timeout = 10;
+        cfg.restore_script_timeout = 5;
+        cfg.api_request_timeout = 2;
+        cfg.poll_interval = 0; // 100 ms
+        std::string kc = root + cfg.kubeconfig;
+        fs::create_directories(fs::path(kc).parent_path());
+        std::ofstream(kc) << "apiVersion: v1\nkind: Config\n";
+        // The stand-ins find their state dir and the kubeconfig they must be given.
+        std::ofstream(s + "/env") << "S=" << s << "\nKC=" << kc << "\n";
+        units = make_command_units(script("systemctl", kSystemctl));
+        be.units = units.get();
+        std::string crs = root + cfg.cluster_restore_script;
+        std::ofstream(crs) << "#!/bin/bash\nS=" << s << "\n" << kClusterRestore;
+        ::chmod(crs.c_str(), 0755);
+        // Before the restore: the old containers (etcd even still running).
+        put("containers/etcd", "old-etcd CONTAINER_RUNNING 1000");
+        put("containers/etcd-operator", "old-etcd-operator CONTAINER_EXITED 1000");
+        put("containers/kube-apiserver-operator", "old-kao CONTAINER_EXITED 1000");
+        put("containers/kube-controller-manager-operator", "old-kcmo CONTAINER_EXITED 1000");
+        put("containers/kube-scheduler-operator-container", "old-kso CONTAINER_EXITED 1000");
+        put("boot_id", "boot-2\n");
+        opts.root = root;
+        opts.resume = true;
+        opts.boot_id_path = s + "/boot_id";
+        make_backup();
+        phase1_done("offline", "");
+    }
+    ~Cluster() { fs::remove_all(fs::path(root).parent_path()); }
+
+    std::string script(const std::string& name, const char* body)
+    {
+        std::string p = s + "/" + name;
+        std::ofstream(p) << "#!/bin/bash\n. " << s << "/env\n" << body;
+        ::chmod(p.c_str(), 0755);
+        return p;
+    }
+    void put(const std::string& name, const std::string& v) const { std::ofstream(s + "/" + name) << v << "\n"; }
+    std::string get(const std::string& name) const
+    {
+        std::ifstream in(s + "/" + name);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+    bool has(const std::string& name) const { return fs::exists(s + "/" + name); }
+    std::vector<std::string> calls() const
+    {
+        std::vector<std::string> out;
+        std::istringstream in(get("calls"));
+        for (std::string l; std::getline(in, l);)
+            if (!l.empty()) out.push_back(l);
+        return out;
+    }
+    std::string store_path() const { return root + cfg.mount_point; }
+
+    void make_backup()
+    {
+        std::string dir = store_path() + "/backups/" + kBackupId;
+        fs::create_directories(dir + "/cluster");
+        BackupMetadata m;
+        m.id = kBackupId;
+        m.created = "2024-05-01T10:00:00Z";
+        m.host = "sno";
+        m.cluster.present = true;
+        m.cluster.method = "script";
+        m.cluster.snapshot = "snapshot_2024-05-01_100000.db";
+        m.cluster.static_resources = "static_kuberesources_2024-05-01_100000.tar.gz";
+        m.openshift.has_cluster_restore = true;
+        m.openshift.has_etcd_scripts = true;
+        std::ofstream(dir + "/" + kMetadataFile) << metadata_to_toml(m);
+        std::ofstream(dir + "/cluster/" + m.cluster.snapshot) << "snapshot";
+        std::ofstream(dir + "/cluster/" + m.cluster.static_resources) << "tar";
+    }
+
+    // The journal as phase 1 leaves it: all phase 1 steps done, paused, phase2-pending.
+    void phase1_done(const std::string& mode, const std::string& boot_id)
+    {
+        auto store = open_store(cfg, root, true);
+        REQUIRE(store);
+        auto dir = JournalDir::open(*store, true);
+        REQUIRE(dir);
+        RecoveryJournal j;
+        j.recovery_id = "20240501T120000Z";
+        j.backup_id = kBackupId;
+        j.started = "2024-05-01T12:00:00Z";
+        j.mode = mode;
+        j.root = root;
+        j.phase1_boot_id = boot_id;
+        j.state = RecoveryState::Paused;
+        for (const auto& d : recovery_steps()) {
+            JournalStep st;
+            st.name = d.name;
+            if (d.phase == 1) st.state = StepState::Done;
+            j.steps.push_back(std::move(st));
+        }
+        REQUIRE(dir->save(j));
+        REQUIRE(dir->set_phase2_pending(j.recovery_id));
+    }
+
+    RecoveryJournal journal() const
+    {
+        auto store = open_store(cfg, root, false);
+        REQUIRE(store);
+        auto dir = JournalDir::open(*store, false);
+        REQUIRE(dir);
+        auto j = dir->load();
+        REQUIRE(j);
+        REQUIRE(*j);
+        return **j;
+    }
+
+    Result<RecoveryOutcome> run()
+    {
+        Progress p;
+        CancelToken c;
+        return run_recovery(cfg, opts, be, p, c);
+    }
+};
+
+// Index of the first call starting with `prefix`, or -1.
+long first(const std::vector<std::string>& calls, const std::string& prefix)
+{
+    for (size_t i = 0; i < calls.size(); i++)
+        if (calls[i].rfind(prefix, 0) == 0) return static_cast<long>(i);
+    return -1;
+}
+long last(const std::vector<std::string>& calls, const std::string& prefix)
+{
+    for (size_t i = calls.size(); i-- > 0;)
+        if (calls[i].rfind(prefix, 0) == 0) return static_cast<long>(i);
+    return -1;
+}
+size_t count(const std::vector<std::string>& calls, const std::string& needle)
+{
+    size_t n = 0;
+    for (const auto& c : calls)
+        if (c.find(needle) != std::string::npos) n++;
+    return n;
+}
+
+std::string oc_prefix(const Cluster& c, const std::string& rest)
+{
+    return "oc --kubeconfig " + c.root + c.cfg.kubeconfig + " --request-timeout=2s " + rest;
+}
+
+} // namespace
+
+TEST_CASE("phase 2 brings the cluster back, in the right order, through an API that is down at first")
+{
+    Cluster c;
+    c.put("api-down", "4");
+    auto t0 = Clock::now();
+    auto r = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(r);
+    CHECK(r->complete);
+    CHECK(r->state == RecoveryState::Complete);
+    CHECK(Clock::now() - t0 < std::chrono::seconds(30));
+
+    auto calls = c.calls();
+    // W10: crio, the record, cluster-restore, kubelet enabled before started; crio never restarted.
+    long crio_start = first(calls, "systemctl start crio.service");
+    long record = first(calls, "crictl ps -a -o json");
+    long restore = first(calls, "cluster-restore ");
+    long enable_kubelet = first(calls, "systemctl enable kubelet.service");
+    long start_kubelet = first(calls, "systemctl start kubelet.service");
+    REQUIRE(crio_start >= 0);
+    CHECK(first(calls, "systemctl is-active crio.service") < crio_start);
+    CHECK(crio_start < record);
+    CHECK(record < restore);
+    CHECK(restore < enable_kubelet);
+    CHECK(enable_kubelet < start_kubelet);
+    CHECK(count(calls, "restart") == 0);
+    CHECK(calls[static_cast<size_t>(restore)] ==
+          "cluster-restore " + c.store_path() + "/backups/" + kBackupId + "/cluster");
+    // The API is used only after the containers are back, then per operator in order.
+    long first_oc = first(calls, "oc ");
+    CHECK(start_kubelet < first_oc);
+    CHECK(last(calls, "crictl ") < first_oc);
+    long prev = -1;
+    for (const char* res : {"etcd", "kubeapiserver", "kubecontrollermanager", "kubescheduler"}) {
+        long get_before = first(calls, oc_prefix(c, std::string("get ") + res + " cluster -o json"));
+        long patch = first(calls, oc_prefix(c, std::string("patch ") + res + " cluster --type=merge -p "));
+        long done = last(calls, oc_prefix(c, std::string("get ") + res + " "));
+        INFO(res);
+        CHECK(prev < get_before);
+        CHECK(get_before < patch);
+        CHECK(patch < done);
+        CHECK(count(calls, std::string("patch ") + res + " cluster") == 1);
+        prev = done;
+        // W9: done means all nodes at the new latest revision.
+        CHECK(c.get("current-" + std::string(res)) == "4\n");
+        CHECK(c.get("latest-" + std::string(res)) == "4\n");
+    }
+    // W8: every oc call had the kubeconfig and the request timeout (the stand-in exits 99 otherwise).
+    for (const auto& l : calls)
+        if (l.rfind("oc ", 0) == 0) CHECK(l.rfind(oc_prefix(c, ""), 0) == 0);
+    CHECK(std::stoi(c.get("api-calls")) > 4); // the first four were refused and retried
+    // The end: the phase 2 unit disabled last, kubelet enabled, marker gone, result kept.
+    CHECK(last(calls, "systemctl disable upgrade-recovery-phase2.service") > prev);
+    CHECK(c.has("enabled-kubelet.service"));
+    CHECK_FALSE(fs::exists(c.store_path() + "/recovery/phase2-pending"));
+    auto j = c.journal();
+    CHECK(j.state == RecoveryState::Complete);
+    CHECK(j.result() == "complete");
+    CHECK_FALSE(j.finished.empty());
+    for (const auto& st : j.steps) {
+        INFO(st.name);
+        CHECK((st.state == StepState::Done || st.state == StepState::Skipped));
+    }
+    CHECK(j.step("record-containers")->data.at("etcd") == "old-etcd");
+    CHECK(j.step("wait-etcd")->note.find("running as new-etcd-") != std::string::npos);
+    CHECK(j.step("redeploy-etcd")->data.at("latest_before") == "3");
+    CHECK(j.step("redeploy-etcd")->data.at("reason").rfind("recovery-", 0) == 0);
+    CHECK(j.step("redeploy-etcd")->note == "all nodes at revision 4");
+
+    // Finished: a further --resume has nothing to do, and a new start is not refused by it.
+    auto again = c.run();
+    REQUIRE_FALSE(again);
+    CHECK(again.error().kind == ErrorKind::NotFound);
+    auto st = open_store(c.cfg, c.root, false);
+    CHECK_FALSE(*recovery_in_progress(*st));
+}
+
+TEST_CASE("a container that never comes back times out at its deadline; the journal shows the step")
+{
+    Cluster c;
+    c.cfg.container_restart_timeout = 2;
+    c.put("never", "kube-scheduler-operator-container");
+    auto t0 = Clock::now();
+    auto r = c.run();
+    auto took = Clock::now() - t0;
+    INFO(c.get("calls"));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::Timeout);
+    CHECK(r.error().message.find("kube-scheduler-operator-container") != std::string::npos);
+    CHECK(took >= std::chrono::seconds(2));
+    CHECK(took < std::chrono::seconds(15));
+    auto j = c.journal();
+    CHECK(j.state == RecoveryState::Failed);
+    CHECK(j.result().empty()); // still in progress: resumable
+    CHECK(j.step("wait-kube-controller-manager-operator")->state == StepState::Done);
+    const auto* w = j.step("wait-kube-scheduler-operator-container");
+    CHECK(w->state == StepState::Failed);
+    CHECK(w->error.find("was not recreated and running within 2s") != std::string::npos);
+    CHECK(w->error.find("old-kso") != std::string::npos);
+    CHECK(j.step("redeploy-etcd")->state == StepState::Pending);
+    CHECK(first(c.calls(), "oc ") == -1);
+    CHECK(fs::exists(c.store_path() + "/recovery/phase2-pending"));
+
+    // Without --resume the recovery in progress is refused, with a clear message.
+    c.opts.resume = false;
+    auto refused = c.run();
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().kind == ErrorKind::RecoveryInProgress);
+    CHECK(refused.error().message.find("--resume") != std::string::npos);
+    CHECK(refused.error().message.find("wait-kube-scheduler-operator-container") != std::string::npos);
+
+    // The operator fixes it; --resume retries exactly that step and finishes.
+    c.put("containers/kube-scheduler-operator-container", "fixed-kso CONTAINER_RUNNING 5000");
+    c.put("calls", "");
+    c.opts.resume = true;
+    auto r2 = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(r2);
+    CHECK(r2->complete);
+    auto j2 = c.journal();
+    CHECK(j2.step("wait-kube-scheduler-operator-container")->attempts == 2);
+    CHECK(j2.step("wait-etcd")->attempts == 1);
+    CHECK(first(c.calls(), "cluster-restore") == -1); // not run again
+    CHECK(first(c.calls(), "systemctl start kubelet.service") == -1);
+}
+
+TEST_CASE("a degrading installer fails the redeployment early")
+{
+    Cluster c;
+    c.cfg.redeploy_timeout = 60;
+    c.put("degrade-kubeapiserver", "1");
+    auto t0 = Clock::now();
+    auto r = c.run();
+    INFO(c.get("calls"));
+    REQUIRE_FALSE(r);
+    CHECK(Clock::now() - t0 < std::chrono::seconds(20)); // far below the 60 s deadline
+    CHECK(r.error().kind == ErrorKind::ExternalFailed);
+    CHECK(r.error().message.find("NodeInstallerDegraded") != std::string::npos);
+    auto j = c.journal();
+    CHECK(j.state == RecoveryState::Failed);
+    CHECK(j.step("redeploy-etcd")->state == StepState::Done);
+    CHECK(j.step("redeploy-kubeapiserver")->state == StepState::Failed);
+    CHECK(j.step("redeploy-kubeapiserver")->error.find("1 nodes are failing on revision 4") != std::string::npos);
+    CHECK(j.step("redeploy-kubecontrollermanager")->state == StepState::Pending);
+    CHECK(first(c.calls(), oc_prefix(c, "patch kubecontrollermanager")) == -1);
+}
+
+TEST_CASE("an API that stays down ends at the redeploy deadline")
+{
+    Cluster c;
+    c.cfg.redeploy_timeout = 2;
+    c.put("api-down", "100000");
+    auto t0 = Clock::now();
+    auto r = c.run();
+    auto took = Clock::now() - t0;
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::Timeout);
+    CHECK(r.error().message.find("was refused") != std::string::npos);
+    CHECK(took >= std::chrono::seconds(2));
+    CHECK(took < std::chrono::seconds(15));
+    auto j = c.journal();
+    CHECK(j.step("redeploy-etcd")->state == StepState::Failed);
+    CHECK(j.step("redeploy-etcd")->data.count("latest_before") == 0);
+    CHECK(first(c.calls(), oc_prefix(c, "patch")) == -1);
+}
+
+TEST_CASE("a failing cluster-restore.sh stops phase 2 before kubelet starts")
+{
+    Cluster c;
+    c.put("restore-fails", "1");
+    auto r = c.run();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::ExternalFailed);
+    CHECK(r.error().message.find("snapshot integrity check failed") != std::string::npos);
+    auto j = c.journal();
+    CHECK(j.step("restore-etcd")->state == StepState::Failed);
+    CHECK(j.step("record-containers")->state == StepState::Done);
+    CHECK(first(c.calls(), "systemctl enable kubelet.service") == -1);
+    CHECK(first(c.calls(), "systemctl start kubelet.service") == -1);
+
+    // A missing restored script is found before anything runs (W18), not a crash.
+    fs::remove(c.root + c.cfg.cluster_restore_script);
+    auto r2 = c.run();
+    REQUIRE_FALSE(r2);
+    CHECK(r2.error().kind == ErrorKind::NotFound);
+}
+
+TEST_CASE("--step stops after the restore-cluster stage")
+{
+    Cluster c;
+    c.opts.step = true;
+    c.opts.resume = false; // --step alone continues a recovery in progress
+    auto r = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(r);
+    CHECK_FALSE(r->complete);
+    CHECK(r->state == RecoveryState::Paused);
+    CHECK(r->stopped_before == "redeploy-etcd");
+    CHECK(r->message.find("--step") != std::string::npos);
+    CHECK(first(c.calls(), "oc ") == -1);
+    CHECK(c.journal().state == RecoveryState::Paused);
+    auto st = open_store(c.cfg, c.root, false);
+    CHECK(*recovery_in_progress(*st));
+
+    auto r2 = c.run(); // the redeploy stage, then the end
+    REQUIRE(r2);
+    CHECK(r2->complete);
+}
+
+TEST_CASE("resuming a redeploy that crashed after its patch does not patch again")
+{
+    Cluster c;
+    // Crash state: everything up to redeploy-etcd done, the patch recorded, the process gone.
+    auto store = open_store(c.cfg, c.root, true);
+    auto dir = JournalDir::open(*store, true);
+    auto j = *dir->load();
+    for (auto& st : j->steps) {
+        if (st.name == "redeploy-etcd") {
+            st.state = StepState::Started;
+            st.attempts = 1;
+            st.data = {{"latest_before", "3"}, {"reason", "recovery-x"}, {"patched", "1"}};
+            break;
+        }
+        st.state = StepState::Done;
+    }
+    j->step("record-containers")->data = {{"etcd", "old-etcd"}};
+    j->state = RecoveryState::Running;
+    REQUIRE(dir->save(*j));
+    c.put("active-crio.service", "");
+    c.put("latest-etcd", "4");
+    c.put("polls-etcd", "0");
+    auto r = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(r);
+    CHECK(r->complete);
+    auto calls = c.calls();
+    CHECK(count(calls, "patch etcd cluster") == 0);
+    CHECK(count(calls, "patch kubeapiserver cluster") == 1);
+    CHECK(first(calls, "cluster-restore") == -1);
+    CHECK(c.journal().step("redeploy-etcd")->attempts == 2);
+}
+
+TEST_CASE("phase 2 refuses to run in the boot in which live phase 1 ran")
+{
+    Cluster c;
+    c.phase1_done("live", "boot-2");
+    auto r = c.run();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::Refused);
+    CHECK(r.error().message.find("reboot") != std::string::npos);
+    CHECK(c.calls().empty());
+    CHECK(c.journal().state == RecoveryState::Paused); // untouched
+
+    c.put("boot_id", "boot-3"); // after the reboot
+    auto r2 = c.run();
+    REQUIRE(r2);
+    CHECK(r2->complete);
+}
+
+TEST_CASE("phase 2 does not run offline")
+{
+    Cluster c;
+    c.be.units = nullptr;
+    c.cfg.systemctl_mode = "offline";
+    auto r = c.run();
+    REQUIRE(r);
+    CHECK_FALSE(r->complete);
+    CHECK(r->phase1_done);
+    CHECK(r->stopped_before == "start-crio");
+    CHECK(r->message.find("upgrade-recovery-phase2.service") != std::string::npos);
+    CHECK(c.calls().empty());
+}
+
+TEST_CASE("start decisions")
+{
+    RecoveryOptions o;
+    std::optional<RecoveryJournal> none;
+    CHECK(decide_start(none, o).kind == StartKind::New);
+    o.resume = true;
+    CHECK(decide_start(none, o).kind == StartKind::NothingToResume);
+    o.resume = false;
+    o.step = true;
+    CHECK(decide_start(none, o).kind == StartKind::New);
+
+    RecoveryJournal j;
+    j.recovery_id = "r";
+    j.backup_id = "b";
+    for (auto st : {RecoveryState::Running, RecoveryState::Paused, RecoveryState::Failed}) {
+        j.state = st;
+        RecoveryOptions plain;
+        auto d = decide_start(j, plain);
+        CHECK(d.kind == StartKind::RefuseInProgress);
+        CHECK(d.message.find("--restart") != std::string::npos);
+        RecoveryOptions res;
+        res.resume = true;
+        CHECK(decide_start(j, res).kind == StartKind::Resume);
+        RecoveryOptions stp;
+        stp.step = true;
+        CHECK(decide_start(j, stp).kind == StartKind::Resume);
+        RecoveryOptions ini;
+        ini.initrd = true;
+        CHECK(decide_start(j, ini).kind == StartKind::Resume);
+        RecoveryOptions rst;
+        rst.restart = true;
+        CHECK(decide_start(j, rst).kind == StartKind::New);
+        RecoveryOptions other;
+        other.resume = true;
+        other.backup_id = "c";
+        CHECK(decide_start(j, other).kind == StartKind::BackupMismatch);
+        other.backup_id = "b";
+        CHECK(decide_start(j, other).kind == StartKind::Resume);
+    }
+    for (auto st : {RecoveryState::Complete, RecoveryState::Aborted}) {
+        j.state = st;
+        RecoveryOptions plain;
+        CHECK(decide_start(j, plain).kind == StartKind::New);
+        RecoveryOptions res;
+        res.resume = true;
+        CHECK(decide_start(j, res).kind == StartKind::NothingToResume);
+    }
+}
+
+TEST_CASE("the step plan")
+{
+    const auto& steps = recovery_steps();
+    std::vector<std::string> names;
+    for (const auto& s : steps)
+        names.push_back(s.name);
+    auto pos = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) - names.begin(); };
+    CHECK(names.front() == "verify");
+    CHECK(names.back() == "finish");
+    CHECK(pos("verify") < pos("platform-rollback"));
+    CHECK(pos("platform-rollback") < pos("stop-kubelet"));
+    CHECK(pos("stop-kubelet") < pos("remove-pods"));
+    CHECK(pos("remove-pods") < pos("stop-crio"));
+    CHECK(pos("stop-crio") < pos("restore-files"));
+    CHECK(pos("restore-files") < pos("disable-kubelet"));
+    CHECK(pos("enable-phase2") < pos("phase1-done"));
+    CHECK(pos("phase1-done") < pos("start-crio"));
+    CHECK(pos("record-containers") < pos("restore-etcd"));
+    CHECK(pos("restore-etcd") < pos("start-kubelet"));
+    CHECK(pos("start-kubelet") < pos("wait-etcd"));
+    CHECK(pos("wait-kube-scheduler-operator-container") < pos("redeploy-etcd"));
+    CHECK(pos("redeploy-etcd") < pos("redeploy-kubeapiserver"));
+    CHECK(pos("redeploy-kubeapiserver") < pos("redeploy-kubecontrollermanager"));
+    CHECK(pos("redeploy-kubecontrollermanager") < pos("redeploy-kubescheduler"));
+    for (const auto& s : steps) {
+        CHECK(find_step_def(s.name) == &s);
+        if (s.live_only) CHECK(s.phase == 1);
+    }
+    CHECK(find_step_def("nope") == nullptr);
+    CHECK(cmdline_requests_recovery("BOOT_IMAGE=/vmlinuz root=UUID=x upgrade_recovery=phase1 quiet\n"));
+    CHECK(cmdline_requests_recovery("upgrade_recovery=phase1"));
+    CHECK_FALSE(cmdline_requests_recovery("upgrade_recovery=phase10 x"));
+    CHECK_FALSE(cmdline_requests_recovery("xupgrade_recovery=phase1"));
+    CHECK_FALSE(cmdline_requests_recovery(""));
+}
