@@ -1,0 +1,98 @@
+#!/bin/bash
+# ignition/: the Butane source, the Ignition JSON and the MachineConfig YAML.
+#
+# Usage: test-ignition.sh PYTHON IGNITION_SRC_DIR UNITS_DIR UNIT,UNIT,... CONFIG_KEYS
+#   UNITS_DIR    the units as the package installs them, configured by meson (ignition/meson.build)
+#   UNIT,...     the units units/meson.build installs: exactly these must be embedded
+#   CONFIG_KEYS  man-config-keys (its --check loads the embedded config file)
+#
+# 1. generate.py --check: the .bu's unit blocks, the JSON and the YAML are what the
+#    generator makes from the .bu and the meson-configured units (byte for byte);
+# 2. validate.py: valid Ignition 3.2.0 in structure, the partition, file system, config
+#    file and units as the project needs them, units byte-equal to UNITS_DIR, the
+#    MachineConfig for role master carrying the same config;
+# 3. a site-specific rendering (--device/--start-mib/--size-mib) validates too;
+# 4. the validator catches what it must: each broken copy below has to fail.
+set -u
+[ $# -eq 5 ] || { echo "usage: $0 PYTHON IGNITION_SRC_DIR UNITS_DIR UNITS CONFIG_KEYS" >&2; exit 2; }
+py=$1 src=$2 units_dir=$3 units=$4 keys=$5
+"$py" -c 'import yaml' 2>/dev/null || { echo "SKIP: $py has no yaml module (python3-yaml; scripts/install-deps.sh test)"; exit 77; }
+
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+ign=$src/upgrade-recovery.ign
+mc=$src/98-upgrade-recovery.yaml
+
+echo "--- generate.py --check (units from $units_dir)"
+"$py" "$src/generate.py" --check --units-dir "$units_dir" || fail "ignition/ is stale: run python3 ignition/generate.py"
+
+echo "--- validate.py"
+"$py" "$src/validate.py" --units-dir "$units_dir" --units "$units" --config-check "$keys" "$ign" "$mc" ||
+    fail "the committed Ignition config or MachineConfig is not valid"
+
+echo "--- a site-specific rendering"
+"$py" "$src/generate.py" --units-dir "$units_dir" --device /dev/disk/by-path/pci-0000:00:1f.2-ata-1 \
+    --start-mib 102400 --size-mib 40960 --output-dir "$tmp/site" >/dev/null || fail "generate.py --output-dir failed"
+if [ -f "$tmp/site/upgrade-recovery.ign" ]; then
+    "$py" "$src/validate.py" --units-dir "$units_dir" --units "$units" --config-check "$keys" \
+        "$tmp/site/upgrade-recovery.ign" "$tmp/site/98-upgrade-recovery.yaml" || fail "the site rendering is not valid"
+    "$py" - "$tmp/site/upgrade-recovery.ign" <<'EOF' || fail "the site rendering does not carry the site's values"
+import json, sys
+d = json.load(open(sys.argv[1]))["storage"]["disks"][0]
+p = d["partitions"][0]
+sys.exit(0 if (d["device"], p["startMiB"], p["sizeMiB"]) == ("/dev/disk/by-path/pci-0000:00:1f.2-ata-1", 102400, 40960) else 1)
+EOF
+fi
+
+echo "--- the validator rejects broken copies"
+# Each line: a description, then a python expression applied to the parsed config `c`.
+while IFS='|' read -r what change; do
+    [ -n "$what" ] || continue
+    "$py" - "$ign" "$tmp/broken.ign" "$change" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+exec(sys.argv[3])
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+EOF
+    if "$py" "$src/validate.py" --units-dir "$units_dir" --units "$units" --config-check "$keys" \
+        "$tmp/broken.ign" >"$tmp/out" 2>&1; then
+        fail "the validator accepts a config with $what"
+    else
+        echo "rejected: $what ($(grep -m1 FAIL "$tmp/out"))"
+    fi
+done <<'EOF'
+an unknown top-level key|c["kernelArguments"] = {"shouldExist": ["x"]}
+spec version 3.1.0|c["ignition"]["version"] = "3.1.0"
+an unknown partition key|c["storage"]["disks"][0]["partitions"][0]["sizeMB"] = 1
+no recovery partition|c["storage"]["disks"][0]["partitions"][0]["label"] = "data"
+an ext4 recovery file system|c["storage"]["filesystems"][0]["format"] = "ext4"
+the file system elsewhere|c["storage"]["filesystems"][0]["path"] = "/var/lib/recovery"
+a unit one byte off|c["systemd"]["units"][0]["contents"] += " "
+a unit missing|c["systemd"]["units"].pop()
+the mount unit not enabled|c["systemd"]["units"][0]["enabled"] = False
+the D-Bus service enabled|[u.update(enabled=True) for u in c["systemd"]["units"] if u["name"] == "upgrade-recoveryd.service"]
+a mode given as a string|c["storage"]["files"][0]["mode"] = "0644"
+a config file the loader rejects|c["storage"]["files"][0]["contents"]["source"] += "%0A%5Bbackup%5D%0Aretentionn%20%3D%201%0A"
+EOF
+
+echo "--- the MachineConfig must carry the same config"
+"$py" - "$mc" "$tmp/broken.yaml" <<'EOF'
+import sys, yaml
+m = yaml.safe_load(open(sys.argv[1]))
+m["spec"]["config"]["storage"]["filesystems"][0]["wipeFilesystem"] = False
+m["metadata"]["labels"]["machineconfiguration.openshift.io/role"] = "worker"
+yaml.safe_dump(m, open(sys.argv[2], "w"))
+EOF
+if "$py" "$src/validate.py" "$ign" "$tmp/broken.yaml" >"$tmp/out" 2>&1; then
+    fail "the validator accepts a MachineConfig for workers with another config"
+else
+    grep -c FAIL "$tmp/out" | grep -qx 2 || fail "expected 2 problems with the broken MachineConfig: $(cat "$tmp/out")"
+fi
+
+if [ $failures -gt 0 ]; then
+    echo "$failures failures"
+    exit 1
+fi
+echo "ok"
