@@ -244,13 +244,15 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
     }
     // W19: the MachineConfig files of the failed upgrade, read before /etc (and with it
     // currentconfig) is restored, and kept in the journal for a resumed restore.
+    // Merged with what an interrupted recovery recorded (--restart after /etc was restored).
     auto mc = read_machineconfig_files(c.cfg, c.opts.root);
     if (mc) {
-        c.j.mc_files = mc->outside;
+        c.j.mc_files.insert(c.j.mc_files.end(), mc->outside.begin(), mc->outside.end());
+        std::sort(c.j.mc_files.begin(), c.j.mc_files.end());
+        c.j.mc_files.erase(std::unique(c.j.mc_files.begin(), c.j.mc_files.end()), c.j.mc_files.end());
     } else {
         c.progress.warning("cannot read the current MachineConfig file list (" + mc.error().message +
                            "): files added by the failed upgrade outside the trees stay");
-        c.j.mc_files.clear();
     }
     return r;
 }
@@ -909,6 +911,10 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
         UR_TRY(run.dir.retire());
         UR_TRY(run.dir.clear_phase2_pending());
         j = new_journal(*id, run.mode, opts.root);
+        // Starting over after /etc was restored: the failed upgrade's MachineConfig list
+        // can no longer be read from the host, only from the old journal.
+        if (*loaded && recovery_state_in_progress((*loaded)->state) && (*loaded)->backup_id == *id)
+            j.mc_files = (*loaded)->mc_files;
         UR_TRY(run.dir.save(j));
         log::event(log::kRecoveryStarted, log::Level::Info,
                    "recovery " + j.recovery_id + " of backup " + j.backup_id + " started (" + run.mode + ")",

@@ -1,0 +1,583 @@
+// Phase 1 of a recovery on a real SNO-like tree with the real backup and restore
+// engines: offline (the initrd's way), SIGKILLed at more than 20 points and
+// resumed, through the initrd entry point (armed / kernel argument / power cut),
+// refusing a corrupt backup, and live against a systemctl/crictl stand-in.
+// Every run is a fresh process (recovery-helper) so failpoints can kill it.
+#include "backup.hpp"
+#include "recovery.hpp"
+#include "store.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+using namespace ur;
+namespace fs = std::filesystem;
+
+namespace
+{
+
+const bool root_ok = [] {
+    if (geteuid() != 0) {
+        fprintf(stderr, "SKIP: needs root (ownership and trusted xattrs are restored)\n");
+        std::_Exit(77);
+    }
+    if (!std::getenv("UR_RECOVERY_HELPER")) {
+        fprintf(stderr, "SKIP: UR_RECOVERY_HELPER is not set (run through meson test)\n");
+        std::_Exit(77);
+    }
+    return true;
+}();
+
+const char* kBackupId = "20240501T100000Z";
+
+void sh(const std::string& cmd)
+{
+    int rc = std::system(cmd.c_str());
+    INFO(cmd);
+    REQUIRE(rc == 0);
+}
+
+void write(const std::string& p, const std::string& content, mode_t mode = 0644)
+{
+    fs::create_directories(fs::path(p).parent_path());
+    std::ofstream(p, std::ios::trunc) << content;
+    REQUIRE(::chmod(p.c_str(), mode) == 0);
+}
+
+std::string slurp(const std::string& p)
+{
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Everything that must come back, per path: type, mode, owner, size, mtime,
+// links, symlink target, content, every xattr.
+using Snapshot = std::map<std::string, std::string>;
+
+std::string describe(const std::string& abs, bool with_dir_mtime)
+{
+    struct stat st {
+    };
+    REQUIRE(::lstat(abs.c_str(), &st) == 0);
+    std::ostringstream o;
+    o << std::oct << st.st_mode << std::dec << " " << st.st_uid << ":" << st.st_gid;
+    if (S_ISREG(st.st_mode)) {
+        o << " size=" << st.st_size << " nlink=" << st.st_nlink << " mtime=" << st.st_mtim.tv_sec << "."
+          << st.st_mtim.tv_nsec << " data=" << slurp(abs);
+    } else if (S_ISLNK(st.st_mode)) {
+        o << " -> " << fs::read_symlink(abs).string();
+    } else if (S_ISDIR(st.st_mode) && with_dir_mtime) {
+        o << " mtime=" << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec;
+    }
+    char names[4096];
+    ssize_t n = ::llistxattr(abs.c_str(), names, sizeof names);
+    std::set<std::string> keys;
+    for (ssize_t i = 0; i < n; i += static_cast<ssize_t>(strlen(names + i)) + 1)
+        keys.insert(names + i);
+    for (const auto& k : keys) {
+        char v[4096];
+        ssize_t l = ::lgetxattr(abs.c_str(), k.c_str(), v, sizeof v);
+        o << " " << k << "=" << (l >= 0 ? std::string(v, static_cast<size_t>(l)) : "?");
+    }
+    return o.str();
+}
+
+struct Host {
+    std::string base;   // the test's directory
+    std::string root;   // the node's root
+    std::string failed; // a copy of the root after the failed upgrade
+    std::string config;
+    std::string helper = std::getenv("UR_RECOVERY_HELPER");
+    Snapshot before; // at backup time
+    Snapshot broken; // after the failed upgrade
+
+    Host()
+    {
+        char t[] = "/tmp/ur-phase1-XXXXXX";
+        REQUIRE(mkdtemp(t));
+        base = t;
+        root = base + "/root";
+        failed = base + "/failed";
+        config = base + "/config.toml";
+        std::ofstream(config) << "[partition]\nlabel = \"ur-test-no-such-partition\"\nallow_plain_directory = true\n"
+                                 "[ostree]\nmode = \"off\"\n[etcd]\nmode = \"off\"\n"
+                                 "[recovery]\nsystemctl = \"offline\"\nstop_timeout = 10\n";
+        build();
+        before = snapshot();
+        Config cfg = *load_config(ConfigSource{root, config});
+        BackupOptions bo;
+        bo.root = root;
+        bo.id = kBackupId;
+        Progress p;
+        CancelToken c;
+        auto b = run_backup(cfg, bo, p, c);
+        INFO((b ? "" : b.error().message));
+        REQUIRE(b);
+        fail_upgrade();
+        broken = snapshot();
+        sh("cp -a " + root + " " + failed + " && rm -rf " + failed + "/var/recovery");
+    }
+    ~Host() { fs::remove_all(base); }
+
+    std::string p(const std::string& rel) const { return root + "/" + rel; }
+
+    void build()
+    {
+        write(p("etc/hostname"), "sno-node\n");
+        write(p("etc/ssh/sshd_config"), "PermitRootLogin no\n", 0600);
+        write(p("etc/crio/crio.conf"), "[crio]\nstorage_driver = \"overlay\"\n");
+        write(p("etc/kubernetes/manifests/kube-apiserver-pod.yaml"), "kind: Pod # old\n");
+        write(p("etc/nasty/ name with spaces\nand a newline"), "nasty\n");
+        write(p("etc/nasty/\xc3\xa9t\xc3\xa9-\x01-bytes"), "bytes\n");
+        write(p("etc/hl/a"), "linked\n");
+        fs::create_hard_link(p("etc/hl/a"), p("etc/hl/b"));
+        fs::create_symlink("../hostname", p("etc/nasty/rel-link"));
+        for (int i = 0; i < 120; i++) {
+            char n[64];
+            snprintf(n, sizeof n, "etc/many/f%03d.conf", i);
+            write(p(n), "value " + std::to_string(i) + "\n");
+        }
+        REQUIRE(::lsetxattr(p("etc/crio/crio.conf").c_str(), "user.origin", "mco", 3, 0) == 0);
+        REQUIRE(::lsetxattr(p("etc/hostname").c_str(), "trusted.label", "keep", 4, 0) == 0);
+        REQUIRE(::lchown(p("etc/ssh/sshd_config").c_str(), 1000, 1000) == 0);
+        // kubelet is enabled before the recovery; the phase 2 unit ships in /usr/lib.
+        write(p("etc/systemd/system/kubelet.service"),
+              "[Unit]\nDescription=Kubernetes Kubelet\n[Service]\nExecStart=/usr/bin/kubelet\n"
+              "[Install]\nWantedBy=multi-user.target\n");
+        fs::create_directories(p("etc/systemd/system/multi-user.target.wants"));
+        fs::create_symlink("/etc/systemd/system/kubelet.service",
+                           p("etc/systemd/system/multi-user.target.wants/kubelet.service"));
+        write(p("usr/lib/systemd/system/upgrade-recovery-phase2.service"),
+              "[Unit]\nDescription=phase 2\n[Service]\nType=oneshot\nExecStart=/usr/bin/upgrade-recovery recover "
+              "--resume\n[Install]\nWantedBy=multi-user.target\n");
+        write(p("usr/local/bin/cluster-restore.sh"), "#!/bin/sh\nexit 0\n", 0755);
+        write(p("usr/local/bin/tool"), "#!/bin/sh\necho old\n", 0755);
+        write(p("var/lib/kubelet/config.json"), "{\"auths\": {}}\n", 0600);
+        REQUIRE(::lsetxattr(p("var/lib/kubelet/config.json").c_str(), "user.note", "a", 1, 0) == 0);
+        write(p("var/lib/kubelet/pods/uid-1/etc-hosts"), "127.0.0.1 localhost\n");
+        write(p("var/lib/kubelet/kubeconfig"), "apiVersion: v1\n", 0600);
+        // A MachineConfig file outside the trees (W19), listed in currentconfig.
+        write(p("opt/mc/old.conf"), "from the old MachineConfig\n");
+        write(p("etc/machine-config-daemon/currentconfig"), mc_json({"/opt/mc/old.conf"}));
+    }
+
+    static std::string mc_json(const std::vector<std::string>& files)
+    {
+        nlohmann::json f = nlohmann::json::array();
+        for (const auto& x : files)
+            f.push_back({{"path", x}});
+        return nlohmann::json({{"spec", {{"config", {{"storage", {{"files", f}}}}}}}}).dump();
+    }
+
+    void fail_upgrade()
+    {
+        write(p("etc/hostname"), "sno-node-upgraded\n");
+        write(p("etc/new-from-upgrade.conf"), "new\n");
+        fs::remove(p("etc/ssh/sshd_config"));
+        REQUIRE(::chmod(p("etc/crio/crio.conf").c_str(), 0600) == 0);
+        REQUIRE(::lsetxattr(p("etc/crio/crio.conf").c_str(), "user.origin", "upgrade", 7, 0) == 0);
+        write(p("etc/kubernetes/manifests/kube-apiserver-pod.yaml"), "kind: Pod # new, excluded from restore\n");
+        write(p("etc/nasty/ name with spaces\nand a newline"), "changed\n");
+        fs::remove(p("etc/hl/b"));
+        write(p("etc/hl/b"), "linked\n");
+        for (int i = 0; i < 120; i += 3) {
+            char n[64];
+            snprintf(n, sizeof n, "etc/many/f%03d.conf", i);
+            write(p(n), "upgraded " + std::to_string(i) + "\n");
+        }
+        // A file replaced by a symlink out of the root, a directory replaced by a file.
+        fs::remove(p("usr/local/bin/tool"));
+        fs::create_symlink(base + "/outside-target", p("usr/local/bin/tool"));
+        write(base + "/outside-target", "must never be written\n");
+        fs::remove_all(p("var/lib/kubelet/pods/uid-1"));
+        write(p("var/lib/kubelet/pods/uid-1"), "now a file\n");
+        REQUIRE(::lremovexattr(p("var/lib/kubelet/config.json").c_str(), "user.note") == 0);
+        // The new MachineConfig adds a file outside the trees.
+        write(p("opt/mc/new.conf"), "from the new MachineConfig\n");
+        write(p("opt/mc/old.conf"), "rewritten by the new MachineConfig\n");
+        write(p("etc/machine-config-daemon/currentconfig"), mc_json({"/opt/mc/old.conf", "/opt/mc/new.conf"}));
+    }
+
+    Snapshot snapshot() const
+    {
+        Snapshot s;
+        for (const char* top : {"etc", "usr/local", "var/lib/kubelet", "opt"}) {
+            std::string t = root + "/" + top;
+            s[top] = describe(t, true);
+            for (auto it = fs::recursive_directory_iterator(t); it != fs::recursive_directory_iterator(); ++it) {
+                std::string rel = it->path().string().substr(root.size() + 1);
+                // Directories whose entries recovery edits on purpose (unit links) or only
+                // partly owns (extras parents) keep their own mtime.
+                bool dir_mtime = rel != "etc/systemd/system/multi-user.target.wants" && rel != "opt/mc";
+                s[rel] = describe(it->path().string(), dir_mtime);
+            }
+        }
+        s["opt"] = describe(root + "/opt", false);
+        return s;
+    }
+
+    // What phase 1 must leave: the backup, except the excluded /etc paths (left as the
+    // upgrade made them), kubelet disabled and the phase 2 unit enabled.
+    Snapshot expected() const
+    {
+        Snapshot e = before;
+        for (const char* ex : {"etc/kubernetes/manifests/kube-apiserver-pod.yaml", "etc/kubernetes/manifests"})
+            e[ex] = broken.at(ex);
+        e.erase("etc/systemd/system/multi-user.target.wants/kubelet.service");
+        e["etc/systemd/system/multi-user.target.wants/upgrade-recovery-phase2.service"] =
+            "120777 0:0 -> /usr/lib/systemd/system/upgrade-recovery-phase2.service";
+        return e;
+    }
+
+    void check_recovered() const
+    {
+        Snapshot now = snapshot();
+        Snapshot want = expected();
+        std::vector<std::string> diffs;
+        for (const auto& [k, v] : want) {
+            auto it = now.find(k);
+            if (it == now.end())
+                diffs.push_back("missing " + k);
+            else if (it->second != v)
+                diffs.push_back("differs " + k + ":\n    want " + v + "\n    have " + it->second);
+        }
+        for (const auto& [k, v] : now)
+            if (!want.count(k)) diffs.push_back("extra " + k + ": " + v);
+        std::string all;
+        for (const auto& d : diffs)
+            all += d + "\n";
+        INFO(all);
+        CHECK(diffs.empty());
+        CHECK(slurp(base + "/outside-target") == "must never be written\n");
+        // Phase 1's markers.
+        CHECK(fs::exists(p("var/recovery/recovery/phase2-pending")));
+        CHECK_FALSE(fs::exists(p("var/recovery/recovery/armed")));
+    }
+
+    // Back to the failed upgrade with no recovery recorded.
+    void reset()
+    {
+        sh("cd " + root +
+           " && find . -mindepth 1 -maxdepth 1 ! -name var -exec rm -rf {} + && rm -rf var/lib && cp -a " + failed +
+           "/. " + root + "/ && rm -rf " + root + "/var/recovery/recovery");
+    }
+
+    struct Run {
+        int exit_code = -1;
+        int signal = 0;
+        std::string out, err;
+        nlohmann::json json() const
+        {
+            try {
+                return nlohmann::json::parse(out);
+            } catch (...) {
+                return nullptr;
+            }
+        }
+    };
+
+    Run run(const std::string& args, const std::string& failpoint = "") const
+    {
+        std::string cmd = (failpoint.empty() ? std::string() : "UR_FAILPOINT='" + failpoint + "' ") + "exec " + helper +
+                          " --config " + config + " --root " + root + " " + args + " >" + base + "/out 2>" + base +
+                          "/err";
+        // exec: no shell stays in between to turn the signal into an exit code.
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+            _exit(127);
+        }
+        int st = 0;
+        REQUIRE(waitpid(pid, &st, 0) == pid);
+        Run r;
+        if (WIFEXITED(st)) r.exit_code = WEXITSTATUS(st);
+        if (WIFSIGNALED(st)) r.signal = WTERMSIG(st);
+        r.out = slurp(base + "/out");
+        r.err = slurp(base + "/err");
+        return r;
+    }
+
+    RecoveryJournal journal() const
+    {
+        auto j = journal_from_json(slurp(p("var/recovery/recovery/journal")));
+        REQUIRE(j);
+        return *j;
+    }
+};
+
+} // namespace
+
+TEST_CASE("offline phase 1 restores the tree and flips the units")
+{
+    Host h;
+    auto r = h.run("");
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    auto o = r.json();
+    CHECK(o["phase1_done"] == true);
+    CHECK(o["state"] == "paused");
+    CHECK(o["stopped_before"] == "start-crio");
+    h.check_recovered();
+    auto j = h.journal();
+    CHECK(j.mode == "offline");
+    CHECK(j.backup_id == kBackupId);
+    CHECK(j.state == RecoveryState::Paused);
+    for (const char* live : {"stop-kubelet", "remove-pods", "stop-crio", "wipe-images"}) {
+        CHECK(j.step(live)->state == StepState::Skipped);
+        CHECK(j.step(live)->note.find("offline") != std::string::npos);
+    }
+    CHECK(j.step("restore-files")->state == StepState::Done);
+    CHECK(j.step("platform-rollback")->state == StepState::Skipped);
+    CHECK(j.mc_files == std::vector<std::string>{"/opt/mc/new.conf", "/opt/mc/old.conf"});
+    CHECK(j.step("start-crio")->state == StepState::Pending);
+    // A second run without --resume is refused; --resume stops at the same place offline.
+    auto again = h.run("");
+    CHECK(again.exit_code == 1);
+    CHECK(again.err.find("RecoveryInProgress") != std::string::npos);
+    auto resumed = h.run("--resume");
+    CHECK(resumed.exit_code == 0);
+    CHECK(resumed.json()["stopped_before"] == "start-crio");
+}
+
+TEST_CASE("phase 1 killed at any point resumes to a tree equal to the backup")
+{
+    Host h;
+    std::vector<std::string> points = {
+        "recovery.verify",
+        "recovery.verify.done",
+        "recovery.platform-rollback",
+        "recovery.platform-rollback.done",
+        "recovery.restore-files",
+        "restore.file:1",
+        "restore.file:2",
+        "restore.file:3",
+        "restore.file:7",
+        "restore.file:13",
+        "restore.file:25",
+        "restore.file:40",
+        "recovery.restore-files.done",
+        "recovery.disable-kubelet",
+        "recovery.disable-kubelet.done",
+        "recovery.enable-phase2",
+        "recovery.enable-phase2.done",
+        "recovery.phase1-done",
+        "recovery.phase1-done.done",
+    };
+    for (const auto& fp : points) {
+        DYNAMIC_SECTION("killed at " << fp)
+        {
+            h.reset();
+            auto k = h.run("", fp);
+            INFO(k.out << k.err);
+            REQUIRE(k.signal == SIGKILL);
+            auto j = h.journal();
+            CHECK(recovery_state_in_progress(j.state));
+            auto r = h.run("--resume");
+            INFO(r.out << r.err);
+            REQUIRE(r.exit_code == 0);
+            CHECK(r.json()["phase1_done"] == true);
+            h.check_recovered();
+        }
+    }
+    // Killed twice: during the first run and again during the resume.
+    SECTION("killed in the run and again in the resume")
+    {
+        h.reset();
+        REQUIRE(h.run("", "restore.file:20").signal == SIGKILL);
+        REQUIRE(h.run("--resume", "restore.file:4").signal == SIGKILL);
+        REQUIRE(h.run("--resume", "recovery.disable-kubelet").signal == SIGKILL);
+        auto r = h.run("--resume");
+        REQUIRE(r.exit_code == 0);
+        h.check_recovered();
+        CHECK(h.journal().step("restore-files")->attempts == 3);
+    }
+    SECTION("--restart after a crash starts over and still removes the new MachineConfig file")
+    {
+        h.reset();
+        REQUIRE(h.run("", "recovery.restore-files.done").signal == SIGKILL);
+        auto r = h.run("--restart");
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        h.check_recovered();
+        CHECK(fs::exists(h.p("var/recovery/recovery/journal.previous")));
+        CHECK(h.journal().step("restore-files")->attempts == 1);
+    }
+}
+
+TEST_CASE("the initrd entry: fast no-op, armed run, power cut, kernel argument")
+{
+    Host h;
+    std::string cmdline = h.base + "/cmdline";
+    write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 rw quiet\n");
+    std::string boot = h.base + "/boot_id";
+    write(boot, "boot-1\n");
+    std::string initrd = "--initrd --cmdline " + cmdline + " --boot-id " + boot;
+
+    SECTION("not armed: returns at once and changes nothing")
+    {
+        auto t0 = std::chrono::steady_clock::now();
+        auto r = h.run(initrd);
+        auto took = std::chrono::steady_clock::now() - t0;
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["ran"] == false);
+        CHECK(r.json()["reason"] == "not armed");
+        CHECK(took < std::chrono::milliseconds(1000)); // process start included
+        CHECK(h.snapshot() == h.broken);
+        CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/journal")));
+    }
+    SECTION("armed: phase 1 runs; a power cut in the middle resumes at the next boot")
+    {
+        auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+        REQUIRE(store);
+        REQUIRE(arm_recovery(*store, kBackupId));
+        auto k = h.run(initrd, "restore.file:9");
+        REQUIRE(k.signal == SIGKILL);
+        CHECK(fs::exists(h.p("var/recovery/recovery/armed"))); // still armed
+        CHECK(h.journal().mode == "initrd");
+        write(boot, "boot-2\n");
+        auto r = h.run(initrd);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["ran"] == true);
+        CHECK(r.json()["phase1_done"] == true);
+        h.check_recovered();
+        // The next boot (phase 2 pending) does not run phase 1 again.
+        auto again = h.run(initrd);
+        CHECK(again.json()["ran"] == false);
+        h.check_recovered();
+    }
+    SECTION("kernel argument: latest backup, and not again once recovered")
+    {
+        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 upgrade_recovery=phase1 rw\n");
+        auto r = h.run(initrd);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["ran"] == true);
+        h.check_recovered();
+        CHECK(h.journal().backup_id == kBackupId);
+        auto pending = h.run(initrd);
+        CHECK(pending.json()["ran"] == false);
+        // Phase 2 done (as phase 2 leaves it): a persistent kernel argument must not restore again.
+        auto j = h.journal();
+        j.state = RecoveryState::Complete;
+        std::ofstream(h.p("var/recovery/recovery/journal")) << journal_to_json(j);
+        fs::remove(h.p("var/recovery/recovery/phase2-pending"));
+        write(h.p("etc/hostname"), "changed after the recovery\n");
+        auto stale = h.run(initrd);
+        INFO(stale.out << stale.err);
+        CHECK(stale.json()["ran"] == false);
+        CHECK(stale.json()["reason"].get<std::string>().find("stale kernel argument") == 0);
+        CHECK(slurp(h.p("etc/hostname")) == "changed after the recovery\n");
+    }
+}
+
+TEST_CASE("a corrupt backup is refused before anything changes, unless forced")
+{
+    Host h;
+    // Damage one file inside the backup.
+    std::string victim;
+    for (auto& e : fs::recursive_directory_iterator(h.p("var/recovery/backups/") + kBackupId))
+        if (e.path().filename() == "f005.conf") victim = e.path();
+    REQUIRE_FALSE(victim.empty());
+    std::string good = slurp(victim);
+    {
+        std::ofstream(victim, std::ios::trunc) << "bit rot";
+    }
+    auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+    REQUIRE(arm_recovery(*store, kBackupId));
+    auto r = h.run("");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("Corrupt") != std::string::npos);
+    CHECK(h.snapshot() == h.broken); // nothing touched
+    auto j = h.journal();
+    CHECK(j.state == RecoveryState::Aborted);
+    CHECK(j.result() == "failed");
+    CHECK(j.step("verify")->state == StepState::Failed);
+    CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
+    CHECK_FALSE(*recovery_in_progress(*store)); // a final result: backups are possible again
+
+    auto forced = h.run("--force");
+    INFO(forced.out << forced.err);
+    CHECK(forced.exit_code == 0);
+    CHECK(h.journal().step("verify")->note.find("CORRUPT, forced") == 0);
+    {
+        std::ofstream(victim, std::ios::trunc) << good;
+    }
+}
+
+TEST_CASE("live phase 1 stops the services in order through the stand-ins")
+{
+    Host h;
+    std::string s = h.base + "/svc";
+    fs::create_directories(s);
+    write(s + "/active-kubelet.service", "");
+    write(s + "/active-crio.service", "");
+    write(s + "/pods", "pod-a\npod-b\n");
+    std::string systemctl = s + "/systemctl";
+    write(systemctl,
+          "#!/bin/bash\nS=" + s +
+              "\necho \"systemctl $*\" >> $S/calls\n"
+              "case \"$1\" in\n"
+              "  is-active) if [ -f $S/active-$2 ]; then echo active; exit 0; fi; echo inactive; exit 3 ;;\n"
+              "  stop) rm -f $S/active-$2 ;;\n"
+              "  start) touch $S/active-$2 ;;\n"
+              "  enable|disable) ;;\n"
+              "  *) exit 1 ;;\n"
+              "esac\n",
+          0755);
+    std::string crictl = s + "/crictl";
+    write(crictl,
+          "#!/bin/bash\nS=" + s +
+              "\necho \"crictl $*\" >> $S/calls\n"
+              "[ -f $S/active-crio.service ] || { echo 'connection refused' >&2; exit 1; }\n"
+              "case \"$1\" in\n  pods) cat $S/pods ;;\n  stopp) ;;\n  rmp) : > $S/pods ;;\n  *) exit 1 ;;\nesac\n",
+          0755);
+    std::ofstream(h.config, std::ios::app) << "crictl = \"" << crictl << "\"\n";
+    std::string boot = h.base + "/boot_id";
+    write(boot, "boot-1\n");
+    auto r = h.run("--systemctl " + systemctl + " --boot-id " + boot);
+    INFO(r.out << r.err << slurp(s + "/calls"));
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.json()["phase1_done"] == true);
+    std::vector<std::string> calls;
+    std::istringstream in(slurp(s + "/calls"));
+    for (std::string l; std::getline(in, l);)
+        calls.push_back(l);
+    std::vector<std::string> want = {"systemctl stop kubelet.service",
+                                     "systemctl is-active crio.service",
+                                     "crictl pods -q",
+                                     "crictl stopp pod-a pod-b",
+                                     "crictl rmp -fa",
+                                     "crictl pods -q",
+                                     "systemctl stop crio.service",
+                                     "systemctl disable kubelet.service",
+                                     "systemctl enable upgrade-recovery-phase2.service"};
+    CHECK(calls == want);
+    auto j = h.journal();
+    CHECK(j.mode == "live");
+    CHECK(j.phase1_boot_id == "boot-1");
+    CHECK(j.step("remove-pods")->note == "2 pods removed");
+    CHECK(j.step("wipe-images")->state == StepState::Skipped); // W11: not unless configured
+    // Phase 2 is refused in the same boot.
+    auto same = h.run("--resume --systemctl " + systemctl + " --boot-id " + boot);
+    CHECK(same.exit_code == 1);
+    CHECK(same.err.find("Refused") != std::string::npos);
+}
