@@ -30,10 +30,13 @@ ok() { echo "ok: $*" >&2; }
 dbus_cleanup()
 {
     local c
+    dbus_stop_daemon
     for c in "${_cleanup_cmds[@]}"; do eval "$c" || true; done
-    [ -n "$DAEMON_PID" ] && kill -9 "$DAEMON_PID" 2>/dev/null
     [ -n "$BUS_PID" ] && kill "$BUS_PID" 2>/dev/null
-    if [ -n "$T" ] && [ -z "${UR_KEEP_TMP:-}" ]; then rm -rf "$T"; fi
+    if [ -n "$T" ] && [ -z "${UR_KEEP_TMP:-}" ]; then
+        # The tmpfs goes with everything on it; a plain directory is removed.
+        if mountpoint -q "$T"; then umount -l "$T" && rmdir "$T"; else rm -rf "$T"; fi
+    fi
 }
 
 on_exit() { _cleanup_cmds+=("$1"); }
@@ -132,6 +135,12 @@ dbus_setup()
     [ -x "$DAEMON" ] || die "no daemon binary at $DAEMON"
     T=$(ur_mktemp)
     trap dbus_cleanup EXIT
+    # A tmpfs of its own: tens of thousands of files come and go per test, and the
+    # shared disk makes that slow (rm -rf alone took 30 s under load). UR_DBUS_TMPFS=0
+    # keeps the test on disk.
+    if [ "${UR_DBUS_TMPFS:-1}" = 1 ]; then
+        mount -t tmpfs -o size=2g,mode=0755 ur-dbus-test "$T" || die "cannot mount a tmpfs on $T"
+    fi
     dbus_write_config "${1:-}"
     dbus_start_bus
     dbus_make_root
@@ -143,11 +152,34 @@ bus_has_owner()
         grep -q true
 }
 
+# dbus_throttle PID PERCENT: cap the process at PERCENT of one CPU (cgroup v1 cpu
+# quota), so a backup of a given tree takes seconds on a fast idle machine too; calls
+# still answer within a scheduling period (100 ms). Without a writable cpu controller
+# the process runs unthrottled and the test relies on the size of its tree.
+CG=
+dbus_throttle()
+{
+    local base=/sys/fs/cgroup/cpu
+    if [ -z "$CG" ]; then
+        [ -w "$base/cgroup.procs" ] || { log "no writable cgroup v1 cpu controller: not throttling"; return 0; }
+        CG=$base/ur-dbus-test-$$
+        mkdir -p "$CG" && echo 100000 >"$CG/cpu.cfs_period_us" && echo $(($2 * 1000)) >"$CG/cpu.cfs_quota_us" || {
+            log "cannot set up $CG: not throttling"
+            CG=
+            return 0
+        }
+        on_exit "rmdir $CG 2>/dev/null"
+    fi
+    echo "$1" >"$CG/cgroup.procs" || log "cannot move $1 into $CG"
+}
+
 # Start upgrade-recoveryd in the background and wait until it owns the name.
+# THROTTLE=PERCENT runs it under dbus_throttle.
 dbus_start_daemon()
 {
     "$DAEMON" --root "$ROOT" --config "$CFG" "$@" >>"$T/daemon.log" 2>&1 &
     DAEMON_PID=$!
+    [ -n "${THROTTLE:-}" ] && dbus_throttle "$DAEMON_PID" "$THROTTLE"
     local i
     for ((i = 0; i < 200; i++)); do
         bus_has_owner && return 0
@@ -157,10 +189,17 @@ dbus_start_daemon()
     die "upgrade-recoveryd did not take $BUS_NAME within 10 s"
 }
 
+# SIGTERM (a running job is cancelled), then SIGKILL after 10 s.
 dbus_stop_daemon()
 {
     [ -n "$DAEMON_PID" ] || return 0
     kill -TERM "$DAEMON_PID" 2>/dev/null
+    local i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$DAEMON_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$DAEMON_PID" 2>/dev/null
     wait "$DAEMON_PID" 2>/dev/null
     DAEMON_PID=
 }

@@ -1,0 +1,67 @@
+#!/bin/bash
+# Idle exit and D-Bus activation: the bus starts upgrade-recoveryd from our activation
+# file on the first call, the daemon exits after daemon.idle_exit seconds without work,
+# never while a job runs, and the next call starts it again with the last result
+# (State, LastBackup) intact. Also the --request-backup client (what
+# upgrade-recovery-backup.service runs) through activation.
+set -u
+. "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
+IDLE_EXIT=2
+# The bus execs services itself here (no systemd, no setuid helper): the activation
+# file is ours, with Exec= pointing at the build tree and the sandbox.
+T0=$(mktemp -d)
+dbus_setup "<servicedir>$T0</servicedir>"
+sed -e "s#^Exec=@libexecdir@/upgrade-recoveryd\$#Exec=$DAEMON --root $ROOT --config $CFG#" \
+    "$UR_SOURCE_DIR/units/io.openshift.UpgradeRecovery1.service.in" >"$T0/io.openshift.UpgradeRecovery1.service"
+grep -q "^Exec=$DAEMON " "$T0/io.openshift.UpgradeRecovery1.service" || die "activation file has no Exec= to rewrite"
+on_exit "rm -rf $T0"
+busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig || die "ReloadConfig"
+
+daemon_pid()
+{
+    busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus GetConnectionUnixProcessID s \
+        "$BUS_NAME" 2>/dev/null | awk '{ print $2 }'
+}
+# wait_exit PID SECONDS: the activated daemon went away by itself (and gave up the name).
+wait_exit()
+{
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        if ! kill -0 "$1" 2>/dev/null && ! bus_has_owner; then return 0; fi
+        sleep 0.1
+    done
+    die "the daemon (pid $1) did not exit within $2 s of idling"
+}
+
+bus_has_owner && die "someone owns $BUS_NAME before the first call"
+mcall ListBackups >/dev/null || die "ListBackups did not activate the service"
+P1=$(daemon_pid)
+[ -n "$P1" ] || die "no owner after activation"
+on_exit "kill $P1 2>/dev/null"
+[ "$(mprop State)" = Idle ] || die "State of a fresh daemon: $(mprop State)"
+ok "activated by a call (pid $P1)"
+wait_exit "$P1" 20
+ok "exited after idling ${IDLE_EXIT}s"
+
+# A job longer than idle_exit: no exit while it runs.
+dbus_big_tree 12000
+"$DAEMON" --request-backup >"$T/client.log" 2>&1 || die "--request-backup failed: $(cat "$T/client.log")"
+P2=$(daemon_pid)
+B=$(latest_id)
+[ -n "$B" ] || die "no backup made"
+grep -q "published" "$T/client.log" || die "client log: $(cat "$T/client.log")"
+grep -qE '^ *[0-9]+% ' "$T/client.log" || die "the client printed no progress: $(cat "$T/client.log")"
+ok "--request-backup through activation: $(tail -n1 "$T/client.log")"
+[ -n "$P2" ] && [ "$P2" != "$P1" ] || die "not a new instance: '$P2'"
+on_exit "kill $P2 2>/dev/null"
+wait_exit "$P2" 20
+ok "the second instance exited after its job and ${IDLE_EXIT}s idle"
+
+# The last result survives the idle exit.
+[ "$(mprop State)" = Succeeded ] || die "State after re-activation: $(mprop State)"
+[ "$(mprop LastBackup)" = "$B" ] || die "LastBackup after re-activation: $(mprop LastBackup)"
+P3=$(daemon_pid)
+on_exit "kill $P3 2>/dev/null"
+ok "re-activated (pid $P3): State Succeeded, LastBackup $B"
+wait_exit "$P3" 20
+echo "PASS: test_dbus_activation"

@@ -1,0 +1,128 @@
+#!/bin/bash
+# Bad calls and their named errors, and after each one the daemon still answers and
+# the previous backup still verifies: wrong signature, unknown option key, wrong
+# option type, a second operation while a backup runs (Busy), the store locked by
+# another process (Busy), a backup while a recovery is armed (RecoveryInProgress),
+# Cancel (Cancelled), a deadline that passes, per call and from the config (Timeout).
+set -u
+. "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
+THROTTLE=15 # percent of a CPU: a backup of the tree takes seconds however fast the machine
+dbus_setup
+dbus_big_tree 12000
+dbus_start_daemon
+
+J=$(mcall StartBackup 'a{sv}' 0 | objpath)
+[ "$(wait_job "$J")" = Succeeded ] || die "first backup failed: $(jprop "$J" Message)"
+B=$(latest_id)
+ok "first backup $B: $(jprop "$J" Message)"
+
+# still_good: the daemon answers, $B is still the latest and still verifies, and no
+# staging directory is left behind.
+still_good()
+{
+    daemon_alive
+    [ "$(latest_id)" = "$B" ] || die "latest moved from $B to $(latest_id)"
+    ls -a "$STORE/backups" | grep -q '^\.staging-' && die "staging left behind: $(ls -a "$STORE/backups")"
+    verify_ok "$B"
+    ok "  daemon answers, $B still latest and verifies"
+}
+
+# --- malformed calls -------------------------------------------------------------
+out=$(mcall StartBackup s x 2>&1) && die "StartBackup(s) accepted"
+grep -qF "Invalid arguments 's'" <<<"$out" || die "wrong signature: $out"
+out=$(mcall VerifyBackup s "$B" 2>&1) && die "VerifyBackup(s) accepted"
+grep -qF "Invalid arguments" <<<"$out" || die "short signature: $out"
+ok "wrong signatures: $out"
+expect_error "$ERR.InvalidArgs" "$(gcall StartBackup "{'bogus': <uint32 1>}")"
+out=$(gcall StartBackup "{'bogus': <uint32 1>}")
+grep -qF "'bogus'" <<<"$out" || die "the error does not name the unknown key: $out"
+out=$(gcall StartBackup "{'timeout': <'5'>}")
+expect_error "$ERR.InvalidArgs" "$out"
+grep -qF "'timeout'" <<<"$out" || die "the error does not name the mistyped key: $out"
+expect_error "$ERR.InvalidArgs" "$(gcall StartBackup "{'force': <uint32 1>}")"
+expect_error "$ERR.InvalidArgs" "$(gcall StartBackup "{'id': <'not-an-id'>}")"
+expect_error "$ERR.InvalidArgs" "$(gcall ArmRecovery "$B" "{'reboot': <'yes'>}")"
+expect_error "$ERR.InvalidArgs" "$(gcall VerifyBackup "$B" "{'deep': <true>}")"
+expect_error "$ERR.InvalidArgs" "$(gcall VerifyBackup "../etc" "{}")"
+expect_error "$ERR.NotFound" "$(gcall VerifyBackup 20000101T000000Z "{}")"
+expect_error "$ERR.InvalidArgs" "$(gcall StartRecovery "{'resume': <true>, 'restart': <true>}")"
+expect_error "$ERR.InvalidArgs" "$(gcall StartRecovery "{'dry_run': <true>, 'dry_run': <true>}")"
+out=$(busctl --system call "$BUS_NAME" "$MGR_PATH" "$MGR_IFACE" NoSuchMethod 2>&1) && die "NoSuchMethod accepted"
+still_good
+
+# --- Busy while a backup runs, then Cancel ----------------------------------------
+J=$(mcall StartBackup 'a{sv}' 0 | objpath)
+wait_progress "$J" 1
+[ "$(mprop CurrentJob)" = "$J" ] || die "CurrentJob is $(mprop CurrentJob), want $J"
+expect_error "$ERR.Busy" "$(gcall StartBackup '{}')"
+expect_error "$ERR.Busy" "$(gcall VerifyBackup "$B" '{}')"
+expect_error "$ERR.Busy" "$(gcall DeleteBackup "$B")"
+expect_error "$ERR.Busy" "$(gcall ArmRecovery "$B" '{}')"
+expect_error "$ERR.Busy" "$(gcall DisarmRecovery)"
+expect_error "$ERR.Busy" "$(gcall StartRecovery "{'dry_run': <true>}")"
+# Reads go on while it runs.
+mcall ListBackups | grep -qF "$B" || die "ListBackups during a backup"
+jcall "$J" Cancel || die "Cancel failed"
+S=$(wait_job "$J")
+[ "$S" = Cancelled ] || die "cancelled job ended $S"
+[ "$(jprop "$J" Error)" = "$ERR.Cancelled" ] || die "cancelled job Error: $(jprop "$J" Error)"
+[ "$(mprop State)" = Error ] && [ "$(mprop LastErrorName)" = "$ERR.Cancelled" ] ||
+    die "after Cancel: State $(mprop State), LastErrorName $(mprop LastErrorName)"
+jcall "$J" Cancel || die "Cancel of a finished job is not a no-op"
+ok "Busy x6 while a backup runs; Cancel -> Cancelled: $(jprop "$J" Message)"
+still_good
+
+# --- Busy when another process holds the store lock (the CLI does that) -----------
+# flock(1) on fd 9 of this shell: the same flock(2) lock lock_store takes.
+exec 9>>"$STORE/.lock"
+flock -n 9 || die "cannot take the store lock for the test"
+expect_error "$ERR.Busy" "$(gcall StartBackup '{}')"
+expect_error "$ERR.Busy" "$(gcall ArmRecovery "$B" '{}')"
+J=$(mcall VerifyBackup 'sa{sv}' "$B" 0 | objpath) || die "VerifyBackup call"
+[ "$(wait_job "$J")" = Error ] && [ "$(jprop "$J" Error)" = "$ERR.Busy" ] ||
+    die "verify under a foreign lock: $(jprop "$J" State) $(jprop "$J" Error)"
+exec 9>&-
+ok "Busy while another process holds the store lock"
+still_good
+
+# --- RecoveryInProgress while a recovery is armed ---------------------------------
+mcall ArmRecovery 'sa{sv}' "$B" 0 || die "ArmRecovery"
+expect_error "$ERR.RecoveryInProgress" "$(gcall StartBackup '{}')"
+[ "$(mprop RecoveryState)" = Armed ] || die "RecoveryState $(mprop RecoveryState)"
+mcall DisarmRecovery || die "DisarmRecovery"
+still_good
+
+# --- a deadline that passes: per call, then from the config -----------------------
+# The daemon is stopped (SIGSTOP) right after it accepted the job, so the deadline
+# passes while the backup is at its start, however fast the machine is.
+stall() { kill -STOP "$DAEMON_PID" && sleep "$1" && kill -CONT "$DAEMON_PID"; }
+J=$(mcall StartBackup 'a{sv}' 1 timeout u 1 | objpath)
+stall 1.5
+S=$(wait_job "$J")
+[ "$S" = Timeout ] || die "backup with a 1 s deadline ended $S: $(jprop "$J" Message)"
+[ "$(jprop "$J" Error)" = "$ERR.Timeout" ] || die "timeout job Error: $(jprop "$J" Error)"
+[ "$(mprop State)" = Timeout ] && [ "$(mprop LastErrorName)" = "$ERR.Timeout" ] ||
+    die "after the deadline: State $(mprop State), LastErrorName $(mprop LastErrorName)"
+ok "per-call deadline -> Timeout: $(jprop "$J" Message)"
+still_good
+
+before="$(mprop State) $(mprop LastErrorName)"
+dbus_stop_daemon
+sed -i 's/^timeout = .*/timeout = 1/' "$CFG"
+dbus_start_daemon
+# The last result (here the verify's) survives a restart.
+[ "$(mprop State) $(mprop LastErrorName)" = "$before" ] || die "after a restart: $(mprop State), was $before"
+J=$(mcall StartBackup 'a{sv}' 0 | objpath)
+stall 1.5
+S=$(wait_job "$J")
+[ "$S" = Timeout ] || die "backup with backup.timeout = 1 ended $S: $(jprop "$J" Message)"
+ok "backup.timeout deadline -> Timeout"
+still_good
+# timeout 0 in the call: no deadline although the config has one.
+J=$(mcall StartBackup 'a{sv}' 1 timeout u 0 | objpath)
+[ "$(wait_job "$J")" = Succeeded ] || die "backup with timeout 0 failed: $(jprop "$J" Message)"
+[ "$(mprop State)" = Succeeded ] && [ "$(mprop LastErrorName)" = "" ] && [ "$(mprop LastError)" = "" ] ||
+    die "after a success: State $(mprop State), LastErrorName '$(mprop LastErrorName)'"
+ok "timeout 0 overrides the config; a success clears LastError"
+
+echo "PASS: test_dbus_errors"
