@@ -55,7 +55,8 @@ int cmd_rollback_plan(const Args& args)
 int cmd_recover(const Args& args)
 {
     auto f = parse_flags(
-        args.params, {"--resume", "--restart", "--step", "--force", "--reboot", "--dry-run", "--checksum", "--initrd"},
+        args.params,
+        {"--resume", "--restart", "--step", "--force", "--reboot", "--dry-run", "--checksum", "--initrd", "--abandon"},
         {"--backup"}, 0);
     if (!f) return kExitUsage;
     if (f->has("--resume") && f->has("--restart")) {
@@ -66,6 +67,22 @@ int cmd_recover(const Args& args)
     if (!cfg) return report_error(args, cfg.error());
     CancelToken cancel;
     TerminalProgress progress(args.json);
+
+    if (f->has("--abandon")) {
+        // The administrator gives up on a recovery (e.g. fixed the node by hand): the
+        // journal keeps the result "failed", markers are removed, backups are allowed again.
+        auto store = open_store(*cfg, args.root, true);
+        if (!store) return report_error(args, store.error());
+        auto lock = lock_store(*store);
+        if (!lock) return report_error(args, lock.error());
+        if (auto r = abandon_recovery(*store, "abandoned by the administrator (recover --abandon)"); !r)
+            return report_error(args, r.error());
+        if (args.json)
+            printf("%s\n", nlohmann::json({{"abandoned", true}}).dump().c_str());
+        else
+            printf("Recovery abandoned; the journal keeps its steps. Backups are allowed again.\n");
+        return 0;
+    }
 
     if (f->has("--initrd")) {
         // The initrd unit: log to the journal too (the console may be all there is).

@@ -23,7 +23,7 @@ Commands:
   delete ID                    delete one backup
   rollback-plan                show the ostree rollback the recovery would apply
   recover [--resume|--restart] [--step] [--force] [--reboot] [--dry-run]
-          [--checksum] [--backup ID] [--initrd]
+          [--checksum] [--backup ID] [--initrd] [--abandon]
                                recover the node to a backup (phase 1, then phase 2)
   arm [ID] [--reboot]          arm the recovery for the next boot
   disarm                       cancel an armed recovery

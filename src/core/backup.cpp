@@ -218,7 +218,7 @@ class TreeCopier
 
     Result<> copy_tree(const TreeSource& tree, const SharedFd& staging, const SharedFd& prev_gen)
     {
-        TreeRecord rec{tree.spec.name, tree.spec.path, 0, 0};
+        TreeRecord rec{tree.spec.name, tree.spec.path, 0, 0, tree.spec.exclude};
         levels_.clear();
         cfg_one_fs_ = tree.spec.one_file_system;
         WalkVisitor v;

@@ -88,6 +88,7 @@ std::string metadata_to_toml(const BackupMetadata& m)
         x.insert("path", enc(tr.path));
         x.insert("files", i64(tr.files));
         x.insert("bytes", i64(tr.bytes));
+        x.insert("exclude", str_array(tr.exclude));
         trees.push_back(x);
     }
     t.insert("trees", trees);
@@ -203,7 +204,7 @@ Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::stri
             const toml::table* x = e.as_table();
             if (!x) continue;
             Reader tr{*x};
-            m.trees.push_back({tr.s("name"), tr.s("path"), tr.u("files"), tr.u("bytes")});
+            m.trees.push_back({tr.s("name"), tr.s("path"), tr.u("files"), tr.u("bytes"), tr.v("exclude")});
         }
     }
     m.warnings = r.v("warnings");
@@ -252,7 +253,11 @@ std::string metadata_to_json(const BackupMetadata& m)
     };
     json trees = json::array();
     for (const auto& t : m.trees)
-        trees.push_back({{"name", t.name}, {"path", enc(t.path)}, {"files", t.files}, {"bytes", t.bytes}});
+        trees.push_back({{"name", t.name},
+                         {"path", enc(t.path)},
+                         {"files", t.files},
+                         {"bytes", t.bytes},
+                         {"exclude", strs(t.exclude)}});
     json j = {
         {"id", m.id},
         {"created", m.created},

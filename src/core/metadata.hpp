@@ -10,34 +10,36 @@
 #include <string>
 #include <vector>
 
-namespace ur {
+namespace ur
+{
 
 struct TreeRecord {
-    std::string name;       // "etc"
-    std::string path;       // "/etc"
-    uint64_t files = 0;     // entries of all types
-    uint64_t bytes = 0;     // logical size of regular files
+    std::string name;                 // "etc"
+    std::string path;                 // "/etc"
+    uint64_t files = 0;               // entries of all types
+    uint64_t bytes = 0;               // logical size of regular files
+    std::vector<std::string> exclude; // backup.trees.exclude at backup time: left alone by a restore
 };
 
 struct OstreeRecord {
-    bool present = false;     // false: not an ostree host (or ostree.mode = off)
-    std::string osname;       // stateroot
+    bool present = false; // false: not an ostree host (or ostree.mode = off)
+    std::string osname;   // stateroot
     std::string checksum;
     int serial = 0;
-    std::string version;      // from the commit metadata, may be empty
+    std::string version; // from the commit metadata, may be empty
     std::string kernel_args;
     bool pinned = false;
     std::vector<std::string> removed; // "<checksum>.<serial>" of standby deployments removed
 };
 
 struct ClusterRecord {
-    bool present = false;  // false: etcd.mode = off
-    std::string method;    // "script" | "etcdctl"
-    bool dirty = false;    // taken with --force while the cluster may be progressing (W12)
+    bool present = false;        // false: etcd.mode = off
+    std::string method;          // "script" | "etcdctl"
+    bool dirty = false;          // taken with --force while the cluster may be progressing (W12)
     std::string snapshot;        // file name inside cluster/
     std::string snapshot_sha256; // of the whole file
     uint64_t snapshot_size = 0;
-    uint32_t snapshot_hash = 0;  // etcdctl snapshot status "hash"
+    uint32_t snapshot_hash = 0; // etcdctl snapshot status "hash"
     int64_t revision = 0;
     int64_t total_keys = 0;
     std::string static_resources; // file name inside cluster/
@@ -45,10 +47,10 @@ struct ClusterRecord {
 };
 
 struct OpenShiftRecord {
-    std::string version;       // empty: unknown
-    std::string release_image; // empty: unknown
-    std::string version_source; // where it was read, or why unknown
-    std::string cert_expiry;   // RFC 3339, earliest kubelet client/server NotAfter; empty: unknown
+    std::string version;              // empty: unknown
+    std::string release_image;        // empty: unknown
+    std::string version_source;       // where it was read, or why unknown
+    std::string cert_expiry;          // RFC 3339, earliest kubelet client/server NotAfter; empty: unknown
     bool has_cluster_restore = false; // usrlocal/bin/cluster-restore.sh inside the backup (W18)
     bool has_etcd_scripts = false;    // etcd-scripts directory inside the backup
 };
@@ -56,22 +58,22 @@ struct OpenShiftRecord {
 struct BackupMetadata {
     int format = 1;
     std::string id;
-    std::string created;  // RFC 3339 UTC
+    std::string created; // RFC 3339 UTC
     std::string host;
     std::string tool_version;
     double duration_seconds = 0;
     std::string manifest_sha256;
     uint64_t manifest_entries = 0;
-    uint64_t total_bytes = 0;   // logical bytes of all regular files
-    uint64_t copied_bytes = 0;  // bytes written by this backup
-    uint64_t shared_bytes = 0;  // bytes hard-linked from the previous generation
+    uint64_t total_bytes = 0;  // logical bytes of all regular files
+    uint64_t copied_bytes = 0; // bytes written by this backup
+    uint64_t shared_bytes = 0; // bytes hard-linked from the previous generation
     uint64_t shared_files = 0;
-    std::string previous;       // id of the generation files were shared with
+    std::string previous; // id of the generation files were shared with
     std::vector<TreeRecord> trees;
-    std::vector<std::string> warnings;       // vanished / changed-during-copy files, missing MC files
-    std::vector<std::string> mc_files;       // MachineConfig paths outside the trees (W19)
-    std::vector<std::string> mc_missing;     // of those, missing at backup time
-    std::vector<std::string> etc_excludes;   // relative to /etc, applied at restore
+    std::vector<std::string> warnings;     // vanished / changed-during-copy files, missing MC files
+    std::vector<std::string> mc_files;     // MachineConfig paths outside the trees (W19)
+    std::vector<std::string> mc_missing;   // of those, missing at backup time
+    std::vector<std::string> etc_excludes; // relative to /etc, applied at restore
     OstreeRecord ostree;
     ClusterRecord cluster;
     OpenShiftRecord openshift;

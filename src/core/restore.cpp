@@ -111,7 +111,9 @@ class Restorer
     {
         tree_name_ = t.name;
         extras_ = t.name == "extras";
-        excludes_ = t.name == "etc" ? o_.etc_excludes : std::vector<std::string>{};
+        // What the backup excluded was never in it: a restore must leave it alone, not delete it.
+        excludes_ = t.exclude;
+        if (t.name == "etc") excludes_.insert(excludes_.end(), o_.etc_excludes.begin(), o_.etc_excludes.end());
         leaders_.clear();
         // Entries of trees before this one (not selected) are skipped.
         for (;;) {
@@ -141,6 +143,9 @@ class Restorer
         };
         if (tdir && ::fstat(tdir->get(), &rst) < 0) return fail_errno("stat " + t.path);
         root_dev_ = rst.st_dev;
+        root_mnt_ = 0;
+        if (tdir)
+            if (auto m = mount_id_at(tdir->get(), ""); m) root_mnt_ = *m;
         UR_TRY(dir(tdir, bdir, root.path, t.path));
         if (tdir && !extras_) UR_TRY(fix_metadata(tdir, AT_FDCWD, ".", root, t.path));
         if (tdir && !o_.dry_run && ::syncfs(tdir->get()) < 0) return fail_errno("sync " + t.path);
@@ -148,6 +153,14 @@ class Restorer
     }
 
   private:
+    // Another filesystem, or a bind mount (same st_dev), is mounted on this directory.
+    bool mount_point(int dirfd, const std::string& name, const struct stat& ts) const
+    {
+        if (ts.st_dev != root_dev_) return true;
+        auto m = mount_id_at(dirfd, name);
+        return m && root_mnt_ && *m != root_mnt_;
+    }
+
     void change(const char* action, const std::string& path)
     {
         if (o_.dry_run || st_.changes.size() < 10000) st_.changes.push_back({action, path});
@@ -212,11 +225,17 @@ class Restorer
             if (errno == ENOENT) return {};
             return fail_errno("stat " + abs);
         }
-        if (S_ISDIR(ts.st_mode) && ts.st_dev != root_dev_) return {}; // a mount: not ours to empty
+        if (S_ISDIR(ts.st_mode) && mount_point(tdir->get(), name, ts)) return {}; // a mount: not ours to empty
         change("delete", abs);
         st_.deleted++;
         if (o_.dry_run) return {};
-        return remove_tree_at(tdir->get(), name);
+        auto r = remove_tree_at(tdir->get(), name);
+        if (!r && r.error().kind == ErrorKind::Busy) {
+            // Something is mounted below it: what is mounted stays, and so does the path to it.
+            progress_.warning("kept " + abs + ": " + r.error().message);
+            return {};
+        }
+        return r;
     }
 
     Result<Entry> target_entry(int dirfd, const std::string& name, const struct stat& ts, int fd)
@@ -350,7 +369,7 @@ class Restorer
         }
         if (has_target) {
             auto tt = file_type_from_mode(ts.st_mode);
-            if (S_ISDIR(ts.st_mode) && ts.st_dev != root_dev_) {
+            if (S_ISDIR(ts.st_mode) && mount_point(tdir->get(), name, ts)) {
                 // Another filesystem is mounted here (pod volumes on a live host): leave it alone.
                 return skip_below(e.path);
             }
@@ -443,6 +462,7 @@ class Restorer
     std::string tree_name_;
     bool extras_ = false;
     dev_t root_dev_ = 0;
+    uint64_t root_mnt_ = 0;
     std::vector<std::string> excludes_;
     std::map<std::string, std::pair<SharedFd, std::string>> leaders_;
     Buffer buf_;
