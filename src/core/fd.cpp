@@ -133,6 +133,26 @@ Result<> replace_symlink_at(int dirfd, const std::string& name, const std::strin
     return fsync_fd(dirfd, "directory of '" + name + "'");
 }
 
+Result<uint64_t> mount_id_at(int dirfd, const std::string& name)
+{
+    struct statx sx = {};
+    int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (name.empty() ? AT_EMPTY_PATH : 0);
+    if (::statx(dirfd, name.c_str(), flags, STATX_MNT_ID, &sx) < 0) return fail_errno("statx '" + name + "'");
+    return (sx.stx_mask & STATX_MNT_ID) ? static_cast<uint64_t>(sx.stx_mnt_id) : 0;
+}
+
+// A mount point below dirfd: never descend into it (W16; a bind mount of a
+// directory outside the tree would otherwise be emptied).
+static Result<> refuse_mount_point(int dirfd, const std::string& name)
+{
+    auto here = mount_id_at(dirfd, "");
+    auto there = mount_id_at(dirfd, name);
+    if (here && there && *here != *there)
+        return std::unexpected(
+            Error{ErrorKind::Busy, EBUSY, "'" + name + "' is a mount point; not removing what is mounted there"});
+    return {};
+}
+
 static Result<> remove_children(int dirfd)
 {
     int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
@@ -162,6 +182,7 @@ Result<> remove_tree_at(int dirfd, const std::string& name)
 {
     if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return {};
     if (errno != EISDIR && errno != EPERM) return fail_errno("remove '" + name + "'");
+    UR_TRY(refuse_mount_point(dirfd, name));
     {
         auto sub = open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
         if (!sub) return std::unexpected(sub.error());

@@ -71,7 +71,14 @@ Result<> replace_symlink_at(int dirfd, const std::string& name, const std::strin
 
 Result<> fsync_fd(int fd, std::string_view what);
 
+// The id of the mount `name` (in dirfd) is on; "" for dirfd itself. A mount point
+// has another id than its parent directory, also when it is a bind mount of the same
+// filesystem (same st_dev). 0 when the kernel does not report mount ids (< 5.8).
+Result<uint64_t> mount_id_at(int dirfd, const std::string& name);
+
 // rm -rf below dirfd without following symlinks. Missing is not an error.
+// Never crosses into another mount: a mount point at or below `name` stops it
+// with ErrorKind::Busy (EBUSY) before anything inside that mount is touched.
 Result<> remove_tree_at(int dirfd, const std::string& name);
 
 Result<> write_all(int fd, const void* buf, size_t len);

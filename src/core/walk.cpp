@@ -77,6 +77,7 @@ struct Walk {
     const WalkVisitor& v;
     const CancelToken* cancel;
     dev_t root_dev = 0;
+    uint64_t root_mnt = 0; // mount id of the tree root (0: unknown)
     uint64_t visited = 0;
 
     // tree_rel: path relative to the tree root ("" for the root).
@@ -108,6 +109,11 @@ struct Walk {
             bool is_dir = S_ISDIR(c.st.st_mode);
             if (!is_dir && m == IncludeMatch::Ancestor) continue; // not on the way to a selected path
             c.other_fs = is_dir && c.st.st_dev != root_dev;
+            if (is_dir && !c.other_fs && root_mnt) {
+                // A bind mount of the same filesystem has the same st_dev (W16).
+                auto mnt = mount_id_at(dirfd->get(), name);
+                c.other_fs = mnt && *mnt != root_mnt;
+            }
             if (is_dir) {
                 auto sub = open_at(dirfd->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
                 if (!sub) {
@@ -149,7 +155,8 @@ Result<> walk_tree(const SharedFd& start, const std::string& root_name, const st
     if (!fd) return std::unexpected(std::move(fd.error()).context("open tree '" + rel_prefix + "'"));
     if (::fstat(fd->get(), &root.st) < 0) return fail_errno("stat tree '" + rel_prefix + "'");
     SharedFd rootfd = share(std::move(*fd));
-    Walk w{opts, visitor, cancel, root.st.st_dev, 0};
+    auto root_mnt = mount_id_at(rootfd->get(), "");
+    Walk w{opts, visitor, cancel, root.st.st_dev, root_mnt ? *root_mnt : 0, 0};
     auto act = visitor.enter(root, rootfd);
     if (!act) return std::unexpected(act.error());
     if (*act == WalkAction::Skip) return {};
