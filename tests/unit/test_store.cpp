@@ -1,0 +1,369 @@
+// The backup store: ids (format, validity, ordering with -N suffixes, a clock
+// that goes back), and on a plain-directory store (partition.allow_plain_directory)
+// listing, retention, deleting the latest generation and stale staging cleanup.
+#include "store.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace ur;
+namespace fs = std::filesystem;
+
+namespace
+{
+
+struct TempDir {
+    std::string path;
+    TempDir()
+    {
+        char t[] = "/tmp/ur-store-XXXXXX";
+        REQUIRE(mkdtemp(t));
+        path = t;
+    }
+    ~TempDir()
+    {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+// A store in <root>/var/recovery as the CLI opens it when the config allows a
+// plain directory and no partition carries the label. Without root the
+// partition scan is refused (block devices are unreadable), so the same store
+// is then put together by hand.
+Store plain_store(const std::string& root)
+{
+    Config cfg;
+    cfg.partition_label = "ur-unit-no-such-label-" + std::to_string(::getpid());
+    cfg.allow_plain_directory = true;
+    cfg.mount_point = "/var/recovery";
+    auto s = open_store(cfg, root, true);
+    if (!s && s.error().kind == ErrorKind::PermissionDenied && ::geteuid() != 0) {
+        std::string dir = root + "/var/recovery";
+        fs::create_directories(dir + "/backups");
+        Store m;
+        m.location.path = dir;
+        m.location.plain_directory = true;
+        m.fd = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        m.backups_fd = UniqueFd(::open((dir + "/backups").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        REQUIRE(m.fd);
+        REQUIRE(m.backups_fd);
+        return m;
+    }
+    INFO((s ? std::string() : s.error().message));
+    REQUIRE(s);
+    CHECK(s->location.plain_directory);
+    CHECK(s->path() == fs::canonical(root).string() + "/var/recovery");
+    REQUIRE(s->backups_fd);
+    return std::move(*s);
+}
+
+// A published generation with some content.
+void make_backup(const Store& s, const std::string& id)
+{
+    std::string d = s.path() + "/backups/" + id;
+    fs::create_directories(d + "/etc/sub");
+    std::ofstream(d + "/etc/sub/file") << id;
+    std::ofstream(d + "/metadata.toml") << "";
+}
+
+void set_latest(const Store& s, const std::string& id)
+{
+    std::string l = s.path() + "/latest";
+    ::unlink(l.c_str());
+    fs::create_symlink("backups/" + id, l);
+}
+
+std::string latest_of(const Store& s)
+{
+    auto l = latest_backup(s);
+    REQUIRE(l);
+    return *l ? **l : std::string();
+}
+
+std::vector<std::string> ids_of(const Store& s)
+{
+    auto l = list_backups(s);
+    REQUIRE(l);
+    return *l;
+}
+
+std::time_t utc(int y, int mo, int d, int h, int mi, int sec)
+{
+    struct tm tm = {};
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    return timegm(&tm);
+}
+
+} // namespace
+
+TEST_CASE("make_backup_id is the UTC time YYYYMMDDTHHMMSSZ", "[store]")
+{
+    CHECK(make_backup_id(0, {}) == "19700101T000000Z");
+    CHECK(make_backup_id(utc(2024, 2, 29, 23, 59, 58), {}) == "20240229T235958Z");
+    CHECK(make_backup_id(utc(2099, 12, 31, 1, 2, 3), {}) == "20991231T010203Z");
+    // Existing older ids do not change it.
+    CHECK(make_backup_id(utc(2024, 5, 1, 12, 0, 0), {"20240430T080000Z", "20240101T000000Z-3"}) == "20240501T120000Z");
+}
+
+TEST_CASE("make_backup_id appends -N on a collision and never sorts before an existing id", "[store]")
+{
+    const auto t = utc(2024, 5, 1, 12, 0, 0);
+    CHECK(make_backup_id(t, {"20240501T120000Z"}) == "20240501T120000Z-1");
+    CHECK(make_backup_id(t, {"20240501T120000Z", "20240501T120000Z-1"}) == "20240501T120000Z-2");
+    // Numeric, not lexical: after -9 comes -10, after -10 comes -11.
+    CHECK(make_backup_id(t, {"20240501T120000Z-9"}) == "20240501T120000Z-10");
+    CHECK(make_backup_id(t, {"20240501T120000Z-9", "20240501T120000Z-10"}) == "20240501T120000Z-11");
+    // The clock went back: the new id still sorts after the newest existing one.
+    std::vector<std::string> future = {"20240301T000000Z", "20250101T000000Z", "20250101T000000Z-2"};
+    std::string id = make_backup_id(t, future);
+    CHECK(valid_backup_id(id));
+    for (const auto& f : future)
+        CHECK(compare_backup_ids(id, f) > 0);
+    CHECK(id == "20250101T000000Z-3");
+    CHECK(make_backup_id(0, {"20240501T120000Z"}) == "20240501T120000Z-1");
+    // Ids made one after another keep increasing.
+    std::vector<std::string> have;
+    for (int i = 0; i < 15; i++) {
+        std::string n = make_backup_id(t - i, have); // the clock keeps going back
+        CHECK(std::find(have.begin(), have.end(), n) == have.end());
+        for (const auto& h : have)
+            CHECK(compare_backup_ids(n, h) > 0);
+        have.push_back(n);
+    }
+}
+
+TEST_CASE("valid_backup_id accepts only YYYYMMDDTHHMMSSZ[-N]", "[store]")
+{
+    for (const char* ok : {"20240501T120000Z", "20240501T120000Z-1", "20240501T120000Z-10", "19700101T000000Z-9999999"})
+        CHECK(valid_backup_id(ok));
+    for (const char* bad :
+         {"", "latest", ".staging-20240501T120000Z", ".staging-deleted-20240501T120000Z", "20240501T120000",
+          "20240501T120000z", "20240501t120000Z", "20240501X120000Z", "2024050AT120000Z", "20240501T120000Z-",
+          "20240501T120000Z-0", "20240501T120000Z-01", "20240501T120000Z-1a", "20240501T120000Z_1",
+          "20240501T120000Z-123456789", "20240501T120000Z/..", "../20240501T120000Z", " 20240501T120000Z"}) {
+        INFO(bad);
+        CHECK_FALSE(valid_backup_id(bad));
+    }
+}
+
+TEST_CASE("compare_backup_ids orders by time, then by the -N suffix numerically", "[store]")
+{
+    std::vector<std::string> want = {"20231231T235959Z",    "20240501T120000Z",   "20240501T120000Z-1",
+                                     "20240501T120000Z-2",  "20240501T120000Z-9", "20240501T120000Z-10",
+                                     "20240501T120000Z-11", "20240501T120001Z",   "20250101T000000Z"};
+    for (size_t i = 0; i < want.size(); i++)
+        for (size_t j = 0; j < want.size(); j++) {
+            INFO(want[i] << " vs " << want[j]);
+            int c = compare_backup_ids(want[i], want[j]);
+            CHECK((i < j ? c < 0 : i > j ? c > 0 : c == 0));
+        }
+    auto shuffled = want;
+    std::reverse(shuffled.begin(), shuffled.end());
+    std::swap(shuffled[1], shuffled[5]);
+    std::sort(shuffled.begin(), shuffled.end(),
+              [](const auto& a, const auto& b) { return compare_backup_ids(a, b) < 0; });
+    CHECK(shuffled == want);
+}
+
+TEST_CASE("plain-directory store: list_backups sorts by id and ignores staging and junk", "[store]")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    CHECK(ids_of(s).empty());
+    CHECK(latest_of(s).empty());
+    for (const char* id : {"20240501T120000Z-10", "20240501T120000Z", "20240501T120000Z-2", "20240430T000000Z"})
+        make_backup(s, id);
+    fs::create_directories(s.path() + "/backups/.staging-20240601T000000Z");
+    fs::create_directories(s.path() + "/backups/not-a-backup");
+    std::ofstream(s.path() + "/backups/20240701T000000Z.tmp") << "";
+    CHECK(ids_of(s) == std::vector<std::string>{"20240430T000000Z", "20240501T120000Z", "20240501T120000Z-2",
+                                                "20240501T120000Z-10"});
+    set_latest(s, "20240501T120000Z-2");
+    CHECK(latest_of(s) == "20240501T120000Z-2");
+    // latest pointing outside backups/ is not trusted.
+    ::unlink((s.path() + "/latest").c_str());
+    fs::create_symlink("/etc", s.path() + "/latest");
+    auto bad = latest_backup(s);
+    REQUIRE(!bad);
+    CHECK(bad.error().kind == ErrorKind::Corrupt);
+}
+
+TEST_CASE("prune_backups keeps the newest N", "[store]")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    std::vector<std::string> ids = {"20240101T000000Z",   "20240102T000000Z",    "20240103T000000Z",
+                                    "20240103T000000Z-1", "20240103T000000Z-10", "20240104T000000Z"};
+    for (const auto& id : ids)
+        make_backup(s, id);
+    set_latest(s, ids.back());
+
+    auto r = prune_backups(s, 3);
+    REQUIRE(r);
+    CHECK(*r == std::vector<std::string>{"20240101T000000Z", "20240102T000000Z", "20240103T000000Z"});
+    CHECK(ids_of(s) == std::vector<std::string>{"20240103T000000Z-1", "20240103T000000Z-10", "20240104T000000Z"});
+    CHECK(latest_of(s) == "20240104T000000Z");
+    // Nothing is left behind by the deletes (no staging-like names).
+    size_t entries = 0;
+    for (const auto& e : fs::directory_iterator(s.path() + "/backups")) {
+        (void)e;
+        entries++;
+    }
+    CHECK(entries == 3);
+
+    // Already within the limit: nothing happens.
+    auto again = prune_backups(s, 3);
+    REQUIRE(again);
+    CHECK(again->empty());
+    CHECK(ids_of(s).size() == 3);
+
+    // keep = 0 is treated as 1: the latest survives.
+    auto one = prune_backups(s, 0);
+    REQUIRE(one);
+    CHECK(ids_of(s) == std::vector<std::string>{"20240104T000000Z"});
+    CHECK(latest_of(s) == "20240104T000000Z");
+}
+
+TEST_CASE("prune_backups never deletes the generation latest names", "[store]")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    std::vector<std::string> ids = {"20240101T000000Z", "20240102T000000Z", "20240103T000000Z", "20240104T000000Z"};
+    for (const auto& id : ids)
+        make_backup(s, id);
+    // latest is the oldest one (a newer backup was taken and never switched, or the
+    // operator pointed it back): it must survive retention.
+    set_latest(s, ids[0]);
+    auto r = prune_backups(s, 2);
+    REQUIRE(r);
+    CHECK(std::find(r->begin(), r->end(), ids[0]) == r->end());
+    CHECK(r->size() == 2);
+    auto left = ids_of(s);
+    CHECK(left.size() == 2);
+    CHECK(std::find(left.begin(), left.end(), ids[0]) != left.end());
+    CHECK(std::find(left.begin(), left.end(), ids[3]) != left.end()); // and the newest
+    CHECK(latest_of(s) == ids[0]);
+    CHECK(fs::exists(s.path() + "/backups/" + ids[0] + "/etc/sub/file"));
+
+    // keep = 1 with latest not the newest: latest stays, whatever else goes.
+    auto r1 = prune_backups(s, 1);
+    REQUIRE(r1);
+    CHECK(ids_of(s) == std::vector<std::string>{ids[0]});
+    CHECK(latest_of(s) == ids[0]);
+}
+
+TEST_CASE("delete_backup of latest moves latest to the newest other generation", "[store]")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    std::vector<std::string> ids = {"20240101T000000Z", "20240102T000000Z", "20240102T000000Z-1"};
+    for (const auto& id : ids)
+        make_backup(s, id);
+    set_latest(s, ids[2]);
+
+    REQUIRE(delete_backup(s, ids[2]));
+    CHECK(latest_of(s) == ids[1]);
+    CHECK(ids_of(s) == std::vector<std::string>{ids[0], ids[1]});
+    CHECK(!fs::exists(s.path() + "/backups/" + ids[2]));
+
+    // Deleting a generation that is not latest leaves latest alone.
+    REQUIRE(delete_backup(s, ids[0]));
+    CHECK(latest_of(s) == ids[1]);
+
+    // Unknown ids and ids that are not ids: NotFound, nothing changes.
+    auto nf = delete_backup(s, "20200101T000000Z");
+    REQUIRE(!nf);
+    CHECK(nf.error().kind == ErrorKind::NotFound);
+    auto junk = delete_backup(s, "../var");
+    REQUIRE(!junk);
+    CHECK(ids_of(s) == std::vector<std::string>{ids[1]});
+
+    // The only backup: refused unless allowed, then latest goes too.
+    auto only = delete_backup(s, ids[1]);
+    REQUIRE(!only);
+    CHECK(only.error().kind == ErrorKind::Refused);
+    CHECK(latest_of(s) == ids[1]);
+    CHECK(ids_of(s) == std::vector<std::string>{ids[1]});
+    REQUIRE(delete_backup(s, ids[1], true));
+    CHECK(ids_of(s).empty());
+    CHECK(latest_of(s).empty());
+    CHECK(!fs::exists(fs::symlink_status(s.path() + "/latest")));
+}
+
+TEST_CASE("delete_backup of a latest that is older than another generation", "[store]")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    std::vector<std::string> ids = {"20240101T000000Z", "20240102T000000Z", "20240103T000000Z"};
+    for (const auto& id : ids)
+        make_backup(s, id);
+    set_latest(s, ids[1]);
+    REQUIRE(delete_backup(s, ids[1]));
+    CHECK(latest_of(s) == ids[2]); // the newest remaining one
+}
+
+TEST_CASE("remove_stale_staging removes interrupted backups and half-deleted ones only", "[store]")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    auto none = remove_stale_staging(s);
+    REQUIRE(none);
+    CHECK(*none == 0);
+
+    make_backup(s, "20240101T000000Z");
+    set_latest(s, "20240101T000000Z");
+    std::string b = s.path() + "/backups/";
+    // An interrupted backup: nested, with a symlink pointing
+    // outside (which must not be followed) and a fifo.
+    fs::create_directories(b + ".staging-20240102T000000Z/etc/deep/er");
+    std::ofstream(b + ".staging-20240102T000000Z/etc/deep/er/f") << "x";
+    std::ofstream(b + ".staging-20240102T000000Z/manifest") << "# upgrade-recovery manifest 1\n";
+    std::string outside = t.path + "/outside";
+    fs::create_directories(outside);
+    std::ofstream(outside + "/keep") << "keep";
+    fs::create_symlink(outside, b + ".staging-20240102T000000Z/etc/out");
+    REQUIRE(::mkfifo((b + ".staging-20240102T000000Z/etc/fifo").c_str(), 0600) == 0);
+    // A delete interrupted after its rename.
+    fs::create_directories(b + ".staging-deleted-20231231T000000Z/etc");
+
+    auto n = remove_stale_staging(s);
+    REQUIRE(n);
+    CHECK(*n == 2);
+    CHECK(!fs::exists(b + ".staging-20240102T000000Z"));
+    CHECK(!fs::exists(b + ".staging-deleted-20231231T000000Z"));
+    CHECK(fs::exists(b + "20240101T000000Z/etc/sub/file"));
+    CHECK(fs::exists(outside + "/keep"));
+    CHECK(latest_of(s) == "20240101T000000Z");
+    auto again = remove_stale_staging(s);
+    REQUIRE(again);
+    CHECK(*again == 0);
+}
+
+TEST_CASE("lock_store: one holder at a time", "[store]")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    auto a = lock_store(s);
+    REQUIRE(a);
+    CHECK(a->held());
+    // flock locks belong to the open file description: a second open is refused.
+    auto b = lock_store(s);
+    REQUIRE(!b);
+    CHECK(b.error().kind == ErrorKind::Busy);
+    a = StoreLock();
+    auto c = lock_store(s);
+    CHECK(c);
+}
