@@ -1,0 +1,180 @@
+#!/bin/bash
+# Bad input for the backup, each with real parts (GPT image, loop, partx, xfs):
+#  - no partition with the configured GPT name: exit 4, nothing written;
+#  - the partition is not mounted: read-only commands exit 4 and say so, backup
+#    mounts it itself;
+#  - the mount point holds a mount of the wrong device (a tmpfs; another xfs
+#    partition): exit 4 naming what was found, nothing written there;
+#  - a config with an unknown key or a wrong type: exit 3 naming file:line:column;
+#  - a tiny (300 MiB) partition and a tree larger than its free space: exit 5 with
+#    the numbers, and the previous backup is untouched, still latest, still verifies;
+#  - a flipped byte in a backup file: verify exits 7 and names the file;
+#  - a truncated manifest: verify exits 7.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/../tools/ur-fixture.sh"
+ur_fx_init bi "$@"
+t0=$(date +%s)
+
+ur_fx_disk 800M 400M 300M
+MAIN=$UR_FX_LABEL-1 TINY=$UR_FX_LABEL-2
+
+small_tree()
+{
+    mkdir -p "$1/etc/sub" "$1/usr/local/bin" "$1/var/lib/kubelet"
+    echo "hello" >"$1/etc/hosts"
+    echo "data" >"$1/etc/sub/file"
+    head -c 100000 /dev/urandom >"$1/usr/local/bin/tool"
+    for i in $(seq 1 50); do echo "pod $i" >"$1/var/lib/kubelet/f$i"; done
+}
+
+# --- no partition with that name ---------------------------------------------------
+R0=$T/nopart
+small_tree "$R0"
+ur_fx_config "$R0" "$UR_FX_LABEL-does-not-exist"
+check "backup without the partition exits 4" run_rc 4 "$T/np.out" "$T/np.err" cli "$R0" backup
+check "the error names the missing GPT name" grep -q "no GPT partition named '$UR_FX_LABEL-does-not-exist'" "$T/np.err"
+check "nothing was written (no mount point created)" test ! -e "$R0/var/recovery"
+for c in list status verify; do
+    check "$c without the partition exits 4" run_rc 4 "$T/np.$c.out" "$T/np.$c.err" cli "$R0" "$c"
+done
+
+# --- the partition is not mounted ----------------------------------------------------
+R1=$T/main
+small_tree "$R1"
+ur_fx_config "$R1" "$MAIN"
+mkdir -p "$R1/var/recovery"
+check "list with the partition not mounted exits 4" run_rc 4 "$T/nm.out" "$T/nm.err" cli "$R1" list
+check "... and says it is not mounted there" grep -q "is not mounted at $R1/var/recovery" "$T/nm.err"
+check "verify with the partition not mounted exits 4" run_rc 4 "$T/nm2.out" "$T/nm2.err" cli "$R1" verify
+
+# --- a mount of the wrong device at the mount point ---------------------------------
+mount -t tmpfs -o size=1m tmpfs "$R1/var/recovery"
+check "backup onto a tmpfs at the mount point exits 4" run_rc 4 "$T/tf.out" "$T/tf.err" cli "$R1" backup
+check "... and names tmpfs" grep -q "is a mount of tmpfs (tmpfs" "$T/tf.err"
+sed 's/^/  /' "$T/tf.err"
+check "... and the partition it wanted" grep -q "$PART1" "$T/tf.err"
+check "nothing was written to the tmpfs" test -z "$(ls -A "$R1/var/recovery")"
+check "status on the wrong mount exits 4" run_rc 4 "$T/tf2.out" "$T/tf2.err" cli "$R1" status
+umount "$R1/var/recovery"
+mount "$PART2" "$R1/var/recovery"
+check "backup onto another xfs partition at the mount point exits 4" \
+    run_rc 4 "$T/wx.out" "$T/wx.err" cli "$R1" backup
+check "... and names that device ($PART2)" grep -q "is a mount of $PART2 (xfs" "$T/wx.err"
+check "nothing was written to the other partition" test -z "$(ls -A "$R1/var/recovery")"
+umount "$R1/var/recovery"
+
+# --- the partition unmounted: backup mounts it itself -------------------------------
+check "backup mounts the partition itself and exits 0" run_rc 0 "$T/ok.json" "$T/ok.err" cli "$R1" --json backup
+check "it is mounted now" test "$(findmnt -n -o SOURCE --mountpoint "$R1/var/recovery")" = "$PART1"
+ID=$(json "$T/ok.json" 'j["id"]')
+B=$R1/var/recovery/backups/$ID
+
+# --- config errors -------------------------------------------------------------------
+cfg=$R1/etc/upgrade-recovery/config.toml
+cp "$cfg" "$T/config.good"
+cat >"$cfg" <<EOF
+[partition]
+label = "$MAIN"
+
+[backup]
+free_space_margin = "1MiB"
+retention = 3
+  bogus_key = true
+
+[etcd]
+mode = "off"
+EOF
+check "a config with an unknown key exits 3" run_rc 3 "$T/ck.out" "$T/ck.err" cli "$R1" backup
+check "... naming file:line:column of the key" grep -qF "$cfg:7:3" "$T/ck.err"
+sed 's/^/  /' "$T/ck.err"
+check "... and the key" grep -q "bogus_key" "$T/ck.err"
+for c in list status verify; do
+    check "$c with the bad config exits 3" run_rc 3 "$T/ck.$c.out" "$T/ck.$c.err" cli "$R1" "$c"
+done
+cat >"$cfg" <<EOF
+[partition]
+label = "$MAIN"
+[backup]
+retention = "two"
+EOF
+check "a config with a wrong type exits 3" run_rc 3 "$T/ct.out" "$T/ct.err" cli "$R1" backup
+check "... naming file:line:column of the value" grep -qF "$cfg:4:" "$T/ct.err"
+check "... and the key" grep -q "backup.retention" "$T/ct.err"
+cat >"$cfg" <<EOF
+[partition]
+label = "$MAIN"
+[unknown_section]
+EOF
+check "a config with an unknown section exits 3" run_rc 3 "$T/cs.out" "$T/cs.err" cli "$R1" backup
+check "... naming file:line:column" grep -qF "$cfg:3:" "$T/cs.err"
+printf '[partition\nlabel = 1\n' >"$T/broken.toml"
+check "--config with a TOML syntax error exits 3" run_rc 3 "$T/cx.out" "$T/cx.err" cli "$R1" --config "$T/broken.toml" list
+check "... naming file:line" grep -qF "$T/broken.toml:1:" "$T/cx.err"
+cp "$T/config.good" "$cfg"
+check "no backup was started by the bad configs" test "$(ls "$R1/var/recovery/backups")" = "$ID"
+
+# --- a flipped byte in a backup file -----------------------------------------------
+check "verify of the fresh backup exits 0" run_rc 0 "$T/v0.out" "$T/v0.err" cli "$R1" verify
+f=$B/usrlocal/bin/tool
+mt=$(stat -c %y "$f")
+b=$(dd if="$f" bs=1 skip=5000 count=1 status=none | od -An -tu1 | tr -d ' ')
+printf '%b' "$(printf '\\%03o' $(((b + 1) % 256)))" | dd of="$f" bs=1 seek=5000 conv=notrunc status=none
+touch -d "$mt" "$f" # same size, same mtime: only the content says it
+check "verify finds the flipped byte: exit 7" run_rc 7 "$T/v1.out" "$T/v1.err" cli "$R1" verify
+check "... and names the file" grep -q "^MISMATCH usrlocal/bin/tool: content differs" "$T/v1.out"
+check "... and only that file" test "$(grep -c '^MISMATCH' "$T/v1.out")" = 1
+check "verify --json says ok=false and names it" \
+    test "$(json <(cli "$R1" --json verify) 'str(j["ok"])+" "+j["mismatches"][0].split(":")[0]')" = "False usrlocal/bin/tool"
+printf '%b' "$(printf '\\%03o' "$b")" | dd of="$f" bs=1 seek=5000 conv=notrunc status=none
+touch -d "$mt" "$f"
+check "verify is clean again after flipping it back" run_rc 0 "$T/v2.out" "$T/v2.err" cli "$R1" verify
+
+# --- a truncated manifest ----------------------------------------------------------
+cp -p "$B/manifest" "$T/manifest.good"
+size=$(stat -c %s "$B/manifest")
+for cut in $((size - 1)) $((size / 2)) 10; do
+    truncate -s "$cut" "$B/manifest"
+    check "verify with the manifest cut to $cut of $size bytes exits 7" \
+        run_rc 7 "$T/tm.out" "$T/tm.err" cli "$R1" verify
+    check "... and says the manifest is damaged" grep -q "manifest" "$T/tm.out"
+    cp -p "$T/manifest.good" "$B/manifest"
+done
+# The last line dropped whole (no trailer): still corrupt.
+head -n -1 "$T/manifest.good" >"$B/manifest"
+check "verify with the end line missing exits 7" run_rc 7 "$T/tm2.out" "$T/tm2.err" cli "$R1" verify
+cp -p "$T/manifest.good" "$B/manifest"
+check "verify is clean with the manifest put back" run_rc 0 "$T/v3.out" "$T/v3.err" cli "$R1" verify
+
+# --- disk too small --------------------------------------------------------------------
+R2=$T/tiny
+small_tree "$R2"
+ur_fx_config "$R2" "$TINY"
+check "a small backup fits on the tiny partition" run_rc 0 "$T/s1.json" "$T/s1.err" cli "$R2" --json backup
+SID=$(json "$T/s1.json" 'j["id"]')
+SB=$R2/var/recovery/backups/$SID
+before=$(fx_digest "$R2/var/recovery" --strict)
+free=$(($(stat -f -c '%a*%S' "$R2/var/recovery")))
+# More than the partition's free space, allocated (not sparse), so the estimate counts it.
+fallocate -l $((free + (64 << 20))) "$R2/var/lib/kubelet/big.img"
+echo "changed" >>"$R2/etc/hosts"
+sleep 1
+check "the backup that does not fit exits 5" run_rc 5 "$T/s2.out" "$T/s2.err" cli "$R2" backup
+sed 's/^/  /' "$T/s2.err"
+check "... saying how much is free" grep -Eq "[0-9.]+ MiB free" "$T/s2.err"
+check "... and how much it needs" grep -Eq "the backup needs [0-9.]+ (MiB|GiB)" "$T/s2.err"
+check "... with the part of new file data" grep -Eq "of new file data in [0-9]+ files" "$T/s2.err"
+check "the previous backup is untouched (every byte, attribute, inode, ctime)" \
+    test "$(fx_digest "$R2/var/recovery" --strict)" = "$before"
+check "no staging directory was left" test "$(ls -A "$R2/var/recovery/backups")" = "$SID"
+check "latest still names the previous backup" test "$(readlink "$R2/var/recovery/latest")" = "backups/$SID"
+check "the previous backup still verifies" run_rc 0 "$T/s3.out" "$T/s3.err" cli "$R2" verify
+check "the previous backup still equals its source tree (but the two changes)" \
+    tree_equal "$R2/usr/local" "$SB/usrlocal"
+rm "$R2/var/lib/kubelet/big.img"
+check "with the big file gone the next backup succeeds" run_rc 0 "$T/s4.out" "$T/s4.err" cli "$R2" backup
+check "and the new latest verifies" run_rc 0 "$T/s5.out" "$T/s5.err" cli "$R2" verify
+
+echo "test-backup-badinput: $(($(date +%s) - t0)) s"
+ur_fx_done
