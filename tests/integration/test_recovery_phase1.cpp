@@ -16,8 +16,10 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sched.h>
 #include <set>
 #include <sstream>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -33,6 +35,11 @@ const bool root_ok = [] {
     if (geteuid() != 0) {
         fprintf(stderr, "SKIP: needs root (ownership and trusted xattrs are restored)\n");
         std::_Exit(77);
+    }
+    // ostree sysroots live on tmpfs mounts that must not outlive the test.
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+        perror("private mount namespace");
+        std::_Exit(1);
     }
     if (!std::getenv("UR_RECOVERY_HELPER")) {
         fprintf(stderr, "SKIP: UR_RECOVERY_HELPER is not set (run through meson test)\n");
@@ -106,7 +113,11 @@ struct Host {
     Snapshot before; // at backup time
     Snapshot broken; // after the failed upgrade
 
-    Host()
+    std::string ostree_ids[2]; // "<checksum>.0" of v1 (backed up) and v2 (the failed upgrade)
+
+    // With `ostree`: a real sysroot (tmpfs) at <root>/sysroot, v1 deployed and booted at
+    // backup time, v2 deployed by the "upgrade" and booted when the recovery starts.
+    explicit Host(bool ostree = false)
     {
         char t[] = "/tmp/ur-phase1-XXXXXX";
         REQUIRE(mkdtemp(t));
@@ -114,10 +125,9 @@ struct Host {
         root = base + "/root";
         failed = base + "/failed";
         config = base + "/config.toml";
-        std::ofstream(config) << "[partition]\nlabel = \"ur-test-no-such-partition\"\nallow_plain_directory = true\n"
-                                 "[ostree]\nmode = \"off\"\n[etcd]\nmode = \"off\"\n"
-                                 "[recovery]\nsystemctl = \"offline\"\nstop_timeout = 10\n";
         build();
+        if (ostree) ostree_ids[0] = make_sysroot();
+        set_config(ostree ? ostree_ids[0] : "");
         before = snapshot();
         Config cfg = *load_config(ConfigSource{root, config});
         BackupOptions bo;
@@ -129,10 +139,79 @@ struct Host {
         INFO((b ? "" : b.error().message));
         REQUIRE(b);
         fail_upgrade();
+        if (ostree) {
+            ostree_ids[1] = ostree_commit_deploy("v2");
+            set_config(ostree_ids[1]);
+        }
         broken = snapshot();
-        sh("cp -a " + root + " " + failed + " && rm -rf " + failed + "/var/recovery");
+        sh("mkdir " + failed + " && cd " + root + " && cp -a etc usr opt var " + failed + "/ && rm -rf " + failed +
+           "/var/recovery");
     }
-    ~Host() { fs::remove_all(base); }
+    ~Host()
+    {
+        ::umount2((root + "/sysroot").c_str(), MNT_DETACH);
+        fs::remove_all(base);
+    }
+
+    // booted: the ostree.booted_deployment seam ("" = ostree off).
+    void set_config(const std::string& booted) const
+    {
+        std::ofstream(config, std::ios::trunc)
+            << "[partition]\nlabel = \"ur-test-no-such-partition\"\nallow_plain_directory = true\n"
+            << "[ostree]\nmode = \"" << (booted.empty() ? "off" : "on") << "\"\n"
+            << (booted.empty() ? "" : "booted_deployment = \"" + booted + "\"\n")
+            << "[etcd]\nmode = \"off\"\n[recovery]\nsystemctl = \"offline\"\nstop_timeout = 10\n";
+    }
+
+    std::string make_sysroot()
+    {
+        std::string S = p("sysroot");
+        fs::create_directories(S);
+        REQUIRE(::mount("tmpfs", S.c_str(), "tmpfs", 0, "mode=0755") == 0);
+        sh("ostree admin init-fs --modern " + S + " >/dev/null && ostree admin os-init --sysroot=" + S +
+           " testos >/dev/null");
+        return ostree_commit_deploy("v1");
+    }
+
+    std::string ostree_commit_deploy(const std::string& v)
+    {
+        std::string S = p("sysroot"), T = base + "/tree-" + v;
+        write(T + "/usr/lib/modules/6.1.0-test/vmlinuz", "kernel " + v);
+        write(T + "/usr/lib/modules/6.1.0-test/initramfs.img", "initrd " + v);
+        write(T + "/usr/lib/os-release", "ID=testos\nVERSION_ID=" + v + "\n");
+        write(T + "/usr/etc/motd", v + "\n");
+        sh("ostree --repo=" + S + "/ostree/repo commit -b testos/" + v + " --tree=dir=" + T +
+           " >/dev/null && ostree admin deploy --sysroot=" + S + " --os=testos testos/" + v + " >/dev/null 2>&1");
+        std::string rev = slurp_cmd("ostree --repo=" + S + "/ostree/repo rev-parse testos/" + v);
+        while (!rev.empty() && rev.back() == '\n')
+            rev.pop_back();
+        REQUIRE(rev.size() == 64);
+        return rev + ".0";
+    }
+
+    static std::string slurp_cmd(const std::string& cmd)
+    {
+        std::string out;
+        FILE* f = popen(cmd.c_str(), "r");
+        REQUIRE(f);
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+            out.append(buf, n);
+        pclose(f);
+        return out;
+    }
+
+    // The deployment the bootloader starts next (index 0).
+    std::string default_deployment() const
+    {
+        std::string st = slurp_cmd("ostree admin status --sysroot=" + root + "/sysroot 2>/dev/null");
+        // "  testos <checksum>.<serial>" lines, the first is the default.
+        auto pos = st.find("testos ");
+        REQUIRE(pos != std::string::npos);
+        auto end = st.find_first_of(" \n", pos + 7);
+        return st.substr(pos + 7, end - pos - 7);
+    }
 
     std::string p(const std::string& rel) const { return root + "/" + rel; }
 
@@ -273,8 +352,9 @@ struct Host {
     void reset()
     {
         sh("cd " + root +
-           " && find . -mindepth 1 -maxdepth 1 ! -name var -exec rm -rf {} + && rm -rf var/lib && cp -a " + failed +
-           "/. " + root + "/ && rm -rf " + root + "/var/recovery/recovery");
+           " && find . -mindepth 1 -maxdepth 1 ! -name var ! -name sysroot -exec rm -rf {} + && rm -rf var/lib && "
+           "cp -a " +
+           failed + "/. " + root + "/ && rm -rf " + root + "/var/recovery/recovery");
     }
 
     struct Run {
@@ -580,4 +660,61 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
     auto same = h.run("--resume --systemctl " + systemctl + " --boot-id " + boot);
     CHECK(same.exit_code == 1);
     CHECK(same.err.find("Refused") != std::string::npos);
+}
+
+TEST_CASE("platform rollback: applied, then phase 1 waits for the reboot into the recorded deployment")
+{
+    if (std::system("command -v ostree >/dev/null 2>&1") != 0) {
+        WARN("ostree CLI missing: platform rollback not tested");
+        return;
+    }
+    Host h(true);
+    std::string boot = h.base + "/boot_id";
+    write(boot, "boot-1\n");
+    REQUIRE(h.default_deployment() == h.ostree_ids[1]); // the upgrade is the default
+
+    SECTION("rollback, reboot gate, then the rest of phase 1")
+    {
+        auto r = h.run("--boot-id " + boot);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["phase1_done"] == false);
+        CHECK(r.json()["stopped_before"] == "stop-kubelet");
+        CHECK(r.json()["message"].get<std::string>().find("reboot") != std::string::npos);
+        CHECK(h.default_deployment() == h.ostree_ids[0]); // the bootloader starts the recorded one next
+        CHECK(h.snapshot() == h.broken);                  // no file touched in the wrong deployment
+        auto j = h.journal();
+        CHECK(j.step("platform-rollback")->state == StepState::Done);
+        CHECK(j.step("platform-rollback")->data.at("reboot_needed") == "1");
+        CHECK(j.state == RecoveryState::Paused);
+        CHECK(fs::exists(h.p("var/recovery/recovery/armed"))); // the initrd continues after the reboot
+
+        // Not rebooted yet: refused.
+        auto same = h.run("--resume --boot-id " + boot);
+        CHECK(same.exit_code == 1);
+        CHECK(same.err.find("Refused") != std::string::npos);
+
+        // The reboot: a new boot, the recorded deployment booted.
+        write(boot, "boot-2\n");
+        h.set_config(h.ostree_ids[0]);
+        auto r2 = h.run("--resume --boot-id " + boot);
+        INFO(r2.out << r2.err);
+        REQUIRE(r2.exit_code == 0);
+        CHECK(r2.json()["phase1_done"] == true);
+        h.check_recovered();
+        CHECK(h.journal().step("platform-rollback")->attempts == 1);
+    }
+    SECTION("the recorded deployment is gone: refused before anything changes")
+    {
+        sh("ostree admin undeploy --sysroot=" + h.root + "/sysroot 1 >/dev/null 2>&1");
+        auto r = h.run("--boot-id " + boot);
+        INFO(r.out << r.err);
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("Refused") != std::string::npos);
+        CHECK(h.snapshot() == h.broken);
+        auto j = h.journal();
+        CHECK(j.state == RecoveryState::Aborted);
+        CHECK(j.step("platform-rollback")->state == StepState::Failed);
+        CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
+    }
 }
