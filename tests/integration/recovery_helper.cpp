@@ -2,7 +2,7 @@
 // once per process, and a failpoint kills the whole process with SIGKILL.
 //
 //   recovery-helper --config FILE --root DIR [--resume] [--restart] [--force]
-//                   [--step] [--backup ID] [--boot-id FILE] [--systemctl STAND-IN]
+//                   [--step] [--dry-run] [--backup ID] [--boot-id FILE] [--systemctl STAND-IN]
 //   recovery-helper --config FILE --root DIR --initrd --cmdline FILE [--boot-id FILE]
 //   recovery-helper --config FILE --root DIR --backup-now ID
 //
@@ -46,6 +46,8 @@ int main(int argc, char** argv)
             o.force = true;
         else if (a == "--step")
             o.step = true;
+        else if (a == "--dry-run")
+            o.dry_run = true;
         else if (a == "--backup")
             o.backup_id = next();
         else if (a == "--initrd")
@@ -117,6 +119,8 @@ int main(int argc, char** argv)
                                    {"phase1_done", r->phase1_done},
                                    {"complete", r->complete},
                                    {"stopped_before", r->stopped_before},
+                                   {"planned", r->planned},
+                                   {"changes", r->restore.changes.size()},
                                    {"message", r->message}})
                        .dump()
                        .c_str());

@@ -448,8 +448,10 @@ TEST_CASE("phase 1 killed at any point resumes to a tree equal to the backup")
         "restore.file:2",
         "restore.file:3",
         "restore.file:7",
+        "restore.file:10",
         "restore.file:13",
         "restore.file:25",
+        "restore.file:30",
         "restore.file:40",
         "recovery.restore-files.done",
         "recovery.disable-kubelet",
@@ -566,6 +568,23 @@ TEST_CASE("the initrd entry: fast no-op, armed run, power cut, kernel argument")
         CHECK(stale.json()["reason"].get<std::string>().find("stale kernel argument") == 0);
         CHECK(slurp(h.p("etc/hostname")) == "changed after the recovery\n");
     }
+}
+
+TEST_CASE("--dry-run shows the plan and the changes and touches nothing")
+{
+    Host h;
+    auto r = h.run("--dry-run");
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    auto o = r.json();
+    CHECK(o["changes"].get<size_t>() >= 40);
+    std::string planned = o["planned"].dump();
+    CHECK(planned.find("verify: ") != std::string::npos);
+    CHECK(planned.find("restore-files: ") != std::string::npos);
+    CHECK(planned.find("stop-kubelet") != std::string::npos);
+    CHECK(h.snapshot() == h.broken);
+    CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/journal")));
+    CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
 }
 
 TEST_CASE("a corrupt backup is refused before anything changes, unless forced")
