@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <fcntl.h>
 #include <mutex>
+#include <systemd/sd-daemon.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -533,9 +534,24 @@ unsigned step_timeout(const Config& cfg, const std::string& name)
     return cfg.stop_timeout;
 }
 
+// upgrade-recovery-phase2.service is Type=notify and ordered Before=kubelet.service:
+// kubelet may start once etcd is restored. Tell systemd so before any later step
+// (also when a resumed run starts past start-kubelet), or kubelet's start job would
+// wait for us while we wait for kubelet. A no-op when not run by systemd.
+void notify_kubelet_may_start(const std::string& step)
+{
+    static bool sent = false;
+    if (sent) return;
+    if (step != "start-kubelet" && !step.starts_with("wait-") && !step.starts_with("redeploy-") && step != "finish")
+        return;
+    sd_notify(0, "READY=1\nSTATUS=etcd restored; kubelet may start");
+    sent = true;
+}
+
 Result<StepResult> run_step(Ctx& c, JournalStep& js, const StepToken& t)
 {
     const std::string& n = js.name;
+    notify_kubelet_may_start(n);
     if (n == "verify") return step_verify(c, js, t);
     if (n == "platform-rollback") return step_platform_rollback(c, js, t);
     if (n == "stop-kubelet") return step_stop_unit(c, kKubeletUnit, t);
