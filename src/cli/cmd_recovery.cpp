@@ -1,11 +1,15 @@
 // rollback-plan, recover, arm, disarm.
 #include "cli.hpp"
 #include "ostree_state.hpp"
+#include "process.hpp"
 #include "recovery.hpp"
 #include "recovery_journal.hpp"
 #include "rollback_plan.hpp"
 #include "store.hpp"
 #include "units.hpp"
+
+#include <sys/reboot.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -92,6 +96,22 @@ int cmd_recover(const Args& args)
         auto r = run_initrd_phase1(*cfg, io, progress, cancel);
         progress.clear();
         if (!r) return report_error(args, r.error());
+        if (r->ran && r->outcome.reboot_required && !r->outcome.phase1_done) {
+            // The platform rollback made another deployment the default and phase 1 paused
+            // before the files (they belong in that deployment; `armed` stays, so its
+            // initramfs resumes). This boot must not go on into the failed deployment.
+            printf("upgrade-recovery: phase 1 changed the default deployment; rebooting into it\n");
+            fflush(stdout);
+            Command rb;
+            rb.argv = {"systemctl", "--no-block", "reboot"};
+            rb.timeout = std::chrono::seconds(30);
+            auto res = run_command(rb);
+            if (!res || res->exit_code != 0) {
+                ::sync();
+                ::reboot(RB_AUTOBOOT);
+            }
+            return 0;
+        }
         if (args.json)
             printf("%s\n", nlohmann::json({{"ran", r->ran}, {"reason", r->reason}, {"message", r->outcome.message}})
                                .dump()
