@@ -1,0 +1,290 @@
+#!/bin/bash
+# The guest side of the VM end-to-end test (/usr/lib/ur-e2e/driver.sh).
+#   driver.sh main    ur-e2e.service: the stage named by ur_e2e.stage= on the kernel
+#                     command line, after the node is up (phase 2 included)
+#   driver.sh early   ur-e2e-early.service (stage "recover" only): after phase 1 ran in
+#                     the initramfs, before phase 2 and kubelet
+# Stages:
+#   smoke    nothing armed: the partition is mounted, the initrd unit ran and cost < 1 s
+#   backup   boot 1: a backup through the daemon (busctl), verified; then a failed
+#            upgrade is played, recovery is armed and the guest reboots
+#   recover  boot 2: phase 1 ran in the initrd (early), phase 2 ran, etcd is the
+#            backup's, kubelet runs, the trees equal the backup's
+#   noop     boot 3: nothing armed, nothing changes, the initrd unit costs < 1 s
+# Every verdict is an "UR-E2E: PASS <stage>" / "UR-E2E: FAIL <stage>: why" line on the
+# serial console; a failure also ends qemu through isa-debug-exit.
+. /usr/lib/ur-e2e/lib-guest.sh
+
+BUS_NAME=io.openshift.UpgradeRecovery1
+BUS_PATH=/io/openshift/UpgradeRecovery1
+BUS_IFACE=io.openshift.UpgradeRecovery1
+MSG_PHASE1_DONE=df581197f42a445a835c66cdb1d4c990
+MSG_PHASE2_DONE=801d5783118046f499383fdda6a378ee
+MSG_BACKUP_SUCCEEDED=85622ca2b66a4d8ab266daa80c34fb03
+# Phase 1 disables kubelet and phase 2 enables it again: the .wants link is recreated
+# (a new mtime) and its directory's mtime changes. Nothing else may differ.
+ALLOW_KUBELET_LINK='/etc/systemd/system/multi-user\.target\.wants(/kubelet\.service)?'
+E2E_TREE_DIRS="/etc/e2e /usr/local/lib/e2e /var/lib/kubelet/e2e"
+
+boot_times() {
+    local initrd userspace now
+    initrd=$(systemctl show -p InitRDTimestampMonotonic --value)
+    userspace=$(systemctl show -p UserspaceTimestampMonotonic --value)
+    now=$(awk '{print int($1 * 1000000)}' /proc/uptime)
+    say "boot-times kernel=$(awk -v a="$initrd" 'BEGIN{printf "%.1f", a/1e6}')s initrd=$(awk -v a="$initrd" -v b="$userspace" 'BEGIN{printf "%.1f", (b-a)/1e6}')s userspace-until-driver=$(awk -v a="$userspace" -v b="$now" 'BEGIN{printf "%.1f", (b-a)/1e6}')s"
+}
+
+# The initrd unit ran in this boot; print what it cost (the host judges it: under TCG
+# every instruction is emulated, so the host scales the time by calib-ms, what starting
+# the same binary costs here, against what it costs on the host).
+initrd_unit_checks() {
+    local ms
+    journalctl -b -q -u upgrade-recovery-initrd.service -o cat | sed 's/^/UR-E2E: initrd-unit-log: /' | tail -n 40 >/dev/console
+    ms=$(unit_runtime_ms upgrade-recovery-initrd.service)
+    [ -n "$ms" ] || fail "upgrade-recovery-initrd.service did not run in the initramfs of this boot"
+    say "initrd-unit-ms $ms"
+    say "calib-ms $(calib_ms)"
+}
+
+# Milliseconds of one `upgrade-recovery --version` (mean of 5): loading the binary and
+# its libraries, which is most of what the initrd unit does when nothing is armed.
+calib_ms() {
+    local t0 t1 i
+    upgrade-recovery --version >/dev/null
+    t0=$(date +%s%N)
+    for i in 1 2 3 4 5; do upgrade-recovery --version >/dev/null; done
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 5000000))
+}
+
+journal_has() { [ -n "$(journalctl -b -q -o cat "MESSAGE_ID=$1" 2>/dev/null | head -n1)" ]; }
+
+label_and_acl() {
+    local t
+    find /var/lib/kubelet -xdev -exec setfattr -h -n security.selinux -v system_u:object_r:container_var_lib_t:s0 {} + 2>/dev/null
+    setfattr -n security.selinux -v system_u:object_r:kubelet_exec_t:s0 /var/lib/kubelet/config.yaml
+    for t in $E2E_TREE_DIRS; do
+        setfattr -n security.selinux -v system_u:object_r:etc_t:s0 "$t/hl1"
+        setfattr -n security.selinux -v system_u:object_r:bin_t:s0 "$t/setuid-file"
+        setfattr -h -n security.selinux -v system_u:object_r:etc_t:s0 "$t/rel-link"
+        setfattr -n security.selinux -v system_u:object_r:container_file_t:s0:c1,c2 "$t/deep/a/b/c/file"
+        setfacl -m u:1234:rw,g:5678:r,m::rw "$t/owned-file"
+        setfacl -d -m u:1234:rwx "$t/dir with space"
+        setfattr -n user.e2e -v "user xattr" "$t/change-me"
+        setfattr -n trusted.e2e -v trusted "$t/deep/a/b/c/file"
+        setfacl -m u:4321:r "$t/acl-then-removed"
+    done
+}
+
+# A failed upgrade: files changed, added and deleted in every tree and in the
+# MachineConfig files; metadata-only changes too; etcd moved on.
+failed_upgrade() {
+    local t
+    for t in $E2E_TREE_DIRS; do
+        echo "changed by the upgrade" >>"$t/change-me"
+        rm -f "$t/delete-me"
+        echo "added by the upgrade" >"$t/added-by-upgrade"
+        chmod 0600 "$t/chmod-me"
+        setfattr -n security.selinux -v system_u:object_r:shadow_t:s0 "$t/hl1"
+        setfacl -b "$t/acl-then-removed"
+        setfattr -x user.e2e "$t/change-me"
+        rm -rf "$t/dir with space"
+        ln -sfn change-me "$t/rel-link"
+        touch "$t/deep/a/b/c/file"
+        rm -f "$t/hl2" && echo "no longer a hard link" >"$t/hl2"
+        printf 'filled' | dd of="$t/sparse.img" bs=1 seek=1000 conv=notrunc status=none
+        chown 0:0 "$t/owned-file"
+        rm -f "$t/fifo" && echo "not a fifo any more" >"$t/fifo"
+        mkdir -p "$t/new-dir/sub" && echo new >"$t/new-dir/sub/file"
+    done
+    sed -i 's/revision: "7"/revision: "8"/' /etc/kubernetes/manifests/kube-apiserver-pod.yaml
+    cp -a /etc/kubernetes/static-pod-resources/kube-apiserver-pod-7 /etc/kubernetes/static-pod-resources/kube-apiserver-pod-8
+    rm -f /usr/local/etc/e2e.conf
+    echo '#!/bin/sh' >/usr/local/bin/upgrade-tool && chmod 755 /usr/local/bin/upgrade-tool
+    echo "cgroupDriver: cgroupfs" >>/var/lib/kubelet/config.yaml
+    rm -f /var/lib/kubelet/pki/kubelet-server-2025-05-01-10-00-00.pem
+    mkdir -p /var/lib/kubelet/pods/ffff-new-pod/volumes && echo x >/var/lib/kubelet/pods/ffff-new-pod/volumes/v
+    # MachineConfig: the file outside the trees changes; the new config names a new file
+    # outside the trees, which must be gone after the recovery (absent at backup time).
+    echo "ovn-ic changed by the upgrade" >/var/lib/ovn-ic/etc/enable-ovn-ic
+    mkdir -p /var/lib/mco-new && echo "added by the new MachineConfig" >/var/lib/mco-new/added.conf
+    sed -i 's|{"path":"/etc/mco/node.conf","mode":420}|{"path":"/etc/mco/node.conf","mode":420},{"path":"/var/lib/mco-new/added.conf","mode":420}|' \
+        /etc/machine-config-daemon/currentconfig
+    echo "mco-managed=2" >/etc/mco/node.conf
+    etcdctl_local put e2e/after-backup "must vanish" >/dev/null || fail "etcd put after the backup"
+    etcdctl_local del e2e/deleted-later >/dev/null || fail "etcd del after the backup"
+    sync
+}
+
+wait_job() { # job-path timeout
+    local job=$1 deadline=$((SECONDS + $2)) st="" last="" prog msg
+    while :; do
+        st=$(busctl get-property "$BUS_NAME" "$job" "$BUS_IFACE.Job" State 2>/dev/null | awk '{print $2}' | tr -d '"')
+        prog=$(busctl get-property "$BUS_NAME" "$job" "$BUS_IFACE.Job" Progress 2>/dev/null | awk '{print $2}')
+        [ "$st/$prog" != "$last" ] && say "job $job state=$st progress=$prog" && last="$st/$prog"
+        case $st in
+        Succeeded) return 0 ;;
+        Error | Timeout | Cancelled)
+            msg=$(busctl get-property "$BUS_NAME" "$job" "$BUS_IFACE.Job" Message 2>/dev/null)
+            fail "backup job ended in $st: $msg"
+            ;;
+        "")
+            msg=$(busctl get-property "$BUS_NAME" "$BUS_PATH" "$BUS_IFACE.Manager" LastError 2>/dev/null)
+            fail "backup job $job vanished (Manager.LastError: $msg)"
+            ;;
+        esac
+        [ $SECONDS -ge "$deadline" ] && fail "backup job still '$st' after $2 s"
+        sleep 2
+    done
+}
+
+mc_checks() { # expect the backup's MachineConfig state
+    [ "$(cat /var/lib/ovn-ic/etc/enable-ovn-ic 2>/dev/null)" = "ovn-ic enabled" ] ||
+        fail "the MachineConfig file outside the trees was not restored: $(cat /var/lib/ovn-ic/etc/enable-ovn-ic 2>&1)"
+    [ -e /var/lib/mco-new/added.conf ] &&
+        fail "the file the failed upgrade's MachineConfig added outside the trees is still there"
+    return 0
+}
+
+# ---------------------------------------------------------------------------------
+stage_smoke() {
+    check "PID 1 is not systemd" test "$(cat /proc/1/comm)" = systemd
+    local fstype src
+    fstype=$(findmnt -n -o FSTYPE /var/recovery)
+    src=$(findmnt -n -o SOURCE /var/recovery)
+    say "fact recovery-mount source=$src fstype=$fstype"
+    [ "$fstype" = xfs ] || fail "/var/recovery is not the xfs recovery partition (fstype '$fstype', source '$src')"
+    initrd_unit_checks
+    say "fact cli $(upgrade-recovery --help 2>&1 | head -n1)"
+    upgrade-recovery status 2>&1 | sed 's/^/UR-E2E: status: /' >/dev/console
+    check "kubelet stand-in is not active" systemctl -q is-active kubelet.service
+    check "crio stand-in is not active" systemctl -q is-active crio.service
+    wait_etcd 120 || fail "etcd (the kubelet stand-in's static pod) is not healthy"
+    [ -e /var/recovery/recovery/armed ] && fail "a fresh image is armed"
+    boot_times
+    say "PASS smoke"
+    systemctl poweroff --no-block
+}
+
+stage_backup() {
+    wait_etcd 180 || fail "etcd (the kubelet stand-in's static pod) is not healthy"
+    local i job
+    for i in $(seq 1 20); do etcdctl_local put "e2e/key$i" "value $i" >/dev/null || fail "etcd put"; done
+    etcdctl_local put e2e/deleted-later "must come back" >/dev/null || fail "etcd put"
+    etcdctl_local get --prefix e2e/ --keys-only | sed '/^$/d' | sort >"$E2E_STATE/etcd-keys.backup"
+    label_and_acl
+    sync
+    job=$(busctl --timeout=120 call "$BUS_NAME" "$BUS_PATH" "$BUS_IFACE.Manager" StartBackup 'a{sv}' 0 2>&1) ||
+        fail "busctl call StartBackup: $job"
+    job=$(awk '{print $2}' <<<"$job" | tr -d '"')
+    say "fact backup-job $job"
+    local t0=$SECONDS
+    wait_job "$job" 1200
+    say "backup-seconds $((SECONDS - t0))"
+    journal_has "$MSG_BACKUP_SUCCEEDED" || fail "no 'backup succeeded' journal event"
+    upgrade-recovery list 2>&1 | sed 's/^/UR-E2E: list: /' >/dev/console
+    local out
+    out=$(upgrade-recovery verify 2>&1) || fail "upgrade-recovery verify of the new backup: $out"
+    say "fact verify ok: $(tail -n1 <<<"$out")"
+    listing "$E2E_STATE/backup.listing"
+    say "fact listing $(wc -l <"$E2E_STATE/backup.listing") lines"
+    failed_upgrade
+    out=$(upgrade-recovery arm 2>&1) || fail "upgrade-recovery arm: $out"
+    [ -e /var/recovery/recovery/armed ] || fail "arm wrote no armed marker"
+    upgrade-recovery status 2>&1 | sed 's/^/UR-E2E: status: /' >/dev/console
+    sync
+    say "PASS backup"
+    systemctl reboot --no-block
+}
+
+stage_early() {
+    initrd_unit_checks
+    journal_has "$MSG_PHASE1_DONE" || fail "no 'phase 1 done' journal event in this boot"
+    systemctl -q is-active kubelet.service && fail "kubelet runs before phase 2"
+    systemctl -q is-enabled kubelet.service && fail "kubelet is still enabled after phase 1"
+    pgrep -x etcd >/dev/null && fail "etcd runs before phase 2"
+    [ -e /var/recovery/recovery/phase2-pending ] || fail "phase 1 left no phase2-pending marker"
+    [ -e /var/recovery/recovery/armed ] && fail "still armed after phase 1"
+    listing "$E2E_STATE/early.listing"
+    compare_listings "$E2E_STATE/backup.listing" "$E2E_STATE/early.listing" "$ALLOW_KUBELET_LINK" ||
+        fail "after phase 1 the trees differ from the backup"
+    mc_checks
+    cat /proc/sys/kernel/random/boot_id >"$E2E_STATE/early.ok"
+    say "PASS early"
+}
+
+stage_recover() {
+    [ "$(cat "$E2E_STATE/early.ok" 2>/dev/null)" = "$(cat /proc/sys/kernel/random/boot_id)" ] ||
+        fail "the checks between phase 1 and phase 2 did not pass in this boot"
+    local deadline=$((SECONDS + 1200)) state sub result
+    while :; do
+        state=$(systemctl show -p ActiveState --value upgrade-recovery-phase2.service)
+        sub=$(systemctl show -p SubState --value upgrade-recovery-phase2.service)
+        result=$(systemctl show -p Result --value upgrade-recovery-phase2.service)
+        [ "$state" = failed ] && fail "upgrade-recovery-phase2.service failed ($result)"
+        [ "$state/$sub" = active/exited ] && break
+        [ "$state" = inactive ] && fail "upgrade-recovery-phase2.service did not run ($result)"
+        [ $SECONDS -ge $deadline ] && fail "phase 2 still $state/$sub after 20 minutes"
+        sleep 2
+    done
+    journalctl -b -q -u upgrade-recovery-phase2.service -o cat | tail -n 30 | sed 's/^/UR-E2E: phase2-log: /' >/dev/console
+    say "phase2-ms $(unit_runtime_ms upgrade-recovery-phase2.service)"
+    journal_has "$MSG_PHASE2_DONE" || fail "no 'phase 2 done' journal event"
+    check "kubelet is not active after phase 2" systemctl -q is-active kubelet.service
+    check "kubelet is not enabled after phase 2" systemctl -q is-enabled kubelet.service
+    wait_etcd 180 || fail "etcd is not healthy after phase 2"
+    etcdctl_local get --prefix e2e/ --keys-only | sed '/^$/d' | sort >"$E2E_STATE/etcd-keys.recovered"
+    diff "$E2E_STATE/etcd-keys.backup" "$E2E_STATE/etcd-keys.recovered" >/dev/null ||
+        fail "etcd keys differ from the backup: $(diff "$E2E_STATE/etcd-keys.backup" "$E2E_STATE/etcd-keys.recovered" | grep '^[<>]' | tr '\n' ' ')"
+    grep -q " restore " /var/lib/standin/cluster-scripts.log || fail "cluster-restore.sh did not run"
+    [ "$(grep -c ' patch ' /var/lib/standin/oc.log)" -ge 4 ] || fail "fewer than 4 forced redeployments (oc patch)"
+    [ -e /var/recovery/recovery/phase2-pending ] && fail "phase2-pending is still there"
+    local out
+    out=$(upgrade-recovery status --json 2>&1)
+    echo "$out" | sed 's/^/UR-E2E: status: /' | head -n 40 >/dev/console
+    grep -q '"complete"' <<<"$out" || fail "status --json does not say the recovery is complete"
+    out=$(upgrade-recovery verify 2>&1) || fail "upgrade-recovery verify after the recovery: $out"
+    listing "$E2E_STATE/recovered.listing"
+    compare_listings "$E2E_STATE/backup.listing" "$E2E_STATE/recovered.listing" "$ALLOW_KUBELET_LINK" ||
+        fail "after the recovery the trees differ from the backup"
+    mc_checks
+    partition_state >"$E2E_STATE/partition.recovered"
+    sync
+    say "PASS recover"
+    systemctl poweroff --no-block
+}
+
+stage_noop() {
+    initrd_unit_checks
+    journal_has "$MSG_PHASE1_DONE" && fail "phase 1 ran although nothing was armed"
+    [ "$(systemctl show -p ConditionResult --value upgrade-recovery-phase2.service)" = no ] ||
+        fail "upgrade-recovery-phase2.service was not skipped by its condition"
+    check "kubelet is not active" systemctl -q is-active kubelet.service
+    wait_etcd 180 || fail "etcd is not healthy"
+    listing "$E2E_STATE/noop.listing"
+    compare_listings "$E2E_STATE/recovered.listing" "$E2E_STATE/noop.listing" "" ||
+        fail "a boot with nothing armed changed the trees"
+    partition_state >"$E2E_STATE/partition.noop"
+    diff "$E2E_STATE/partition.recovered" "$E2E_STATE/partition.noop" | sed 's/^/UR-E2E: diff: /' >/dev/console
+    cmp -s "$E2E_STATE/partition.recovered" "$E2E_STATE/partition.noop" ||
+        fail "a boot with nothing armed changed the recovery partition"
+    boot_times
+    say "PASS noop"
+    systemctl poweroff --no-block
+}
+
+E2E_STAGE=$(stage_from_cmdline)
+case ${1:-main} in
+early) E2E_STAGE=early; stage_early ;;
+main)
+    say "stage $E2E_STAGE starts at uptime $(cut -d' ' -f1 /proc/uptime)s"
+    case $E2E_STAGE in
+    smoke) stage_smoke ;;
+    backup) stage_backup ;;
+    recover) stage_recover ;;
+    noop) stage_noop ;;
+    *) fail "unknown stage '$E2E_STAGE'" ;;
+    esac
+    ;;
+esac
+exit 0
