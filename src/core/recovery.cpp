@@ -14,8 +14,8 @@
 #include <condition_variable>
 #include <fcntl.h>
 #include <mutex>
-#include <systemd/sd-daemon.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <thread>
 #include <unistd.h>
 
