@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -265,4 +266,45 @@ TEST_CASE("unit manager selection")
     CHECK(*(*aut)->is_enabled("kubelet.service", tok));
     REQUIRE((*aut)->disable("kubelet.service", tok));
     CHECK_FALSE(*(*aut)->is_enabled("kubelet.service", tok));
+}
+
+TEST_CASE("live mode on a bus without systemd fails fast and clearly")
+{
+    // A real private bus that nobody serves org.freedesktop.systemd1 on.
+    if (std::system("command -v dbus-daemon >/dev/null 2>&1") != 0) {
+        WARN("dbus-daemon missing: live-mode error path not tested");
+        return;
+    }
+    Root r;
+    std::string addr = "unix:path=" + r.path + "/bus";
+    std::string cmd = "dbus-daemon --session --address=" + addr + " --fork --print-pid=1 >" + r.path + "/pid";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::ifstream pf(r.path + "/pid");
+    pid_t pid = 0;
+    pf >> pid;
+    REQUIRE(pid > 0);
+    const char* old = std::getenv("DBUS_SYSTEM_BUS_ADDRESS");
+    std::string saved = old ? old : "";
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", addr.c_str(), 1);
+    auto u = make_dbus_units();
+    CHECK(u->mode() == "dbus");
+    CHECK(u->can_control());
+    CancelToken tok;
+    auto t0 = std::chrono::steady_clock::now();
+    auto start = u->start("crio.service", std::chrono::seconds(5), tok);
+    auto st = u->active_state("crio.service", tok);
+    auto en = u->enable("kubelet.service", tok);
+    auto took = std::chrono::steady_clock::now() - t0;
+    ::kill(pid, SIGTERM);
+    if (old)
+        ::setenv("DBUS_SYSTEM_BUS_ADDRESS", saved.c_str(), 1);
+    else
+        ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    REQUIRE_FALSE(start);
+    CHECK(start.error().kind == ErrorKind::ExternalFailed);
+    CHECK(start.error().message.find("StartUnit") != std::string::npos);
+    CHECK(start.error().message.find("org.freedesktop.systemd1") != std::string::npos);
+    CHECK_FALSE(st);
+    CHECK_FALSE(en);
+    CHECK(took < std::chrono::seconds(5));
 }
