@@ -76,7 +76,7 @@ for fp in $points; do
     killed=no
     grep -q "failpoint reached" "$T/k.err" && killed=yes
     check "[$fp] phase 1 was killed by the failpoint (exit $rc)" test "$rc" = 137 -a "$killed" = yes
-    tmp=$(find "$ROOT" -name '.ur-restore-*' | wc -l)
+    tmp=$(find "$ROOT" -name '.ur-restore-*' -printf x | wc -c)
     # A fresh start is refused while one is in progress: the operator must choose.
     r2=0
     cli "$ROOT" recover >"$T/r.out" 2>"$T/r.err" || r2=$?
