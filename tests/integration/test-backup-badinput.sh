@@ -131,6 +131,21 @@ printf '%b' "$(printf '\\%03o' "$b")" | dd of="$f" bs=1 seek=5000 conv=notrunc s
 touch -d "$mt" "$f"
 check "verify is clean again after flipping it back" run_rc 0 "$T/v2.out" "$T/v2.err" cli "$R1" verify
 
+# --- a file added to / removed from a backup ------------------------------------------
+mt_etc=$(stat -c %y "$B/etc")
+mt_sub=$(stat -c %y "$B/etc/sub")
+echo "planted" >"$B/etc/planted"
+check "verify finds a file that is not in the manifest: exit 7" run_rc 7 "$T/va.out" "$T/va.err" cli "$R1" verify
+check "... and names it" grep -q "^MISMATCH etc/planted: in the backup but not in the manifest" "$T/va.out"
+rm "$B/etc/planted"
+mv "$B/etc/sub/file" "$T/file.saved"
+check "verify finds a file missing from the backup: exit 7" run_rc 7 "$T/vm.out" "$T/vm.err" cli "$R1" verify
+check "... and names it" grep -q "^MISMATCH etc/sub/file: missing from the backup" "$T/vm.out"
+mv "$T/file.saved" "$B/etc/sub/file"
+touch -d "$mt_etc" "$B/etc"
+touch -d "$mt_sub" "$B/etc/sub"
+check "verify is clean again with the directories put back" run_rc 0 "$T/vb.out" "$T/vb.err" cli "$R1" verify
+
 # --- a truncated manifest ----------------------------------------------------------
 cp -p "$B/manifest" "$T/manifest.good"
 size=$(stat -c %s "$B/manifest")
