@@ -1,12 +1,13 @@
 #!/bin/bash
-# D-Bus latency of upgrade-recoveryd: N clients calling Properties.Get(State),
-# Properties.GetAll(Manager) and ListBackups in a loop, first on an idle daemon,
-# then while a backup job runs; prints p50/p90/p99/max per call and writes JSON.
+# D-Bus latency of upgrade-recoveryd: N clients (one connection each) calling
+# Properties.Get(State), Properties.GetAll(Manager) and ListBackups in a loop, first on
+# an idle daemon, then while backups run back to back; prints p50/p90/p99/max per call
+# and the whole result as JSON.
 #
 #   bench/dbus_latency.sh [--build DIR] [--clients N] [--seconds S] [--files N] [--out FILE]
 #
 # Needs root (private system bus, tmpfs). Everything is private: its own dbus-daemon
-# with the project's policy, a sandbox root on a tmpfs, its own daemon.
+# with the project's policy, a sandbox root on a tmpfs, its own upgrade-recoveryd.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$here/build clients=8 seconds=10 files=20000 out=
@@ -30,22 +31,41 @@ dbus_start_daemon
 J=$(mcall StartBackup 'a{sv}' 0 | objpath)
 [ "$(wait_job "$J")" = Succeeded ] || die "first backup failed"
 
-echo "== idle daemon, $clients clients, $seconds s"
-"$LOAD" --clients "$clients" --seconds "$seconds" || die "calls failed"
-idle=$("$LOAD" --clients "$clients" --seconds "$seconds" --json) || die "calls failed"
-
-echo "== while a backup of $files files runs, $clients clients"
-J=$(mcall StartBackup 'a{sv}' 0 | objpath)
-wait_progress "$J" 1
-busy=$("$LOAD" --clients "$clients" --seconds 600 --until-job "$J" --json) || die "calls failed during the backup"
-[ "$(wait_job "$J")" = Succeeded ] || die "the backup under load failed"
-python3 - "$busy" <<'PY' 2>/dev/null || echo "$busy"
+show()
+{
+    python3 - "$1" <<'PY' 2>/dev/null || echo "$1"
 import json, sys
 d = json.loads(sys.argv[1])
 for k, v in d["calls"].items():
-    print(f"{k:<12} n={v['n']:<7} p50={v['p50_ms']:7.3f} ms  p90={v['p90_ms']:7.3f} ms  p99={v['p99_ms']:7.3f} ms  max={v['max_ms']:8.3f} ms")
+    print(f"{k:<12} n={v['n']:<7} p50={v['p50_ms']:7.3f} ms  p90={v['p90_ms']:7.3f} ms  "
+          f"p99={v['p99_ms']:7.3f} ms  max={v['max_ms']:8.3f} ms")
 print(f"{d['clients']} clients, {d['seconds']:.1f} s, {d['errors']} errors")
 PY
-result="{\"date\": \"$(date -u +%FT%TZ)\", \"host_cpus\": $(nproc), \"load_avg\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"files\": $files, \"idle\": $idle, \"during_backup\": $busy}"
-[ -n "$out" ] && echo "$result" >"$out" && echo "wrote $out"
-echo "$result"
+}
+
+echo "== idle daemon: $clients clients, $seconds s"
+idle=$("$LOAD" --clients "$clients" --seconds "$seconds" --json) || die "calls failed: $idle"
+show "$idle"
+
+echo "== backups of $files files back to back: $clients clients, $seconds s"
+rm -f "$T/stop"
+(
+    n=0
+    while [ ! -e "$T/stop" ]; do
+        j=$(mcall StartBackup 'a{sv}' 0) || exit 1
+        j=$(objpath <<<"$j")
+        [ "$(wait_job "$j" 600)" = Succeeded ] || exit 1
+        n=$((n + 1))
+    done
+    echo "$n" >"$T/backups"
+) &
+runner=$!
+for ((i = 0; i < 100; i++)); do [ "$(mprop CurrentJob)" != / ] && break; sleep 0.1; done
+busy=$("$LOAD" --clients "$clients" --seconds "$seconds" --json) || die "calls failed during the backups: $busy"
+touch "$T/stop"
+wait "$runner" || die "a backup failed under load"
+show "$busy"
+echo "$(cat "$T/backups") backups completed during the window"
+
+result="{\"date\": \"$(date -u +%FT%TZ)\", \"host_cpus\": $(nproc), \"load_avg\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"files\": $files, \"backups_during_window\": $(cat "$T/backups"), \"idle\": $idle, \"during_backups\": $busy}"
+if [ -n "$out" ]; then echo "$result" >"$out" && echo "wrote $out"; fi

@@ -1,12 +1,15 @@
 #include "job.hpp"
 
 #include "errors.hpp"
+#include "log.hpp"
 
 #include <cstring>
 #include <ctime>
 #include <exception>
 #include <linux/capability.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 namespace ur::dbus
 {
@@ -15,6 +18,8 @@ namespace
 {
 // A vanished-files storm must not make the property (and every GetAll) huge.
 constexpr size_t kMaxWarnings = 64;
+// Nice value of job workers relative to the event loop.
+constexpr int kWorkerNice = 10;
 } // namespace
 
 const char* phase_name(Phase p)
@@ -87,6 +92,10 @@ Result<> Job::start(sd_event* event, sd_bus* bus, JobWork work, std::function<vo
     source_.reset(src);
 
     thread_ = std::thread([this, work = std::move(work)]() {
+        // The bus answers first: the worker (and the copy threads it starts, which
+        // inherit this) yields the CPU to the event loop. Linux nice is per thread.
+        if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice) < 0)
+            log::debug(std::string("setpriority on the job worker: ") + std::strerror(errno));
         post({Event::Started, {}, 0});
         Bridge bridge(*this);
         std::optional<Result<JobOutcome>> res;

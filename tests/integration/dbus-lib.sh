@@ -218,8 +218,19 @@ objpath() { sed -nE 's/^o "(.*)"$/\1/p'; }
 
 # The value of a property without its type: 's "Idle"' -> Idle, 'u 42' -> 42.
 _value() { sed -E '1s/^[a-z]+ //; 1s/^"(.*)"$/\1/'; }
-mprop() { busctl --system get-property "$BUS_NAME" "$MGR_PATH" "$MGR_IFACE" "$1" | _value; }
-jprop() { busctl --system get-property "$BUS_NAME" "$1" "$JOB_IFACE" "$2" | _value; }
+# Both fail (status 1) when the call fails.
+mprop()
+{
+    local v
+    v=$(busctl --system get-property "$BUS_NAME" "$MGR_PATH" "$MGR_IFACE" "$1") || return 1
+    _value <<<"$v"
+}
+jprop()
+{
+    local v
+    v=$(busctl --system get-property "$BUS_NAME" "$1" "$JOB_IFACE" "$2") || return 1
+    _value <<<"$v"
+}
 
 # wait_job PATH [SECONDS]: poll until the job's State is final; prints it.
 wait_job()
@@ -243,8 +254,8 @@ wait_progress()
 {
     local p=$1 min=$2 i pr s
     for ((i = 0; i < 600; i++)); do
-        s=$(jprop "$p" State)
-        pr=$(jprop "$p" Progress)
+        s=$(jprop "$p" State) || die "job $p: cannot read State"
+        pr=$(jprop "$p" Progress) || die "job $p: cannot read Progress"
         [ "$s" = Active ] && [ "$pr" -ge "$min" ] && return 0
         case $s in Succeeded | Timeout | Cancelled | Error) die "job $p ended ($s) before reaching $min% (make the tree bigger)" ;; esac
         sleep 0.05
