@@ -137,6 +137,21 @@ B3=$(latest_id)
 [ "$B3" != "$B2" ] || die "--request-backup made no new backup"
 ok "--request-backup: $(tail -n1 "$T/client.log")"
 
+# --- a real recovery job: phase 1 offline against the sandbox root ----------------
+# Phase 1 enables upgrade-recovery-phase2.service under the root: give it the unit.
+mkdir -p "$ROOT/usr/lib/systemd/system"
+cp "$UR_SOURCE_DIR/units/upgrade-recovery-phase2.service.in" "$ROOT/usr/lib/systemd/system/upgrade-recovery-phase2.service"
+echo "changed by the failed upgrade" >"$ROOT/etc/hostname"
+JR=$(mcall StartRecovery 'a{sv}' 1 backup s "$B3" | objpath)
+SR=$(wait_job "$JR")
+[ "$SR" = Succeeded ] || die "recovery job ended $SR: $(jprop "$JR" Error) $(jprop "$JR" Message)"
+[ "$(jprop "$JR" Type)" = recovery ] || die "recovery job Type $(jprop "$JR" Type)"
+[ "$(cat "$ROOT/etc/hostname")" = node-0 ] || die "phase 1 did not restore etc/hostname: $(cat "$ROOT/etc/hostname")"
+[ "$(mprop RecoveryState)" = Phase2Pending ] || die "RecoveryState after phase 1: $(mprop RecoveryState)"
+ok "StartRecovery: $(jprop "$JR" Message); RecoverySummary: $(mprop RecoverySummary)"
+# No backup while that recovery is in progress.
+expect_error "$ERR.RecoveryInProgress" "$(gcall StartBackup '{}')"
+
 daemon_alive
 dbus_stop_daemon
 echo "PASS: test_dbus_api"

@@ -90,6 +90,10 @@ mcall ArmRecovery 'sa{sv}' "$B" 0 || die "ArmRecovery"
 expect_error "$ERR.RecoveryInProgress" "$(gcall StartBackup '{}')"
 [ "$(mprop RecoveryState)" = Armed ] || die "RecoveryState $(mprop RecoveryState)"
 mcall DisarmRecovery || die "DisarmRecovery"
+# Arm with reboot, and no systemd on this bus to reboot: ExternalFailed, still armed.
+expect_error "$ERR.ExternalFailed" "$(gcall ArmRecovery "$B" "{'reboot': <true>}")"
+[ "$(cat "$STORE/recovery/armed")" = "$B" ] || die "not armed after a failed reboot request"
+mcall DisarmRecovery || die "DisarmRecovery"
 still_good
 
 # --- a deadline that passes: per call, then from the config -----------------------
