@@ -88,4 +88,7 @@ int cmd_disarm(const Args& args);
 
 int run_command(const Args& args);
 
+// A path for one text line: control bytes (a newline in a name) become \xHH.
+std::string printable(const std::string& s);
+
 } // namespace ur::cli

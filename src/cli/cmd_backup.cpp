@@ -124,7 +124,7 @@ int cmd_backup(const Args& args)
     printf("Backup %s complete in %.1f s.\n", m.id.c_str(), m.duration_seconds);
     print_metadata_text(m, true);
     for (const auto& w : m.warnings)
-        printf("  warning: %s\n", w.c_str());
+        printf("  warning: %s\n", printable(w).c_str());
     if (!r->pruned.empty()) {
         printf("Removed by retention:");
         for (const auto& p : r->pruned)
@@ -261,7 +261,7 @@ int cmd_verify(const Args& args)
         printf("%s\n", j.dump().c_str());
     } else {
         for (const auto& m : rep->mismatches)
-            printf("MISMATCH %s\n", m.c_str());
+            printf("MISMATCH %s\n", printable(m).c_str());
         printf("Backup %s: %llu entries checked, %zu mismatch%s.\n", id.c_str(),
                static_cast<unsigned long long>(rep->checked), rep->mismatches.size(),
                rep->mismatches.size() == 1 ? "" : "es");

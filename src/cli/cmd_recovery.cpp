@@ -160,7 +160,7 @@ int cmd_recover(const Args& args)
         printf("%s\n", p.c_str());
     if (o.dry_run)
         for (const auto& c : r->restore.changes)
-            printf("would %s %s\n", c.action.c_str(), c.path.c_str());
+            printf("would %s %s\n", c.action.c_str(), printable(c.path).c_str());
     printf("%s\n", r->message.c_str());
     return 0;
 }
@@ -179,9 +179,8 @@ int cmd_arm(const Args& args)
     if (!id) return report_error(args, id.error());
     auto r = arm_recovery(*store, *id);
     if (!r) return report_error(args, r.error());
-    log::set_journal(true);
-    log::event(log::kRecoveryArmed, log::Level::Info, "recovery armed with backup " + *id + " for the next boot",
-               {{"BACKUP_ID", *id}, {"STEP", "arm"}});
+    // arm_recovery logs the kRecoveryArmed event itself.
+
     if (args.json) printf("%s\n", nlohmann::json({{"armed", *id}, {"reboot", f->has("--reboot")}}).dump().c_str());
     if (f->has("--reboot")) {
         auto units = make_unit_manager(*cfg, args.root);
@@ -207,16 +206,11 @@ int cmd_disarm(const Args& args)
     if (!store) return report_error(args, store.error());
     auto lock = lock_store(*store);
     if (!lock) return report_error(args, lock.error());
-    auto jd = JournalDir::open(*store, false);
-    if (!jd) return report_error(args, jd.error());
     std::optional<std::string> was;
-    if (auto a = jd->armed(); a) was = *a;
-    if (jd->exists())
-        if (auto r = jd->clear_armed(); !r) return report_error(args, r.error());
+    if (auto jd = JournalDir::open(*store, false); jd)
+        if (auto a = jd->armed(); a) was = *a;
     log::set_journal(true);
-    if (was)
-        log::event(log::kRecoveryDisarmed, log::Level::Info, "recovery with backup " + *was + " disarmed",
-                   {{"BACKUP_ID", *was}, {"STEP", "disarm"}});
+    if (auto r = disarm_recovery(*store); !r) return report_error(args, r.error());
     if (args.json)
         printf("%s\n",
                nlohmann::json({{"disarmed", was ? nlohmann::json(*was) : nlohmann::json(nullptr)}}).dump().c_str());

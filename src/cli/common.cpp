@@ -161,4 +161,19 @@ std::optional<Flags> parse_flags(const std::vector<std::string>& params, const s
     return f;
 }
 
+std::string printable(const std::string& s)
+{
+    std::string out;
+    for (unsigned char c : s) {
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+            char b[8];
+            snprintf(b, sizeof b, "\\x%02x", c);
+            out += b;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 } // namespace ur::cli

@@ -562,7 +562,8 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     if (*rec)
         return fail(ErrorKind::RecoveryInProgress,
                     "a recovery is in progress on " + store->path() +
-                        "; a backup now would overwrite the state being recovered (see 'upgrade-recovery status')");
+                        "; a backup now could replace the generation being recovered (see 'upgrade-recovery status'; "
+                        "'upgrade-recovery disarm' cancels an armed recovery, 'recover --abandon' ends one)");
     if (auto n = remove_stale_staging(*store); !n)
         return std::unexpected(n.error());
     else if (*n)

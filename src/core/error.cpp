@@ -1,6 +1,7 @@
 #include "error.hpp"
 
-namespace ur {
+namespace ur
+{
 
 std::string_view error_kind_name(ErrorKind kind)
 {
@@ -36,7 +37,6 @@ Error sys_error(int err, std::string_view what)
     case EPERM: kind = ErrorKind::PermissionDenied; break;
     case ETIMEDOUT: kind = ErrorKind::Timeout; break;
     case ECANCELED: kind = ErrorKind::Cancelled; break;
-    case EINVAL: kind = ErrorKind::InvalidArgs; break;
     default: break;
     }
     return Error{kind, err, std::string(what) + ": " + std::strerror(err)};

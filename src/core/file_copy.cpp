@@ -73,7 +73,13 @@ Result<std::string> stream(int in, int out, const struct stat& st, Buffer& buf, 
             pos = hole;
         }
     }
-    if (out >= 0 && ::ftruncate(out, size) < 0) return fail_errno("truncate");
+    // Only when needed (a trailing hole, or a shorter source): on XFS a truncate
+    // marks the file for a synchronous flush on close, which costs every copy dearly.
+    if (out >= 0) {
+        struct stat os;
+        if (::fstat(out, &os) < 0) return fail_errno("stat copy");
+        if (os.st_size != size && ::ftruncate(out, size) < 0) return fail_errno("truncate");
+    }
     return h.hex();
 }
 
@@ -88,7 +94,10 @@ bool same_version(const struct stat& a, const struct stat& b)
 
 Result<std::string> copy_content(int in, int out, const struct stat& st, Buffer& buf, uint64_t* written)
 {
-    if (::ftruncate(out, 0) < 0) return fail_errno("truncate");
+    struct stat os;
+    if (::fstat(out, &os) < 0) return fail_errno("stat copy");
+    if (os.st_size != 0 && ::ftruncate(out, 0) < 0) return fail_errno("truncate"); // a retry
+
     return stream(in, out, st, buf, written);
 }
 
