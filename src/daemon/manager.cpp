@@ -307,8 +307,20 @@ Result<Job*> Manager::launch(const std::string& type, bool exported, JobWork wor
         event_, bus_, std::move(work), [this](Job& j, bool phase_changed) { on_job_change(j, phase_changed); },
         [this](Job& j) { on_job_finished(j); });
     if (!r) {
+        // Never started: record it as failed, or the next start would call it interrupted.
+        JobRecord rec = *saved_.job;
+        rec.state = phase_name(Phase::Error);
+        rec.error_name = error_name(r.error().kind);
+        rec.message = r.error().message;
+        rec.finished = static_cast<int64_t>(::time(nullptr));
+        saved_.job = std::move(rec);
+        if (auto s = save_state(args_.root, saved_); !s) log::warning("save daemon state: " + s.error().message);
         current_.reset();
         current_reply_.reset();
+        if (exported) {
+            set_state(Phase::Error);
+            emit_changed({"CurrentJob"});
+        }
         return std::unexpected(r.error());
     }
     notify_status();

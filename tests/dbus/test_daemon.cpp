@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <set>
 #include <sys/socket.h>
 
@@ -21,15 +22,19 @@ namespace
 // A sealed method call whose body is an a{sv} filled by `fill`, rewound for reading.
 MessagePtr options_message(const std::function<int(sd_bus_message*)>& fill)
 {
-    // Messages need an open bus: one end of a socketpair is enough (auth never completes).
-    static BusPtr bus = [] {
+    // Messages need an open bus: one end of a socketpair is enough (auth never
+    // completes, so the bus is closed without the flush BusPtr would wait for).
+    struct Closer {
+        void operator()(sd_bus* b) const { sd_bus_close_unref(b); }
+    };
+    static std::unique_ptr<sd_bus, Closer> bus = [] {
         int fds[2];
         REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
         sd_bus* b = nullptr;
         REQUIRE(sd_bus_new(&b) >= 0);
         REQUIRE(sd_bus_set_fd(b, fds[0], fds[0]) >= 0);
         REQUIRE(sd_bus_start(b) >= 0);
-        return BusPtr(b);
+        return std::unique_ptr<sd_bus, Closer>(b);
     }();
     sd_bus_message* m = nullptr;
     REQUIRE(sd_bus_message_new_method_call(bus.get(), &m, "io.openshift.UpgradeRecovery1",
