@@ -5,6 +5,9 @@
 #include "error.hpp"
 #include "log.hpp"
 #include "progress.hpp"
+#include "store.hpp"
+
+#include <memory>
 
 #include <optional>
 #include <string>
@@ -42,6 +45,15 @@ int exit_code(ErrorKind kind);
 int report_error(const Args& args, const Error& e);
 
 Result<Config> load(const Args& args);
+
+// The config and the store a command works on; `lock`: the store lock too
+// (every command that writes the partition holds it).
+struct Session {
+    Config cfg;
+    Store store;
+    StoreLock lock;
+};
+Result<std::unique_ptr<Session>> open_session(const Args& args, bool writable, bool lock);
 
 // A progress bar on stderr when it is a terminal; warnings always printed.
 class TerminalProgress : public Progress

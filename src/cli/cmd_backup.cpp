@@ -137,10 +137,9 @@ int cmd_backup(const Args& args)
 int cmd_list(const Args& args)
 {
     if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
-    auto cfg = load(args);
-    if (!cfg) return report_error(args, cfg.error());
-    auto store = open_store(*cfg, args.root, false);
-    if (!store) return report_error(args, store.error());
+    auto session = open_session(args, false, false);
+    if (!session) return report_error(args, session.error());
+    Store* store = &(*session)->store;
     auto ids = list_backups(*store);
     if (!ids) return report_error(args, ids.error());
     auto latest = latest_backup(*store);
@@ -171,10 +170,9 @@ int cmd_list(const Args& args)
 int cmd_status(const Args& args)
 {
     if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
-    auto cfg = load(args);
-    if (!cfg) return report_error(args, cfg.error());
-    auto store = open_store(*cfg, args.root, false);
-    if (!store) return report_error(args, store.error());
+    auto session = open_session(args, false, false);
+    if (!session) return report_error(args, session.error());
+    Store* store = &(*session)->store;
     nlohmann::json j;
     j["store"] = store->path();
     j["partition"] = store->location.plain_directory ? "" : store->location.partition.device;
@@ -235,10 +233,9 @@ int cmd_verify(const Args& args)
 {
     auto f = parse_flags(args.params, {}, {}, 1);
     if (!f) return kExitUsage;
-    auto cfg = load(args);
-    if (!cfg) return report_error(args, cfg.error());
-    auto store = open_store(*cfg, args.root, false);
-    if (!store) return report_error(args, store.error());
+    auto session = open_session(args, false, false);
+    if (!session) return report_error(args, session.error());
+    Store* store = &(*session)->store;
     std::string id;
     if (!f->positional.empty()) {
         id = f->positional[0];
@@ -277,12 +274,9 @@ int cmd_delete(const Args& args)
         fprintf(stderr, "upgrade-recovery delete: which backup? (see 'upgrade-recovery list')\n");
         return kExitUsage;
     }
-    auto cfg = load(args);
-    if (!cfg) return report_error(args, cfg.error());
-    auto store = open_store(*cfg, args.root, true);
-    if (!store) return report_error(args, store.error());
-    auto lock = lock_store(*store);
-    if (!lock) return report_error(args, lock.error());
+    auto session = open_session(args, true, true);
+    if (!session) return report_error(args, session.error());
+    Store* store = &(*session)->store;
     auto r = delete_backup(*store, f->positional[0], f->has("--force"));
     if (!r) return report_error(args, r.error());
     if (args.json)

@@ -35,10 +35,10 @@ int cmd_rollback_plan(const Args& args)
 {
     auto f = parse_flags(args.params, {}, {"--backup"}, 0);
     if (!f) return kExitUsage;
-    auto cfg = load(args);
-    if (!cfg) return report_error(args, cfg.error());
-    auto store = open_store(*cfg, args.root, false);
-    if (!store) return report_error(args, store.error());
+    auto session = open_session(args, false, false);
+    if (!session) return report_error(args, session.error());
+    Config* cfg = &(*session)->cfg;
+    Store* store = &(*session)->store;
     auto id = backup_or_latest(*store, f->value("--backup"));
     if (!id) return report_error(args, id.error());
     auto meta = read_metadata(*store, *id);
@@ -75,11 +75,9 @@ int cmd_recover(const Args& args)
     if (f->has("--abandon")) {
         // The administrator gives up on a recovery (e.g. fixed the node by hand): the
         // journal keeps the result "failed", markers are removed, backups are allowed again.
-        auto store = open_store(*cfg, args.root, true);
-        if (!store) return report_error(args, store.error());
-        auto lock = lock_store(*store);
-        if (!lock) return report_error(args, lock.error());
-        if (auto r = abandon_recovery(*store, "abandoned by the administrator (recover --abandon)"); !r)
+        auto session = open_session(args, true, true);
+        if (!session) return report_error(args, session.error());
+        if (auto r = abandon_recovery((*session)->store, "abandoned by the administrator (recover --abandon)"); !r)
             return report_error(args, r.error());
         if (args.json)
             printf("%s\n", nlohmann::json({{"abandoned", true}}).dump().c_str());
@@ -169,12 +167,10 @@ int cmd_arm(const Args& args)
 {
     auto f = parse_flags(args.params, {"--reboot"}, {}, 1);
     if (!f) return kExitUsage;
-    auto cfg = load(args);
-    if (!cfg) return report_error(args, cfg.error());
-    auto store = open_store(*cfg, args.root, true);
-    if (!store) return report_error(args, store.error());
-    auto lock = lock_store(*store);
-    if (!lock) return report_error(args, lock.error());
+    auto session = open_session(args, true, true);
+    if (!session) return report_error(args, session.error());
+    Config* cfg = &(*session)->cfg;
+    Store* store = &(*session)->store;
     auto id = backup_or_latest(*store, f->positional.empty() ? std::nullopt : std::optional(f->positional[0]));
     if (!id) return report_error(args, id.error());
     auto r = arm_recovery(*store, *id);
@@ -200,12 +196,9 @@ int cmd_arm(const Args& args)
 int cmd_disarm(const Args& args)
 {
     if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
-    auto cfg = load(args);
-    if (!cfg) return report_error(args, cfg.error());
-    auto store = open_store(*cfg, args.root, true);
-    if (!store) return report_error(args, store.error());
-    auto lock = lock_store(*store);
-    if (!lock) return report_error(args, lock.error());
+    auto session = open_session(args, true, true);
+    if (!session) return report_error(args, session.error());
+    Store* store = &(*session)->store;
     std::optional<std::string> was;
     if (auto jd = JournalDir::open(*store, false); jd)
         if (auto a = jd->armed(); a) was = *a;

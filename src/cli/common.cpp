@@ -58,6 +58,23 @@ Result<Config> load(const Args& args)
     return c;
 }
 
+Result<std::unique_ptr<Session>> open_session(const Args& args, bool writable, bool lock)
+{
+    auto cfg = load(args);
+    if (!cfg) return std::unexpected(cfg.error());
+    auto s = std::make_unique<Session>();
+    s->cfg = std::move(*cfg);
+    auto store = open_store(s->cfg, args.root, writable);
+    if (!store) return std::unexpected(store.error());
+    s->store = std::move(*store);
+    if (lock) {
+        auto l = lock_store(s->store);
+        if (!l) return std::unexpected(l.error());
+        s->lock = std::move(*l);
+    }
+    return s;
+}
+
 static long long now_ms()
 {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
