@@ -50,8 +50,14 @@ int cmd_rollback_plan(const Args& args)
         j["backup_id"] = *id;
         printf("%s\n", j.dump().c_str());
     } else {
-        printf("Backup %s recorded %s %s.%d.\n%s", id->c_str(), meta->ostree.osname.c_str(),
-               meta->ostree.checksum.c_str(), meta->ostree.serial, rollback_plan_text(*plan).c_str());
+        if (meta->ostree.present)
+            printf("Backup %s recorded %s %s.%d.\n", id->c_str(), meta->ostree.osname.c_str(),
+                   meta->ostree.checksum.c_str(), meta->ostree.serial);
+        else
+            printf("Backup %s recorded no ostree deployment (taken on a host without ostree, or with "
+                   "ostree.mode = off); a recovery skips the platform rollback.\n",
+                   id->c_str());
+        fputs(rollback_plan_text(*plan).c_str(), stdout);
     }
     return plan->action == RollbackAction::Refuse ? kExitRefused : 0;
 }
