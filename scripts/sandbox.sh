@@ -98,7 +98,10 @@ echo "   phase 1 took $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b 
 echo
 echo "== proof: every tree equals the backup in every byte and attribute"
 ok=0
-excl=""
+# Phase 1 itself edits one directory of /etc after the restore: kubelet is
+# disabled and the phase 2 unit enabled. Checked on its own below.
+wants=systemd/system/multi-user.target.wants
+excl="--exclude $wants"
 for e in $(sed -n '/^\[etc\]/,/^\[/{s/^exclude = \[//;s/\]$//;p}' "$bk/metadata.toml" | tr -d '",'); do
     excl="$excl --exclude $e"
 done
@@ -113,4 +116,11 @@ for t in etc usrlocal kubelet; do
         ok=1
     fi
 done
+if [ ! -e "$root/etc/$wants/kubelet.service" ] && [ -L "$root/etc/$wants/upgrade-recovery-phase2.service" ]; then
+    echo "   /etc/$wants: kubelet.service disabled, upgrade-recovery-phase2.service enabled (phase 1's own change)"
+else
+    echo "   /etc/$wants: phase 1 did not disable kubelet / enable phase 2"
+    ok=1
+fi
+[ $ok = 0 ] && echo "== the host root equals backup $id" || echo "== RECOVERY INCOMPLETE"
 exit $ok
