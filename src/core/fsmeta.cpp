@@ -36,44 +36,43 @@ int do_remove(int fd, bool path_fd, const char* name)
 
 Result<std::vector<Xattr>> read_xattrs(int fd, bool path_fd)
 {
+    // One call per list and per value in the common case: try a buffer first and
+    // only ask for the size when it is too small (ERANGE).
     std::vector<Xattr> out;
-    std::string names;
+    std::string names(4096, '\0');
     for (int attempt = 0;; attempt++) {
-        ssize_t n = do_list(fd, path_fd, nullptr, 0);
-        if (n < 0) {
-            if (errno == ENOTSUP || errno == ENODATA) return out;
-            return fail_errno("list xattrs");
-        }
-        if (n == 0) return out;
-        names.resize(static_cast<size_t>(n));
-        n = do_list(fd, path_fd, names.data(), names.size());
+        ssize_t n = do_list(fd, path_fd, names.data(), names.size());
         if (n >= 0) {
             names.resize(static_cast<size_t>(n));
             break;
         }
+        if (errno == ENOTSUP || errno == ENODATA) return out;
         if (errno != ERANGE || attempt > 5) return fail_errno("list xattrs");
+        ssize_t want = do_list(fd, path_fd, nullptr, 0);
+        if (want < 0) return fail_errno("list xattrs");
+        names.resize(static_cast<size_t>(want) + 256);
     }
+    std::string value(4096, '\0');
     for (size_t pos = 0; pos < names.size();) {
         std::string name(names.c_str() + pos);
         pos += name.size() + 1;
         // XFS also lists POSIX ACLs as trusted.SGI_ACL_*; they are the same data as
         // system.posix_acl_*, which is what we copy.
         if (name.empty() || name == "trusted.SGI_ACL_FILE" || name == "trusted.SGI_ACL_DEFAULT") continue;
-        std::string value;
         for (int attempt = 0;; attempt++) {
-            ssize_t n = do_get(fd, path_fd, name.c_str(), nullptr, 0);
-            if (n < 0) {
-                if (errno == ENODATA) break; // removed meanwhile
-                return fail_errno("read xattr '" + name + "'");
-            }
-            value.resize(static_cast<size_t>(n));
-            n = do_get(fd, path_fd, name.c_str(), value.data(), value.size());
+            ssize_t n = do_get(fd, path_fd, name.c_str(), value.data(), value.size());
             if (n >= 0) {
-                value.resize(static_cast<size_t>(n));
-                out.push_back({name, value});
+                out.push_back({name, value.substr(0, static_cast<size_t>(n))});
                 break;
             }
+            if (errno == ENODATA) break; // removed meanwhile
             if (errno != ERANGE || attempt > 5) return fail_errno("read xattr '" + name + "'");
+            ssize_t want = do_get(fd, path_fd, name.c_str(), nullptr, 0);
+            if (want < 0) {
+                if (errno == ENODATA) break;
+                return fail_errno("read xattr '" + name + "'");
+            }
+            value.resize(static_cast<size_t>(want) + 256);
         }
     }
     std::sort(out.begin(), out.end(), [](const Xattr& a, const Xattr& b) { return a.name < b.name; });

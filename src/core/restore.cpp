@@ -265,12 +265,15 @@ class Restorer
     }
 
     // Bring owner, mode, xattrs and times of an existing name in line with the manifest.
+    // `known`: the caller's fresh stat of the name (saves a second fstatat per entry).
     Result<> fix_metadata(const SharedFd& tdir, int dirfd, const std::string& name, const Entry& want,
-                          const std::string& abs)
+                          const std::string& abs, const struct stat* known = nullptr)
     {
         int fd = name == "." ? tdir->get() : -1;
         struct stat ts;
-        if ((fd >= 0 ? ::fstat(fd, &ts) : ::fstatat(dirfd, name.c_str(), &ts, AT_SYMLINK_NOFOLLOW)) < 0)
+        if (known)
+            ts = *known;
+        else if ((fd >= 0 ? ::fstat(fd, &ts) : ::fstatat(dirfd, name.c_str(), &ts, AT_SYMLINK_NOFOLLOW)) < 0)
             return fail_errno("stat " + abs);
         auto have = target_entry(dirfd, name, ts, fd);
         if (!have) return std::unexpected(std::move(have.error()).context(abs));
@@ -444,7 +447,7 @@ class Restorer
             (has_target ? st_.updated : st_.created)++;
             if (!o_.dry_run) UR_TRY(replace(tdir, bdir, e, name, abs));
         } else {
-            UR_TRY(fix_metadata(tdir, tdir->get(), name, e, abs));
+            UR_TRY(fix_metadata(tdir, tdir->get(), name, e, abs, &ts));
         }
         if (e.flags & kLinkLeader) leaders_[e.path] = {tdir, name};
         return {};
