@@ -10,7 +10,8 @@ build=${UR_TEST_BUILD_DIR:-$src/build-test}
 sh scripts/install-deps.sh vm
 
 if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" >/dev/null
+  # The layout the product is packaged with (the RPM spec test compares against it).
+  meson setup --prefix=/usr "$build" >/dev/null
 fi
 ninja -C "$build"
 
