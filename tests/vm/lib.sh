@@ -418,22 +418,29 @@ vm_boot() {
         -kernel "$VM_KERNEL" -initrd "$VM_INITRD" -append "$append" \
         -drive "file=$disk,format=raw,if=virtio,cache=unsafe" </dev/null >"$VM_RUN/qemu-$name.log" 2>&1 &
     local qpid=$!
-    if [ -n "${UR_VM_KILL_ON:-}" ]; then
-        local killed=0
-        while kill -0 "$qpid" 2>/dev/null; do
-            if grep -Eq "$UR_VM_KILL_ON" "$VM_SERIAL"; then
-                # Kill qemu itself hard (its pid file), like pulling the plug.
-                kill -KILL "$(cat "$VM_RUN/qemu-$name.pid")" 2>/dev/null || true
-                killed=1
-                vm_log "boot $name: power cut (qemu killed) after '$UR_VM_KILL_ON' at $(vm_elapsed "$t0")s"
-                break
-            fi
-            sleep 0.2
-        done
-        VM_KILLED=$killed
-    fi
+    # Watch the console: the power cut pattern (UR_VM_KILL_ON), and a wedged guest. Under
+    # TCG on an overloaded host the guest kernel can stall for good in its timers (soft
+    # lockups in swapper on every CPU); waiting for the timeout would only burn the budget.
+    VM_KILLED=0 VM_WEDGED=0
+    while kill -0 "$qpid" 2>/dev/null; do
+        if [ -n "${UR_VM_KILL_ON:-}" ] && grep -Eaq "$UR_VM_KILL_ON" "$VM_SERIAL"; then
+            # Kill qemu itself hard (its pid file), like pulling the plug.
+            kill -KILL "$(cat "$VM_RUN/qemu-$name.pid")" 2>/dev/null || true
+            VM_KILLED=1
+            vm_log "boot $name: power cut (qemu killed) after '$UR_VM_KILL_ON' at $(vm_elapsed "$t0")s"
+            break
+        fi
+        if [ "$(grep -ac 'watchdog: BUG: soft lockup' "$VM_SERIAL")" -ge 4 ]; then
+            kill -KILL "$(cat "$VM_RUN/qemu-$name.pid")" 2>/dev/null || true
+            VM_WEDGED=1
+            vm_log "boot $name: the guest kernel is wedged (soft lockups under TCG); qemu killed at $(vm_elapsed "$t0")s"
+            [ -n "${VM_TIMINGS:-}" ] && echo "wedged-$name $(vm_elapsed "$t0")" >>"$VM_TIMINGS"
+            break
+        fi
+        sleep 0.2
+    done
     VM_RC=0
-    wait "$qpid" || VM_RC=$?
+    wait "$qpid" 2>/dev/null || VM_RC=$?
     flock -u "$lockfd"
     exec {lockfd}>&-
     vm_time "boot-$name" "$t0"
@@ -502,22 +509,25 @@ vm_new_run() { # test name
 vm_copy_disk() { cp --sparse=always "$1" "$2"; }
 
 # ---------------------------------------------------------------------------------
-# Inspecting a disk image after the guest stopped: read-only loop mounts by offset
-# (`losetup -P` makes no partition nodes on these hosts).
+# Inspecting a disk image after the guest stopped: loop devices by offset (`losetup -P`
+# makes no partition nodes on these hosts) on a scratch copy, mounted read-only but with
+# log/journal replay: after a power cut the xfs log and the ext4 journal hold the last
+# writes, which norecovery/noload would not show.
 vm_part_offset() { # disk partlabel -> "offset size" in bytes
     sgdisk -i "$(sgdisk -p "$1" | awk -v l="$2" '$NF == l {print $1}')" "$1" |
         awk '/First sector:/ {f=$3} /Last sector:/ {l=$3} END {print f*512, (l-f+1)*512}'
 }
 VM_MOUNTS=()
 vm_mount_part() { # disk partlabel mountpoint
-    local off size dev
-    read -r off size < <(vm_part_offset "$1" "$2")
+    local off size dev copy=$VM_RUN/inspect.img
+    if [ "${VM_INSPECT_SRC:-}" != "$1" ] || [ ! -e "$copy" ]; then
+        cp --sparse=always "$1" "$copy"
+        VM_INSPECT_SRC=$1
+    fi
+    read -r off size < <(vm_part_offset "$copy" "$2")
     mkdir -p "$3"
-    dev=$(losetup -f --show -r -o "$off" --sizelimit "$size" "$1")
-    local opts=ro
-    [ "$2" = recovery ] && opts=ro,norecovery
-    [ "$2" = root ] && opts=ro,noload
-    mount -o "$opts" "$dev" "$3" || { losetup -d "$dev"; vm_die "cannot mount $2 of $1"; }
+    dev=$(losetup -f --show -o "$off" --sizelimit "$size" "$copy")
+    mount -o ro "$dev" "$3" || { losetup -d "$dev"; vm_die "cannot mount $2 of $1"; }
     VM_MOUNTS+=("$3:$dev")
 }
 vm_umount_all() {
@@ -527,30 +537,53 @@ vm_umount_all() {
         losetup -d "${m##*:}" 2>/dev/null || true
     done
     VM_MOUNTS=()
+    rm -f "$VM_RUN/inspect.img"
+    VM_INSPECT_SRC=
 }
 
 # ---------------------------------------------------------------------------------
-# Boot 1 of the recovery cycle (stage "backup": backup through the daemon, a failed
-# upgrade, arm, reboot), cached per image: the recovery and the power-cut tests both
-# start from its disk. vm_armed_disk DEST
-vm_armed_disk() {
-    local dest=$1 armed=$VM_IMG/armed.img
-    if [ ! -e "$armed.ok" ]; then
-        rm -f "$armed" "$armed.ok"
+# vm_boot, once more when the guest wedged (see vm_boot): the disk is kept as it is,
+# which for the guest is a power cut at that moment (phase 1 and phase 2 resume).
+vm_boot_retry() {
+    vm_boot "$@"
+    if [ "$VM_WEDGED" = 1 ]; then
+        vm_log "retrying boot $1 once on the same disk"
+        cp "$VM_SERIAL" "$VM_SERIAL.wedged"
+        vm_boot "$@"
+        [ "$VM_WEDGED" = 1 ] && vm_fail_boot "boot $1: the guest wedged twice"
+    fi
+    return 0
+}
+
+# Boot 1 of the recovery cycle (stage "backup": the checks of a boot with nothing armed,
+# a backup through the daemon, a failed upgrade, arm, reboot). Its disk is kept in the
+# image directory: vm-recovery and vm-powercut start from it.
+#   vm_boot1            run boot 1 (fresh copy of the image's disk)
+#   vm_armed_disk DEST  DEST = boot 1's disk, running boot 1 first when it is not there
+vm_boot1() {
+    local armed=$VM_IMG/armed.img attempt
+    rm -f "$armed" "$armed.ok"
+    for attempt in 1 2; do
         vm_copy_disk "$VM_DISK" "$armed.tmp"
         vm_boot backup "$armed.tmp" 900 -- ur_e2e.stage=backup
-        [ "$VM_RC" = 0 ] || vm_fail_boot "boot 1 (backup) ended with qemu rc $VM_RC"
-        vm_expect_pass backup
-        local v
-        for v in backup-seconds; do vm_log "guest: $v $(vm_guest_value "$v")"; done
-        vm_host_check_armed "$armed.tmp"
-        mv "$armed.tmp" "$armed"
-        cp "$VM_SERIAL" "$VM_IMG/serial-backup.log"
-        touch "$armed.ok"
+        [ "$VM_WEDGED" = 1 ] && [ $attempt = 1 ] && { cp "$VM_SERIAL" "$VM_SERIAL.wedged"; continue; }
+        break
+    done
+    [ "$VM_RC" = 0 ] || vm_fail_boot "boot 1 (backup) ended with qemu rc $VM_RC"
+    vm_expect_pass backup
+    vm_log "guest: backup took $(vm_guest_value backup-seconds) s"
+    vm_host_check_armed "$armed.tmp"
+    mv "$armed.tmp" "$armed"
+    cp "$VM_SERIAL" "$VM_IMG/serial-backup.log"
+    touch "$armed.ok"
+}
+vm_armed_disk() {
+    if [ -e "$VM_IMG/armed.img.ok" ]; then
+        vm_log "boot 1 (backup, failed upgrade, arm) of this image: $VM_IMG/armed.img"
     else
-        vm_log "boot 1 (backup, failed upgrade, arm) cached: $armed"
+        vm_boot1
     fi
-    vm_copy_disk "$armed" "$dest"
+    vm_copy_disk "$VM_IMG/armed.img" "$1"
 }
 
 # On the disk of a finished boot 1: a published backup, `latest`, and the armed marker.
@@ -595,6 +628,23 @@ PY
     [ $rc = 0 ] || vm_die "host-side check of the recovered disk failed"
 }
 
+VM_KNOWN_BUGS_RSYNC=' systemd/system/multi-user\.target\.wants/upgrade-recovery-phase2\.service'
+
+# The end of a test: every known product bug the guest ("UR-E2E: bug:") or the host
+# found fails it now, after the whole cycle ran.
+vm_finish() { # test name
+    local bugs
+    bugs=$( (grep -ah 'UR-E2E: bug:' "$VM_RUN"/serial-*.log 2>/dev/null | tr -d '\r' | sort -u; cat "$VM_RUN/bugs" 2>/dev/null) || true)
+    echo "timings:"
+    sed 's/^/  /' "$VM_TIMINGS"
+    if [ -n "$bugs" ]; then
+        echo "FAIL: $1 ran to the end, but found known product bugs:"
+        sed 's/^/  /' <<<"$bugs"
+        exit 1
+    fi
+    echo "PASS $1"
+}
+
 vm_host_compare_trees() { # recovery-mount root-mount
     local mr=$1 mroot=$2 id tree src out bad=0
     id=$(readlink "$mr/latest")
@@ -604,8 +654,12 @@ vm_host_compare_trees() { # recovery-mount root-mount
             vm_log "host: backup layout has no ${tree%%:*}/ tree directory; skipping the host-side tree comparison"
             return 0
         fi
-        out=$(rsync -n -i -a -c -H -A -X --delete "$src/" "$mroot/${tree#*:}/" 2>&1 |
-            grep -Ev '^\.d\.\.t\.\.\.\.\.\. systemd/system/multi-user\.target\.wants/$|^[.c]L\.\.t\.\.\.\.\.\. systemd/system/multi-user\.target\.wants/kubelet\.service ' || true)
+        # xfs shows its on-disk form of ACLs as trusted.SGI_ACL_* to root: not a difference.
+        out=$(rsync -n -i -a -c -H -A -X --filter='-x trusted.SGI_ACL_*' --delete "$src/" "$mroot/${tree#*:}/" 2>&1 |
+            grep -Ev '^\.d\.\.t\.\.\.\.\.\. (systemd/system/multi-user\.target\.wants|kubernetes/manifests)/$|^[.c]L\.\.t\.\.\.\.\.\. systemd/system/multi-user\.target\.wants/kubelet\.service ' || true)
+        # Known product bugs (see KNOWN_BUGS in guest/driver.sh): recorded, reported at the end.
+        grep -E "$VM_KNOWN_BUGS_RSYNC" <<<"$out" | sed "s|^|host: /${tree#*:}: |" >>"$VM_RUN/bugs" || true
+        out=$(grep -Ev "$VM_KNOWN_BUGS_RSYNC" <<<"$out" || true)
         if [ -n "$out" ]; then
             echo "FAIL: /${tree#*:} differs from backup $id:" >&2
             head -n 40 <<<"$out" >&2
@@ -616,3 +670,7 @@ vm_host_compare_trees() { # recovery-mount root-mount
     done
     return $bad
 }
+
+# Never leave loop devices or mounts behind, whatever ends the script.
+vm_cleanup() { [ ${#VM_MOUNTS[@]} -gt 0 ] && vm_umount_all; return 0; }
+trap vm_cleanup EXIT

@@ -13,8 +13,9 @@ vm_armed_disk "$VM_RUN/disk.img"
 # A failpoint inside phase 1's restore; the first one the binary has wins.
 fp=${UR_VM_FAILPOINT:-}
 if [ -z "$fp" ]; then
-    for cand in restore.apply-file restore.file restore.after-tree recovery.step; do
-        if grep -aq "$cand" "$VM_STAGE/usr/bin/upgrade-recovery" 2>/dev/null; then
+    # restore.file:N: the N-th file phase 1 restores (the failed upgrade left ~60 to fix).
+    for cand in restore.file:12; do
+        if grep -aq "${cand%%:*}" "$VM_STAGE/usr/bin/upgrade-recovery" 2>/dev/null; then
             fp=$cand
             break
         fi
@@ -39,10 +40,9 @@ vm_umount_all
 vm_log "after the power cut: journal state '$state', armed: $armed"
 [ "$armed" = yes ] || [ "$state" = running ] || vm_die "after the power cut nothing says phase 1 is unfinished (state '$state', armed $armed)"
 
-vm_boot resume "$VM_RUN/disk.img" 900 -- ur_e2e.stage=recover
+vm_boot_retry resume "$VM_RUN/disk.img" 900 -- ur_e2e.stage=recover
 [ "$VM_RC" = 0 ] || vm_fail_boot "boot 2b (resume) ended with qemu rc $VM_RC"
 vm_expect_pass early
 vm_expect_pass recover
 vm_host_check_recovered "$VM_RUN/disk.img" "$([ -n "$fp" ] && echo 2 || echo 0)"
-echo "timings:"; sed 's/^/  /' "$VM_TIMINGS"
-echo "PASS vm-powercut"
+vm_finish vm-powercut

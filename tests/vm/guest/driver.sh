@@ -5,12 +5,13 @@
 #   driver.sh early   ur-e2e-early.service (stage "recover" only): after phase 1 ran in
 #                     the initramfs, before phase 2 and kubelet
 # Stages:
-#   smoke    nothing armed: the partition is mounted, the initrd unit ran and cost < 1 s
-#   backup   boot 1: a backup through the daemon (busctl), verified; then a failed
-#            upgrade is played, recovery is armed and the guest reboots
+#   smoke    nothing armed: the partition is mounted, the initrd unit ran (its cost is
+#            judged by the host), the stand-ins run
+#   backup   boot 1: the smoke checks; a backup through the daemon (busctl), verified;
+#            then a failed upgrade is played, recovery is armed and the guest reboots
 #   recover  boot 2: phase 1 ran in the initrd (early), phase 2 ran, etcd is the
 #            backup's, kubelet runs, the trees equal the backup's
-#   noop     boot 3: nothing armed, nothing changes, the initrd unit costs < 1 s
+#   noop     boot 3: nothing armed, nothing changes (trees, partition), the initrd unit ran
 # Every verdict is an "UR-E2E: PASS <stage>" / "UR-E2E: FAIL <stage>: why" line on the
 # serial console; a failure also ends qemu through isa-debug-exit.
 . /usr/lib/ur-e2e/lib-guest.sh
@@ -24,6 +25,16 @@ MSG_BACKUP_SUCCEEDED=85622ca2b66a4d8ab266daa80c34fb03
 # Phase 1 disables kubelet and phase 2 enables it again: the .wants link is recreated
 # (a new mtime) and its directory's mtime changes. Nothing else may differ.
 ALLOW_KUBELET_LINK='/etc/systemd/system/multi-user\.target\.wants(/kubelet\.service)?'
+# Known product bugs: reported as "UR-E2E: bug:" lines (the host fails the test at the
+# end for them) without stopping the rest of the cycle from being tested.
+#  - phase 1's offline enable of the phase 2 unit rewrites a valid link
+#    /lib/systemd/system/X (what systemctl enable made) as /usr/lib/systemd/system/X
+#    (src/core/units.cpp ensure_link compares the link text, not the unit it names).
+KNOWN_BUGS='/etc/systemd/system/multi-user\.target\.wants/upgrade-recovery-phase2\.service'
+# Phase 1 leaves the static pod manifests to cluster-restore.sh (phase 2), which puts the
+# backup's back (same contents and times; their directory gets a new mtime).
+ALLOW_MANIFESTS_BEFORE_PHASE2='/etc/kubernetes/manifests(/[^ ]*)?'
+ALLOW_MANIFESTS_DIR='/etc/kubernetes/manifests'
 E2E_TREE_DIRS="/etc/e2e /usr/local/lib/e2e /var/lib/kubelet/e2e"
 
 boot_times() {
@@ -55,6 +66,13 @@ calib_ms() {
     for i in 1 2 3 4 5; do upgrade-recovery --version >/dev/null; done
     t1=$(date +%s%N)
     echo $(((t1 - t0) / 5000000))
+}
+
+# Milestones of this boot (monotonic seconds), for the record.
+boot_profile() {
+    journalctl -b -q -o short-monotonic --no-pager 2>/dev/null |
+        grep -E 'Linux version|Run /init|Reached target (initrd-root-device|initrd-root-fs|initrd-fs|initrd|local-fs|multi-user)|upgrade-recovery-initrd|Switching root|Mounted sysroot|upgrade-recovery-phase2|Started kubelet' |
+        sed 's/^/UR-E2E: profile: /' >/dev/console
 }
 
 journal_has() { [ -n "$(journalctl -b -q -o cat "MESSAGE_ID=$1" 2>/dev/null | head -n1)" ]; }
@@ -147,27 +165,42 @@ mc_checks() { # expect the backup's MachineConfig state
 }
 
 # ---------------------------------------------------------------------------------
-stage_smoke() {
+# A boot with nothing armed: PID 1, the partition, the initrd unit ran (its cost is
+# printed for the host to judge), the stand-ins run.
+smoke_checks() {
     check "PID 1 is not systemd" test "$(cat /proc/1/comm)" = systemd
     local fstype src
     fstype=$(findmnt -n -o FSTYPE /var/recovery)
     src=$(findmnt -n -o SOURCE /var/recovery)
     say "fact recovery-mount source=$src fstype=$fstype"
     [ "$fstype" = xfs ] || fail "/var/recovery is not the xfs recovery partition (fstype '$fstype', source '$src')"
+    # nofail semantics: wanted by local-fs.target but not ordered before it; fsck first.
+    local before after
+    before=$(systemctl show -p Before --value var-recovery.mount)
+    after=$(systemctl show -p After --value var-recovery.mount)
+    grep -qw local-fs.target <<<"$before" && fail "var-recovery.mount is ordered before local-fs.target (no nofail semantics)"
+    grep -q 'systemd-fsck@dev-disk-by.*partlabel-recovery\.service' <<<"$after" ||
+        fail "var-recovery.mount is not ordered after its fsck: $after"
+    [ -e /var/recovery/recovery/armed ] && fail "armed before boot 1"
     initrd_unit_checks
-    say "fact cli $(upgrade-recovery --help 2>&1 | head -n1)"
-    upgrade-recovery status 2>&1 | sed 's/^/UR-E2E: status: /' >/dev/console
+    journal_has "$MSG_PHASE1_DONE" && fail "phase 1 ran although nothing was armed"
+    say "fact cli $(upgrade-recovery --version 2>&1 | head -n1)"
     check "kubelet stand-in is not active" systemctl -q is-active kubelet.service
     check "crio stand-in is not active" systemctl -q is-active crio.service
-    wait_etcd 120 || fail "etcd (the kubelet stand-in's static pod) is not healthy"
-    [ -e /var/recovery/recovery/armed ] && fail "a fresh image is armed"
+    wait_etcd 180 || fail "etcd (the kubelet stand-in's static pod) is not healthy"
     boot_times
+    boot_profile
+}
+
+stage_smoke() {
+    smoke_checks
+    upgrade-recovery status 2>&1 | sed 's/^/UR-E2E: status: /' >/dev/console
     say "PASS smoke"
     systemctl poweroff --no-block
 }
 
 stage_backup() {
-    wait_etcd 180 || fail "etcd (the kubelet stand-in's static pod) is not healthy"
+    smoke_checks
     local i job
     for i in $(seq 1 20); do etcdctl_local put "e2e/key$i" "value $i" >/dev/null || fail "etcd put"; done
     etcdctl_local put e2e/deleted-later "must come back" >/dev/null || fail "etcd put"
@@ -206,7 +239,7 @@ stage_early() {
     [ -e /var/recovery/recovery/phase2-pending ] || fail "phase 1 left no phase2-pending marker"
     [ -e /var/recovery/recovery/armed ] && fail "still armed after phase 1"
     listing "$E2E_STATE/early.listing"
-    compare_listings "$E2E_STATE/backup.listing" "$E2E_STATE/early.listing" "$ALLOW_KUBELET_LINK" ||
+    compare_listings "$E2E_STATE/backup.listing" "$E2E_STATE/early.listing" "$ALLOW_KUBELET_LINK|$ALLOW_MANIFESTS_BEFORE_PHASE2" ||
         fail "after phase 1 the trees differ from the backup"
     mc_checks
     cat /proc/sys/kernel/random/boot_id >"$E2E_STATE/early.ok"
@@ -245,7 +278,7 @@ stage_recover() {
     grep -q '"complete"' <<<"$out" || fail "status --json does not say the recovery is complete"
     out=$(upgrade-recovery verify 2>&1) || fail "upgrade-recovery verify after the recovery: $out"
     listing "$E2E_STATE/recovered.listing"
-    compare_listings "$E2E_STATE/backup.listing" "$E2E_STATE/recovered.listing" "$ALLOW_KUBELET_LINK" ||
+    compare_listings "$E2E_STATE/backup.listing" "$E2E_STATE/recovered.listing" "$ALLOW_KUBELET_LINK|$ALLOW_MANIFESTS_DIR" ||
         fail "after the recovery the trees differ from the backup"
     mc_checks
     partition_state >"$E2E_STATE/partition.recovered"
@@ -269,6 +302,7 @@ stage_noop() {
     cmp -s "$E2E_STATE/partition.recovered" "$E2E_STATE/partition.noop" ||
         fail "a boot with nothing armed changed the recovery partition"
     boot_times
+    boot_profile
     say "PASS noop"
     systemctl poweroff --no-block
 }

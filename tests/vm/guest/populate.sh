@@ -25,10 +25,17 @@ spec:
 YAML
     d=$K/static-pod-resources/$name-pod-$rev
     mkdir -p "$d/configmaps/config" "$d/secrets/serving-cert"
+    # A revision directory holds its pod manifest; cluster-restore.sh takes it from there.
+    cp -p "$K/manifests/$name-pod.yaml" "$d/$name-pod.yaml"
     echo "{\"revision\": $rev, \"name\": \"$name\"}" >"$d/configmaps/config/config.yaml"
     head -c 1200 /dev/urandom | base64 >"$d/secrets/serving-cert/tls.key"
     chmod 600 "$d/secrets/serving-cert/tls.key"
 done
+# The scripts cluster-restore.sh sources on a node (phase 2 needs them in the backup).
+es=$K/static-pod-resources/etcd-certs/configmaps/etcd-scripts
+mkdir -p "$es"
+printf 'export ETCDCTL_API=3\nexport ETCDCTL_ENDPOINTS=http://127.0.0.1:2379\n' >"$es/etcd.env"
+printf '# etcd-common-tools (stand-in)\nMANIFEST_DIR=/etc/kubernetes/manifests\nETCD_DATA_DIR=/var/lib/etcd\n' >"$es/etcd-common-tools"
 kc=$K/static-pod-resources/kube-apiserver-certs/secrets/node-kubeconfigs
 mkdir -p "$kc"
 printf 'apiVersion: v1\nkind: Config\nclusters: []\n' >"$kc/localhost.kubeconfig"
