@@ -262,6 +262,26 @@ Result<UniqueFd> open_root(const std::string& root)
 }
 
 // Create or correct the link <dir>/<name> -> target. Returns whether it changed.
+// Do two link texts name the same unit file inside the root? (/lib/systemd/system/x
+// and /usr/lib/systemd/system/x on a merged-/usr system.) A link `systemctl enable`
+// made must not be rewritten: /etc would then differ from the backup it was restored from.
+bool same_file_in_root(int rootfd, const std::string& link_dir, const std::string& a, const std::string& b)
+{
+    auto stat_in_root = [&](const std::string& text, struct stat& st) {
+        std::string rel = text.empty() || text[0] != '/' ? link_dir + "/" + text : text.substr(1);
+        struct open_how how = {};
+        how.flags = O_PATH | O_CLOEXEC;
+        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+        int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
+        if (fd < 0) return false;
+        bool ok = ::fstat(fd, &st) == 0;
+        ::close(fd);
+        return ok;
+    };
+    struct stat sa, sb;
+    return stat_in_root(a, sa) && stat_in_root(b, sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 Result<bool> ensure_link(int rootfd, const std::string& dir, const std::string& name, const std::string& target,
                          std::vector<std::string>& changed)
 {
@@ -280,7 +300,7 @@ Result<bool> ensure_link(int rootfd, const std::string& dir, const std::string& 
         if (!S_ISLNK(st.st_mode))
             return fail(ErrorKind::Refused, "/" + dir + "/" + name + " exists and is not a symlink");
         auto cur = read_link_at(dfd->get(), name);
-        if (cur && *cur == target) return false;
+        if (cur && (*cur == target || same_file_in_root(rootfd, dir, *cur, target))) return false;
     }
     UR_TRY_CTX(replace_symlink_at(dfd->get(), name, target), "link /" + dir + "/" + name);
     changed.push_back("/" + dir + "/" + name);

@@ -308,3 +308,31 @@ TEST_CASE("live mode on a bus without systemd fails fast and clearly")
     CHECK_FALSE(en);
     CHECK(took < std::chrono::seconds(5));
 }
+
+TEST_CASE("an existing link that names the same unit file another way is kept")
+{
+    // Merged /usr: /lib -> usr/lib, and `systemctl enable` wrote /lib/systemd/system/...
+    // Rewriting that link would make a restored /etc differ from its backup.
+    Root r;
+    r.unit("usr/lib/systemd/system/kubelet.service", kKubelet);
+    fs::create_symlink("usr/lib", r.path + "/lib");
+    fs::create_directories(r.path + "/etc/systemd/system/multi-user.target.wants");
+    fs::create_symlink("/lib/systemd/system/kubelet.service",
+                       r.path + "/etc/systemd/system/multi-user.target.wants/kubelet.service");
+    auto en = offline_enable_unit(r.path, "kubelet.service");
+    REQUIRE(en);
+    CHECK(en->empty());
+    CHECK(r.link("etc/systemd/system/multi-user.target.wants/kubelet.service") ==
+          "/lib/systemd/system/kubelet.service");
+
+    // A link to something else is still corrected.
+    r.unit("usr/lib/systemd/system/other.service", kKubelet);
+    fs::remove(r.path + "/etc/systemd/system/multi-user.target.wants/kubelet.service");
+    fs::create_symlink("/usr/lib/systemd/system/other.service",
+                       r.path + "/etc/systemd/system/multi-user.target.wants/kubelet.service");
+    auto fix = offline_enable_unit(r.path, "kubelet.service");
+    REQUIRE(fix);
+    CHECK(fix->size() == 1);
+    CHECK(r.link("etc/systemd/system/multi-user.target.wants/kubelet.service") ==
+          "/usr/lib/systemd/system/kubelet.service");
+}
