@@ -9,6 +9,7 @@
 #include "process.hpp"
 #include "store.hpp"
 #include "verify.hpp"
+#include "walk.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -515,11 +516,27 @@ Result<StepResult> step_redeploy(Ctx& c, const std::string& res, JournalStep& js
 
 Result<StepResult> step_finish(Ctx& c, JournalStep&, const StepToken& t)
 {
+    // Leave the phase 2 unit as the backup had it: a node set up by Ignition has it
+    // enabled (then /etc stays equal to the backup); one where only this recovery
+    // enabled it gets it disabled again. Without phase2-pending it does nothing anyway.
     // Phase 2 runs inside this unit; disabling it does not stop us.
-    if (auto r = c.units.disable(kPhase2Unit, t.token()); !r)
-        c.progress.warning("could not disable " + std::string(kPhase2Unit) + ": " + r.error().message);
+    bool enabled_in_backup = false;
+    if (auto gen = open_at(AT_FDCWD, c.backup_dir + "/etc/systemd/system", O_RDONLY | O_DIRECTORY); gen) {
+        if (auto names = list_dir(gen->get()); names)
+            for (const auto& d : *names)
+                if (d.ends_with(".wants") &&
+                    ::faccessat(gen->get(), (d + "/" + kPhase2Unit).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                    enabled_in_backup = true;
+    }
+    std::string note = "recovery complete";
+    if (!enabled_in_backup) {
+        if (auto r = c.units.disable(kPhase2Unit, t.token()); !r)
+            c.progress.warning("could not disable " + std::string(kPhase2Unit) + ": " + r.error().message);
+        else
+            note += "; " + std::string(kPhase2Unit) + " disabled again";
+    }
     UR_TRY(c.dir.clear_phase2_pending());
-    return StepResult{false, "recovery complete"};
+    return StepResult{false, note};
 }
 
 // Which timeout bounds a step.
