@@ -46,32 +46,6 @@ std::string human(uint64_t b)
     return buf;
 }
 
-std::string now_rfc3339()
-{
-    time_t t = time(nullptr);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char buf[32];
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
-// Open a host path inside the root prefix, following symlinks only within it
-// (/usr/local is a symlink to /var/usrlocal on RHCOS).
-Result<UniqueFd> open_in_root(int rootfd, const std::string& abs)
-{
-    struct open_how how = {};
-    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    std::string rel = abs;
-    while (!rel.empty() && rel[0] == '/')
-        rel.erase(0, 1);
-    if (rel.empty()) rel = ".";
-    int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
-    if (fd < 0) return fail_errno("open '" + abs + "'");
-    return UniqueFd(fd);
-}
-
 // Reads the previous generation's manifest in step with a walk (both are in
 // compare_paths order) to find the entry for a path without holding it all.
 class PrevCursor
@@ -190,11 +164,8 @@ struct Slot {
     std::string rel;
     std::optional<std::future<Result<CopiedFile>>> copy;
     std::optional<Entry> ready;
-    bool account_copy = false;
     // Directory post-order fixup: metadata and times once all children exist.
     SharedFd dir_fd;
-    SharedFd dir_parent;
-    std::string dir_name;
     std::optional<Entry> dir_entry;
     // Hard link to an earlier file of the same generation.
     std::optional<std::pair<dev_t, ino_t>> link_key;
@@ -339,7 +310,6 @@ class TreeCopier
                     failpoint("backup.copy-file");
                     return copy_regular_file(src_keep->get(), name, dst_keep->get(), retries, bufs_[w]);
                 });
-                s.account_copy = true;
             }
             UR_TRY(push(std::move(s)));
             return WalkAction::Skip;
@@ -388,11 +358,8 @@ class TreeCopier
 
     Result<> leave(const WalkItem& it)
     {
-        const bool root = it.depth == 0;
         Slot s;
         s.dir_fd = levels_[static_cast<size_t>(it.depth)].dst;
-        s.dir_parent = root ? nullptr : levels_[static_cast<size_t>(it.depth - 1)].dst;
-        s.dir_name = it.name;
         Entry e;
         e.path = it.rel;
         entry_from_stat(e, it.st);
@@ -580,7 +547,7 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
 
     BackupMetadata meta;
     meta.id = id;
-    meta.created = now_rfc3339();
+    meta.created = rfc3339_now();
     meta.host = hostname_of(opts.root);
     meta.tool_version = UR_VERSION;
     log::event(log::kBackupStarted, log::Level::Info, "backup " + id + " started on " + store->path(),
@@ -592,7 +559,7 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     SharedFd rootfd = share(std::move(*rootfd_r));
     std::vector<TreeSource> trees;
     for (const auto& spec : cfg.trees) {
-        auto fd = open_in_root(rootfd->get(), spec.path);
+        auto fd = open_in_root(rootfd->get(), spec.path, O_RDONLY | O_DIRECTORY);
         if (!fd) {
             if (fd.error().err == ENOENT) {
                 meta.warnings.push_back("tree " + spec.path + " does not exist on this host; not backed up");

@@ -8,7 +8,8 @@
 #include <sys/syscall.h>
 #include <vector>
 
-namespace ur {
+namespace ur
+{
 
 Result<UniqueFd> open_at(int dirfd, const std::string& path, int flags, mode_t mode)
 {
@@ -40,8 +41,7 @@ Result<UniqueFd> mkdir_p_at(int dirfd, const std::string& path, mode_t mode)
         std::string comp = path.substr(pos, slash - pos);
         pos = slash + 1;
         if (comp.empty() || comp == ".") continue;
-        if (::mkdirat(fd.get(), comp.c_str(), mode) < 0 && errno != EEXIST)
-            return fail_errno("mkdir '" + path + "'");
+        if (::mkdirat(fd.get(), comp.c_str(), mode) < 0 && errno != EEXIST) return fail_errno("mkdir '" + path + "'");
         auto next = open_at(fd.get(), comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
         if (!next) return std::unexpected(std::move(next.error()).context("mkdir '" + path + "'"));
         fd = std::move(*next);
@@ -64,23 +64,40 @@ Result<> write_all(int fd, const void* buf, size_t len)
     return {};
 }
 
+Result<std::string> read_fd(int fd, const std::string& what, size_t limit)
+{
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail_errno("read '" + what + "'");
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<size_t>(n));
+        if (out.size() > limit) return fail(ErrorKind::Io, "'" + what + "' is larger than expected");
+    }
+    return out;
+}
+
 Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limit)
 {
     auto fd = open_at(dirfd, path, O_RDONLY | O_NOCTTY);
     if (!fd) return std::unexpected(fd.error());
-    std::string out;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::read(fd->get(), buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return fail_errno("read '" + path + "'");
-        }
-        if (n == 0) break;
-        out.append(buf, static_cast<size_t>(n));
-        if (out.size() > limit) return fail(ErrorKind::Io, "'" + path + "' is larger than expected");
-    }
-    return out;
+    return read_fd(fd->get(), path, limit);
+}
+
+Result<UniqueFd> open_in_root(int rootfd, const std::string& abs, int flags)
+{
+    size_t skip = abs.find_first_not_of('/');
+    std::string rel = skip == std::string::npos ? "." : abs.substr(skip);
+    struct open_how how = {};
+    how.flags = static_cast<__u64>(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
+    if (fd < 0) return fail_errno("open '/" + (rel == "." ? std::string() : rel) + "'");
+    return UniqueFd(fd);
 }
 
 static std::string temp_name(const std::string& base)
@@ -196,7 +213,8 @@ Result<> remove_tree_at(int dirfd, const std::string& name)
 std::string root_path(const std::string& root, std::string_view abs)
 {
     std::string r = root;
-    while (r.size() > 1 && r.back() == '/') r.pop_back();
+    while (r.size() > 1 && r.back() == '/')
+        r.pop_back();
     if (r == "/") r.clear();
     if (abs.empty() || abs.front() != '/') r += '/';
     r += abs;

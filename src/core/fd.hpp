@@ -9,10 +9,12 @@
 #include <string_view>
 #include <unistd.h>
 
-namespace ur {
+namespace ur
+{
 
-class UniqueFd {
-public:
+class UniqueFd
+{
+  public:
     UniqueFd() = default;
     explicit UniqueFd(int fd) : fd_(fd) {}
     UniqueFd(const UniqueFd&) = delete;
@@ -39,7 +41,7 @@ public:
         fd_ = fd;
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 
@@ -47,7 +49,10 @@ private:
 // reference counted.
 using SharedFd = std::shared_ptr<const UniqueFd>;
 
-inline SharedFd share(UniqueFd fd) { return std::make_shared<const UniqueFd>(std::move(fd)); }
+inline SharedFd share(UniqueFd fd)
+{
+    return std::make_shared<const UniqueFd>(std::move(fd));
+}
 
 // openat() returning a UniqueFd; O_CLOEXEC is always added.
 Result<UniqueFd> open_at(int dirfd, const std::string& path, int flags, mode_t mode = 0);
@@ -61,10 +66,17 @@ Result<UniqueFd> mkdir_p_at(int dirfd, const std::string& path, mode_t mode = 07
 
 Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limit = 64 << 20);
 
+// Read an open file to its end (at most `limit` bytes); `what` names it in errors.
+Result<std::string> read_fd(int fd, const std::string& what, size_t limit = 64 << 20);
+
+// Open a host path below a root directory, resolving symlinks as if the root
+// were "/" (openat2 RESOLVE_IN_ROOT): an absolute link such as /usr/local ->
+// /var/usrlocal stays inside the root. Leading slashes are optional.
+Result<UniqueFd> open_in_root(int rootfd, const std::string& abs, int flags);
+
 // Durable replace: write to a temporary in the same directory, fsync, rename
 // over the name, fsync the directory. Readers see old or new, never torn.
-Result<> write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
-                              mode_t mode = 0644);
+Result<> write_file_atomic_at(int dirfd, const std::string& name, std::string_view data, mode_t mode = 0644);
 
 // Point the symlink `name` at `target` atomically (symlink to a temporary name, rename, fsync dir).
 Result<> replace_symlink_at(int dirfd, const std::string& name, const std::string& target);

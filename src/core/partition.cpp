@@ -214,12 +214,9 @@ Result<UniqueFd> open_dir_in_root(int rootfd, const std::string& abs, bool creat
         std::string rel = ".";
         for (size_t i = 0; i < n; ++i)
             rel += "/" + comps[i];
-        struct open_how how = {};
-        how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-        int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
-        if (fd < 0) return fail_errno("open '" + abs + "'");
-        return UniqueFd(fd);
+        auto fd = open_in_root(rootfd, rel, O_PATH | O_DIRECTORY);
+        if (!fd) return fail_errno(fd.error().err, "open '" + abs + "'");
+        return fd;
     };
 
     auto whole = open_prefix(comps.size());

@@ -28,25 +28,11 @@ namespace ur
 namespace
 {
 
-bool byte_less(const std::string& a, const std::string& b)
-{
-    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-        return static_cast<unsigned char>(x) < static_cast<unsigned char>(y);
-    });
-}
-
 Result<UniqueFd> resolve_in_root(int rootfd, const std::string& abs, bool create)
 {
-    std::string rel = abs;
-    while (!rel.empty() && rel[0] == '/')
-        rel.erase(0, 1);
-    if (rel.empty()) return open_at(rootfd, ".", O_RDONLY | O_DIRECTORY);
-    struct open_how how = {};
-    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
-    if (fd >= 0) return UniqueFd(fd);
-    if (errno != ENOENT || !create) return fail_errno("open '" + abs + "' in the target root");
+    auto fd = open_in_root(rootfd, abs, O_RDONLY | O_DIRECTORY);
+    if (fd || fd.error().err != ENOENT || !create) return fd;
+    std::string rel = abs.substr(abs.find_first_not_of('/'));
     size_t slash = rel.rfind('/');
     std::string parent = slash == std::string::npos ? "/" : "/" + rel.substr(0, slash);
     std::string last = slash == std::string::npos ? rel : rel.substr(slash + 1);
@@ -199,7 +185,7 @@ class Restorer
             std::string mname = child ? m->path.substr(prefix.size()) : std::string();
             if (child && mname.find('/') != std::string::npos)
                 return fail(ErrorKind::Corrupt, "manifest is out of order at '" + m->path + "'");
-            while (idx < names.size() && (!child || byte_less(names[idx], mname))) {
+            while (idx < names.size() && (!child || name_less(names[idx], mname))) {
                 UR_TRY(extra(tdir, names[idx], rel + "/" + names[idx], abs_of(abs, names[idx])));
                 idx++;
             }

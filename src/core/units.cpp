@@ -68,18 +68,6 @@ bool is_template(const std::string& unit)
     return at != std::string::npos && dot == at + 1;
 }
 
-// Open a path inside the root, resolving symlinks as if the root were "/"
-// (absolute links in an offline tree point into that tree, never out of it).
-Result<UniqueFd> open_in_root(int rootfd, const std::string& path, int flags)
-{
-    struct open_how how = {};
-    how.flags = static_cast<__u64>(flags | O_CLOEXEC);
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, path.c_str(), &how, sizeof how));
-    if (fd < 0) return fail_errno("open '/" + path + "'");
-    return UniqueFd(fd);
-}
-
 Result<std::string> read_link_at(int dirfd, const std::string& name)
 {
     char buf[4096];
@@ -268,15 +256,8 @@ Result<UniqueFd> open_root(const std::string& root)
 bool same_file_in_root(int rootfd, const std::string& link_dir, const std::string& a, const std::string& b)
 {
     auto stat_in_root = [&](const std::string& text, struct stat& st) {
-        std::string rel = text.empty() || text[0] != '/' ? link_dir + "/" + text : text.substr(1);
-        struct open_how how = {};
-        how.flags = O_PATH | O_CLOEXEC;
-        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-        int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
-        if (fd < 0) return false;
-        bool ok = ::fstat(fd, &st) == 0;
-        ::close(fd);
-        return ok;
+        auto fd = open_in_root(rootfd, !text.empty() && text[0] == '/' ? text : link_dir + "/" + text, O_PATH);
+        return fd && ::fstat(fd->get(), &st) == 0;
     };
     struct stat sa, sb;
     return stat_in_root(a, sa) && stat_in_root(b, sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;

@@ -9,6 +9,13 @@
 namespace ur
 {
 
+bool name_less(const std::string& a, const std::string& b)
+{
+    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+        return static_cast<unsigned char>(x) < static_cast<unsigned char>(y);
+    });
+}
+
 Result<std::vector<std::string>> list_dir(int dirfd)
 {
     // getdents64 on a private dup: readdir state must not leak between users of dirfd.
@@ -28,11 +35,7 @@ Result<std::vector<std::string>> list_dir(int dirfd)
             names.emplace_back(nm);
         }
     }
-    std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
-        return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-            return static_cast<unsigned char>(x) < static_cast<unsigned char>(y);
-        });
-    });
+    std::sort(names.begin(), names.end(), name_less);
     return names;
 }
 

@@ -51,6 +51,9 @@ struct WalkVisitor {
 Result<> walk_tree(const SharedFd& start, const std::string& root_name, const std::string& rel_prefix,
                    const WalkOptions& opts, const WalkVisitor& visitor, const CancelToken* cancel = nullptr);
 
+// The order of names within a directory: bytes compared unsigned.
+bool name_less(const std::string& a, const std::string& b);
+
 // Sorted names of a directory (bytes, unsigned), without "." and "..".
 Result<std::vector<std::string>> list_dir(int dirfd);
 
