@@ -10,6 +10,7 @@
 #include "machineconfig.hpp"
 #include "manifest.hpp"
 #include "ostree_state.hpp"
+#include "prefetch.hpp"
 #include "recovery_journal.hpp"
 #include "store.hpp"
 #include "thread_pool.hpp"
@@ -79,13 +80,22 @@ class PrevCursor
     bool active_ = false;
 };
 
+// The inode the previous generation recorded, not changed since: any write,
+// chmod, chown, xattr or link change moves ctime, which no caller can set.
+bool unchanged(const Entry& prev, const struct stat& st)
+{
+    auto t = file_type_from_mode(st.st_mode);
+    return t && *t == prev.type && (prev.flags & (kChangedDuringCopy | kMountPoint)) == 0 && prev.ino == st.st_ino &&
+           prev.ctime_sec == st.st_ctim.tv_sec && prev.ctime_nsec == static_cast<uint32_t>(st.st_ctim.tv_nsec) &&
+           prev.mtime_sec == st.st_mtim.tv_sec && prev.mtime_nsec == static_cast<uint32_t>(st.st_mtim.tv_nsec) &&
+           prev.mode == (st.st_mode & 07777) && prev.uid == st.st_uid && prev.gid == st.st_gid &&
+           (prev.type == FileType::Dir || prev.size == static_cast<uint64_t>(st.st_size));
+}
+
+// A regular file whose previous copy can be hard-linked instead of copied.
 bool shareable(const Entry& prev, const struct stat& st)
 {
-    return prev.type == FileType::Reg && (prev.flags & kChangedDuringCopy) == 0 && !prev.digest.empty() &&
-           prev.ino == st.st_ino && prev.size == static_cast<uint64_t>(st.st_size) &&
-           prev.mtime_sec == st.st_mtim.tv_sec && prev.mtime_nsec == static_cast<uint32_t>(st.st_mtim.tv_nsec) &&
-           prev.ctime_sec == st.st_ctim.tv_sec && prev.ctime_nsec == static_cast<uint32_t>(st.st_ctim.tv_nsec) &&
-           prev.mode == (st.st_mode & 07777) && prev.uid == st.st_uid && prev.gid == st.st_gid;
+    return prev.type == FileType::Reg && !prev.digest.empty() && unchanged(prev, st);
 }
 
 struct TreeSource {
@@ -249,9 +259,13 @@ class TreeCopier
         entry_from_stat(e, it.st);
 
         if (S_ISDIR(it.st.st_mode)) {
-            auto x = read_xattrs(src_dir->get(), false);
-            if (!x) return std::unexpected(std::move(x.error()).context("xattrs of '" + it.rel + "'"));
-            e.xattrs = std::move(*x);
+            if (p && unchanged(*p, it.st)) {
+                e.xattrs = p->xattrs;
+            } else {
+                auto x = read_xattrs(src_dir->get(), false);
+                if (!x) return std::unexpected(std::move(x.error()).context("xattrs of '" + it.rel + "'"));
+                e.xattrs = std::move(*x);
+            }
             if (it.other_fs && cfg_one_fs_) e.flags |= kMountPoint;
             if (::mkdirat(parent.dst->get(), name.c_str(), 0700) < 0)
                 return fail_errno("create directory '" + it.rel + "'");
@@ -315,7 +329,16 @@ class TreeCopier
             return WalkAction::Skip;
         }
 
-        // Symlinks, devices, fifos, sockets: cheap, done inline.
+        // Symlinks, devices, fifos, sockets: done inline; unchanged ones are
+        // shared like files (a hard link to a symlink links the symlink).
+        if (p && parent.prev && cfg_.share_unchanged && unchanged(*p, it.st) &&
+            ::linkat(parent.prev->get(), name.c_str(), parent.dst->get(), name.c_str(), 0) == 0) {
+            Slot s;
+            s.rel = it.rel;
+            s.ready = *p;
+            UR_TRY(push(std::move(s)));
+            return WalkAction::Skip;
+        }
         if (S_ISLNK(it.st.st_mode)) {
             std::string target(static_cast<size_t>(it.st.st_size) + 1, '\0');
             ssize_t n = ::readlinkat(src_parent, it.name.c_str(), target.data(), target.size());
@@ -348,7 +371,7 @@ class TreeCopier
         auto x = read_xattrs(pfd->get(), true);
         if (!x) return std::unexpected(std::move(x.error()).context("xattrs of '" + it.rel + "'"));
         e.xattrs = std::move(*x);
-        UR_TRY_CTX(apply_metadata(parent.dst->get(), name, -1, e), "metadata of '" + it.rel + "'");
+        UR_TRY_CTX(apply_metadata(parent.dst->get(), name, -1, e, Inode::Fresh), "metadata of '" + it.rel + "'");
         Slot s;
         s.rel = it.rel;
         s.ready = std::move(e);
@@ -398,7 +421,8 @@ class TreeCopier
                 want.xattrs = std::move(it->second);
                 dir_xattrs_.erase(it);
             }
-            UR_TRY_CTX(apply_metadata(AT_FDCWD, ".", s.dir_fd->get(), want), "metadata of '" + want.path + "'");
+            UR_TRY_CTX(apply_metadata(AT_FDCWD, ".", s.dir_fd->get(), want, Inode::Fresh),
+                       "metadata of '" + want.path + "'");
             return {};
         }
         Entry e;
@@ -592,6 +616,12 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     progress.stage("estimate space");
     std::optional<std::string> prev_manifest;
     if (*latest) prev_manifest = **latest + "/" + kManifestFile;
+    // The scan's cold walk is the slow part of a repeated backup: read ahead of
+    // it, and of the copy's hard links into the previous generation (popped last).
+    Prefetcher prefetch(kPrefetchThreads);
+    if (*latest) prefetch.add(store->backups_fd.get(), **latest);
+    for (const auto& t : trees)
+        if (t.include.empty()) prefetch.add(t.fd->get(), ".");
     auto totals = scan(trees, prev_manifest, store->backups_fd.get(), cancel);
     if (!totals) return std::unexpected(totals.error());
     uint64_t cluster_bytes = 0;

@@ -6,6 +6,7 @@
 #include <random>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <vector>
 
 namespace ur
@@ -156,6 +157,30 @@ Result<uint64_t> mount_id_at(int dirfd, const std::string& name)
     int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (name.empty() ? AT_EMPTY_PATH : 0);
     if (::statx(dirfd, name.c_str(), flags, STATX_MNT_ID, &sx) < 0) return fail_errno("statx '" + name + "'");
     return (sx.stx_mask & STATX_MNT_ID) ? static_cast<uint64_t>(sx.stx_mnt_id) : 0;
+}
+
+Result<> stat_at(int dirfd, const std::string& name, struct stat& st, uint64_t* mnt)
+{
+    struct statx sx = {};
+    unsigned mask = STATX_BASIC_STATS | (mnt ? STATX_MNT_ID : 0);
+    if (::statx(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, mask, &sx) < 0)
+        return fail_errno("stat '" + name + "'");
+    st = {};
+    st.st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st.st_ino = sx.stx_ino;
+    st.st_mode = sx.stx_mode;
+    st.st_nlink = sx.stx_nlink;
+    st.st_uid = sx.stx_uid;
+    st.st_gid = sx.stx_gid;
+    st.st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+    st.st_size = static_cast<off_t>(sx.stx_size);
+    st.st_blksize = sx.stx_blksize;
+    st.st_blocks = static_cast<blkcnt_t>(sx.stx_blocks);
+    st.st_atim = {sx.stx_atime.tv_sec, sx.stx_atime.tv_nsec};
+    st.st_mtim = {sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec};
+    st.st_ctim = {sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec};
+    if (mnt) *mnt = (sx.stx_mask & STATX_MNT_ID) ? static_cast<uint64_t>(sx.stx_mnt_id) : 0;
+    return {};
 }
 
 // A mount point below dirfd: never descend into it (W16; a bind mount of a

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace ur
@@ -87,6 +88,10 @@ Result<> fsync_fd(int fd, std::string_view what);
 // has another id than its parent directory, also when it is a bind mount of the same
 // filesystem (same st_dev). 0 when the kernel does not report mount ids (< 5.8).
 Result<uint64_t> mount_id_at(int dirfd, const std::string& name);
+
+// lstat of `name` in dirfd, and its mount id in the same call when `mnt` is
+// given (0 when the kernel does not report it).
+Result<> stat_at(int dirfd, const std::string& name, struct stat& st, uint64_t* mnt = nullptr);
 
 // rm -rf below dirfd without following symlinks. Missing is not an error.
 // Never crosses into another mount: a mount point at or below `name` stops it

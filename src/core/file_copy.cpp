@@ -160,7 +160,7 @@ Result<CopiedFile> copy_regular_file(int src_dir, const std::string& name, int d
     }
     r.entry.xattrs = std::move(*xattrs);
     r.entry.digest = std::move(digest);
-    UR_TRY(apply_metadata(dst_dir, name, out->get(), r.entry));
+    UR_TRY(apply_metadata(dst_dir, name, out->get(), r.entry, Inode::Fresh));
     return r;
 }
 

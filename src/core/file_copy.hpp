@@ -31,7 +31,8 @@ struct CopiedFile {
 // Copy one regular file with all its metadata into dst_dir/name (which must
 // not exist). When the source changes during the copy (size, mtime or ctime
 // differ before and after) it is copied again, up to `retries` times; after
-// that the entry carries kChangedDuringCopy.
+// that the entry carries kChangedDuringCopy. dst_dir must be a directory of a
+// staging tree (Inode::Fresh: no default ACL, no set-group-id bit).
 Result<CopiedFile> copy_regular_file(int src_dir, const std::string& name, int dst_dir, unsigned retries, Buffer& buf);
 
 } // namespace ur

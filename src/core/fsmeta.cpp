@@ -79,6 +79,32 @@ Result<std::vector<Xattr>> read_xattrs(int fd, bool path_fd)
     return out;
 }
 
+namespace
+{
+
+bool selinux_enabled()
+{
+    static const bool on = ::access("/sys/fs/selinux/enforce", F_OK) == 0;
+    return on;
+}
+
+Result<> apply_xattrs_to(int fd, bool path_fd, const std::vector<Xattr>& want, Inode inode)
+{
+    // A fresh inode's only possible xattr is the policy's label, which setting
+    // ours replaces; without SELinux it has none.
+    bool sets_label =
+        std::any_of(want.begin(), want.end(), [](const Xattr& x) { return x.name == "security.selinux"; });
+    if (inode == Inode::Fresh && (sets_label || !selinux_enabled())) {
+        for (const auto& w : want)
+            if (do_set(fd, path_fd, w.name.c_str(), w.value.data(), w.value.size()) < 0)
+                return fail_errno("set xattr '" + w.name + "'");
+        return {};
+    }
+    return apply_xattrs(fd, path_fd, want);
+}
+
+} // namespace
+
 Result<> apply_xattrs(int fd, bool path_fd, const std::vector<Xattr>& want)
 {
     auto have = read_xattrs(fd, path_fd);
@@ -112,7 +138,7 @@ Result<> set_times(int dirfd, const std::string& name, int fd, const Entry& e)
     return {};
 }
 
-Result<> apply_metadata(int dirfd, const std::string& name, int fd, const Entry& e, bool times)
+Result<> apply_metadata(int dirfd, const std::string& name, int fd, const Entry& e, Inode inode)
 {
     UniqueFd own;
     bool path_fd = false;
@@ -135,12 +161,15 @@ Result<> apply_metadata(int dirfd, const std::string& name, int fd, const Entry&
             fd = own.get();
         }
     }
-    if (path_fd) {
+    bool owned = inode == Inode::Fresh && e.uid == ::geteuid() && e.gid == ::getegid();
+    if (owned) {
+        // Nothing to change, and no set-id bit or capability to clear yet.
+    } else if (path_fd) {
         if (::fchownat(dirfd, name.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) < 0) return fail_errno("chown");
     } else if (::fchown(fd, e.uid, e.gid) < 0) {
         return fail_errno("chown");
     }
-    UR_TRY(apply_xattrs(fd, path_fd, e.xattrs));
+    UR_TRY(apply_xattrs_to(fd, path_fd, e.xattrs, inode));
     if (e.type != FileType::Link) {
         if (path_fd) {
             if (::fchmodat(dirfd, name.c_str(), e.mode, 0) < 0) return fail_errno("chmod");
@@ -148,7 +177,7 @@ Result<> apply_metadata(int dirfd, const std::string& name, int fd, const Entry&
             return fail_errno("chmod");
         }
     }
-    if (times) UR_TRY(set_times(dirfd, name, path_fd ? -1 : fd, e));
+    UR_TRY(set_times(dirfd, name, path_fd ? -1 : fd, e));
     return {};
 }
 

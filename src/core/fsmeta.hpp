@@ -20,10 +20,20 @@ Result<std::vector<Xattr>> read_xattrs(int fd, bool is_path_fd);
 // Make the xattrs of `fd` exactly `want` (removes others).
 Result<> apply_xattrs(int fd, bool is_path_fd, const std::vector<Xattr>& want);
 
+// What the inode metadata is applied to.
+enum class Inode {
+    Existing, // anything may be set on it already
+    // Created by us a moment ago, owned by our euid/egid, in a directory with
+    // no default ACL and no set-group-id bit (a backup's staging tree): it can
+    // carry no xattr but a policy label, so the current ones are not read
+    // unless a label could be left behind.
+    Fresh,
+};
+
 // Owner, xattrs, mode, mtime of `name` in `dirfd` in the order that keeps
 // them all: chown first (it clears set-id bits and file capabilities), then
 // xattrs (ACLs), then mode, then times. `fd` may be -1 (then an O_PATH fd is opened).
-Result<> apply_metadata(int dirfd, const std::string& name, int fd, const Entry& e, bool set_times = true);
+Result<> apply_metadata(int dirfd, const std::string& name, int fd, const Entry& e, Inode inode = Inode::Existing);
 
 Result<> set_times(int dirfd, const std::string& name, int fd, const Entry& e);
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 namespace ur
 {
@@ -21,10 +22,16 @@ Result<std::vector<std::string>> list_dir(int dirfd)
     // getdents64 on a private dup: readdir state must not leak between users of dirfd.
     auto fd = open_at(dirfd, ".", O_RDONLY | O_DIRECTORY);
     if (!fd) return std::unexpected(fd.error());
+    return list_own_dir(fd->get());
+}
+
+Result<std::vector<std::string>> list_own_dir(int fd)
+{
+    if (::lseek(fd, 0, SEEK_SET) < 0) return fail_errno("rewind directory");
     std::vector<std::string> names;
     alignas(8) char buf[32768];
     for (;;) {
-        long n = ::syscall(SYS_getdents64, fd->get(), buf, sizeof buf);
+        long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
         if (n < 0) return fail_errno("read directory");
         if (n == 0) break;
         for (long off = 0; off < n;) {
@@ -86,7 +93,7 @@ struct Walk {
     // tree_rel: path relative to the tree root ("" for the root).
     Result<> dir(const WalkItem& item, const SharedFd& dirfd, const std::string& tree_rel, bool selected)
     {
-        auto names = list_dir(dirfd->get());
+        auto names = list_own_dir(dirfd->get()); // the walk opened it: nobody else reads it
         if (!names) {
             if (names.error().err == ENOENT) return {}; // removed under us
             return std::unexpected(std::move(names.error()).context("list '" + item.rel + "'"));
@@ -102,21 +109,18 @@ struct Walk {
             c.name = name;
             c.parent = dirfd;
             c.depth = item.depth + 1;
-            if (::fstatat(dirfd->get(), name.c_str(), &c.st, AT_SYMLINK_NOFOLLOW) < 0) {
-                if (errno == ENOENT) {
+            uint64_t mnt = 0;
+            if (auto r = stat_at(dirfd->get(), name, c.st, &mnt); !r) {
+                if (r.error().err == ENOENT) {
                     if (v.vanished) v.vanished(c.rel);
                     continue;
                 }
-                return fail_errno("stat '" + c.rel + "'");
+                return std::unexpected(std::move(r.error()).context("stat '" + c.rel + "'"));
             }
             bool is_dir = S_ISDIR(c.st.st_mode);
             if (!is_dir && m == IncludeMatch::Ancestor) continue; // not on the way to a selected path
-            c.other_fs = is_dir && c.st.st_dev != root_dev;
-            if (is_dir && !c.other_fs && root_mnt) {
-                // A bind mount of the same filesystem has the same st_dev (W16).
-                auto mnt = mount_id_at(dirfd->get(), name);
-                c.other_fs = mnt && *mnt != root_mnt;
-            }
+            // A bind mount of the same filesystem has the same st_dev (W16).
+            c.other_fs = is_dir && (c.st.st_dev != root_dev || (root_mnt && mnt && mnt != root_mnt));
             if (is_dir) {
                 auto sub = open_at(dirfd->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
                 if (!sub) {
