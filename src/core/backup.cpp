@@ -80,22 +80,10 @@ class PrevCursor
     bool active_ = false;
 };
 
-// The inode the previous generation recorded, not changed since: any write,
-// chmod, chown, xattr or link change moves ctime, which no caller can set.
-bool unchanged(const Entry& prev, const struct stat& st)
-{
-    auto t = file_type_from_mode(st.st_mode);
-    return t && *t == prev.type && (prev.flags & (kChangedDuringCopy | kMountPoint)) == 0 && prev.ino == st.st_ino &&
-           prev.ctime_sec == st.st_ctim.tv_sec && prev.ctime_nsec == static_cast<uint32_t>(st.st_ctim.tv_nsec) &&
-           prev.mtime_sec == st.st_mtim.tv_sec && prev.mtime_nsec == static_cast<uint32_t>(st.st_mtim.tv_nsec) &&
-           prev.mode == (st.st_mode & 07777) && prev.uid == st.st_uid && prev.gid == st.st_gid &&
-           (prev.type == FileType::Dir || prev.size == static_cast<uint64_t>(st.st_size));
-}
-
 // A regular file whose previous copy can be hard-linked instead of copied.
 bool shareable(const Entry& prev, const struct stat& st)
 {
-    return prev.type == FileType::Reg && !prev.digest.empty() && unchanged(prev, st);
+    return prev.type == FileType::Reg && !prev.digest.empty() && unchanged_since(prev, st);
 }
 
 struct TreeSource {
@@ -259,7 +247,7 @@ class TreeCopier
         entry_from_stat(e, it.st);
 
         if (S_ISDIR(it.st.st_mode)) {
-            if (p && unchanged(*p, it.st)) {
+            if (p && unchanged_since(*p, it.st)) {
                 e.xattrs = p->xattrs;
             } else {
                 auto x = read_xattrs(src_dir->get(), false);
@@ -331,7 +319,7 @@ class TreeCopier
 
         // Symlinks, devices, fifos, sockets: done inline; unchanged ones are
         // shared like files (a hard link to a symlink links the symlink).
-        if (p && parent.prev && cfg_.share_unchanged && unchanged(*p, it.st) &&
+        if (p && parent.prev && cfg_.share_unchanged && unchanged_since(*p, it.st) &&
             ::linkat(parent.prev->get(), name.c_str(), parent.dst->get(), name.c_str(), 0) == 0) {
             Slot s;
             s.rel = it.rel;

@@ -40,4 +40,11 @@ Result<> set_times(int dirfd, const std::string& name, int fd, const Entry& e);
 // Fill the stat-derived fields of an Entry.
 void entry_from_stat(Entry& e, const struct stat& st);
 
+// Is `st` the very inode `recorded` describes (its source at backup time),
+// unchanged since? Every write, chmod, chown, xattr or link change moves
+// ctime, which no caller can set, so equal ino + ctime (+ type, mode, owner,
+// mtime, size) means content and xattrs are as recorded too. Entries that
+// changed during their copy or were mount points never match.
+bool unchanged_since(const Entry& recorded, const struct stat& st);
+
 } // namespace ur
