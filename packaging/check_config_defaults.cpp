@@ -58,7 +58,8 @@ int main(int argc, char** argv)
     }
     for (const auto& key : documented) {
         bool known = false;
-        for (const auto& k : ur::config_keys()) known |= k == key;
+        for (const auto& k : ur::config_keys())
+            known |= k == key;
         if (!known) {
             std::cerr << "FAIL: " << argv[1] << " documents " << key << ", which the loader does not know\n";
             failures++;

@@ -15,7 +15,8 @@
 #include <string>
 #include <vector>
 
-namespace ur {
+namespace ur
+{
 
 struct BackupOptions {
     std::string root = "/";

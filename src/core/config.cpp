@@ -11,7 +11,8 @@
 #include <sstream>
 #include <toml++/toml.h>
 
-namespace ur {
+namespace ur
+{
 
 std::vector<TreeSpec> Config::default_trees()
 {
@@ -42,8 +43,11 @@ Result<uint64_t> parse_size(std::string_view s)
     if (i == 0) return fail(ErrorKind::BadConfig, "size '" + std::string(s) + "' does not start with a number");
     std::string unit(s.substr(i));
     static const std::map<std::string, uint64_t> units = {
-        {"", 1},           {"B", 1},           {"K", 1ull << 10}, {"KiB", 1ull << 10}, {"M", 1ull << 20},
-        {"MiB", 1ull << 20}, {"G", 1ull << 30}, {"GiB", 1ull << 30}, {"T", 1ull << 40}, {"TiB", 1ull << 40},
+        {"", 1},           {"B", 1},
+        {"K", 1ull << 10}, {"KiB", 1ull << 10},
+        {"M", 1ull << 20}, {"MiB", 1ull << 20},
+        {"G", 1ull << 30}, {"GiB", 1ull << 30},
+        {"T", 1ull << 40}, {"TiB", 1ull << 40},
     };
     auto it = units.find(unit);
     if (it == units.end())
@@ -51,7 +55,8 @@ Result<uint64_t> parse_size(std::string_view s)
     return v * it->second;
 }
 
-namespace {
+namespace
+{
 
 std::string where(const std::string& file, const toml::source_region& r)
 {
@@ -61,48 +66,61 @@ std::string where(const std::string& file, const toml::source_region& r)
 }
 
 // Walks one table, applying known keys and rejecting unknown ones with their position.
-class Section {
-public:
+class Section
+{
+  public:
     Section(const toml::table& t, std::string name, const std::string& file)
         : t_(t), name_(std::move(name)), file_(file)
     {
     }
 
-    Result<> str(const char* key, std::string& out) { return with(key, [&](const toml::node& n) -> Result<> {
+    Result<> str(const char* key, std::string& out)
+    {
+        return with(key, [&](const toml::node& n) -> Result<> {
             auto v = n.value<std::string>();
             if (!n.is_string() || !v) return type_error(key, n, "a string");
             out = *v;
             return {};
         });
     }
-    Result<> boolean(const char* key, bool& out) { return with(key, [&](const toml::node& n) -> Result<> {
+    Result<> boolean(const char* key, bool& out)
+    {
+        return with(key, [&](const toml::node& n) -> Result<> {
             if (!n.is_boolean()) return type_error(key, n, "true or false");
             out = *n.value<bool>();
             return {};
         });
     }
-    Result<> uint(const char* key, unsigned& out) { return with(key, [&](const toml::node& n) -> Result<> {
+    Result<> uint(const char* key, unsigned& out)
+    {
+        return with(key, [&](const toml::node& n) -> Result<> {
             if (!n.is_integer() || *n.value<int64_t>() < 0 || *n.value<int64_t>() > 0x7fffffff)
                 return type_error(key, n, "a non-negative integer");
             out = static_cast<unsigned>(*n.value<int64_t>());
             return {};
         });
     }
-    Result<> size(const char* key, uint64_t& out) { return with(key, [&](const toml::node& n) -> Result<> {
+    Result<> size(const char* key, uint64_t& out)
+    {
+        return with(key, [&](const toml::node& n) -> Result<> {
             if (n.is_integer() && *n.value<int64_t>() >= 0) {
                 out = static_cast<uint64_t>(*n.value<int64_t>());
                 return {};
             }
             if (n.is_string()) {
                 auto r = parse_size(*n.value<std::string>());
-                if (!r) return fail(ErrorKind::BadConfig, where(file_, n.source()) + ": " + name_ + "." + key + ": " + r.error().message);
+                if (!r)
+                    return fail(ErrorKind::BadConfig,
+                                where(file_, n.source()) + ": " + name_ + "." + key + ": " + r.error().message);
                 out = *r;
                 return {};
             }
             return type_error(key, n, "a size (bytes, or a string such as \"10GiB\")");
         });
     }
-    Result<> strings(const char* key, std::vector<std::string>& out) { return with(key, [&](const toml::node& n) -> Result<> {
+    Result<> strings(const char* key, std::vector<std::string>& out)
+    {
+        return with(key, [&](const toml::node& n) -> Result<> {
             const toml::array* a = n.as_array();
             if (!a) return type_error(key, n, "an array of strings");
             std::vector<std::string> v;
@@ -125,8 +143,10 @@ public:
                     return {};
                 }
             std::string list;
-            for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
-            return fail(ErrorKind::BadConfig, where(file_, n.source()) + ": " + name_ + "." + key + " must be one of " + list + ", not '" + *v + "'");
+            for (const char* a : allowed)
+                list += std::string(list.empty() ? "" : ", ") + a;
+            return fail(ErrorKind::BadConfig, where(file_, n.source()) + ": " + name_ + "." + key + " must be one of " +
+                                                  list + ", not '" + *v + "'");
         });
     }
     Result<> custom(const char* key, const std::function<Result<>(const toml::node&)>& f) { return with(key, f); }
@@ -136,17 +156,19 @@ public:
     {
         for (const auto& [k, v] : t_) {
             if (!seen_.count(std::string(k.str())))
-                return fail(ErrorKind::BadConfig, where(file_, k.source()) + ": unknown key '" + std::string(k.str()) + "' in [" + name_ + "]");
+                return fail(ErrorKind::BadConfig, where(file_, k.source()) + ": unknown key '" + std::string(k.str()) +
+                                                      "' in [" + name_ + "]");
         }
         return {};
     }
 
     std::unexpected<Error> type_error(const char* key, const toml::node& n, const char* want) const
     {
-        return std::unexpected(Error{ErrorKind::BadConfig, 0, where(file_, n.source()) + ": " + name_ + "." + key + " must be " + want});
+        return std::unexpected(
+            Error{ErrorKind::BadConfig, 0, where(file_, n.source()) + ": " + name_ + "." + key + " must be " + want});
     }
 
-private:
+  private:
     template <class F> Result<> with(const char* key, F&& f)
     {
         seen_.insert(key);
@@ -164,7 +186,9 @@ private:
 Result<> apply_trees(const toml::node& n, std::vector<TreeSpec>& out, const std::string& file)
 {
     const toml::array* a = n.as_array();
-    if (!a) return fail(ErrorKind::BadConfig, where(file, n.source()) + ": backup.trees must be an array of tables ([[backup.trees]])");
+    if (!a)
+        return fail(ErrorKind::BadConfig,
+                    where(file, n.source()) + ": backup.trees must be an array of tables ([[backup.trees]])");
     std::vector<TreeSpec> trees;
     for (const auto& e : *a) {
         const toml::table* t = e.as_table();
@@ -177,11 +201,13 @@ Result<> apply_trees(const toml::node& n, std::vector<TreeSpec>& out, const std:
         UR_TRY(s.boolean("one_file_system", ts.one_file_system));
         UR_TRY(s.finish());
         if (ts.name.empty() || ts.name.find('/') != std::string::npos || ts.name[0] == '.')
-            return fail(ErrorKind::BadConfig, where(file, e.source()) + ": backup.trees name must be a plain directory name");
+            return fail(ErrorKind::BadConfig,
+                        where(file, e.source()) + ": backup.trees name must be a plain directory name");
         if (ts.path.empty() || ts.path[0] != '/')
             return fail(ErrorKind::BadConfig, where(file, e.source()) + ": backup.trees path must be absolute");
         for (const auto& o : trees)
-            if (o.name == ts.name) return fail(ErrorKind::BadConfig, where(file, e.source()) + ": duplicate tree name '" + ts.name + "'");
+            if (o.name == ts.name)
+                return fail(ErrorKind::BadConfig, where(file, e.source()) + ": duplicate tree name '" + ts.name + "'");
         trees.push_back(std::move(ts));
     }
     out = std::move(trees);
@@ -194,11 +220,16 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& schema_keys
 {
     static const std::vector<std::pair<std::string, std::vector<std::string>>> k = {
         {"partition", {"label", "mount_point", "filesystem", "mount_options", "allow_plain_directory"}},
-        {"backup", {"retention", "free_space_margin", "timeout", "share_unchanged", "copy_threads", "change_retries", "trees"}},
+        {"backup",
+         {"retention", "free_space_margin", "timeout", "share_unchanged", "copy_threads", "change_retries", "trees"}},
         {"ostree", {"mode", "sysroot", "booted_deployment"}},
-        {"etcd", {"mode", "backup_script", "restore_script", "force", "timeout", "etcdctl", "endpoints", "cacert", "cert", "key", "static_pod_resources"}},
+        {"etcd",
+         {"mode", "backup_script", "restore_script", "force", "timeout", "etcdctl", "endpoints", "cacert", "cert",
+          "key", "static_pod_resources"}},
         {"machineconfig", {"current_config", "required"}},
-        {"recovery", {"wipe_images", "stop_timeout", "container_restart_timeout", "redeploy_timeout", "restore_script_timeout", "api_request_timeout", "poll_interval", "kubeconfig", "crictl", "oc", "systemctl"}},
+        {"recovery",
+         {"wipe_images", "stop_timeout", "container_restart_timeout", "redeploy_timeout", "restore_script_timeout",
+          "api_request_timeout", "poll_interval", "kubeconfig", "crictl", "oc", "systemctl"}},
         {"daemon", {"idle_exit"}},
     };
     return k;
@@ -263,8 +294,10 @@ std::vector<std::string> config_keys()
 {
     std::vector<std::string> out;
     for (const auto& [sec, keys] : schema_keys())
-        for (const auto& k : keys) out.push_back(sec + "." + k);
-    for (const char* k : {"name", "path", "exclude", "one_file_system"}) out.push_back(std::string("backup.trees.") + k);
+        for (const auto& k : keys)
+            out.push_back(sec + "." + k);
+    for (const char* k : {"name", "path", "exclude", "one_file_system"})
+        out.push_back(std::string("backup.trees.") + k);
     return out;
 }
 
@@ -280,10 +313,14 @@ Result<Config> parse_config_text(Config c, std::string_view text, const std::str
     for (const auto& [k, v] : root) {
         std::string name(k.str());
         bool known = false;
-        for (const auto& [sec, keys] : schema_keys()) known |= sec == name;
-        if (!known) return fail(ErrorKind::BadConfig, where(file, k.source()) + ": unknown section or key '" + name + "'");
+        for (const auto& [sec, keys] : schema_keys())
+            known |= sec == name;
+        if (!known)
+            return fail(ErrorKind::BadConfig, where(file, k.source()) + ": unknown section or key '" + name + "'");
         const toml::table* t = v.as_table();
-        if (!t) return fail(ErrorKind::BadConfig, where(file, v.source()) + ": '" + name + "' must be a table ([" + name + "])");
+        if (!t)
+            return fail(ErrorKind::BadConfig,
+                        where(file, v.source()) + ": '" + name + "' must be a table ([" + name + "])");
         Section s(*t, name, file);
         UR_TRY(apply_section(name, s, c, file));
     }
@@ -327,7 +364,8 @@ Result<Config> load_config(const ConfigSource& src)
         }
         ::closedir(d);
         std::sort(names.begin(), names.end());
-        for (const auto& n : names) UR_TRY(apply_file(c, dropins + "/" + n));
+        for (const auto& n : names)
+            UR_TRY(apply_file(c, dropins + "/" + n));
     }
     return c;
 }

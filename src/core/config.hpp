@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-namespace ur {
+namespace ur
+{
 
 struct TreeSpec {
     std::string name;                 // directory name inside a backup: "etc"

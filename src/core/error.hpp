@@ -9,7 +9,8 @@
 #include <string_view>
 #include <utility>
 
-namespace ur {
+namespace ur
+{
 
 enum class ErrorKind {
     Internal,
@@ -66,21 +67,27 @@ inline std::unexpected<Error> fail_errno(int err, std::string_view what)
     return std::unexpected(sys_error(err, what));
 }
 
-inline std::unexpected<Error> fail_errno(std::string_view what) { return fail_errno(errno, what); }
+inline std::unexpected<Error> fail_errno(std::string_view what)
+{
+    return fail_errno(errno, what);
+}
 
-inline std::unexpected<Error> fail(Error e) { return std::unexpected(std::move(e)); }
+inline std::unexpected<Error> fail(Error e)
+{
+    return std::unexpected(std::move(e));
+}
 
 } // namespace ur
 
 // Propagate an error with context: TRY_CTX(r, "copy " + path);
-#define UR_TRY(expr)                                                                               \
-    do {                                                                                           \
-        auto&& ur_try_r_ = (expr);                                                                 \
-        if (!ur_try_r_) return std::unexpected(std::move(ur_try_r_.error()));                      \
+#define UR_TRY(expr)                                                                                                   \
+    do {                                                                                                               \
+        auto&& ur_try_r_ = (expr);                                                                                     \
+        if (!ur_try_r_) return std::unexpected(std::move(ur_try_r_.error()));                                          \
     } while (0)
 
-#define UR_TRY_CTX(expr, ctx)                                                                      \
-    do {                                                                                           \
-        auto&& ur_try_r_ = (expr);                                                                 \
-        if (!ur_try_r_) return std::unexpected(std::move(ur_try_r_.error()).context(ctx));         \
+#define UR_TRY_CTX(expr, ctx)                                                                                          \
+    do {                                                                                                               \
+        auto&& ur_try_r_ = (expr);                                                                                     \
+        if (!ur_try_r_) return std::unexpected(std::move(ur_try_r_.error()).context(ctx));                             \
     } while (0)

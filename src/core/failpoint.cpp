@@ -7,9 +7,11 @@
 #include <string>
 #include <unistd.h>
 
-namespace ur {
+namespace ur
+{
 
-namespace {
+namespace
+{
 struct Spec {
     std::string name;
     long at = 1;

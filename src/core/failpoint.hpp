@@ -3,6 +3,7 @@
 // Unset (always, in production) it costs one getenv at start-up.
 #pragma once
 
-namespace ur {
+namespace ur
+{
 void failpoint(const char* name);
 }

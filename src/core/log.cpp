@@ -7,9 +7,11 @@
 #include <systemd/sd-journal.h>
 #include <vector>
 
-namespace ur::log {
+namespace ur::log
+{
 
-namespace {
+namespace
+{
 std::atomic<bool> to_stderr{true};
 std::atomic<bool> to_journal{false};
 std::atomic<bool> verbose{false};
@@ -36,9 +38,18 @@ void print(Level level, std::string_view msg)
 }
 } // namespace
 
-void set_stderr(bool on) { to_stderr = on; }
-void set_journal(bool on) { to_journal = on; }
-void set_verbose(bool on) { verbose = on; }
+void set_stderr(bool on)
+{
+    to_stderr = on;
+}
+void set_journal(bool on)
+{
+    to_journal = on;
+}
+void set_verbose(bool on)
+{
+    verbose = on;
+}
 
 void message(Level level, std::string_view msg)
 {
@@ -56,9 +67,11 @@ void event(const char* message_id, Level level, std::string_view msg, std::initi
     items.push_back(std::string("MESSAGE_ID=") + message_id);
     items.push_back("PRIORITY=" + std::to_string(priority(level)));
     items.push_back("SYSLOG_IDENTIFIER=upgrade-recovery");
-    for (const auto& f : fields) items.push_back("UPGRADE_RECOVERY_" + f.key + "=" + f.value);
+    for (const auto& f : fields)
+        items.push_back("UPGRADE_RECOVERY_" + f.key + "=" + f.value);
     std::vector<struct iovec> iov;
-    for (auto& s : items) iov.push_back({s.data(), s.size()});
+    for (auto& s : items)
+        iov.push_back({s.data(), s.size()});
     // Best effort: in the initramfs or a sandbox there may be no journald.
     sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
 }

@@ -6,7 +6,8 @@
 #include <string>
 #include <string_view>
 
-namespace ur::log {
+namespace ur::log
+{
 
 enum class Level { Debug, Info, Warning, Error };
 
@@ -34,10 +35,22 @@ void set_journal(bool on);
 void set_verbose(bool on);
 
 void message(Level level, std::string_view msg);
-inline void info(std::string_view m) { message(Level::Info, m); }
-inline void warning(std::string_view m) { message(Level::Warning, m); }
-inline void error(std::string_view m) { message(Level::Error, m); }
-inline void debug(std::string_view m) { message(Level::Debug, m); }
+inline void info(std::string_view m)
+{
+    message(Level::Info, m);
+}
+inline void warning(std::string_view m)
+{
+    message(Level::Warning, m);
+}
+inline void error(std::string_view m)
+{
+    message(Level::Error, m);
+}
+inline void debug(std::string_view m)
+{
+    message(Level::Debug, m);
+}
 
 // A lifecycle event: always to the journal (when reachable) with MESSAGE_ID and
 // UPGRADE_RECOVERY_* fields; also printed like message().

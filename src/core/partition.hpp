@@ -8,7 +8,8 @@
 #include <string>
 #include <sys/types.h>
 
-namespace ur {
+namespace ur
+{
 
 struct PartitionInfo {
     std::string device; // "/dev/loop3p2", "/dev/vda4"
@@ -32,10 +33,10 @@ struct ImagePartition {
 Result<ImagePartition> find_partition_in_image(const std::string& image, const std::string& label);
 
 struct StoreLocation {
-    std::string path;        // absolute path of the mount point, root prefix included
+    std::string path;             // absolute path of the mount point, root prefix included
     bool plain_directory = false; // allow_plain_directory and no partition was used
-    PartitionInfo partition; // empty when plain_directory
-    bool mounted_now = false; // we mounted it in this call
+    PartitionInfo partition;      // empty when plain_directory
+    bool mounted_now = false;     // we mounted it in this call
 };
 
 // Resolve where backups live: <root><mount_point>. With `mount_if_needed`,

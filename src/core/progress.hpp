@@ -9,10 +9,12 @@
 #include <cstdint>
 #include <string>
 
-namespace ur {
+namespace ur
+{
 
-class Progress {
-public:
+class Progress
+{
+  public:
     virtual ~Progress() = default;
     // A new stage begins ("pin ostree deployment", "copy etc", ...).
     virtual void stage(const std::string& name) { (void)name; }
@@ -23,8 +25,9 @@ public:
 };
 
 // Cancellation plus an optional deadline; checked by long loops. Thread-safe.
-class CancelToken {
-public:
+class CancelToken
+{
+  public:
     using Clock = std::chrono::steady_clock;
 
     void cancel() { cancelled_.store(true); }
@@ -53,7 +56,7 @@ public:
         return fallback && static_cast<unsigned>(left) > fallback ? fallback : static_cast<unsigned>(left);
     }
 
-private:
+  private:
     std::atomic<bool> cancelled_{false};
     std::atomic<Clock::rep> deadline_ns_{0};
 };

@@ -18,7 +18,8 @@
 #include <string>
 #include <vector>
 
-namespace ur {
+namespace ur
+{
 
 inline constexpr const char* kBackupsDir = "backups";
 inline constexpr const char* kLatestLink = "latest";
@@ -39,13 +40,14 @@ struct Store {
 Result<Store> open_store(const Config& cfg, const std::string& root, bool writable);
 
 // Exclusive lock on the store; Busy when another process holds it.
-class StoreLock {
-public:
+class StoreLock
+{
+  public:
     StoreLock() = default;
     explicit StoreLock(UniqueFd fd) : fd_(std::move(fd)) {}
     bool held() const { return static_cast<bool>(fd_); }
 
-private:
+  private:
     UniqueFd fd_;
 };
 Result<StoreLock> lock_store(const Store& store);

@@ -8,7 +8,10 @@
 using namespace ur;
 namespace fs = std::filesystem;
 
-static Result<Config> parse(const std::string& text) { return parse_config_text(Config{}, text, "t.toml"); }
+static Result<Config> parse(const std::string& text)
+{
+    return parse_config_text(Config{}, text, "t.toml");
+}
 
 TEST_CASE("defaults need no file")
 {
@@ -96,7 +99,8 @@ TEST_CASE("invalid values are refused")
     CHECK_FALSE(parse("[partition]\nmount_point = \"relative\"\n"));
     CHECK_FALSE(parse("[[backup.trees]]\nname = \"a/b\"\npath = \"/x\"\n"));
     CHECK_FALSE(parse("[[backup.trees]]\nname = \"x\"\npath = \"rel\"\n"));
-    CHECK_FALSE(parse("[[backup.trees]]\nname = \"x\"\npath = \"/x\"\n[[backup.trees]]\nname = \"x\"\npath = \"/y\"\n"));
+    CHECK_FALSE(
+        parse("[[backup.trees]]\nname = \"x\"\npath = \"/x\"\n[[backup.trees]]\nname = \"x\"\npath = \"/y\"\n"));
 }
 
 TEST_CASE("a syntax error names its position")
@@ -126,15 +130,16 @@ TEST_CASE("files: vendor, /etc file and drop-ins override in order")
     fs::remove_all(root);
     fs::create_directories(root / "usr/lib/upgrade-recovery");
     fs::create_directories(root / "etc/upgrade-recovery/config.d");
-    std::ofstream(root / "usr/lib/upgrade-recovery/config.toml") << "[backup]\nretention = 7\n[daemon]\nidle_exit = 5\n";
+    std::ofstream(root / "usr/lib/upgrade-recovery/config.toml")
+        << "[backup]\nretention = 7\n[daemon]\nidle_exit = 5\n";
     std::ofstream(root / "etc/upgrade-recovery/config.toml") << "[backup]\nretention = 4\n";
     std::ofstream(root / "etc/upgrade-recovery/config.d/10-a.toml") << "[partition]\nlabel = \"a\"\n";
     std::ofstream(root / "etc/upgrade-recovery/config.d/20-b.toml") << "[partition]\nlabel = \"b\"\n";
     std::ofstream(root / "etc/upgrade-recovery/config.d/ignored.conf") << "garbage = \n";
     auto c = load_config({root.string(), std::nullopt});
     REQUIRE(c);
-    CHECK(c->retention == 4);   // /etc beats vendor
-    CHECK(c->idle_exit == 5);   // vendor beats built-in
+    CHECK(c->retention == 4);         // /etc beats vendor
+    CHECK(c->idle_exit == 5);         // vendor beats built-in
     CHECK(c->partition_label == "b"); // later drop-in wins
 
     std::ofstream(root / "etc/upgrade-recovery/config.d/30-bad.toml") << "[backup]\nbogus = 1\n";
