@@ -87,13 +87,18 @@ check "the kubelet tree (with the tmpfs) was not touched" \
 # --- second backup after 1% of the files changed --------------------------------
 b1_before=$(fx_digest "$B1")
 python3 "$UR_FIXTURE" change-some "$ROOT" 1 "$T/changed"
+# A relabelled symlink and a re-owned fifo: same inode, but ctime moved, so
+# they are recreated, not shared (unchanged ones are hard-linked like files).
+setfattr -h -n security.selinux -v system_u:object_r:changed_t:s0 "$ROOT/etc/links/relative"
+chown -h 7:8 "$ROOT/etc/special/fifo"
+printf '%s\n' etc/links/relative etc/special/fifo >>"$T/changed"
 nchanged=$(wc -l <"$T/changed")
 sleep 1 # a new id second (a collision would get -1, which is fine too)
 check "second backup exits 0" run_rc 0 "$T/b2.json" "$T/b2.err" cli "$ROOT" --json backup
 ID2=$(json "$T/b2.json" 'j["id"]')
 B2=$ROOT/var/recovery/backups/$ID2
 check "the second id sorts after the first" test "$ID2" \> "$ID1"
-check "unchanged files are hard links to the first generation, the $nchanged changed ones are not" \
+check "unchanged entries are hard links to the first generation, the $nchanged changed ones are not" \
     python3 "$UR_FIXTURE" shared "$B1" "$B2" "$T/changed"
 check "metadata names $ID1 as previous" test "$(json "$T/b2.json" 'j["previous"]')" = "$ID1"
 check "metadata counts > 300 shared files" test "$(json "$T/b2.json" 'j["sizes"]["shared_files"] > 300')" = true

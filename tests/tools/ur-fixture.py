@@ -503,7 +503,8 @@ def shared(gen1, gen2, listfile):
                 if len(p2) > 3500:
                     continue
                 st2 = os.lstat(p2)
-                if not stat.S_ISREG(st2.st_mode):
+                # Files, symlinks, devices, fifos, sockets: all shared when unchanged.
+                if stat.S_ISDIR(st2.st_mode):
                     continue
                 rel = p2[len(gen2) + 1:]
                 p1 = os.path.join(gen1, rel)
@@ -516,17 +517,17 @@ def shared(gen1, gen2, listfile):
                     seen.add(esc(rel))
                     if st1.st_ino == st2.st_ino:
                         same_changed += 1
-                        errors.append("changed file shares its inode with the previous generation: " + esc(rel))
+                        errors.append("changed entry shares its inode with the previous generation: " + esc(rel))
                 elif st1.st_ino == st2.st_ino:
                     ok += 1
                 else:
                     bad += 1
                     errors.append("unchanged file was copied, not shared: " + esc(rel))
     for c in sorted(changed - seen):
-        errors.append("changed file missing from the second generation: " + c)
+        errors.append("changed entry missing from the second generation: " + c)
     for e in errors:
         print("FAIL " + e)
-    print("shared %d unchanged files, %d changed files copied, %d problems" % (ok, len(seen) - same_changed,
+    print("shared %d unchanged entries, %d changed entries copied, %d problems" % (ok, len(seen) - same_changed,
                                                                                len(errors)))
     return 1 if errors or ok == 0 else 0
 
