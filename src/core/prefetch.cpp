@@ -89,6 +89,7 @@ void Prefetcher::read_dir(const Dir& d)
             off += e->d_reclen;
             const char* nm = e->d_name;
             if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
+            entries_.fetch_add(1, std::memory_order_relaxed);
             bool dir = e->d_type == DT_DIR; // opening it later reads its inode
             if (!dir) {
                 struct stat st;

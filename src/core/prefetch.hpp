@@ -7,7 +7,9 @@
 
 #include "fd.hpp"
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -35,6 +37,9 @@ class Prefetcher
     // Block until every queued tree has been read (tests, benchmarks).
     void wait_idle();
 
+    // Names read so far (directories included, tree roots not).
+    uint64_t entries_read() const { return entries_.load(); }
+
   private:
     struct Dir {
         SharedFd root;
@@ -48,6 +53,7 @@ class Prefetcher
     std::condition_variable idle_cv_; // the last busy thread finished
     std::vector<Dir> stack_;          // depth first keeps the frontier small
     unsigned busy_ = 0;
+    std::atomic<uint64_t> entries_{0};
     bool stop_ = false;
     std::vector<std::thread> threads_;
 };
