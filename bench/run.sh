@@ -235,10 +235,18 @@ for ((r = 0; r < repeat; r++)); do
         rm -rf "$mnt/backups/$id_repeat"
         ln -sfn "backups/$id_full" "$mnt/latest"
     fi
+    # The floor of a generation made of hard links: cp -al of the previous one
+    # (directories and symlinks recreated, files linked; no source walk, no
+    # manifest, no metadata beyond what cp -a keeps). Alternating order.
+    rm -rf "$mnt/bench-cpal"
+    timed_cpal() { timed cp_al "cp -al $(q "$mnt/backups/$id_full") $(q "$mnt/bench-cpal")"; }
+    if [ $((r % 2)) = 1 ]; then timed_cpal; fi
     timed ours_repeat "$(q "$ur") --root $(q "$ROOT") backup"
     id_repeat=$(readlink "$mnt/latest" | sed 's|^backups/||')
     [ "$id_repeat" != "$id_full" ] || die "the repeated backup did not publish a new generation"
+    if [ $((r % 2)) = 0 ]; then timed_cpal; fi
 done
+rm -rf "$mnt/bench-cpal"
 grep -h -E '^  data:' "$work/out.ours_full" "$work/out.ours_repeat" | sed 's/^ */  /' >"$work/data.txt" || true
 
 # ---------------------------------------------------------------- restore after a failed upgrade
@@ -315,6 +323,7 @@ for k in "${!T[@]}"; do
 done
 r_full=$(ratio "${TM[ours_full]}" "${TM[cp_a]}")
 r_repeat=$(ratio "${TM[ours_repeat]}" "${TM[ours_full]}")
+r_cpal=$(ratio "${TM[cp_al]}" "${TM[ours_full]}")
 r_restore=$(ratio "${TM[ours_restore]}" "${TM[rsync_c_delete]}")
 v_restore=$(verdict "$r_restore" 0.2)
 [ "$restore_ok" = yes ] || v_restore="MISS (wrong result)"
@@ -354,6 +363,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     row "rsync -aAXH" rsync_aAXH
     row "tar --xattrs --acls --selinux | tar -x" tar_tar
     row "our repeated backup (1% touched)" ours_repeat
+    row "cp -al of the previous generation" cp_al
     row "our restore (5% upgrade)" ours_restore
     row "rsync -aAXc --delete (5% upgrade)" rsync_c_delete
     [ "$do_mem" = 1 ] && row "our full backup, $mem_files files" ours_full_large
@@ -361,6 +371,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     printf '%-58s %8s %8s  %s\n' "goal" "value" "target" "result"
     printf '%-58s %8s %8s  %s\n' "full backup / cp -a" "$r_full" "<= 0.8" "$(verdict "$r_full" 0.8)"
     printf '%-58s %8s %8s  %s\n' "repeated backup (1% changed) / our full backup" "$r_repeat" "<= 0.15" "$(verdict "$r_repeat" 0.15)"
+    printf '%-58s %8s %8s  %s\n' "  reference, not a goal: cp -al of a generation / our full" "$r_cpal" "" ""
     printf '%-58s %8s %8s  %s\n' "restore (5% changed) / rsync -aAXc --delete" "$r_restore" "<= 0.2" "$v_restore"
     printf '%-58s %8s %8s  %s\n' "peak memory, full backup, $files files (MiB)" "$(mib "$mem_small")" "< 64" "$(awk -v k="$mem_small" 'BEGIN { print (k < 65536 ? "PASS" : "MISS") }')"
     if [ "$do_mem" = 1 ]; then

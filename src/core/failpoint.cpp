@@ -16,6 +16,7 @@ struct Spec {
     std::string name;
     long at = 1;
     bool active = false;
+    bool stop = false; // SIGSTOP instead of SIGKILL
 };
 const Spec& spec()
 {
@@ -25,6 +26,8 @@ const Spec& spec()
         if (!e || !*e) return r;
         r.active = true;
         r.name = e;
+        const char* a = std::getenv("UR_FAILPOINT_ACTION");
+        r.stop = a && std::strcmp(a, "stop") == 0;
         if (auto colon = r.name.rfind(':'); colon != std::string::npos) {
             r.at = std::strtol(r.name.c_str() + colon + 1, nullptr, 10);
             r.name.resize(colon);
@@ -40,7 +43,12 @@ void failpoint(const char* name)
 {
     const Spec& s = spec();
     if (!s.active || s.name != name) return;
-    if (hits.fetch_add(1) + 1 >= s.at) {
+    long n = hits.fetch_add(1) + 1;
+    if (s.stop) {
+        if (n == s.at) ::raise(SIGSTOP); // once: the test continues us with SIGCONT
+        return;
+    }
+    if (n >= s.at) {
         static const char msg[] = "upgrade-recovery: failpoint reached, killing self\n";
         (void)!::write(2, msg, sizeof msg - 1);
         ::kill(::getpid(), SIGKILL);

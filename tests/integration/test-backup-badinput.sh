@@ -8,6 +8,8 @@
 #  - a config with an unknown key or a wrong type: exit 3 naming file:line:column;
 #  - a tiny (300 MiB) partition and a tree larger than its free space: exit 5 with
 #    the numbers, and the previous backup is untouched, still latest, still verifies;
+#  - the partition filling up during the copy (after the space check): exit 5, the
+#    staging directory removed, the previous backup untouched and still verifying;
 #  - a flipped byte in a backup file: verify exits 7 and names the file;
 #  - a truncated manifest: verify exits 7.
 set -eu
@@ -190,6 +192,42 @@ check "the previous backup still equals its source tree (but the two changes)" \
 rm "$R2/var/lib/kubelet/big.img"
 check "with the big file gone the next backup succeeds" run_rc 0 "$T/s4.out" "$T/s4.err" cli "$R2" backup
 check "and the new latest verifies" run_rc 0 "$T/s5.out" "$T/s5.err" cli "$R2" verify
+
+# --- the partition fills up in the middle of the copy -----------------------------------
+# The space check passed; then something else takes the space (the backup is
+# stopped at a failpoint once its staging directory exists). The copy hits
+# ENOSPC: exit 5, the staging directory is gone, the previous backup untouched.
+head -c $((40 << 20)) /dev/urandom >"$R2/usr/local/bin/new-40m"
+LID=$(readlink "$R2/var/recovery/latest" | sed 's|^backups/||')
+gens=$(ls -A "$R2/var/recovery/backups")
+# Not --strict: the copy hard-linked unchanged files from it and the cleanup
+# unlinked them, which moves those inodes' ctime (and nothing else).
+before=$(fx_digest "$R2/var/recovery/backups/$LID")
+UR_FAILPOINT=backup.after-cluster UR_FAILPOINT_ACTION=stop \
+    "$UR_CLI" --root "$R2" backup >"$T/f.out" 2>"$T/f.err" &
+pid=$!
+for _ in $(seq 1 1000); do
+    [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
+    sleep 0.02
+done
+check "the backup stopped at the failpoint with its staging directory made" \
+    bash -c "[ \"\$(ps -o state= -p $pid | tr -d ' ')\" = T ] && ls -A '$R2/var/recovery/backups' | grep -q '^\.staging-'"
+free=$(($(stat -f -c '%a*%S' "$R2/var/recovery")))
+fallocate -l $((free - (1 << 20))) "$R2/var/recovery/filler" # 1 MiB stays free
+kill -CONT "$pid"
+rc=0
+wait "$pid" || rc=$?
+check "the backup that ran out of space during the copy exits 5" test "$rc" = 5
+sed 's/^/  /' "$T/f.err" | tail -n 3
+check "... and says the partition is full" grep -qi "no space left" "$T/f.err"
+rm "$R2/var/recovery/filler"
+check "no staging directory was left" test "$(ls -A "$R2/var/recovery/backups")" = "$gens"
+check "the previous backup is untouched (every byte and attribute)" \
+    test "$(fx_digest "$R2/var/recovery/backups/$LID")" = "$before"
+check "latest still names it" test "$(readlink "$R2/var/recovery/latest")" = "backups/$LID"
+check "the previous backup still verifies" run_rc 0 "$T/f2.out" "$T/f2.err" cli "$R2" verify
+check "with the space back the next backup succeeds" run_rc 0 "$T/f3.out" "$T/f3.err" cli "$R2" backup
+check "and the new latest verifies" run_rc 0 "$T/f4.out" "$T/f4.err" cli "$R2" verify
 
 echo "test-backup-badinput: $(($(date +%s) - t0)) s"
 ur_fx_done
