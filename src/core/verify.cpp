@@ -4,9 +4,11 @@
 #include "file_copy.hpp"
 #include "fsmeta.hpp"
 #include "manifest.hpp"
+#include "prefetch.hpp"
 #include "walk.hpp"
 
 #include <fcntl.h>
+#include <map>
 #include <unistd.h>
 
 namespace ur
@@ -130,9 +132,24 @@ Result<VerifyReport> verify_backup(const Store& store, const std::string& id, Pr
         }
     };
 
+    // Hard-link groups: the inode of each group's first name (kLinkLeader);
+    // later names (<link> = the leader's path) must be that same inode.
+    std::map<std::string, std::pair<dev_t, ino_t>> leaders;
+    auto check_link_group = [&](const Entry& w, const struct stat& st) {
+        if (w.type != FileType::Reg) return;
+        if (w.flags & kLinkLeader) leaders[w.path] = {st.st_dev, st.st_ino};
+        if (w.link.empty()) return;
+        auto l = leaders.find(w.link);
+        if (l != leaders.end() && (l->second.first != st.st_dev || l->second.second != st.st_ino))
+            rep.mismatches.push_back(w.path + ": not a hard link of " + w.link + " as recorded");
+    };
+
     std::vector<std::string> tree_names;
     for (const auto& t : meta->trees)
         tree_names.push_back(t.name);
+    Prefetcher prefetch(kPrefetchThreads); // the generation's metadata, ahead of the walk
+    for (const auto& t : tree_names)
+        prefetch.add(gen->get(), t);
     std::sort(tree_names.begin(), tree_names.end(),
               [](const std::string& a, const std::string& b) { return compare_paths(a, b) < 0; });
     for (const auto& tname : tree_names) {
@@ -156,16 +173,12 @@ Result<VerifyReport> verify_backup(const Store& store, const std::string& id, Pr
                 if (!x) return std::unexpected(x.error());
                 have.xattrs = std::move(*x);
             } else {
-                auto pfd = open_at(parent, it.name, O_PATH | O_NOFOLLOW);
-                if (!pfd) return std::unexpected(pfd.error());
+                // Regular files are read through a real fd, everything else through O_PATH.
                 bool path_fd = !S_ISREG(it.st.st_mode);
-                UniqueFd rfd;
-                if (!path_fd) {
-                    auto r = open_at(parent, it.name, O_RDONLY | O_NOFOLLOW);
-                    if (!r) return std::unexpected(r.error());
-                    rfd = std::move(*r);
-                }
-                auto x = read_xattrs(path_fd ? pfd->get() : rfd.get(), path_fd);
+                auto fd = open_at(parent, it.name, path_fd ? O_PATH | O_NOFOLLOW : O_RDONLY | O_NOFOLLOW);
+                if (!fd) return std::unexpected(fd.error());
+                UniqueFd rfd = std::move(*fd);
+                auto x = read_xattrs(rfd.get(), path_fd);
                 if (!x) return std::unexpected(x.error());
                 have.xattrs = std::move(*x);
                 if (S_ISLNK(it.st.st_mode)) {
@@ -181,6 +194,7 @@ Result<VerifyReport> verify_backup(const Store& store, const std::string& id, Pr
                 }
             }
             compare(*want, have, rep.mismatches);
+            check_link_group(*want, it.st);
             advance();
             UR_TRY(cancel.check());
             return S_ISDIR(it.st.st_mode) ? WalkAction::Descend : WalkAction::Skip;

@@ -141,6 +141,7 @@ check "verify exits 7 on the damaged backup" run_rc 7 "$T/neg.v" "$T/neg.verr" c
 for want in "etc/hosts: mode" "etc/empty: owner" "etc/links/absolute: mtime" "etc/sysconfig: xattr security.selinux" \
     "etc/acl/file: xattr system.posix_acl_access" "etc/xattrs/file: xattr user.empty" \
     "etc/links/dangling: symlink target" "etc/special/loop-like: device" \
+    "etc/hl/b/two: not a hard link of etc/hl/a/one" \
     "etc/machine-config-daemon/node-annotations.json: "; do
     check "verify names '$want'" grep -qF "MISMATCH $want" "$T/neg.v"
 done
