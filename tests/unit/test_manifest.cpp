@@ -3,6 +3,8 @@
 // kind of damage a reader must call Corrupt, and the walk order compare_paths.
 #include "manifest.hpp"
 
+#include "temp_dir.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -15,21 +17,11 @@
 #include <unistd.h>
 
 using namespace ur;
+using ur::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace
 {
-
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char t[] = "/tmp/ur-manifest-XXXXXX";
-        REQUIRE(mkdtemp(t));
-        path = t;
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
 
 std::string bytes(std::initializer_list<int> b)
 {

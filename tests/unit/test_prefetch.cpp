@@ -3,6 +3,8 @@
 // filesystem included, when we may mount), and it stops when destroyed.
 #include "prefetch.hpp"
 
+#include "temp_dir.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -12,25 +14,11 @@
 #include <unistd.h>
 
 using namespace ur;
+using ur::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace
 {
-
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char t[] = "/tmp/ur-prefetch-XXXXXX";
-        REQUIRE(mkdtemp(t));
-        path = t;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
 void touch(const fs::path& p)
 {

@@ -1,5 +1,7 @@
 #include "process.hpp"
 
+#include "temp_dir.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -13,22 +15,12 @@
 #include <unistd.h>
 
 using namespace ur;
+using ur::test::TempDir;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace
 {
-
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char t[] = "/tmp/ur-test-process-XXXXXX";
-        REQUIRE(mkdtemp(t));
-        path = t;
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 Command sh(const std::string& script, std::chrono::seconds timeout = 30s)
 {

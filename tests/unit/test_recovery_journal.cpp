@@ -3,6 +3,8 @@
 #include "recovery_journal.hpp"
 #include "store.hpp"
 
+#include "temp_dir.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -13,21 +15,11 @@
 #include <sys/stat.h>
 
 using namespace ur;
+using ur::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace
 {
-
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char t[] = "/tmp/ur-journal-XXXXXX";
-        REQUIRE(mkdtemp(t));
-        path = t;
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
 
 // A store over a plain directory: the journal only needs the mount and backups fds.
 Store plain_store(const std::string& dir)

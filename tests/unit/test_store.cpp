@@ -3,6 +3,8 @@
 // listing, retention, deleting the latest generation and stale staging cleanup.
 #include "store.hpp"
 
+#include "temp_dir.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -14,25 +16,11 @@
 #include <unistd.h>
 
 using namespace ur;
+using ur::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace
 {
-
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char t[] = "/tmp/ur-store-XXXXXX";
-        REQUIRE(mkdtemp(t));
-        path = t;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
 // A store in <root>/var/recovery as the CLI opens it when the config allows a
 // plain directory and no partition carries the label. Without root the
