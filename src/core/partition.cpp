@@ -290,30 +290,11 @@ bool is_mount_of(const MountEntry& m, const PartitionInfo& p)
 Result<> mount_partition(const PartitionInfo& part, const std::string& target, const std::string& fstype,
                          const std::string& options)
 {
-    std::unique_ptr<libmnt_context, ContextFree> cxt(mnt_new_context());
-    if (!cxt) return fail_errno(ENOMEM, "mnt_new_context");
-    // No /sbin/mount.* helpers: nothing external without a deadline, and the
-    // kernel mount is all an xfs partition needs.
-    mnt_context_disable_helpers(cxt.get(), 1);
-    if (mnt_context_set_source(cxt.get(), part.device.c_str()) != 0 ||
-        mnt_context_set_target(cxt.get(), target.c_str()) != 0 ||
-        mnt_context_set_fstype(cxt.get(), fstype.c_str()) != 0 ||
-        (!options.empty() && mnt_context_set_options(cxt.get(), options.c_str()) != 0))
-        return fail(ErrorKind::Internal, "cannot set up the mount of " + part.device);
-    int rc = mnt_context_mount(cxt.get());
-    if (rc != 0 || mnt_context_get_status(cxt.get()) != 1) {
-        int err = mnt_context_syscall_called(cxt.get()) ? mnt_context_get_syscall_errno(cxt.get()) : 0;
-        char buf[512] = "";
-        mnt_context_get_excode(cxt.get(), rc, buf, sizeof buf);
-        std::string what = "mount " + part.device + " (" + fstype + ") on " + target;
-        if (!options.empty()) what += " with options '" + options + "'";
-        Error e = err ? sys_error(err, what) : Error{ErrorKind::ExternalFailed, 0, what + ": failed"};
-        if (buf[0]) e.message += " (" + std::string(buf) + ")";
-        if (e.kind == ErrorKind::InvalidArgs || e.kind == ErrorKind::NotFound || e.kind == ErrorKind::Io)
-            e.kind = ErrorKind::NotMounted;
-        return fail(std::move(e));
-    }
-    return {};
+    auto r = mount_fs(part.device, target, fstype, options);
+    if (!r && (r.error().kind == ErrorKind::InvalidArgs || r.error().kind == ErrorKind::NotFound ||
+               r.error().kind == ErrorKind::Io))
+        r.error().kind = ErrorKind::NotMounted;
+    return r;
 }
 
 std::string describe(const PartitionInfo& p)
@@ -322,6 +303,34 @@ std::string describe(const PartitionInfo& p)
 }
 
 } // namespace
+
+Result<> mount_fs(const std::string& source, const std::string& target, const std::string& fstype,
+                  const std::string& options)
+{
+    std::unique_ptr<libmnt_context, ContextFree> cxt(mnt_new_context());
+    if (!cxt) return fail_errno(ENOMEM, "mnt_new_context");
+    // No /sbin/mount.* helpers: nothing external without a deadline. Source and
+    // target are given, so no fstab of the running system is consulted.
+    mnt_context_disable_helpers(cxt.get(), 1);
+    mnt_context_set_optsmode(cxt.get(), MNT_OMODE_NOTAB);
+    if (mnt_context_set_source(cxt.get(), source.c_str()) != 0 ||
+        mnt_context_set_target(cxt.get(), target.c_str()) != 0 ||
+        (!fstype.empty() && mnt_context_set_fstype(cxt.get(), fstype.c_str()) != 0) ||
+        (!options.empty() && mnt_context_set_options(cxt.get(), options.c_str()) != 0))
+        return fail(ErrorKind::Internal, "cannot set up the mount of " + source);
+    int rc = mnt_context_mount(cxt.get());
+    if (rc != 0 || mnt_context_get_status(cxt.get()) != 1) {
+        int err = mnt_context_syscall_called(cxt.get()) ? mnt_context_get_syscall_errno(cxt.get()) : 0;
+        char buf[512] = "";
+        mnt_context_get_excode(cxt.get(), rc, buf, sizeof buf);
+        std::string what = "mount " + source + (fstype.empty() ? "" : " (" + fstype + ")") + " on " + target;
+        if (!options.empty()) what += " with options '" + options + "'";
+        Error e = err ? sys_error(err, what) : Error{ErrorKind::ExternalFailed, 0, what + ": failed"};
+        if (buf[0]) e.message += " (" + std::string(buf) + ")";
+        return fail(std::move(e));
+    }
+    return {};
+}
 
 Result<PartitionInfo> find_partition(const std::string& label)
 {

@@ -39,6 +39,11 @@ struct StoreLocation {
     bool mounted_now = false;     // we mounted it in this call
 };
 
+// Mount `source` (a device, a LABEL=/UUID=/PARTLABEL= tag, or a directory with
+// the "bind" option) on `target` with libmount, without mount helpers.
+Result<> mount_fs(const std::string& source, const std::string& target, const std::string& fstype,
+                  const std::string& options);
+
 // Resolve where backups live: <root><mount_point>. With `mount_if_needed`,
 // mount the partition there when nothing is mounted. Refuses (NotMounted /
 // PartitionNotFound) when the mount point is not a mount of that partition,

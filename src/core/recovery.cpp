@@ -2,6 +2,7 @@
 
 #include "failpoint.hpp"
 #include "fd.hpp"
+#include "initrd_var.hpp"
 #include "log.hpp"
 #include "machineconfig.hpp"
 #include "metadata.hpp"
@@ -1061,6 +1062,22 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
     if (auto t = read_file_at(AT_FDCWD, io.cmdline_path, 1 << 16); t) cmdline = *t;
     bool karg = cmdline_requests_recovery(cmdline);
 
+    // The real /var first (initrd_var.hpp): the recovery partition's mount
+    // point and /var/lib/kubelet are in it. Released (detached) on return.
+    VarMount var;
+    std::optional<Error> var_error;
+    if (auto src = find_real_var(io.root, cmdline); !src) {
+        var_error = src.error();
+    } else if (*src) {
+        if (auto m = mount_real_var(io.root, **src); m) {
+            var = std::move(*m);
+            log::info("mounted the real /var from " + (*src)->what + " (" + (*src)->origin + ") at " + io.root +
+                      "/var for phase 1");
+        } else {
+            var_error = m.error();
+        }
+    }
+
     auto store = open_store(cfg, io.root, true);
     if (!store) {
         // No partition, nothing armed: the common boot. With the kernel argument it is an error.
@@ -1076,9 +1093,17 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
     auto armed = dir->armed();
     if (!armed) return std::unexpected(armed.error());
     if (!*armed && !karg) {
+        // A /var problem must not stop an ordinary boot; it stops a recovery.
+        if (var_error) log::warning("the real /var could not be prepared: " + var_error->message);
         out.reason = "not armed";
         return out;
     }
+    if (var_error)
+        return std::unexpected(
+            std::move(*var_error)
+                .context(
+                    "phase 1 cannot run: it would restore into the deployment's own /var, which the real /var hides "
+                    "after the switch root"));
     auto journal = dir->load();
     if (!journal) return std::unexpected(journal.error());
     const RecoveryJournal* j = *journal ? &**journal : nullptr;

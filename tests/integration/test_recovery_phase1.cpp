@@ -570,6 +570,80 @@ TEST_CASE("the initrd entry: fast no-op, armed run, power cut, kernel argument")
     }
 }
 
+TEST_CASE("the initrd entry restores into the real /var, not the deployment's own")
+{
+    // In the initramfs <root>/var is not mounted yet: the real one is the ostree
+    // stateroot's var (ostree= on the kernel command line), or what the root's
+    // fstab or var.mount names. Move the tree's /var there and leave an empty
+    // directory, as the initrd sees it.
+    Host h;
+    std::string cmdline = h.base + "/cmdline", boot = h.base + "/boot_id";
+    write(boot, "boot-1\n");
+    {
+        auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+        REQUIRE(store);
+        REQUIRE(arm_recovery(*store, kBackupId));
+    }
+    std::string real = h.p("srv/realvar"), cmd = "BOOT_IMAGE=/vmlinuz root=UUID=1 rw\n";
+    bool broken = false, armed = true;
+    SECTION("ostree: the stateroot's var")
+    {
+        real = h.p("sysroot/ostree/deploy/testos/var");
+        cmd = "BOOT_IMAGE=(hd0,gpt3)/ostree/testos-abc/vmlinuz ostree=/ostree/boot.1/testos/abc/0 rw\n";
+    }
+    SECTION("a /var line in /etc/fstab")
+    {
+        write(h.p("etc/fstab"), "UUID=1 / xfs defaults 0 0\n/srv/realvar /var none bind 0 0\n");
+    }
+    SECTION("/etc/systemd/system/var.mount")
+    {
+        write(h.p("etc/systemd/system/var.mount"),
+              "[Unit]\nBefore=local-fs.target\n\n[Mount]\nWhat=/srv/realvar\nWhere=/var\nOptions=bind\n");
+    }
+    SECTION("a /var that cannot be mounted stops an armed recovery, not an ordinary boot")
+    {
+        write(h.p("etc/systemd/system/var.mount"), "[Mount]\nWhat=/srv/gone\nWhere=/var\nOptions=bind\n");
+        broken = true;
+        SECTION("armed") {}
+        SECTION("not armed")
+        {
+            armed = false;
+            fs::remove(h.p("var/recovery/recovery/armed"));
+        }
+    }
+    if (!broken) {
+        fs::create_directories(fs::path(real).parent_path());
+        fs::rename(h.p("var"), real);
+        fs::create_directory(h.p("var"));
+    } // else the store stays where the test's plain-directory store can find the armed marker
+    write(cmdline, cmd);
+    const Snapshot pre = broken ? h.snapshot() : Snapshot{};
+    auto r = h.run("--initrd --cmdline " + cmdline + " --boot-id " + boot);
+    INFO(r.out << r.err);
+    if (broken && armed) {
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("phase 1 cannot run") != std::string::npos);
+        CHECK(r.err.find("/srv/gone") != std::string::npos);
+    } else if (broken) {
+        CHECK(r.exit_code == 0);
+        CHECK(r.json()["ran"] == false);
+        CHECK(r.json()["reason"] == "not armed");
+    } else {
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["ran"] == true);
+        CHECK(r.json()["phase1_done"] == true);
+    }
+    if (broken) {
+        CHECK(h.snapshot() == pre); // nothing restored anywhere
+        return;
+    }
+    // The real /var was detached again, and nothing was written into the deployment's own.
+    CHECK(fs::is_empty(h.p("var")));
+    REQUIRE(::mount(real.c_str(), h.p("var").c_str(), nullptr, MS_BIND, nullptr) == 0);
+    h.check_recovered();
+    ::umount2(h.p("var").c_str(), MNT_DETACH);
+}
+
 TEST_CASE("--dry-run shows the plan and the changes and touches nothing")
 {
     Host h;

@@ -1,0 +1,197 @@
+#include "initrd_var.hpp"
+
+#include "fd.hpp"
+#include "partition.hpp"
+
+#include <libmount/libmount.h>
+
+#include <fcntl.h>
+#include <memory>
+#include <sstream>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+namespace ur
+{
+
+namespace
+{
+
+struct TableFree {
+    void operator()(libmnt_table* t) const { mnt_unref_table(t); }
+};
+
+bool has_option(const std::string& options, const char* name)
+{
+    std::stringstream ss(options);
+    std::string o;
+    while (std::getline(ss, o, ','))
+        if (o == name) return true;
+    return false;
+}
+
+// A path in the real root, as the initrd sees it.
+std::string in_root(const std::string& root, const std::string& abs)
+{
+    return root_path(root, abs);
+}
+
+// Bind sources are paths of the real root; devices and tags stay as they are.
+VarSource finish(const std::string& root, VarSource s)
+{
+    if (has_option(s.options, "bind") || has_option(s.options, "rbind")) {
+        if (!s.what.empty() && s.what[0] == '/') s.what = in_root(root, s.what);
+        if (s.fstype == "none") s.fstype.clear();
+    }
+    return s;
+}
+
+Result<std::optional<VarSource>> from_fstab(const std::string& root)
+{
+    std::string path = in_root(root, "/etc/fstab");
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return std::optional<VarSource>{};
+    std::unique_ptr<libmnt_table, TableFree> tb(mnt_new_table());
+    if (!tb) return fail_errno(ENOMEM, "mnt_new_table");
+    if (mnt_table_parse_fstab(tb.get(), path.c_str()) != 0) return fail(ErrorKind::BadConfig, "cannot parse " + path);
+    libmnt_fs* fs = mnt_table_find_target(tb.get(), "/var", MNT_ITER_FORWARD);
+    if (!fs) return std::optional<VarSource>{};
+    VarSource s;
+    s.what = mnt_fs_get_source(fs) ? mnt_fs_get_source(fs) : "";
+    s.fstype = mnt_fs_get_fstype(fs) ? mnt_fs_get_fstype(fs) : "";
+    s.options = mnt_fs_get_options(fs) ? mnt_fs_get_options(fs) : "";
+    s.origin = "/etc/fstab";
+    if (s.fstype == "auto") s.fstype.clear();
+    return std::optional<VarSource>(finish(root, std::move(s)));
+}
+
+// The [Mount] section of a mount unit: What=, Type=, Options= (last one wins).
+Result<std::optional<VarSource>> from_mount_unit(const std::string& root)
+{
+    const std::string abs = "/etc/systemd/system/var.mount";
+    auto text = read_file_at(AT_FDCWD, in_root(root, abs), 1 << 20);
+    if (!text) {
+        if (text.error().err == ENOENT) return std::optional<VarSource>{};
+        return std::unexpected(std::move(text.error()).context(abs));
+    }
+    VarSource s;
+    s.origin = abs;
+    std::stringstream ss(*text);
+    std::string line, section;
+    while (std::getline(ss, line)) {
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+            line.pop_back();
+        size_t b = line.find_first_not_of(" \t");
+        if (b == std::string::npos || line[b] == '#' || line[b] == ';') continue;
+        line = line.substr(b);
+        if (line[0] == '[') {
+            section = line;
+            continue;
+        }
+        if (section != "[Mount]") continue;
+        size_t eq = line.find('=');
+        if (eq == std::string::npos) continue;
+        std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+        while (!key.empty() && (key.back() == ' ' || key.back() == '\t'))
+            key.pop_back();
+        value.erase(0, value.find_first_not_of(" \t"));
+        if (key == "What") s.what = value;
+        if (key == "Type") s.fstype = value;
+        if (key == "Options") s.options = value;
+    }
+    if (s.what.empty()) return fail(ErrorKind::BadConfig, abs + " has no What= in its [Mount] section");
+    return std::optional<VarSource>(finish(root, std::move(s)));
+}
+
+} // namespace
+
+std::string ostree_stateroot(std::string_view cmdline)
+{
+    // ostree=/ostree/boot.N/<stateroot>/<bootcsum>/<serial>
+    size_t pos = 0;
+    while (pos < cmdline.size()) {
+        size_t end = cmdline.find_first_of(" \t\n", pos);
+        if (end == std::string_view::npos) end = cmdline.size();
+        std::string_view arg = cmdline.substr(pos, end - pos);
+        if (arg.substr(0, 7) == "ostree=") {
+            std::string_view v = arg.substr(7);
+            if (v.substr(0, 8) != "/ostree/") return "";
+            v.remove_prefix(8);
+            size_t a = v.find('/');
+            if (a == std::string_view::npos) return "";
+            v.remove_prefix(a + 1); // boot.N/
+            size_t b = v.find('/');
+            std::string_view name = v.substr(0, b);
+            if (name.empty() || name == "." || name == "..") return "";
+            return std::string(name);
+        }
+        pos = end + 1;
+    }
+    return "";
+}
+
+Result<std::optional<VarSource>> find_real_var(const std::string& root, std::string_view cmdline)
+{
+    auto rootfd = open_at(AT_FDCWD, root, O_RDONLY | O_DIRECTORY);
+    if (!rootfd) return std::unexpected(std::move(rootfd.error()).context("root"));
+    struct stat rst, vst;
+    if (::fstat(rootfd->get(), &rst) != 0) return fail_errno("stat " + root);
+    if (::fstatat(rootfd->get(), "var", &vst, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno != ENOENT) return fail_errno("stat " + root + "/var");
+    } else if (!S_ISDIR(vst.st_mode)) {
+        // A symlink would be followed in the initramfs' own namespace: never mount through it.
+        return fail(ErrorKind::Refused, root + "/var is not a directory; the real /var cannot be mounted there");
+    } else {
+        auto here = mount_id_at(rootfd->get(), "");
+        auto there = mount_id_at(rootfd->get(), "var");
+        bool mounted = vst.st_dev != rst.st_dev || (here && there && *here && *there && *here != *there);
+        if (mounted) return std::optional<VarSource>{}; // already the real one
+    }
+    auto f = from_fstab(root);
+    if (!f || *f) return f;
+    auto u = from_mount_unit(root);
+    if (!u || *u) return u;
+    std::string stateroot = ostree_stateroot(cmdline);
+    if (stateroot.empty()) return std::optional<VarSource>{};
+    VarSource s;
+    s.what = in_root(root, "/sysroot/ostree/deploy/" + stateroot + "/var");
+    s.options = "bind";
+    s.origin = "ostree stateroot '" + stateroot + "' (ostree= on the kernel command line)";
+    struct stat sst;
+    if (::stat(s.what.c_str(), &sst) != 0 || !S_ISDIR(sst.st_mode))
+        return fail(ErrorKind::NotFound, "the kernel command line boots ostree stateroot '" + stateroot + "' but " +
+                                             s.what + " is not a directory");
+    return std::optional<VarSource>(std::move(s));
+}
+
+VarMount& VarMount::operator=(VarMount&& o) noexcept
+{
+    if (this != &o) {
+        release();
+        target_ = std::move(o.target_);
+        o.target_.clear();
+    }
+    return *this;
+}
+
+void VarMount::release()
+{
+    if (target_.empty()) return;
+    // Lazily: the recovery partition is mounted below it, and our own fds may
+    // still be open. The kernel finishes the unmount when the last one closes.
+    ::umount2(target_.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+    target_.clear();
+}
+
+Result<VarMount> mount_real_var(const std::string& root, const VarSource& src)
+{
+    std::string target = in_root(root, "/var");
+    if (::mkdir(target.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno("create " + target);
+    auto r = mount_fs(src.what, target, src.fstype, src.options);
+    if (!r)
+        return std::unexpected(
+            std::move(r.error()).context("mount the real /var (" + src.origin + ") for phase 1 in the initramfs"));
+    return VarMount(target);
+}
+
+} // namespace ur
