@@ -2,7 +2,10 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
+#include <string>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 #include <vector>
@@ -16,6 +19,21 @@ std::atomic<bool> to_stderr{true};
 std::atomic<bool> to_journal{false};
 std::atomic<bool> verbose{false};
 std::mutex stderr_mutex;
+std::string identifier = "upgrade-recovery"; // set before threads start
+
+// systemd connected stderr to the journal ($JOURNAL_STREAM names the stream):
+// every printed line is journaled already.
+bool stderr_is_journal()
+{
+    static const bool yes = [] {
+        const char* e = std::getenv("JOURNAL_STREAM");
+        unsigned long long dev = 0, ino = 0;
+        struct stat st;
+        return e && std::sscanf(e, "%llu:%llu", &dev, &ino) == 2 && ::fstat(2, &st) == 0 &&
+               static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
+    }();
+    return yes;
+}
 
 int priority(Level l)
 {
@@ -50,13 +68,19 @@ void set_verbose(bool on)
 {
     verbose = on;
 }
+void set_identifier(std::string_view id)
+{
+    identifier = std::string(id);
+}
 
 void message(Level level, std::string_view msg)
 {
     print(level, msg);
-    if (to_journal.load())
+    // Printed into a journal stream, a native entry would be the same line twice.
+    bool printed_to_journal = to_stderr.load() && stderr_is_journal() && (level != Level::Debug || verbose.load());
+    if (to_journal.load() && !printed_to_journal)
         sd_journal_send("MESSAGE=%.*s", static_cast<int>(msg.size()), msg.data(), "PRIORITY=%d", priority(level),
-                        "SYSLOG_IDENTIFIER=upgrade-recovery", nullptr);
+                        "SYSLOG_IDENTIFIER=%s", identifier.c_str(), nullptr);
 }
 
 void event(const char* message_id, Level level, std::string_view msg, std::initializer_list<Field> fields)
@@ -66,7 +90,7 @@ void event(const char* message_id, Level level, std::string_view msg, std::initi
     items.push_back("MESSAGE=" + std::string(msg));
     items.push_back(std::string("MESSAGE_ID=") + message_id);
     items.push_back("PRIORITY=" + std::to_string(priority(level)));
-    items.push_back("SYSLOG_IDENTIFIER=upgrade-recovery");
+    items.push_back("SYSLOG_IDENTIFIER=" + identifier);
     for (const auto& f : fields)
         items.push_back("UPGRADE_RECOVERY_" + f.key + "=" + f.value);
     std::vector<struct iovec> iov;

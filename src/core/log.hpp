@@ -29,10 +29,15 @@ struct Field {
     std::string value;
 };
 
-// Where plain messages go: stderr (default) and/or the journal.
+// Where plain messages go: stderr (default) and/or the journal. When systemd
+// made stderr a journal stream ($JOURNAL_STREAM), printed messages are not
+// sent natively as well; events are (they carry MESSAGE_ID and fields), and
+// are printed too, for a console that only shows the stream.
 void set_stderr(bool on);
 void set_journal(bool on);
 void set_verbose(bool on);
+// SYSLOG_IDENTIFIER of native entries (default "upgrade-recovery"); call before threads start.
+void set_identifier(std::string_view id);
 
 void message(Level level, std::string_view msg);
 inline void info(std::string_view m)

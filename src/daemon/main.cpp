@@ -200,6 +200,7 @@ int main(int argc, char** argv)
     if (request) return request_backup(client);
 
     // Under systemd stderr is already the journal: log there once, structured.
+    log::set_identifier("upgrade-recoveryd");
     if (std::getenv("JOURNAL_STREAM")) {
         log::set_stderr(false);
         log::set_journal(true);
