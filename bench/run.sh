@@ -163,6 +163,7 @@ make_root2()
     "$gen" generate "$ROOT2" --scale "$scale" --seed "$seed" >/dev/null
     write_config "$ROOT2" "$label"
     "$gen" mutate "$ROOT2" --percent 1 --kind touch --seed "$seed" >/dev/null
+    "$gen" mutate "$ROOT2" --percent 1 --kind touch --seed "$((seed + 1))" >/dev/null
     "$gen" mutate "$ROOT2" --percent 5 --kind upgrade --seed "$seed" >/dev/null
 }
 
@@ -247,6 +248,12 @@ for ((r = 0; r < repeat; r++)); do
     if [ $((r % 2)) = 0 ]; then timed_cpal; fi
 done
 rm -rf "$mnt/bench-cpal"
+# Steady state (once): with backup.retention (2) reached, a backup also prunes the
+# oldest generation. Another 1% touched; the restore below uses this generation.
+"$gen" mutate "$ROOT" --percent 1 --kind touch --seed "$((seed + 1))" >/dev/null
+timed ours_steady "$(q "$ur") --root $(q "$ROOT") backup"
+id_steady=$(readlink "$mnt/latest" | sed 's|^backups/||')
+[ ! -e "$mnt/backups/$id_full" ] || die "the steady-state backup did not prune the oldest generation"
 grep -h -E '^  data:' "$work/out.ours_full" "$work/out.ours_repeat" | sed 's/^ */  /' >"$work/data.txt" || true
 
 # ---------------------------------------------------------------- restore after a failed upgrade
@@ -255,7 +262,7 @@ log "digest of the backed-up tree"
 want=$(tail -n 1 "$work/want.list")
 "$gen" digest "$ROOT" --no-hardlinks --list >"$work/want-nolinks.list"
 want_nolinks=$(tail -n 1 "$work/want-nolinks.list")
-bdir=$mnt/backups/$id_repeat
+bdir=$mnt/backups/$id_steady
 "$restore_bench" --print-etc-excludes "$bdir" >"$work/etc.exclude"
 restore_ok=yes
 : >"$work/restore.diff"
@@ -324,6 +331,7 @@ done
 r_full=$(ratio "${TM[ours_full]}" "${TM[cp_a]}")
 r_repeat=$(ratio "${TM[ours_repeat]}" "${TM[ours_full]}")
 r_cpal=$(ratio "${TM[cp_al]}" "${TM[ours_full]}")
+r_steady=$(ratio "${TM[ours_steady]}" "${TM[ours_full]}")
 r_restore=$(ratio "${TM[ours_restore]}" "${TM[rsync_c_delete]}")
 v_restore=$(verdict "$r_restore" 0.2)
 [ "$restore_ok" = yes ] || v_restore="MISS (wrong result)"
@@ -364,6 +372,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     row "tar --xattrs --acls --selinux | tar -x" tar_tar
     row "our repeated backup (1% touched)" ours_repeat
     row "cp -al of the previous generation" cp_al
+    row "our repeated backup + pruning the oldest" ours_steady
     row "our restore (5% upgrade)" ours_restore
     row "rsync -aAXc --delete (5% upgrade)" rsync_c_delete
     [ "$do_mem" = 1 ] && row "our full backup, $mem_files files" ours_full_large
@@ -372,6 +381,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     printf '%-58s %8s %8s  %s\n' "full backup / cp -a" "$r_full" "<= 0.8" "$(verdict "$r_full" 0.8)"
     printf '%-58s %8s %8s  %s\n' "repeated backup (1% changed) / our full backup" "$r_repeat" "<= 0.15" "$(verdict "$r_repeat" 0.15)"
     printf '%-58s %8s %8s  %s\n' "  reference, not a goal: cp -al of a generation / our full" "$r_cpal" "" ""
+    printf '%-58s %8s %8s  %s\n' "  reference: repeated + pruning (retention reached) / full" "$r_steady" "" ""
     printf '%-58s %8s %8s  %s\n' "restore (5% changed) / rsync -aAXc --delete" "$r_restore" "<= 0.2" "$v_restore"
     printf '%-58s %8s %8s  %s\n' "peak memory, full backup, $files files (MiB)" "$(mib "$mem_small")" "< 64" "$(awk -v k="$mem_small" 'BEGIN { print (k < 65536 ? "PASS" : "MISS") }')"
     if [ "$do_mem" = 1 ]; then
@@ -382,7 +392,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     echo "checks:"
     echo "  our restore equals the backup (every byte, owner, mode, time, xattr, hard link): $restore_ok"
     echo "  rsync -aAXc --delete result equals the backup (hard links not compared): $rsync_ok"
-    echo "  backups: full $id_full, repeated $id_repeat"
+    echo "  backups: full $id_full, repeated $id_repeat, steady state $id_steady (pruned $id_full; the restore uses it)"
     sed 's/^/  /' "$work/data.txt"
     echo "  $(cat "$work/touch.txt")"
     echo "  $(cat "$work/upgrade.txt")"
