@@ -16,6 +16,7 @@
 #include "thread_pool.hpp"
 #include "ur-build-config.h"
 #include "walk.hpp"
+#include "writeback_pacer.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -34,6 +35,9 @@ namespace
 {
 
 using Clock = std::chrono::steady_clock;
+
+// ~40 MiB of xfs mapping reservations at most between two background syncs.
+constexpr uint64_t kFilesPerWriteback = 2048;
 
 std::string human(uint64_t b)
 {
@@ -177,10 +181,12 @@ struct Slot {
 class TreeCopier
 {
   public:
-    TreeCopier(const Config& cfg, ManifestWriter& manifest, PrevCursor& prev, ThreadPool& pool, Progress& progress,
-               const CancelToken& cancel, BackupMetadata& meta, uint64_t total_entries, uint64_t total_new_bytes)
-        : cfg_(cfg), manifest_(manifest), prev_(prev), pool_(pool), progress_(progress), cancel_(cancel), meta_(meta),
-          total_entries_(total_entries ? total_entries : 1), total_bytes_(total_new_bytes ? total_new_bytes : 1)
+    TreeCopier(const Config& cfg, ManifestWriter& manifest, PrevCursor& prev, ThreadPool& pool, WritebackPacer& pacer,
+               Progress& progress, const CancelToken& cancel, BackupMetadata& meta, uint64_t total_entries,
+               uint64_t total_new_bytes)
+        : cfg_(cfg), manifest_(manifest), prev_(prev), pool_(pool), pacer_(pacer), progress_(progress), cancel_(cancel),
+          meta_(meta), total_entries_(total_entries ? total_entries : 1),
+          total_bytes_(total_new_bytes ? total_new_bytes : 1)
     {
         bufs_.resize(pool.size() + 1);
     }
@@ -310,7 +316,9 @@ class TreeCopier
                 s.copy = pool_.submit([this, src_keep, dst_keep, name, retries](unsigned w) -> Result<CopiedFile> {
                     if (auto c = cancel_.check(); !c) return std::unexpected(c.error());
                     failpoint("backup.copy-file");
-                    return copy_regular_file(src_keep->get(), name, dst_keep->get(), retries, bufs_[w]);
+                    auto c = copy_regular_file(src_keep->get(), name, dst_keep->get(), retries, bufs_[w]);
+                    pacer_.wrote_file();
+                    return c;
                 });
             }
             UR_TRY(push(std::move(s)));
@@ -482,6 +490,7 @@ class TreeCopier
     ManifestWriter& manifest_;
     PrevCursor& prev_;
     ThreadPool& pool_;
+    WritebackPacer& pacer_;
     Progress& progress_;
     const CancelToken& cancel_;
     BackupMetadata& meta_;
@@ -695,7 +704,10 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     unsigned threads =
         cfg.copy_threads ? cfg.copy_threads : std::clamp(2 * std::thread::hardware_concurrency(), 4u, 16u);
     ThreadPool pool(std::min(threads, 16u));
-    TreeCopier copier(cfg, manifest, prev, pool, progress, cancel, meta, totals->entries, totals->new_bytes);
+    // Small files outrun the kernel's writeback; xfs then reserves so much for
+    // them that the partition looks full (writeback_pacer.hpp).
+    WritebackPacer pacer(staging->get(), kFilesPerWriteback);
+    TreeCopier copier(cfg, manifest, prev, pool, pacer, progress, cancel, meta, totals->entries, totals->new_bytes);
     for (const auto& tree : trees) {
         progress.stage("copy " + tree.spec.path);
         UR_TRY(copier.copy_tree(tree, staging, prev_gen));
