@@ -1,5 +1,6 @@
 #include "store.hpp"
 
+#include "thread_pool.hpp"
 #include "walk.hpp"
 
 #include <algorithm>
@@ -131,6 +132,66 @@ Result<BackupMetadata> read_metadata(const Store& store, const std::string& id)
     return metadata_from_toml(*text, store.path() + "/backups/" + id + "/" + kMetadataFile);
 }
 
+namespace
+{
+
+// rm -rf of a whole generation with a few threads: its subtrees are
+// independent, and unlinking on a cold cache waits on the disk. The same
+// remove_tree_at does every part, so no mount is ever crossed.
+Result<> remove_generation(int dirfd, const std::string& name)
+{
+    constexpr unsigned kThreads = 4;
+    constexpr size_t kWanted = 64; // subtrees to spread over the threads
+    auto root = open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!root) {
+        if (root.error().err == ENOENT) return {};
+        return std::unexpected(root.error());
+    }
+    struct Sub {
+        SharedFd parent;
+        std::string name;
+    };
+    // Breadth first until enough subtrees: a generation's bulk is a few levels
+    // down (kubelet/pods/<uid>). Only directories on the same mount are entered.
+    std::vector<SharedFd> level{share(std::move(*root))};
+    std::vector<Sub> frontier;
+    for (int depth = 0; depth < 4; depth++) {
+        std::vector<Sub> next;
+        for (const auto& d : level) {
+            auto here = mount_id_at(d->get(), "");
+            auto names = list_dir(d->get());
+            if (!names) return std::unexpected(names.error());
+            for (const auto& n : *names) {
+                struct stat st;
+                uint64_t mnt = 0;
+                if (!stat_at(d->get(), n, st, &mnt) || !S_ISDIR(st.st_mode)) continue;
+                if (here && *here && mnt && mnt != *here) continue; // left for remove_tree_at to refuse
+                next.push_back({d, n});
+            }
+        }
+        if (next.empty()) break;
+        frontier = std::move(next);
+        if (frontier.size() >= kWanted || depth == 3) break;
+        level.clear();
+        for (const auto& sub : frontier)
+            if (auto fd = open_at(sub.parent->get(), sub.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW); fd)
+                level.push_back(share(std::move(*fd)));
+    }
+    {
+        ThreadPool pool(kThreads);
+        std::vector<std::future<Result<>>> done;
+        for (const auto& sub : frontier)
+            done.push_back(pool.submit([sub](unsigned) { return remove_tree_at(sub.parent->get(), sub.name); }));
+        std::optional<Error> first;
+        for (auto& f : done)
+            if (auto r = f.get(); !r && !first) first = r.error();
+        if (first) return std::unexpected(std::move(*first));
+    }
+    return remove_tree_at(dirfd, name); // what is left above the subtrees
+}
+
+} // namespace
+
 Result<> delete_backup(const Store& store, const std::string& id, bool allow_last)
 {
     auto ids = list_backups(store);
@@ -157,7 +218,7 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
     if (::renameat(store.backups_fd.get(), id.c_str(), store.backups_fd.get(), doomed.c_str()) < 0)
         return fail_errno("delete backup '" + id + "'");
     UR_TRY(fsync_fd(store.backups_fd.get(), "backups directory"));
-    return remove_tree_at(store.backups_fd.get(), doomed);
+    return remove_generation(store.backups_fd.get(), doomed);
 }
 
 Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep)
