@@ -33,7 +33,7 @@ struct Config {
     uint64_t free_space_margin = 1ull << 30;
     unsigned backup_timeout = 1200; // seconds, 0 = no deadline
     bool share_unchanged = true;
-    unsigned copy_threads = 0; // 0 = number of CPUs
+    unsigned copy_threads = 0; // 0 = two per CPU, 4 to 16
     unsigned change_retries = 3;
     std::vector<TreeSpec> trees = default_trees();
 
