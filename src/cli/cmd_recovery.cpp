@@ -9,6 +9,7 @@
 #include "units.hpp"
 
 #include <sys/reboot.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -104,15 +105,16 @@ int cmd_recover(const Args& args)
             // The platform rollback made another deployment the default and phase 1 paused
             // before the files (they belong in that deployment; `armed` stays, so its
             // initramfs resumes). This boot must not go on into the failed deployment.
-            printf("upgrade-recovery: phase 1 changed the default deployment; rebooting into it\n");
-            fflush(stdout);
+            fprintf(stderr, "upgrade-recovery: phase 1 changed the default deployment; rebooting into it\n");
             Command rb;
             rb.argv = {"systemctl", "--no-block", "reboot"};
             rb.timeout = std::chrono::seconds(30);
             auto res = run_command(rb);
             if (!res || res->exit_code != 0) {
                 ::sync();
-                ::reboot(RB_AUTOBOOT);
+                ::reboot(RB_AUTOBOOT); // returns only when it failed
+                // Going on would boot the failed deployment: fail the unit (emergency.target).
+                return report_error(args, sys_error(errno, "reboot into the rolled-back deployment"));
             }
             return 0;
         }
@@ -141,6 +143,10 @@ int cmd_recover(const Args& args)
     auto r = run_recovery(*cfg, o, progress, cancel);
     progress.clear();
     if (!r) return report_error(args, r.error());
+    // The phase 2 unit is Type=notify: a run that ends well before the step that
+    // signals readiness (a resume with nothing left) must not fail the unit.
+    // Repeating READY=1 is harmless; outside systemd it does nothing.
+    sd_notify(0, "READY=1");
     if (args.json) {
         nlohmann::json j = {{"recovery_id", r->recovery_id},
                             {"backup_id", r->backup_id},

@@ -1,10 +1,12 @@
 #include "initrd_var.hpp"
 
 #include "fd.hpp"
+#include "hostfs.hpp"
 #include "partition.hpp"
 
 #include <libmount/libmount.h>
 
+#include <cstdio>
 #include <fcntl.h>
 #include <memory>
 #include <sstream>
@@ -23,37 +25,42 @@ struct TableFree {
 
 bool has_option(const std::string& options, const char* name)
 {
-    std::stringstream ss(options);
-    std::string o;
-    while (std::getline(ss, o, ','))
-        if (o == name) return true;
-    return false;
+    return mnt_optstr_get_option(options.c_str(), name, nullptr, nullptr) == 0;
 }
 
-// A path in the real root, as the initrd sees it.
-std::string in_root(const std::string& root, const std::string& abs)
-{
-    return root_path(root, abs);
-}
-
-// Bind sources are paths of the real root; devices and tags stay as they are.
-VarSource finish(const std::string& root, VarSource s)
+// Bind sources are paths of the real root (resolved inside it when mounting);
+// devices and tags stay as they are.
+VarSource finish(VarSource s)
 {
     if (has_option(s.options, "bind") || has_option(s.options, "rbind")) {
-        if (!s.what.empty() && s.what[0] == '/') s.what = in_root(root, s.what);
+        s.in_root = !s.what.empty() && s.what[0] == '/';
         if (s.fstype == "none") s.fstype.clear();
     }
     return s;
 }
 
+// The real root's files are read inside it: an absolute symlink such as
+// /etc/fstab -> /usr/etc/fstab must not reach the initramfs' own.
+Result<std::optional<std::string>> read_in_root(const std::string& root, const std::string& abs)
+{
+    auto text = read_host_file(root, abs, 1 << 20);
+    if (text) return std::optional<std::string>(std::move(*text));
+    if (text.error().err == ENOENT) return std::optional<std::string>{};
+    return std::unexpected(std::move(text.error()).context(abs));
+}
+
 Result<std::optional<VarSource>> from_fstab(const std::string& root)
 {
-    std::string path = in_root(root, "/etc/fstab");
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return std::optional<VarSource>{};
+    auto text = read_in_root(root, "/etc/fstab");
+    if (!text) return std::unexpected(text.error());
+    if (!*text) return std::optional<VarSource>{};
     std::unique_ptr<libmnt_table, TableFree> tb(mnt_new_table());
     if (!tb) return fail_errno(ENOMEM, "mnt_new_table");
-    if (mnt_table_parse_fstab(tb.get(), path.c_str()) != 0) return fail(ErrorKind::BadConfig, "cannot parse " + path);
+    FILE* f = ::fmemopen((*text)->data(), (*text)->size(), "r");
+    if (!f) return fail_errno("read /etc/fstab");
+    int rc = mnt_table_parse_stream(tb.get(), f, "/etc/fstab");
+    ::fclose(f);
+    if (rc != 0) return fail(ErrorKind::BadConfig, "cannot parse " + root + "/etc/fstab");
     libmnt_fs* fs = mnt_table_find_target(tb.get(), "/var", MNT_ITER_FORWARD);
     if (!fs) return std::optional<VarSource>{};
     VarSource s;
@@ -62,21 +69,19 @@ Result<std::optional<VarSource>> from_fstab(const std::string& root)
     s.options = mnt_fs_get_options(fs) ? mnt_fs_get_options(fs) : "";
     s.origin = "/etc/fstab";
     if (s.fstype == "auto") s.fstype.clear();
-    return std::optional<VarSource>(finish(root, std::move(s)));
+    return std::optional<VarSource>(finish(std::move(s)));
 }
 
 // The [Mount] section of a mount unit: What=, Type=, Options= (last one wins).
 Result<std::optional<VarSource>> from_mount_unit(const std::string& root)
 {
     const std::string abs = "/etc/systemd/system/var.mount";
-    auto text = read_file_at(AT_FDCWD, in_root(root, abs), 1 << 20);
-    if (!text) {
-        if (text.error().err == ENOENT) return std::optional<VarSource>{};
-        return std::unexpected(std::move(text.error()).context(abs));
-    }
+    auto text = read_in_root(root, abs);
+    if (!text) return std::unexpected(text.error());
+    if (!*text) return std::optional<VarSource>{};
     VarSource s;
     s.origin = abs;
-    std::stringstream ss(*text);
+    std::stringstream ss(**text);
     std::string line, section;
     while (std::getline(ss, line)) {
         while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
@@ -100,7 +105,7 @@ Result<std::optional<VarSource>> from_mount_unit(const std::string& root)
         if (key == "Options") s.options = value;
     }
     if (s.what.empty()) return fail(ErrorKind::BadConfig, abs + " has no What= in its [Mount] section");
-    return std::optional<VarSource>(finish(root, std::move(s)));
+    return std::optional<VarSource>(finish(std::move(s)));
 }
 
 } // namespace
@@ -134,18 +139,16 @@ Result<std::optional<VarSource>> find_real_var(const std::string& root, std::str
 {
     auto rootfd = open_at(AT_FDCWD, root, O_RDONLY | O_DIRECTORY);
     if (!rootfd) return std::unexpected(std::move(rootfd.error()).context("root"));
-    struct stat rst, vst;
-    if (::fstat(rootfd->get(), &rst) != 0) return fail_errno("stat " + root);
+    struct stat vst;
     if (::fstatat(rootfd->get(), "var", &vst, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno != ENOENT) return fail_errno("stat " + root + "/var");
     } else if (!S_ISDIR(vst.st_mode)) {
         // A symlink would be followed in the initramfs' own namespace: never mount through it.
         return fail(ErrorKind::Refused, root + "/var is not a directory; the real /var cannot be mounted there");
     } else {
-        auto here = mount_id_at(rootfd->get(), "");
-        auto there = mount_id_at(rootfd->get(), "var");
-        bool mounted = vst.st_dev != rst.st_dev || (here && there && *here && *there && *here != *there);
-        if (mounted) return std::optional<VarSource>{}; // already the real one
+        auto mounted = is_mount_point(rootfd->get(), "var");
+        if (!mounted) return std::unexpected(mounted.error());
+        if (*mounted) return std::optional<VarSource>{}; // already the real one
     }
     auto f = from_fstab(root);
     if (!f || *f) return f;
@@ -154,13 +157,13 @@ Result<std::optional<VarSource>> find_real_var(const std::string& root, std::str
     std::string stateroot = ostree_stateroot(cmdline);
     if (stateroot.empty()) return std::optional<VarSource>{};
     VarSource s;
-    s.what = in_root(root, "/sysroot/ostree/deploy/" + stateroot + "/var");
+    s.what = "/sysroot/ostree/deploy/" + stateroot + "/var"; // the physical root is <root>/sysroot
+    s.in_root = true;
     s.options = "bind";
     s.origin = "ostree stateroot '" + stateroot + "' (ostree= on the kernel command line)";
-    struct stat sst;
-    if (::stat(s.what.c_str(), &sst) != 0 || !S_ISDIR(sst.st_mode))
+    if (!open_in_root(rootfd->get(), s.what, O_PATH | O_DIRECTORY))
         return fail(ErrorKind::NotFound, "the kernel command line boots ostree stateroot '" + stateroot + "' but " +
-                                             s.what + " is not a directory");
+                                             root + s.what + " is not a directory");
     return std::optional<VarSource>(std::move(s));
 }
 
@@ -185,9 +188,21 @@ void VarMount::release()
 
 Result<VarMount> mount_real_var(const std::string& root, const VarSource& src)
 {
-    std::string target = in_root(root, "/var");
+    std::string target = root_path(root, "/var");
     if (::mkdir(target.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno("create " + target);
-    auto r = mount_fs(src.what, target, src.fstype, src.options);
+    // A directory of the real root is mounted through an fd opened inside it.
+    std::string what = src.what;
+    UniqueFd dir;
+    if (src.in_root) {
+        auto rootfd = open_at(AT_FDCWD, root, O_PATH | O_DIRECTORY);
+        if (!rootfd) return std::unexpected(rootfd.error());
+        auto d = open_in_root(rootfd->get(), src.what, O_PATH | O_DIRECTORY);
+        if (!d)
+            return std::unexpected(std::move(d.error()).context("the real /var " + src.what + " (" + src.origin + ")"));
+        dir = std::move(*d);
+        what = "/proc/self/fd/" + std::to_string(dir.get());
+    }
+    auto r = mount_fs(what, target, src.fstype, src.options);
     if (!r)
         return std::unexpected(
             std::move(r.error()).context("mount the real /var (" + src.origin + ") for phase 1 in the initramfs"));

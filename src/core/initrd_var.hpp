@@ -20,10 +20,11 @@ namespace ur
 {
 
 struct VarSource {
-    std::string what;    // device, tag or (bind) absolute directory as seen in the initrd
-    std::string fstype;  // "" for a bind mount or to let libmount probe
-    std::string options; // fstab/unit options; "bind" for directories
-    std::string origin;  // where it was declared, for messages
+    std::string what;     // a device or tag; for a bind mount a directory of the real root
+    bool in_root = false; // `what` is a path inside the root (bind mounts), resolved there
+    std::string fstype;   // "" for a bind mount or to let libmount probe
+    std::string options;  // fstab/unit options; "bind" for directories
+    std::string origin;   // where it was declared, for messages
 };
 
 // What the real /var is when <root>/var is not a mount point yet: a /var line

@@ -16,13 +16,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
-#include <linux/openat2.h>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include <vector>
@@ -291,8 +289,7 @@ Result<> mount_partition(const PartitionInfo& part, const std::string& target, c
                          const std::string& options)
 {
     auto r = mount_fs(part.device, target, fstype, options);
-    if (!r && (r.error().kind == ErrorKind::InvalidArgs || r.error().kind == ErrorKind::NotFound ||
-               r.error().kind == ErrorKind::Io))
+    if (!r && (r.error().kind == ErrorKind::NotFound || r.error().kind == ErrorKind::Io))
         r.error().kind = ErrorKind::NotMounted;
     return r;
 }
@@ -313,6 +310,9 @@ Result<> mount_fs(const std::string& source, const std::string& target, const st
     // target are given, so no fstab of the running system is consulted.
     mnt_context_disable_helpers(cxt.get(), 1);
     mnt_context_set_optsmode(cxt.get(), MNT_OMODE_NOTAB);
+    // Paths as given: a /proc/self/fd/N source must reach mount(2) as the magic
+    // link, not as a path string resolved again.
+    mnt_context_disable_canonicalize(cxt.get(), 1);
     if (mnt_context_set_source(cxt.get(), source.c_str()) != 0 ||
         mnt_context_set_target(cxt.get(), target.c_str()) != 0 ||
         (!fstype.empty() && mnt_context_set_fstype(cxt.get(), fstype.c_str()) != 0) ||

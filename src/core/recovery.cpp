@@ -521,14 +521,9 @@ Result<StepResult> step_finish(Ctx& c, JournalStep&, const StepToken& t)
     // enabled (then /etc stays equal to the backup); one where only this recovery
     // enabled it gets it disabled again. Without phase2-pending it does nothing anyway.
     // Phase 2 runs inside this unit; disabling it does not stop us.
-    bool enabled_in_backup = false;
-    if (auto gen = open_at(AT_FDCWD, c.backup_dir + "/etc/systemd/system", O_RDONLY | O_DIRECTORY); gen) {
-        if (auto names = list_dir(gen->get()); names)
-            for (const auto& d : *names)
-                if (d.ends_with(".wants") &&
-                    ::faccessat(gen->get(), (d + "/" + kPhase2Unit).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-                    enabled_in_backup = true;
-    }
+    // The generation's etc tree is <backup>/etc, so the generation reads like a root.
+    auto in_backup = offline_unit_enabled(c.backup_dir, kPhase2Unit);
+    bool enabled_in_backup = in_backup && *in_backup;
     std::string note = "recovery complete";
     if (!enabled_in_backup) {
         if (auto r = c.units.disable(kPhase2Unit, t.token()); !r)
@@ -1078,26 +1073,26 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
         }
     }
 
+    // An ordinary boot goes on: a /var problem only stops a recovery.
+    auto ordinary_boot = [&](std::string reason) {
+        if (var_error) log::warning("the real /var could not be prepared: " + var_error->message);
+        out.reason = std::move(reason);
+        return out;
+    };
+
     auto store = open_store(cfg, io.root, true);
     if (!store) {
         // No partition, nothing armed: the common boot. With the kernel argument it is an error.
         if (!karg &&
-            (store.error().kind == ErrorKind::PartitionNotFound || store.error().kind == ErrorKind::NotMounted)) {
-            out.reason = "no recovery partition: " + store.error().message;
-            return out;
-        }
+            (store.error().kind == ErrorKind::PartitionNotFound || store.error().kind == ErrorKind::NotMounted))
+            return ordinary_boot("no recovery partition: " + store.error().message);
         return std::unexpected(store.error());
     }
     auto dir = JournalDir::open(*store, false);
     if (!dir) return std::unexpected(dir.error());
     auto armed = dir->armed();
     if (!armed) return std::unexpected(armed.error());
-    if (!*armed && !karg) {
-        // A /var problem must not stop an ordinary boot; it stops a recovery.
-        if (var_error) log::warning("the real /var could not be prepared: " + var_error->message);
-        out.reason = "not armed";
-        return out;
-    }
+    if (!*armed && !karg) return ordinary_boot("not armed");
     if (var_error)
         return std::unexpected(
             std::move(*var_error)

@@ -595,6 +595,11 @@ TEST_CASE("the initrd entry restores into the real /var, not the deployment's ow
     {
         write(h.p("etc/fstab"), "UUID=1 / xfs defaults 0 0\n/srv/realvar /var none bind 0 0\n");
     }
+    SECTION("/etc/fstab as an absolute symlink, resolved inside the root")
+    {
+        write(h.p("usr/etc/fstab"), "/srv/realvar /var none bind 0 0\n");
+        fs::create_symlink("/usr/etc/fstab", h.p("etc/fstab"));
+    }
     SECTION("/etc/systemd/system/var.mount")
     {
         write(h.p("etc/systemd/system/var.mount"),
