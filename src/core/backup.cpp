@@ -22,10 +22,8 @@
 #include <chrono>
 #include <deque>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <map>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace ur

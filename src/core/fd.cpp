@@ -163,8 +163,8 @@ Result<> stat_at(int dirfd, const std::string& name, struct stat& st, uint64_t* 
 {
     struct statx sx = {};
     unsigned mask = STATX_BASIC_STATS | (mnt ? STATX_MNT_ID : 0);
-    if (::statx(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, mask, &sx) < 0)
-        return fail_errno("stat '" + name + "'");
+    int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (name.empty() ? AT_EMPTY_PATH : 0);
+    if (::statx(dirfd, name.c_str(), flags, mask, &sx) < 0) return fail_errno("stat '" + name + "'");
     st = {};
     st.st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
     st.st_ino = sx.stx_ino;
@@ -183,13 +183,22 @@ Result<> stat_at(int dirfd, const std::string& name, struct stat& st, uint64_t* 
     return {};
 }
 
+Result<bool> is_mount_point(int dirfd, const std::string& name)
+{
+    struct stat here, there;
+    uint64_t here_mnt = 0, there_mnt = 0;
+    UR_TRY(stat_at(dirfd, "", here, &here_mnt));
+    UR_TRY(stat_at(dirfd, name, there, &there_mnt));
+    return there.st_dev != here.st_dev || (here_mnt && there_mnt && here_mnt != there_mnt);
+}
+
 // A mount point below dirfd: never descend into it (W16; a bind mount of a
 // directory outside the tree would otherwise be emptied).
 static Result<> refuse_mount_point(int dirfd, const std::string& name)
 {
-    auto here = mount_id_at(dirfd, "");
-    auto there = mount_id_at(dirfd, name);
-    if (here && there && *here != *there)
+    auto m = is_mount_point(dirfd, name);
+    if (!m) return std::unexpected(m.error());
+    if (*m)
         return std::unexpected(
             Error{ErrorKind::Busy, EBUSY, "'" + name + "' is a mount point; not removing what is mounted there"});
     return {};

@@ -89,9 +89,13 @@ Result<> fsync_fd(int fd, std::string_view what);
 // filesystem (same st_dev). 0 when the kernel does not report mount ids (< 5.8).
 Result<uint64_t> mount_id_at(int dirfd, const std::string& name);
 
-// lstat of `name` in dirfd, and its mount id in the same call when `mnt` is
-// given (0 when the kernel does not report it).
+// lstat of `name` in dirfd ("" for dirfd itself), and its mount id in the same
+// call when `mnt` is given (0 when the kernel does not report it).
 Result<> stat_at(int dirfd, const std::string& name, struct stat& st, uint64_t* mnt = nullptr);
+
+// Is `name` in dirfd ("" for dirfd itself: never) on another mount than dirfd:
+// another filesystem (st_dev) or another mount of the same one (a bind mount)?
+Result<bool> is_mount_point(int dirfd, const std::string& name);
 
 // rm -rf below dirfd without following symlinks. Missing is not an error.
 // Never crosses into another mount: a mount point at or below `name` stops it

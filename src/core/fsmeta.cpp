@@ -38,12 +38,15 @@ Result<std::vector<Xattr>> read_xattrs(int fd, bool path_fd)
 {
     // One call per list and per value in the common case: try a buffer first and
     // only ask for the size when it is too small (ERANGE).
+    // Buffers reused per thread: this runs for every entry a walk visits.
+    thread_local std::string names_buf(4096, '\0'), value_buf(4096, '\0');
     std::vector<Xattr> out;
-    std::string names(4096, '\0');
+    std::string& names = names_buf;
+    size_t listed = 0;
     for (int attempt = 0;; attempt++) {
         ssize_t n = do_list(fd, path_fd, names.data(), names.size());
         if (n >= 0) {
-            names.resize(static_cast<size_t>(n));
+            listed = static_cast<size_t>(n);
             break;
         }
         if (errno == ENOTSUP || errno == ENODATA) return out;
@@ -52,8 +55,8 @@ Result<std::vector<Xattr>> read_xattrs(int fd, bool path_fd)
         if (want < 0) return fail_errno("list xattrs");
         names.resize(static_cast<size_t>(want) + 256);
     }
-    std::string value(4096, '\0');
-    for (size_t pos = 0; pos < names.size();) {
+    std::string& value = value_buf;
+    for (size_t pos = 0; pos < listed;) {
         std::string name(names.c_str() + pos);
         pos += name.size() + 1;
         // XFS also lists POSIX ACLs as trusted.SGI_ACL_*; they are the same data as

@@ -1,8 +1,6 @@
 #include "hostfs.hpp"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace ur

@@ -17,10 +17,8 @@
 
 #include <algorithm>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <map>
 #include <random>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace ur
@@ -170,12 +168,11 @@ class Restorer
     }
 
   private:
-    // Another filesystem, or a bind mount (same st_dev), is mounted on this directory.
-    bool mount_point(int dirfd, const std::string& name, const struct stat& ts) const
+    // Another filesystem, or a bind mount (same st_dev), is mounted on this
+    // directory: `ts` and `mnt` from one stat_at.
+    bool mount_point(const struct stat& ts, uint64_t mnt) const
     {
-        if (ts.st_dev != root_dev_) return true;
-        auto m = mount_id_at(dirfd, name);
-        return m && root_mnt_ && *m != root_mnt_;
+        return ts.st_dev != root_dev_ || (root_mnt_ && mnt && mnt != root_mnt_);
     }
 
     void change(const char* action, const std::string& path)
@@ -238,11 +235,12 @@ class Restorer
     {
         if (extras_ || excluded(rel)) return {}; // extras: only the listed files are ours
         struct stat ts;
-        if (::fstatat(tdir->get(), name.c_str(), &ts, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno == ENOENT) return {};
-            return fail_errno("stat " + abs);
+        uint64_t mnt = 0;
+        if (auto r = stat_at(tdir->get(), name, ts, &mnt); !r) {
+            if (r.error().err == ENOENT) return {};
+            return std::unexpected(std::move(r.error()).context(abs));
         }
-        if (S_ISDIR(ts.st_mode) && mount_point(tdir->get(), name, ts)) return {}; // a mount: not ours to empty
+        if (S_ISDIR(ts.st_mode) && mount_point(ts, mnt)) return {}; // a mount: not ours to empty
         change("delete", abs);
         st_.deleted++;
         if (o_.dry_run) return {};
@@ -397,8 +395,7 @@ class Restorer
         const bool same = has_target && !o_.checksum && unchanged_since(e, ts);
         if (has_target) {
             auto tt = file_type_from_mode(ts.st_mode);
-            bool other_mount = ts.st_dev != root_dev_ || (root_mnt_ && mnt && mnt != root_mnt_);
-            if (S_ISDIR(ts.st_mode) && other_mount) {
+            if (S_ISDIR(ts.st_mode) && mount_point(ts, mnt)) {
                 // Another filesystem is mounted here (pod volumes on a live host): leave it alone.
                 return skip_below(e.path);
             }

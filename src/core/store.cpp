@@ -158,15 +158,17 @@ Result<> remove_generation(int dirfd, const std::string& name)
     for (int depth = 0; depth < 4; depth++) {
         std::vector<Sub> next;
         for (const auto& d : level) {
-            auto here = mount_id_at(d->get(), "");
+            struct stat here;
+            uint64_t here_mnt = 0;
+            UR_TRY(stat_at(d->get(), "", here, &here_mnt));
             auto names = list_dir(d->get());
             if (!names) return std::unexpected(names.error());
             for (const auto& n : *names) {
                 struct stat st;
                 uint64_t mnt = 0;
                 if (!stat_at(d->get(), n, st, &mnt) || !S_ISDIR(st.st_mode)) continue;
-                if (here && *here && mnt && mnt != *here) continue; // left for remove_tree_at to refuse
-                next.push_back({d, n});
+                bool other_mount = st.st_dev != here.st_dev || (here_mnt && mnt && mnt != here_mnt);
+                if (!other_mount) next.push_back({d, n}); // a mount is left for remove_tree_at to refuse
             }
         }
         if (next.empty()) break;

@@ -8,10 +8,8 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <set>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
@@ -249,7 +247,6 @@ Result<UniqueFd> open_root(const std::string& root)
     return fd;
 }
 
-// Create or correct the link <dir>/<name> -> target. Returns whether it changed.
 // Do two link texts name the same unit file inside the root? (/lib/systemd/system/x
 // and /usr/lib/systemd/system/x on a merged-/usr system.) A link `systemctl enable`
 // made must not be rewritten: /etc would then differ from the backup it was restored from.
@@ -263,6 +260,7 @@ bool same_file_in_root(int rootfd, const std::string& link_dir, const std::strin
     return stat_in_root(a, sa) && stat_in_root(b, sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+// Create or correct the link <dir>/<name> -> target. Returns whether it changed.
 Result<bool> ensure_link(int rootfd, const std::string& dir, const std::string& name, const std::string& target,
                          std::vector<std::string>& changed)
 {

@@ -175,10 +175,9 @@ Result<VerifyReport> verify_backup(const Store& store, const std::string& id, Pr
             } else {
                 // Regular files are read through a real fd, everything else through O_PATH.
                 bool path_fd = !S_ISREG(it.st.st_mode);
-                auto fd = open_at(parent, it.name, path_fd ? O_PATH | O_NOFOLLOW : O_RDONLY | O_NOFOLLOW);
-                if (!fd) return std::unexpected(fd.error());
-                UniqueFd rfd = std::move(*fd);
-                auto x = read_xattrs(rfd.get(), path_fd);
+                auto rfd = open_at(parent, it.name, path_fd ? O_PATH | O_NOFOLLOW : O_RDONLY | O_NOFOLLOW);
+                if (!rfd) return std::unexpected(rfd.error());
+                auto x = read_xattrs(rfd->get(), path_fd);
                 if (!x) return std::unexpected(x.error());
                 have.xattrs = std::move(*x);
                 if (S_ISLNK(it.st.st_mode)) {
@@ -188,7 +187,7 @@ Result<VerifyReport> verify_backup(const Store& store, const std::string& id, Pr
                     t.resize(static_cast<size_t>(n));
                     have.target = t;
                 } else if (S_ISREG(it.st.st_mode)) {
-                    auto d = hash_content(rfd.get(), it.st, buf);
+                    auto d = hash_content(rfd->get(), it.st, buf);
                     if (!d) return std::unexpected(std::move(d.error()).context(it.rel));
                     have.digest = *d;
                 }
