@@ -198,7 +198,21 @@ variant()
     echo "new" >"$_r$_target/bin/added"
     rm "$_r$_target/bin/keep"
     setfattr -n security.selinux -v "system_u:object_r:unlabeled_t:s0" "$_r$_target/bin"
+    # A NOTIFY_SOCKET as systemd gives the Type=notify phase 2 unit: a recover that
+    # ends well must say READY=1 even when it stops before the readiness step.
+    _sock=$T/notify-$_n.sock
+    python3 -c 'import socket,sys
+s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(60)
+while True:
+    m=s.recv(4096).decode(); print(m, flush=True)
+    if "READY=1" in m.split("\n"): break' "$_sock" >"$T/notify-$_n.out" 2>&1 &
+    _listener=$!
+    for _i in $(seq 1 100); do [ -S "$_sock" ] && break; sleep 0.05; done
+    export NOTIFY_SOCKET=$_sock
     check "[$_target] recover exits 0" run_rc 0 "$T/v$_n.rec" "$T/v$_n.rerr" cli "$_r" recover
+    unset NOTIFY_SOCKET
+    wait "$_listener" || true
+    check "[$_target] recover told the notify socket READY=1" grep -qx 'READY=1' "$T/notify-$_n.out"
     check "[$_target] the root's $_target equals the backup again" tree_equal "$_r$_target" "$_b/usrlocal"
     check "[$_target] /usr/local is still the symlink" test "$(readlink "$_r/usr/local")" = "$_target"
 }
