@@ -242,6 +242,9 @@ for ((r = 0; r < repeat; r++)); do
     rm -rf "$mnt/bench-cpal"
     timed_cpal() { timed cp_al "cp -al $(q "$mnt/backups/$id_full") $(q "$mnt/bench-cpal")"; }
     if [ $((r % 2)) = 1 ]; then timed_cpal; fi
+    # The floor of any repeated backup that looks at every file: finding what
+    # changed (a stat of every source name, the previous manifest) and nothing else.
+    timed ours_dryrun "$(q "$ur") --root $(q "$ROOT") backup --dry-run"
     timed ours_repeat "$(q "$ur") --root $(q "$ROOT") backup"
     id_repeat=$(readlink "$mnt/latest" | sed 's|^backups/||')
     [ "$id_repeat" != "$id_full" ] || die "the repeated backup did not publish a new generation"
@@ -332,6 +335,7 @@ r_full=$(ratio "${TM[ours_full]}" "${TM[cp_a]}")
 r_repeat=$(ratio "${TM[ours_repeat]}" "${TM[ours_full]}")
 r_cpal=$(ratio "${TM[cp_al]}" "${TM[ours_full]}")
 r_steady=$(ratio "${TM[ours_steady]}" "${TM[ours_full]}")
+r_dryrun=$(ratio "${TM[ours_dryrun]}" "${TM[ours_full]}")
 r_restore=$(ratio "${TM[ours_restore]}" "${TM[rsync_c_delete]}")
 v_restore=$(verdict "$r_restore" 0.2)
 [ "$restore_ok" = yes ] || v_restore="MISS (wrong result)"
@@ -372,6 +376,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     row "tar --xattrs --acls --selinux | tar -x" tar_tar
     row "our repeated backup (1% touched)" ours_repeat
     row "cp -al of the previous generation" cp_al
+    row "our backup --dry-run (change detection)" ours_dryrun
     row "our repeated backup + pruning the oldest" ours_steady
     row "our restore (5% upgrade)" ours_restore
     row "rsync -aAXc --delete (5% upgrade)" rsync_c_delete
@@ -381,6 +386,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     printf '%-58s %8s %8s  %s\n' "full backup / cp -a" "$r_full" "<= 0.8" "$(verdict "$r_full" 0.8)"
     printf '%-58s %8s %8s  %s\n' "repeated backup (1% changed) / our full backup" "$r_repeat" "<= 0.15" "$(verdict "$r_repeat" 0.15)"
     printf '%-58s %8s %8s  %s\n' "  reference, not a goal: cp -al of a generation / our full" "$r_cpal" "" ""
+    printf '%-58s %8s %8s  %s\n' "  reference: backup --dry-run (change detection) / full" "$r_dryrun" "" ""
     printf '%-58s %8s %8s  %s\n' "  reference: repeated + pruning (retention reached) / full" "$r_steady" "" ""
     printf '%-58s %8s %8s  %s\n' "restore (5% changed) / rsync -aAXc --delete" "$r_restore" "<= 0.2" "$v_restore"
     printf '%-58s %8s %8s  %s\n' "peak memory, full backup, $files files (MiB)" "$(mib "$mem_small")" "< 64" "$(awk -v k="$mem_small" 'BEGIN { print (k < 65536 ? "PASS" : "MISS") }')"
@@ -394,6 +400,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     echo "  rsync -aAXc --delete result equals the backup (hard links not compared): $rsync_ok"
     echo "  backups: full $id_full, repeated $id_repeat, steady state $id_steady (pruned $id_full; the restore uses it)"
     sed 's/^/  /' "$work/data.txt"
+    echo "  dry run before the repeated backup: $(grep -E '^  to copy:' "$work/out.ours_dryrun" | sed 's/^ *//; s/  */ /g')"
     echo "  $(cat "$work/touch.txt")"
     echo "  $(cat "$work/upgrade.txt")"
     echo "  $(tail -n 1 "$work/out.ours_restore")"

@@ -88,11 +88,51 @@ void print_metadata_text(const BackupMetadata& m, bool latest)
     if (!m.warnings.empty()) printf("  warnings: %zu (see --json)\n", m.warnings.size());
 }
 
+int print_estimate(const Args& args, const BackupEstimate& e)
+{
+    if (args.json) {
+        nlohmann::json j = {{"dry_run", true},
+                            {"directory", e.store},
+                            {"previous", e.previous},
+                            {"entries", e.entries},
+                            {"total_bytes", e.total_bytes},
+                            {"new_files", e.new_files},
+                            {"new_bytes", e.new_bytes},
+                            {"shared_bytes", e.shared_bytes},
+                            {"cluster_bytes", e.cluster_bytes},
+                            {"metadata_bytes", e.metadata_bytes},
+                            {"margin_bytes", e.margin_bytes},
+                            {"need_bytes", e.need_bytes},
+                            {"free_bytes", e.free_bytes},
+                            {"fits", e.fits()}};
+        printf("%s\n", j.dump().c_str());
+    } else {
+        printf("Dry run: nothing was written to %s.\n", e.store.c_str());
+        printf("  copy set:   %llu names, %s in regular files\n", static_cast<unsigned long long>(e.entries),
+               human(e.total_bytes).c_str());
+        printf("  to copy:    %llu files, %s\n", static_cast<unsigned long long>(e.new_files),
+               human(e.new_bytes).c_str());
+        if (e.previous.empty())
+            printf("  shared:     nothing (no earlier backup)\n");
+        else
+            printf("  shared:     %s with backup %s\n", human(e.shared_bytes).c_str(), e.previous.c_str());
+        printf("  etcd:       %s\n", human(e.cluster_bytes).c_str());
+        printf("  metadata:   %s\n", human(e.metadata_bytes).c_str());
+        printf("  margin:     %s (backup.free_space_margin)\n", human(e.margin_bytes).c_str());
+        printf("  needed:     %s of %s free: %s\n", human(e.need_bytes).c_str(), human(e.free_bytes).c_str(),
+               e.fits() ? "fits" : "DOES NOT FIT");
+    }
+    if (e.fits()) return 0;
+    fprintf(stderr, "upgrade-recovery: a backup now would fail for lack of space; delete older backups "
+                    "('upgrade-recovery delete ID') or lower backup.free_space_margin\n");
+    return kExitNoSpace;
+}
+
 } // namespace
 
 int cmd_backup(const Args& args)
 {
-    auto f = parse_flags(args.params, {"--force"}, {"--id", "--timeout"}, 0);
+    auto f = parse_flags(args.params, {"--force", "--dry-run"}, {"--id", "--timeout"}, 0);
     if (!f) return kExitUsage;
     auto cfg = load(args);
     if (!cfg) return report_error(args, cfg.error());
@@ -100,6 +140,7 @@ int cmd_backup(const Args& args)
     opts.root = args.root;
     opts.force_dirty = f->has("--force");
     opts.id = f->value("--id");
+    opts.dry_run = f->has("--dry-run");
     unsigned timeout = cfg->backup_timeout;
     if (auto t = f->value("--timeout")) timeout = static_cast<unsigned>(std::strtoul(t->c_str(), nullptr, 10));
     CancelToken cancel;
@@ -114,6 +155,7 @@ int cmd_backup(const Args& args)
             e.message += " (backup.timeout is " + std::to_string(timeout) + " s); the previous backup is intact";
         return report_error(args, e);
     }
+    if (opts.dry_run) return print_estimate(args, r->estimate);
     const auto& m = r->meta;
     if (args.json) {
         auto j = nlohmann::json::parse(metadata_to_json(m));

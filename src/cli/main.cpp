@@ -16,7 +16,9 @@ const char* kUsage = R"(Usage: upgrade-recovery [OPTIONS] COMMAND [ARGS]
 Pre-upgrade backup and upgrade recovery for Single Node OpenShift hosts.
 
 Commands:
-  backup [--force] [--id ID]   take a backup onto the recovery partition
+  backup [--force] [--id ID] [--dry-run]
+                               take a backup onto the recovery partition
+                               (--dry-run: only check the space it needs)
   list                         list backups
   status                       partition, latest backup and recovery state
   verify [ID]                  re-read a backup and compare it with its manifest

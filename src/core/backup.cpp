@@ -550,10 +550,12 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
                     "a recovery is in progress on " + store->path() +
                         "; a backup now could replace the generation being recovered (see 'upgrade-recovery status'; "
                         "'upgrade-recovery disarm' cancels an armed recovery, 'recover --abandon' ends one)");
-    if (auto n = remove_stale_staging(*store); !n)
-        return std::unexpected(n.error());
-    else if (*n)
-        log::info("removed " + std::to_string(*n) + " incomplete backup(s) left by an interrupted run");
+    if (!opts.dry_run) {
+        if (auto n = remove_stale_staging(*store); !n)
+            return std::unexpected(n.error());
+        else if (*n)
+            log::info("removed " + std::to_string(*n) + " incomplete backup(s) left by an interrupted run");
+    }
 
     auto ids = list_backups(*store);
     if (!ids) return std::unexpected(ids.error());
@@ -569,8 +571,9 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     meta.created = rfc3339_now();
     meta.host = hostname_of(opts.root);
     meta.tool_version = UR_VERSION;
-    log::event(log::kBackupStarted, log::Level::Info, "backup " + id + " started on " + store->path(),
-               {{"BACKUP_ID", id}, {"STEP", "start"}});
+    if (!opts.dry_run)
+        log::event(log::kBackupStarted, log::Level::Info, "backup " + id + " started on " + store->path(),
+                   {{"BACKUP_ID", id}, {"STEP", "start"}});
 
     // Sources, with the MachineConfig files outside the trees as one more tree.
     auto rootfd_r = open_at(AT_FDCWD, opts.root, O_RDONLY | O_DIRECTORY);
@@ -619,29 +622,43 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
         if (t.include.empty()) prefetch.add(t.fd->get(), ".");
     auto totals = scan(trees, prev_manifest, store->backups_fd.get(), cancel);
     if (!totals) return std::unexpected(totals.error());
-    uint64_t cluster_bytes = 0;
+    BackupEstimate est;
+    est.store = store->path();
+    if (*latest) est.previous = **latest;
+    est.entries = totals->entries;
+    est.total_bytes = totals->total_bytes;
+    est.new_files = totals->new_files;
+    est.new_bytes = totals->new_bytes;
+    est.shared_bytes = totals->shared_bytes;
     bool want_cluster = cluster_backup_enabled(cfg, opts.root);
     if (want_cluster) {
-        auto est = estimate_cluster_backup(cfg, opts.root);
-        if (!est) return std::unexpected(std::move(est.error()).context("estimate cluster backup"));
-        cluster_bytes = *est;
+        auto cb = estimate_cluster_backup(cfg, opts.root);
+        if (!cb) return std::unexpected(std::move(cb.error()).context("estimate cluster backup"));
+        est.cluster_bytes = *cb;
     }
     {
         struct statvfs sv;
         if (::fstatvfs(store->fd.get(), &sv) < 0) return fail_errno("statvfs " + store->path());
-        uint64_t free_bytes = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
-        uint64_t overhead = totals->entries * 512 + totals->dirs * 4096 + totals->entries * 200;
-        uint64_t need = totals->new_bytes + overhead + cluster_bytes + cfg.free_space_margin;
-        if (need > free_bytes)
-            return fail(ErrorKind::NoSpace,
-                        "not enough space on " + store->path() + ": " + human(free_bytes) + " free, the backup needs " +
-                            human(need) + " (" + human(totals->new_bytes) + " of new file data in " +
-                            std::to_string(totals->new_files) + " files, " + human(totals->shared_bytes) +
-                            " shared with the previous backup, " + human(cluster_bytes) + " for etcd, " +
-                            human(overhead) + " of metadata, " + human(cfg.free_space_margin) +
-                            " margin). Delete older backups ('upgrade-recovery delete ID') or lower "
-                            "backup.free_space_margin.");
+        est.free_bytes = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
     }
+    est.metadata_bytes = totals->entries * 512 + totals->dirs * 4096 + totals->entries * 200;
+    est.margin_bytes = cfg.free_space_margin;
+    est.need_bytes = est.new_bytes + est.metadata_bytes + est.cluster_bytes + est.margin_bytes;
+    if (opts.dry_run) {
+        BackupResult result;
+        result.meta = std::move(meta);
+        result.estimate = std::move(est);
+        return result;
+    }
+    if (!est.fits())
+        return fail(ErrorKind::NoSpace,
+                    "not enough space on " + store->path() + ": " + human(est.free_bytes) + " free, the backup needs " +
+                        human(est.need_bytes) + " (" + human(est.new_bytes) + " of new file data in " +
+                        std::to_string(est.new_files) + " files, " + human(est.shared_bytes) +
+                        " shared with the previous backup, " + human(est.cluster_bytes) + " for etcd, " +
+                        human(est.metadata_bytes) + " of metadata, " + human(est.margin_bytes) +
+                        " margin). Delete older backups ('upgrade-recovery delete ID') or lower "
+                        "backup.free_space_margin.");
     failpoint("backup.after-scan");
     UR_TRY(cancel.check());
 
@@ -747,6 +764,7 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
 
     BackupResult result;
     result.meta = std::move(meta);
+    result.estimate = std::move(est);
     auto pruned = prune_backups(*store, cfg.retention);
     if (!pruned)
         log::warning("retention: " + pruned.error().message);

@@ -6,6 +6,7 @@
 #  - the mount point holds a mount of the wrong device (a tmpfs; another xfs
 #    partition): exit 4 naming what was found, nothing written there;
 #  - a config with an unknown key or a wrong type: exit 3 naming file:line:column;
+#  - backup --dry-run: the space check's numbers, exit 0 or 5, nothing written;
 #  - a tiny (300 MiB) partition and a tree larger than its free space: exit 5 with
 #    the numbers, and the previous backup is untouched, still latest, still verifies;
 #  - the partition filling up during the copy (after the space check): exit 5, the
@@ -72,6 +73,21 @@ check "backup mounts the partition itself and exits 0" run_rc 0 "$T/ok.json" "$T
 check "it is mounted now" test "$(findmnt -n -o SOURCE --mountpoint "$R1/var/recovery")" = "$PART1"
 ID=$(json "$T/ok.json" 'j["id"]')
 B=$R1/var/recovery/backups/$ID
+
+# --- backup --dry-run: the space check alone --------------------------------------
+echo "changed" >>"$R1/etc/sub/file"
+before=$(fx_digest "$R1/var/recovery" --strict)
+check "backup --dry-run exits 0 when the backup fits" \
+    run_rc 0 "$T/dr.json" "$T/dr.err" cli "$R1" --json backup --dry-run
+check "... compares with the latest backup and finds the one changed file" \
+    test "$(json "$T/dr.json" '"%s %d %s" % (j["previous"], j["new_files"], j["fits"])')" = "$ID 1 True"
+check "... counts the unchanged tool as shared" test "$(json "$T/dr.json" 'str(j["shared_bytes"] >= 100000)')" = True
+check "... and the sum it needs" \
+    test "$(json "$T/dr.json" 'str(j["need_bytes"] == j["new_bytes"] + j["metadata_bytes"] + j["cluster_bytes"] + j["margin_bytes"])')" = True
+check "... wrote nothing (every byte, attribute, inode, ctime)" test "$(fx_digest "$R1/var/recovery" --strict)" = "$before"
+check "the text form says what it would copy" run_rc 0 "$T/dt.out" "$T/dt.err" cli "$R1" backup --dry-run
+check "... one file" grep -Eq "^  to copy: +1 files" "$T/dt.out"
+check "... and that it fits" grep -Eq "^  needed: .* free: fits$" "$T/dt.out"
 
 # --- config errors -------------------------------------------------------------------
 cfg=$R1/etc/upgrade-recovery/config.toml
@@ -177,6 +193,14 @@ free=$(($(stat -f -c '%a*%S' "$R2/var/recovery")))
 fallocate -l $((free + (64 << 20))) "$R2/var/lib/kubelet/big.img"
 echo "changed" >>"$R2/etc/hosts"
 sleep 1
+check "backup --dry-run of a backup that does not fit exits 5" \
+    run_rc 5 "$T/d2.json" "$T/d2.err" cli "$R2" --json backup --dry-run
+check "... fits=false, needing more than is free" \
+    test "$(json "$T/d2.json" '"%s %s" % (j["fits"], j["need_bytes"] > j["free_bytes"])')" = "False True"
+check "... counting the big file as new data" \
+    test "$(json "$T/d2.json" 'str(j["new_bytes"] >= '"$((free + (64 << 20)))"')')" = True
+check "... and says what to do" grep -q "delete older backups" "$T/d2.err"
+check "... and wrote nothing" test "$(fx_digest "$R2/var/recovery" --strict)" = "$before"
 check "the backup that does not fit exits 5" run_rc 5 "$T/s2.out" "$T/s2.err" cli "$R2" backup
 sed 's/^/  /' "$T/s2.err"
 check "... saying how much is free" grep -Eq "[0-9.]+ MiB free" "$T/s2.err"
