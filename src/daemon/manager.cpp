@@ -167,6 +167,22 @@ int reply_error(sd_bus_error* err, const Error& e)
     return set_error(err, e);
 }
 
+// StartBackup with dry_run: the numbers in Job.Message; a backup that would not
+// fit ends the job with NoSpace, as `backup --dry-run` exits 5.
+Result<JobOutcome> dry_run_outcome(const BackupEstimate& e)
+{
+    std::string numbers = "would copy " + std::to_string(e.new_files) + " files (" + human_bytes(e.new_bytes) +
+                          "), share " + human_bytes(e.shared_bytes) +
+                          (e.previous.empty() ? std::string(" (no earlier backup)") : " with " + e.previous) +
+                          "; needs " + human_bytes(e.need_bytes) + " of " + human_bytes(e.free_bytes) + " free";
+    if (!e.fits())
+        return fail(ErrorKind::NoSpace, "dry run: a backup now would not fit on " + e.store + ": " + numbers +
+                                            ". Delete older backups or lower backup.free_space_margin.");
+    JobOutcome o;
+    o.message = "dry run, nothing written: " + numbers + ": fits";
+    return o;
+}
+
 } // namespace
 
 Manager::Manager(sd_event* event, sd_bus* bus, Config cfg, DaemonArgs args)
@@ -623,13 +639,14 @@ int Manager::m_start_backup(sd_bus_message* m, void* userdata, sd_bus_error* err
     auto* self = static_cast<Manager*>(userdata);
     int r = require_privileged(m, err);
     if (r <= 0) return r;
-    auto opts = read_options(m, {{"timeout", 'u'}, {"force", 'b'}, {"id", 's'}});
+    auto opts = read_options(m, {{"timeout", 'u'}, {"force", 'b'}, {"id", 's'}, {"dry_run", 'b'}});
     if (!opts) return reply_error(err, opts.error());
     if ((r = self->check_idle(err)) <= 0) return r;
 
     BackupOptions bo;
     bo.root = self->args_.root;
     bo.force_dirty = opts->boolean("force").value_or(false);
+    bo.dry_run = opts->boolean("dry_run").value_or(false);
     if (auto id = opts->str("id")) {
         if (!valid_backup_id(*id))
             return reply_error(err, Error{ErrorKind::InvalidArgs, 0,
@@ -657,6 +674,7 @@ int Manager::m_start_backup(sd_bus_message* m, void* userdata, sd_bus_error* err
         [cfg, bo](Progress& p, const CancelToken& c) -> Result<JobOutcome> {
             auto res = run_backup(cfg, bo, p, c);
             if (!res) return std::unexpected(res.error());
+            if (bo.dry_run) return dry_run_outcome(res->estimate);
             const BackupMetadata& b = res->meta;
             char dur[32];
             std::snprintf(dur, sizeof dur, "%.1f", b.duration_seconds);
@@ -673,7 +691,7 @@ int Manager::m_start_backup(sd_bus_message* m, void* userdata, sd_bus_error* err
             o.warnings = b.warnings;
             return o;
         },
-        bo.id.value_or(""));
+        bo.dry_run ? "" : bo.id.value_or(""));
     if (!job) return reply_error(err, job.error());
     (*job)->token().set_timeout(std::chrono::seconds(timeout));
     return sd_bus_reply_method_return(m, "o", (*job)->path().c_str());

@@ -1,7 +1,7 @@
 #!/bin/bash
 # upgrade-recoveryd end to end over a private system bus, driven with busctl:
 # a backup job from start to Succeeded with Progress rising and the Manager States
-# in order, ListBackups, VerifyBackup, GetRollbackPlan, Arm/DisarmRecovery,
+# in order, ListBackups, a dry-run StartBackup, VerifyBackup, GetRollbackPlan, Arm/DisarmRecovery,
 # DeleteBackup, a dry-run StartRecovery, and the --request-backup client mode.
 set -u
 . "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
@@ -83,6 +83,21 @@ ids=$(grep -o '"id":{"type":"s","data":"[^"]*"' <<<"$L" | sed -E 's/.*"data":"([
 grep -qF '"latest":{"type":"b","data":true}' <<<"$L" || die "no latest flag in ListBackups"
 grep -qF '"metadata_json":' <<<"$L" || die "no metadata_json in ListBackups"
 ok "ListBackups: $ids"
+
+# --- a dry-run backup: the space check alone, nothing written -----------------------
+store_state() { (cd "$STORE" && find . -printf '%p %i %s %T@ %C@\n' | LC_ALL=C sort | md5sum); }
+before=$(store_state)
+echo "new since $B2" >"$ROOT/usr/local/dry-run-marker"
+JD=$(mcall StartBackup 'a{sv}' 1 dry_run b true | objpath)
+SD=$(wait_job "$JD")
+[ "$SD" = Succeeded ] || die "dry-run backup ended $SD: $(jprop "$JD" Error) $(jprop "$JD" Message)"
+msg=$(jprop "$JD" Message)
+[[ $msg == "dry run, nothing written: would copy 1 files ("* ]] || die "dry-run Message does not name the one new file: $msg"
+[[ $msg == *" with $B2; needs "*" free: fits" ]] || die "dry-run Message: $msg"
+[ "$(jprop "$JD" BackupId)" = "" ] || die "a dry run has BackupId $(jprop "$JD" BackupId)"
+[ "$(store_state)" = "$before" ] || die "a dry-run backup changed the store"
+[ "$(mprop LastBackup)" = "$B2" ] || die "LastBackup after a dry run: $(mprop LastBackup)"
+ok "StartBackup dry_run: $msg"
 
 # --- VerifyBackup ----------------------------------------------------------------
 verify_ok
