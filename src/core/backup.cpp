@@ -617,7 +617,7 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     // The scan's cold walk is the slow part of a repeated backup: read ahead of
     // it, and of the copy's hard links into the previous generation (popped last).
     Prefetcher prefetch(kPrefetchThreads);
-    if (*latest) prefetch.add(store->backups_fd.get(), **latest);
+    if (*latest && !opts.dry_run) prefetch.add(store->backups_fd.get(), **latest); // only the copy links into it
     for (const auto& t : trees)
         if (t.include.empty()) prefetch.add(t.fd->get(), ".");
     auto totals = scan(trees, prev_manifest, store->backups_fd.get(), cancel);
