@@ -530,6 +530,15 @@ vm_mount_part() { # disk partlabel mountpoint
     mount -o ro "$dev" "$3" || { losetup -d "$dev"; vm_die "cannot mount $2 of $1"; }
     VM_MOUNTS+=("$3:$dev")
 }
+# The same, read-write on the disk itself: for a test that changes the disk between boots.
+vm_mount_part_rw() { # disk partlabel mountpoint
+    local off size dev
+    read -r off size < <(vm_part_offset "$1" "$2")
+    mkdir -p "$3"
+    dev=$(losetup -f --show -o "$off" --sizelimit "$size" "$1")
+    mount "$dev" "$3" || { losetup -d "$dev"; vm_die "cannot mount $2 of $1 read-write"; }
+    VM_MOUNTS+=("$3:$dev")
+}
 vm_umount_all() {
     local m
     for m in "${VM_MOUNTS[@]}"; do

@@ -12,6 +12,8 @@
 #   recover  boot 2: phase 1 ran in the initrd (early), phase 2 ran, etcd is the
 #            backup's, kubelet runs, the trees equal the backup's
 #   noop     boot 3: nothing armed, nothing changes (trees, partition), the initrd unit ran
+#   off      armed, but booted with upgrade_recovery=off: the initrd unit was skipped,
+#            phase 1 did not run, the marker stays, the failed upgrade is still there
 # Every verdict is an "UR-E2E: PASS <stage>" / "UR-E2E: FAIL <stage>: why" line on the
 # serial console; a failure also ends qemu through isa-debug-exit.
 . /usr/lib/ur-e2e/lib-guest.sh
@@ -307,6 +309,27 @@ stage_noop() {
     systemctl poweroff --no-block
 }
 
+stage_off() {
+    grep -qw upgrade_recovery=off /proc/cmdline || fail "booted without upgrade_recovery=off"
+    [ -z "$(unit_runtime_ms upgrade-recovery-initrd.service)" ] ||
+        fail "upgrade-recovery-initrd.service ran although the command line says upgrade_recovery=off"
+    journalctl -b -q -u upgrade-recovery-initrd.service -o cat | sed 's/^/UR-E2E: initrd-unit-log: /' >/dev/console
+    journal_has "$MSG_PHASE1_DONE" && fail "phase 1 ran with upgrade_recovery=off"
+    [ -e /var/recovery/recovery/armed ] || fail "the armed marker is gone after a boot with upgrade_recovery=off"
+    [ -e /var/recovery/recovery/phase2-pending ] && fail "phase2-pending after a boot with upgrade_recovery=off"
+    [ "$(systemctl show -p ConditionResult --value upgrade-recovery-phase2.service)" = no ] ||
+        fail "upgrade-recovery-phase2.service was not skipped by its condition"
+    listing "$E2E_STATE/off.listing"
+    # The failed upgrade must still be there: the trees differ from the backup.
+    local n
+    n=$(diff "$E2E_STATE/backup.listing" "$E2E_STATE/off.listing" | grep -c '^[<>]')
+    [ "$n" -gt 0 ] || fail "the trees equal the backup after a boot with upgrade_recovery=off: something restored them"
+    say "fact off: $n listing lines differ from the backup"
+    sync
+    say "PASS off"
+    systemctl poweroff --no-block
+}
+
 E2E_STAGE=$(stage_from_cmdline)
 case ${1:-main} in
 early) E2E_STAGE=early; stage_early ;;
@@ -317,6 +340,7 @@ main)
     backup) stage_backup ;;
     recover) stage_recover ;;
     noop) stage_noop ;;
+    off) stage_off ;;
     *) fail "unknown stage '$E2E_STAGE'" ;;
     esac
     ;;
