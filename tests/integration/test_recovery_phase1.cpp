@@ -816,3 +816,63 @@ TEST_CASE("platform rollback: applied, then phase 1 waits for the reboot into th
         CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
     }
 }
+
+// The CLI's own part of the initrd entry: when phase 1's platform rollback made
+// another deployment the default, `recover --initrd` must reboot into it, and must
+// fail (the unit then fails into emergency.target) when it cannot, instead of letting
+// the boot go on into the failed deployment. The CLI runs in a PID namespace without
+// CAP_SYS_BOOT: its reboot(2) fallback can only fail, never reboot this machine.
+TEST_CASE("recover --initrd reboots into the rolled-back deployment, and fails when it cannot")
+{
+    if (std::system("command -v ostree setpriv unshare >/dev/null 2>&1") != 0) {
+        WARN("ostree, setpriv or unshare missing: the initrd reboot is not tested");
+        return;
+    }
+    const char* cli = std::getenv("UR_CLI");
+    REQUIRE(cli);
+    const std::string sandbox = "unshare --pid --fork setpriv --bounding-set=-sys_boot --inh-caps=-sys_boot ";
+    // Never go on unless the sandbox really lacks CAP_SYS_BOOT (bit 22).
+    std::string caps = Host::slurp_cmd(sandbox + "awk '/^CapEff:/ { print $2 }' /proc/self/status");
+    REQUIRE(!caps.empty());
+    REQUIRE((std::stoull(caps, nullptr, 16) & (1ull << 22)) == 0);
+
+    Host h(true);
+    REQUIRE(h.default_deployment() == h.ostree_ids[1]); // the failed upgrade is the default
+    auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+    REQUIRE(store);
+    REQUIRE(arm_recovery(*store, kBackupId));
+    const std::string bin = h.base + "/bin", calls = h.base + "/systemctl.calls";
+    write(bin + "/systemctl", "#!/bin/sh\necho \"$*\" >>" + calls + "\nexit \"$STANDIN_RC\"\n", 0755);
+    auto run = [&](int standin_rc, std::string& err) {
+        std::string cmd = "cd / && PATH=" + bin + ":$PATH STANDIN_RC=" + std::to_string(standin_rc) + " " + sandbox +
+                          cli + " --root " + h.root + " --config " + h.config + " recover --initrd >" + h.base +
+                          "/out 2>" + h.base + "/err";
+        int rc = std::system(cmd.c_str());
+        err = slurp(h.base + "/err");
+        return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + (WIFSIGNALED(rc) ? WTERMSIG(rc) : 0);
+    };
+
+    SECTION("systemctl reboot works: exit 0 after asking for the reboot")
+    {
+        std::string err;
+        int rc = run(0, err);
+        INFO(err);
+        CHECK(rc == 0);
+        CHECK(slurp(calls) == "--no-block reboot\n");
+        CHECK(err.find("rebooting into it") != std::string::npos);
+    }
+    SECTION("systemctl reboot and reboot(2) both fail: the unit fails")
+    {
+        std::string err;
+        int rc = run(1, err);
+        INFO(err);
+        CHECK(rc != 0);
+        CHECK(slurp(calls) == "--no-block reboot\n");
+        CHECK(err.find("reboot into the rolled-back deployment") != std::string::npos);
+    }
+    // Either way phase 1 stopped after the platform rollback, before any file.
+    CHECK(h.default_deployment() == h.ostree_ids[0]);
+    CHECK(h.snapshot() == h.broken);
+    CHECK(fs::exists(h.p("var/recovery/recovery/armed"))); // the next initramfs resumes
+    CHECK(h.journal().step("platform-rollback")->state == StepState::Done);
+}
