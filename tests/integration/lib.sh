@@ -87,17 +87,25 @@ ur_loop_attach()
 }
 
 # ur_loop_partition LOOP N -> prints LOOPpN after asking the kernel for the
-# partitions with partx (BLKPG; no udev needed, devtmpfs makes the node).
+# partitions with partx (BLKPG; no udev needed, devtmpfs makes the node). The
+# node must carry the device number sysfs gives this loop's partition: a loop
+# number just freed by another test can leave its stale LOOPpN node behind for
+# a moment, and mkfs or mount on that fails.
 ur_loop_partition()
 {
-    _l=$1 _n=$2
-    if [ ! -b "${_l}p$_n" ]; then
+    _l=$1 _n=$2 _b=${1#/dev/}
+    if [ ! -e "/sys/block/$_b/${_b}p$_n/dev" ]; then
         partx -a "$_l" 2>/dev/null || partx -u "$_l" || die "partx -a $_l failed"
     fi
     _i=0
-    while [ ! -b "${_l}p$_n" ]; do # devtmpfs creates the node asynchronously
+    while :; do
+        _want=$(cat "/sys/block/$_b/${_b}p$_n/dev" 2>/dev/null || true)
+        if [ -n "$_want" ] && [ -b "${_l}p$_n" ]; then
+            _have=$(stat -c '%t %T' "${_l}p$_n" | { read -r _ma _mi; printf '%d:%d' "0x$_ma" "0x$_mi"; })
+            [ "$_have" = "$_want" ] && break
+        fi
         _i=$((_i + 1))
-        [ $_i -lt 100 ] || die "no device node ${_l}p$_n after partx -a $_l"
+        [ $_i -lt 200 ] || die "no device node ${_l}p$_n for $_want after partx -a $_l"
         sleep 0.05
     done
     echo "${_l}p$_n"

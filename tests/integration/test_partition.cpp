@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <grp.h>
@@ -163,6 +164,7 @@ mode_t mode_of(const std::string& path)
 TEST_CASE("find_partition finds the partx-made partition device by its GPT name, with its fstype")
 {
     auto p = ur::find_partition(label() + "-store");
+    INFO((p ? std::string() : p.error().message));
     REQUIRE(p.has_value());
     CHECK(p->device == loop() + "p1");
     CHECK(p->devno == rdev_of(loop() + "p1"));
@@ -170,6 +172,7 @@ TEST_CASE("find_partition finds the partx-made partition device by its GPT name,
     CHECK(p->partlabel == label() + "-store");
 
     auto other = ur::find_partition(label() + "-other");
+    INFO((other ? std::string() : other.error().message));
     REQUIRE(other.has_value());
     CHECK(other->device == loop() + "p2");
 }
@@ -177,6 +180,7 @@ TEST_CASE("find_partition finds the partx-made partition device by its GPT name,
 TEST_CASE("find_partition reports an unformatted partition with an empty fstype")
 {
     auto p = ur::find_partition(label() + "-raw");
+    INFO((p ? std::string() : p.error().message));
     REQUIRE(p.has_value());
     CHECK(p->device == loop() + "p3");
     CHECK(p->fstype.empty());
@@ -203,6 +207,7 @@ TEST_CASE("find_partition ignores a GPT entry the kernel made no device for, and
 {
     ExtraLoop bare(false); // same GPT, but no partx: no partition devices
     auto p = ur::find_partition(label() + "-store");
+    INFO((p ? std::string() : p.error().message));
     REQUIRE(p.has_value()); // the entry on the bare disk is not a second match
     CHECK(p->device == loop() + "p1");
 
@@ -224,6 +229,7 @@ TEST_CASE("find_partition_in_image reads number, offset and size that match the 
     for (int n : {1, 2, 3}) {
         static const char* suffix[] = {"", "-store", "-other", "-raw"};
         auto p = ur::find_partition_in_image(env("UR_TEST_IMAGE"), label() + suffix[n]);
+        INFO((p ? std::string() : p.error().message));
         REQUIRE(p.has_value());
         CHECK(p->number == n);
         std::string part = sys + "/" + fs::path(loop()).filename().string() + "p" + std::to_string(n);
@@ -259,6 +265,7 @@ TEST_CASE("locate_store mounts the partition on a missing mount point, and a sec
     TempRoot root;
     auto cfg = store_config();
     auto loc = ur::locate_store(cfg, root.path, true);
+    INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     CHECK(loc->mounted_now);
     CHECK_FALSE(loc->plain_directory);
@@ -274,12 +281,14 @@ TEST_CASE("locate_store mounts the partition on a missing mount point, and a sec
     CHECK(mode_of(root.at("/var")) == 0755);
 
     auto again = ur::locate_store(cfg, root.path, true);
+    INFO((again ? std::string() : again.error().message));
     REQUIRE(again.has_value());
     CHECK_FALSE(again->mounted_now);
     CHECK(again->path == loc->path);
     CHECK(mounts_at(root.at("/var/recovery")).size() == 1); // not mounted twice
 
     auto readonly = ur::locate_store(cfg, root.path, false);
+    INFO((readonly ? std::string() : readonly.error().message));
     REQUIRE(readonly.has_value());
     CHECK_FALSE(readonly->mounted_now);
 }
@@ -288,6 +297,7 @@ TEST_CASE("locate_store creates a missing mount point with mode 0700 before moun
 {
     TempRoot root;
     auto loc = ur::locate_store(store_config(), root.path, true);
+    INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     // The mount hides the directory's own mode; unmount to look at it.
     REQUIRE(::umount2(loc->path.c_str(), 0) == 0);
@@ -301,6 +311,7 @@ TEST_CASE("locate_store passes mount_options to the kernel")
     auto cfg = store_config();
     cfg.mount_options = "ro,noatime";
     auto loc = ur::locate_store(cfg, root.path, true);
+    INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     std::ifstream in("/proc/self/mountinfo");
     std::string line, opts;
@@ -363,8 +374,11 @@ TEST_CASE("locate_store accepts the partition mounted over another mount (the vi
     fs::create_directories(root.at("/var/recovery"));
     REQUIRE(::mount("ur-under", root.at("/var/recovery").c_str(), "tmpfs", 0, "size=1m") == 0);
     std::string dev = loop() + "p1";
-    REQUIRE(::mount(dev.c_str(), root.at("/var/recovery").c_str(), "xfs", 0, nullptr) == 0);
+    int mrc = ::mount(dev.c_str(), root.at("/var/recovery").c_str(), "xfs", 0, nullptr);
+    INFO("mount " << dev << ": " << (mrc == 0 ? "ok" : std::strerror(errno)));
+    REQUIRE(mrc == 0);
     auto loc = ur::locate_store(store_config(), root.path, false);
+    INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     CHECK_FALSE(loc->mounted_now);
 }
@@ -378,6 +392,7 @@ TEST_CASE("locate_store resolves symlinks inside the root prefix and returns the
     fs::create_symlink("/data", root.at("/real/var"));
     fs::create_symlink(root.at("/real"), root.at("/link"));
     auto loc = ur::locate_store(store_config(), root.at("/link"), true);
+    INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     CHECK(loc->mounted_now);
     CHECK(loc->path == root.at("/real/data/recovery"));
@@ -393,12 +408,14 @@ TEST_CASE("locate_store uses a plain directory when allowed and no partition has
     cfg.allow_plain_directory = true;
 
     auto reader = ur::locate_store(cfg, root.path, false); // readers do not create it
+    INFO((reader ? std::string() : reader.error().message));
     REQUIRE(reader.has_value());
     CHECK(reader->plain_directory);
     CHECK(reader->partition.device.empty());
     CHECK_FALSE(fs::exists(root.at("/var/recovery")));
 
     auto loc = ur::locate_store(cfg, root.path, true);
+    INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     CHECK(loc->plain_directory);
     CHECK_FALSE(loc->mounted_now);
