@@ -169,9 +169,12 @@ class Restorer
 
   private:
     // Another filesystem, or a bind mount (same st_dev), is mounted on this
-    // directory: `ts` and `mnt` from one stat_at.
+    // directory: `ts` and `mnt` from one stat_at. Never for extras: the backup
+    // followed their listed paths across mounts, and so does the restore (on
+    // RHCOS /var itself is a bind mount of the ostree stateroot's var).
     bool mount_point(const struct stat& ts, uint64_t mnt) const
     {
+        if (extras_) return false;
         return ts.st_dev != root_dev_ || (root_mnt_ && mnt && mnt != root_mnt_);
     }
 

@@ -876,3 +876,32 @@ TEST_CASE("recover --initrd reboots into the rolled-back deployment, and fails w
     CHECK(fs::exists(h.p("var/recovery/recovery/armed"))); // the next initramfs resumes
     CHECK(h.journal().step("platform-rollback")->state == StepState::Done);
 }
+
+// MachineConfig files outside the trees live wherever the MachineConfig puts them,
+// often below a mount point: on RHCOS /var is a bind mount of the ostree stateroot's
+// var, and /var may be a partition of its own. The backup follows their paths across
+// mounts; the restore must too (it once stopped at the mount and left the failed
+// upgrade's version in place).
+TEST_CASE("MachineConfig files below a mount point are restored")
+{
+    Host h;
+    SECTION("a bind mount (same device)")
+    {
+        REQUIRE(::mount(h.p("opt").c_str(), h.p("opt").c_str(), nullptr, MS_BIND, nullptr) == 0);
+    }
+    SECTION("another file system")
+    {
+        sh("cp -a " + h.p("opt") + " " + h.base + "/opt.copy");
+        REQUIRE(::mount("ur-opt", h.p("opt").c_str(), "tmpfs", 0, "mode=0755") == 0);
+        sh("cp -a " + h.base + "/opt.copy/. " + h.p("opt") + "/");
+    }
+    REQUIRE(h.snapshot() == h.broken);
+    auto r = h.run("");
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.json()["phase1_done"] == true);
+    CHECK(slurp(h.p("opt/mc/old.conf")) == "from the old MachineConfig\n");
+    CHECK_FALSE(fs::exists(h.p("opt/mc/new.conf"))); // added by the failed upgrade
+    h.check_recovered();
+    ::umount2(h.p("opt").c_str(), MNT_DETACH);
+}
