@@ -1067,7 +1067,7 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
         if (auto m = mount_real_var(io.root, **src); m) {
             var = std::move(*m);
             log::info("mounted the real /var from " + (*src)->what + " (" + (*src)->origin + ") at " + io.root +
-                      "/var for phase 1");
+                      "/var until the switch root (the recovery partition and phase 1 live there)");
         } else {
             var_error = m.error();
         }

@@ -34,6 +34,9 @@ VM_SMP=${UR_VM_SMP:-2}
 VM_ROOT_START=1
 VM_ROOT_MIB=1400
 VM_REC_MIB=512
+# /var is its own partition, mounted by /etc/systemd/system/var.mount as Ignition's
+# with_mount_unit writes it on RHCOS: phase 1 in the initramfs must mount it itself.
+VM_VAR_MIB=400
 
 vm_log() { printf '[vm %s] %s\n' "$(date +%T)" "$*" >&2; }
 vm_skip() { echo "SKIP: $*"; exit 77; }
@@ -287,7 +290,7 @@ vm_build_image() {
     vm_time image-total "$t0"
 }
 # Bump when vm_build_image, vm_install_guest or vm_make_disk change what they make.
-VM_IMAGE_RECIPE=1
+VM_IMAGE_RECIPE=3
 
 # The initramfs, cached by what goes into it: the kernel, our binary and dracut module,
 # the host's dracut and systemd. Sets VM_INITRD.
@@ -333,13 +336,14 @@ vm_install_guest() {
     install -m 0644 "$g"/crio.service "$r/usr/lib/systemd/system/"
     # kubelet.service lives in /etc on a node (written by the MCO), so it is in the backup.
     install -m 0644 "$g"/kubelet.service "$r/etc/systemd/system/"
+    install -m 0644 "$g"/var.mount "$r/etc/systemd/system/"
     install -d "$r/etc/upgrade-recovery"
     install -m 0644 "$g"/config.toml "$r/etc/upgrade-recovery/config.toml"
     "$g"/populate.sh "$r"
     # Nothing to gain from these in a TCG guest but boot time (kvm cannot load anyway).
     printf 'blacklist %s\n' kvm kvm_amd kvm_intel floppy pcspkr >"$r/etc/modprobe.d/ur-e2e-blacklist.conf"
     local u
-    for u in var-recovery.mount upgrade-recovery-phase2.service crio.service kubelet.service ur-e2e.service ur-e2e-early.service; do
+    for u in var.mount var-recovery.mount upgrade-recovery-phase2.service crio.service kubelet.service ur-e2e.service ur-e2e-early.service; do
         [ -e "$r/usr/lib/systemd/system/$u" ] || [ -e "$r/lib/systemd/system/$u" ] || [ -e "$r/etc/systemd/system/$u" ] ||
             { vm_log "note: $u is not installed (yet); not enabled"; continue; }
         systemctl --root="$r" enable "$u" >/dev/null 2>&1 || vm_die "systemctl --root enable $u failed"
@@ -375,21 +379,33 @@ vm_make_initrd() { # module-dir out
 }
 
 # GPT disk without loop devices: mkfs.ext4 -d, mkfs.xfs, sgdisk, dd at the offsets.
+# Partitions: 1 root (ext4, /var an empty mount point), 2 recovery (xfs), 3 var (ext4).
 vm_make_disk() {
     local r=$1 disk=$2 d=$VM_IMG
-    rm -f "$d/root.part" "$d/rec.part" "$disk"
+    rm -rf "$d/root.part" "$d/rec.part" "$d/var.part" "$d/var" "$disk"
+    mv "$r/var" "$d/var"
+    install -d -m 0755 "$r/var"
     truncate -s "${VM_ROOT_MIB}M" "$d/root.part"
-    mkfs.ext4 -q -F -L root -E root_owner=0:0 -d "$r" "$d/root.part" || vm_die "mkfs.ext4 -d failed"
+    mkfs.ext4 -q -F -L root -E root_owner=0:0 -d "$r" "$d/root.part" || vm_die "mkfs.ext4 -d (root) failed"
+    truncate -s "${VM_VAR_MIB}M" "$d/var.part"
+    # 4 KiB blocks like the backup's xfs (mke2fs picks 1 KiB for a file system this
+    # small; a restored sparse file would then differ in allocated blocks).
+    mkfs.ext4 -q -F -b 4096 -L var -E root_owner=0:0 -d "$d/var" "$d/var.part" || vm_die "mkfs.ext4 -d (var) failed"
+    rmdir "$r/var"
+    mv "$d/var" "$r/var"
     truncate -s "${VM_REC_MIB}M" "$d/rec.part"
     mkfs.xfs -q -f -L recovery "$d/rec.part" || vm_die "mkfs.xfs failed"
-    truncate -s "$((VM_ROOT_START + VM_ROOT_MIB + VM_REC_MIB + 1))M" "$disk"
+    truncate -s "$((VM_ROOT_START + VM_ROOT_MIB + VM_REC_MIB + VM_VAR_MIB + 1))M" "$disk"
     # No -q: with it sgdisk silently writes nothing.
     sgdisk -o -n "1:${VM_ROOT_START}M:+${VM_ROOT_MIB}M" -t 1:8304 -c 1:root \
-        -n "2:0:+${VM_REC_MIB}M" -t 2:8300 -c 2:recovery "$disk" >/dev/null || vm_die "sgdisk failed"
+        -n "2:0:+${VM_REC_MIB}M" -t 2:8300 -c 2:recovery \
+        -n "3:0:+${VM_VAR_MIB}M" -t 3:8310 -c 3:var "$disk" >/dev/null || vm_die "sgdisk failed"
     sgdisk -p "$disk" | grep -q ' recovery$' || vm_die "sgdisk wrote no recovery partition"
+    sgdisk -p "$disk" | grep -q ' var$' || vm_die "sgdisk wrote no var partition"
     dd if="$d/root.part" of="$disk" bs=1M seek="$VM_ROOT_START" conv=sparse,notrunc status=none
     dd if="$d/rec.part" of="$disk" bs=1M seek="$((VM_ROOT_START + VM_ROOT_MIB))" conv=sparse,notrunc status=none
-    rm -f "$d/root.part" "$d/rec.part"
+    dd if="$d/var.part" of="$disk" bs=1M seek="$((VM_ROOT_START + VM_ROOT_MIB + VM_REC_MIB))" conv=sparse,notrunc status=none
+    rm -f "$d/root.part" "$d/rec.part" "$d/var.part"
 }
 
 # ---------------------------------------------------------------------------------
@@ -540,8 +556,9 @@ vm_mount_part_rw() { # disk partlabel mountpoint
     VM_MOUNTS+=("$3:$dev")
 }
 vm_umount_all() {
-    local m
-    for m in "${VM_MOUNTS[@]}"; do
+    local m i
+    for ((i = ${#VM_MOUNTS[@]} - 1; i >= 0; i--)); do # innermost (last mounted) first
+        m=${VM_MOUNTS[i]}
         umount "${m%%:*}" 2>/dev/null || umount -l "${m%%:*}" 2>/dev/null || true
         losetup -d "${m##*:}" 2>/dev/null || true
     done
@@ -615,6 +632,7 @@ vm_host_check_recovered() { # disk [min attempts of the interrupted step]
     local mr=$VM_RUN/mnt-rec mroot=$VM_RUN/mnt-root
     vm_mount_part "$1" recovery "$mr"
     vm_mount_part "$1" root "$mroot"
+    vm_mount_part "$1" var "$mroot/var"
     local j=$mr/recovery/journal rc=0
     [ -f "$j" ] || { vm_umount_all; vm_die "no recovery journal on the partition"; }
     cp "$j" "$VM_RUN/recovery-journal.json"
