@@ -2,6 +2,7 @@
 
 #include "failpoint.hpp"
 #include "fd.hpp"
+#include "initrd_peek.hpp"
 #include "initrd_var.hpp"
 #include "log.hpp"
 #include "machineconfig.hpp"
@@ -1056,6 +1057,21 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
     std::string cmdline;
     if (auto t = read_file_at(AT_FDCWD, io.cmdline_path, 1 << 16); t) cmdline = *t;
     bool karg = cmdline_requests_recovery(cmdline);
+
+    // An ordinary boot reads the partition's marker and nothing else (initrd_peek.hpp).
+    if (!karg) {
+        auto peek = peek_armed(cfg, io.peek_dir);
+        if (!peek) {
+            log::warning("could not look at the recovery partition on its own (" + peek.error().message +
+                         "); looking through the real root");
+        } else if (*peek == PeekResult::NotArmed) {
+            out.reason = "not armed";
+            return out;
+        } else if (*peek == PeekResult::NoPartition && !cfg.allow_plain_directory) {
+            out.reason = "no recovery partition: no GPT partition named '" + cfg.partition_label + "'";
+            return out;
+        }
+    }
 
     // The real /var first (initrd_var.hpp): the recovery partition's mount
     // point and /var/lib/kubelet are in it. Released (detached) on return.

@@ -98,6 +98,7 @@ struct InitrdOptions {
     std::string root = "/sysroot";
     std::string cmdline_path = "/proc/cmdline";
     std::string boot_id_path = "/proc/sys/kernel/random/boot_id";
+    std::string peek_dir = "/run/upgrade-recovery-peek"; // initrd_peek.hpp
 };
 struct InitrdOutcome {
     bool ran = false;

@@ -4,6 +4,7 @@
 //   partition 1 <label>-store  xfs
 //   partition 2 <label>-other  xfs
 //   partition 3 <label>-raw    no filesystem
+#include "initrd_peek.hpp"
 #include "partition.hpp"
 
 #include <catch2/catch.hpp>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <grp.h>
 #include <sstream>
 #include <string>
@@ -489,4 +491,41 @@ TEST_CASE("find_partition run without root says so (PermissionDenied) instead of
     REQUIRE(::waitpid(pid, &status, 0) == pid);
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("peek_armed reads the armed marker from a private mount and leaves nothing mounted")
+{
+    TempRoot root;
+    const std::string peek = root.path + "/peek", m = root.path + "/m", dev = loop() + "p1";
+    fs::create_directories(m);
+    auto with_store = [&](const std::function<void()>& f) {
+        REQUIRE(::mount(dev.c_str(), m.c_str(), "xfs", 0, nullptr) == 0);
+        f();
+        REQUIRE(::umount2(m.c_str(), 0) == 0);
+    };
+    with_store([&] {
+        fs::create_directories(m + "/recovery");
+        std::ofstream(m + "/recovery/armed") << "20240101T000000Z\n";
+    });
+    auto armed = ur::peek_armed(store_config(), peek);
+    INFO((armed ? std::string() : armed.error().message));
+    REQUIRE(armed.has_value());
+    CHECK(*armed == ur::PeekResult::Armed);
+    CHECK(mounts_at(peek).empty());
+
+    with_store([&] { fs::remove(m + "/recovery/armed"); });
+    auto not_armed = ur::peek_armed(store_config(), peek);
+    REQUIRE(not_armed.has_value());
+    CHECK(*not_armed == ur::PeekResult::NotArmed);
+    CHECK(mounts_at(peek).empty());
+    with_store([&] { fs::remove_all(m + "/recovery"); });
+
+    // No such partition, or one without a file system.
+    auto missing = ur::peek_armed(store_config("-missing"), peek);
+    REQUIRE(missing.has_value());
+    CHECK(*missing == ur::PeekResult::NoPartition);
+    auto raw = ur::peek_armed(store_config("-raw"), peek);
+    REQUIRE(raw.has_value());
+    CHECK(*raw == ur::PeekResult::NoFilesystem);
+    CHECK(mounts_at(peek).empty());
 }

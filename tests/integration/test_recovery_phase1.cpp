@@ -905,3 +905,37 @@ TEST_CASE("MachineConfig files below a mount point are restored")
     h.check_recovered();
     ::umount2(h.p("opt").c_str(), MNT_DETACH);
 }
+
+// No recovery partition (and no plain-directory store): an ordinary boot ends
+// after the partition lookup, without mounting the real /var; with the kernel
+// argument it is an error.
+TEST_CASE("the initrd entry without a recovery partition leaves the root alone")
+{
+    Host h;
+    std::string cmdline = h.base + "/cmdline", boot = h.base + "/boot_id";
+    write(boot, "boot-1\n");
+    std::ofstream(h.config, std::ios::trunc) << "[partition]\nlabel = \"ur-test-no-such-partition\"\n"
+                                             << "[ostree]\nmode = \"off\"\n[etcd]\nmode = \"off\"\n";
+    // A /var the long way would try to mount, and warn about when it cannot.
+    write(h.p("etc/systemd/system/var.mount"), "[Mount]\nWhat=/srv/gone\nWhere=/var\nOptions=bind\n");
+    const Snapshot pre = h.snapshot();
+    SECTION("ordinary boot")
+    {
+        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 rw\n");
+        auto r = h.run("--initrd --cmdline " + cmdline + " --boot-id " + boot);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["ran"] == false);
+        CHECK(r.json()["reason"] == "no recovery partition: no GPT partition named 'ur-test-no-such-partition'");
+        CHECK(r.err.find("/var") == std::string::npos); // the real /var was not even looked at
+    }
+    SECTION("upgrade_recovery=phase1")
+    {
+        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 upgrade_recovery=phase1 rw\n");
+        auto r = h.run("--initrd --cmdline " + cmdline + " --boot-id " + boot);
+        INFO(r.out << r.err);
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("ur-test-no-such-partition") != std::string::npos);
+    }
+    CHECK(h.snapshot() == pre);
+}

@@ -59,6 +59,16 @@ initrd_unit_checks() {
     say "calib-ms $(calib_ms)"
 }
 
+# Nothing armed: the initrd unit read the partition's marker and touched nothing of the
+# real root (initrd_peek.hpp): no /var mount, no fallback to the long way.
+unarmed_initrd_checks() {
+    local log
+    log=$(journalctl -b -q -u upgrade-recovery-initrd.service -o cat)
+    grep -q 'mounted the real /var' <<<"$log" && fail "the initrd unit mounted /var although nothing was armed"
+    grep -q 'could not look at the recovery partition' <<<"$log" && fail "the initrd unit could not peek at the partition: $log"
+    return 0
+}
+
 # Milliseconds of one `upgrade-recovery --version` (mean of 5): loading the binary and
 # its libraries, which is most of what the initrd unit does when nothing is armed.
 calib_ms() {
@@ -185,6 +195,7 @@ smoke_checks() {
         fail "var-recovery.mount is not ordered after its fsck: $after"
     [ -e /var/recovery/recovery/armed ] && fail "armed before boot 1"
     initrd_unit_checks
+    unarmed_initrd_checks
     journal_has "$MSG_PHASE1_DONE" && fail "phase 1 ran although nothing was armed"
     say "fact cli $(upgrade-recovery --version 2>&1 | head -n1)"
     check "kubelet stand-in is not active" systemctl -q is-active kubelet.service
@@ -291,6 +302,7 @@ stage_recover() {
 
 stage_noop() {
     initrd_unit_checks
+    unarmed_initrd_checks
     journal_has "$MSG_PHASE1_DONE" && fail "phase 1 ran although nothing was armed"
     [ "$(systemctl show -p ConditionResult --value upgrade-recovery-phase2.service)" = no ] ||
         fail "upgrade-recovery-phase2.service was not skipped by its condition"
