@@ -21,6 +21,14 @@ namespace ur::cli
 namespace
 {
 
+// The initrd unit works on the real root, /sysroot unless --root names another.
+InitrdOptions initrd_options(const Args& args)
+{
+    InitrdOptions io;
+    io.root = args.root == "/" ? "/sysroot" : args.root;
+    return io;
+}
+
 Result<std::string> backup_or_latest(const Store& store, const std::optional<std::string>& id)
 {
     if (id) return *id;
@@ -75,6 +83,14 @@ int cmd_recover(const Args& args)
         return kExitUsage;
     }
     auto cfg = load(args);
+    if (!cfg && f->has("--initrd")) {
+        // A broken file must not keep a healthy node from booting (unless the kernel argument asks for a recovery).
+        log::set_journal(true);
+        auto r = initrd_without_config(cfg.error(), initrd_options(args));
+        if (!r) return report_error(args, r.error());
+        if (args.json) printf("%s\n", nlohmann::json({{"ran", false}, {"reason", r->reason}}).dump().c_str());
+        return 0;
+    }
     if (!cfg) return report_error(args, cfg.error());
     CancelToken cancel;
     TerminalProgress progress(args.json);
@@ -96,8 +112,7 @@ int cmd_recover(const Args& args)
     if (f->has("--initrd")) {
         // The initrd unit: log to the journal too (the console may be all there is).
         log::set_journal(true);
-        InitrdOptions io;
-        io.root = args.root == "/" ? "/sysroot" : args.root;
+        const InitrdOptions io = initrd_options(args);
         auto r = run_initrd_phase1(*cfg, io, progress, cancel);
         progress.clear();
         if (!r) return report_error(args, r.error());

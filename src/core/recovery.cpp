@@ -1050,6 +1050,19 @@ bool cmdline_requests_recovery(std::string_view cmdline)
     return false;
 }
 
+Result<InitrdOutcome> initrd_without_config(const Error& config_error, const InitrdOptions& io)
+{
+    std::string cmdline;
+    if (auto t = read_file_at(AT_FDCWD, io.cmdline_path, 1 << 16); t) cmdline = *t;
+    if (cmdline_requests_recovery(cmdline)) return std::unexpected(config_error);
+    log::warning("cannot read the configuration, so no recovery can run in this boot: " + config_error.message +
+                 ". Fix it; an armed recovery then runs at the next boot, or with 'upgrade-recovery recover' "
+                 "on the running host");
+    InitrdOutcome out;
+    out.reason = "configuration unreadable: " + config_error.message;
+    return out;
+}
+
 Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& io, Progress& progress,
                                         const CancelToken& cancel)
 {
@@ -1059,8 +1072,10 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
     bool karg = cmdline_requests_recovery(cmdline);
 
     // An ordinary boot reads the partition's marker and nothing else (initrd_peek.hpp).
+    bool known_armed = false;
     if (!karg) {
         auto peek = peek_armed(cfg, io.peek_dir);
+        known_armed = peek && *peek == PeekResult::Armed;
         if (!peek) {
             log::warning("could not look at the recovery partition on its own (" + peek.error().message +
                          "); looking through the real root");
@@ -1096,18 +1111,26 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
         return out;
     };
 
+    // Whether a recovery is armed cannot be told: unless it is known to be (or asked for
+    // on the command line), the boot goes on. A node stuck in emergency.target at a
+    // remote site is worse than one booted as it was, with the problem in the journal.
+    auto unknown = [&](const Error& e, const std::string& what) -> Result<InitrdOutcome> {
+        if (karg || known_armed) return std::unexpected(e);
+        log::warning(what + ": " + e.message + "; an armed recovery could not be looked for in this boot");
+        return ordinary_boot(what + ": " + e.message);
+    };
     auto store = open_store(cfg, io.root, true);
     if (!store) {
         // No partition, nothing armed: the common boot. With the kernel argument it is an error.
-        if (!karg &&
+        if (!karg && !known_armed &&
             (store.error().kind == ErrorKind::PartitionNotFound || store.error().kind == ErrorKind::NotMounted))
             return ordinary_boot("no recovery partition: " + store.error().message);
-        return std::unexpected(store.error());
+        return unknown(store.error(), "recovery partition unusable");
     }
     auto dir = JournalDir::open(*store, false);
-    if (!dir) return std::unexpected(dir.error());
+    if (!dir) return unknown(dir.error(), "recovery directory unreadable");
     auto armed = dir->armed();
-    if (!armed) return std::unexpected(armed.error());
+    if (!armed) return unknown(armed.error(), "armed marker unreadable");
     if (!*armed && !karg) return ordinary_boot("not armed");
     if (var_error)
         return std::unexpected(

@@ -111,4 +111,9 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
 // Whether a kernel command line asks for phase 1 (upgrade_recovery=phase1).
 bool cmdline_requests_recovery(std::string_view cmdline);
 
+// The initrd unit when the real root's configuration cannot be read: an
+// ordinary boot goes on (a warning, ran == false), since a broken file must not
+// keep a healthy node from booting; with upgrade_recovery=phase1 it is the error.
+Result<InitrdOutcome> initrd_without_config(const Error& config_error, const InitrdOptions& opts);
+
 } // namespace ur

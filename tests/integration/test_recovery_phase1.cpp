@@ -939,3 +939,78 @@ TEST_CASE("the initrd entry without a recovery partition leaves the root alone")
     }
     CHECK(h.snapshot() == pre);
 }
+
+// What cannot be read must not keep a healthy node from booting: when the
+// initrd cannot tell whether a recovery is armed, an ordinary boot goes on with
+// a warning; with upgrade_recovery=phase1 it is an error (emergency.target).
+TEST_CASE("the initrd entry lets an ordinary boot go on when it cannot tell whether a recovery is armed")
+{
+    Host h;
+    std::string cmdline = h.base + "/cmdline", boot = h.base + "/boot_id";
+    write(boot, "boot-1\n");
+    bool karg = false;
+    SECTION("ordinary boot")
+    {
+        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 rw\n");
+    }
+    SECTION("upgrade_recovery=phase1")
+    {
+        karg = true;
+        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 upgrade_recovery=phase1 rw\n");
+    }
+    // The recovery directory on the partition is not a directory.
+    fs::remove_all(h.p("var/recovery/recovery"));
+    write(h.p("var/recovery/recovery"), "not a directory\n");
+    const Snapshot pre = h.snapshot();
+    auto r = h.run("--initrd --cmdline " + cmdline + " --boot-id " + boot);
+    INFO(r.out << r.err);
+    if (karg) {
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("recovery directory") != std::string::npos);
+    } else {
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["ran"] == false);
+        CHECK(r.json()["reason"].get<std::string>().rfind("recovery directory unreadable: ", 0) == 0);
+        CHECK(r.err.find("an armed recovery could not be looked for in this boot") != std::string::npos);
+    }
+    CHECK(h.snapshot() == pre);
+}
+
+// The same for a configuration file the failed upgrade (or a person) broke, through
+// the real CLI; /proc/cmdline is a bind mount of a file in a mount namespace of its own.
+TEST_CASE("recover --initrd with a broken configuration: an ordinary boot goes on, the kernel argument fails")
+{
+    const char* cli = std::getenv("UR_CLI");
+    REQUIRE(cli);
+    Host h;
+    std::string cmdline = h.base + "/cmdline";
+    bool karg = false;
+    SECTION("ordinary boot")
+    {
+        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 rw\n");
+    }
+    SECTION("upgrade_recovery=phase1")
+    {
+        karg = true;
+        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 upgrade_recovery=phase1 rw\n");
+    }
+    write(h.base + "/broken.toml", "[partition]\nlabel = \"ur-test-no-such-partition\"\nbogus_key = 1\n");
+    const Snapshot pre = h.snapshot();
+    std::string cmd = "unshare --mount sh -c 'mount --bind " + cmdline + " /proc/cmdline && exec " + cli + " --root " +
+                      h.root + " --config " + h.base + "/broken.toml --json recover --initrd' >" + h.base + "/out 2>" +
+                      h.base + "/err";
+    int rc = std::system(cmd.c_str());
+    std::string out = slurp(h.base + "/out"), err = slurp(h.base + "/err");
+    INFO(out << err);
+    REQUIRE(WIFEXITED(rc));
+    CHECK(err.find("bogus_key") != std::string::npos);
+    if (karg) {
+        CHECK(WEXITSTATUS(rc) == 3); // bad config
+    } else {
+        CHECK(WEXITSTATUS(rc) == 0);
+        CHECK(err.find("cannot read the configuration") != std::string::npos);
+        auto j = nlohmann::json::parse(out);
+        CHECK(j["ran"] == false);
+    }
+    CHECK(h.snapshot() == pre);
+}
