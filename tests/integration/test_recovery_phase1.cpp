@@ -72,6 +72,23 @@ std::string slurp(const std::string& p)
     return ss.str();
 }
 
+// Runs the calling test twice: as an ordinary boot, and with upgrade_recovery=phase1
+// on the kernel command line (written to `cmdline`). Returns whether this run has it.
+bool ordinary_or_karg_boot(const std::string& cmdline)
+{
+    bool karg = false;
+    SECTION("ordinary boot")
+    {
+        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 rw\n");
+    }
+    SECTION("upgrade_recovery=phase1")
+    {
+        karg = true;
+        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 upgrade_recovery=phase1 rw\n");
+    }
+    return karg;
+}
+
 // Everything that must come back, per path: type, mode, owner, size, mtime,
 // links, symlink target, content, every xattr.
 using Snapshot = std::map<std::string, std::string>;
@@ -948,16 +965,7 @@ TEST_CASE("the initrd entry lets an ordinary boot go on when it cannot tell whet
     Host h;
     std::string cmdline = h.base + "/cmdline", boot = h.base + "/boot_id";
     write(boot, "boot-1\n");
-    bool karg = false;
-    SECTION("ordinary boot")
-    {
-        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 rw\n");
-    }
-    SECTION("upgrade_recovery=phase1")
-    {
-        karg = true;
-        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 upgrade_recovery=phase1 rw\n");
-    }
+    const bool karg = ordinary_or_karg_boot(cmdline);
     // The recovery directory on the partition is not a directory.
     fs::remove_all(h.p("var/recovery/recovery"));
     write(h.p("var/recovery/recovery"), "not a directory\n");
@@ -984,16 +992,7 @@ TEST_CASE("recover --initrd with a broken configuration: an ordinary boot goes o
     REQUIRE(cli);
     Host h;
     std::string cmdline = h.base + "/cmdline";
-    bool karg = false;
-    SECTION("ordinary boot")
-    {
-        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 rw\n");
-    }
-    SECTION("upgrade_recovery=phase1")
-    {
-        karg = true;
-        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 upgrade_recovery=phase1 rw\n");
-    }
+    const bool karg = ordinary_or_karg_boot(cmdline);
     write(h.base + "/broken.toml", "[partition]\nlabel = \"ur-test-no-such-partition\"\nbogus_key = 1\n");
     const Snapshot pre = h.snapshot();
     std::string cmd = "unshare --mount sh -c 'mount --bind " + cmdline + " /proc/cmdline && exec " + cli + " --root " +
