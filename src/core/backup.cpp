@@ -113,12 +113,13 @@ WalkOptions walk_options(const TreeSource& t)
 }
 
 // Stat-only pass: what the copy will write, counting what it will share (W17).
+// Without sharing (backup.share_unchanged = false) every file counts as new.
 Result<ScanTotals> scan(const std::vector<TreeSource>& trees, const std::optional<std::string>& prev_manifest,
-                        int backups_fd, const CancelToken& cancel)
+                        bool share, int backups_fd, const CancelToken& cancel)
 {
     ScanTotals t;
     PrevCursor prev;
-    if (prev_manifest) {
+    if (prev_manifest && share) {
         auto r = ManifestReader::open(backups_fd, *prev_manifest);
         if (r) prev = PrevCursor(std::move(*r));
     }
@@ -620,7 +621,7 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     if (*latest && !opts.dry_run) prefetch.add(store->backups_fd.get(), **latest); // only the copy links into it
     for (const auto& t : trees)
         if (t.include.empty()) prefetch.add(t.fd->get(), ".");
-    auto totals = scan(trees, prev_manifest, store->backups_fd.get(), cancel);
+    auto totals = scan(trees, prev_manifest, cfg.share_unchanged, store->backups_fd.get(), cancel);
     if (!totals) return std::unexpected(totals.error());
     BackupEstimate est;
     est.store = store->path();

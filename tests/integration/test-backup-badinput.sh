@@ -88,6 +88,14 @@ check "... wrote nothing (every byte, attribute, inode, ctime)" test "$(fx_diges
 check "the text form says what it would copy" run_rc 0 "$T/dt.out" "$T/dt.err" cli "$R1" backup --dry-run
 check "... one file" grep -Eq "^  to copy: +1 files" "$T/dt.out"
 check "... and that it fits" grep -Eq "^  needed: .* free: fits$" "$T/dt.out"
+# Without sharing every file is written again, and the estimate must say so.
+mkdir -p "$R1/etc/upgrade-recovery/config.d"
+printf '[backup]\nshare_unchanged = false\n' >"$R1/etc/upgrade-recovery/config.d/noshare.toml"
+check "backup --dry-run with backup.share_unchanged = false exits 0" \
+    run_rc 0 "$T/dn.json" "$T/dn.err" cli "$R1" --json backup --dry-run
+check "... shares nothing and counts every file as new" \
+    test "$(json "$T/dn.json" '"%d %s" % (j["shared_bytes"], j["new_files"] >= 53)')" = "0 True"
+rm -r "$R1/etc/upgrade-recovery/config.d"
 
 # --- config errors -------------------------------------------------------------------
 cfg=$R1/etc/upgrade-recovery/config.toml
