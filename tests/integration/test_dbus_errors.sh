@@ -3,7 +3,8 @@
 # the previous backup still verifies: wrong signature, unknown option key, wrong
 # option type, a second operation while a backup runs (Busy), the store locked by
 # another process (Busy), a backup while a recovery is armed (RecoveryInProgress),
-# Cancel (Cancelled), a deadline that passes, per call and from the config (Timeout).
+# Cancel (Cancelled), a deadline that passes, per call and from the config (Timeout),
+# a dry-run backup that would not fit (NoSpace).
 set -u
 . "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
 THROTTLE=15 # percent of a CPU: a backup of the tree takes seconds however fast the machine
@@ -128,5 +129,22 @@ J=$(mcall StartBackup 'a{sv}' 1 timeout u 0 | objpath)
 [ "$(mprop State)" = Succeeded ] && [ "$(mprop LastErrorName)" = "" ] && [ "$(mprop LastError)" = "" ] ||
     die "after a success: State $(mprop State), LastErrorName '$(mprop LastErrorName)'"
 ok "timeout 0 overrides the config; a success clears LastError"
+
+# --- a dry-run backup that would not fit: the job ends NoSpace, nothing written -----
+B=$(latest_id)
+dbus_stop_daemon
+sed -i 's/^free_space_margin = .*/free_space_margin = "1000TiB"/' "$CFG"
+dbus_start_daemon
+before=$(cd "$STORE" && find . -printf '%p %i %s %T@ %C@\n' | LC_ALL=C sort | md5sum)
+J=$(mcall StartBackup 'a{sv}' 1 dry_run b true | objpath)
+S=$(wait_job "$J")
+[ "$S" = Error ] || die "a dry run that does not fit ended $S: $(jprop "$J" Message)"
+[ "$(jprop "$J" Error)" = "$ERR.NoSpace" ] || die "dry run Error: $(jprop "$J" Error)"
+[[ $(jprop "$J" Message) == *"dry run: a backup now would not fit"*"Delete older backups"* ]] ||
+    die "dry run Message: $(jprop "$J" Message)"
+[ "$(cd "$STORE" && find . -printf '%p %i %s %T@ %C@\n' | LC_ALL=C sort | md5sum)" = "$before" ] ||
+    die "a dry run that does not fit changed the store"
+ok "dry run that does not fit -> NoSpace: $(jprop "$J" Message)"
+still_good
 
 echo "PASS: test_dbus_errors"
