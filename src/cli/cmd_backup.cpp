@@ -123,8 +123,8 @@ int print_estimate(const Args& args, const BackupEstimate& e)
                e.fits() ? "fits" : "DOES NOT FIT");
     }
     if (e.fits()) return 0;
-    fprintf(stderr, "upgrade-recovery: a backup now would fail for lack of space; delete older backups "
-                    "('upgrade-recovery delete ID') or lower backup.free_space_margin\n");
+    // The error a backup now would end with; stdout keeps the estimate alone (--json).
+    fprintf(stderr, "upgrade-recovery backup: dry run: %s\n", no_space_error(e).message.c_str());
     return kExitNoSpace;
 }
 

@@ -534,6 +534,18 @@ std::string self_binary()
 
 } // namespace
 
+Error no_space_error(const BackupEstimate& e)
+{
+    return Error{ErrorKind::NoSpace, 0,
+                 "not enough space on " + e.store + ": " + human(e.free_bytes) + " free, the backup needs " +
+                     human(e.need_bytes) + " (" + human(e.new_bytes) + " of new file data in " +
+                     std::to_string(e.new_files) + " files, " + human(e.shared_bytes) +
+                     " shared with the previous backup, " + human(e.cluster_bytes) + " for etcd, " +
+                     human(e.metadata_bytes) + " of metadata, " + human(e.margin_bytes) +
+                     " margin). Delete older backups ('upgrade-recovery delete ID') or lower "
+                     "backup.free_space_margin."};
+}
+
 Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Progress& progress,
                                 const CancelToken& cancel)
 {
@@ -651,15 +663,7 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
         result.estimate = std::move(est);
         return result;
     }
-    if (!est.fits())
-        return fail(ErrorKind::NoSpace,
-                    "not enough space on " + store->path() + ": " + human(est.free_bytes) + " free, the backup needs " +
-                        human(est.need_bytes) + " (" + human(est.new_bytes) + " of new file data in " +
-                        std::to_string(est.new_files) + " files, " + human(est.shared_bytes) +
-                        " shared with the previous backup, " + human(est.cluster_bytes) + " for etcd, " +
-                        human(est.metadata_bytes) + " of metadata, " + human(est.margin_bytes) +
-                        " margin). Delete older backups ('upgrade-recovery delete ID') or lower "
-                        "backup.free_space_margin.");
+    if (!est.fits()) return fail(no_space_error(est));
     failpoint("backup.after-scan");
     UR_TRY(cancel.check());
 
@@ -765,7 +769,6 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
 
     BackupResult result;
     result.meta = std::move(meta);
-    result.estimate = std::move(est);
     auto pruned = prune_backups(*store, cfg.retention);
     if (!pruned)
         log::warning("retention: " + pruned.error().message);

@@ -45,10 +45,13 @@ struct BackupEstimate {
     bool fits() const { return need_bytes <= free_bytes; }
 };
 
+// The no-space error of a backup that does not fit, with every number (W17).
+Error no_space_error(const BackupEstimate& e);
+
 struct BackupResult {
     BackupMetadata meta;
     std::vector<std::string> pruned; // generations removed by retention
-    BackupEstimate estimate;
+    BackupEstimate estimate;         // dry_run only
 };
 
 Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Progress& progress,

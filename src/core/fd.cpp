@@ -189,7 +189,7 @@ Result<bool> is_mount_point(int dirfd, const std::string& name)
     uint64_t here_mnt = 0, there_mnt = 0;
     UR_TRY(stat_at(dirfd, "", here, &here_mnt));
     UR_TRY(stat_at(dirfd, name, there, &there_mnt));
-    return there.st_dev != here.st_dev || (here_mnt && there_mnt && here_mnt != there_mnt);
+    return other_mount(here.st_dev, here_mnt, there.st_dev, there_mnt);
 }
 
 // A mount point below dirfd: never descend into it (W16; a bind mount of a

@@ -93,6 +93,14 @@ Result<uint64_t> mount_id_at(int dirfd, const std::string& name);
 // call when `mnt` is given (0 when the kernel does not report it).
 Result<> stat_at(int dirfd, const std::string& name, struct stat& st, uint64_t* mnt = nullptr);
 
+// Is an entry (st_dev `dev`, mount id `mnt`) on another mount than a directory
+// (`top_dev`, `top_mnt`): another filesystem, or another mount of the same one
+// (a bind mount)? Mount ids of 0 (kernel < 5.8) compare st_dev only.
+inline bool other_mount(dev_t top_dev, uint64_t top_mnt, dev_t dev, uint64_t mnt)
+{
+    return dev != top_dev || (top_mnt && mnt && mnt != top_mnt);
+}
+
 // Is `name` in dirfd ("" for dirfd itself: never) on another mount than dirfd:
 // another filesystem (st_dev) or another mount of the same one (a bind mount)?
 Result<bool> is_mount_point(int dirfd, const std::string& name);

@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <memory>
 #include <sstream>
-#include <sys/mount.h>
 #include <sys/stat.h>
 
 namespace ur
@@ -167,26 +166,7 @@ Result<std::optional<VarSource>> find_real_var(const std::string& root, std::str
     return std::optional<VarSource>(std::move(s));
 }
 
-VarMount& VarMount::operator=(VarMount&& o) noexcept
-{
-    if (this != &o) {
-        release();
-        target_ = std::move(o.target_);
-        o.target_.clear();
-    }
-    return *this;
-}
-
-void VarMount::release()
-{
-    if (target_.empty()) return;
-    // Lazily: the recovery partition is mounted below it, and our own fds may
-    // still be open. The kernel finishes the unmount when the last one closes.
-    ::umount2(target_.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
-    target_.clear();
-}
-
-Result<VarMount> mount_real_var(const std::string& root, const VarSource& src)
+Result<MountGuard> mount_real_var(const std::string& root, const VarSource& src)
 {
     std::string target = root_path(root, "/var");
     if (::mkdir(target.c_str(), 0755) != 0 && errno != EEXIST) return fail_errno("create " + target);
@@ -206,7 +186,7 @@ Result<VarMount> mount_real_var(const std::string& root, const VarSource& src)
     if (!r)
         return std::unexpected(
             std::move(r.error()).context("mount the real /var (" + src.origin + ") for phase 1 in the initramfs"));
-    return VarMount(target);
+    return MountGuard(target);
 }
 
 } // namespace ur

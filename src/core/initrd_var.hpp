@@ -11,6 +11,7 @@
 #pragma once
 
 #include "error.hpp"
+#include "partition.hpp"
 
 #include <optional>
 #include <string>
@@ -38,26 +39,9 @@ Result<std::optional<VarSource>> find_real_var(const std::string& root, std::str
 // The stateroot named by an ostree= kernel argument, "" without one.
 std::string ostree_stateroot(std::string_view cmdline);
 
-// <root>/var mounted from a VarSource for as long as this lives; the
-// destructor detaches it with everything mounted below it (the recovery
-// partition), so the boot goes on with the mounts the OS itself makes.
-class VarMount
-{
-  public:
-    VarMount() = default;
-    explicit VarMount(std::string target) : target_(std::move(target)) {}
-    VarMount(VarMount&& o) noexcept : target_(std::move(o.target_)) { o.target_.clear(); }
-    VarMount& operator=(VarMount&& o) noexcept;
-    VarMount(const VarMount&) = delete;
-    VarMount& operator=(const VarMount&) = delete;
-    ~VarMount() { release(); }
-    bool active() const { return !target_.empty(); }
-    void release();
-
-  private:
-    std::string target_;
-};
-
-Result<VarMount> mount_real_var(const std::string& root, const VarSource& src);
+// <root>/var mounted from a VarSource for as long as the guard lives; it
+// detaches it with everything mounted below it (the recovery partition), so
+// the boot goes on with the mounts the OS itself makes.
+Result<MountGuard> mount_real_var(const std::string& root, const VarSource& src);
 
 } // namespace ur

@@ -521,4 +521,21 @@ Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, b
     return loc;
 }
 
+MountGuard& MountGuard::operator=(MountGuard&& o) noexcept
+{
+    if (this != &o) {
+        release();
+        target_ = std::move(o.target_);
+        o.target_.clear();
+    }
+    return *this;
+}
+
+void MountGuard::release()
+{
+    if (target_.empty()) return;
+    ::umount2(target_.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+    target_.clear();
+}
+
 } // namespace ur

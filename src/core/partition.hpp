@@ -44,6 +44,25 @@ struct StoreLocation {
 Result<> mount_fs(const std::string& source, const std::string& target, const std::string& fstype,
                   const std::string& options);
 
+// A mount for as long as this lives: the destructor detaches it lazily, with
+// everything mounted below it (open fds of ours may still pin it; the kernel
+// finishes the unmount when the last one closes).
+class MountGuard
+{
+  public:
+    MountGuard() = default;
+    explicit MountGuard(std::string target) : target_(std::move(target)) {}
+    MountGuard(MountGuard&& o) noexcept : target_(std::move(o.target_)) { o.target_.clear(); }
+    MountGuard& operator=(MountGuard&& o) noexcept;
+    MountGuard(const MountGuard&) = delete;
+    MountGuard& operator=(const MountGuard&) = delete;
+    ~MountGuard() { release(); }
+    void release();
+
+  private:
+    std::string target_;
+};
+
 // Resolve where backups live: <root><mount_point>. With `mount_if_needed`,
 // mount the partition there when nothing is mounted. Refuses (NotMounted /
 // PartitionNotFound) when the mount point is not a mount of that partition,

@@ -1050,11 +1050,19 @@ bool cmdline_requests_recovery(std::string_view cmdline)
     return false;
 }
 
+namespace
+{
+// The kernel command line; unreadable counts as empty (no upgrade_recovery=phase1).
+std::string read_cmdline(const InitrdOptions& io)
+{
+    auto t = read_file_at(AT_FDCWD, io.cmdline_path, 1 << 16);
+    return t ? *t : std::string();
+}
+} // namespace
+
 Result<InitrdOutcome> initrd_without_config(const Error& config_error, const InitrdOptions& io)
 {
-    std::string cmdline;
-    if (auto t = read_file_at(AT_FDCWD, io.cmdline_path, 1 << 16); t) cmdline = *t;
-    if (cmdline_requests_recovery(cmdline)) return std::unexpected(config_error);
+    if (cmdline_requests_recovery(read_cmdline(io))) return std::unexpected(config_error);
     log::warning("cannot read the configuration, so no recovery can run in this boot: " + config_error.message +
                  ". Fix it; an armed recovery then runs at the next boot, or with 'upgrade-recovery recover' "
                  "on the running host");
@@ -1067,8 +1075,7 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
                                         const CancelToken& cancel)
 {
     InitrdOutcome out;
-    std::string cmdline;
-    if (auto t = read_file_at(AT_FDCWD, io.cmdline_path, 1 << 16); t) cmdline = *t;
+    const std::string cmdline = read_cmdline(io);
     bool karg = cmdline_requests_recovery(cmdline);
 
     // An ordinary boot reads the partition's marker and nothing else (initrd_peek.hpp).
@@ -1090,7 +1097,7 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
 
     // The real /var first (initrd_var.hpp): the recovery partition's mount
     // point and /var/lib/kubelet are in it. Released (detached) on return.
-    VarMount var;
+    MountGuard var;
     std::optional<Error> var_error;
     if (auto src = find_real_var(io.root, cmdline); !src) {
         var_error = src.error();

@@ -175,7 +175,7 @@ class Restorer
     bool mount_point(const struct stat& ts, uint64_t mnt) const
     {
         if (extras_) return false;
-        return ts.st_dev != root_dev_ || (root_mnt_ && mnt && mnt != root_mnt_);
+        return other_mount(root_dev_, root_mnt_, ts.st_dev, mnt);
     }
 
     void change(const char* action, const std::string& path)

@@ -167,8 +167,8 @@ Result<> remove_generation(int dirfd, const std::string& name)
                 struct stat st;
                 uint64_t mnt = 0;
                 if (!stat_at(d->get(), n, st, &mnt) || !S_ISDIR(st.st_mode)) continue;
-                bool other_mount = st.st_dev != here.st_dev || (here_mnt && mnt && mnt != here_mnt);
-                if (!other_mount) next.push_back({d, n}); // a mount is left for remove_tree_at to refuse
+                if (!other_mount(here.st_dev, here_mnt, st.st_dev, mnt))
+                    next.push_back({d, n}); // a mount is left for remove_tree_at to refuse
             }
         }
         if (next.empty()) break;

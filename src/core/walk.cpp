@@ -120,7 +120,7 @@ struct Walk {
             bool is_dir = S_ISDIR(c.st.st_mode);
             if (!is_dir && m == IncludeMatch::Ancestor) continue; // not on the way to a selected path
             // A bind mount of the same filesystem has the same st_dev (W16).
-            c.other_fs = is_dir && (c.st.st_dev != root_dev || (root_mnt && mnt && mnt != root_mnt));
+            c.other_fs = is_dir && other_mount(root_dev, root_mnt, c.st.st_dev, mnt);
             if (is_dir) {
                 auto sub = open_at(dirfd->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
                 if (!sub) {

@@ -175,9 +175,11 @@ Result<JobOutcome> dry_run_outcome(const BackupEstimate& e)
                           "), share " + human_bytes(e.shared_bytes) +
                           (e.previous.empty() ? std::string(" (no earlier backup)") : " with " + e.previous) +
                           "; needs " + human_bytes(e.need_bytes) + " of " + human_bytes(e.free_bytes) + " free";
-    if (!e.fits())
-        return fail(ErrorKind::NoSpace, "dry run: a backup now would not fit on " + e.store + ": " + numbers +
-                                            ". Delete older backups or lower backup.free_space_margin.");
+    if (!e.fits()) {
+        Error err = no_space_error(e);
+        err.message = "dry run: a backup now would not fit: " + err.message;
+        return fail(std::move(err));
+    }
     JobOutcome o;
     o.message = "dry run, nothing written: " + numbers + ": fits";
     return o;
