@@ -254,11 +254,33 @@ struct Deployments {
     OstreeDeployment* at(size_t i) const { return static_cast<OstreeDeployment*>(arr->pdata[i]); }
 };
 
-Result<Deployments> load_deployments(OstreeSysroot* sr, const Config& cfg)
+// libostree knows the booted deployment only when it runs in the booted system
+// ("/"). In the initramfs the root we work on (/sysroot) is the bind mount
+// ostree-prepare-root made of the booted deployment's directory, so the root's
+// inode names it; a root that is no deployment (a test tree) matches none.
+OstreeDeployment* deployment_at_root(OstreeSysroot* sr, GPtrArray* deployments, const std::string& root)
+{
+    struct stat rs;
+    if (root == "/" || ::stat(root.c_str(), &rs) != 0) return nullptr;
+    for (guint i = 0; i < deployments->len; ++i) {
+        auto* od = static_cast<OstreeDeployment*>(deployments->pdata[i]);
+        g_autoptr(GFile) dir = ostree_sysroot_get_deployment_directory(sr, od);
+        g_autofree char* path = g_file_get_path(dir);
+        struct stat ds;
+        if (path && ::stat(path, &ds) == 0 && ds.st_dev == rs.st_dev && ds.st_ino == rs.st_ino) return od;
+    }
+    return nullptr;
+}
+
+Result<Deployments> load_deployments(OstreeSysroot* sr, const Config& cfg, const std::string& root)
 {
     Deployments d;
     d.arr.reset(ostree_sysroot_get_deployments(sr));
-    OstreeDeployment* booted = cfg.ostree_booted.empty() ? ostree_sysroot_get_booted_deployment(sr) : nullptr;
+    OstreeDeployment* booted = nullptr;
+    if (cfg.ostree_booted.empty()) {
+        booted = ostree_sysroot_get_booted_deployment(sr);
+        if (!booted) booted = deployment_at_root(sr, d.arr.get(), root);
+    }
     for (guint i = 0; i < d.arr->len; ++i) {
         OstreeDeployment* od = d.at(i);
         DeploymentInfo info;
@@ -376,7 +398,7 @@ Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::str
         auto sysroot = Sysroot::open(loc.ostree_path, true);
         UR_TRY_CTX(sysroot, "ostree");
         OstreeSysroot* sr = sysroot->get();
-        auto deps = load_deployments(sr, cfg);
+        auto deps = load_deployments(sr, cfg, root);
         UR_TRY_CTX(deps, "ostree");
         if (deps->booted < 0)
             return fail(ErrorKind::NotFound, "ostree: no booted deployment (not booted into ostree and "
@@ -389,7 +411,7 @@ Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::str
                 return std::unexpected(gerror(err, "ostree: pin " + booted.id()));
             // set_pinned rewrites the origin file but not the loaded objects.
             UR_TRY_CTX(sysroot->load(), "ostree");
-            deps = load_deployments(sr, cfg);
+            deps = load_deployments(sr, cfg, root);
             UR_TRY_CTX(deps, "ostree");
         }
 
@@ -405,7 +427,7 @@ Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::str
         if (!rec.removed.empty()) {
             UR_TRY_CTX(write_deployments(sr, *deps, keep), "ostree");
             UR_TRY_CTX(sysroot->load(), "ostree");
-            deps = load_deployments(sr, cfg);
+            deps = load_deployments(sr, cfg, root);
             UR_TRY_CTX(deps, "ostree");
         }
 
@@ -428,7 +450,7 @@ Result<std::vector<DeploymentInfo>> ostree_list_deployments(const Config& cfg, c
 {
     auto sysroot = Sysroot::open(locate(cfg, root).ostree_path, false);
     UR_TRY_CTX(sysroot, "ostree");
-    auto deps = load_deployments(sysroot->get(), cfg);
+    auto deps = load_deployments(sysroot->get(), cfg, root);
     UR_TRY_CTX(deps, "ostree");
     return std::move(deps->infos);
 }
@@ -451,7 +473,7 @@ Result<ApplyResult> apply_rollback_plan(const Config& cfg, const std::string& ro
         auto sysroot = Sysroot::open(loc.ostree_path, true);
         UR_TRY_CTX(sysroot, "ostree");
         OstreeSysroot* sr = sysroot->get();
-        auto deps = load_deployments(sr, cfg);
+        auto deps = load_deployments(sr, cfg, root);
         UR_TRY_CTX(deps, "ostree");
 
         ApplyResult res;
@@ -469,7 +491,7 @@ Result<ApplyResult> apply_rollback_plan(const Config& cfg, const std::string& ro
             UR_TRY_CTX(write_deployments(sr, *deps, keep), "ostree");
             res.changed = true;
             UR_TRY_CTX(sysroot->load(), "ostree");
-            deps = load_deployments(sr, cfg);
+            deps = load_deployments(sr, cfg, root);
             UR_TRY_CTX(deps, "ostree");
         }
 

@@ -629,6 +629,69 @@ TEST_CASE("apply: the recorded deployment is gone -> refused, nothing written")
     CHECK(p2->action == RollbackAction::Refuse);
 }
 
+// The initramfs: ostree-prepare-root made /sysroot a bind mount of the booted
+// deployment's directory and bound the physical root at /sysroot/sysroot; libostree
+// cannot tell which deployment is booted from there, the root's inode can.
+TEST_CASE("initramfs layout: the deployment bound at the root is the booted one")
+{
+    Sandbox sb;
+    sb.deploy(1);
+    sb.deploy(2); // v2 default, v1 the rollback
+    REQUIRE(sb.versions() == VI{2, 1});
+    const std::string root = (sb.dir / "initrd-sysroot").string();
+    fs::create_directories(root);
+    auto boot_into = [&](int v) {
+        ::umount2((root + "/sysroot").c_str(), MNT_DETACH);
+        ::umount2(root.c_str(), MNT_DETACH);
+        const std::string dep = sb.S + "/ostree/deploy/testos/deploy/" + sb.id(v);
+        REQUIRE(::mount(dep.c_str(), root.c_str(), nullptr, MS_BIND, nullptr) == 0);
+        REQUIRE(::mount(sb.S.c_str(), (root + "/sysroot").c_str(), nullptr, MS_BIND, nullptr) == 0);
+    };
+    struct Unbind {
+        std::string r;
+        ~Unbind()
+        {
+            ::umount2((r + "/sysroot").c_str(), MNT_DETACH);
+            ::umount2(r.c_str(), MNT_DETACH);
+        }
+    } unbind{root};
+
+    SECTION("booted into the upgraded deployment: the rollback needs a reboot")
+    {
+        boot_into(2);
+        auto l = ostree_list_deployments(sb.cfg(0), root);
+        REQUIRE_OK(l);
+        REQUIRE(l->size() == 2);
+        CHECK((*l)[0].booted);
+        CHECK_FALSE((*l)[1].booted);
+        auto plan = compute_rollback_plan(sb.cfg(0), root, sb.record_of(1));
+        REQUIRE_OK(plan);
+        CHECK(plan->action == RollbackAction::Rollback);
+        CHECK(plan->reboot_needed);
+    }
+    SECTION("booted into the recorded deployment (chosen in the boot menu): no reboot")
+    {
+        boot_into(1);
+        auto l = ostree_list_deployments(sb.cfg(0), root);
+        REQUIRE_OK(l);
+        CHECK_FALSE((*l)[0].booted);
+        CHECK((*l)[1].booted);
+        auto plan = compute_rollback_plan(sb.cfg(0), root, sb.record_of(1));
+        REQUIRE_OK(plan);
+        CHECK(plan->action == RollbackAction::Rollback);
+        CHECK_FALSE(plan->reboot_needed);
+        for (const auto& n : plan->notes)
+            CHECK(n.find("no deployment is marked booted") == std::string::npos);
+    }
+    SECTION("a root that is no deployment marks none booted")
+    {
+        auto l = ostree_list_deployments(sb.cfg(0), sb.root);
+        REQUIRE_OK(l);
+        for (const auto& d : *l)
+            CHECK_FALSE(d.booted);
+    }
+}
+
 TEST_CASE("compute_rollback_plan on a missing sysroot is a NotFound error")
 {
     Sandbox sb;
