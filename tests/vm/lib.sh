@@ -29,6 +29,11 @@ VM_SUITE=bookworm
 VM_GLOBAL_LOCK=${UR_VM_LOCK:-/run/lock/upgrade-recovery-vm.lock}
 VM_MEM=${UR_VM_MEM:-1024}
 VM_SMP=${UR_VM_SMP:-2}
+# plain: a Debian root on the root partition, /var on its own partition.
+# ostree: the same root committed into an ostree sysroot and deployed (RHCOS's layout:
+# /etc in the deployment, /var the stateroot's, /usr/local -> var/usrlocal), booted from
+# the boot entry ostree wrote (vm_ostree_boot_entry plays the boot loader).
+VM_VARIANT=${VM_VARIANT:-plain}
 
 # Partition layout (MiB). The recovery partition must be >= 300 MiB for mkfs.xfs.
 VM_ROOT_START=1
@@ -182,7 +187,7 @@ vm_stage_install() { # -> VM_STAGE
 # package when an installed binary needs a library the guest lacks.
 VM_BASE_PACKAGES="systemd systemd-sysv dbus udev kmod xfsprogs e2fsprogs util-linux procps
   acl attr etcd-server etcd-client libostree-1-1 libglib2.0-0 libtomlplusplus3 libssl3 libsystemd0
-  libmount1 libblkid1 libstdc++6 libgcc-s1"
+  libmount1 libblkid1 libstdc++6 libgcc-s1 ostree ostree-boot"
 
 # The recipe of the base root; change VM_BASE_RECIPE when vm_configure_base changes.
 VM_BASE_RECIPE=3
@@ -264,14 +269,14 @@ vm_build_image() {
     key=$( (echo "$VM_BASE $VM_IMAGE_RECIPE"
         cd "$VM_STAGE" && find . -type f -print0 | sort -z | xargs -0 sha256sum
         cd "$VM_DIR" && find guest -type f -print0 | sort -z | xargs -0 sha256sum) | vm_hash)
-    VM_IMG=$VM_CACHE/image-$key
+    VM_IMG=$VM_CACHE/image-$VM_VARIANT-$key
     VM_DISK=$VM_IMG/disk.img
     if [ -e "$VM_IMG/.done" ]; then
         vm_log "image $VM_IMG is up to date"
         return 0
     fi
     local old
-    for old in "$VM_CACHE"/image-*; do [ -d "$old" ] && [ "$old" != "$VM_IMG" ] && rm -rf "$old"; done
+    for old in "$VM_CACHE"/image-"$VM_VARIANT"-*; do [ -d "$old" ] && [ "$old" != "$VM_IMG" ] && rm -rf "$old"; done
     rm -rf "$VM_IMG"
     mkdir -p "$VM_IMG"
     r=$VM_IMG/rootfs
@@ -283,14 +288,18 @@ vm_build_image() {
     vm_time image-rootfs "$t0"
     local t1
     t1=$(vm_now)
-    vm_make_disk "$r" "$VM_DISK"
+    if [ "$VM_VARIANT" = ostree ]; then
+        vm_make_ostree_disk "$r" "$VM_DISK"
+    else
+        vm_make_disk "$r" "$VM_DISK"
+    fi
     rm -rf "$r"
     vm_time image-disk "$t1"
     touch "$VM_IMG/.done"
     vm_time image-total "$t0"
 }
 # Bump when vm_build_image, vm_install_guest or vm_make_disk change what they make.
-VM_IMAGE_RECIPE=3
+VM_IMAGE_RECIPE=4
 
 # The initramfs, cached by what goes into it: the kernel, our binary and dracut module,
 # the host's dracut and systemd. Sets VM_INITRD.
@@ -299,13 +308,13 @@ vm_initrd() {
     local key mod
     mod=$(find "$VM_STAGE" -path '*/dracut/modules.d/90upgrade-recovery' -type d | head -n1)
     [ -n "$mod" ] || vm_die "the install has no dracut module 90upgrade-recovery"
-    key=$( (echo "$VM_KVER $VM_INITRD_RECIPE $(dpkg-query -W -f='${Version}' dracut-core systemd)"
+    key=$( (echo "$VM_KVER $VM_INITRD_RECIPE $VM_VARIANT $(dpkg-query -W -f='${Version}' dracut-core systemd ostree-boot)"
         sha256sum "$VM_STAGE/usr/bin/upgrade-recovery" "$mod"/*) | vm_hash)
-    VM_INITRD=$VM_CACHE/initrd-$key.img
+    VM_INITRD=$VM_CACHE/initrd-$VM_VARIANT-$key.img
     [ -e "$VM_INITRD" ] && return 0
     local t0 old
     t0=$(vm_now)
-    for old in "$VM_CACHE"/initrd-*.img; do [ -e "$old" ] && rm -f "$old"; done
+    for old in "$VM_CACHE"/initrd-"$VM_VARIANT"-*.img; do [ -e "$old" ] && rm -f "$old"; done
     vm_make_initrd "$mod" "$VM_INITRD.tmp"
     mv "$VM_INITRD.tmp" "$VM_INITRD"
     vm_time image-initrd "$t0"
@@ -363,10 +372,13 @@ vm_make_initrd() { # module-dir out
     done
     for f in /usr/lib/dracut/modules.d/*; do ln -sfn "$f" "$base/modules.d/"; done
     ln -sfn "$mod" "$base/modules.d/90upgrade-recovery"
+    local modules="systemd systemd-initrd dracut-systemd udev-rules base fs-lib rootfs-block kernel-modules upgrade-recovery"
+    # ostree-prepare-root (Debian's ostree-boot on the host) makes /sysroot the deployment.
+    [ "$VM_VARIANT" = ostree ] && modules="$modules ostree"
     UPGRADE_RECOVERY_BINARY=$VM_STAGE/usr/bin/upgrade-recovery \
         dracutbasedir=$base dracut --force --quiet --no-hostonly --conf /dev/null --confdir "$VM_CACHE/dracut-conf.d" \
         --kver "$VM_KVER" --kmoddir "$VM_KROOT/lib/modules/$VM_KVER" \
-        -m "systemd systemd-initrd dracut-systemd udev-rules base fs-lib rootfs-block kernel-modules upgrade-recovery" \
+        -m "$modules" \
         --drivers "virtio_pci virtio_blk ext4 crc32c_generic" --compress zstd \
         "$out" "$VM_KVER" >"$VM_CACHE/dracut.log" 2>&1 || vm_die "dracut failed: $(tail -20 "$VM_CACHE/dracut.log")"
     # Prove the module is in it (a variable, not a pipe into grep -q: pipefail).
@@ -376,6 +388,9 @@ vm_make_initrd() { # module-dir out
     grep -q 'initrd.target.wants/upgrade-recovery-initrd.service' <<<"$list" || vm_die "the initrd unit is not wanted by initrd.target"
     grep -q 'usr/bin/upgrade-recovery$' <<<"$list" || vm_die "the initramfs has no upgrade-recovery binary"
     grep -q '/xfs.ko' <<<"$list" || vm_die "the initramfs has no xfs module"
+    if [ "$VM_VARIANT" = ostree ]; then
+        grep -q 'ostree-prepare-root$' <<<"$list" || vm_die "the initramfs has no ostree-prepare-root (ostree-boot on the host?)"
+    fi
 }
 
 # GPT disk without loop devices: mkfs.ext4 -d, mkfs.xfs, sgdisk, dd at the offsets.
@@ -408,6 +423,98 @@ vm_make_disk() {
     rm -f "$d/root.part" "$d/rec.part" "$d/var.part"
 }
 
+# The ostree variant's disk: the image root turned into an OS tree the way RHCOS lays
+# it out, committed twice into a real sysroot (urvm/v1, and urvm/v2 that differs in
+# /usr/lib/ur-e2e/release: the "upgrade"), v1 deployed; the sysroot is the root file
+# system, /var the stateroot's var. No var partition. The sysroot is assembled on a
+# tmpfs: `ostree admin deploy` freezes (FIFREEZE) the file system that holds it.
+vm_make_ostree_disk() {
+    local r=$1 disk=$2 d=$VM_IMG S=$VM_IMG/sysroot x
+    rm -rf "$d/var" "$d/root.part" "$d/rec.part" "$disk"
+    # Not the plain variant's var partition: ostree-system-generator binds the stateroot's var.
+    systemctl --root="$r" disable var.mount >/dev/null 2>&1 || true
+    rm -f "$r/etc/systemd/system/var.mount"
+    : >"$r/etc/fstab" # / is the deployment ostree-prepare-root set up, /var its generator's
+    mv "$r/var" "$d/var"
+    install -d -m 0755 "$r/var"
+    mv "$r/usr/local" "$d/var/usrlocal"
+    ln -s ../var/usrlocal "$r/usr/local"
+    for x in home srv opt mnt; do
+        [ -d "$r/$x" ] && [ ! -L "$r/$x" ] && mv "$r/$x" "$d/var/$x" && ln -s "var/$x" "$r/$x"
+    done
+    mv "$r/root" "$d/var/roothome" && ln -s var/roothome "$r/root"
+    install -m 0644 "$VM_KERNEL" "$r/usr/lib/modules/$VM_KVER/vmlinuz"
+    install -m 0644 "$VM_INITRD" "$r/usr/lib/modules/$VM_KVER/initramfs.img"
+    rm -rf "${r:?}/boot" && install -d -m 0755 "$r/boot"
+    # ostree commits no fifos or device nodes; a node's /etc may hold them. They go into
+    # the deployment's /etc after the deploy, as if made at run time.
+    (cd "$r/etc" && find . \( -type p -o -type c -o -type b -o -type s \) -print0 |
+        tar --null -T - --xattrs --xattrs-include='*' --acls -cf "$d/etc-special.tar") &&
+        (cd "$r/etc" && find . \( -type p -o -type c -o -type b -o -type s \) -delete) ||
+        vm_die "cannot set aside /etc's special files"
+    mv "$r/etc" "$r/usr/etc"
+    install -d -m 0755 "$r/sysroot"
+    ln -s sysroot/ostree "$r/ostree"
+    mkdir -p "$S"
+    mountpoint -q "$S" && umount -l "$S"
+    mount -t tmpfs -o size=3g,mode=0755 tmpfs "$S" || vm_die "cannot mount a tmpfs for the sysroot"
+    # API file systems are mounted at boot; an OS tree has them empty (ostree commits no devices).
+    for x in dev proc sys run tmp; do rm -rf "${r:?}/$x" && install -d -m 0755 "$r/$x"; done
+    chmod 1777 "$r/tmp"
+    # (no `set -e` in a subshell whose status is tested: bash ignores it there)
+    {
+        ostree admin init-fs --modern "$S" &&
+            ostree admin os-init --sysroot="$S" urvm &&
+            echo "urvm release 1" >"$r/usr/lib/ur-e2e/release" &&
+            ostree --repo="$S/ostree/repo" commit -b urvm/v1 --add-metadata-string=version=1 --tree=dir="$r" >"$d/commit-v1" &&
+            echo "urvm release 2" >"$r/usr/lib/ur-e2e/release" &&
+            ostree --repo="$S/ostree/repo" commit -b urvm/v2 --add-metadata-string=version=2 --tree=dir="$r" >"$d/commit-v2" &&
+            ostree admin deploy --sysroot="$S" --os=urvm --karg=root=PARTLABEL=root --karg=rw urvm/v1 &&
+            cp -a "$d/var/." "$S/ostree/deploy/urvm/var/" &&
+            tar -C "$S/ostree/deploy/urvm/deploy/$(cat "$d/commit-v1").0/etc" --xattrs --xattrs-include='*' --acls \
+                -xpf "$d/etc-special.tar"
+    } >"$d/ostree.log" 2>&1 || { umount -l "$S"; vm_die "building the ostree sysroot failed: $(tail -5 "$d/ostree.log")"; }
+    rm -rf "$d/var"
+    truncate -s "${VM_ROOT_MIB}M" "$d/root.part"
+    mkfs.ext4 -q -F -L root -E root_owner=0:0 -d "$S" "$d/root.part" || { umount -l "$S"; vm_die "mkfs.ext4 -d (sysroot) failed"; }
+    umount "$S" && rmdir "$S"
+    truncate -s "${VM_REC_MIB}M" "$d/rec.part"
+    mkfs.xfs -q -f -L recovery "$d/rec.part" || vm_die "mkfs.xfs failed"
+    truncate -s "$((VM_ROOT_START + VM_ROOT_MIB + VM_REC_MIB + 1))M" "$disk"
+    sgdisk -o -n "1:${VM_ROOT_START}M:+${VM_ROOT_MIB}M" -t 1:8304 -c 1:root \
+        -n "2:0:+${VM_REC_MIB}M" -t 2:8300 -c 2:recovery "$disk" >/dev/null || vm_die "sgdisk failed"
+    sgdisk -p "$disk" | grep -q ' recovery$' || vm_die "sgdisk wrote no recovery partition"
+    dd if="$d/root.part" of="$disk" bs=1M seek="$VM_ROOT_START" conv=sparse,notrunc status=none
+    dd if="$d/rec.part" of="$disk" bs=1M seek="$((VM_ROOT_START + VM_ROOT_MIB))" conv=sparse,notrunc status=none
+    rm -f "$d/root.part" "$d/rec.part"
+    vm_log "ostree sysroot: v1 $(cat "$d/commit-v1") deployed, v2 $(cat "$d/commit-v2") committed"
+}
+
+# The boot loader's part, as GRUB's blscfg does it: of the entries in /boot/loader/entries
+# the one with the highest version boots, with its kernel, initramfs and options. Sets
+# VM_BOOT_ROOT_ARGS, VM_BOOT_KERNEL, VM_BOOT_INITRD and VM_BOOT_COMMIT (the deployment's
+# commit, read from where ostree= points).
+vm_ostree_boot_entry() { # disk
+    local m=$VM_RUN/mnt-boot e best="" bestv=-1 v
+    vm_mount_part "$1" root "$m"
+    for e in "$m"/boot/loader/entries/*.conf; do
+        [ -e "$e" ] || continue
+        v=$(awk '$1 == "version" {print $2}' "$e")
+        [ "${v:-0}" -gt "$bestv" ] && bestv=$v && best=$e
+    done
+    [ -n "$best" ] || { vm_umount_all; vm_die "no boot entry in /boot/loader/entries of the root partition"; }
+    VM_BOOT_ROOT_ARGS=$(awk '$1 == "options" {$1 = ""; sub(/^ /, ""); print}' "$best")
+    cp "$m/boot$(awk '$1 == "linux" {print $2}' "$best")" "$VM_RUN/boot-kernel"
+    cp "$m/boot$(awk '$1 == "initrd" {print $2}' "$best")" "$VM_RUN/boot-initrd"
+    VM_BOOT_KERNEL=$VM_RUN/boot-kernel VM_BOOT_INITRD=$VM_RUN/boot-initrd
+    local target
+    target=$(sed -n 's/.*ostree=\([^ ]*\).*/\1/p' <<<"$VM_BOOT_ROOT_ARGS")
+    target=$(readlink -f "$m$target")
+    VM_BOOT_COMMIT=$(basename "$target" | cut -d. -f1)
+    vm_log "boot loader: $(basename "$best") (version $bestv): commit $VM_BOOT_COMMIT; $VM_BOOT_ROOT_ARGS"
+    vm_umount_all
+}
+
 # ---------------------------------------------------------------------------------
 # Running. vm_boot NAME DISK [TIMEOUT] [-- extra kernel args]: one boot, one qemu process
 # (-no-reboot: a guest reboot ends it too). Sets VM_RC (qemu's exit code: 0 power off or
@@ -417,7 +524,7 @@ vm_boot() {
     local name=$1 disk=$2 tmo=${3:-300}
     shift 3 || shift $#
     [ "${1:-}" = -- ] && shift
-    local append="root=PARTLABEL=root rw console=ttyS0 panic=-1 loglevel=4 rd.shell=0 rd.emergency=poweroff rd.timeout=60 systemd.show_status=auto $*"
+    local append="${VM_BOOT_ROOT_ARGS:-root=PARTLABEL=root rw} console=ttyS0 panic=-1 loglevel=4 rd.shell=0 rd.emergency=poweroff rd.timeout=60 systemd.show_status=auto $*"
     VM_SERIAL=$VM_RUN/serial-$name.log
     : >"$VM_SERIAL"
     exec {lockfd}>"$VM_GLOBAL_LOCK"
@@ -431,7 +538,7 @@ vm_boot() {
     timeout -k 5 "$tmo" qemu-system-x86_64 -accel tcg -m "$VM_MEM" -smp "$VM_SMP" -nodefaults -nographic \
         -display none -monitor none -nic none -no-reboot \
         -pidfile "$VM_RUN/qemu-$name.pid" -serial "file:$VM_SERIAL" -device isa-debug-exit,iobase=0xf4,iosize=4 \
-        -kernel "$VM_KERNEL" -initrd "$VM_INITRD" -append "$append" \
+        -kernel "${VM_BOOT_KERNEL:-$VM_KERNEL}" -initrd "${VM_BOOT_INITRD:-$VM_INITRD}" -append "$append" \
         -drive "file=$disk,format=raw,if=virtio,cache=unsafe" </dev/null >"$VM_RUN/qemu-$name.log" 2>&1 &
     local qpid=$!
     # Watch the console: the power cut pattern (UR_VM_KILL_ON), and a wedged guest. Under
@@ -632,7 +739,7 @@ vm_host_check_recovered() { # disk [min attempts of the interrupted step]
     local mr=$VM_RUN/mnt-rec mroot=$VM_RUN/mnt-root
     vm_mount_part "$1" recovery "$mr"
     vm_mount_part "$1" root "$mroot"
-    vm_mount_part "$1" var "$mroot/var"
+    [ "$VM_VARIANT" = ostree ] || vm_mount_part "$1" var "$mroot/var"
     local j=$mr/recovery/journal rc=0
     [ -f "$j" ] || { vm_umount_all; vm_die "no recovery journal on the partition"; }
     cp "$j" "$VM_RUN/recovery-journal.json"
@@ -676,7 +783,9 @@ vm_finish() { # test name
 vm_host_compare_trees() { # recovery-mount root-mount
     local mr=$1 mroot=$2 id tree src out bad=0
     id=$(readlink "$mr/latest")
-    for tree in etc:etc usrlocal:usr/local kubelet:var/lib/kubelet; do
+    # VM_TREE_MAP: where each backed-up tree is on the root partition (the ostree
+    # variant's /etc is its deployment's, /var the stateroot's).
+    for tree in ${VM_TREE_MAP:-etc:etc usrlocal:usr/local kubelet:var/lib/kubelet}; do
         src=$mr/$id/${tree%%:*}
         if [ ! -d "$src" ]; then
             vm_log "host: backup layout has no ${tree%%:*}/ tree directory; skipping the host-side tree comparison"

@@ -14,6 +14,10 @@
 #   noop     boot 3: nothing armed, nothing changes (trees, partition), the initrd unit ran
 #   off      armed, but booted with upgrade_recovery=off: the initrd unit was skipped,
 #            phase 1 did not run, the marker stays, the failed upgrade is still there
+#   rollback (ostree variant) the upgraded deployment, armed: phase 1's platform rollback
+#            reboots in the initramfs, so this stage must never run
+# On an ostree boot, "backup" also deploys urvm/v2 after the failed upgrade, and "early"
+# checks that the booted deployment is the backup's again.
 # Every verdict is an "UR-E2E: PASS <stage>" / "UR-E2E: FAIL <stage>: why" line on the
 # serial console; a failure also ends qemu through isa-debug-exit.
 . /usr/lib/ur-e2e/lib-guest.sh
@@ -146,6 +150,38 @@ failed_upgrade() {
     sync
 }
 
+# ostree variant: the booted deployment ("<checksum>.<serial>") per `ostree admin status`.
+ostree_booted() { ostree admin status 2>/dev/null | awk '$1 == "*" {print $3; exit}'; }
+
+# The upgrade on an ostree node: the backup pinned the booted v1; deploy v2 on top (its
+# /etc is merged from v1's, failed-upgrade changes included), the next boot starts it.
+ostree_upgrade() {
+    local booted out
+    booted=$(ostree_booted)
+    [ -n "$booted" ] || fail "ostree admin status shows no booted deployment"
+    grep -q 'release 1' /usr/lib/ur-e2e/release || fail "boot 1 is not v1: $(cat /usr/lib/ur-e2e/release)"
+    echo "$booted" >"$E2E_STATE/ostree-booted.backup"
+    ostree admin status 2>&1 | sed 's/^/UR-E2E: ostree-before: /' >/dev/console
+    ostree admin status 2>&1 | grep -q 'Pinned: yes' || fail "the backup did not pin the booted deployment"
+    out=$(ostree admin deploy --os=urvm urvm/v2 2>&1) || fail "ostree admin deploy urvm/v2: $out"
+    ostree admin status 2>&1 | sed 's/^/UR-E2E: ostree-after: /' >/dev/console
+    [ "$(ostree admin status | awk '$1 == "urvm" || $2 == "urvm" {print $1; exit}')" = urvm ] ||
+        fail "after the deploy the default deployment is still the booted one"
+    say "fact ostree upgrade: booted $booted, v2 deployed as the default"
+}
+
+# After the recovery: the node runs the backup's deployment again.
+ostree_checks() {
+    local want booted
+    want=$(cat "$E2E_STATE/ostree-booted.backup" 2>/dev/null)
+    booted=$(ostree_booted)
+    ostree admin status 2>&1 | sed 's/^/UR-E2E: ostree: /' >/dev/console
+    [ -n "$want" ] && [ "$booted" = "$want" ] || fail "booted deployment '$booted', the backup was taken in '$want'"
+    grep -q 'release 1' /usr/lib/ur-e2e/release || fail "not v1's /usr: $(cat /usr/lib/ur-e2e/release)"
+    [ "$(findmnt -n -o FSTYPE /var)" = ext4 ] || fail "/var is not the stateroot's bind mount"
+    say "fact ostree booted $booted (the backup's)"
+}
+
 wait_job() { # job-path timeout
     local job=$1 deadline=$((SECONDS + $2)) st="" last="" prog msg
     while :; do
@@ -235,6 +271,7 @@ stage_backup() {
     listing "$E2E_STATE/backup.listing"
     say "fact listing $(wc -l <"$E2E_STATE/backup.listing") lines"
     failed_upgrade
+    [ -e /run/ostree-booted ] && ostree_upgrade
     out=$(upgrade-recovery arm 2>&1) || fail "upgrade-recovery arm: $out"
     [ -e /var/recovery/recovery/armed ] || fail "arm wrote no armed marker"
     upgrade-recovery status 2>&1 | sed 's/^/UR-E2E: status: /' >/dev/console
@@ -245,6 +282,7 @@ stage_backup() {
 
 stage_early() {
     initrd_unit_checks
+    [ -e /run/ostree-booted ] && ostree_checks
     journal_has "$MSG_PHASE1_DONE" || fail "no 'phase 1 done' journal event in this boot"
     systemctl -q is-active kubelet.service && fail "kubelet runs before phase 2"
     systemctl -q is-enabled kubelet.service && fail "kubelet is still enabled after phase 1"
@@ -353,6 +391,7 @@ main)
     recover) stage_recover ;;
     noop) stage_noop ;;
     off) stage_off ;;
+    rollback) fail "the upgraded deployment reached user space: phase 1 in its initramfs did not roll back and reboot" ;;
     *) fail "unknown stage '$E2E_STAGE'" ;;
     esac
     ;;

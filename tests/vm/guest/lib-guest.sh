@@ -52,7 +52,9 @@ E2E_TREES="/etc /usr/local /var/lib/kubelet"
 listing() { # out-file [trees...]
     local out=$1
     shift
-    local trees=${*:-$E2E_TREES}
+    local trees="" t
+    # Resolved: on the ostree variant /usr/local is a symlink to /var/usrlocal.
+    for t in ${*:-$E2E_TREES}; do trees="${trees:+$trees }$(readlink -f "$t")"; done
     {
         # shellcheck disable=SC2086
         find $trees -xdev \( -type d -printf 'meta %p d %m %U:%G - %T@ - -\n' \) -o \
