@@ -261,6 +261,22 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
     return r;
 }
 
+// After the reboot a platform rollback asked for: the id of the booted deployment when
+// it is known and is not the recorded one (the files belong into the recorded one).
+std::string booted_elsewhere(const Ctx& c)
+{
+    const JournalStep* rb = c.j.step("platform-rollback");
+    if (!rb || rb->state != StepState::Done || !rb->data.count("reboot_needed")) return {};
+    if (!c.meta.ostree.present || !ostree_enabled(c.cfg, c.opts.root)) return {};
+    auto list = ostree_list_deployments(c.cfg, c.opts.root);
+    if (!list) return {}; // platform-rollback itself reported what it could
+    for (const auto& d : *list)
+        if (d.booted && !(d.osname == c.meta.ostree.osname && d.checksum == c.meta.ostree.checksum &&
+                          d.serial == c.meta.ostree.serial))
+            return d.id();
+    return {};
+}
+
 Result<StepResult> step_platform_rollback(Ctx& c, JournalStep& st, const StepToken&)
 {
     if (!c.meta.ostree.present) return StepResult{true, "the backup recorded no ostree deployment"};
@@ -673,6 +689,7 @@ struct Runner {
               live};
         std::string boot_id = read_boot_id(opts.boot_id_path);
         bool ran_any = false;
+        bool booted_checked = false;
         std::string last_stage;
         size_t total = j.steps.size();
         for (size_t i = 0; i < total; i++) {
@@ -698,6 +715,22 @@ struct Runner {
                     return o;
                 }
                 progress.warning("continuing without the reboot the platform rollback needs (--force)");
+            }
+            if (!booted_checked && def->phase == 1 && !opts.force) {
+                booted_checked = true;
+                if (auto wrong = booted_elsewhere(c); !wrong.empty()) {
+                    // Requesting another reboot could loop (a boot loader that keeps falling back);
+                    // the node boots on, still armed, and the next boot of the right one continues.
+                    std::string msg = "this boot started ostree deployment " + wrong + ", not " +
+                                      c.meta.ostree.checksum + "." + std::to_string(c.meta.ostree.serial) +
+                                      ", which the backup was taken from and the platform rollback made the "
+                                      "default (a boot menu choice, or a boot loader fallback?). Nothing was "
+                                      "restored into it. Reboot into the default deployment: phase 1 continues "
+                                      "in the initrd (the recovery is still armed) or with 'upgrade-recovery "
+                                      "recover --resume'.";
+                    progress.warning(msg);
+                    return pause(j, out, js.name, msg);
+                }
             }
 
             if (def->phase == 2) {

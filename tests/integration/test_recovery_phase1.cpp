@@ -819,6 +819,35 @@ TEST_CASE("platform rollback: applied, then phase 1 waits for the reboot into th
         h.check_recovered();
         CHECK(h.journal().step("platform-rollback")->attempts == 1);
     }
+    SECTION("the reboot started another deployment: phase 1 waits, restores nothing into it")
+    {
+        auto r = h.run("--boot-id " + boot);
+        REQUIRE(r.exit_code == 0);
+        CHECK(h.default_deployment() == h.ostree_ids[0]);
+
+        // A new boot, but the failed upgrade booted again (boot menu, boot loader fallback).
+        write(boot, "boot-2\n");
+        h.set_config(h.ostree_ids[1]);
+        auto wrong = h.run("--resume --boot-id " + boot);
+        INFO(wrong.out << wrong.err);
+        REQUIRE(wrong.exit_code == 0);
+        CHECK(wrong.json()["phase1_done"] == false);
+        CHECK(wrong.json()["stopped_before"] == "stop-kubelet");
+        CHECK(wrong.json()["message"].get<std::string>().find("started ostree deployment " + h.ostree_ids[1]) !=
+              std::string::npos);
+        CHECK(h.snapshot() == h.broken);
+        CHECK(fs::exists(h.p("var/recovery/recovery/armed")));
+        CHECK(h.default_deployment() == h.ostree_ids[0]);
+
+        // The next boot starts the recorded deployment: phase 1 goes on.
+        write(boot, "boot-3\n");
+        h.set_config(h.ostree_ids[0]);
+        auto r3 = h.run("--resume --boot-id " + boot);
+        INFO(r3.out << r3.err);
+        REQUIRE(r3.exit_code == 0);
+        CHECK(r3.json()["phase1_done"] == true);
+        h.check_recovered();
+    }
     SECTION("the recorded deployment is gone: refused before anything changes")
     {
         sh("ostree admin undeploy --sysroot=" + h.root + "/sysroot 1 >/dev/null 2>&1");
