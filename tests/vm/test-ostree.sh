@@ -4,9 +4,9 @@
 # -> var/usrlocal); the harness boots what the boot entries ostree wrote name, as a
 # boot loader would. Boot 1 (v1): a backup through the daemon (pins v1), a failed
 # upgrade, `ostree admin deploy urvm/v2` (its /etc merged from v1's, like the MCO's
-# update), arm. Boot 2 starts v2: phase 1 in its initramfs finds the backup's
-# deployment is not the booted one, makes v1 the default again and reboots before
-# the switch root. Boot 3 starts v1: phase 1 restores into v1's /etc and the
+# update), arm. Boot 2a starts v2 and the power is cut as phase 1's platform rollback
+# starts. Boot 2b starts v2 again: phase 1 resumes, finds the backup's deployment is
+# not the booted one, makes v1 the default again and reboots before the switch root. Boot 3 starts v1: phase 1 restores into v1's /etc and the
 # stateroot's /var, phase 2 follows; the trees equal the backup, from the guest and
 # from the host.
 . "$(dirname "$0")/lib.sh"
@@ -28,6 +28,13 @@ vm_host_check_armed "$disk"
 
 vm_ostree_boot_entry "$disk"
 [ "$VM_BOOT_COMMIT" = "$v2" ] || vm_die "after the upgrade the boot entry starts $VM_BOOT_COMMIT, not v2 $v2"
+# Boot 2a: the power is cut as the platform rollback step starts (journal: started).
+UR_VM_KILL_ON='failpoint reached' vm_boot cut "$disk" 600 -- ur_e2e.stage=rollback \
+    systemd.setenv=UR_FAILPOINT=recovery.platform-rollback
+[ "${VM_KILLED:-0}" = 1 ] || vm_fail_boot "the power cut at the platform rollback did not happen (qemu rc $VM_RC)"
+vm_ostree_boot_entry "$disk"
+[ "$VM_BOOT_COMMIT" = "$v2" ] || vm_die "the power cut before the rollback left the boot entry at $VM_BOOT_COMMIT, not v2"
+# Boot 2b: the same deployment again; phase 1 resumes at the rollback and reboots.
 vm_boot_retry upgraded "$disk" 900 -- ur_e2e.stage=rollback
 grep -q "UR-E2E: FAIL" "$VM_SERIAL" && vm_fail_boot "guest reported: $(grep -m1 'UR-E2E: FAIL' "$VM_SERIAL" | tr -d '\r')"
 [ "$VM_RC" = 0 ] || vm_fail_boot "boot 2 (v2, armed) ended with qemu rc $VM_RC"
@@ -43,5 +50,5 @@ vm_expect_pass early
 vm_expect_pass recover
 echo "boot 3: initrd unit (phase 1) $(vm_guest_value initrd-unit-ms) ms, phase 2 $(vm_guest_value phase2-ms) ms"
 VM_TREE_MAP="etc:ostree/deploy/urvm/deploy/$v1.0/etc usrlocal:ostree/deploy/urvm/var/usrlocal kubelet:ostree/deploy/urvm/var/lib/kubelet"
-vm_host_check_recovered "$disk"
+vm_host_check_recovered "$disk" 2
 vm_finish vm-ostree
