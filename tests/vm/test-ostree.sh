@@ -3,8 +3,8 @@
 # ostree sysroot (RHCOS's layout: /etc per deployment, /var the stateroot's, /usr/local
 # -> var/usrlocal); the harness boots what the boot entries ostree wrote name, as a
 # boot loader would. Boot 1 (v1): a backup through the daemon (pins v1), a failed
-# upgrade, `ostree admin deploy urvm/v2` (its /etc merged from v1's, like the MCO's
-# update), arm. Boot 2a starts v2 and the power is cut as phase 1's platform rollback
+# upgrade, `ostree admin deploy --stage urvm/v2` (as rpm-ostree stages the MCO's
+# update; finalized at shutdown, its /etc merged from v1's), arm. Boot 2a starts v2 and the power is cut as phase 1's platform rollback
 # starts. Boot 2b starts v2 again: phase 1 resumes, finds the backup's deployment is
 # not the booted one, makes v1 the default again and reboots before the switch root. Boot 3 starts v1: phase 1 restores into v1's /etc and the
 # stateroot's /var, phase 2 follows; the trees equal the backup, from the guest and

@@ -16,7 +16,7 @@
 #            phase 1 did not run, the marker stays, the failed upgrade is still there
 #   rollback (ostree variant) the upgraded deployment, armed: phase 1's platform rollback
 #            reboots in the initramfs, so this stage must never run
-# On an ostree boot, "backup" also deploys urvm/v2 after the failed upgrade, and "early"
+# On an ostree boot, "backup" also stages urvm/v2 after the failed upgrade, and "early"
 # checks that the booted deployment is the backup's again.
 # Every verdict is an "UR-E2E: PASS <stage>" / "UR-E2E: FAIL <stage>: why" line on the
 # serial console; a failure also ends qemu through isa-debug-exit.
@@ -153,8 +153,10 @@ failed_upgrade() {
 # ostree variant: the booted deployment ("<checksum>.<serial>") per `ostree admin status`.
 ostree_booted() { ostree admin status 2>/dev/null | awk '$1 == "*" {print $3; exit}'; }
 
-# The upgrade on an ostree node: the backup pinned the booted v1; deploy v2 on top (its
-# /etc is merged from v1's, failed-upgrade changes included), the next boot starts it.
+# The upgrade on an ostree node, as rpm-ostree does it for the MCO: the backup pinned the
+# booted v1; v2 is staged, and ostree-finalize-staged.service deploys it on top at
+# shutdown (its /etc merged from v1's, failed-upgrade changes included); the next boot
+# starts it.
 ostree_upgrade() {
     local booted out
     booted=$(ostree_booted)
@@ -163,11 +165,11 @@ ostree_upgrade() {
     echo "$booted" >"$E2E_STATE/ostree-booted.backup"
     ostree admin status 2>&1 | sed 's/^/UR-E2E: ostree-before: /' >/dev/console
     ostree admin status 2>&1 | grep -q 'Pinned: yes' || fail "the backup did not pin the booted deployment"
-    out=$(ostree admin deploy --os=urvm urvm/v2 2>&1) || fail "ostree admin deploy urvm/v2: $out"
+    out=$(ostree admin deploy --stage --os=urvm urvm/v2 2>&1) || fail "ostree admin deploy --stage urvm/v2: $out"
     ostree admin status 2>&1 | sed 's/^/UR-E2E: ostree-after: /' >/dev/console
-    [ "$(ostree admin status | awk '$1 == "urvm" || $2 == "urvm" {print $1; exit}')" = urvm ] ||
-        fail "after the deploy the default deployment is still the booted one"
-    say "fact ostree upgrade: booted $booted, v2 deployed as the default"
+    ostree admin status | head -n1 | grep -q '(staged)' || fail "after ostree admin deploy --stage nothing is staged"
+    systemctl -q is-active ostree-finalize-staged.service || fail "ostree-finalize-staged.service is not active"
+    say "fact ostree upgrade: booted $booted, v2 staged (finalized at shutdown)"
 }
 
 # After the recovery: the node runs the backup's deployment again.
