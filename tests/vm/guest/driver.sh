@@ -14,6 +14,11 @@
 #   noop     boot 3: nothing armed, nothing changes (trees, partition), the initrd unit ran
 #   off      armed, but booted with upgrade_recovery=off: the initrd unit was skipped,
 #            phase 1 did not run, the marker stays, the failed upgrade is still there
+#   live     armed disk booted with upgrade_recovery=off, the failed upgrade running
+#            (kubelet, etcd, crio up): DisarmRecovery, then StartRecovery with reboot
+#            through the daemon; live phase 1 stops the real units, restores the running
+#            system and asks systemd to reboot
+#   recover-live  the boot after "live": like "recover", without the initrd checks
 #   rollback (ostree variant) the upgraded deployment, armed: phase 1's platform rollback
 #            reboots in the initramfs, so this stage must never run
 # On an ostree boot, "backup" also stages urvm/v2 after the failed upgrade, and "early"
@@ -300,8 +305,20 @@ stage_early() {
 }
 
 stage_recover() {
-    [ "$(cat "$E2E_STATE/early.ok" 2>/dev/null)" = "$(cat /proc/sys/kernel/random/boot_id)" ] ||
-        fail "the checks between phase 1 and phase 2 did not pass in this boot"
+    if [ "$E2E_STAGE" = recover-live ]; then
+        [ -n "$(journalctl -b -1 -q -o cat "MESSAGE_ID=$MSG_PHASE1_DONE" 2>/dev/null | head -n1)" ] ||
+            fail "no 'phase 1 done' journal event in the boot before (the live phase 1)"
+        journal_has "$MSG_PHASE1_DONE" && fail "phase 1 ran again in this boot"
+        journalctl -b -1 -q -u upgrade-recoveryd.service -o cat | tail -n 30 | sed 's/^/UR-E2E: live-log: /' >/dev/console
+        local u
+        for u in kubelet.service crio.service; do
+            journalctl -b -1 -q -u "$u" -o cat | grep -q '^Stopped' ||
+                fail "$u was not stopped in the boot of the live phase 1"
+        done
+    else
+        [ "$(cat "$E2E_STATE/early.ok" 2>/dev/null)" = "$(cat /proc/sys/kernel/random/boot_id)" ] ||
+            fail "the checks between phase 1 and phase 2 did not pass in this boot"
+    fi
     local deadline=$((SECONDS + 1200)) state sub result
     while :; do
         state=$(systemctl show -p ActiveState --value upgrade-recovery-phase2.service)
@@ -361,6 +378,42 @@ stage_noop() {
     systemctl poweroff --no-block
 }
 
+# The recovery an administrator starts on the running node (docs/dbus.md): the failed
+# upgrade runs; the daemon's live phase 1 stops kubelet, the pods and CRI-O through
+# systemd, restores the files under the running system, disables kubelet, and asks
+# systemd to reboot; phase 2 runs in the next boot.
+stage_live() {
+    [ -z "$(unit_runtime_ms upgrade-recovery-initrd.service)" ] || fail "the initrd unit ran (upgrade_recovery=off)"
+    [ -e /var/recovery/recovery/armed ] || fail "the disk of boot 1 is not armed"
+    wait_etcd 180 || fail "etcd (the failed upgrade's cluster) is not up"
+    check "kubelet is not active before the live recovery" systemctl -q is-active kubelet.service
+    check "crio is not active before the live recovery" systemctl -q is-active crio.service
+    local out job st="" prog msg last="" deadline=$((SECONDS + 900))
+    out=$(busctl --timeout=60 call "$BUS_NAME" "$BUS_PATH" "$BUS_IFACE.Manager" DisarmRecovery 2>&1) ||
+        fail "busctl call DisarmRecovery: $out"
+    [ -e /var/recovery/recovery/armed ] && fail "DisarmRecovery left the armed marker"
+    job=$(busctl --timeout=120 call "$BUS_NAME" "$BUS_PATH" "$BUS_IFACE.Manager" StartRecovery 'a{sv}' 1 reboot b true 2>&1) ||
+        fail "busctl call StartRecovery: $job"
+    job=$(awk '{print $2}' <<<"$job" | tr -d '"')
+    say "fact recovery-job $job"
+    say "PASS live-started"
+    # The job ends with phase 1 and the daemon asks for the reboot: this script is
+    # stopped by the shutdown. Anything else is a failure.
+    while [ $SECONDS -lt $deadline ]; do
+        st=$(busctl get-property "$BUS_NAME" "$job" "$BUS_IFACE.Job" State 2>/dev/null | awk '{print $2}' | tr -d '"')
+        prog=$(busctl get-property "$BUS_NAME" "$job" "$BUS_IFACE.Job" Progress 2>/dev/null | awk '{print $2}')
+        [ "$st/$prog" != "$last" ] && say "job $job state=$st progress=$prog" && last="$st/$prog"
+        case $st in
+        Error | Timeout | Cancelled)
+            msg=$(busctl get-property "$BUS_NAME" "$job" "$BUS_IFACE.Job" Message 2>/dev/null)
+            fail "recovery job ended in $st: $msg"
+            ;;
+        esac
+        sleep 1
+    done
+    fail "no reboot 15 minutes after StartRecovery (job state '$st')"
+}
+
 stage_off() {
     grep -qw upgrade_recovery=off /proc/cmdline || fail "booted without upgrade_recovery=off"
     [ -z "$(unit_runtime_ms upgrade-recovery-initrd.service)" ] ||
@@ -390,7 +443,8 @@ main)
     case $E2E_STAGE in
     smoke) stage_smoke ;;
     backup) stage_backup ;;
-    recover) stage_recover ;;
+    recover | recover-live) stage_recover ;;
+    live) stage_live ;;
     noop) stage_noop ;;
     off) stage_off ;;
     rollback) fail "the upgraded deployment reached user space: phase 1 in its initramfs did not roll back and reboot" ;;
