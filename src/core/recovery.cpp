@@ -740,6 +740,10 @@ struct Runner {
                     if (!o) return o;
                     o->phase1_done = true;
                     if (live) UR_TRY(maybe_reboot(*o));
+                    if (o->rebooting)
+                        o->message = "Phase 1 of recovery " + j.recovery_id +
+                                     " is complete; the node reboots now, and upgrade-recovery-phase2.service "
+                                     "runs phase 2 after the reboot.";
                     return o;
                 }
                 if (opts.initrd || !live) {

@@ -48,6 +48,8 @@ int main(int argc, char** argv)
             o.step = true;
         else if (a == "--dry-run")
             o.dry_run = true;
+        else if (a == "--reboot")
+            o.reboot = true;
         else if (a == "--backup")
             o.backup_id = next();
         else if (a == "--initrd")
@@ -119,6 +121,7 @@ int main(int argc, char** argv)
                                    {"phase1_done", r->phase1_done},
                                    {"complete", r->complete},
                                    {"stopped_before", r->stopped_before},
+                                   {"rebooting", r->rebooting},
                                    {"planned", r->planned},
                                    {"changes", r->restore.changes.size()},
                                    {"message", r->message}})

@@ -734,7 +734,7 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
               "  is-active) if [ -f $S/active-$2 ]; then echo active; exit 0; fi; echo inactive; exit 3 ;;\n"
               "  stop) rm -f $S/active-$2 ;;\n"
               "  start) touch $S/active-$2 ;;\n"
-              "  enable|disable) ;;\n"
+              "  enable|disable|reboot) ;;\n"
               "  *) exit 1 ;;\n"
               "esac\n",
           0755);
@@ -748,10 +748,13 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
     std::ofstream(h.config, std::ios::app) << "crictl = \"" << crictl << "\"\n";
     std::string boot = h.base + "/boot_id";
     write(boot, "boot-1\n");
-    auto r = h.run("--systemctl " + systemctl + " --boot-id " + boot);
+    auto r = h.run("--reboot --systemctl " + systemctl + " --boot-id " + boot);
     INFO(r.out << r.err << slurp(s + "/calls"));
     REQUIRE(r.exit_code == 0);
     CHECK(r.json()["phase1_done"] == true);
+    CHECK(r.json()["rebooting"] == true);
+    // It reboots by itself: the message must not ask for 'systemctl reboot'.
+    CHECK(r.json()["message"].get<std::string>().find("the node reboots now") != std::string::npos);
     std::vector<std::string> calls;
     std::istringstream in(slurp(s + "/calls"));
     for (std::string l; std::getline(in, l);)
@@ -764,7 +767,8 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
                                      "crictl pods -q",
                                      "systemctl stop crio.service",
                                      "systemctl disable kubelet.service",
-                                     "systemctl enable upgrade-recovery-phase2.service"};
+                                     "systemctl enable upgrade-recovery-phase2.service",
+                                     "systemctl reboot"};
     CHECK(calls == want);
     auto j = h.journal();
     CHECK(j.mode == "live");
