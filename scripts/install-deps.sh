@@ -12,7 +12,9 @@ test="gdisk xfsprogs util-linux mount ostree etcd-server etcd-client rsync acl a
 # dracut tool without replacing the host's initramfs-tools), the disk (e2fsprogs,
 # xfsprogs, gdisk from the lists above). The guest kernel is downloaded into the build
 # dir's cache by the harness (apt-get download + dpkg -x), never installed on the host.
-vm="qemu-system-x86 qemu-utils debootstrap dracut-core cpio kmod ostree ostree-boot"
+# ostree-boot: dracut's ostree module and ostree-prepare-root for vm-ostree's initramfs
+# (its dracut.conf.d snippet does not touch the host: initramfs-tools builds the host's).
+vm="qemu-system-x86 qemu-utils debootstrap dracut-core cpio kmod ostree-boot"
 pkgs=$build
 [ "$what" = test ] || [ "$what" = vm ] && pkgs="$pkgs $test"
 [ "$what" = vm ] && pkgs="$pkgs $vm"
