@@ -719,6 +719,18 @@ vm_armed_disk() {
     vm_copy_disk "$VM_IMG/armed.img" "$1"
 }
 
+# What the recovery partition of a stopped guest says: sets VM_J_STATE and VM_J_MODE
+# (the recovery journal's, "none" without one), VM_ARMED and VM_PENDING (yes/no).
+vm_recovery_marks() { # disk
+    local m=$VM_RUN/mnt-rec
+    vm_mount_part "$1" recovery "$m"
+    read -r VM_J_STATE VM_J_MODE < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j.get("state"), j.get("mode"))' \
+        "$m/recovery/journal" 2>/dev/null || echo none none)
+    VM_ARMED=$([ -e "$m/recovery/armed" ] && echo yes || echo no)
+    VM_PENDING=$([ -e "$m/recovery/phase2-pending" ] && echo yes || echo no)
+    vm_umount_all
+}
+
 # On the disk of a finished boot 1: a published backup, `latest`, and the armed marker.
 vm_host_check_armed() {
     local m=$VM_RUN/mnt-rec

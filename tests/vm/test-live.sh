@@ -17,14 +17,10 @@ grep -q "UR-E2E: FAIL" "$VM_SERIAL" && vm_fail_boot "guest reported: $(grep -m1 
 vm_expect_pass live-started
 [ "$VM_RC" = 0 ] || vm_fail_boot "boot 2 (live recovery) ended with qemu rc $VM_RC, not with the reboot"
 
-m=$VM_RUN/mnt-rec
-vm_mount_part "$VM_RUN/disk.img" recovery "$m"
-state=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j.get("mode"), j.get("state"))' "$m/recovery/journal" 2>/dev/null || echo none)
-pending=$([ -e "$m/recovery/phase2-pending" ] && echo yes || echo no)
-vm_umount_all
-vm_log "after boot 2: journal mode/state '$state', phase2-pending: $pending"
-[ "$pending" = yes ] || vm_die "the live phase 1 left no phase2-pending marker"
-case $state in live\ *) ;; *) vm_die "the recovery journal's mode is not live: '$state'" ;; esac
+vm_recovery_marks "$VM_RUN/disk.img"
+vm_log "after boot 2: journal mode '$VM_J_MODE' state '$VM_J_STATE', phase2-pending: $VM_PENDING"
+[ "$VM_PENDING" = yes ] || vm_die "the live phase 1 left no phase2-pending marker"
+[ "$VM_J_MODE" = live ] || vm_die "the recovery journal's mode is '$VM_J_MODE', not live"
 
 vm_boot_retry phase2 "$VM_RUN/disk.img" 900 -- ur_e2e.stage=recover-live
 [ "$VM_RC" = 0 ] || vm_fail_boot "boot 3 (phase 2) ended with qemu rc $VM_RC"

@@ -32,6 +32,9 @@ vm_ostree_boot_entry "$disk"
 UR_VM_KILL_ON='failpoint reached' vm_boot cut "$disk" 600 -- ur_e2e.stage=rollback \
     systemd.setenv=UR_FAILPOINT=recovery.platform-rollback
 [ "${VM_KILLED:-0}" = 1 ] || vm_fail_boot "the power cut at the platform rollback did not happen (qemu rc $VM_RC)"
+vm_recovery_marks "$disk"
+[ "$VM_J_STATE" = running ] && [ "$VM_ARMED" = yes ] ||
+    vm_die "after the power cut the partition says journal '$VM_J_STATE', armed $VM_ARMED (want running, yes)"
 vm_ostree_boot_entry "$disk"
 [ "$VM_BOOT_COMMIT" = "$v2" ] || vm_die "the power cut before the rollback left the boot entry at $VM_BOOT_COMMIT, not v2"
 # Boot 2b: the same deployment again; phase 1 resumes at the rollback and reboots.

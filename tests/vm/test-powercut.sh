@@ -32,13 +32,10 @@ fi
 [ "${VM_KILLED:-0}" = 1 ] || vm_fail_boot "the power cut did not happen (qemu rc $VM_RC)"
 
 # The partition must say "in progress" (armed kept until phase 1 completes).
-m=$VM_RUN/mnt-rec
-vm_mount_part "$VM_RUN/disk.img" recovery "$m"
-state=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("state"))' "$m/recovery/journal" 2>/dev/null || echo none)
-armed=$([ -e "$m/recovery/armed" ] && echo yes || echo no)
-vm_umount_all
-vm_log "after the power cut: journal state '$state', armed: $armed"
-[ "$armed" = yes ] || [ "$state" = running ] || vm_die "after the power cut nothing says phase 1 is unfinished (state '$state', armed $armed)"
+vm_recovery_marks "$VM_RUN/disk.img"
+vm_log "after the power cut: journal state '$VM_J_STATE', armed: $VM_ARMED"
+[ "$VM_ARMED" = yes ] || [ "$VM_J_STATE" = running ] ||
+    vm_die "after the power cut nothing says phase 1 is unfinished (state '$VM_J_STATE', armed $VM_ARMED)"
 
 vm_boot_retry resume "$VM_RUN/disk.img" 900 -- ur_e2e.stage=recover
 [ "$VM_RC" = 0 ] || vm_fail_boot "boot 2b (resume) ended with qemu rc $VM_RC"
