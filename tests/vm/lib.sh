@@ -465,6 +465,7 @@ vm_make_ostree_disk() {
     {
         ostree admin init-fs --modern "$S" &&
             ostree admin os-init --sysroot="$S" urvm &&
+            ostree config --repo="$S/ostree/repo" set sysroot.readonly true &&
             echo "urvm release 1" >"$r/usr/lib/ur-e2e/release" &&
             ostree --repo="$S/ostree/repo" commit -b urvm/v1 --add-metadata-string=version=1 --tree=dir="$r" >"$d/commit-v1" &&
             echo "urvm release 2" >"$r/usr/lib/ur-e2e/release" &&

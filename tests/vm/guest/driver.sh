@@ -170,6 +170,8 @@ ostree_upgrade() {
     echo "$booted" >"$E2E_STATE/ostree-booted.backup"
     ostree admin status 2>&1 | sed 's/^/UR-E2E: ostree-before: /' >/dev/console
     ostree admin status 2>&1 | grep -q 'Pinned: yes' || fail "the backup did not pin the booted deployment"
+    # RHCOS's sysroot.readonly: the daemon pinned v1 through a read-only /sysroot.
+    findmnt -n -o OPTIONS /sysroot | grep -qw ro || fail "/sysroot is not read-only: $(findmnt -n -o OPTIONS /sysroot)"
     out=$(ostree admin deploy --stage --os=urvm urvm/v2 2>&1) || fail "ostree admin deploy --stage urvm/v2: $out"
     ostree admin status 2>&1 | sed 's/^/UR-E2E: ostree-after: /' >/dev/console
     ostree admin status | head -n1 | grep -q '(staged)' || fail "after ostree admin deploy --stage nothing is staged"
