@@ -690,8 +690,9 @@ vm_boot_retry() {
 }
 
 # Boot 1 of the recovery cycle (stage "backup": the checks of a boot with nothing armed,
-# a backup through the daemon, a failed upgrade, arm, reboot). Its disk is kept in the
-# image directory: vm-recovery and vm-powercut start from it.
+# a backup through the daemon, a failed upgrade, arm, reboot; on the ostree variant v1
+# boots and v2 is staged). Its disk is kept in the image directory: the tests of the
+# same variant start from it.
 #   vm_boot1            run boot 1 (fresh copy of the image's disk)
 #   vm_armed_disk DEST  DEST = boot 1's disk, running boot 1 first when it is not there
 vm_boot1() {
@@ -699,6 +700,10 @@ vm_boot1() {
     rm -f "$armed" "$armed.ok"
     for attempt in 1 2; do
         vm_copy_disk "$VM_DISK" "$armed.tmp"
+        if [ "$VM_VARIANT" = ostree ]; then
+            vm_ostree_boot_entry "$armed.tmp"
+            [ "$VM_BOOT_COMMIT" = "$(cat "$VM_IMG/commit-v1")" ] || vm_die "the new image's boot entry starts $VM_BOOT_COMMIT, not v1"
+        fi
         vm_boot backup "$armed.tmp" 900 -- ur_e2e.stage=backup
         [ "$VM_WEDGED" = 1 ] && [ $attempt = 1 ] && { cp "$VM_SERIAL" "$VM_SERIAL.wedged"; continue; }
         break
