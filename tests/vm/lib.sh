@@ -737,6 +737,35 @@ vm_recovery_marks() { # disk
     vm_umount_all
 }
 
+# The boot of a live recovery (driver stage "live"): the initrd unit off, the guest starts
+# the recovery through the daemon with reboot=true, and the boot must end in that reboot.
+vm_live_boot() { # disk
+    vm_boot_retry live "$1" 900 -- ur_e2e.stage=live upgrade_recovery=off
+    grep -q "UR-E2E: FAIL" "$VM_SERIAL" && vm_fail_boot "guest reported: $(grep -m1 'UR-E2E: FAIL' "$VM_SERIAL" | tr -d '\r')"
+    vm_expect_pass live-started
+    [ "$VM_RC" = 0 ] || vm_fail_boot "the boot of the live recovery ended with qemu rc $VM_RC, not with the reboot"
+    vm_recovery_marks "$1"
+    vm_log "after the live recovery's boot: journal mode '$VM_J_MODE' state '$VM_J_STATE', armed $VM_ARMED, phase2-pending $VM_PENDING"
+    [ "$VM_J_MODE" = live ] || vm_die "the recovery journal's mode is '$VM_J_MODE', not live"
+}
+
+# ostree variant, the last boot of a recovery: the boot entry must start v1 (the backup's
+# deployment); phase 1 ends or runs in its initramfs, phase 2 follows, and the trees are
+# compared where they live in the sysroot. [min attempts of a step, for the host check]
+vm_ostree_recover_boot() { # disk [attempts]
+    local v1
+    v1=$(cat "$VM_IMG/commit-v1")
+    vm_ostree_boot_entry "$1"
+    [ "$VM_BOOT_COMMIT" = "$v1" ] || vm_die "after the platform rollback the boot entry starts $VM_BOOT_COMMIT, not v1 $v1"
+    vm_boot_retry recover "$1" 900 -- ur_e2e.stage=recover
+    [ "$VM_RC" = 0 ] || vm_fail_boot "the boot of v1 (phase 1 and 2) ended with qemu rc $VM_RC"
+    vm_expect_pass early
+    vm_expect_pass recover
+    echo "v1 boot: initrd unit (phase 1) $(vm_guest_value initrd-unit-ms) ms, phase 2 $(vm_guest_value phase2-ms) ms"
+    VM_TREE_MAP="etc:ostree/deploy/urvm/deploy/$v1.0/etc usrlocal:ostree/deploy/urvm/var/usrlocal kubelet:ostree/deploy/urvm/var/lib/kubelet"
+    vm_host_check_recovered "$1" "${2:-0}"
+}
+
 # On the disk of a finished boot 1: a published backup, `latest`, and the armed marker.
 vm_host_check_armed() {
     local m=$VM_RUN/mnt-rec
