@@ -134,11 +134,15 @@ int cmd_recover(const Args& args)
             return 0;
         }
         if (args.json)
-            printf("%s\n", nlohmann::json({{"ran", r->ran}, {"reason", r->reason}, {"message", r->outcome.message}})
+            printf("%s\n", nlohmann::json({{"ran", r->ran},
+                                           {"reason", r->reason},
+                                           {"phase1_done", r->outcome.phase1_done},
+                                           {"message", r->outcome.message}})
                                .dump()
                                .c_str());
         else if (r->ran)
-            printf("upgrade-recovery: phase 1 finished on %s: %s\n", io.root.c_str(), r->outcome.message.c_str());
+            printf("upgrade-recovery: phase 1 %s on %s: %s\n", r->outcome.phase1_done ? "finished" : "paused",
+                   io.root.c_str(), r->outcome.message.c_str());
         else if (args.verbose)
             printf("upgrade-recovery: nothing armed (%s)\n", r->reason.c_str());
         return 0;

@@ -270,10 +270,9 @@ std::string booted_elsewhere(const Ctx& c)
     if (!c.meta.ostree.present || !ostree_enabled(c.cfg, c.opts.root)) return {};
     auto list = ostree_list_deployments(c.cfg, c.opts.root);
     if (!list) return {}; // platform-rollback itself reported what it could
+    const DeploymentRef recorded{c.meta.ostree.osname, c.meta.ostree.checksum, c.meta.ostree.serial};
     for (const auto& d : *list)
-        if (d.booted && !(d.osname == c.meta.ostree.osname && d.checksum == c.meta.ostree.checksum &&
-                          d.serial == c.meta.ostree.serial))
-            return d.id();
+        if (d.booted && !same_deployment(d, recorded)) return d.id();
     return {};
 }
 

@@ -29,11 +29,6 @@ std::string_view rollback_action_name(RollbackAction a)
 namespace
 {
 
-bool same(const DeploymentInfo& d, const DeploymentRef& r)
-{
-    return d.osname == r.osname && d.checksum == r.checksum && d.serial == r.serial;
-}
-
 std::string name(const DeploymentInfo& d)
 {
     return d.osname + " " + d.id();
@@ -55,6 +50,11 @@ std::string refuse_blocker(const DeploymentInfo& target, const DeploymentInfo& b
 
 } // namespace
 
+bool same_deployment(const DeploymentInfo& d, const DeploymentRef& r)
+{
+    return d.osname == r.osname && d.checksum == r.checksum && d.serial == r.serial;
+}
+
 RollbackPlan plan_rollback(const std::vector<DeploymentInfo>& deployments, const DeploymentRef& recorded)
 {
     RollbackPlan p;
@@ -74,7 +74,7 @@ RollbackPlan plan_rollback(const std::vector<DeploymentInfo>& deployments, const
     if (deployments.empty()) return refuse("the sysroot has no deployments");
 
     auto it = std::find_if(deployments.begin(), deployments.end(),
-                           [&](const DeploymentInfo& d) { return same(d, recorded); });
+                           [&](const DeploymentInfo& d) { return same_deployment(d, recorded); });
     if (it == deployments.end()) {
         std::string why = "the recorded deployment " + recorded.osname + " " + recorded.id() + " is gone";
         // A redeploy of the same commit has a new serial and its own /etc: say so, but do not guess.
@@ -97,7 +97,7 @@ RollbackPlan plan_rollback(const std::vector<DeploymentInfo>& deployments, const
             finalized.push_back(d);
     }
     size_t pos = 0;
-    while (!same(finalized[pos], recorded))
+    while (!same_deployment(finalized[pos], recorded))
         ++pos;
     const DeploymentInfo& target = finalized[pos];
 

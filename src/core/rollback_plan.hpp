@@ -54,6 +54,9 @@ struct DeploymentRef {
     std::string id() const;
 };
 
+// Whether a deployment is the one a backup recorded (osname, checksum and serial).
+bool same_deployment(const DeploymentInfo& d, const DeploymentRef& r);
+
 enum class RollbackAction { Nothing, Rollback, UndeployThenRollback, Refuse };
 
 // "nothing", "rollback", "undeploy-then-rollback", "refuse"

@@ -910,6 +910,22 @@ TEST_CASE("recover --initrd reboots into the rolled-back deployment, and fails w
         CHECK(rc == 0);
         CHECK(slurp(calls) == "--no-block reboot\n");
         CHECK(err.find("rebooting into it") != std::string::npos);
+
+        // The next boot (another boot id, bound over the kernel's in a mount namespace)
+        // starts the failed upgrade again: phase 1 pauses, and the unit says so.
+        write(h.base + "/boot_id", "boot-2\n");
+        std::string cmd = "cd / && unshare --mount sh -c 'mount --bind " + h.base +
+                          "/boot_id /proc/sys/kernel/random/boot_id && exec " + cli + " --root " + h.root +
+                          " --config " + h.config + " recover --initrd' >" + h.base + "/out 2>" + h.base + "/err";
+        int rc2 = std::system(cmd.c_str());
+        std::string out = slurp(h.base + "/out");
+        INFO(out << slurp(h.base + "/err"));
+        REQUIRE(WIFEXITED(rc2));
+        CHECK(WEXITSTATUS(rc2) == 0);
+        CHECK(out.find("phase 1 paused on") != std::string::npos);
+        CHECK(out.find("started ostree deployment " + h.ostree_ids[1]) != std::string::npos);
+        CHECK(out.find("finished") == std::string::npos);
+        CHECK(slurp(calls) == "--no-block reboot\n"); // no second reboot
     }
     SECTION("systemctl reboot and reboot(2) both fail: the unit fails")
     {
