@@ -299,7 +299,7 @@ vm_build_image() {
     vm_time image-total "$t0"
 }
 # Bump when vm_build_image, vm_install_guest or vm_make_disk change what they make.
-VM_IMAGE_RECIPE=4
+VM_IMAGE_RECIPE=5
 
 # The initramfs, cached by what goes into it: the kernel, our binary and dracut module,
 # the host's dracut and systemd. Sets VM_INITRD.
@@ -408,19 +408,38 @@ vm_make_disk() {
     mkfs.ext4 -q -F -b 4096 -L var -E root_owner=0:0 -d "$d/var" "$d/var.part" || vm_die "mkfs.ext4 -d (var) failed"
     rmdir "$r/var"
     mv "$d/var" "$r/var"
-    truncate -s "${VM_REC_MIB}M" "$d/rec.part"
-    mkfs.xfs -q -f -L recovery "$d/rec.part" || vm_die "mkfs.xfs failed"
-    truncate -s "$((VM_ROOT_START + VM_ROOT_MIB + VM_REC_MIB + VM_VAR_MIB + 1))M" "$disk"
-    # No -q: with it sgdisk silently writes nothing.
-    sgdisk -o -n "1:${VM_ROOT_START}M:+${VM_ROOT_MIB}M" -t 1:8304 -c 1:root \
-        -n "2:0:+${VM_REC_MIB}M" -t 2:8300 -c 2:recovery \
-        -n "3:0:+${VM_VAR_MIB}M" -t 3:8310 -c 3:var "$disk" >/dev/null || vm_die "sgdisk failed"
-    sgdisk -p "$disk" | grep -q ' recovery$' || vm_die "sgdisk wrote no recovery partition"
-    sgdisk -p "$disk" | grep -q ' var$' || vm_die "sgdisk wrote no var partition"
-    dd if="$d/root.part" of="$disk" bs=1M seek="$VM_ROOT_START" conv=sparse,notrunc status=none
-    dd if="$d/rec.part" of="$disk" bs=1M seek="$((VM_ROOT_START + VM_ROOT_MIB))" conv=sparse,notrunc status=none
-    dd if="$d/var.part" of="$disk" bs=1M seek="$((VM_ROOT_START + VM_ROOT_MIB + VM_REC_MIB))" conv=sparse,notrunc status=none
-    rm -f "$d/root.part" "$d/rec.part" "$d/var.part"
+    vm_assemble_disk "$disk" "$d/root.part" "$d/var.part:var:8310"
+}
+
+# The GPT disk from partition images, without loop devices: root (ext4 image, 8304),
+# the recovery partition (xfs, made here), then any "image:name:typecode" given.
+vm_assemble_disk() { # disk root-image [image:name:typecode...]
+    local disk=$1 root=$2 rec=$VM_IMG/rec.part spec img name code n=2 off mib total args=()
+    shift 2
+    truncate -s "${VM_REC_MIB}M" "$rec"
+    mkfs.xfs -q -f -L recovery "$rec" || vm_die "mkfs.xfs failed"
+    local parts=("$root:root:8304" "$rec:recovery:8300" "$@")
+    total=$VM_ROOT_START
+    for spec in "${parts[@]}"; do total=$((total + $(stat -c %s "${spec%%:*}") / 1048576)); done
+    truncate -s "$((total + 1))M" "$disk"
+    n=0
+    for spec in "${parts[@]}"; do
+        IFS=: read -r img name code <<<"$spec"
+        n=$((n + 1))
+        args+=(-n "$n:0:+$(($(stat -c %s "$img") / 1048576))M" -t "$n:$code" -c "$n:$name")
+    done
+    # No -q: with it sgdisk silently writes nothing. Partition 1 starts at VM_ROOT_START.
+    args[1]="1:${VM_ROOT_START}M:${args[1]#1:0:}"
+    sgdisk -o "${args[@]}" "$disk" >/dev/null || vm_die "sgdisk failed"
+    off=$VM_ROOT_START
+    for spec in "${parts[@]}"; do
+        IFS=: read -r img name code <<<"$spec"
+        sgdisk -p "$disk" | grep -q " $name\$" || vm_die "sgdisk wrote no $name partition"
+        mib=$(($(stat -c %s "$img") / 1048576))
+        dd if="$img" of="$disk" bs=1M seek="$off" conv=sparse,notrunc status=none
+        off=$((off + mib))
+        rm -f "$img"
+    done
 }
 
 # The ostree variant's disk: the image root turned into an OS tree the way RHCOS lays
@@ -479,15 +498,7 @@ vm_make_ostree_disk() {
     truncate -s "${VM_ROOT_MIB}M" "$d/root.part"
     mkfs.ext4 -q -F -L root -E root_owner=0:0 -d "$S" "$d/root.part" || { umount -l "$S"; vm_die "mkfs.ext4 -d (sysroot) failed"; }
     umount "$S" && rmdir "$S"
-    truncate -s "${VM_REC_MIB}M" "$d/rec.part"
-    mkfs.xfs -q -f -L recovery "$d/rec.part" || vm_die "mkfs.xfs failed"
-    truncate -s "$((VM_ROOT_START + VM_ROOT_MIB + VM_REC_MIB + 1))M" "$disk"
-    sgdisk -o -n "1:${VM_ROOT_START}M:+${VM_ROOT_MIB}M" -t 1:8304 -c 1:root \
-        -n "2:0:+${VM_REC_MIB}M" -t 2:8300 -c 2:recovery "$disk" >/dev/null || vm_die "sgdisk failed"
-    sgdisk -p "$disk" | grep -q ' recovery$' || vm_die "sgdisk wrote no recovery partition"
-    dd if="$d/root.part" of="$disk" bs=1M seek="$VM_ROOT_START" conv=sparse,notrunc status=none
-    dd if="$d/rec.part" of="$disk" bs=1M seek="$((VM_ROOT_START + VM_ROOT_MIB))" conv=sparse,notrunc status=none
-    rm -f "$d/root.part" "$d/rec.part"
+    vm_assemble_disk "$disk" "$d/root.part"
     vm_log "ostree sysroot: v1 $(cat "$d/commit-v1") deployed, v2 $(cat "$d/commit-v2") committed"
 }
 
