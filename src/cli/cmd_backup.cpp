@@ -319,6 +319,7 @@ int cmd_delete(const Args& args)
     auto session = open_session(args, true, true);
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;
+    if (auto c = check_backup_deletable(*store, f->positional[0]); !c) return report_error(args, c.error());
     auto r = delete_backup(*store, f->positional[0], f->has("--force"));
     if (!r) return report_error(args, r.error());
     if (args.json)

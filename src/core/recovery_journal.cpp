@@ -316,18 +316,30 @@ Result<bool> recovery_in_progress(const Store& store)
     return *j && recovery_state_in_progress((*j)->state);
 }
 
-static bool plausible_id(const std::string& id)
+Result<> check_backup_deletable(const Store& store, const std::string& id)
 {
-    return !id.empty() && id.find('/') == std::string::npos && id.front() != '.' && id.size() < 128;
+    auto dir = JournalDir::open(store, false);
+    if (!dir) return std::unexpected(dir.error());
+    auto armed = dir->armed();
+    if (!armed) return std::unexpected(armed.error());
+    if (*armed && **armed == id)
+        return fail(ErrorKind::Refused, "backup " + id + " is armed for recovery; disarm it first");
+    auto j = dir->load();
+    if (!j) return std::unexpected(j.error());
+    auto p2 = dir->phase2_pending();
+    if (!p2) return std::unexpected(p2.error());
+    if (*j && (*j)->backup_id == id && (recovery_state_in_progress((*j)->state) || *p2))
+        return fail(ErrorKind::Refused, "recovery " + (*j)->recovery_id + " of backup " + id +
+                                            " is in progress and still reads it; finish it or abandon it first");
+    return {};
 }
 
 Result<> arm_recovery(const Store& store, const std::string& backup_id)
 {
-    if (!plausible_id(backup_id)) return fail(ErrorKind::InvalidArgs, "invalid backup id '" + backup_id + "'");
-    struct stat st {
-    };
-    if (::fstatat(store.backups_fd.get(), backup_id.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-        return fail(ErrorKind::NotFound, "no backup '" + backup_id + "'");
+    if (!valid_backup_id(backup_id)) return fail(ErrorKind::InvalidArgs, "invalid backup id '" + backup_id + "'");
+    // Found out now, not at the next boot in the initramfs.
+    auto meta = read_metadata(store, backup_id);
+    if (!meta) return std::unexpected(std::move(meta.error()).context("cannot arm backup " + backup_id));
     auto dir = JournalDir::open(store, true);
     if (!dir) return std::unexpected(dir.error());
     auto j = dir->load();

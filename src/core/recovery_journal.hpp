@@ -117,6 +117,11 @@ class JournalDir
 // backup taken now could prune the generation it is armed with.
 Result<bool> recovery_in_progress(const Store& store);
 
+// Refused when a recovery still needs backup `id`: it is armed, or it is the
+// backup of a recovery in progress (phase 2 reads its cluster artefacts after
+// phase 1 has cleared `armed`). Every front end checks this before deleting.
+Result<> check_backup_deletable(const Store& store, const std::string& id);
+
 // Arm phase 1 for the next boot (the initrd unit runs it). The backup must exist;
 // refused while another backup's recovery is in progress.
 Result<> arm_recovery(const Store& store, const std::string& backup_id);

@@ -796,13 +796,7 @@ int Manager::m_delete_backup(sd_bus_message* m, void* userdata, sd_bus_error* er
             if (!st) return std::unexpected(st.error());
             auto lock = lock_store(*st);
             if (!lock) return std::unexpected(lock.error());
-            // An armed recovery must keep the generation it names.
-            auto dir = JournalDir::open(*st, false);
-            if (!dir) return std::unexpected(dir.error());
-            auto armed = dir->armed();
-            if (!armed) return std::unexpected(armed.error());
-            if (*armed && **armed == id)
-                return fail(ErrorKind::Refused, "backup " + id + " is armed for recovery; disarm it first");
+            UR_TRY(check_backup_deletable(*st, id));
             UR_TRY(delete_backup(*st, id, false));
             return JobOutcome{"backup " + id + " deleted", id, {}};
         },

@@ -114,8 +114,12 @@ check "status --json: phase 2 pending, phase 1 steps done" \
     = "True verify,restore-files,disable-kubelet,enable-phase2,phase1-done"
 check "a backup is refused while the recovery is in progress (exit 6, W13)" \
     run_rc 6 "$T/b6.out" "$T/b6.err" cli "$ROOT" backup
+check "the backup phase 2 still reads cannot be deleted, not even with --force (exit 11)" \
+    run_rc 11 "$T/d11.out" "$T/d11.err" cli "$ROOT" delete --force "$ID"
+check "... the refusal says why" grep -q "is in progress and still reads it" "$T/d11.err"
+check "... and the backup is still there" test -f "$B/metadata.toml"
 # A delta dry run now only wants to undo phase 1's own unit edits in /etc.
-cli "$ROOT" recover --dry-run >"$T/dry2.out" 2>&1 || true
+check "a delta dry run after the restore exits 0" run_rc 0 "$T/dry2.out" "$T/dry2.err" cli "$ROOT" recover --dry-run
 check "a delta dry run after the restore finds only the .wants edits of phase 1" \
     bash -c "grep '^would ' '$T/dry2.out' | grep -qv 'multi-user.target.wants' && exit 1; grep -q '^would ' '$T/dry2.out'"
 

@@ -35,6 +35,16 @@ Store plain_store(const std::string& dir)
     return s;
 }
 
+// A generation directory with readable metadata (arming reads it).
+void make_backup(const std::string& store_dir, const std::string& id)
+{
+    fs::create_directories(store_dir + "/backups/" + id);
+    BackupMetadata m;
+    m.id = id;
+    m.created = "2024-01-01T00:00:00Z";
+    std::ofstream(store_dir + "/backups/" + id + "/" + kMetadataFile) << metadata_to_toml(m);
+}
+
 RecoveryJournal sample()
 {
     RecoveryJournal j;
@@ -220,21 +230,71 @@ TEST_CASE("recovery_in_progress follows the journal and the markers")
     CHECK(*recovery_in_progress(s) == false);
 }
 
+TEST_CASE("check_backup_deletable refuses the backups a recovery still needs")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    const std::string a = "20240101T000000Z", b = "20240202T000000Z";
+    make_backup(t.path, a);
+    make_backup(t.path, b);
+    auto refused = [&](const std::string& id) {
+        auto r = check_backup_deletable(s, id);
+        return !r && r.error().kind == ErrorKind::Refused;
+    };
+    CHECK(check_backup_deletable(s, a)); // no recovery directory at all
+
+    REQUIRE(arm_recovery(s, a));
+    CHECK(refused(a));
+    CHECK(check_backup_deletable(s, b));
+    REQUIRE(disarm_recovery(s));
+    CHECK(check_backup_deletable(s, a));
+
+    // Phase 1 done: `armed` is gone, phase 2 still reads the backup.
+    auto dir = JournalDir::open(s, true);
+    REQUIRE(dir);
+    RecoveryJournal j = sample();
+    j.backup_id = a;
+    j.state = RecoveryState::Paused;
+    REQUIRE(dir->save(j));
+    REQUIRE(dir->set_phase2_pending(j.recovery_id));
+    CHECK(refused(a));
+    CHECK(check_backup_deletable(s, b));
+    // A failed phase 2 waits for --resume: still needed.
+    REQUIRE(dir->clear_phase2_pending());
+    j.state = RecoveryState::Failed;
+    REQUIRE(dir->save(j));
+    CHECK(refused(a));
+    // Finished or abandoned: free again.
+    for (auto st : {RecoveryState::Complete, RecoveryState::Aborted}) {
+        j.state = st;
+        REQUIRE(dir->save(j));
+        CHECK(check_backup_deletable(s, a));
+    }
+}
+
 TEST_CASE("arm, disarm and abandon")
 {
     TempDir t;
     Store s = plain_store(t.path);
-    fs::create_directories(t.path + "/backups/20240101T000000Z");
-    fs::create_directories(t.path + "/backups/20240202T000000Z");
+    make_backup(t.path, "20240101T000000Z");
+    make_backup(t.path, "20240202T000000Z");
 
     auto missing = arm_recovery(s, "20250101T000000Z");
     REQUIRE_FALSE(missing);
     CHECK(missing.error().kind == ErrorKind::NotFound);
-    for (const char* bad : {"", "../etc", ".staging-x", "a/b"}) {
+    for (const char* bad : {"", "../etc", ".staging-x", "a/b", "20240101T000000Z/../x", "latest"}) {
         auto r = arm_recovery(s, bad);
         REQUIRE_FALSE(r);
         CHECK(r.error().kind == ErrorKind::InvalidArgs);
     }
+    // A generation whose metadata is unreadable is refused now, not in the initramfs.
+    fs::create_directories(t.path + "/backups/20240303T000000Z");
+    std::ofstream(t.path + "/backups/20240303T000000Z/" + kMetadataFile) << "format = ";
+    auto corrupt = arm_recovery(s, "20240303T000000Z");
+    REQUIRE_FALSE(corrupt);
+    CHECK(corrupt.error().kind == ErrorKind::Corrupt);
+    CHECK(corrupt.error().message.find("cannot arm backup 20240303T000000Z") != std::string::npos);
+    CHECK_FALSE(fs::exists(t.path + "/recovery/armed"));
 
     REQUIRE(arm_recovery(s, "20240101T000000Z"));
     std::ifstream in(t.path + "/recovery/armed");
