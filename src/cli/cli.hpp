@@ -88,6 +88,10 @@ struct Flags {
 std::optional<Flags> parse_flags(const std::vector<std::string>& params, const std::vector<std::string>& booleans,
                                  const std::vector<std::string>& with_value, size_t max_positional);
 
+// A number of seconds given to option `opt`: digits only, within unsigned;
+// otherwise a usage error is printed and nothing is returned.
+std::optional<unsigned> parse_seconds(const std::string& opt, const std::string& text);
+
 int cmd_backup(const Args& args);
 int cmd_list(const Args& args);
 int cmd_status(const Args& args);

@@ -134,6 +134,8 @@ int cmd_backup(const Args& args)
 {
     auto f = parse_flags(args.params, {"--force", "--dry-run"}, {"--id", "--timeout"}, 0);
     if (!f) return kExitUsage;
+    std::optional<unsigned> timeout_opt;
+    if (auto t = f->value("--timeout"); t && !(timeout_opt = parse_seconds("--timeout", *t))) return kExitUsage;
     auto cfg = load(args);
     if (!cfg) return report_error(args, cfg.error());
     BackupOptions opts;
@@ -141,8 +143,7 @@ int cmd_backup(const Args& args)
     opts.force_dirty = f->has("--force");
     opts.id = f->value("--id");
     opts.dry_run = f->has("--dry-run");
-    unsigned timeout = cfg->backup_timeout;
-    if (auto t = f->value("--timeout")) timeout = static_cast<unsigned>(std::strtoul(t->c_str(), nullptr, 10));
+    unsigned timeout = timeout_opt.value_or(cfg->backup_timeout);
     CancelToken cancel;
     cancel.set_timeout(std::chrono::seconds(timeout));
     SignalCancel sc(cancel);
@@ -185,7 +186,8 @@ int cmd_list(const Args& args)
     auto ids = list_backups(*store);
     if (!ids) return report_error(args, ids.error());
     auto latest = latest_backup(*store);
-    std::string latest_id = latest && *latest ? **latest : "";
+    if (!latest) return report_error(args, latest.error());
+    std::string latest_id = *latest ? **latest : "";
     nlohmann::json arr = nlohmann::json::array();
     if (!args.json && ids->empty()) printf("No backups in %s.\n", store->path().c_str());
     for (auto it = ids->rbegin(); it != ids->rend(); ++it) {
@@ -224,26 +226,44 @@ int cmd_status(const Args& args)
     j["backups"] = ids->size();
     auto latest = latest_backup(*store);
     if (!latest) return report_error(args, latest.error());
+    // What cannot be read is shown and makes the exit status, after the rest.
+    std::optional<Error> latest_err, recovery_err;
     std::optional<BackupMetadata> lm;
     if (*latest) {
         auto m = read_metadata(*store, **latest);
-        if (m) lm = std::move(*m);
+        if (m)
+            lm = std::move(*m);
+        else
+            latest_err = m.error();
     }
     j["latest"] = lm ? nlohmann::json::parse(metadata_to_json(*lm)) : nlohmann::json(nullptr);
-    auto jd = JournalDir::open(*store, false);
+    if (latest_err) j["latest_error"] = latest_err->message;
     std::optional<RecoveryJournal> journal;
     std::optional<std::string> armed, pending;
-    if (jd) {
-        if (auto l = jd->load(); l && *l) journal = std::move(**l);
-        if (auto a = jd->armed(); a) armed = *a;
-        if (auto p = jd->phase2_pending(); p) pending = *p;
-    }
+    auto read_recovery = [&]() -> Result<> {
+        auto jd = JournalDir::open(*store, false);
+        if (!jd) return std::unexpected(jd.error());
+        auto a = jd->armed();
+        if (!a) return std::unexpected(a.error());
+        armed = *a;
+        auto p = jd->phase2_pending();
+        if (!p) return std::unexpected(p.error());
+        pending = *p;
+        auto l = jd->load();
+        if (!l) return std::unexpected(l.error());
+        if (*l) journal = std::move(**l);
+        return {};
+    };
+    if (auto r = read_recovery(); !r) recovery_err = r.error();
     j["recovery"] = journal ? nlohmann::json::parse(journal_to_json(*journal, -1)) : nlohmann::json(nullptr);
+    if (recovery_err) j["recovery_error"] = recovery_err->message;
     j["armed"] = armed ? nlohmann::json(*armed) : nlohmann::json(nullptr);
     j["phase2_pending"] = pending.has_value();
+    const std::optional<Error>& first_err = latest_err ? latest_err : recovery_err;
+    const int rc = first_err ? exit_code(first_err->kind) : 0;
     if (args.json) {
         printf("%s\n", j.dump().c_str());
-        return 0;
+        return rc;
     }
     printf("Store: %s (%s)\n", store->path().c_str(),
            store->location.plain_directory ? "plain directory"
@@ -252,6 +272,8 @@ int cmd_status(const Args& args)
     if (lm) {
         printf("Latest: ");
         print_metadata_text(*lm, true);
+    } else if (latest_err) {
+        printf("Latest: %s UNREADABLE: %s\n", (*latest)->c_str(), latest_err->message.c_str());
     } else {
         printf("Latest: none\n");
     }
@@ -264,18 +286,20 @@ int cmd_status(const Args& args)
             printf("  %-22s %-8s %s%s\n", s.name.c_str(), std::string(step_state_name(s.state)).c_str(),
                    s.finished.c_str(), s.error.empty() ? "" : ("  " + s.error).c_str());
         if (!journal->error.empty()) printf("  error: %s\n", journal->error.c_str());
+    } else if (recovery_err) {
+        printf("Recovery: UNREADABLE: %s\n", recovery_err->message.c_str());
     } else {
         printf("Recovery: none recorded\n");
     }
     if (pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
-    return 0;
+    return rc;
 }
 
 int cmd_verify(const Args& args)
 {
     auto f = parse_flags(args.params, {}, {}, 1);
     if (!f) return kExitUsage;
-    auto session = open_session(args, false, false);
+    auto session = open_session(args, false, true); // a backup pruning it meanwhile would look like damage
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;
     std::string id;

@@ -2,6 +2,7 @@
 
 #include "ur-build-config.h"
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -163,6 +164,10 @@ std::optional<Flags> parse_flags(const std::vector<std::string>& params, const s
                 fprintf(stderr, "upgrade-recovery: %s needs a value\n", p.c_str());
                 return std::nullopt;
             }
+            if (f.value(p)) {
+                fprintf(stderr, "upgrade-recovery: %s given twice\n", p.c_str());
+                return std::nullopt;
+            }
             f.values.emplace_back(p, params[++i]);
         } else if (!p.empty() && p[0] == '-') {
             fprintf(stderr, "upgrade-recovery: unknown option '%s' (see --help)\n", p.c_str());
@@ -176,6 +181,18 @@ std::optional<Flags> parse_flags(const std::vector<std::string>& params, const s
         return std::nullopt;
     }
     return f;
+}
+
+std::optional<unsigned> parse_seconds(const std::string& opt, const std::string& text)
+{
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+        fprintf(stderr, "upgrade-recovery: %s wants whole seconds (0: no limit), not '%s'\n", opt.c_str(),
+                printable(text).c_str());
+        return std::nullopt;
+    }
+    return v;
 }
 
 std::string printable(const std::string& s)

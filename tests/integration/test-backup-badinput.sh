@@ -1,5 +1,7 @@
 #!/bin/bash
 # Bad input for the backup, each with real parts (GPT image, loop, partx, xfs):
+#  - malformed options (a --timeout that is not whole seconds, an option given
+#    twice): exit 2, nothing written;
 #  - no partition with the configured GPT name: exit 4, nothing written;
 #  - the partition is not mounted: read-only commands exit 4 and say so, backup
 #    mounts it itself;
@@ -12,7 +14,9 @@
 #  - the partition filling up during the copy (after the space check): exit 5, the
 #    staging directory removed, the previous backup untouched and still verifying;
 #  - a flipped byte in a backup file: verify exits 7 and names the file;
-#  - a truncated manifest: verify exits 7.
+#  - a truncated manifest: verify exits 7;
+#  - a corrupt recovery journal or latest metadata: status shows the rest, names
+#    what is unreadable and exits 7.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -39,6 +43,14 @@ ur_fx_config "$R0" "$UR_FX_LABEL-does-not-exist"
 check "backup without the partition exits 4" run_rc 4 "$T/np.out" "$T/np.err" cli "$R0" backup
 check "the error names the missing GPT name" grep -q "no GPT partition named '$UR_FX_LABEL-does-not-exist'" "$T/np.err"
 check "nothing was written (no mount point created)" test ! -e "$R0/var/recovery"
+# Malformed options are usage errors (exit 2) before anything is looked at.
+for bad in "--timeout abc" "--timeout 10x" "--timeout -1" "--timeout 99999999999" "--timeout" \
+    "--id 20240101T000000Z --id 20240102T000000Z"; do
+    # shellcheck disable=SC2086 # the options are meant to split
+    check "backup $bad exits 2" run_rc 2 "$T/us.out" "$T/us.err" cli "$R0" backup $bad
+    check "... and says what is wrong" grep -Eq "wants whole seconds|needs a value|given twice" "$T/us.err"
+done
+check "nothing was written by the usage errors" test ! -e "$R0/var/recovery"
 for c in list status verify; do
     check "$c without the partition exits 4" run_rc 4 "$T/np.$c.out" "$T/np.$c.err" cli "$R0" "$c"
 done
@@ -260,6 +272,24 @@ check "latest still names it" test "$(readlink "$R2/var/recovery/latest")" = "ba
 check "the previous backup still verifies" run_rc 0 "$T/f2.out" "$T/f2.err" cli "$R2" verify
 check "with the space back the next backup succeeds" run_rc 0 "$T/f3.out" "$T/f3.err" cli "$R2" backup
 check "and the new latest verifies" run_rc 0 "$T/f4.out" "$T/f4.err" cli "$R2" verify
+
+# --- a corrupt recovery journal and unreadable latest metadata ----------------------
+check "status is clean before" run_rc 0 "$T/s0.out" "$T/s0.err" cli "$R2" status
+mkdir -p "$R2/var/recovery/recovery"
+printf '{"truncated' >"$R2/var/recovery/recovery/journal"
+check "status with a corrupt recovery journal exits 7" run_rc 7 "$T/s1.out" "$T/s1.err" cli "$R2" status
+check "... shows the rest and says the journal is unreadable" \
+    bash -c "grep -q '^Latest: ' '$T/s1.out' && grep -q '^Recovery: UNREADABLE: ' '$T/s1.out'"
+check "status --json exits 7 with recovery_error" run_rc 7 "$T/s2.out" "$T/s2.err" cli "$R2" --json status
+check "... and says so in the JSON" grep -q '"recovery_error":' "$T/s2.out"
+rm -r "$R2/var/recovery/recovery"
+LID2=$(readlink "$R2/var/recovery/latest" | sed 's|^backups/||')
+mv "$R2/var/recovery/backups/$LID2/metadata.toml" "$T/metadata.toml.saved"
+echo 'id = ' >"$R2/var/recovery/backups/$LID2/metadata.toml"
+check "status with the latest backup's metadata corrupt exits 7" run_rc 7 "$T/s3.out" "$T/s3.err" cli "$R2" status
+check "... and names the backup as unreadable" grep -q "^Latest: $LID2 UNREADABLE: " "$T/s3.out"
+mv "$T/metadata.toml.saved" "$R2/var/recovery/backups/$LID2/metadata.toml"
+check "status is clean again" run_rc 0 "$T/s4.out" "$T/s4.err" cli "$R2" status
 
 echo "test-backup-badinput: $(($(date +%s) - t0)) s"
 ur_fx_done
