@@ -607,6 +607,13 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     }
     auto mc = read_machineconfig_files(cfg, opts.root);
     if (!mc) return std::unexpected(std::move(mc.error()).context("MachineConfig files"));
+    if (!mc->config_present) {
+        // W6: said once per backup, not silently taken as "nothing outside the trees".
+        meta.warnings.push_back("no MachineConfig at " + cfg.machineconfig_current +
+                                ": files it places outside the backed-up trees are not in this backup (on an "
+                                "MCO-managed node, machineconfig.required = true makes this an error)");
+        progress.warning(meta.warnings.back());
+    }
     for (const auto& m : mc->missing) {
         meta.warnings.push_back("MachineConfig file missing on disk: " + m);
         progress.warning(meta.warnings.back());

@@ -47,6 +47,8 @@ check "backups/$ID1 is a directory" test -d "$B1"
 check "latest names $ID1" test "$(readlink "$ROOT/var/recovery/latest")" = "backups/$ID1"
 check "the json lists the three trees" \
     test "$(json "$T/b1.json" '",".join(t["name"] for t in j["trees"])')" = "etc,kubelet,usrlocal"
+check "the tree has no MachineConfig, and the backup says so in its warnings (W6)" \
+    test "$(json "$T/b1.json" 'sum(w.startswith("no MachineConfig at /etc/machine-config-daemon/currentconfig:") for w in j["warnings"])')" = 1
 
 check "etc equals the source in every attribute" tree_equal "$ROOT/etc" "$B1/etc"
 check "usr/local equals the source" tree_equal "$ROOT/usr/local" "$B1/usrlocal"
