@@ -154,6 +154,14 @@ int cmd_backup(const Args& args)
         Error e = r.error();
         if (e.kind == ErrorKind::Timeout)
             e.message += " (backup.timeout is " + std::to_string(timeout) + " s); the previous backup is intact";
+        if (!opts.dry_run) {
+            // run_backup leaves the failure event to its caller (the daemon adds its job);
+            // stderr gets report_error's line only.
+            log::set_stderr(false);
+            log::event(log::kBackupFailed, log::Level::Error, "backup failed: " + e.message,
+                       {{"BACKUP_ID", opts.id.value_or("")}, {"ERROR", std::string(error_kind_name(e.kind))}});
+            log::set_stderr(true);
+        }
         return report_error(args, e);
     }
     if (opts.dry_run) return print_estimate(args, r->estimate);

@@ -1,8 +1,9 @@
 #!/bin/bash
 # The journal events of a daemon's jobs, in a real systemd-journald: job started and
-# ended, backup started/succeeded/failed, recovery armed/disarmed and an interrupted
-# job, each with its MESSAGE_ID and the UPGRADE_RECOVERY_JOB / _BACKUP_ID / _STEP
-# fields; and `journalctl -x` explains them from our catalog.
+# ended, backup started/succeeded/failed (also a CLI backup's failure), recovery
+# armed/disarmed and an interrupted job, each with its MESSAGE_ID and the
+# UPGRADE_RECOVERY_JOB / _BACKUP_ID / _STEP fields; and `journalctl -x` explains
+# them from our catalog.
 #
 # journald runs in a private mount namespace with its own /run (and our catalog bound
 # over the catalog directories there), so neither the host nor a parallel test sees it.
@@ -36,7 +37,8 @@ dbus_start_daemon
 # jfind MESSAGE_ID FIELD=VALUE...: the entries matching, in the verbose form.
 jfind()
 {
-    journalctl -D /run/log/journal --no-pager -o verbose "MESSAGE_ID=$1" "${@:2}" 2>/dev/null
+    # -q: without it journalctl prints "-- No entries --", which is not empty.
+    journalctl -q -D /run/log/journal --no-pager -o verbose "MESSAGE_ID=$1" "${@:2}" 2>/dev/null
 }
 # expect_event NAME MESSAGE_ID FIELD=VALUE...: exactly such an entry exists.
 expect_event()
@@ -45,10 +47,10 @@ expect_event()
     shift 2
     for ((i = 0; i < 50; i++)); do # journald writes asynchronously
         out=$(jfind "$id" "$@")
-        [ -n "$out" ] && break
+        grep -q "^    MESSAGE_ID=$id\$" <<<"$out" && break
         sleep 0.1
     done
-    [ -n "$out" ] || die "no journal entry '$name' (MESSAGE_ID=$id $*): $(journalctl -D /run/log/journal --no-pager -o cat | tail -20)"
+    grep -q "^    MESSAGE_ID=$id\$" <<<"$out" || die "no journal entry '$name' (MESSAGE_ID=$id $*): $(journalctl -D /run/log/journal --no-pager -o cat | tail -20)"
     ok "journal: $name $* -- $(grep -m1 '^    MESSAGE=' <<<"$out" | sed 's/^    MESSAGE=//')"
 }
 
@@ -97,6 +99,18 @@ DAEMON_PID=
 N3=${J##*/}
 dbus_start_daemon
 expect_event "job interrupted" $INTERRUPTED UPGRADE_RECOVERY_JOB="$N3" UPGRADE_RECOVERY_JOB_TYPE=backup
+
+# The CLI's backup journals its failure too (the daemon is idle; same store).
+CLI=$UR_BUILD_DIR/src/cli/upgrade-recovery
+"$CLI" --root "$ROOT" --config "$CFG" arm "$B" >/dev/null 2>&1 || die "upgrade-recovery arm"
+rc=0
+"$CLI" --root "$ROOT" --config "$CFG" backup >"$T/cli.out" 2>"$T/cli.err" || rc=$?
+[ "$rc" = 6 ] || die "a CLI backup while armed exited $rc, not 6: $(cat "$T/cli.err")"
+[ "$(grep -c "a recovery is in progress" "$T/cli.err")" = 1 ] ||
+    die "the CLI did not print the failure exactly once: $(cat "$T/cli.err")"
+expect_event "backup failed (CLI)" $BACKUP_FAILED SYSLOG_IDENTIFIER=upgrade-recovery \
+    UPGRADE_RECOVERY_ERROR=RecoveryInProgress
+"$CLI" --root "$ROOT" --config "$CFG" disarm >/dev/null 2>&1 || die "upgrade-recovery disarm"
 
 # journalctl -x explains an entry from our catalog, fields filled in.
 x=$(journalctl -D /run/log/journal --no-pager -x MESSAGE_ID=$INTERRUPTED 2>&1)
