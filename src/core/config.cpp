@@ -3,10 +3,13 @@
 #include "fd.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
@@ -356,17 +359,23 @@ Result<Config> load_config(const ConfigSource& src)
         UR_TRY(apply_file(c, root_path(src.root, "/etc/upgrade-recovery/config.toml")));
     }
     std::string dropins = root_path(src.root, "/etc/upgrade-recovery/config.d");
-    if (DIR* d = ::opendir(dropins.c_str())) {
-        std::vector<std::string> names;
-        while (struct dirent* de = ::readdir(d)) {
-            std::string n = de->d_name;
-            if (n.size() > 5 && n.compare(n.size() - 5, 5, ".toml") == 0 && n[0] != '.') names.push_back(n);
-        }
-        ::closedir(d);
-        std::sort(names.begin(), names.end());
-        for (const auto& n : names)
-            UR_TRY(apply_file(c, dropins + "/" + n));
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dropins.c_str()), ::closedir);
+    if (!d) {
+        if (errno == ENOENT) return c;
+        // Skipping drop-ins we cannot read would run with settings nobody chose.
+        return fail(ErrorKind::BadConfig, "cannot read the drop-in directory " + dropins + ": " + strerror(errno));
     }
+    std::vector<std::string> names;
+    errno = 0;
+    while (struct dirent* de = ::readdir(d.get())) {
+        std::string n = de->d_name;
+        if (n.size() > 5 && n.compare(n.size() - 5, 5, ".toml") == 0 && n[0] != '.') names.push_back(n);
+    }
+    if (errno)
+        return fail(ErrorKind::BadConfig, "cannot read the drop-in directory " + dropins + ": " + strerror(errno));
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names)
+        UR_TRY(apply_file(c, dropins + "/" + n));
     return c;
 }
 

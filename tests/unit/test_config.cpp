@@ -150,6 +150,16 @@ TEST_CASE("files: vendor, /etc file and drop-ins override in order")
     auto missing = load_config({root.string(), std::string("/nonexistent/config.toml")});
     REQUIRE_FALSE(missing);
     CHECK(missing.error().kind == ErrorKind::BadConfig);
+
+    // A drop-in directory that cannot be read is an error, not "no drop-ins".
+    fs::remove_all(root / "etc/upgrade-recovery/config.d");
+    std::ofstream(root / "etc/upgrade-recovery/config.d") << "not a directory\n";
+    auto unreadable = load_config({root.string(), std::nullopt});
+    REQUIRE_FALSE(unreadable);
+    CHECK(unreadable.error().kind == ErrorKind::BadConfig);
+    CHECK(unreadable.error().message.find("drop-in directory") != std::string::npos);
+    fs::remove(root / "etc/upgrade-recovery/config.d");
+    CHECK(load_config({root.string(), std::nullopt})); // absent: fine
     fs::remove_all(root);
 }
 
