@@ -1,9 +1,9 @@
 #include "host_info.hpp"
 
 #include "hostfs.hpp"
+#include "walk.hpp"
 
 #include <algorithm>
-#include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
 #include <memory>
@@ -222,15 +222,9 @@ OpenShiftRecord read_openshift_info(const Config& cfg, const std::string& root)
     // The release image, from a bootstrap CVO manifest if one is still there.
     const std::string manifests = "/etc/kubernetes/manifests";
     if (auto dir = open_host(root, manifests, O_RDONLY | O_DIRECTORY)) {
-        if (DIR* d = ::fdopendir(dir->release())) {
-            std::vector<std::string> names;
-            while (struct dirent* de = ::readdir(d)) {
-                std::string n = de->d_name;
-                if (n.size() > 5 && n.compare(n.size() - 5, 5, ".yaml") == 0) names.push_back(n);
-            }
-            ::closedir(d);
-            std::sort(names.begin(), names.end());
-            for (const auto& n : names) {
+        if (auto names = list_own_dir(dir->get())) {
+            for (const auto& n : *names) {
+                if (n.size() <= 5 || n.compare(n.size() - 5, 5, ".yaml") != 0) continue;
                 auto t = read_host_file(root, manifests + "/" + n, 4 << 20);
                 if (!t) continue;
                 auto at = t->find("--release-image=");
@@ -277,18 +271,11 @@ Result<std::vector<std::string>> compute_etc_excludes(const std::string& root)
         if (dfd.error().err == ENOENT) return out;
         return std::unexpected(std::move(dfd.error()).context("etc excludes"));
     }
-    DIR* d = ::fdopendir(dfd->get());
-    if (!d) return fail_errno("read '" + root_path(root, dir) + "'");
-    dfd->release();
-    std::vector<std::string> files;
-    while (struct dirent* de = ::readdir(d)) {
-        std::string n = de->d_name;
-        if (n.size() > 5 && n.compare(n.size() - 5, 5, ".conf") == 0) files.push_back(n);
-    }
-    ::closedir(d);
-    std::sort(files.begin(), files.end());
+    auto files = list_own_dir(dfd->get());
+    if (!files) return std::unexpected(std::move(files.error()).context("read '" + root_path(root, dir) + "'"));
 
-    for (const auto& f : files) {
+    for (const auto& f : *files) {
+        if (f.size() <= 5 || f.compare(f.size() - 5, 5, ".conf") != 0) continue;
         auto text = read_host_file(root, dir + "/" + f, 16 << 20);
         if (!text) {
             // A dangling symlink (a config masked or removed elsewhere) has nothing to say.

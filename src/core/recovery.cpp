@@ -14,6 +14,7 @@
 #include "walk.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <fcntl.h>
 #include <mutex>
@@ -138,6 +139,14 @@ void note_failure(std::string& last, const Error& e, const StepToken& t)
 {
     if (e.kind == ErrorKind::Timeout && t.expired() && !last.empty()) return;
     last = e.message;
+}
+
+// An aborted recovery leaves no marker behind: nothing retries it at the next
+// boot and backups are possible again. Failures are logged, the caller's error wins.
+void clear_markers(const JournalDir& dir)
+{
+    if (auto r = dir.clear_armed(); !r) log::error("journal: " + r.error().message);
+    if (auto r = dir.clear_phase2_pending(); !r) log::error("journal: " + r.error().message);
 }
 
 std::chrono::milliseconds poll_interval(const Config& cfg)
@@ -495,7 +504,14 @@ Result<StepResult> step_redeploy(Ctx& c, const std::string& res, JournalStep& js
         if (t.expired()) return timeout_msg("the API did not answer");
         UR_TRY(t.nap(poll_interval(c.cfg)));
     }
-    int64_t before = std::strtoll(js.data["latest_before"].c_str(), nullptr, 10);
+    int64_t before = 0;
+    {
+        const std::string& v = js.data["latest_before"];
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), before);
+        if (v.empty() || ec != std::errc() || end != v.data() + v.size())
+            return fail(ErrorKind::Corrupt, "the journal's latest_before of this step is '" + v +
+                                                "', not a revision; 'upgrade-recovery recover --restart' starts over");
+    }
     if (!js.data.count("patched")) {
         if (!js.data.count("reason")) {
             js.data["reason"] = "recovery-" + rfc3339_now(true);
@@ -804,12 +820,11 @@ struct Runner {
                 bool abort = !destructive_done(j) &&
                              (js.name == "verify" || (js.name == "platform-rollback" && e.kind == ErrorKind::Refused));
                 j.state = abort ? RecoveryState::Aborted : RecoveryState::Failed;
-                if (abort) {
-                    j.finished = js.finished;
-                    (void)dir.clear_armed();
-                    (void)dir.clear_phase2_pending();
-                }
+                if (abort) j.finished = js.finished;
+                // The journal first: a crash before the markers are gone costs one more
+                // attempt that ends the same way, never a recovery nobody can see.
                 if (auto s = dir.save(j); !s) log::error("journal: " + s.error().message);
+                if (abort) clear_markers(dir);
                 fail_event(j, js.name, e.message);
                 return std::unexpected(std::move(e).context(js.name));
             }
@@ -992,12 +1007,13 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
     auto meta = read_metadata(store, j.backup_id);
     if (!meta) {
         j.error = "backup " + j.backup_id + ": " + meta.error().message;
-        if (!destructive_done(j)) {
+        const bool abort = !destructive_done(j);
+        if (abort) {
             j.state = RecoveryState::Aborted;
             j.finished = rfc3339_now();
-            (void)run.dir.clear_armed();
         }
-        (void)run.dir.save(j);
+        if (auto s = run.dir.save(j); !s) log::error("journal: " + s.error().message);
+        if (abort) clear_markers(run.dir);
         return std::unexpected(std::move(meta.error()).context("backup " + j.backup_id));
     }
 

@@ -517,10 +517,19 @@ Result<> remove_stale_mc_files(int rootfd, const BackupMetadata& meta, const Res
         if (backed_up || in_tree) continue; // the tree restore already made these right
         size_t slash = p.rfind('/');
         auto parent = resolve_in_root(rootfd, slash == 0 ? "/" : p.substr(0, slash), false);
-        if (!parent) continue; // its directory is gone: so is the file
+        if (!parent) {
+            // Its directory is gone (or is no directory): so is the file. Anything else is
+            // an error; a stale file left behind would be a silent difference (W19).
+            if (parent.error().err == ENOENT || parent.error().err == ENOTDIR) continue;
+            return std::unexpected(std::move(parent.error()).context("stale MachineConfig file " + p));
+        }
         std::string name = p.substr(slash + 1);
         struct stat s;
-        if (::fstatat(parent->get(), name.c_str(), &s, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(s.st_mode)) continue;
+        if (::fstatat(parent->get(), name.c_str(), &s, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT) continue;
+            return fail_errno("stat stale MachineConfig file " + p);
+        }
+        if (S_ISDIR(s.st_mode)) continue;
         st.changes.push_back({"delete", p});
         st.deleted++;
         if (!o.dry_run && ::unlinkat(parent->get(), name.c_str(), 0) < 0 && errno != ENOENT)

@@ -211,6 +211,8 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
                 return fail(ErrorKind::Refused,
                             "'" + id + "' is the only backup; deleting it leaves nothing to recover to");
             if (::unlinkat(store.fd.get(), kLatestLink, 0) < 0 && errno != ENOENT) return fail_errno("remove latest");
+            // Durable before the generation goes: a power cut must not bring back a dangling latest.
+            UR_TRY(fsync_fd(store.fd.get(), store.path()));
         } else {
             UR_TRY(replace_symlink_at(store.fd.get(), kLatestLink, std::string(kBackupsDir) + "/" + next));
         }

@@ -874,12 +874,14 @@ int Manager::m_arm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err
     if (!opts->boolean("reboot").value_or(false)) return sd_bus_reply_method_return(m, nullptr);
 
     // Reboot the way `systemctl reboot` does; answer once systemd queued the job.
+    // The slot owns the held call: freed after the reply, or when the bus goes first.
     auto* held = new MessagePtr(ref_message(m));
+    sd_bus_slot* slot = nullptr;
     r = sd_bus_call_method_async(
-        self->bus_, nullptr, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager", "StartUnit",
+        self->bus_, &slot, "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
+        "StartUnit",
         [](sd_bus_message* reply, void* ud, sd_bus_error*) -> int {
-            std::unique_ptr<MessagePtr> call(static_cast<MessagePtr*>(ud));
+            const auto* call = static_cast<MessagePtr*>(ud);
             const sd_bus_error* e = sd_bus_message_get_error(reply);
             if (!e) return sd_bus_reply_method_return(call->get(), nullptr);
             std::string msg = std::string("recovery armed, but the reboot request failed: ") +
@@ -894,6 +896,9 @@ int Manager::m_arm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err
                            Error{ErrorKind::ExternalFailed, -r,
                                  std::string("recovery armed, but the reboot request failed: ") + std::strerror(-r)});
     }
+    sd_bus_slot_set_destroy_callback(slot, [](void* ud) { delete static_cast<MessagePtr*>(ud); });
+    sd_bus_slot_set_floating(slot, 1);
+    sd_bus_slot_unref(slot);
     return 1;
 }
 
@@ -917,7 +922,9 @@ int Manager::m_start_recovery(sd_bus_message* m, void* userdata, sd_bus_error* e
     auto* self = static_cast<Manager*>(userdata);
     int r = require_privileged(m, err);
     if (r <= 0) return r;
-    // The CLI's `recover` flags, same names and meaning (upgrade-recovery(8)).
+    // The CLI's `recover` flags, same names and meaning (upgrade-recovery(8)), except
+    // "timeout": D-Bus only (recover has no --timeout), the job's deadline, none when
+    // absent or 0; each step's own timeout still applies under it.
     auto opts = read_options(m, {{"backup", 's'},
                                  {"resume", 'b'},
                                  {"restart", 'b'},
