@@ -12,7 +12,7 @@ _upgrade_recovery()
     local i cmd=""
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-        --root | --config | --dir | --id | --backup) ((i++)) ;;
+        --root | --config | --dir | --id | --timeout | --backup) ((i++)) ;;
         -*) ;;
         *) cmd=${words[i]}; break ;;
         esac
@@ -27,7 +27,7 @@ _upgrade_recovery()
         _filedir toml
         return
         ;;
-    --id)
+    --id | --timeout)
         return
         ;;
     --backup)
@@ -47,10 +47,12 @@ _upgrade_recovery()
 
     local opts=""
     case $cmd in
-    backup) opts="--force --id" ;;
-    list | status | rollback-plan) opts="" ;;
-    verify | delete) opts="" ;;
-    recover) opts="--resume --restart --step --force --reboot --dry-run --checksum --backup --initrd" ;;
+    backup) opts="--force --id --timeout --dry-run" ;;
+    list | status) opts="" ;;
+    rollback-plan) opts="--backup" ;;
+    verify) opts="" ;;
+    delete) opts="--force" ;;
+    recover) opts="--resume --restart --step --force --reboot --dry-run --checksum --backup --initrd --abandon" ;;
     arm) opts="--reboot" ;;
     disarm) opts="" ;;
     esac

@@ -16,14 +16,14 @@ const char* kUsage = R"(Usage: upgrade-recovery [OPTIONS] COMMAND [ARGS]
 Pre-upgrade backup and upgrade recovery for Single Node OpenShift hosts.
 
 Commands:
-  backup [--force] [--id ID] [--dry-run]
+  backup [--force] [--id ID] [--timeout SECONDS] [--dry-run]
                                take a backup onto the recovery partition
                                (--dry-run: only check the space it needs)
   list                         list backups
   status                       partition, latest backup and recovery state
   verify [ID]                  re-read a backup and compare it with its manifest
-  delete ID                    delete one backup
-  rollback-plan                show the ostree rollback the recovery would apply
+  delete [--force] ID          delete one backup (--force: also the only one)
+  rollback-plan [--backup ID]  show the ostree rollback the recovery would apply
   recover [--resume|--restart] [--step] [--force] [--reboot] [--dry-run]
           [--checksum] [--backup ID] [--initrd] [--abandon]
                                recover the node to a backup (phase 1, then phase 2)
