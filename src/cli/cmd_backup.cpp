@@ -1,5 +1,6 @@
 // backup, list, status, verify, delete.
 #include "backup.hpp"
+#include "backup_removal.hpp"
 #include "cli.hpp"
 #include "recovery_journal.hpp"
 #include "store.hpp"
@@ -169,6 +170,7 @@ int cmd_backup(const Args& args)
     if (args.json) {
         auto j = nlohmann::json::parse(metadata_to_json(m));
         j["pruned"] = r->pruned;
+        j["unpinned"] = r->unpinned;
         printf("%s\n", j.dump().c_str());
         return 0;
     }
@@ -182,6 +184,8 @@ int cmd_backup(const Args& args)
             printf(" %s", p.c_str());
         printf("\n");
     }
+    for (const auto& u : r->unpinned)
+        printf("Unpinned ostree deployment %s (no backup records it any more).\n", u.c_str());
     return 0;
 }
 
@@ -351,13 +355,16 @@ int cmd_delete(const Args& args)
     auto session = open_session(args, true, true);
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;
-    if (auto c = check_backup_deletable(*store, f->positional[0]); !c) return report_error(args, c.error());
-    auto r = delete_backup(*store, f->positional[0], f->has("--force"));
+    auto r = remove_backup((*session)->cfg, args.root, *store, f->positional[0], f->has("--force"));
     if (!r) return report_error(args, r.error());
-    if (args.json)
-        printf("%s\n", nlohmann::json({{"deleted", f->positional[0]}}).dump().c_str());
-    else
+    if (!r->warning.empty()) log::warning(r->warning);
+    if (args.json) {
+        printf("%s\n", nlohmann::json({{"deleted", f->positional[0]}, {"unpinned", r->unpinned}}).dump().c_str());
+    } else {
         printf("Deleted backup %s.\n", f->positional[0].c_str());
+        for (const auto& u : r->unpinned)
+            printf("Unpinned ostree deployment %s (no backup records it any more).\n", u.c_str());
+    }
     return 0;
 }
 

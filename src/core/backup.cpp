@@ -1,5 +1,6 @@
 #include "backup.hpp"
 
+#include "backup_removal.hpp"
 #include "cluster_backup.hpp"
 #include "compat_script.hpp"
 #include "failpoint.hpp"
@@ -680,6 +681,12 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
         auto os = ostree_prepare_for_backup(cfg, opts.root);
         if (!os) return std::unexpected(std::move(os.error()).context("ostree"));
         meta.ostree = std::move(*os);
+        // A pin an earlier backup made stays ours, so retention can release it later.
+        std::vector<BackupMetadata> existing;
+        if (auto ids = list_backups(*store))
+            for (const auto& i : *ids)
+                if (auto m = read_metadata(*store, i)) existing.push_back(std::move(*m));
+        meta.ostree.pinned_by_backup = pin_is_ours(meta.ostree, existing);
     }
     progress.percent(3);
     failpoint("backup.after-ostree");
@@ -776,11 +783,14 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
 
     BackupResult result;
     result.meta = std::move(meta);
-    auto pruned = prune_backups(*store, cfg.retention);
-    if (!pruned)
+    auto pruned = prune_and_release(cfg, opts.root, *store);
+    if (!pruned) {
         log::warning("retention: " + pruned.error().message);
-    else
-        result.pruned = std::move(*pruned);
+    } else {
+        result.pruned = std::move(pruned->ids);
+        result.unpinned = std::move(pruned->unpinned);
+        if (!pruned->warning.empty()) progress.warning("retention: " + pruned->warning);
+    }
     failpoint("backup.after-prune");
     if (auto w = write_compat_script(store->fd.get(), self_binary()); !w)
         log::warning("could not write upgrade-recovery.sh: " + w.error().message);

@@ -50,8 +50,9 @@ Error no_space_error(const BackupEstimate& e);
 
 struct BackupResult {
     BackupMetadata meta;
-    std::vector<std::string> pruned; // generations removed by retention
-    BackupEstimate estimate;         // dry_run only
+    std::vector<std::string> pruned;   // generations removed by retention
+    std::vector<std::string> unpinned; // ostree deployments whose pin went with them
+    BackupEstimate estimate;           // dry_run only
 };
 
 Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Progress& progress,

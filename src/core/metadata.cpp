@@ -111,6 +111,7 @@ std::string metadata_to_toml(const BackupMetadata& m)
     os.insert("version", enc(m.ostree.version));
     os.insert("kernel_args", enc(m.ostree.kernel_args));
     os.insert("pinned", m.ostree.pinned);
+    os.insert("pinned_by_backup", m.ostree.pinned_by_backup);
     os.insert("removed", str_array(m.ostree.removed));
     t.insert("ostree", os);
 
@@ -219,6 +220,7 @@ Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::stri
     m.ostree.version = os.s("version");
     m.ostree.kernel_args = os.s("kernel_args");
     m.ostree.pinned = os.b("pinned");
+    m.ostree.pinned_by_backup = os.b("pinned_by_backup"); // absent in older backups: not ours
     m.ostree.removed = os.v("removed");
     auto cl = r.sub("cluster");
     m.cluster.present = cl.b("present");
@@ -283,6 +285,7 @@ std::string metadata_to_json(const BackupMetadata& m)
           {"version", enc(m.ostree.version)},
           {"kernel_args", enc(m.ostree.kernel_args)},
           {"pinned", m.ostree.pinned},
+          {"pinned_by_backup", m.ostree.pinned_by_backup},
           {"removed", strs(m.ostree.removed)}}},
         {"cluster",
          {{"present", m.cluster.present},

@@ -29,6 +29,10 @@ struct OstreeRecord {
     std::string version; // from the commit metadata, may be empty
     std::string kernel_args;
     bool pinned = false;
+    // The pin is ours: this backup (or an earlier one of the same deployment) set
+    // it. Released when no backup records the deployment any more; an
+    // administrator's own pin is never touched.
+    bool pinned_by_backup = false;
     std::vector<std::string> removed; // "<checksum>.<serial>" of standby deployments removed
 };
 

@@ -441,8 +441,36 @@ Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::str
         rec.version = commit_version(sr, booted.checksum);
         rec.kernel_args = kernel_args(od);
         rec.pinned = deps->infos[static_cast<size_t>(bi)].pinned;
+        rec.pinned_by_backup = !booted.pinned;
         if (!rec.pinned) return fail(ErrorKind::Internal, "ostree: " + booted.id() + " is not pinned after pinning");
         return rec;
+    });
+}
+
+Result<std::vector<std::string>> ostree_release_pins(const Config& cfg, const std::string& root,
+                                                     const std::vector<OstreeRecord>& released)
+{
+    if (released.empty()) return std::vector<std::string>{};
+    const SysrootLocation loc = locate(cfg, root);
+    return with_writable(loc, [&]() -> Result<std::vector<std::string>> {
+        auto sysroot = Sysroot::open(loc.ostree_path, true);
+        UR_TRY_CTX(sysroot, "ostree");
+        OstreeSysroot* sr = sysroot->get();
+        auto deps = load_deployments(sr, cfg, root);
+        UR_TRY_CTX(deps, "ostree");
+        std::vector<std::string> unpinned;
+        for (const auto& rec : released) {
+            const DeploymentRef ref{rec.osname, rec.checksum, rec.serial};
+            for (size_t i = 0; i < deps->infos.size(); ++i) {
+                const DeploymentInfo& d = deps->infos[i];
+                if (!d.pinned || !same_deployment(d, ref)) continue;
+                g_autoptr(GError) err = nullptr;
+                if (!ostree_sysroot_deployment_set_pinned(sr, deps->at(i), FALSE, &err))
+                    return std::unexpected(gerror(err, "ostree: unpin " + d.id()));
+                unpinned.push_back(d.id());
+            }
+        }
+        return unpinned;
     });
 }
 

@@ -36,6 +36,13 @@ bool ostree_enabled(const Config& cfg, const std::string& root);
 // Returns what metadata records.
 Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::string& root);
 
+// Unpin the deployments `released` names (osname, checksum, serial) that are
+// still deployed and pinned; the others are skipped. Nothing is undeployed:
+// the next backup's prepare (or rpm-ostree's cleanup) removes an unpinned
+// standby deployment. Returns "<checksum>.<serial>" of each one unpinned.
+Result<std::vector<std::string>> ostree_release_pins(const Config& cfg, const std::string& root,
+                                                     const std::vector<OstreeRecord>& released);
+
 // The deployment list as libostree loads it (staged first), booted per the
 // rules above. Read-only: no lock, no remount.
 Result<std::vector<DeploymentInfo>> ostree_list_deployments(const Config& cfg, const std::string& root);

@@ -1,6 +1,7 @@
 #include "manager.hpp"
 
 #include "backup.hpp"
+#include "backup_removal.hpp"
 #include "errors.hpp"
 #include "events.hpp"
 #include "log.hpp"
@@ -796,9 +797,14 @@ int Manager::m_delete_backup(sd_bus_message* m, void* userdata, sd_bus_error* er
             if (!st) return std::unexpected(st.error());
             auto lock = lock_store(*st);
             if (!lock) return std::unexpected(lock.error());
-            UR_TRY(check_backup_deletable(*st, id));
-            UR_TRY(delete_backup(*st, id, false));
-            return JobOutcome{"backup " + id + " deleted", id, {}};
+            auto r = remove_backup(cfg, root, *st, id, false);
+            if (!r) return std::unexpected(r.error());
+            std::string msg = "backup " + id + " deleted";
+            for (const auto& u : r->unpinned)
+                msg += "; ostree deployment " + u + " unpinned";
+            std::vector<std::string> warnings;
+            if (!r->warning.empty()) warnings.push_back(r->warning);
+            return JobOutcome{msg, id, warnings};
         },
         id, ref_message(m));
     if (!job) return reply_error(err, job.error());

@@ -2,6 +2,7 @@
 // tmpfs (deploy FIFREEZEs the filesystem holding boot/; on tmpfs that is a
 // no-op). The whole binary runs in a private mount namespace, so no tmpfs can
 // outlive it, even after a crash.
+#include "backup_removal.hpp"
 #include "ostree_state.hpp"
 
 #include <catch2/catch.hpp>
@@ -380,6 +381,7 @@ TEST_CASE("prepare: the booted deployment (index 1) is pinned, unpinned standby 
     CHECK(rec->version == "2");
     CHECK(rec->kernel_args == "root=LABEL=root rw");
     CHECK(rec->pinned);
+    CHECK(rec->pinned_by_backup); // it was not pinned before
     CHECK(rec->removed == std::vector<std::string>{sb.id(3), sb.id(1)});
 
     CHECK(sb.versions() == VI{2});
@@ -401,6 +403,7 @@ TEST_CASE("prepare: pinned standby deployments stay, the booted one keeps its pl
     sb.pin(0); // v3, someone else's pin
     auto rec = ostree_prepare_for_backup(sb.cfg(2), sb.root);
     REQUIRE_OK(rec);
+    CHECK(rec->pinned_by_backup);
     CHECK(rec->removed == std::vector<std::string>{sb.id(1)});
     CHECK(sb.versions() == VI{3, 2});
     CHECK(sb.pins() == VB{true, true});
@@ -410,7 +413,120 @@ TEST_CASE("prepare: pinned standby deployments stay, the booted one keeps its pl
     REQUIRE_OK(again);
     CHECK(again->removed.empty());
     CHECK(again->checksum == sb.csum[2]);
+    CHECK_FALSE(again->pinned_by_backup); // pinned already; pin_is_ours() carries it forward
     CHECK(sb.versions() == VI{3, 2});
+}
+
+// A store over a plain directory whose backups are metadata files only.
+struct MetaStore {
+    std::string dir;
+    Store store;
+    explicit MetaStore(const std::string& d) : dir(d)
+    {
+        fs::create_directories(dir + "/backups");
+        store.location.path = dir;
+        store.location.plain_directory = true;
+        store.fd = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        store.backups_fd = UniqueFd(::open((dir + "/backups").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        REQUIRE(store.fd);
+        REQUIRE(store.backups_fd);
+    }
+    // A backup recording `os` (ours or not); latest follows the newest.
+    void add(const std::string& id, OstreeRecord os)
+    {
+        BackupMetadata m;
+        m.id = id;
+        m.created = "2024-01-01T00:00:00Z";
+        m.ostree = std::move(os);
+        fs::create_directories(dir + "/backups/" + id);
+        std::ofstream(dir + "/backups/" + id + "/metadata.toml") << metadata_to_toml(m);
+        fs::remove(dir + "/latest");
+        fs::create_directory_symlink("backups/" + id, dir + "/latest");
+    }
+    std::vector<BackupMetadata> all()
+    {
+        std::vector<BackupMetadata> out;
+        auto ids = list_backups(store);
+        REQUIRE(ids);
+        for (const auto& id : *ids)
+            out.push_back(*read_metadata(store, id));
+        return out;
+    }
+};
+
+TEST_CASE("removing backups releases only our pins that no remaining backup records")
+{
+    Sandbox sb;
+    sb.deploy(1);
+    sb.deploy(2);
+    sb.deploy(3);
+    sb.pin(2); // v1: the administrator's pin
+    auto rec2 = ostree_prepare_for_backup(sb.cfg(2), sb.root);
+    REQUIRE_OK(rec2);
+    REQUIRE(rec2->pinned_by_backup);
+    REQUIRE(sb.versions() == VI{2, 1});
+    REQUIRE(sb.pins() == VB{true, true});
+
+    MetaStore ms((sb.dir / "store").string());
+    OstreeRecord v1 = sb.record_of(1); // recorded by a backup, pinned by someone else
+    v1.pinned_by_backup = false;
+    ms.add("20240101T000000Z", v1);
+    ms.add("20240102T000000Z", *rec2);
+    // A second backup of v2: the pin was already there, it is still ours.
+    auto again = ostree_prepare_for_backup(sb.cfg(2), sb.root);
+    REQUIRE_OK(again);
+    REQUIRE_FALSE(again->pinned_by_backup);
+    CHECK(pin_is_ours(*again, ms.all()));
+    CHECK_FALSE(pin_is_ours(*again, {}));
+    again->pinned_by_backup = pin_is_ours(*again, ms.all());
+    ms.add("20240103T000000Z", *again);
+    OstreeRecord none; // a backup of a host without ostree, so the v2 ones are not the newest
+    ms.add("20240104T000000Z", none);
+
+    // Not our pin: stays.
+    auto r1 = remove_backup(sb.cfg(0), sb.root, ms.store, "20240101T000000Z", false);
+    REQUIRE_OK(r1);
+    CHECK(r1->unpinned.empty());
+    CHECK(r1->warning.empty());
+    CHECK(sb.pins() == VB{true, true});
+    // Ours, but another backup still records v2: stays.
+    auto r2 = remove_backup(sb.cfg(0), sb.root, ms.store, "20240102T000000Z", false);
+    REQUIRE_OK(r2);
+    CHECK(r2->unpinned.empty());
+    CHECK(sb.pins() == VB{true, true});
+    // The last backup of v2 goes: our pin goes with it; the deployment stays (the next prepare drops it).
+    auto r3 = remove_backup(sb.cfg(0), sb.root, ms.store, "20240103T000000Z", false);
+    REQUIRE_OK(r3);
+    CHECK(r3->unpinned == std::vector<std::string>{sb.id(2)});
+    CHECK(sb.versions() == VI{2, 1});
+    CHECK(sb.pins() == VB{false, true});
+    CHECK(sh("ostree admin status --sysroot=" + sb.S).find("Pinned: yes") != std::string::npos); // v1's
+
+    // Retention the same way: pin v2 again through a backup, then let retention (1) prune it.
+    auto rec3 = ostree_prepare_for_backup(sb.cfg(2), sb.root);
+    REQUIRE_OK(rec3);
+    REQUIRE(rec3->pinned_by_backup);
+    ms.add("20240105T000000Z", *rec3);
+    ms.add("20240106T000000Z", none);
+    Config keep1 = sb.cfg(0);
+    keep1.retention = 1;
+    auto pr = prune_and_release(keep1, sb.root, ms.store);
+    REQUIRE_OK(pr);
+    CHECK(pr->ids == std::vector<std::string>{"20240104T000000Z", "20240105T000000Z"});
+    CHECK(pr->unpinned == std::vector<std::string>{sb.id(2)});
+    CHECK(sb.pins() == VB{false, true});
+
+    // A remaining backup whose metadata cannot be read: nobody knows what it needs, every pin stays.
+    auto rec4 = ostree_prepare_for_backup(sb.cfg(2), sb.root);
+    REQUIRE_OK(rec4);
+    ms.add("20240107T000000Z", *rec4);
+    ms.add("20240108T000000Z", none);
+    std::ofstream(ms.dir + "/backups/20240108T000000Z/metadata.toml") << "format = ";
+    auto r5 = remove_backup(sb.cfg(0), sb.root, ms.store, "20240107T000000Z", false);
+    REQUIRE_OK(r5);
+    CHECK(r5->unpinned.empty());
+    CHECK(r5->warning.find("pins of the removed backups stay") != std::string::npos);
+    CHECK(sb.pins() == VB{true, true});
 }
 
 TEST_CASE("prepare: no booted deployment and no seam is a clear error")
