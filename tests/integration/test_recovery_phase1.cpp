@@ -3,6 +3,7 @@
 // resumed, through the initrd entry point (armed / kernel argument / power cut),
 // refusing a corrupt backup, and live against a systemctl/crictl stand-in.
 // Every run is a fresh process (recovery-helper) so failpoints can kill it.
+#include "../unit/test_skip.hpp"
 #include "backup.hpp"
 #include "recovery.hpp"
 #include "store.hpp"
@@ -783,10 +784,7 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
 
 TEST_CASE("platform rollback: applied, then phase 1 waits for the reboot into the recorded deployment")
 {
-    if (std::system("command -v ostree >/dev/null 2>&1") != 0) {
-        WARN("ostree CLI missing: platform rollback not tested");
-        return;
-    }
+    UR_RUN_ONLY_IF(std::system("command -v ostree >/dev/null 2>&1") == 0, "ostree CLI missing: platform rollback");
     Host h(true);
     std::string boot = h.base + "/boot_id";
     write(boot, "boot-1\n");
@@ -874,10 +872,8 @@ TEST_CASE("platform rollback: applied, then phase 1 waits for the reboot into th
 // CAP_SYS_BOOT: its reboot(2) fallback can only fail, never reboot this machine.
 TEST_CASE("recover --initrd reboots into the rolled-back deployment, and fails when it cannot")
 {
-    if (std::system("command -v ostree setpriv unshare >/dev/null 2>&1") != 0) {
-        WARN("ostree, setpriv or unshare missing: the initrd reboot is not tested");
-        return;
-    }
+    UR_RUN_ONLY_IF(std::system("command -v ostree setpriv unshare >/dev/null 2>&1") == 0,
+                   "ostree, setpriv or unshare missing: the initrd reboot");
     const char* cli = std::getenv("UR_CLI");
     REQUIRE(cli);
     const std::string sandbox = "unshare --pid --fork setpriv --bounding-set=-sys_boot --inh-caps=-sys_boot ";
