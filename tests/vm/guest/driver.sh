@@ -36,12 +36,6 @@ MSG_BACKUP_SUCCEEDED=85622ca2b66a4d8ab266daa80c34fb03
 # Phase 1 disables kubelet and phase 2 enables it again: the .wants link is recreated
 # (a new mtime) and its directory's mtime changes. Nothing else may differ.
 ALLOW_KUBELET_LINK='/etc/systemd/system/multi-user\.target\.wants(/kubelet\.service)?'
-# Known product bugs: reported as "UR-E2E: bug:" lines (the host fails the test at the
-# end for them) without stopping the rest of the cycle from being tested.
-#  - phase 1's offline enable of the phase 2 unit rewrites a valid link
-#    /lib/systemd/system/X (what systemctl enable made) as /usr/lib/systemd/system/X
-#    (src/core/units.cpp ensure_link compares the link text, not the unit it names).
-KNOWN_BUGS='/etc/systemd/system/multi-user\.target\.wants/upgrade-recovery-phase2\.service'
 # Phase 1 leaves the static pod manifests to cluster-restore.sh (phase 2), which puts the
 # backup's back (same contents and times; their directory gets a new mtime).
 ALLOW_MANIFESTS_BEFORE_PHASE2='/etc/kubernetes/manifests(/[^ ]*)?'
