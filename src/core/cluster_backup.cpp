@@ -1,5 +1,6 @@
 #include "cluster_backup.hpp"
 
+#include "cluster_api.hpp"
 #include "fd.hpp"
 #include "process.hpp"
 
@@ -415,6 +416,37 @@ Result<SnapshotStatus> verify_etcd_snapshot(const Config& cfg, const std::string
     return s;
 }
 
+namespace
+{
+
+// W12: a snapshot taken while a static pod operator rolls a revision out may not
+// match the static pod resources saved next to it. cluster-backup.sh refuses then
+// unless --force; the etcdctl mode asks the same operators through oc, as phase 2
+// does. An API that cannot answer is an error too: nothing says the cluster is settled.
+Result<> require_static_pods_settled(const Config& cfg, const std::string& root, const CancelToken& cancel)
+{
+    auto api = make_oc_cluster_api(cfg, root);
+    for (const char* res : {"etcd", "kubeapiserver", "kubecontrollermanager", "kubescheduler"}) {
+        auto st = api->operator_status(res, cancel);
+        if (!st)
+            return std::unexpected(std::move(st.error())
+                                       .context(std::string("cannot tell whether ") + res +
+                                                " is rolling out a revision (W12); 'backup --force' takes the "
+                                                "snapshot anyway, marked possibly dirty"));
+        if (!st->all_nodes_at_latest()) {
+            const OperatorCondition* c = st->condition("NodeInstallerProgressing");
+            return fail(ErrorKind::Refused,
+                        std::string(res) + " is rolling out revision " + std::to_string(st->latest_available_revision) +
+                            (c && !c->message.empty() ? " (" + c->message + ")" : "") +
+                            ": an etcd snapshot now may not match its static pod resources; back up when the "
+                            "rollout is done, or with 'backup --force' (the backup is then marked possibly dirty)");
+        }
+    }
+    return {};
+}
+
+} // namespace
+
 Result<ClusterRecord> backup_cluster(const Config& cfg, const std::string& root, const std::string& cluster_dir,
                                      bool force_dirty, const CancelToken& cancel)
 {
@@ -471,6 +503,7 @@ Result<ClusterRecord> backup_cluster(const Config& cfg, const std::string& root,
         tarball = tars->front();
     } else {
         if (cfg.etcd_endpoints.empty()) return fail(ErrorKind::BadConfig, "etcd.mode = etcdctl needs etcd.endpoints");
+        if (!force) UR_TRY(require_static_pods_settled(cfg, root, cancel));
         // `snapshot save` takes exactly one endpoint; on SNO there is one member anyway.
         std::string endpoint = cfg.etcd_endpoints.substr(0, cfg.etcd_endpoints.find(','));
         const std::string ts = timestamp() + (force ? kDirtySuffix : "");

@@ -270,9 +270,43 @@ struct HostRoot {
     }
 };
 
+// The stand-in for oc (the kube-apiserver cannot run here): `get <operator> cluster
+// -o json` of a static pod operator, settled unless <root>/oc-state/rolling-<operator>
+// exists; <root>/oc-state/down makes the API unreachable. The root is found from
+// the --kubeconfig path every call carries. Calls are logged to <root>/oc-state/calls.
+const char* kOcStandin = R"SH(#!/bin/sh
+[ "$1" = --kubeconfig ] || { echo "oc stand-in: no --kubeconfig: $*" >&2; exit 99; }
+case $3 in --request-timeout=*s) ;; *) echo "oc stand-in: no --request-timeout: $*" >&2; exit 99 ;; esac
+st=${2%/etc/kubernetes/*}/oc-state
+mkdir -p "$st"
+echo "$*" >>"$st/calls"
+[ -f "$st/down" ] && { echo "The connection to the server localhost:6443 was refused" >&2; exit 1; }
+[ "$4 $6 $7 $8" = "get cluster -o json" ] || { echo "oc stand-in: unexpected: $*" >&2; exit 2; }
+if [ -f "$st/rolling-$5" ]; then
+  cur=2 s=True reason=NodeInstaller msg="1 nodes are at revision 2; 0 nodes have achieved new revision 3"
+else
+  cur=3 s=False reason=AllNodesAtLatestRevision msg="1 nodes are at revision 3"
+fi
+printf '{"status": {"latestAvailableRevision": 3, "nodeStatuses": [{"nodeName": "sno", "currentRevision": %s}],
+ "conditions": [{"type": "NodeInstallerProgressing", "status": "%s", "reason": "%s", "message": "%s"}]}}\n' \
+  "$cur" "$s" "$reason" "$msg"
+)SH";
+
+std::string shared_oc()
+{
+    static TempDir dir;
+    static std::string path;
+    if (path.empty()) {
+        path = dir.path + "/oc";
+        write_file(path, kOcStandin, 0755);
+    }
+    return path;
+}
+
 Config etcdctl_config(const Etcd& e)
 {
     Config c;
+    c.oc = shared_oc();
     c.etcd_mode = "etcdctl";
     c.etcd_endpoints = e.endpoint();
     c.etcd_timeout = 60;
@@ -401,6 +435,60 @@ TEST_CASE("etcdctl mode with --force marks the backup dirty")
     auto rec2 = backup_cluster(cfg, h2.root(), h2.cluster_dir(), false, tok);
     REQUIRE(rec2);
     CHECK(rec2->dirty);
+}
+
+TEST_CASE("etcdctl mode refuses a snapshot while a static pod operator rolls out (W12), unless forced")
+{
+    Etcd& etcd = shared_etcd();
+    CancelToken tok;
+    auto snapshots = [](const HostRoot& h) {
+        std::error_code ec;
+        size_t n = 0;
+        for (const auto& e : fs::directory_iterator(h.cluster_dir(), ec))
+            n += e.path().filename().string().rfind("snapshot_", 0) == 0;
+        return n;
+    };
+    {
+        HostRoot h;
+        write_file(h.root() + "/oc-state/rolling-kubeapiserver", "");
+        auto r = backup_cluster(etcdctl_config(etcd), h.root(), h.cluster_dir(), false, tok);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::Refused);
+        CHECK_THAT(r.error().message, Catch::Contains("kubeapiserver is rolling out revision 3") &&
+                                          Catch::Contains("1 nodes are at revision 2") &&
+                                          Catch::Contains("backup --force"));
+        CHECK(snapshots(h) == 0);
+        // Every operator before it was asked, each with the kubeconfig under the root.
+        std::ifstream calls(h.root() + "/oc-state/calls");
+        std::string all((std::istreambuf_iterator<char>(calls)), std::istreambuf_iterator<char>());
+        CHECK_THAT(all, Catch::Contains("get etcd cluster -o json") && Catch::Contains("get kubeapiserver cluster") &&
+                            Catch::Contains(h.root() + "/etc/kubernetes/static-pod-resources/kube-apiserver-certs"));
+
+        // --force takes it anyway, recorded as possibly dirty; oc is not asked.
+        fs::remove(h.root() + "/oc-state/calls");
+        auto f = backup_cluster(etcdctl_config(etcd), h.root(), h.cluster_dir(), true, tok);
+        if (!f) FAIL(f.error().message);
+        CHECK(f->dirty);
+        CHECK_FALSE(fs::exists(h.root() + "/oc-state/calls"));
+    }
+    {
+        // The API does not answer: nothing says the cluster is settled.
+        HostRoot h;
+        write_file(h.root() + "/oc-state/down", "");
+        auto r = backup_cluster(etcdctl_config(etcd), h.root(), h.cluster_dir(), false, tok);
+        REQUIRE_FALSE(r);
+        CHECK_THAT(r.error().message, Catch::Contains("cannot tell whether etcd is rolling out") &&
+                                          Catch::Contains("connection to the server localhost:6443 was refused"));
+        CHECK(snapshots(h) == 0);
+    }
+    {
+        // Settled: a clean snapshot.
+        HostRoot h;
+        auto r = backup_cluster(etcdctl_config(etcd), h.root(), h.cluster_dir(), false, tok);
+        if (!r) FAIL(r.error().message);
+        CHECK_FALSE(r->dirty);
+        CHECK(snapshots(h) == 1);
+    }
 }
 
 TEST_CASE("etcdctl mode without the revision layout tars static-pod-resources without bin/")
