@@ -714,6 +714,12 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
         auto cl = backup_cluster(cfg, opts.root, cdir, opts.force_dirty || cfg.etcd_force, cancel);
         if (!cl) return std::unexpected(std::move(cl.error()).context("cluster backup"));
         meta.cluster = std::move(*cl);
+    } else if (cfg.etcd_mode == "auto") {
+        // Said, not silently left out: phase 2 of a recovery to this backup cannot bring etcd back.
+        meta.warnings.push_back("no etcd snapshot: etcd.mode is auto and there is neither " +
+                                cfg.cluster_backup_script +
+                                " nor etcd.endpoints (set etcd.mode = \"off\" where that is intended)");
+        progress.warning(meta.warnings.back());
     }
     progress.percent(10);
     failpoint("backup.after-cluster");

@@ -16,7 +16,8 @@
 #  - a flipped byte in a backup file: verify exits 7 and names the file;
 #  - a truncated manifest: verify exits 7;
 #  - a corrupt recovery journal or latest metadata: status shows the rest, names
-#    what is unreadable and exits 7.
+#    what is unreadable and exits 7;
+#  - etcd.mode auto finding nothing to take a snapshot with: a warning, not silence.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -290,6 +291,17 @@ check "status with the latest backup's metadata corrupt exits 7" run_rc 7 "$T/s3
 check "... and names the backup as unreadable" grep -q "^Latest: $LID2 UNREADABLE: " "$T/s3.out"
 mv "$T/metadata.toml.saved" "$R2/var/recovery/backups/$LID2/metadata.toml"
 check "status is clean again" run_rc 0 "$T/s4.out" "$T/s4.err" cli "$R2" status
+
+# --- etcd.mode auto on a host with neither cluster-backup.sh nor endpoints ------------
+sed 's/^mode = "off"$/mode = "auto"/' "$R2/etc/upgrade-recovery/config.toml" >"$T/auto.toml"
+check "the auto config really says auto" grep -qx 'mode = "auto"' "$T/auto.toml"
+check "a backup with etcd.mode auto and nothing to snapshot with exits 0" \
+    run_rc 0 "$T/e1.json" "$T/e1.err" cli "$R2" --config "$T/auto.toml" --json backup
+check "... and says in its warnings that it has no etcd snapshot" \
+    test "$(json "$T/e1.json" 'sum(w.startswith("no etcd snapshot: etcd.mode is auto") for w in j["warnings"])')" = 1
+check "... on stderr too" grep -q "no etcd snapshot" "$T/e1.err"
+check "with etcd.mode off it does not" run_rc 0 "$T/e2.json" "$T/e2.err" cli "$R2" --json backup
+check "... say so" test "$(json "$T/e2.json" 'sum("etcd" in w for w in j["warnings"])')" = 0
 
 echo "test-backup-badinput: $(($(date +%s) - t0)) s"
 ur_fx_done
