@@ -5,6 +5,8 @@
 #include "backup_removal.hpp"
 #include "ostree_state.hpp"
 
+#include "../unit/plain_store.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <ostree.h>
@@ -421,16 +423,7 @@ TEST_CASE("prepare: pinned standby deployments stay, the booted one keeps its pl
 struct MetaStore {
     std::string dir;
     Store store;
-    explicit MetaStore(const std::string& d) : dir(d)
-    {
-        fs::create_directories(dir + "/backups");
-        store.location.path = dir;
-        store.location.plain_directory = true;
-        store.fd = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        store.backups_fd = UniqueFd(::open((dir + "/backups").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        REQUIRE(store.fd);
-        REQUIRE(store.backups_fd);
-    }
+    explicit MetaStore(const std::string& d) : dir(d), store(ur::test::plain_store(d)) {}
     // A backup recording `os` (ours or not); latest follows the newest.
     void add(const std::string& id, OstreeRecord os)
     {

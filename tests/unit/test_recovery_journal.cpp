@@ -3,6 +3,7 @@
 #include "recovery_journal.hpp"
 #include "store.hpp"
 
+#include "plain_store.hpp"
 #include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -15,25 +16,12 @@
 #include <sys/stat.h>
 
 using namespace ur;
+using ur::test::plain_store;
 using ur::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace
 {
-
-// A store over a plain directory: the journal only needs the mount and backups fds.
-Store plain_store(const std::string& dir)
-{
-    fs::create_directories(dir + "/backups");
-    Store s;
-    s.location.path = dir;
-    s.location.plain_directory = true;
-    s.fd = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    s.backups_fd = UniqueFd(::open((dir + "/backups").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    REQUIRE(s.fd);
-    REQUIRE(s.backups_fd);
-    return s;
-}
 
 // A generation directory with readable metadata (arming reads it).
 void make_backup(const std::string& store_dir, const std::string& id)

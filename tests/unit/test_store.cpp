@@ -3,6 +3,7 @@
 // listing, retention, deleting the latest generation and stale staging cleanup.
 #include "store.hpp"
 
+#include "plain_store.hpp"
 #include "temp_dir.hpp"
 #include "test_skip.hpp"
 
@@ -37,16 +38,7 @@ Store plain_store(const std::string& root)
     cfg.mount_point = "/var/recovery";
     auto s = open_store(cfg, root, true);
     if (!s && s.error().kind == ErrorKind::PermissionDenied && ::geteuid() != 0) {
-        std::string dir = root + "/var/recovery";
-        fs::create_directories(dir + "/backups");
-        Store m;
-        m.location.path = dir;
-        m.location.plain_directory = true;
-        m.fd = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        m.backups_fd = UniqueFd(::open((dir + "/backups").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        REQUIRE(m.fd);
-        REQUIRE(m.backups_fd);
-        return m;
+        return ur::test::plain_store(root + "/var/recovery");
     }
     INFO((s ? std::string() : s.error().message));
     REQUIRE(s);
