@@ -107,7 +107,7 @@ UNIT_SUFFIXES = (".service", ".socket", ".device", ".mount", ".automount", ".swa
                  ".timer", ".snapshot", ".slice", ".scope")
 
 # What the project decides about each unit of units/ (the test's "units enabled").
-ENABLED = {"var-recovery.mount": True, "upgrade-recovery-phase2.service": True}
+ENABLED = {"var-recovery.mount": True, "upgrade-recovery-phase2.service": True, "upgrade-recovery-watchdog.service": True}
 
 problems = []
 

@@ -6,13 +6,13 @@ _upgrade_recovery()
     _init_completion || return
 
     local global_opts="--root --config --dir --json -v --verbose -h --help --version"
-    local commands="backup list status verify delete rollback-plan recover arm disarm"
+    local commands="backup list status verify delete rollback-plan recover arm disarm watchdog"
 
     # The subcommand is the first word that is not an option or an option's argument.
     local i cmd=""
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-        --root | --config | --dir | --id | --timeout | --backup) ((i++)) ;;
+        --root | --config | --dir | --id | --timeout | --reason | --backup) ((i++)) ;;
         -*) ;;
         *) cmd=${words[i]}; break ;;
         esac
@@ -27,7 +27,7 @@ _upgrade_recovery()
         _filedir toml
         return
         ;;
-    --id | --timeout)
+    --id | --timeout | --reason)
         return
         ;;
     --backup)
@@ -55,6 +55,7 @@ _upgrade_recovery()
     recover) opts="--resume --restart --step --force --reboot --dry-run --checksum --backup --initrd --abandon" ;;
     arm) opts="--reboot" ;;
     disarm) opts="" ;;
+    watchdog) opts="--timeout --reason" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts $global_opts" -- "$cur"))
@@ -63,6 +64,9 @@ _upgrade_recovery()
     case $cmd in
     verify | delete | arm)
         COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids)" -- "$cur"))
+        ;;
+    watchdog)
+        COMPREPLY=($(compgen -W "start stop monitor trigger" -- "$cur"))
         ;;
     esac
 } &&

@@ -101,6 +101,7 @@ int cmd_rollback_plan(const Args& args);
 int cmd_recover(const Args& args);
 int cmd_arm(const Args& args);
 int cmd_disarm(const Args& args);
+int cmd_watchdog(const Args& args);
 
 int run_command(const Args& args);
 

@@ -4,6 +4,7 @@
 #include "cli.hpp"
 #include "recovery_journal.hpp"
 #include "store.hpp"
+#include "upgrade_watchdog.hpp"
 #include "verify.hpp"
 
 #include <csignal>
@@ -267,11 +268,23 @@ int cmd_status(const Args& args)
         return {};
     };
     if (auto r = read_recovery(); !r) recovery_err = r.error();
+    std::optional<WatchdogState> watchdog;
+    std::optional<Error> watchdog_err;
+    if (auto w = read_watchdog(*store); !w)
+        watchdog_err = w.error();
+    else
+        watchdog = std::move(*w);
     j["recovery"] = journal ? nlohmann::json::parse(journal_to_json(*journal, -1)) : nlohmann::json(nullptr);
     if (recovery_err) j["recovery_error"] = recovery_err->message;
     j["armed"] = armed ? nlohmann::json(*armed) : nlohmann::json(nullptr);
     j["phase2_pending"] = pending.has_value();
-    const std::optional<Error>& first_err = latest_err ? latest_err : recovery_err;
+    j["watchdog"] = watchdog ? nlohmann::json{{"backup", watchdog->backup_id},
+                                              {"timeout", watchdog->timeout},
+                                              {"started", watchdog->started},
+                                              {"boot_id", watchdog->boot_id}}
+                             : nlohmann::json(nullptr);
+    if (watchdog_err) j["watchdog_error"] = watchdog_err->message;
+    const std::optional<Error>& first_err = latest_err ? latest_err : recovery_err ? recovery_err : watchdog_err;
     const int rc = first_err ? exit_code(first_err->kind) : 0;
     if (args.json) {
         printf("%s\n", j.dump().c_str());
@@ -304,6 +317,12 @@ int cmd_status(const Args& args)
         printf("Recovery: none recorded\n");
     }
     if (pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
+    if (watchdog)
+        printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "
+               "of a later boot\n",
+               watchdog->started.c_str(), watchdog->backup_id.c_str(), watchdog->timeout);
+    else if (watchdog_err)
+        printf("Watchdog: UNREADABLE: %s\n", watchdog_err->message.c_str());
     return rc;
 }
 
@@ -379,6 +398,7 @@ int run_command(const Args& args)
     if (c == "rollback-plan") return cmd_rollback_plan(args);
     if (c == "recover") return cmd_recover(args);
     if (c == "arm") return cmd_arm(args);
+    if (c == "watchdog") return cmd_watchdog(args);
     if (c == "disarm") return cmd_disarm(args);
     fprintf(stderr, "upgrade-recovery: unknown command '%s' (see --help)\n", c.c_str());
     return kExitUsage;

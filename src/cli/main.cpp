@@ -29,6 +29,10 @@ Commands:
                                recover the node to a backup (phase 1, then phase 2)
   arm [ID] [--reboot]          arm the recovery for the next boot
   disarm                       cancel an armed recovery
+  watchdog start [ID] [--timeout SECONDS] | stop | monitor | trigger [--reason TEXT]
+                               recover by itself when an upgrade does not
+                               complete in time (start before the upgrade,
+                               stop once it is complete)
 
 Options:
   --root DIR     host root to work on (default /)

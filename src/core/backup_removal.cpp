@@ -3,6 +3,7 @@
 #include "log.hpp"
 #include "ostree_state.hpp"
 #include "recovery_journal.hpp"
+#include "upgrade_watchdog.hpp"
 
 #include <algorithm>
 
@@ -72,6 +73,12 @@ Result<Removal> remove_backup(const Config& cfg, const std::string& root, const 
                               bool allow_last)
 {
     UR_TRY(check_backup_deletable(store, id));
+    auto wd = read_watchdog(store);
+    if (!wd) return std::unexpected(wd.error());
+    if (*wd && (*wd)->backup_id == id)
+        return fail(ErrorKind::Refused, "backup " + id +
+                                            " is the one the upgrade watchdog recovers to; 'upgrade-recovery "
+                                            "watchdog stop' first");
     // Read before it goes; a backup whose metadata is unreadable can still be deleted.
     auto meta = read_metadata(store, id);
     UR_TRY(delete_backup(store, id, allow_last));
@@ -84,7 +91,12 @@ Result<Removal> remove_backup(const Config& cfg, const std::string& root, const 
 Result<Removal> prune_and_release(const Config& cfg, const std::string& root, const Store& store)
 {
     auto before = read_all(store);
-    auto pruned = prune_backups(store, cfg.retention);
+    // The watchdog's backup stays; when nobody can tell which that is, nothing goes.
+    auto wd = read_watchdog(store);
+    if (!wd) return std::unexpected(wd.error());
+    std::vector<std::string> spare;
+    if (*wd) spare.push_back((*wd)->backup_id);
+    auto pruned = prune_backups(store, cfg.retention, spare);
     if (!pruned) return std::unexpected(pruned.error());
     Removal out;
     out.ids = std::move(*pruned);

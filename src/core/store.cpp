@@ -225,7 +225,7 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
     return remove_generation(store.backups_fd.get(), doomed);
 }
 
-Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep)
+Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep, const std::vector<std::string>& spare)
 {
     std::vector<std::string> removed;
     auto ids = list_backups(store);
@@ -237,6 +237,7 @@ Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep
     for (size_t i = 0; i < ids->size() && removed.size() < excess; i++) {
         const auto& id = (*ids)[i];
         if (*latest && **latest == id) continue;
+        if (std::find(spare.begin(), spare.end(), id) != spare.end()) continue;
         UR_TRY(delete_backup(store, id));
         removed.push_back(id);
     }

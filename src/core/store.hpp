@@ -67,8 +67,10 @@ int compare_backup_ids(const std::string& a, const std::string& b);
 // next newest first; deleting the only backup needs `allow_last`.
 Result<> delete_backup(const Store& store, const std::string& id, bool allow_last = false);
 
-// Keep the newest `keep` generations (never the one `latest` names).
-Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep);
+// Keep the newest `keep` generations (never the one `latest` names, nor those
+// in `spare`: the watchdog's backup).
+Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep,
+                                               const std::vector<std::string>& spare = {});
 
 // Remove staging directories left behind by an interrupted backup.
 Result<unsigned> remove_stale_staging(const Store& store);

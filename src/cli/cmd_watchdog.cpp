@@ -1,0 +1,201 @@
+// watchdog start|stop|monitor|trigger: the upgrade watchdog (upgrade_watchdog.hpp).
+#include "cli.hpp"
+#include "units.hpp"
+#include "upgrade_watchdog.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+
+namespace ur::cli
+{
+
+namespace
+{
+
+constexpr unsigned kDefaultTimeout = 1800; // LCA's init monitor default
+constexpr const char* kBootIdPath = "/proc/sys/kernel/random/boot_id";
+constexpr const char* kUnit = "upgrade-recovery-watchdog.service";
+
+std::string boot_id()
+{
+    auto t = read_file_at(AT_FDCWD, kBootIdPath, 4096);
+    if (!t) return "";
+    std::string s = *t;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+// Seconds since this boot began (suspend included): the watchdog's clock.
+double seconds_since_boot()
+{
+    struct timespec ts {
+    };
+    ::clock_gettime(CLOCK_BOOTTIME, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+nlohmann::json state_json(const std::optional<WatchdogState>& w)
+{
+    if (!w) return nullptr;
+    return {{"backup", w->backup_id}, {"timeout", w->timeout}, {"started", w->started}, {"boot_id", w->boot_id}};
+}
+
+// Arm the watchdog's backup and reboot (when this is the running system).
+int fire(const Args& args, const Config& cfg, const Store& store, const std::string& reason)
+{
+    auto lock = lock_store(store);
+    if (!lock) return report_error(args, lock.error());
+    log::set_journal(true);
+    auto id = fire_watchdog(store, reason);
+    if (!id) return report_error(args, id.error());
+    auto units = make_unit_manager(cfg, args.root);
+    bool rebooting = false;
+    if (units && (*units)->can_control()) {
+        CancelToken cancel;
+        if (auto rb = (*units)->reboot(cancel); !rb) return report_error(args, rb.error());
+        rebooting = true;
+    }
+    if (args.json)
+        printf("%s\n", nlohmann::json({{"fired", true}, {"armed", *id}, {"rebooting", rebooting}}).dump().c_str());
+    else
+        printf("Watchdog fired (%s): recovery armed with backup %s; %s\n", reason.c_str(), id->c_str(),
+               rebooting ? "the node reboots now." : "reboot to recover.");
+    return 0;
+}
+
+int start(const Args& args, const Flags& f)
+{
+    unsigned timeout = kDefaultTimeout;
+    if (auto t = f.value("--timeout")) {
+        auto v = parse_seconds("--timeout", *t);
+        if (!v) return kExitUsage;
+        timeout = *v;
+    }
+    auto session = open_session(args, true, true);
+    if (!session) return report_error(args, session.error());
+    const Store& store = (*session)->store;
+    std::string id;
+    if (f.positional.size() > 1) {
+        id = f.positional[1];
+    } else {
+        auto latest = latest_backup(store);
+        if (!latest) return report_error(args, latest.error());
+        if (!*latest) return report_error(args, Error{ErrorKind::NotFound, 0, "there is no backup in " + store.path()});
+        id = **latest;
+    }
+    auto w = start_watchdog(store, id, timeout, boot_id());
+    if (!w) return report_error(args, w.error());
+    if (args.json)
+        printf("%s\n", nlohmann::json({{"watchdog", state_json(*w)}}).dump().c_str());
+    else
+        printf("Watchdog started: unless 'upgrade-recovery watchdog stop' runs within %u s of each later boot,\n"
+               "%s recovers backup %s.\n",
+               timeout, kUnit, id.c_str());
+    return 0;
+}
+
+int stop(const Args& args)
+{
+    auto session = open_session(args, true, true);
+    if (!session) return report_error(args, session.error());
+    auto was = stop_watchdog((*session)->store);
+    if (!was) return report_error(args, was.error());
+    if (args.json)
+        printf("%s\n", nlohmann::json({{"stopped", *was}}).dump().c_str());
+    else
+        printf(*was ? "Watchdog stopped.\n" : "No watchdog was running.\n");
+    return 0;
+}
+
+int trigger(const Args& args, const Flags& f)
+{
+    auto session = open_session(args, true, false);
+    if (!session) return report_error(args, session.error());
+    const Store& store = (*session)->store;
+    auto w = read_watchdog(store);
+    if (!w) return report_error(args, w.error());
+    const std::string reason = f.value("--reason").value_or("triggered");
+    if (!*w || !watchdog_applies(**w, boot_id())) {
+        // A hook on a unit fails on ordinary days too: without a watchdog, or in the
+        // boot it was started in (before the upgrade's reboot), it means nothing.
+        if (args.json)
+            printf("%s\n", nlohmann::json({{"fired", false}, {"watchdog", state_json(*w)}}).dump().c_str());
+        else
+            printf("Not fired (%s): %s.\n", reason.c_str(),
+                   *w ? "the watchdog was started in this boot" : "no watchdog is running");
+        return 0;
+    }
+    return fire(args, (*session)->cfg, store, reason);
+}
+
+// The service: wait in every boot after the one the watchdog was started in.
+int monitor(const Args& args)
+{
+    auto session = open_session(args, true, false);
+    if (!session) return report_error(args, session.error());
+    const Store& store = (*session)->store;
+    const std::string boot = boot_id();
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    bool told = false;
+    for (;;) {
+        auto w = read_watchdog(store);
+        if (!w) return report_error(args, w.error()); // never fire on what cannot be read
+        if (!*w) {
+            printf("No watchdog: the upgrade was declared complete (or none was started).\n");
+            return 0;
+        }
+        if (!watchdog_applies(**w, boot)) {
+            printf("The watchdog was started in this boot; it waits from the next one.\n");
+            return 0;
+        }
+        const double left = (*w)->timeout - seconds_since_boot();
+        if (left <= 0)
+            return fire(args, (*session)->cfg, store,
+                        "the upgrade was not declared complete within " + std::to_string((*w)->timeout) +
+                            " s of the boot");
+        if (!told) {
+            printf("Watchdog: backup %s is recovered in %.0f s unless 'upgrade-recovery watchdog stop' runs.\n",
+                   (*w)->backup_id.c_str(), left);
+            fflush(stdout);
+            told = true;
+        }
+        // Sleep until the deadline or the next look (the watchdog may be stopped), or a stop signal.
+        const double nap = left < 2.0 ? left : 2.0;
+        struct timespec ts {
+            static_cast<time_t>(nap), static_cast<long>((nap - static_cast<double>(static_cast<time_t>(nap))) * 1e9)
+        };
+        if (::sigtimedwait(&stop_signals, nullptr, &ts) > 0) return 0; // shutdown: the next boot looks again
+    }
+}
+
+} // namespace
+
+int cmd_watchdog(const Args& args)
+{
+    auto f = parse_flags(args.params, {}, {"--timeout", "--reason"}, 2);
+    if (!f) return kExitUsage;
+    const std::string verb = f->positional.empty() ? "" : f->positional[0];
+    const bool takes_id = verb == "start";
+    if (f->positional.size() > (takes_id ? 2u : 1u) || (f->value("--timeout") && verb != "start") ||
+        (f->value("--reason") && verb != "trigger")) {
+        fprintf(stderr, "upgrade-recovery watchdog: see --help for what each action takes\n");
+        return kExitUsage;
+    }
+    if (verb == "start") return start(args, *f);
+    if (verb == "stop") return stop(args);
+    if (verb == "trigger") return trigger(args, *f);
+    if (verb == "monitor") return monitor(args);
+    fprintf(stderr, "upgrade-recovery watchdog: start [ID] [--timeout SECONDS] | stop | monitor | trigger "
+                    "[--reason TEXT]\n");
+    return kExitUsage;
+}
+
+} // namespace ur::cli

@@ -1,0 +1,139 @@
+#!/bin/bash
+# The upgrade watchdog with the real CLI on a real GPT/xfs partition:
+#  - start: bad timeouts and ids are usage errors, nothing written; a started
+#    watchdog is on the partition and in status (text and --json);
+#  - in the boot it was started in, monitor and trigger do nothing;
+#  - its backup is neither pruned by the retention nor deleted;
+#  - in a later boot (the recorded boot id changed), monitor fires once the
+#    timeout since the boot began has passed: the backup's recovery is armed,
+#    the watchdog gone, and a second start is refused while armed (exit 6);
+#  - trigger (a unit's ExecStopPost hook) fires at once in a later boot;
+#  - a waiting monitor ends when the watchdog is stopped, and on SIGTERM (the
+#    watchdog stays for the next boot), arming nothing;
+#  - a damaged watchdog file fires nothing: monitor and status exit 7.
+# Offline (--root): firing arms and says to reboot; the reboot itself is
+# systemd's, seen in the VM tests' recoveries.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/../tools/ur-fixture.sh"
+ur_fx_init wd "$@"
+t0=$(date +%s)
+
+ur_fx_disk 600M 500M
+ROOT=$T/root
+mkdir -p "$ROOT/etc/sub" "$ROOT/usr/local/bin" "$ROOT/var/lib/kubelet"
+echo "node" >"$ROOT/etc/hostname"
+echo "tool" >"$ROOT/usr/local/bin/tool"
+echo "pod" >"$ROOT/var/lib/kubelet/pod"
+ur_fx_config "$ROOT" "$UR_FX_LABEL-1"
+mkdir -p "$ROOT/etc/upgrade-recovery/config.d"
+printf '[backup]\nretention = 2\n' >"$ROOT/etc/upgrade-recovery/config.d/10-retention.toml"
+WD=$ROOT/var/recovery/recovery/watchdog
+ARMED=$ROOT/var/recovery/recovery/armed
+later_boot() { sed -i 's/^boot_id = .*/boot_id = "an-earlier-boot"/' "$WD"; }
+
+check "first backup" run_rc 0 "$T/b1.json" "$T/b1.err" cli "$ROOT" --json backup
+B1=$(json "$T/b1.json" 'j["id"]')
+
+check "stop without a watchdog exits 0" run_rc 0 "$T/s0.out" "$T/s0.err" cli "$ROOT" watchdog stop
+check "... and says so" grep -q "No watchdog was running" "$T/s0.out"
+for bad in "--timeout 59" "--timeout abc" "--timeout" "--reason x" "extra arg"; do
+    # shellcheck disable=SC2086 # the options are meant to split
+    check "watchdog start $bad exits 2" run_rc 2 "$T/u.out" "$T/u.err" cli "$ROOT" watchdog start $bad
+done
+check "watchdog without an action exits 2" run_rc 2 "$T/u.out" "$T/u.err" cli "$ROOT" watchdog
+check "a watchdog for a backup that does not exist is refused" \
+    bash -c "! '$UR_CLI' --root '$ROOT' watchdog start 20990101T000000Z >/dev/null 2>&1"
+check "nothing was written by the refusals" test ! -e "$WD"
+
+# --- started: on the partition and in status --------------------------------------------
+check "watchdog start --timeout 60 exits 0" run_rc 0 "$T/w.json" "$T/w.err" cli "$ROOT" --json watchdog start --timeout 60
+check "it names the latest backup, the timeout and this boot" \
+    test "$(json "$T/w.json" 'j["watchdog"]["backup"]+" "+str(j["watchdog"]["timeout"])+" "+j["watchdog"]["boot_id"]')" \
+    = "$B1 60 $(cat /proc/sys/kernel/random/boot_id)"
+check "the watchdog file is on the partition" grep -Eqx "backup = [\"']$B1[\"']" "$WD"
+check "status shows it" bash -c "'$UR_CLI' --root '$ROOT' status | grep -q '^Watchdog: started .* recovers backup $B1 '"
+check "status --json shows it" test "$(json <(cli "$ROOT" --json status) 'j["watchdog"]["backup"]')" = "$B1"
+
+# --- the boot it was started in: nothing fires --------------------------------------------
+check "monitor in the same boot exits 0 at once" run_rc 0 "$T/m0.out" "$T/m0.err" cli "$ROOT" watchdog monitor
+check "... and says it waits from the next boot" grep -q "started in this boot" "$T/m0.out"
+check "trigger in the same boot exits 0" run_rc 0 "$T/t0.out" "$T/t0.err" cli "$ROOT" watchdog trigger --reason "kubelet failed"
+check "... without firing" grep -q "^Not fired (kubelet failed): the watchdog was started in this boot" "$T/t0.out"
+check "nothing is armed" test ! -e "$ARMED"
+
+# --- its backup stays ------------------------------------------------------------------------
+sleep 1
+check "second backup" run_rc 0 "$T/b2.json" "$T/b2.err" cli "$ROOT" --json backup
+sleep 1
+check "third backup (retention 2)" run_rc 0 "$T/b3.json" "$T/b3.err" cli "$ROOT" --json backup
+B2=$(json "$T/b2.json" 'j["id"]')
+check "the retention pruned the second backup, not the watchdog's" \
+    test "$(json "$T/b3.json" '",".join(j["pruned"])')" = "$B2"
+check "the watchdog's backup is still there" test -f "$ROOT/var/recovery/backups/$B1/metadata.toml"
+check "deleting the watchdog's backup is refused (exit 11)" run_rc 11 "$T/d.out" "$T/d.err" cli "$ROOT" delete "$B1"
+check "... saying why" grep -q "the upgrade watchdog recovers to" "$T/d.err"
+
+# --- a later boot: the timeout since the boot began has passed -----------------------------
+up=$(cut -d. -f1 /proc/uptime)
+[ "$up" -gt 61 ] || sleep $((62 - up)) # the machine has been up for longer than the timeout
+later_boot
+check "monitor in a later boot fires (exit 0)" run_rc 0 "$T/m1.out" "$T/m1.err" cli "$ROOT" watchdog monitor
+sed 's/^/  /' "$T/m1.out"
+check "... saying why and what to do" grep -q "^Watchdog fired (the upgrade was not declared complete within 60 s of the boot): recovery armed with backup $B1; reboot to recover" "$T/m1.out"
+check "the watchdog's backup is armed" test "$(cat "$ARMED")" = "$B1"
+check "the watchdog is gone (it fires once)" test ! -e "$WD"
+check "a new watchdog is refused while the recovery is armed (exit 6)" \
+    run_rc 6 "$T/w6.out" "$T/w6.err" cli "$ROOT" watchdog start --timeout 60
+check "disarm" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
+
+# --- trigger in a later boot fires at once ----------------------------------------------------
+check "start again" run_rc 0 "$T/w2.out" "$T/w2.err" cli "$ROOT" watchdog start "$B1" --timeout 100000
+later_boot
+check "trigger in a later boot exits 0" run_rc 0 "$T/t1.json" "$T/t1.err" cli "$ROOT" --json watchdog trigger --reason "kubelet.service: exit-code"
+check "... fired and armed $B1" test "$(json "$T/t1.json" 'str(j["fired"]).lower()+" "+j["armed"]')" = "true $B1"
+check "the backup is armed" test "$(cat "$ARMED")" = "$B1"
+check "disarm" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
+
+# --- a waiting monitor: stopped by 'watchdog stop', and by SIGTERM ----------------------------
+wait_for_line() { # file pattern: up to 10 s
+    for _ in $(seq 1 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+check "start with a long timeout" run_rc 0 "$T/w3.out" "$T/w3.err" cli "$ROOT" watchdog start --timeout 100000
+later_boot
+"$UR_CLI" --root "$ROOT" watchdog monitor >"$T/m2.out" 2>"$T/m2.err" &
+mon=$!
+check "the monitor waits and says how long" wait_for_line "$T/m2.out" "is recovered in [0-9]* s unless"
+check "stop while it waits" run_rc 0 "$T/s1.out" "$T/s1.err" cli "$ROOT" watchdog stop
+rc=0
+for _ in $(seq 1 100); do kill -0 "$mon" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$mon" 2>/dev/null; then kill "$mon"; rc=timeout; else wait "$mon" || rc=$?; fi
+check "the monitor ended by itself, exit 0" test "$rc" = 0
+check "... saying the upgrade was declared complete" grep -q "declared complete" "$T/m2.out"
+check "nothing is armed" test ! -e "$ARMED"
+
+check "start once more" run_rc 0 "$T/w4.out" "$T/w4.err" cli "$ROOT" watchdog start --timeout 100000
+later_boot
+"$UR_CLI" --root "$ROOT" watchdog monitor >"$T/m3.out" 2>"$T/m3.err" &
+mon=$!
+check "the monitor waits" wait_for_line "$T/m3.out" "is recovered in"
+kill -TERM "$mon"
+rc=0
+wait "$mon" || rc=$?
+check "SIGTERM ends the monitor with exit 0" test "$rc" = 0
+check "... the watchdog stays for the next boot" test -f "$WD"
+check "... nothing is armed" test ! -e "$ARMED"
+
+# --- a damaged watchdog fires nothing ---------------------------------------------------------
+echo 'backup = ' >"$WD"
+check "monitor with a damaged watchdog exits 7" run_rc 7 "$T/m4.out" "$T/m4.err" cli "$ROOT" watchdog monitor
+check "status says it is unreadable and exits 7" run_rc 7 "$T/s7.out" "$T/s7.err" cli "$ROOT" status
+check "... naming it" grep -q "^Watchdog: UNREADABLE: " "$T/s7.out"
+check "nothing is armed" test ! -e "$ARMED"
+check "stop removes even a damaged one" run_rc 0 "$T/s2.out" "$T/s2.err" cli "$ROOT" watchdog stop
+check "status is clean again" run_rc 0 "$T/s8.out" "$T/s8.err" cli "$ROOT" status
+
+echo "test-watchdog: $(($(date +%s) - t0)) s"
+ur_fx_done
