@@ -352,7 +352,8 @@ vm_install_guest() {
     # Nothing to gain from these in a TCG guest but boot time (kvm cannot load anyway).
     printf 'blacklist %s\n' kvm kvm_amd kvm_intel floppy pcspkr >"$r/etc/modprobe.d/ur-e2e-blacklist.conf"
     local u
-    for u in var.mount var-recovery.mount upgrade-recovery-phase2.service crio.service kubelet.service ur-e2e.service ur-e2e-early.service; do
+    for u in var.mount var-recovery.mount upgrade-recovery-phase2.service upgrade-recovery-watchdog.service crio.service \
+        kubelet.service ur-e2e.service ur-e2e-early.service; do
         [ -e "$r/usr/lib/systemd/system/$u" ] || [ -e "$r/lib/systemd/system/$u" ] || [ -e "$r/etc/systemd/system/$u" ] ||
             { vm_log "note: $u is not installed (yet); not enabled"; continue; }
         systemctl --root="$r" enable "$u" >/dev/null 2>&1 || vm_die "systemctl --root enable $u failed"

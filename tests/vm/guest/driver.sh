@@ -410,6 +410,20 @@ stage_live() {
     fail "no reboot 15 minutes after StartRecovery (job state '$st')"
 }
 
+# The watchdog's boot: nobody does anything; the watchdog must fire 60 s into the boot
+# and reboot. The console shows the unit's output; the host checks the rest.
+stage_watchdog() {
+    [ -z "$(unit_runtime_ms upgrade-recovery-initrd.service)" ] || note "the initrd unit ran (found nothing armed)"
+    journal_has "$MSG_PHASE1_DONE" && fail "phase 1 ran although only a watchdog was started"
+    local deadline=$((SECONDS + 600)) st
+    while [ $SECONDS -lt $deadline ]; do
+        st=$(systemctl show -p ActiveState --value upgrade-recovery-watchdog.service)
+        [ "$st" = failed ] && fail "upgrade-recovery-watchdog.service failed: $(journalctl -b -q -u upgrade-recovery-watchdog.service -o cat | tail -n 5 | tr '\n' ' ')"
+        sleep 2
+    done
+    fail "no reboot 10 minutes into the boot (watchdog unit: $st, uptime $(cut -d' ' -f1 /proc/uptime) s)"
+}
+
 stage_off() {
     grep -qw upgrade_recovery=off /proc/cmdline || fail "booted without upgrade_recovery=off"
     [ -z "$(unit_runtime_ms upgrade-recovery-initrd.service)" ] ||
@@ -441,6 +455,7 @@ main)
     backup) stage_backup ;;
     recover | recover-live) stage_recover ;;
     live) stage_live ;;
+    watchdog) stage_watchdog ;;
     noop) stage_noop ;;
     off) stage_off ;;
     rollback) fail "the upgraded deployment reached user space: phase 1 in its initramfs did not roll back and reboot" ;;
