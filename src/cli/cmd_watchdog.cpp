@@ -1,12 +1,12 @@
 // watchdog start|stop|monitor|trigger: the upgrade watchdog (upgrade_watchdog.hpp).
 #include "cli.hpp"
+#include "host_info.hpp"
 #include "units.hpp"
 #include "upgrade_watchdog.hpp"
 
 #include <csignal>
 #include <cstdio>
 #include <ctime>
-#include <fcntl.h>
 #include <nlohmann/json.hpp>
 
 namespace ur::cli
@@ -15,19 +15,7 @@ namespace ur::cli
 namespace
 {
 
-constexpr unsigned kDefaultTimeout = 1800; // LCA's init monitor default
-constexpr const char* kBootIdPath = "/proc/sys/kernel/random/boot_id";
 constexpr const char* kUnit = "upgrade-recovery-watchdog.service";
-
-std::string boot_id()
-{
-    auto t = read_file_at(AT_FDCWD, kBootIdPath, 4096);
-    if (!t) return "";
-    std::string s = *t;
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-        s.pop_back();
-    return s;
-}
 
 // Seconds since this boot began (suspend included): the watchdog's clock.
 double seconds_since_boot()
@@ -69,7 +57,7 @@ int fire(const Args& args, const Config& cfg, const Store& store, const std::str
 
 int start(const Args& args, const Flags& f)
 {
-    unsigned timeout = kDefaultTimeout;
+    unsigned timeout = kWatchdogDefaultTimeout;
     if (auto t = f.value("--timeout")) {
         auto v = parse_seconds("--timeout", *t);
         if (!v) return kExitUsage;
@@ -87,7 +75,7 @@ int start(const Args& args, const Flags& f)
         if (!*latest) return report_error(args, Error{ErrorKind::NotFound, 0, "there is no backup in " + store.path()});
         id = **latest;
     }
-    auto w = start_watchdog(store, id, timeout, boot_id());
+    auto w = start_watchdog(store, id, timeout, read_boot_id());
     if (!w) return report_error(args, w.error());
     if (args.json)
         printf("%s\n", nlohmann::json({{"watchdog", state_json(*w)}}).dump().c_str());
@@ -119,7 +107,7 @@ int trigger(const Args& args, const Flags& f)
     auto w = read_watchdog(store);
     if (!w) return report_error(args, w.error());
     const std::string reason = f.value("--reason").value_or("triggered");
-    if (!*w || !watchdog_applies(**w, boot_id())) {
+    if (!*w || !watchdog_applies(**w, read_boot_id())) {
         // A hook on a unit fails on ordinary days too: without a watchdog, or in the
         // boot it was started in (before the upgrade's reboot), it means nothing.
         if (args.json)
@@ -138,7 +126,7 @@ int monitor(const Args& args)
     auto session = open_session(args, true, false);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
-    const std::string boot = boot_id();
+    const std::string boot = read_boot_id();
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);

@@ -18,6 +18,16 @@
 namespace ur
 {
 
+std::string read_boot_id(const std::string& path)
+{
+    auto t = read_file_at(AT_FDCWD, path, 4096);
+    if (!t) return "";
+    std::string s = *t;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
 namespace
 {
 

@@ -10,6 +10,9 @@
 namespace ur
 {
 
+// The kernel's id of this boot (empty when unreadable); `path` is a test seam.
+std::string read_boot_id(const std::string& path = "/proc/sys/kernel/random/boot_id");
+
 // OpenShift version and release image (or why unknown), kubelet certificate expiry.
 OpenShiftRecord read_openshift_info(const Config& cfg, const std::string& root);
 

@@ -2,6 +2,7 @@
 
 #include "failpoint.hpp"
 #include "fd.hpp"
+#include "host_info.hpp"
 #include "initrd_peek.hpp"
 #include "initrd_var.hpp"
 #include "log.hpp"
@@ -153,16 +154,6 @@ std::chrono::milliseconds poll_interval(const Config& cfg)
 {
     // 0 (tests) still polls, at a rate that does not spin.
     return cfg.poll_interval ? std::chrono::milliseconds(cfg.poll_interval * 1000ull) : 100ms;
-}
-
-std::string read_boot_id(const std::string& path)
-{
-    auto t = read_file_at(AT_FDCWD, path, 4096);
-    if (!t) return "";
-    std::string s = *t;
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-        s.pop_back();
-    return s;
 }
 
 std::string make_recovery_id()

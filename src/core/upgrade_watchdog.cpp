@@ -66,7 +66,9 @@ Result<WatchdogState> start_watchdog(const Store& store, const std::string& back
                                      const std::string& boot_id)
 {
     // A minute at least: less cannot see a node through its own boot.
-    if (timeout < 60) return fail(ErrorKind::InvalidArgs, "the watchdog's timeout must be at least 60 seconds");
+    if (timeout < kWatchdogMinTimeout)
+        return fail(ErrorKind::InvalidArgs,
+                    "the watchdog's timeout must be at least " + std::to_string(kWatchdogMinTimeout) + " seconds");
     if (!valid_backup_id(backup_id)) return fail(ErrorKind::InvalidArgs, "invalid backup id '" + backup_id + "'");
     auto meta = read_metadata(store, backup_id);
     if (!meta) return std::unexpected(std::move(meta.error()).context("watchdog for backup " + backup_id));

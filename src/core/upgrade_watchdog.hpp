@@ -24,6 +24,8 @@ namespace ur
 {
 
 inline constexpr const char* kWatchdogFile = "watchdog";
+inline constexpr unsigned kWatchdogDefaultTimeout = 1800; // LCA's init monitor default
+inline constexpr unsigned kWatchdogMinTimeout = 60;
 
 struct WatchdogState {
     std::string backup_id;

@@ -4,6 +4,7 @@
 #include "backup_removal.hpp"
 #include "errors.hpp"
 #include "events.hpp"
+#include "host_info.hpp"
 #include "log.hpp"
 #include "options.hpp"
 #include "ostree_state.hpp"
@@ -11,6 +12,7 @@
 #include "recovery_journal.hpp"
 #include "rollback_plan.hpp"
 #include "store.hpp"
+#include "upgrade_watchdog.hpp"
 #include "ur-build-config.h"
 #include "verify.hpp"
 
@@ -923,6 +925,49 @@ int Manager::m_disarm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* 
     return sd_bus_reply_method_return(m, nullptr);
 }
 
+// The upgrade watchdog, as `upgrade-recovery watchdog start|stop` (upgrade_watchdog.hpp).
+int Manager::m_start_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    int r = require_privileged(m, err);
+    if (r <= 0) return r;
+    const char* id_arg = nullptr;
+    if ((r = sd_bus_message_read(m, "s", &id_arg)) < 0) return r;
+    auto opts = read_options(m, {{"timeout", 'u'}});
+    if (!opts) return reply_error(err, opts.error());
+    if ((r = self->check_idle(err)) <= 0) return r;
+
+    auto store = open_store(self->cfg_, self->args_.root, true);
+    if (!store) return reply_error(err, store.error());
+    auto lock = lock_store(*store);
+    if (!lock) return reply_error(err, lock.error());
+    std::string id = id_arg;
+    if (id.empty()) {
+        auto l = latest_backup(*store);
+        if (!l) return reply_error(err, l.error());
+        if (!*l) return reply_error(err, Error{ErrorKind::NotFound, 0, "no backup in " + store->path()});
+        id = **l;
+    }
+    auto w = start_watchdog(*store, id, opts->u32("timeout").value_or(kWatchdogDefaultTimeout), read_boot_id());
+    if (!w) return reply_error(err, w.error());
+    return sd_bus_reply_method_return(m, "s", id.c_str());
+}
+
+int Manager::m_stop_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    int r = require_privileged(m, err);
+    if (r <= 0) return r;
+    if ((r = self->check_idle(err)) <= 0) return r;
+    auto store = open_store(self->cfg_, self->args_.root, true);
+    if (!store) return reply_error(err, store.error());
+    auto lock = lock_store(*store);
+    if (!lock) return reply_error(err, lock.error());
+    auto was = stop_watchdog(*store);
+    if (!was) return reply_error(err, was.error());
+    return sd_bus_reply_method_return(m, "b", static_cast<int>(*was));
+}
+
 int Manager::m_start_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err)
 {
     auto* self = static_cast<Manager*>(userdata);
@@ -1002,6 +1047,9 @@ const sd_bus_vtable Manager::vtable[] = {
                             0),
     SD_BUS_METHOD_WITH_ARGS("ArmRecovery", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_NO_RESULT, m_arm_recovery, 0),
     SD_BUS_METHOD_WITH_ARGS("DisarmRecovery", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, m_disarm_recovery, 0),
+    SD_BUS_METHOD_WITH_ARGS("StartWatchdog", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_RESULT("s", backup),
+                            m_start_watchdog, 0),
+    SD_BUS_METHOD_WITH_ARGS("StopWatchdog", SD_BUS_NO_ARGS, SD_BUS_RESULT("b", was_running), m_stop_watchdog, 0),
     SD_BUS_VTABLE_END,
 };
 

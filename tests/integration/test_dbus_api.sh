@@ -132,6 +132,22 @@ mcall ArmRecovery 'sa{sv}' "" 1 reboot b false || die "ArmRecovery of latest fai
 mcall DisarmRecovery || die "DisarmRecovery failed"
 ok "ArmRecovery / DisarmRecovery"
 
+# --- StartWatchdog / StopWatchdog ----------------------------------------------------
+expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <uint32 59>}")"
+expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <'long'>}")"
+[ ! -e "$STORE/recovery/watchdog" ] || die "a refused StartWatchdog left a watchdog"
+[ "$(mcall StartWatchdog 'sa{sv}' "$B1" 1 timeout u 600)" = "s \"$B1\"" ] || die "StartWatchdog $B1"
+grep -Eqx "backup = [\"']$B1[\"']" "$STORE/recovery/watchdog" || die "watchdog file: $(cat "$STORE/recovery/watchdog")"
+grep -Eqx 'timeout = 600' "$STORE/recovery/watchdog" || die "watchdog timeout: $(cat "$STORE/recovery/watchdog")"
+expect_error "$ERR.Refused" "$(gcall DeleteBackup "$B1")"
+mcall ArmRecovery 'sa{sv}' "$B2" 0 || die "ArmRecovery failed"
+expect_error "$ERR.RecoveryInProgress" "$(gcall StartWatchdog "" '{}')"
+mcall DisarmRecovery || die "DisarmRecovery failed"
+[ "$(mcall StopWatchdog)" = "b true" ] || die "StopWatchdog did not find the watchdog"
+[ ! -e "$STORE/recovery/watchdog" ] || die "StopWatchdog left the watchdog file"
+[ "$(mcall StopWatchdog)" = "b false" ] || die "a second StopWatchdog found a watchdog"
+ok "StartWatchdog / StopWatchdog"
+
 # --- a dry-run recovery job (offline against the sandbox root: changes nothing) ---
 before=$(find "$ROOT/etc" "$ROOT/usr/local" -newer "$STORE/latest" | wc -l)
 JR=$(mcall StartRecovery 'a{sv}' 1 dry_run b true | objpath)
