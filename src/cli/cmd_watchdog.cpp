@@ -4,10 +4,12 @@
 #include "units.hpp"
 #include "upgrade_watchdog.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 namespace ur::cli
 {
@@ -32,10 +34,23 @@ nlohmann::json state_json(const std::optional<WatchdogState>& w)
     return {{"backup", w->backup_id}, {"timeout", w->timeout}, {"started", w->started}, {"boot_id", w->boot_id}};
 }
 
-// Arm the watchdog's backup and reboot (when this is the running system).
-int fire(const Args& args, const Config& cfg, const Store& store, const std::string& reason)
+// The store's lock, waiting up to `patience` while another operation (a backup) holds it:
+// a watchdog that gave up on a busy store would leave the node as the upgrade left it.
+Result<StoreLock> lock_patiently(const Store& store, std::chrono::seconds patience)
 {
-    auto lock = lock_store(store);
+    const auto end = std::chrono::steady_clock::now() + patience;
+    for (;;) {
+        auto lock = lock_store(store);
+        if (lock || lock.error().kind != ErrorKind::Busy || std::chrono::steady_clock::now() >= end) return lock;
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+    }
+}
+
+// Arm the watchdog's backup and reboot (when this is the running system).
+int fire(const Args& args, const Config& cfg, const Store& store, const std::string& reason,
+         std::chrono::seconds patience)
+{
+    auto lock = lock_patiently(store, patience);
     if (!lock) return report_error(args, lock.error());
     log::set_journal(true);
     auto id = fire_watchdog(store, reason);
@@ -117,7 +132,7 @@ int trigger(const Args& args, const Flags& f)
                    *w ? "the watchdog was started in this boot" : "no watchdog is running");
         return 0;
     }
-    return fire(args, (*session)->cfg, store, reason);
+    return fire(args, (*session)->cfg, store, reason, std::chrono::seconds(60)); // within ExecStopPost's time
 }
 
 // The service: wait in every boot after the one the watchdog was started in.
@@ -148,7 +163,8 @@ int monitor(const Args& args)
         if (left <= 0)
             return fire(args, (*session)->cfg, store,
                         "the upgrade was not declared complete within " + std::to_string((*w)->timeout) +
-                            " s of the boot");
+                            " s of the boot",
+                        std::chrono::minutes(30));
         if (!told) {
             printf("Watchdog: backup %s is recovered in %.0f s unless 'upgrade-recovery watchdog stop' runs.\n",
                    (*w)->backup_id.c_str(), left);

@@ -5,7 +5,8 @@
 #  - in the boot it was started in, monitor and trigger do nothing;
 #  - its backup is neither pruned by the retention nor deleted;
 #  - in a later boot (the recorded boot id changed), monitor fires once the
-#    timeout since the boot began has passed: the backup's recovery is armed,
+#    timeout since the boot began has passed (waiting for the store's lock while
+#    another operation holds it): the backup's recovery is armed,
 #    the watchdog gone, and a second start is refused while armed (exit 6);
 #  - trigger (a unit's ExecStopPost hook) fires at once in a later boot;
 #  - a waiting monitor ends when the watchdog is stopped, and on SIGTERM (the
@@ -79,7 +80,14 @@ check "... saying why" grep -q "the upgrade watchdog recovers to" "$T/d.err"
 up=$(cut -d. -f1 /proc/uptime)
 [ "$up" -gt 61 ] || sleep $((62 - up)) # the machine has been up for longer than the timeout
 later_boot
+# Another operation holds the store for 4 s: the watchdog waits for it, it does not give up.
+flock "$ROOT/var/recovery/.lock" sleep 4 &
+holder=$!
+sleep 0.5
+t1=$(date +%s)
 check "monitor in a later boot fires (exit 0)" run_rc 0 "$T/m1.out" "$T/m1.err" cli "$ROOT" watchdog monitor
+check "... once the store's lock was free" test $(($(date +%s) - t1)) -ge 3
+wait "$holder"
 sed 's/^/  /' "$T/m1.out"
 check "... saying why and what to do" grep -q "^Watchdog fired (the upgrade was not declared complete within 60 s of the boot): recovery armed with backup $B1; reboot to recover" "$T/m1.out"
 check "the watchdog's backup is armed" test "$(cat "$ARMED")" = "$B1"
