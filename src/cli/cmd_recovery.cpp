@@ -29,15 +29,6 @@ InitrdOptions initrd_options(const Args& args)
     return io;
 }
 
-Result<std::string> backup_or_latest(const Store& store, const std::optional<std::string>& id)
-{
-    if (id) return *id;
-    auto latest = latest_backup(store);
-    if (!latest) return std::unexpected(latest.error());
-    if (!*latest) return fail(ErrorKind::NotFound, "there is no backup in " + store.path());
-    return **latest;
-}
-
 } // namespace
 
 int cmd_rollback_plan(const Args& args)

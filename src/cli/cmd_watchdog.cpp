@@ -81,23 +81,16 @@ int start(const Args& args, const Flags& f)
     auto session = open_session(args, true, true);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
-    std::string id;
-    if (f.positional.size() > 1) {
-        id = f.positional[1];
-    } else {
-        auto latest = latest_backup(store);
-        if (!latest) return report_error(args, latest.error());
-        if (!*latest) return report_error(args, Error{ErrorKind::NotFound, 0, "there is no backup in " + store.path()});
-        id = **latest;
-    }
-    auto w = start_watchdog(store, id, timeout, read_boot_id());
+    auto id = backup_or_latest(store, f.positional.size() > 1 ? std::optional(f.positional[1]) : std::nullopt);
+    if (!id) return report_error(args, id.error());
+    auto w = start_watchdog(store, *id, timeout, read_boot_id());
     if (!w) return report_error(args, w.error());
     if (args.json)
         printf("%s\n", nlohmann::json({{"watchdog", state_json(*w)}}).dump().c_str());
     else
         printf("Watchdog started: unless 'upgrade-recovery watchdog stop' runs within %u s of each later boot,\n"
                "%s recovers backup %s.\n",
-               timeout, kUnit, id.c_str());
+               timeout, kUnit, id->c_str());
     return 0;
 }
 

@@ -120,6 +120,15 @@ Result<std::optional<std::string>> latest_backup(const Store& store)
     return std::optional<std::string>(target.substr(prefix.size()));
 }
 
+Result<std::string> backup_or_latest(const Store& store, const std::optional<std::string>& id)
+{
+    if (id && !id->empty()) return *id;
+    auto latest = latest_backup(store);
+    if (!latest) return std::unexpected(latest.error());
+    if (!*latest) return fail(ErrorKind::NotFound, "there is no backup in " + store.path());
+    return **latest;
+}
+
 Result<BackupMetadata> read_metadata(const Store& store, const std::string& id)
 {
     if (!valid_backup_id(id)) return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a backup id");

@@ -57,6 +57,9 @@ Result<std::vector<std::string>> list_backups(const Store& store);
 Result<std::optional<std::string>> latest_backup(const Store& store);
 Result<BackupMetadata> read_metadata(const Store& store, const std::string& id);
 
+// `id` when given and not empty, else the latest backup (NotFound when there is none).
+Result<std::string> backup_or_latest(const Store& store, const std::optional<std::string>& id);
+
 // A new id: UTC time "YYYYMMDDTHHMMSSZ", with "-N" appended when taken.
 std::string make_backup_id(std::time_t now, const std::vector<std::string>& existing);
 bool valid_backup_id(const std::string& id);

@@ -298,6 +298,15 @@ int Manager::require_privileged(sd_bus_message* m, sd_bus_error* err)
     return 1;
 }
 
+Result<Manager::LockedStore> Manager::open_locked_store() const
+{
+    auto store = open_store(cfg_, args_.root, true);
+    if (!store) return std::unexpected(store.error());
+    auto lock = lock_store(*store);
+    if (!lock) return std::unexpected(lock.error());
+    return LockedStore{std::move(*store), std::move(*lock)};
+}
+
 int Manager::check_idle(sd_bus_error* err) const
 {
     if (!current_) return 1;
@@ -866,18 +875,11 @@ int Manager::m_arm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err
     if (!opts) return reply_error(err, opts.error());
     if ((r = self->check_idle(err)) <= 0) return r;
 
-    auto store = open_store(self->cfg_, self->args_.root, true);
-    if (!store) return reply_error(err, store.error());
-    auto lock = lock_store(*store);
-    if (!lock) return reply_error(err, lock.error());
-    std::string id = id_arg;
-    if (id.empty()) {
-        auto l = latest_backup(*store);
-        if (!l) return reply_error(err, l.error());
-        if (!*l) return reply_error(err, Error{ErrorKind::NotFound, 0, "no backup to arm in " + store->path()});
-        id = **l;
-    }
-    if (auto a = arm_recovery(*store, id); !a) return reply_error(err, a.error());
+    auto ls = self->open_locked_store();
+    if (!ls) return reply_error(err, ls.error());
+    auto id = backup_or_latest(ls->store, id_arg);
+    if (!id) return reply_error(err, id.error());
+    if (auto a = arm_recovery(ls->store, *id); !a) return reply_error(err, a.error());
     self->refresh_view(true);
     if (!opts->boolean("reboot").value_or(false)) return sd_bus_reply_method_return(m, nullptr);
 
@@ -916,11 +918,9 @@ int Manager::m_disarm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* 
     int r = require_privileged(m, err);
     if (r <= 0) return r;
     if ((r = self->check_idle(err)) <= 0) return r;
-    auto store = open_store(self->cfg_, self->args_.root, true);
-    if (!store) return reply_error(err, store.error());
-    auto lock = lock_store(*store);
-    if (!lock) return reply_error(err, lock.error());
-    if (auto d = disarm_recovery(*store); !d) return reply_error(err, d.error());
+    auto ls = self->open_locked_store();
+    if (!ls) return reply_error(err, ls.error());
+    if (auto d = disarm_recovery(ls->store); !d) return reply_error(err, d.error());
     self->refresh_view(true);
     return sd_bus_reply_method_return(m, nullptr);
 }
@@ -937,20 +937,13 @@ int Manager::m_start_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* e
     if (!opts) return reply_error(err, opts.error());
     if ((r = self->check_idle(err)) <= 0) return r;
 
-    auto store = open_store(self->cfg_, self->args_.root, true);
-    if (!store) return reply_error(err, store.error());
-    auto lock = lock_store(*store);
-    if (!lock) return reply_error(err, lock.error());
-    std::string id = id_arg;
-    if (id.empty()) {
-        auto l = latest_backup(*store);
-        if (!l) return reply_error(err, l.error());
-        if (!*l) return reply_error(err, Error{ErrorKind::NotFound, 0, "no backup in " + store->path()});
-        id = **l;
-    }
-    auto w = start_watchdog(*store, id, opts->u32("timeout").value_or(kWatchdogDefaultTimeout), read_boot_id());
+    auto ls = self->open_locked_store();
+    if (!ls) return reply_error(err, ls.error());
+    auto id = backup_or_latest(ls->store, id_arg);
+    if (!id) return reply_error(err, id.error());
+    auto w = start_watchdog(ls->store, *id, opts->u32("timeout").value_or(kWatchdogDefaultTimeout), read_boot_id());
     if (!w) return reply_error(err, w.error());
-    return sd_bus_reply_method_return(m, "s", id.c_str());
+    return sd_bus_reply_method_return(m, "s", id->c_str());
 }
 
 int Manager::m_stop_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* err)
@@ -959,11 +952,9 @@ int Manager::m_stop_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* er
     int r = require_privileged(m, err);
     if (r <= 0) return r;
     if ((r = self->check_idle(err)) <= 0) return r;
-    auto store = open_store(self->cfg_, self->args_.root, true);
-    if (!store) return reply_error(err, store.error());
-    auto lock = lock_store(*store);
-    if (!lock) return reply_error(err, lock.error());
-    auto was = stop_watchdog(*store);
+    auto ls = self->open_locked_store();
+    if (!ls) return reply_error(err, ls.error());
+    auto was = stop_watchdog(ls->store);
     if (!was) return reply_error(err, was.error());
     return sd_bus_reply_method_return(m, "b", static_cast<int>(*was));
 }

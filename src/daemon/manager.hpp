@@ -7,6 +7,7 @@
 #include "job.hpp"
 #include "jobstate.hpp"
 #include "sdbus.hpp"
+#include "store.hpp"
 
 #include <chrono>
 #include <deque>
@@ -73,6 +74,12 @@ class Manager
     // Busy while a job runs: one operation at a time inside the daemon (the
     // store lock does the same across processes).
     int check_idle(sd_bus_error* err) const;
+    // The store of a method that writes it at once (no job): read-write and locked.
+    struct LockedStore {
+        Store store;
+        StoreLock lock;
+    };
+    Result<LockedStore> open_locked_store() const;
 
     Result<Job*> launch(const std::string& type, bool exported, JobWork work, const std::string& backup_id,
                         MessagePtr reply_to = {});
