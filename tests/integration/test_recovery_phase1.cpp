@@ -5,6 +5,7 @@
 // Every run is a fresh process (recovery-helper) so failpoints can kill it.
 #include "../unit/test_skip.hpp"
 #include "backup.hpp"
+#include "digest.hpp"
 #include "recovery.hpp"
 #include "store.hpp"
 
@@ -717,6 +718,48 @@ TEST_CASE("a corrupt backup is refused before anything changes, unless forced")
     {
         std::ofstream(victim, std::ios::trunc) << good;
     }
+}
+
+TEST_CASE("a backup without what phase 2 needs is refused before anything changes, unless forced (W18)")
+{
+    Host h;
+    // Give the backup an etcd snapshot that verifies (the metadata carries its digests),
+    // recorded from a host that had no cluster-restore.sh: phase 2 could not restore etcd.
+    const std::string gen = h.p("var/recovery/backups/") + kBackupId;
+    fs::create_directories(gen + "/cluster");
+    const std::string snap = "snapshot data", tar = "static pod resources";
+    std::ofstream(gen + "/cluster/snapshot_2024-05-01_100000.db") << snap;
+    std::ofstream(gen + "/cluster/static_kuberesources_2024-05-01_100000.tar.gz") << tar;
+    auto meta = metadata_from_toml(slurp(gen + "/metadata.toml"), "metadata.toml");
+    REQUIRE(meta);
+    meta->cluster.present = true;
+    meta->cluster.method = "script";
+    meta->cluster.snapshot = "snapshot_2024-05-01_100000.db";
+    meta->cluster.snapshot_sha256 = sha256_hex(snap.data(), snap.size());
+    meta->cluster.static_resources = "static_kuberesources_2024-05-01_100000.tar.gz";
+    meta->cluster.static_resources_sha256 = sha256_hex(tar.data(), tar.size());
+    meta->openshift.has_cluster_restore = false;
+    meta->openshift.has_etcd_scripts = true;
+    std::ofstream(gen + "/metadata.toml", std::ios::trunc) << metadata_to_toml(*meta);
+    auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+    REQUIRE(arm_recovery(*store, kBackupId));
+
+    auto r = h.run("");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("lacks what phase 2 needs: usr/local/bin/cluster-restore.sh") != std::string::npos);
+    CHECK(h.snapshot() == h.broken); // nothing touched
+    auto j = h.journal();
+    CHECK(j.state == RecoveryState::Aborted);
+    CHECK(j.step("verify")->state == StepState::Failed);
+    CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
+    CHECK_FALSE(*recovery_in_progress(*store)); // a final result: backups are possible again
+
+    auto forced = h.run("--force");
+    INFO(forced.out << forced.err);
+    CHECK(forced.exit_code == 0);
+    CHECK(h.journal().step("verify")->note.find("missing, forced: usr/local/bin/cluster-restore.sh") !=
+          std::string::npos);
 }
 
 TEST_CASE("live phase 1 stops the services in order through the stand-ins")
