@@ -718,7 +718,13 @@ class CommandUnits final : public UnitManager
     }
     Result<> stop(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) override
     {
-        return checked({"stop", unit}, timeout, cancel);
+        UR_TRY(checked({"stop", unit}, timeout, cancel));
+        // Checked as over D-Bus: a stop can end while the unit still runs (W7).
+        auto st = active_state(unit, cancel);
+        if (!st) return std::unexpected(st.error());
+        if (*st != "inactive" && *st != "failed")
+            return fail(ErrorKind::ExternalFailed, unit + " is still " + *st + " after 'systemctl stop'");
+        return {};
     }
     Result<> restart(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) override
     {

@@ -804,12 +804,14 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
     for (std::string l; std::getline(in, l);)
         calls.push_back(l);
     std::vector<std::string> want = {"systemctl stop kubelet.service",
+                                     "systemctl is-active kubelet.service",
                                      "systemctl is-active crio.service",
                                      "crictl pods -q",
                                      "crictl stopp pod-a pod-b",
                                      "crictl rmp -fa",
                                      "crictl pods -q",
                                      "systemctl stop crio.service",
+                                     "systemctl is-active crio.service",
                                      "systemctl disable kubelet.service",
                                      "systemctl enable upgrade-recovery-phase2.service",
                                      "systemctl reboot"};
@@ -823,6 +825,53 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
     auto same = h.run("--resume --systemctl " + systemctl + " --boot-id " + boot);
     CHECK(same.exit_code == 1);
     CHECK(same.err.find("Refused") != std::string::npos);
+}
+
+TEST_CASE("live phase 1 stops at a kubelet that does not stop, changes nothing, and resumes (W7)")
+{
+    Host h;
+    std::string s = h.base + "/svc";
+    fs::create_directories(s);
+    write(s + "/active-kubelet.service", "");
+    write(s + "/active-crio.service", "");
+    write(s + "/stuck-kubelet.service", ""); // `systemctl stop` says yes, the unit keeps running
+    std::string systemctl = s + "/systemctl";
+    write(systemctl,
+          "#!/bin/bash\nS=" + s +
+              "\necho \"systemctl $*\" >> $S/calls\n"
+              "case \"$1\" in\n"
+              "  is-active) if [ -f $S/active-$2 ]; then echo active; exit 0; fi; echo inactive; exit 3 ;;\n"
+              "  stop) [ -f $S/stuck-$2 ] || rm -f $S/active-$2 ;;\n"
+              "  start) touch $S/active-$2 ;;\n"
+              "  enable|disable|reboot) ;;\n"
+              "  *) exit 1 ;;\n"
+              "esac\n",
+          0755);
+    std::string crictl = s + "/crictl";
+    write(crictl, "#!/bin/bash\necho \"crictl $*\" >> " + s + "/calls\n[ \"$1\" = pods ] && exit 0; exit 0\n", 0755);
+    std::ofstream(h.config, std::ios::app) << "crictl = \"" << crictl << "\"\n";
+    std::string boot = h.base + "/boot_id";
+    write(boot, "boot-1\n");
+
+    auto r = h.run("--systemctl " + systemctl + " --boot-id " + boot);
+    INFO(r.out << r.err << slurp(s + "/calls"));
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("kubelet.service is still active after 'systemctl stop'") != std::string::npos);
+    CHECK(slurp(s + "/calls").find("crictl") == std::string::npos); // nothing after the failed stop
+    CHECK(h.snapshot() == h.broken);                                // nothing restored
+    auto j = h.journal();
+    CHECK(j.state == RecoveryState::Failed);
+    CHECK(j.step("stop-kubelet")->state == StepState::Failed);
+    CHECK(j.step("stop-kubelet")->error.find("still active") != std::string::npos);
+
+    // The unit stops now: --resume goes on from the failed step to the end of phase 1.
+    fs::remove(s + "/stuck-kubelet.service");
+    auto resumed = h.run("--resume --systemctl " + systemctl + " --boot-id " + boot);
+    INFO(resumed.out << resumed.err);
+    CHECK(resumed.exit_code == 0);
+    CHECK(resumed.json()["phase1_done"] == true);
+    CHECK(h.journal().step("stop-kubelet")->state == StepState::Done);
+    CHECK(h.journal().step("stop-kubelet")->attempts == 2);
 }
 
 TEST_CASE("platform rollback: applied, then phase 1 waits for the reboot into the recorded deployment")
