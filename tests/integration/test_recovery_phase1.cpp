@@ -685,6 +685,27 @@ TEST_CASE("--dry-run shows the plan and the changes and touches nothing")
     CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
 }
 
+// An armed recovery of a backup phase 1 must not use: exit 1 naming `why`, nothing
+// touched, a final "failed" result at the verify step, the armed marker gone and
+// backups possible again.
+void refused_at_verify(const Host& h, const std::string& why)
+{
+    auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+    REQUIRE(store);
+    REQUIRE(arm_recovery(*store, kBackupId));
+    auto r = h.run("");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find(why) != std::string::npos);
+    CHECK(h.snapshot() == h.broken); // nothing touched
+    auto j = h.journal();
+    CHECK(j.state == RecoveryState::Aborted);
+    CHECK(j.result() == "failed");
+    CHECK(j.step("verify")->state == StepState::Failed);
+    CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
+    CHECK_FALSE(*recovery_in_progress(*store)); // a final result: backups are possible again
+}
+
 TEST_CASE("a corrupt backup is refused before anything changes, unless forced")
 {
     Host h;
@@ -697,19 +718,7 @@ TEST_CASE("a corrupt backup is refused before anything changes, unless forced")
     {
         std::ofstream(victim, std::ios::trunc) << "bit rot";
     }
-    auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
-    REQUIRE(arm_recovery(*store, kBackupId));
-    auto r = h.run("");
-    INFO(r.out << r.err);
-    CHECK(r.exit_code == 1);
-    CHECK(r.err.find("Corrupt") != std::string::npos);
-    CHECK(h.snapshot() == h.broken); // nothing touched
-    auto j = h.journal();
-    CHECK(j.state == RecoveryState::Aborted);
-    CHECK(j.result() == "failed");
-    CHECK(j.step("verify")->state == StepState::Failed);
-    CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
-    CHECK_FALSE(*recovery_in_progress(*store)); // a final result: backups are possible again
+    refused_at_verify(h, "Corrupt");
 
     auto forced = h.run("--force");
     INFO(forced.out << forced.err);
@@ -741,19 +750,7 @@ TEST_CASE("a backup without what phase 2 needs is refused before anything change
     meta->openshift.has_cluster_restore = false;
     meta->openshift.has_etcd_scripts = true;
     std::ofstream(gen + "/metadata.toml", std::ios::trunc) << metadata_to_toml(*meta);
-    auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
-    REQUIRE(arm_recovery(*store, kBackupId));
-
-    auto r = h.run("");
-    INFO(r.out << r.err);
-    CHECK(r.exit_code == 1);
-    CHECK(r.err.find("lacks what phase 2 needs: usr/local/bin/cluster-restore.sh") != std::string::npos);
-    CHECK(h.snapshot() == h.broken); // nothing touched
-    auto j = h.journal();
-    CHECK(j.state == RecoveryState::Aborted);
-    CHECK(j.step("verify")->state == StepState::Failed);
-    CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
-    CHECK_FALSE(*recovery_in_progress(*store)); // a final result: backups are possible again
+    refused_at_verify(h, "lacks what phase 2 needs: usr/local/bin/cluster-restore.sh");
 
     auto forced = h.run("--force");
     INFO(forced.out << forced.err);
@@ -762,36 +759,47 @@ TEST_CASE("a backup without what phase 2 needs is refused before anything change
           std::string::npos);
 }
 
+// Stand-ins for systemctl and crictl at the process boundary of a live phase 1:
+// kubelet and crio active, every call logged to <dir>/calls; a unit with a
+// <dir>/stuck-<unit> file "stops" (exit 0) but keeps running; crictl lists
+// <dir>/pods and needs crio. The node's crictl is set in the config; boot id "boot-1".
+struct LiveStandins {
+    std::string dir, systemctl, crictl, boot;
+    explicit LiveStandins(const Host& h)
+        : dir(h.base + "/svc"), systemctl(dir + "/systemctl"), crictl(dir + "/crictl"), boot(h.base + "/boot_id")
+    {
+        fs::create_directories(dir);
+        write(dir + "/active-kubelet.service", "");
+        write(dir + "/active-crio.service", "");
+        write(dir + "/pods", "");
+        write(systemctl,
+              "#!/bin/bash\nS=" + dir +
+                  "\necho \"systemctl $*\" >> $S/calls\n"
+                  "case \"$1\" in\n"
+                  "  is-active) if [ -f $S/active-$2 ]; then echo active; exit 0; fi; echo inactive; exit 3 ;;\n"
+                  "  stop) [ -f $S/stuck-$2 ] || rm -f $S/active-$2 ;;\n"
+                  "  start) touch $S/active-$2 ;;\n"
+                  "  enable|disable|reboot) ;;\n"
+                  "  *) exit 1 ;;\n"
+                  "esac\n",
+              0755);
+        write(crictl,
+              "#!/bin/bash\nS=" + dir +
+                  "\necho \"crictl $*\" >> $S/calls\n"
+                  "[ -f $S/active-crio.service ] || { echo 'connection refused' >&2; exit 1; }\n"
+                  "case \"$1\" in\n  pods) cat $S/pods ;;\n  stopp) ;;\n  rmp) : > $S/pods ;;\n  *) exit 1 ;;\nesac\n",
+              0755);
+        std::ofstream(h.config, std::ios::app) << "crictl = \"" << crictl << "\"\n";
+        write(boot, "boot-1\n");
+    }
+};
+
 TEST_CASE("live phase 1 stops the services in order through the stand-ins")
 {
     Host h;
-    std::string s = h.base + "/svc";
-    fs::create_directories(s);
-    write(s + "/active-kubelet.service", "");
-    write(s + "/active-crio.service", "");
+    LiveStandins sv(h);
+    const std::string &s = sv.dir, &systemctl = sv.systemctl, &boot = sv.boot;
     write(s + "/pods", "pod-a\npod-b\n");
-    std::string systemctl = s + "/systemctl";
-    write(systemctl,
-          "#!/bin/bash\nS=" + s +
-              "\necho \"systemctl $*\" >> $S/calls\n"
-              "case \"$1\" in\n"
-              "  is-active) if [ -f $S/active-$2 ]; then echo active; exit 0; fi; echo inactive; exit 3 ;;\n"
-              "  stop) rm -f $S/active-$2 ;;\n"
-              "  start) touch $S/active-$2 ;;\n"
-              "  enable|disable|reboot) ;;\n"
-              "  *) exit 1 ;;\n"
-              "esac\n",
-          0755);
-    std::string crictl = s + "/crictl";
-    write(crictl,
-          "#!/bin/bash\nS=" + s +
-              "\necho \"crictl $*\" >> $S/calls\n"
-              "[ -f $S/active-crio.service ] || { echo 'connection refused' >&2; exit 1; }\n"
-              "case \"$1\" in\n  pods) cat $S/pods ;;\n  stopp) ;;\n  rmp) : > $S/pods ;;\n  *) exit 1 ;;\nesac\n",
-          0755);
-    std::ofstream(h.config, std::ios::app) << "crictl = \"" << crictl << "\"\n";
-    std::string boot = h.base + "/boot_id";
-    write(boot, "boot-1\n");
     auto r = h.run("--reboot --systemctl " + systemctl + " --boot-id " + boot);
     INFO(r.out << r.err << slurp(s + "/calls"));
     REQUIRE(r.exit_code == 0);
@@ -830,28 +838,9 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
 TEST_CASE("live phase 1 stops at a kubelet that does not stop, changes nothing, and resumes (W7)")
 {
     Host h;
-    std::string s = h.base + "/svc";
-    fs::create_directories(s);
-    write(s + "/active-kubelet.service", "");
-    write(s + "/active-crio.service", "");
+    LiveStandins sv(h);
+    const std::string &s = sv.dir, &systemctl = sv.systemctl, &boot = sv.boot;
     write(s + "/stuck-kubelet.service", ""); // `systemctl stop` says yes, the unit keeps running
-    std::string systemctl = s + "/systemctl";
-    write(systemctl,
-          "#!/bin/bash\nS=" + s +
-              "\necho \"systemctl $*\" >> $S/calls\n"
-              "case \"$1\" in\n"
-              "  is-active) if [ -f $S/active-$2 ]; then echo active; exit 0; fi; echo inactive; exit 3 ;;\n"
-              "  stop) [ -f $S/stuck-$2 ] || rm -f $S/active-$2 ;;\n"
-              "  start) touch $S/active-$2 ;;\n"
-              "  enable|disable|reboot) ;;\n"
-              "  *) exit 1 ;;\n"
-              "esac\n",
-          0755);
-    std::string crictl = s + "/crictl";
-    write(crictl, "#!/bin/bash\necho \"crictl $*\" >> " + s + "/calls\n[ \"$1\" = pods ] && exit 0; exit 0\n", 0755);
-    std::ofstream(h.config, std::ios::app) << "crictl = \"" << crictl << "\"\n";
-    std::string boot = h.base + "/boot_id";
-    write(boot, "boot-1\n");
 
     auto r = h.run("--systemctl " + systemctl + " --boot-id " + boot);
     INFO(r.out << r.err << slurp(s + "/calls"));
