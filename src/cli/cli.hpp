@@ -6,8 +6,10 @@
 #include "log.hpp"
 #include "progress.hpp"
 #include "store.hpp"
+#include "upgrade_watchdog.hpp"
 
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 
 #include <optional>
 #include <string>
@@ -102,6 +104,8 @@ int cmd_recover(const Args& args);
 int cmd_arm(const Args& args);
 int cmd_disarm(const Args& args);
 int cmd_watchdog(const Args& args);
+// The watchdog as `status --json` and `watchdog --json` show it (null: none).
+nlohmann::json watchdog_json(const std::optional<WatchdogState>& w);
 
 int run_command(const Args& args);
 

@@ -278,11 +278,7 @@ int cmd_status(const Args& args)
     if (recovery_err) j["recovery_error"] = recovery_err->message;
     j["armed"] = armed ? nlohmann::json(*armed) : nlohmann::json(nullptr);
     j["phase2_pending"] = pending.has_value();
-    j["watchdog"] = watchdog ? nlohmann::json{{"backup", watchdog->backup_id},
-                                              {"timeout", watchdog->timeout},
-                                              {"started", watchdog->started},
-                                              {"boot_id", watchdog->boot_id}}
-                             : nlohmann::json(nullptr);
+    j["watchdog"] = watchdog_json(watchdog);
     if (watchdog_err) j["watchdog_error"] = watchdog_err->message;
     const std::optional<Error>& first_err = latest_err ? latest_err : recovery_err ? recovery_err : watchdog_err;
     const int rc = first_err ? exit_code(first_err->kind) : 0;

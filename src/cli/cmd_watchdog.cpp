@@ -28,12 +28,6 @@ double seconds_since_boot()
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-nlohmann::json state_json(const std::optional<WatchdogState>& w)
-{
-    if (!w) return nullptr;
-    return {{"backup", w->backup_id}, {"timeout", w->timeout}, {"started", w->started}, {"boot_id", w->boot_id}};
-}
-
 // The store's lock, waiting up to `patience` while another operation (a backup) holds it:
 // a watchdog that gave up on a busy store would leave the node as the upgrade left it.
 Result<StoreLock> lock_patiently(const Store& store, std::chrono::seconds patience)
@@ -86,7 +80,7 @@ int start(const Args& args, const Flags& f)
     auto w = start_watchdog(store, *id, timeout, read_boot_id());
     if (!w) return report_error(args, w.error());
     if (args.json)
-        printf("%s\n", nlohmann::json({{"watchdog", state_json(*w)}}).dump().c_str());
+        printf("%s\n", nlohmann::json({{"watchdog", watchdog_json(*w)}}).dump().c_str());
     else
         printf("Watchdog started: unless 'upgrade-recovery watchdog stop' runs within %u s of each later boot,\n"
                "%s recovers backup %s.\n",
@@ -119,7 +113,7 @@ int trigger(const Args& args, const Flags& f)
         // A hook on a unit fails on ordinary days too: without a watchdog, or in the
         // boot it was started in (before the upgrade's reboot), it means nothing.
         if (args.json)
-            printf("%s\n", nlohmann::json({{"fired", false}, {"watchdog", state_json(*w)}}).dump().c_str());
+            printf("%s\n", nlohmann::json({{"fired", false}, {"watchdog", watchdog_json(*w)}}).dump().c_str());
         else
             printf("Not fired (%s): %s.\n", reason.c_str(),
                    *w ? "the watchdog was started in this boot" : "no watchdog is running");
@@ -174,6 +168,12 @@ int monitor(const Args& args)
 }
 
 } // namespace
+
+nlohmann::json watchdog_json(const std::optional<WatchdogState>& w)
+{
+    if (!w) return nullptr;
+    return {{"backup", w->backup_id}, {"timeout", w->timeout}, {"started", w->started}, {"boot_id", w->boot_id}};
+}
 
 int cmd_watchdog(const Args& args)
 {

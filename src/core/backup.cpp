@@ -682,11 +682,9 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
         if (!os) return std::unexpected(std::move(os.error()).context("ostree"));
         meta.ostree = std::move(*os);
         // A pin an earlier backup made stays ours, so retention can release it later.
-        std::vector<BackupMetadata> existing;
-        if (auto ids = list_backups(*store))
-            for (const auto& i : *ids)
-                if (auto m = read_metadata(*store, i)) existing.push_back(std::move(*m));
-        meta.ostree.pinned_by_backup = pin_is_ours(meta.ostree, existing);
+        // Unreadable backups: not known to be ours, so never released (the safe side).
+        auto existing = read_all_metadata(*store);
+        meta.ostree.pinned_by_backup = pin_is_ours(meta.ostree, existing ? *existing : std::vector<BackupMetadata>{});
     }
     progress.percent(3);
     failpoint("backup.after-ostree");

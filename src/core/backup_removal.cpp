@@ -18,21 +18,6 @@ bool same_record(const OstreeRecord& a, const OstreeRecord& b)
     return a.present && b.present && a.osname == b.osname && a.checksum == b.checksum && a.serial == b.serial;
 }
 
-// The metadata of every backup on the store; an unreadable one is an error, since
-// nobody could then say which deployment it still needs.
-Result<std::vector<BackupMetadata>> read_all(const Store& store)
-{
-    auto ids = list_backups(store);
-    if (!ids) return std::unexpected(ids.error());
-    std::vector<BackupMetadata> out;
-    for (const auto& id : *ids) {
-        auto m = read_metadata(store, id);
-        if (!m) return std::unexpected(std::move(m.error()).context("backup " + id));
-        out.push_back(std::move(*m));
-    }
-    return out;
-}
-
 void release(const Config& cfg, const std::string& root, const Store& store, const std::vector<BackupMetadata>& removed,
              Removal& out)
 {
@@ -40,7 +25,8 @@ void release(const Config& cfg, const std::string& root, const Store& store, con
     for (const auto& m : removed)
         if (m.ostree.present && m.ostree.pinned_by_backup) candidates.push_back(m.ostree);
     if (candidates.empty() || !ostree_enabled(cfg, root)) return;
-    auto remaining = read_all(store);
+    // An unreadable backup might still need a deployment: then nothing is released.
+    auto remaining = read_all_metadata(store);
     if (!remaining) {
         out.warning = "the ostree pins of the removed backups stay: " + remaining.error().message;
         return;
@@ -90,7 +76,7 @@ Result<Removal> remove_backup(const Config& cfg, const std::string& root, const 
 
 Result<Removal> prune_and_release(const Config& cfg, const std::string& root, const Store& store)
 {
-    auto before = read_all(store);
+    auto before = read_all_metadata(store);
     // The watchdog's backup stays; when nobody can tell which that is, nothing goes.
     auto wd = read_watchdog(store);
     if (!wd) return std::unexpected(wd.error());

@@ -119,7 +119,8 @@ Result<bool> recovery_in_progress(const Store& store);
 
 // Refused when a recovery still needs backup `id`: it is armed, or it is the
 // backup of a recovery in progress (phase 2 reads its cluster artefacts after
-// phase 1 has cleared `armed`). Every front end checks this before deleting.
+// phase 1 has cleared `armed`). remove_backup() (backup_removal), which every
+// front end deletes through, checks this, and the upgrade watchdog's backup.
 Result<> check_backup_deletable(const Store& store, const std::string& id);
 
 // Arm phase 1 for the next boot (the initrd unit runs it). The backup must exist;

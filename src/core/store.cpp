@@ -120,6 +120,19 @@ Result<std::optional<std::string>> latest_backup(const Store& store)
     return std::optional<std::string>(target.substr(prefix.size()));
 }
 
+Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store)
+{
+    auto ids = list_backups(store);
+    if (!ids) return std::unexpected(ids.error());
+    std::vector<BackupMetadata> out;
+    for (const auto& id : *ids) {
+        auto m = read_metadata(store, id);
+        if (!m) return std::unexpected(std::move(m.error()).context("backup " + id));
+        out.push_back(std::move(*m));
+    }
+    return out;
+}
+
 Result<std::string> backup_or_latest(const Store& store, const std::optional<std::string>& id)
 {
     if (id && !id->empty()) return *id;

@@ -56,6 +56,8 @@ Result<StoreLock> lock_store(const Store& store);
 Result<std::vector<std::string>> list_backups(const Store& store);
 Result<std::optional<std::string>> latest_backup(const Store& store);
 Result<BackupMetadata> read_metadata(const Store& store, const std::string& id);
+// Every backup's metadata, oldest first; one that cannot be read is the error.
+Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store);
 
 // `id` when given and not empty, else the latest backup (NotFound when there is none).
 Result<std::string> backup_or_latest(const Store& store, const std::optional<std::string>& id);

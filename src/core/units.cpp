@@ -400,7 +400,7 @@ class OfflineUnits final : public UnitManager
     {
         return refuse("start", unit);
     }
-    Result<> stop(const std::string& unit, std::chrono::seconds, const CancelToken&) override
+    Result<> stop_job(const std::string& unit, std::chrono::seconds, const CancelToken&) override
     {
         return refuse("stop", unit);
     }
@@ -514,15 +514,9 @@ class DbusUnits final : public UnitManager
     {
         return run_job("StartUnit", unit, timeout, cancel);
     }
-    Result<> stop(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) override
+    Result<> stop_job(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) override
     {
-        UR_TRY(run_job("StopUnit", unit, timeout, cancel));
-        // A stop job can end "done" while the unit is still deactivating with another job queued.
-        auto st = active_state(unit, cancel);
-        if (!st) return std::unexpected(st.error());
-        if (*st != "inactive" && *st != "failed")
-            return fail(ErrorKind::ExternalFailed, unit + " is still " + *st + " after its stop job");
-        return {};
+        return run_job("StopUnit", unit, timeout, cancel);
     }
     Result<> restart(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) override
     {
@@ -716,15 +710,9 @@ class CommandUnits final : public UnitManager
     {
         return checked({"start", unit}, timeout, cancel);
     }
-    Result<> stop(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) override
+    Result<> stop_job(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) override
     {
-        UR_TRY(checked({"stop", unit}, timeout, cancel));
-        // Checked as over D-Bus: a stop can end while the unit still runs (W7).
-        auto st = active_state(unit, cancel);
-        if (!st) return std::unexpected(st.error());
-        if (*st != "inactive" && *st != "failed")
-            return fail(ErrorKind::ExternalFailed, unit + " is still " + *st + " after 'systemctl stop'");
-        return {};
+        return checked({"stop", unit}, timeout, cancel);
     }
     Result<> restart(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) override
     {
@@ -775,6 +763,16 @@ class CommandUnits final : public UnitManager
 };
 
 } // namespace
+
+Result<> UnitManager::stop(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel)
+{
+    UR_TRY(stop_job(unit, timeout, cancel));
+    auto st = active_state(unit, cancel);
+    if (!st) return std::unexpected(st.error());
+    if (*st != "inactive" && *st != "failed")
+        return fail(ErrorKind::ExternalFailed, unit + " is still " + *st + " after its stop job");
+    return {};
+}
 
 Result<std::vector<std::string>> offline_enable_unit(const std::string& root, const std::string& unit)
 {

@@ -32,7 +32,9 @@ class UnitManager
     // Each queues a job with mode "replace" and waits until it has finished (or the
     // timeout/cancel passes: Timeout/Cancelled). A job that ends other than "done" is ExternalFailed.
     virtual Result<> start(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) = 0;
-    virtual Result<> stop(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) = 0;
+    // stop_job(), then the unit must be inactive or failed: a stop job can end "done"
+    // while the unit still deactivates with another job queued (W7). For every manager.
+    Result<> stop(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel);
     virtual Result<> restart(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) = 0;
     // Enable/disable unit files (and reload the manager when live). Idempotent.
     virtual Result<> enable(const std::string& unit, const CancelToken& cancel) = 0;
@@ -40,6 +42,10 @@ class UnitManager
     virtual Result<bool> is_enabled(const std::string& unit, const CancelToken& cancel) = 0;
     // Queue reboot.target (replace-irreversibly); returns once it is queued.
     virtual Result<> reboot(const CancelToken& cancel) = 0;
+
+  protected:
+    // The stop job alone, as start() runs its job.
+    virtual Result<> stop_job(const std::string& unit, std::chrono::seconds timeout, const CancelToken& cancel) = 0;
 };
 
 // cfg.systemctl_mode: "dbus" (root must be "/"), "offline", or "auto": dbus when

@@ -16,7 +16,7 @@
 #  - a flipped byte in a backup file: verify exits 7 and names the file;
 #  - a truncated manifest: verify exits 7;
 #  - a corrupt recovery journal or latest metadata: status shows the rest, names
-#    what is unreadable and exits 7;
+#    what is unreadable and exits 7; a damaged latest link: list exits 7;
 #  - etcd.mode auto finding nothing to take a snapshot with: a warning, not silence.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -291,6 +291,11 @@ check "status with the latest backup's metadata corrupt exits 7" run_rc 7 "$T/s3
 check "... and names the backup as unreadable" grep -q "^Latest: $LID2 UNREADABLE: " "$T/s3.out"
 mv "$T/metadata.toml.saved" "$R2/var/recovery/backups/$LID2/metadata.toml"
 check "status is clean again" run_rc 0 "$T/s4.out" "$T/s4.err" cli "$R2" status
+ln -sfn "backups/not-an-id" "$R2/var/recovery/latest.tmp" && mv -T "$R2/var/recovery/latest.tmp" "$R2/var/recovery/latest"
+check "list with a damaged latest link exits 7" run_rc 7 "$T/l7.out" "$T/l7.err" cli "$R2" list
+check "... naming the link" grep -q "latest' points at 'backups/not-an-id'" "$T/l7.err"
+ln -sfn "backups/$LID2" "$R2/var/recovery/latest.tmp" && mv -T "$R2/var/recovery/latest.tmp" "$R2/var/recovery/latest"
+check "list is clean again" run_rc 0 "$T/l8.out" "$T/l8.err" cli "$R2" list
 
 # --- etcd.mode auto on a host with neither cluster-backup.sh nor endpoints ------------
 sed 's/^mode = "off"$/mode = "auto"/' "$R2/etc/upgrade-recovery/config.toml" >"$T/auto.toml"

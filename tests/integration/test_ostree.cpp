@@ -438,12 +438,9 @@ struct MetaStore {
     }
     std::vector<BackupMetadata> all()
     {
-        std::vector<BackupMetadata> out;
-        auto ids = list_backups(store);
-        REQUIRE(ids);
-        for (const auto& id : *ids)
-            out.push_back(*read_metadata(store, id));
-        return out;
+        auto all = read_all_metadata(store);
+        REQUIRE(all);
+        return *all;
     }
 };
 
