@@ -101,6 +101,30 @@ class OcClusterApi final : public ClusterApi
         return s;
     }
 
+    ClusterStatusReport status_report(const CancelToken& cancel) override
+    {
+        static const std::vector<std::vector<std::string>> kCommands = {{"adm", "upgrade"},
+                                                                        {"get", "clusteroperators"},
+                                                                        {"get", "nodes", "-o", "wide"},
+                                                                        {"get", "machineconfigpools"}};
+        ClusterStatusReport rep;
+        for (const auto& args : kCommands) {
+            std::string line = "$ oc";
+            for (const auto& a : args)
+                line += " " + a;
+            rep.text += line + "\n";
+            auto r = oc(args, cancel);
+            if (!r) {
+                rep.error = r.error().message;
+                rep.text += "(failed: " + rep.error + ")\n";
+                break;
+            }
+            rep.text += *r;
+            if (!r->empty() && r->back() != '\n') rep.text += "\n";
+        }
+        return rep;
+    }
+
   private:
     Result<std::string> oc(std::vector<std::string> args, const CancelToken& cancel)
     {

@@ -38,6 +38,12 @@ struct StaticPodOperatorStatus {
     std::string degraded() const;
 };
 
+// What the cluster looked like, for people (prior art 1.5: A1's display_current_status).
+struct ClusterStatusReport {
+    std::string text;  // each command under a "$ oc ..." line, then its output or its error
+    std::string error; // the first command that failed (the rest were not run); empty when all answered
+};
+
 class ClusterApi
 {
   public:
@@ -47,6 +53,11 @@ class ClusterApi
                                         const CancelToken& cancel) = 0;
     // oc get <resource> cluster -o json, status part.
     virtual Result<StaticPodOperatorStatus> operator_status(const std::string& resource, const CancelToken& cancel) = 0;
+    // oc adm upgrade; oc get clusteroperators; oc get nodes -o wide; oc get
+    // machineconfigpools. Best effort and never an error: after the first command
+    // that fails the rest are skipped, so an API that is down (typical after a failed
+    // upgrade) costs one request timeout, not four.
+    virtual ClusterStatusReport status_report(const CancelToken& cancel) = 0;
 };
 
 std::unique_ptr<ClusterApi> make_oc_cluster_api(const Config& cfg, const std::string& root);

@@ -202,12 +202,30 @@ bool fatal_now(const Error& e)
     return e.kind == ErrorKind::Cancelled;
 }
 
+// Features 15 and 27: show what the cluster looks like, first and last, as A1's
+// display_current_status did; also kept in the recovery directory, where it
+// outlives the console. Live only: from the initramfs or against another root
+// there is no API to ask. Never fails the recovery.
+void record_cluster_status(Ctx& c, const char* file, const char* when)
+{
+    if (!c.live) return;
+    auto rep = c.api.status_report(c.cancel);
+    log::info("cluster status " + std::string(when) + ":\n" + rep.text);
+    if (!rep.error.empty())
+        c.progress.warning("cluster status " + std::string(when) + " incomplete (best effort): " + rep.error);
+    if (auto w = write_file_atomic_at(c.dir.fd(), file, rep.text, 0640); !w)
+        c.progress.warning("cannot keep the cluster status " + std::string(when) + ": " + w.error().message);
+}
+
 // ---------------------------------------------------------------------------
 // Phase 1
 
 Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
 {
     StepResult r;
+    // First, before anything is stopped: verify is a recovery's first step (on
+    // --resume it runs again only if it failed, and then nothing was touched yet).
+    record_cluster_status(c, kClusterStatusBefore, "before the recovery");
     auto rep = verify_backup(c.store, c.j.backup_id, c.progress, t.token());
     if (!rep) return std::unexpected(std::move(rep.error()).context("verify backup " + c.j.backup_id));
     if (!rep->ok()) {
@@ -555,6 +573,7 @@ Result<StepResult> step_finish(Ctx& c, JournalStep&, const StepToken& t)
             note += "; " + std::string(kPhase2Unit) + " disabled again";
     }
     UR_TRY(c.dir.clear_phase2_pending());
+    record_cluster_status(c, kClusterStatusAfter, "after the recovery");
     return StepResult{false, note};
 }
 

@@ -26,6 +26,9 @@ inline constexpr const char* kJournalFile = "journal";
 inline constexpr const char* kJournalPrevious = "journal.previous";
 inline constexpr const char* kArmedFile = "armed";
 inline constexpr const char* kPhase2PendingFile = "phase2-pending";
+// What the cluster looked like when the last live recovery began and ended (for people).
+inline constexpr const char* kClusterStatusBefore = "cluster-status.before";
+inline constexpr const char* kClusterStatusAfter = "cluster-status.after";
 
 enum class StepState { Pending, Started, Done, Failed, Skipped };
 std::string_view step_state_name(StepState s);

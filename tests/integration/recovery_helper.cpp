@@ -73,7 +73,10 @@ int main(int argc, char** argv)
         return 2;
     }
     log::set_verbose(false);
-    Progress progress;
+    // Warnings on stderr, as the CLI prints them, so tests can see them.
+    struct WarningsToStderr final : Progress {
+        void warning(const std::string& msg) override { fprintf(stderr, "warning: %s\n", msg.c_str()); }
+    } progress;
     CancelToken cancel;
     auto report = [](const Error& e) {
         fprintf(stderr, "ERROR %s: %s\n", std::string(error_kind_name(e.kind)).c_str(), e.message.c_str());

@@ -764,9 +764,10 @@ TEST_CASE("a backup without what phase 2 needs is refused before anything change
 // <dir>/stuck-<unit> file "stops" (exit 0) but keeps running; crictl lists
 // <dir>/pods and needs crio. The node's crictl is set in the config; boot id "boot-1".
 struct LiveStandins {
-    std::string dir, systemctl, crictl, boot;
+    std::string dir, systemctl, crictl, oc, boot;
     explicit LiveStandins(const Host& h)
-        : dir(h.base + "/svc"), systemctl(dir + "/systemctl"), crictl(dir + "/crictl"), boot(h.base + "/boot_id")
+        : dir(h.base + "/svc"), systemctl(dir + "/systemctl"), crictl(dir + "/crictl"), oc(dir + "/oc"),
+          boot(h.base + "/boot_id")
     {
         fs::create_directories(dir);
         write(dir + "/active-kubelet.service", "");
@@ -789,7 +790,23 @@ struct LiveStandins {
                   "[ -f $S/active-crio.service ] || { echo 'connection refused' >&2; exit 1; }\n"
                   "case \"$1\" in\n  pods) cat $S/pods ;;\n  stopp) ;;\n  rmp) : > $S/pods ;;\n  *) exit 1 ;;\nesac\n",
               0755);
-        std::ofstream(h.config, std::ios::app) << "crictl = \"" << crictl << "\"\n";
+        // The cluster status commands (features 15, 27); api-down: refused, as after a failed upgrade.
+        write(oc,
+              "#!/bin/bash\nS=" + dir +
+                  "\n[ \"$1\" = --kubeconfig ] && [[ \"$3\" = --request-timeout=*s ]] || exit 99\n"
+                  "shift 3\necho \"oc $*\" >> $S/calls\n"
+                  "[ -f $S/api-down ] && { echo 'The connection to the server api-int.sno:6443 was refused' >&2; "
+                  "exit 1; }\n"
+                  "case \"$*\" in\n"
+                  "  'adm upgrade') echo 'Cluster version is 4.15.2 (stand-in)' ;;\n"
+                  "  'get clusteroperators') printf 'NAME VERSION AVAILABLE\\netcd 4.15.2 True\\n' ;;\n"
+                  "  'get nodes -o wide') printf 'NAME STATUS\\nsno NotReady\\n' ;;\n"
+                  "  'get machineconfigpools') printf 'NAME CONFIG\\nmaster rendered-master-1f2e\\n' ;;\n"
+                  "  *) exit 2 ;;\n"
+                  "esac\n",
+              0755);
+        std::ofstream(h.config, std::ios::app)
+            << "crictl = \"" << crictl << "\"\noc = \"" << oc << "\"\napi_request_timeout = 5\n";
         write(boot, "boot-1\n");
     }
 };
@@ -811,7 +828,12 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
     std::istringstream in(slurp(s + "/calls"));
     for (std::string l; std::getline(in, l);)
         calls.push_back(l);
-    std::vector<std::string> want = {"systemctl stop kubelet.service",
+    // The cluster status first (features 15, 27), then the services in order.
+    std::vector<std::string> want = {"oc adm upgrade",
+                                     "oc get clusteroperators",
+                                     "oc get nodes -o wide",
+                                     "oc get machineconfigpools",
+                                     "systemctl stop kubelet.service",
                                      "systemctl is-active kubelet.service",
                                      "systemctl is-active crio.service",
                                      "crictl pods -q",
@@ -829,6 +851,14 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
     CHECK(j.phase1_boot_id == "boot-1");
     CHECK(j.step("remove-pods")->note == "2 pods removed");
     CHECK(j.step("wipe-images")->state == StepState::Skipped); // W11: not unless configured
+    // What the cluster looked like is kept on the partition, each command under its own line.
+    CHECK(slurp(h.p("var/recovery/recovery/cluster-status.before")) ==
+          "$ oc adm upgrade\nCluster version is 4.15.2 (stand-in)\n"
+          "$ oc get clusteroperators\nNAME VERSION AVAILABLE\netcd 4.15.2 True\n"
+          "$ oc get nodes -o wide\nNAME STATUS\nsno NotReady\n"
+          "$ oc get machineconfigpools\nNAME CONFIG\nmaster rendered-master-1f2e\n");
+    CHECK(r.err.find("cluster status before the recovery:\n$ oc adm upgrade\nCluster version is 4.15.2") !=
+          std::string::npos);
     // Phase 2 is refused in the same boot.
     auto same = h.run("--resume --systemctl " + systemctl + " --boot-id " + boot);
     CHECK(same.exit_code == 1);
@@ -841,10 +871,18 @@ TEST_CASE("live phase 1 stops at a kubelet that does not stop, changes nothing, 
     LiveStandins sv(h);
     const std::string &s = sv.dir, &systemctl = sv.systemctl, &boot = sv.boot;
     write(s + "/stuck-kubelet.service", ""); // `systemctl stop` says yes, the unit keeps running
+    write(s + "/api-down", "");              // and the API does not answer (best effort: goes on)
 
     auto r = h.run("--systemctl " + systemctl + " --boot-id " + boot);
     INFO(r.out << r.err << slurp(s + "/calls"));
     CHECK(r.exit_code != 0);
+    // One refused status command, the rest skipped; the refusal is kept and shown.
+    CHECK(slurp(h.p("var/recovery/recovery/cluster-status.before")) ==
+          "$ oc adm upgrade\n(failed: oc adm upgrade: exit 1: The connection to the server api-int.sno:6443 was "
+          "refused)\n");
+    CHECK(r.err.find("cluster status before the recovery incomplete (best effort): oc adm upgrade: exit 1") !=
+          std::string::npos);
+    CHECK(slurp(s + "/calls").find("oc get") == std::string::npos);
     CHECK(r.err.find("kubelet.service is still active after its stop job") != std::string::npos);
     CHECK(slurp(s + "/calls").find("crictl") == std::string::npos); // nothing after the failed stop
     CHECK(h.snapshot() == h.broken);                                // nothing restored
@@ -861,6 +899,10 @@ TEST_CASE("live phase 1 stops at a kubelet that does not stop, changes nothing, 
     CHECK(resumed.json()["phase1_done"] == true);
     CHECK(h.journal().step("stop-kubelet")->state == StepState::Done);
     CHECK(h.journal().step("stop-kubelet")->attempts == 2);
+    // The status is the one from before anything was stopped: not taken again on resume.
+    std::string calls = slurp(s + "/calls");
+    CHECK(calls.find("oc adm upgrade") == calls.rfind("oc adm upgrade"));
+    CHECK(slurp(h.p("var/recovery/recovery/cluster-status.before")).find("(failed: ") != std::string::npos);
 }
 
 TEST_CASE("platform rollback: applied, then phase 1 waits for the reboot into the recorded deployment")

@@ -79,6 +79,13 @@ n=$(( $(cat $S/api-calls 2>/dev/null || echo 0) + 1 )); echo $n > $S/api-calls
 if [ $n -le $(cat $S/api-down 2>/dev/null || echo 0) ]; then
   echo 'The connection to the server api-int.sno:6443 was refused - did you specify the right host or port?' >&2; exit 1
 fi
+case "${*:4}" in # the cluster status at the end (features 15, 27)
+  "adm upgrade") [ -f $S/status-down ] && { echo 'Unable to connect to the server: EOF' >&2; exit 1; }
+                 echo "Cluster version is 4.14.9" ; exit 0 ;;
+  "get clusteroperators") printf 'NAME VERSION AVAILABLE PROGRESSING DEGRADED\netcd 4.14.9 True False False\n'; exit 0 ;;
+  "get nodes -o wide") printf 'NAME STATUS ROLES\nsno Ready control-plane,master,worker\n'; exit 0 ;;
+  "get machineconfigpools") printf 'NAME CONFIG UPDATED\nmaster rendered-master-0a1b True\n'; exit 0 ;;
+esac
 verb=$4; res=$5
 latest=$(cat $S/latest-$res 2>/dev/null || echo 3)
 current=$(cat $S/current-$res 2>/dev/null || echo 3)
@@ -177,13 +184,14 @@ struct Cluster {
         return p;
     }
     void put(const std::string& name, const std::string& v) const { std::ofstream(s + "/" + name) << v << "\n"; }
-    std::string get(const std::string& name) const
+    static std::string slurp(const std::string& path)
     {
-        std::ifstream in(s + "/" + name);
+        std::ifstream in(path);
         std::stringstream ss;
         ss << in.rdbuf();
         return ss.str();
     }
+    std::string get(const std::string& name) const { return slurp(s + "/" + name); }
     bool has(const std::string& name) const { return fs::exists(s + "/" + name); }
     std::vector<std::string> calls() const
     {
@@ -340,6 +348,17 @@ TEST_CASE("phase 2 brings the cluster back, in the right order, through an API t
     CHECK(std::stoi(c.get("api-calls")) > 4); // the first four were refused and retried
     // The end: the phase 2 unit disabled last, kubelet enabled, marker gone, result kept.
     CHECK(last(calls, "systemctl disable upgrade-recovery-phase2.service") > prev);
+    // Last, what the cluster looks like now, kept on the partition (features 15, 27).
+    long status = first(calls, oc_prefix(c, "adm upgrade"));
+    CHECK(status > last(calls, "systemctl disable upgrade-recovery-phase2.service"));
+    CHECK(first(calls, oc_prefix(c, "get machineconfigpools")) > status);
+    CHECK(Cluster::slurp(c.store_path() + "/recovery/cluster-status.after") ==
+          "$ oc adm upgrade\nCluster version is 4.14.9\n"
+          "$ oc get clusteroperators\nNAME VERSION AVAILABLE PROGRESSING DEGRADED\netcd 4.14.9 True False False\n"
+          "$ oc get nodes -o wide\nNAME STATUS ROLES\nsno Ready control-plane,master,worker\n"
+          "$ oc get machineconfigpools\nNAME CONFIG UPDATED\nmaster rendered-master-0a1b True\n");
+    // Phase 2 never looks before: the node was not untouched when it began.
+    CHECK_FALSE(fs::exists(c.store_path() + "/recovery/cluster-status.before"));
     CHECK(c.has("enabled-kubelet.service"));
     CHECK_FALSE(fs::exists(c.store_path() + "/recovery/phase2-pending"));
     auto j = c.journal();
@@ -451,6 +470,22 @@ TEST_CASE("an API that stays down ends at the redeploy deadline")
     CHECK(j.step("redeploy-etcd")->state == StepState::Failed);
     CHECK(j.step("redeploy-etcd")->data.count("latest_before") == 0);
     CHECK(first(c.calls(), oc_prefix(c, "patch")) == -1);
+}
+
+TEST_CASE("the cluster status at the end is best effort: an API gone again does not fail the recovery")
+{
+    Cluster c;
+    c.put("status-down", "");
+    auto r = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(r);
+    CHECK(r->complete);
+    CHECK(c.journal().state == RecoveryState::Complete);
+    // One command tried, the rest skipped; what it said is kept.
+    CHECK(count(c.calls(), "adm upgrade") == 1);
+    CHECK(count(c.calls(), "get clusteroperators") == 0);
+    CHECK(Cluster::slurp(c.store_path() + "/recovery/cluster-status.after") ==
+          "$ oc adm upgrade\n(failed: oc adm upgrade: exit 1: Unable to connect to the server: EOF)\n");
 }
 
 TEST_CASE("a failing cluster-restore.sh stops phase 2 before kubelet starts")

@@ -338,6 +338,14 @@ stage_recover() {
     grep -q " restore " /var/lib/standin/cluster-scripts.log || fail "cluster-restore.sh did not run"
     [ "$(grep -c ' patch ' /var/lib/standin/oc.log)" -ge 4 ] || fail "fewer than 4 forced redeployments (oc patch)"
     [ -e /var/recovery/recovery/phase2-pending ] && fail "phase2-pending is still there"
+    # The cluster status shown first and last, kept on the partition: after phase 2
+    # always; before from a live phase 1 (the initramfs has no API to ask).
+    grep -q '^master rendered-master-standin True$' /var/recovery/recovery/cluster-status.after ||
+        fail "no cluster status after the recovery: $(head -c 300 /var/recovery/recovery/cluster-status.after 2>&1)"
+    if [ "$E2E_STAGE" = recover-live ]; then
+        grep -q '^Cluster version is 4.14.0-standin$' /var/recovery/recovery/cluster-status.before ||
+            fail "no cluster status from before the live recovery: $(head -c 300 /var/recovery/recovery/cluster-status.before 2>&1)"
+    fi
     local out
     out=$(upgrade-recovery status --json 2>&1)
     echo "$out" | sed 's/^/UR-E2E: status: /' | head -n 40 >/dev/console
