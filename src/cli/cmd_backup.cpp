@@ -1,5 +1,6 @@
 // backup, list, status, verify, delete.
 #include "backup.hpp"
+#include "backup_attempt.hpp"
 #include "backup_removal.hpp"
 #include "cli.hpp"
 #include "recovery_journal.hpp"
@@ -224,6 +225,27 @@ int cmd_list(const Args& args)
     return 0;
 }
 
+namespace
+{
+
+void print_backup_attempt(const BackupAttempt& a)
+{
+    std::string id = a.backup_id.empty() ? "" : " (backup " + a.backup_id + ")";
+    if (a.state == "succeeded")
+        printf("Last backup attempt: succeeded %s in %.1f s%s\n", a.finished.c_str(), a.duration_seconds, id.c_str());
+    else if (a.state == "failed")
+        printf("Last backup attempt: FAILED %s after %.1f s%s: %s: %s\n", a.finished.c_str(), a.duration_seconds,
+               id.c_str(), a.error_kind.c_str(), a.error.c_str());
+    else if (a.state == "running")
+        printf("Last backup attempt: running since %s (pid %lld)\n", a.started.c_str(), static_cast<long long>(a.pid));
+    else
+        printf("Last backup attempt: INTERRUPTED: started %s, its process is gone (killed or a power cut); "
+               "the next backup removes what it left\n",
+               a.started.c_str());
+}
+
+} // namespace
+
 int cmd_status(const Args& args)
 {
     if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
@@ -274,13 +296,24 @@ int cmd_status(const Args& args)
         watchdog_err = w.error();
     else
         watchdog = std::move(*w);
+    std::optional<BackupAttempt> attempt;
+    std::optional<Error> attempt_err;
+    if (auto a = load_backup_attempt(store->fd.get()); !a)
+        attempt_err = a.error();
+    else
+        attempt = std::move(*a);
+    j["last_backup"] = attempt ? nlohmann::json::parse(backup_attempt_to_json(*attempt)) : nlohmann::json(nullptr);
+    if (attempt_err) j["last_backup_error"] = attempt_err->message;
     j["recovery"] = journal ? nlohmann::json::parse(journal_to_json(*journal, -1)) : nlohmann::json(nullptr);
     if (recovery_err) j["recovery_error"] = recovery_err->message;
     j["armed"] = armed ? nlohmann::json(*armed) : nlohmann::json(nullptr);
     j["phase2_pending"] = pending.has_value();
     j["watchdog"] = watchdog_json(watchdog);
     if (watchdog_err) j["watchdog_error"] = watchdog_err->message;
-    const std::optional<Error>& first_err = latest_err ? latest_err : recovery_err ? recovery_err : watchdog_err;
+    const std::optional<Error>& first_err = latest_err     ? latest_err
+                                            : attempt_err  ? attempt_err
+                                            : recovery_err ? recovery_err
+                                                           : watchdog_err;
     const int rc = first_err ? exit_code(first_err->kind) : 0;
     if (args.json) {
         printf("%s\n", j.dump().c_str());
@@ -298,6 +331,10 @@ int cmd_status(const Args& args)
     } else {
         printf("Latest: none\n");
     }
+    if (attempt)
+        print_backup_attempt(*attempt);
+    else if (attempt_err)
+        printf("Last backup attempt: UNREADABLE: %s\n", attempt_err->message.c_str());
     if (armed) printf("Recovery ARMED for the next boot with backup %s\n", armed->c_str());
     if (journal) {
         printf("Recovery %s: %s (backup %s, started %s)\n", journal->recovery_id.c_str(),

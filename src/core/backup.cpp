@@ -1,5 +1,6 @@
 #include "backup.hpp"
 
+#include "backup_attempt.hpp"
 #include "backup_removal.hpp"
 #include "cluster_backup.hpp"
 #include "compat_script.hpp"
@@ -547,16 +548,15 @@ Error no_space_error(const BackupEstimate& e)
                      "backup.free_space_margin."};
 }
 
-Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Progress& progress,
-                                const CancelToken& cancel)
+namespace
 {
-    const auto t0 = Clock::now();
-    failpoint("backup.start");
-    progress.stage("prepare");
-    auto store = open_store(cfg, opts.root, true);
-    if (!store) return std::unexpected(store.error());
-    auto lock = lock_store(*store);
-    if (!lock) return std::unexpected(lock.error());
+
+// Everything after the lock. `chosen_id` learns the new generation's id.
+Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, const Store& store_ref,
+                                 Clock::time_point t0, std::string& chosen_id, Progress& progress,
+                                 const CancelToken& cancel)
+{
+    const Store* store = &store_ref;
     auto rec = recovery_in_progress(*store);
     if (!rec) return std::unexpected(rec.error());
     if (*rec)
@@ -579,6 +579,7 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     if (!valid_backup_id(id)) return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a valid backup id");
     if (std::find(ids->begin(), ids->end(), id) != ids->end())
         return fail(ErrorKind::InvalidArgs, "backup '" + id + "' exists already");
+    chosen_id = id;
 
     BackupMetadata meta;
     meta.id = id;
@@ -804,6 +805,46 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
                    human(result.meta.copied_bytes) + " copied, " + human(result.meta.shared_bytes) + " shared",
                {{"BACKUP_ID", id}, {"STEP", "done"}});
     return result;
+}
+
+} // namespace
+
+Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Progress& progress,
+                                const CancelToken& cancel)
+{
+    const auto t0 = Clock::now();
+    failpoint("backup.start");
+    progress.stage("prepare");
+    auto store = open_store(cfg, opts.root, true);
+    if (!store) return std::unexpected(store.error());
+    auto lock = lock_store(*store);
+    if (!lock) return std::unexpected(lock.error());
+    std::string id;
+    if (opts.dry_run) return take_backup(cfg, opts, *store, t0, id, progress, cancel);
+
+    // W20: the attempt's outcome on the partition, under the lock. Best effort: a
+    // full partition may refuse even this small file; the backup's own error says more.
+    BackupAttempt attempt;
+    attempt.state = "running";
+    attempt.started = rfc3339_now();
+    attempt.pid = ::getpid();
+    attempt.boot_id = read_boot_id();
+    if (auto w = save_backup_attempt(store->fd.get(), attempt); !w)
+        log::warning("cannot record the backup attempt: " + w.error().message);
+    auto r = take_backup(cfg, opts, *store, t0, id, progress, cancel);
+    attempt.backup_id = id;
+    attempt.finished = rfc3339_now();
+    attempt.duration_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (r) {
+        attempt.state = "succeeded";
+    } else {
+        attempt.state = "failed";
+        attempt.error_kind = error_kind_name(r.error().kind);
+        attempt.error = r.error().message;
+    }
+    if (auto w = save_backup_attempt(store->fd.get(), attempt); !w)
+        log::warning("cannot record the backup's outcome: " + w.error().message);
+    return r;
 }
 
 } // namespace ur

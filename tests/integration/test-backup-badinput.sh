@@ -208,7 +208,12 @@ ur_fx_config "$R2" "$TINY"
 check "a small backup fits on the tiny partition" run_rc 0 "$T/s1.json" "$T/s1.err" cli "$R2" --json backup
 SID=$(json "$T/s1.json" 'j["id"]')
 SB=$R2/var/recovery/backups/$SID
-before=$(fx_digest "$R2/var/recovery" --strict)
+check "the attempt is recorded as succeeded, with its id" \
+    test "$(json "$R2/var/recovery/last-backup.json" 'j["state"]+" "+j["backup_id"]')" = "succeeded $SID"
+# The generations (every backup that reaches the store rewrites the attempt record
+# at its top, W20; `latest` is checked on its own).
+before=$(fx_digest "$R2/var/recovery/backups" --strict)
+before_all=$(fx_digest "$R2/var/recovery" --strict)
 free=$(($(stat -f -c '%a*%S' "$R2/var/recovery")))
 # More than the partition's free space, allocated (not sparse), so the estimate counts it.
 fallocate -l $((free + (64 << 20))) "$R2/var/lib/kubelet/big.img"
@@ -221,14 +226,20 @@ check "... fits=false, needing more than is free" \
 check "... counting the big file as new data" \
     test "$(json "$T/d2.json" 'str(j["new_bytes"] >= '"$((free + (64 << 20)))"')')" = True
 check "... and says what to do" grep -qi "delete older backups" "$T/d2.err"
-check "... and wrote nothing" test "$(fx_digest "$R2/var/recovery" --strict)" = "$before"
+check "... and wrote nothing, not even the attempt record" test "$(fx_digest "$R2/var/recovery" --strict)" = "$before_all"
 check "the backup that does not fit exits 5" run_rc 5 "$T/s2.out" "$T/s2.err" cli "$R2" backup
 sed 's/^/  /' "$T/s2.err"
 check "... saying how much is free" grep -Eq "[0-9.]+ MiB free" "$T/s2.err"
 check "... and how much it needs" grep -Eq "the backup needs [0-9.]+ (MiB|GiB)" "$T/s2.err"
 check "... with the part of new file data" grep -Eq "of new file data in [0-9]+ files" "$T/s2.err"
 check "the previous backup is untouched (every byte, attribute, inode, ctime)" \
-    test "$(fx_digest "$R2/var/recovery" --strict)" = "$before"
+    test "$(fx_digest "$R2/var/recovery/backups" --strict)" = "$before"
+check "the failed attempt is recorded, with its error kind and message (W20)" \
+    test "$(json "$R2/var/recovery/last-backup.json" 'j["state"]+" "+j["error_kind"]+" "+str("MiB free" in j["error"])')" = "failed NoSpace True"
+check "status shows it" run_rc 0 "$T/sa.out" "$T/sa.err" cli "$R2" status
+check "... as FAILED with the reason" grep -Eq "^Last backup attempt: FAILED .* NoSpace: not enough space on " "$T/sa.out"
+check "status --json has it as last_backup" \
+    test "$(json <(cli "$R2" --json status) 'j["last_backup"]["state"]')" = failed
 check "no staging directory was left" test "$(ls -A "$R2/var/recovery/backups")" = "$SID"
 check "latest still names the previous backup" test "$(readlink "$R2/var/recovery/latest")" = "backups/$SID"
 check "the previous backup still verifies" run_rc 0 "$T/s3.out" "$T/s3.err" cli "$R2" verify
@@ -257,6 +268,8 @@ for _ in $(seq 1 1000); do
 done
 check "the backup stopped at the failpoint with its staging directory made" \
     bash -c "[ \"\$(ps -o state= -p $pid | tr -d ' ')\" = T ] && ls -A '$R2/var/recovery/backups' | grep -q '^\.staging-'"
+check "status meanwhile shows the attempt running, with its process" \
+    bash -c "'$UR_CLI' --root '$R2' status | grep -qx 'Last backup attempt: running since .* (pid $pid)'"
 free=$(($(stat -f -c '%a*%S' "$R2/var/recovery")))
 fallocate -l $((free - (1 << 20))) "$R2/var/recovery/filler" # 1 MiB stays free
 kill -CONT "$pid"
@@ -271,8 +284,35 @@ check "the previous backup is untouched (every byte and attribute)" \
     test "$(fx_digest "$R2/var/recovery/backups/$LID")" = "$before"
 check "latest still names it" test "$(readlink "$R2/var/recovery/latest")" = "backups/$LID"
 check "the previous backup still verifies" run_rc 0 "$T/f2.out" "$T/f2.err" cli "$R2" verify
+check "the attempt is recorded as failed for want of space" \
+    test "$(json "$R2/var/recovery/last-backup.json" 'j["state"]+" "+j["error_kind"]')" = "failed NoSpace"
 check "with the space back the next backup succeeds" run_rc 0 "$T/f3.out" "$T/f3.err" cli "$R2" backup
 check "and the new latest verifies" run_rc 0 "$T/f4.out" "$T/f4.err" cli "$R2" verify
+
+# --- a backup killed in the middle: the attempt reads as interrupted (W20) ---------------
+UR_FAILPOINT=backup.after-cluster UR_FAILPOINT_ACTION=stop \
+    "$UR_CLI" --root "$R2" backup >"$T/k.out" 2>"$T/k.err" &
+pid=$!
+for _ in $(seq 1 1000); do
+    [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
+    sleep 0.02
+done
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+check "status after the kill says the attempt was interrupted" \
+    bash -c "'$UR_CLI' --root '$R2' status | grep -q '^Last backup attempt: INTERRUPTED: started '"
+check "... and so does status --json" test "$(json <(cli "$R2" --json status) 'j["last_backup"]["state"]')" = interrupted
+check "the file itself still says running (the reader tells)" \
+    test "$(json "$R2/var/recovery/last-backup.json" 'j["state"]')" = running
+check "the next backup succeeds and is recorded" run_rc 0 "$T/k2.json" "$T/k2.err" cli "$R2" --json backup
+check "... as succeeded, with its id and duration" \
+    test "$(json "$R2/var/recovery/last-backup.json" 'j["state"]+" "+j["backup_id"]+" "+str(j["duration_seconds"] > 0)')" = \
+    "succeeded $(json "$T/k2.json" 'j["id"]') True"
+printf '{"state": "running"' >"$R2/var/recovery/last-backup.json"
+check "status with a damaged attempt record exits 7" run_rc 7 "$T/k3.out" "$T/k3.err" cli "$R2" status
+check "... and says it is unreadable" grep -q "^Last backup attempt: UNREADABLE: last-backup.json: " "$T/k3.out"
+check "a backup replaces the damaged record" run_rc 0 "$T/k4.out" "$T/k4.err" cli "$R2" backup
+check "status is clean again" run_rc 0 "$T/k5.out" "$T/k5.err" cli "$R2" status
 
 # --- a corrupt recovery journal and unreadable latest metadata ----------------------
 check "status is clean before" run_rc 0 "$T/s0.out" "$T/s0.err" cli "$R2" status
