@@ -236,6 +236,11 @@ id_full=$(readlink "$mnt/latest" | sed 's|^backups/||')
 
 log "mutate --percent 1 --kind touch"
 "$gen" mutate "$ROOT" --percent 1 --kind touch --seed "$seed" | tee "$work/touch.txt" >&2
+cat >"$work/stat-walk.sh" <<EOF
+cd $(q "$ROOT")
+{ printf '%s\n' etc usr/local; find var/lib/kubelet -mindepth 2 -maxdepth 2; } |
+    xargs -d '\n' -P 8 -n 8 sh -c 'find "\$@" -printf "%s\n"' sh >/dev/null
+EOF
 for ((r = 0; r < repeat; r++)); do
     if [ "$r" -gt 0 ]; then
         # Back to one generation, so every round does the same work (and no pruning).
@@ -251,6 +256,9 @@ for ((r = 0; r < repeat; r++)); do
     # The floor of any repeated backup that looks at every file: finding what
     # changed (a stat of every source name, the previous manifest) and nothing else.
     timed ours_dryrun "$(q "$ur") --root $(q "$ROOT") backup --dry-run"
+    # Below any implementation or layout: a stat of every source name, by 8 find
+    # processes over the kubelet tree's subtrees (no manifest, no output).
+    timed stat_walk "bash $(q "$work/stat-walk.sh")"
     timed ours_repeat "$(q "$ur") --root $(q "$ROOT") backup"
     id_repeat=$(readlink "$mnt/latest" | sed 's|^backups/||')
     [ "$id_repeat" != "$id_full" ] || die "the repeated backup did not publish a new generation"
@@ -359,6 +367,7 @@ r_repeat=$(ratio "${TM[ours_repeat]}" "${TM[ours_full]}")
 r_cpal=$(ratio "${TM[cp_al]}" "${TM[ours_full]}")
 r_steady=$(ratio "${TM[ours_steady]}" "${TM[ours_full]}")
 r_dryrun=$(ratio "${TM[ours_dryrun]}" "${TM[ours_full]}")
+r_statwalk=$(ratio "${TM[stat_walk]}" "${TM[ours_full]}")
 r_warm=$(ratio "${TM[ours_repeat_warm]}" "${TM[ours_full_warm]}")
 r_restore=$(ratio "${TM[ours_restore]}" "${TM[rsync_c_delete]}")
 v_restore=$(verdict "$r_restore" 0.2)
@@ -401,6 +410,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     row "our repeated backup (1% touched)" ours_repeat
     row "cp -al of the previous generation" cp_al
     row "our backup --dry-run (change detection)" ours_dryrun
+    row "stat of every source name, 8 x find" stat_walk
     row "our repeated backup + pruning the oldest" ours_steady
     row "our full backup, source cached" ours_full_warm
     row "our repeated backup, source cached" ours_repeat_warm
@@ -413,6 +423,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     printf '%-58s %8s %8s  %s\n' "repeated backup (1% changed) / our full backup" "$r_repeat" "<= 0.15" "$(verdict "$r_repeat" 0.15)"
     printf '%-58s %8s %8s  %s\n' "  reference, not a goal: cp -al of a generation / our full" "$r_cpal" "" ""
     printf '%-58s %8s %8s  %s\n' "  reference: backup --dry-run (change detection) / full" "$r_dryrun" "" ""
+    printf '%-58s %8s %8s  %s\n' "  reference: stat of every source name (8 x find) / full" "$r_statwalk" "" ""
     printf '%-58s %8s %8s  %s\n' "  reference: repeated + pruning (retention reached) / full" "$r_steady" "" ""
     printf '%-58s %8s %8s  %s\n' "  reference: both with the source cached: repeated / full" "$r_warm" "" ""
     printf '%-58s %8s %8s  %s\n' "restore (5% changed) / rsync -aAXc --delete" "$r_restore" "<= 0.2" "$v_restore"
