@@ -249,6 +249,19 @@ rm "$R2/var/lib/kubelet/big.img"
 check "with the big file gone the next backup succeeds" run_rc 0 "$T/s4.out" "$T/s4.err" cli "$R2" backup
 check "and the new latest verifies" run_rc 0 "$T/s5.out" "$T/s5.err" cli "$R2" verify
 
+# A backup of $R2 in the background, stopped (SIGSTOP) at a failpoint once its
+# staging directory exists; its pid in $pid, its output in $T/NAME.out and .err.
+stopped_backup()
+{
+    UR_FAILPOINT=backup.after-cluster UR_FAILPOINT_ACTION=stop \
+        "$UR_CLI" --root "$R2" backup >"$T/$1.out" 2>"$T/$1.err" &
+    pid=$!
+    for _ in $(seq 1 1000); do
+        [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
+        sleep 0.02
+    done
+}
+
 # --- the partition fills up in the middle of the copy -----------------------------------
 # The space check passed; then something else takes the space (the backup is
 # stopped at a failpoint once its staging directory exists). The copy hits
@@ -259,13 +272,7 @@ gens=$(ls -A "$R2/var/recovery/backups")
 # Not --strict: the copy hard-linked unchanged files from it and the cleanup
 # unlinked them, which moves those inodes' ctime (and nothing else).
 before=$(fx_digest "$R2/var/recovery/backups/$LID")
-UR_FAILPOINT=backup.after-cluster UR_FAILPOINT_ACTION=stop \
-    "$UR_CLI" --root "$R2" backup >"$T/f.out" 2>"$T/f.err" &
-pid=$!
-for _ in $(seq 1 1000); do
-    [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
-    sleep 0.02
-done
+stopped_backup f
 check "the backup stopped at the failpoint with its staging directory made" \
     bash -c "[ \"\$(ps -o state= -p $pid | tr -d ' ')\" = T ] && ls -A '$R2/var/recovery/backups' | grep -q '^\.staging-'"
 check "status meanwhile shows the attempt running, with its process" \
@@ -290,13 +297,7 @@ check "with the space back the next backup succeeds" run_rc 0 "$T/f3.out" "$T/f3
 check "and the new latest verifies" run_rc 0 "$T/f4.out" "$T/f4.err" cli "$R2" verify
 
 # --- a backup killed in the middle: the attempt reads as interrupted (W20) ---------------
-UR_FAILPOINT=backup.after-cluster UR_FAILPOINT_ACTION=stop \
-    "$UR_CLI" --root "$R2" backup >"$T/k.out" 2>"$T/k.err" &
-pid=$!
-for _ in $(seq 1 1000); do
-    [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
-    sleep 0.02
-done
+stopped_backup k
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null || true
 check "status after the kill says the attempt was interrupted" \
