@@ -552,28 +552,26 @@ namespace
 {
 
 // Everything after the lock. `chosen_id` learns the new generation's id.
-Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, const Store& store_ref,
-                                 Clock::time_point t0, std::string& chosen_id, Progress& progress,
-                                 const CancelToken& cancel)
+Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, const Store& store, Clock::time_point t0,
+                                 std::string& chosen_id, Progress& progress, const CancelToken& cancel)
 {
-    const Store* store = &store_ref;
-    auto rec = recovery_in_progress(*store);
+    auto rec = recovery_in_progress(store);
     if (!rec) return std::unexpected(rec.error());
     if (*rec)
         return fail(ErrorKind::RecoveryInProgress,
-                    "a recovery is in progress on " + store->path() +
+                    "a recovery is in progress on " + store.path() +
                         "; a backup now could replace the generation being recovered (see 'upgrade-recovery status'; "
                         "'upgrade-recovery disarm' cancels an armed recovery, 'recover --abandon' ends one)");
     if (!opts.dry_run) {
-        if (auto n = remove_stale_staging(*store); !n)
+        if (auto n = remove_stale_staging(store); !n)
             return std::unexpected(n.error());
         else if (*n)
             log::info("removed " + std::to_string(*n) + " incomplete backup(s) left by an interrupted run");
     }
 
-    auto ids = list_backups(*store);
+    auto ids = list_backups(store);
     if (!ids) return std::unexpected(ids.error());
-    auto latest = latest_backup(*store);
+    auto latest = latest_backup(store);
     if (!latest) return std::unexpected(latest.error());
     std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);
     if (!valid_backup_id(id)) return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a valid backup id");
@@ -587,7 +585,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     meta.host = hostname_of(opts.root);
     meta.tool_version = UR_VERSION;
     if (!opts.dry_run)
-        log::event(log::kBackupStarted, log::Level::Info, "backup " + id + " started on " + store->path(),
+        log::event(log::kBackupStarted, log::Level::Info, "backup " + id + " started on " + store.path(),
                    {{"BACKUP_ID", id}, {"STEP", "start"}});
 
     // Sources, with the MachineConfig files outside the trees as one more tree.
@@ -639,13 +637,13 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     // The scan's cold walk is the slow part of a repeated backup: read ahead of
     // it, and of the copy's hard links into the previous generation (popped last).
     Prefetcher prefetch(kPrefetchThreads);
-    if (*latest && !opts.dry_run) prefetch.add(store->backups_fd.get(), **latest); // only the copy links into it
+    if (*latest && !opts.dry_run) prefetch.add(store.backups_fd.get(), **latest); // only the copy links into it
     for (const auto& t : trees)
         if (t.include.empty()) prefetch.add(t.fd->get(), ".");
-    auto totals = scan(trees, prev_manifest, cfg.share_unchanged, store->backups_fd.get(), cancel);
+    auto totals = scan(trees, prev_manifest, cfg.share_unchanged, store.backups_fd.get(), cancel);
     if (!totals) return std::unexpected(totals.error());
     BackupEstimate est;
-    est.store = store->path();
+    est.store = store.path();
     if (*latest) est.previous = **latest;
     est.entries = totals->entries;
     est.total_bytes = totals->total_bytes;
@@ -660,7 +658,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     }
     {
         struct statvfs sv;
-        if (::fstatvfs(store->fd.get(), &sv) < 0) return fail_errno("statvfs " + store->path());
+        if (::fstatvfs(store.fd.get(), &sv) < 0) return fail_errno("statvfs " + store.path());
         est.free_bytes = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
     }
     est.metadata_bytes = totals->entries * 512 + totals->dirs * 4096 + totals->entries * 200;
@@ -684,7 +682,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         meta.ostree = std::move(*os);
         // A pin an earlier backup made stays ours, so retention can release it later.
         // Unreadable backups: not known to be ours, so never released (the safe side).
-        auto existing = read_all_metadata(*store);
+        auto existing = read_all_metadata(store);
         meta.ostree.pinned_by_backup = pin_is_ours(meta.ostree, existing ? *existing : std::vector<BackupMetadata>{});
     }
     progress.percent(3);
@@ -692,7 +690,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
 
     // Staging: everything below is dropped (now or by the next run) unless published.
     std::string staging_name = std::string(kStagingPrefix) + id;
-    if (::mkdirat(store->backups_fd.get(), staging_name.c_str(), 0700) < 0) return fail_errno("create staging");
+    if (::mkdirat(store.backups_fd.get(), staging_name.c_str(), 0700) < 0) return fail_errno("create staging");
     struct StagingGuard {
         int dir;
         std::string name;
@@ -701,11 +699,11 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         {
             if (!keep) (void)remove_tree_at(dir, name);
         }
-    } guard{store->backups_fd.get(), staging_name};
-    auto staging_r = open_at(store->backups_fd.get(), staging_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    } guard{store.backups_fd.get(), staging_name};
+    auto staging_r = open_at(store.backups_fd.get(), staging_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (!staging_r) return std::unexpected(staging_r.error());
     SharedFd staging = share(std::move(*staging_r));
-    std::string staging_path = store->path() + "/" + kBackupsDir + "/" + staging_name;
+    std::string staging_path = store.path() + "/" + kBackupsDir + "/" + staging_name;
 
     if (want_cluster) {
         progress.stage("etcd snapshot");
@@ -730,8 +728,8 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     PrevCursor prev;
     SharedFd prev_gen;
     if (*latest) {
-        auto r = ManifestReader::open(store->backups_fd.get(), *prev_manifest);
-        auto g = open_at(store->backups_fd.get(), **latest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        auto r = ManifestReader::open(store.backups_fd.get(), *prev_manifest);
+        auto g = open_at(store.backups_fd.get(), **latest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
         if (r && g) {
             prev = PrevCursor(std::move(*r));
             prev_gen = share(std::move(*g));
@@ -775,20 +773,20 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
 
     // Durable before visible: one syncfs covers every file and directory written.
     failpoint("backup.before-sync");
-    if (::syncfs(staging->get()) < 0) return fail_errno("sync " + store->path());
+    if (::syncfs(staging->get()) < 0) return fail_errno("sync " + store.path());
     UR_TRY(fsync_fd(staging->get(), "staging directory"));
     failpoint("backup.before-publish");
-    if (::renameat(store->backups_fd.get(), staging_name.c_str(), store->backups_fd.get(), id.c_str()) < 0)
+    if (::renameat(store.backups_fd.get(), staging_name.c_str(), store.backups_fd.get(), id.c_str()) < 0)
         return fail_errno("publish backup " + id);
     guard.keep = true;
-    UR_TRY(fsync_fd(store->backups_fd.get(), "backups directory"));
+    UR_TRY(fsync_fd(store.backups_fd.get(), "backups directory"));
     failpoint("backup.after-publish");
-    UR_TRY(replace_symlink_at(store->fd.get(), kLatestLink, std::string(kBackupsDir) + "/" + id));
+    UR_TRY(replace_symlink_at(store.fd.get(), kLatestLink, std::string(kBackupsDir) + "/" + id));
     failpoint("backup.after-latest");
 
     BackupResult result;
     result.meta = std::move(meta);
-    auto pruned = prune_and_release(cfg, opts.root, *store);
+    auto pruned = prune_and_release(cfg, opts.root, store);
     if (!pruned) {
         log::warning("retention: " + pruned.error().message);
     } else {
@@ -797,7 +795,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         if (!pruned->warning.empty()) progress.warning("retention: " + pruned->warning);
     }
     failpoint("backup.after-prune");
-    if (auto w = write_compat_script(store->fd.get(), self_binary()); !w)
+    if (auto w = write_compat_script(store.fd.get(), self_binary()); !w)
         log::warning("could not write upgrade-recovery.sh: " + w.error().message);
     progress.percent(100);
     log::event(log::kBackupSucceeded, log::Level::Info,
