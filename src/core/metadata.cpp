@@ -1,7 +1,9 @@
 #include "metadata.hpp"
 
+#include "toml_data.hpp"
 #include <nlohmann/json.hpp>
 #include <sstream>
+
 #include <toml++/toml.h>
 
 namespace ur
@@ -174,13 +176,9 @@ struct Reader {
 
 Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::string& name)
 {
-    toml::table t;
-    try {
-        t = toml::parse(text, name);
-    } catch (const toml::parse_error& e) {
-        return fail(ErrorKind::Corrupt,
-                    name + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
-    }
+    auto parsed = parse_data_toml(text, name);
+    if (!parsed) return std::unexpected(parsed.error());
+    const toml::table& t = *parsed;
     Reader r{t};
     BackupMetadata m;
     m.format = static_cast<int>(r.i("format"));

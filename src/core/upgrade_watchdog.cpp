@@ -3,6 +3,7 @@
 #include "fd.hpp"
 #include "log.hpp"
 #include "recovery_journal.hpp"
+#include "toml_data.hpp"
 
 #include <cerrno>
 #include <sstream>
@@ -26,13 +27,9 @@ std::string watchdog_to_toml(const WatchdogState& w)
 
 Result<WatchdogState> watchdog_from_toml(std::string_view text, const std::string& name)
 {
-    toml::table t;
-    try {
-        t = toml::parse(text, name);
-    } catch (const toml::parse_error& e) {
-        return fail(ErrorKind::Corrupt,
-                    name + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
-    }
+    auto parsed = parse_data_toml(text, name);
+    if (!parsed) return std::unexpected(parsed.error());
+    const toml::table& t = *parsed;
     WatchdogState w;
     auto id = t["backup"].value<std::string>();
     auto timeout = t["timeout"].value<int64_t>();
