@@ -21,6 +21,28 @@ namespace ur::cli
 namespace
 {
 
+// Reboots from the initrd unit; returns (reboot(2)'s errno) only when that failed. A queued reboot
+// (`systemctl --no-block reboot`) would let initrd-cleanup.service start behind this
+// unit, whose isolate of initrd-switch-root.target the irreversible reboot job then
+// refuses: a "Failed to start" on the console of a recovery that went as planned.
+// Nothing of the real system runs in the initramfs and the recovery's state is on
+// disk, so the unit stopping of an orderly shutdown gains nothing: the manager
+// reboots at once (it still kills processes and unmounts), and this process waits
+// for that, so that no unit ordered after it, the switch root above all, can start.
+int reboot_from_initrd()
+{
+    Command rb;
+    rb.argv = {"systemctl", "--force", "reboot"};
+    rb.timeout = std::chrono::seconds(30);
+    auto res = run_command(rb);
+    if (res && res->exit_code == 0)
+        for (int i = 0; i < 120; i++)
+            ::sleep(1); // killed by the shutdown long before
+    ::sync();
+    ::reboot(RB_AUTOBOOT); // returns only when it failed
+    return errno;
+}
+
 // The initrd unit works on the real root, /sysroot unless --root names another.
 InitrdOptions initrd_options(const Args& args)
 {
@@ -112,17 +134,9 @@ int cmd_recover(const Args& args)
             // before the files (they belong in that deployment; `armed` stays, so its
             // initramfs resumes). This boot must not go on into the failed deployment.
             fprintf(stderr, "upgrade-recovery: phase 1 changed the default deployment; rebooting into it\n");
-            Command rb;
-            rb.argv = {"systemctl", "--no-block", "reboot"};
-            rb.timeout = std::chrono::seconds(30);
-            auto res = run_command(rb);
-            if (!res || res->exit_code != 0) {
-                ::sync();
-                ::reboot(RB_AUTOBOOT); // returns only when it failed
-                // Going on would boot the failed deployment: fail the unit (emergency.target).
-                return report_error(args, sys_error(errno, "reboot into the rolled-back deployment"));
-            }
-            return 0;
+            const int err = reboot_from_initrd();
+            // Going on would boot the failed deployment: fail the unit (emergency.target).
+            return report_error(args, sys_error(err, "reboot into the rolled-back deployment"));
         }
         if (args.json)
             printf("%s\n", nlohmann::json({{"ran", r->ran},

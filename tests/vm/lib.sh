@@ -592,6 +592,14 @@ vm_fail_boot() {
     exit 1
 }
 
+# No "[FAILED]" status line on the console of the last boot (systemd prints one for each
+# unit that failed or was cut off; a power cut's boot has them by design).
+vm_no_failed_units() {
+    local failed
+    failed=$({ grep -a 'FAILED' "$VM_SERIAL" || true; } | sed 's/\x1b\[[0-9;]*m//g' | tr -d '\r' | head -n 3)
+    [ -z "$failed" ] || vm_fail_boot "units failed during boot $(basename "$VM_SERIAL" .log): $failed"
+}
+
 # The guest driver's verdict for a stage: "UR-E2E: PASS <stage>" on the console.
 vm_expect_pass() { # stage
     if grep -q "UR-E2E: FAIL" "$VM_SERIAL"; then
