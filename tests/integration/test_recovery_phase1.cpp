@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -1011,23 +1012,32 @@ TEST_CASE("recover --initrd reboots into the rolled-back deployment, and fails w
     REQUIRE(store);
     REQUIRE(arm_recovery(*store, kBackupId));
     const std::string bin = h.base + "/bin", calls = h.base + "/systemctl.calls";
-    write(bin + "/systemctl", "#!/bin/sh\necho \"$*\" >>" + calls + "\nexit \"$STANDIN_RC\"\n", 0755);
+    // The stand-in answers at once; when it "succeeds", the shutdown kills the caller a
+    // second later (as systemd-shutdown's SIGTERM to every process does), so a caller
+    // that went on instead of waiting exits before it. setsid: run_command kills what
+    // is left of the stand-in's process group when it returns.
+    write(bin + "/systemctl",
+          "#!/bin/sh\necho \"$*\" >>" + calls +
+              "\n[ \"$STANDIN_RC\" = 0 ] && setsid sh -c \"sleep 1; kill -TERM $PPID\" >/dev/null 2>&1 &\nexit "
+              "\"$STANDIN_RC\"\n",
+          0755);
     auto run = [&](int standin_rc, std::string& err) {
         std::string cmd = "cd / && PATH=" + bin + ":$PATH STANDIN_RC=" + std::to_string(standin_rc) + " " + sandbox +
-                          cli + " --root " + h.root + " --config " + h.config + " recover --initrd >" + h.base +
-                          "/out 2>" + h.base + "/err";
+                          // Not as the PID namespace's init, which ignores SIGTERM.
+                          "sh -c '\"$0\" \"$@\"; exit $?' " + cli + " --root " + h.root + " --config " + h.config +
+                          " recover --initrd >" + h.base + "/out 2>" + h.base + "/err";
         int rc = std::system(cmd.c_str());
         err = slurp(h.base + "/err");
         return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + (WIFSIGNALED(rc) ? WTERMSIG(rc) : 0);
     };
 
-    SECTION("systemctl reboot works: exit 0 after asking for the reboot")
+    SECTION("systemctl reboot works: it waits for the shutdown to end it")
     {
         std::string err;
         int rc = run(0, err);
         INFO(err);
-        CHECK(rc == 0);
-        CHECK(slurp(calls) == "--no-block reboot\n");
+        CHECK(rc == 128 + SIGTERM); // killed while waiting: nothing ordered after the unit started
+        CHECK(slurp(calls) == "--force reboot\n");
         CHECK(err.find("rebooting into it") != std::string::npos);
 
         // The next boot (another boot id, bound over the kernel's in a mount namespace)
@@ -1044,15 +1054,15 @@ TEST_CASE("recover --initrd reboots into the rolled-back deployment, and fails w
         CHECK(out.find("phase 1 paused on") != std::string::npos);
         CHECK(out.find("started ostree deployment " + h.ostree_ids[1]) != std::string::npos);
         CHECK(out.find("finished") == std::string::npos);
-        CHECK(slurp(calls) == "--no-block reboot\n"); // no second reboot
+        CHECK(slurp(calls) == "--force reboot\n"); // no second reboot
     }
     SECTION("systemctl reboot and reboot(2) both fail: the unit fails")
     {
         std::string err;
         int rc = run(1, err);
         INFO(err);
-        CHECK(rc != 0);
-        CHECK(slurp(calls) == "--no-block reboot\n");
+        CHECK(rc == 1);
+        CHECK(slurp(calls) == "--force reboot\n");
         CHECK(err.find("reboot into the rolled-back deployment") != std::string::npos);
     }
     // Either way phase 1 stopped after the platform rollback, before any file.
