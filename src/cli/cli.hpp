@@ -104,6 +104,7 @@ int cmd_recover(const Args& args);
 int cmd_arm(const Args& args);
 int cmd_disarm(const Args& args);
 int cmd_watchdog(const Args& args);
+int cmd_metrics(const Args& args);
 // The watchdog as `status --json` and `watchdog --json` show it (null: none).
 nlohmann::json watchdog_json(const std::optional<WatchdogState>& w);
 

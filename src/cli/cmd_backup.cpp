@@ -5,6 +5,7 @@
 #include "cli.hpp"
 #include "recovery_journal.hpp"
 #include "store.hpp"
+#include "store_status.hpp"
 #include "upgrade_watchdog.hpp"
 #include "verify.hpp"
 
@@ -251,92 +252,51 @@ int cmd_status(const Args& args)
     if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
     auto session = open_session(args, false, false);
     if (!session) return report_error(args, session.error());
-    Store* store = &(*session)->store;
-    nlohmann::json j;
-    j["store"] = store->path();
-    j["partition"] = store->location.plain_directory ? "" : store->location.partition.device;
-    j["plain_directory"] = store->location.plain_directory;
-    auto ids = list_backups(*store);
-    if (!ids) return report_error(args, ids.error());
-    j["backups"] = ids->size();
-    auto latest = latest_backup(*store);
-    if (!latest) return report_error(args, latest.error());
+    const Store& store = (*session)->store;
+    auto st = read_store_status(store);
+    if (!st) return report_error(args, st.error());
     // What cannot be read is shown and makes the exit status, after the rest.
-    std::optional<Error> latest_err, recovery_err;
-    std::optional<BackupMetadata> lm;
-    if (*latest) {
-        auto m = read_metadata(*store, **latest);
-        if (m)
-            lm = std::move(*m);
-        else
-            latest_err = m.error();
-    }
-    j["latest"] = lm ? nlohmann::json::parse(metadata_to_json(*lm)) : nlohmann::json(nullptr);
-    if (latest_err) j["latest_error"] = latest_err->message;
-    std::optional<RecoveryJournal> journal;
-    std::optional<std::string> armed, pending;
-    auto read_recovery = [&]() -> Result<> {
-        auto jd = JournalDir::open(*store, false);
-        if (!jd) return std::unexpected(jd.error());
-        auto a = jd->armed();
-        if (!a) return std::unexpected(a.error());
-        armed = *a;
-        auto p = jd->phase2_pending();
-        if (!p) return std::unexpected(p.error());
-        pending = *p;
-        auto l = jd->load();
-        if (!l) return std::unexpected(l.error());
-        if (*l) journal = std::move(**l);
-        return {};
-    };
-    if (auto r = read_recovery(); !r) recovery_err = r.error();
-    std::optional<WatchdogState> watchdog;
-    std::optional<Error> watchdog_err;
-    if (auto w = read_watchdog(*store); !w)
-        watchdog_err = w.error();
-    else
-        watchdog = std::move(*w);
-    std::optional<BackupAttempt> attempt;
-    std::optional<Error> attempt_err;
-    if (auto a = load_backup_attempt(store->fd.get()); !a)
-        attempt_err = a.error();
-    else
-        attempt = std::move(*a);
-    j["last_backup"] = attempt ? nlohmann::json::parse(backup_attempt_to_json(*attempt)) : nlohmann::json(nullptr);
-    if (attempt_err) j["last_backup_error"] = attempt_err->message;
-    j["recovery"] = journal ? nlohmann::json::parse(journal_to_json(*journal, -1)) : nlohmann::json(nullptr);
-    if (recovery_err) j["recovery_error"] = recovery_err->message;
-    j["armed"] = armed ? nlohmann::json(*armed) : nlohmann::json(nullptr);
-    j["phase2_pending"] = pending.has_value();
-    j["watchdog"] = watchdog_json(watchdog);
-    if (watchdog_err) j["watchdog_error"] = watchdog_err->message;
-    const std::optional<Error>& first_err = latest_err     ? latest_err
-                                            : attempt_err  ? attempt_err
-                                            : recovery_err ? recovery_err
-                                                           : watchdog_err;
+    const Error* first_err = st->first_error();
     const int rc = first_err ? exit_code(first_err->kind) : 0;
     if (args.json) {
+        nlohmann::json j;
+        j["store"] = store.path();
+        j["partition"] = store.location.plain_directory ? "" : store.location.partition.device;
+        j["plain_directory"] = store.location.plain_directory;
+        j["backups"] = st->backups.size();
+        j["latest"] = st->latest ? nlohmann::json::parse(metadata_to_json(*st->latest)) : nlohmann::json(nullptr);
+        if (st->latest_error) j["latest_error"] = st->latest_error->message;
+        j["last_backup"] = st->last_attempt ? nlohmann::json::parse(backup_attempt_to_json(*st->last_attempt))
+                                            : nlohmann::json(nullptr);
+        if (st->last_attempt_error) j["last_backup_error"] = st->last_attempt_error->message;
+        j["recovery"] =
+            st->journal ? nlohmann::json::parse(journal_to_json(*st->journal, -1)) : nlohmann::json(nullptr);
+        if (st->recovery_error) j["recovery_error"] = st->recovery_error->message;
+        j["armed"] = st->armed ? nlohmann::json(*st->armed) : nlohmann::json(nullptr);
+        j["phase2_pending"] = st->phase2_pending.has_value();
+        j["watchdog"] = watchdog_json(st->watchdog);
+        if (st->watchdog_error) j["watchdog_error"] = st->watchdog_error->message;
         printf("%s\n", j.dump().c_str());
         return rc;
     }
-    printf("Store: %s (%s)\n", store->path().c_str(),
-           store->location.plain_directory ? "plain directory"
-                                           : ("partition " + store->location.partition.device).c_str());
-    printf("Backups: %zu\n", ids->size());
-    if (lm) {
+    printf("Store: %s (%s)\n", store.path().c_str(),
+           store.location.plain_directory ? "plain directory"
+                                          : ("partition " + store.location.partition.device).c_str());
+    printf("Backups: %zu\n", st->backups.size());
+    if (st->latest) {
         printf("Latest: ");
-        print_metadata_text(*lm, true);
-    } else if (latest_err) {
-        printf("Latest: %s UNREADABLE: %s\n", (*latest)->c_str(), latest_err->message.c_str());
+        print_metadata_text(*st->latest, true);
+    } else if (st->latest_error) {
+        printf("Latest: %s UNREADABLE: %s\n", st->latest_id->c_str(), st->latest_error->message.c_str());
     } else {
         printf("Latest: none\n");
     }
-    if (attempt)
-        print_backup_attempt(*attempt);
-    else if (attempt_err)
-        printf("Last backup attempt: UNREADABLE: %s\n", attempt_err->message.c_str());
-    if (armed) printf("Recovery ARMED for the next boot with backup %s\n", armed->c_str());
-    if (journal) {
+    if (st->last_attempt)
+        print_backup_attempt(*st->last_attempt);
+    else if (st->last_attempt_error)
+        printf("Last backup attempt: UNREADABLE: %s\n", st->last_attempt_error->message.c_str());
+    if (st->armed) printf("Recovery ARMED for the next boot with backup %s\n", st->armed->c_str());
+    if (const auto& journal = st->journal) {
         printf("Recovery %s: %s (backup %s, started %s)\n", journal->recovery_id.c_str(),
                std::string(recovery_state_name(journal->state)).c_str(), journal->backup_id.c_str(),
                journal->started.c_str());
@@ -344,18 +304,18 @@ int cmd_status(const Args& args)
             printf("  %-22s %-8s %s%s\n", s.name.c_str(), std::string(step_state_name(s.state)).c_str(),
                    s.finished.c_str(), s.error.empty() ? "" : ("  " + s.error).c_str());
         if (!journal->error.empty()) printf("  error: %s\n", journal->error.c_str());
-    } else if (recovery_err) {
-        printf("Recovery: UNREADABLE: %s\n", recovery_err->message.c_str());
+    } else if (st->recovery_error) {
+        printf("Recovery: UNREADABLE: %s\n", st->recovery_error->message.c_str());
     } else {
         printf("Recovery: none recorded\n");
     }
-    if (pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
-    if (watchdog)
+    if (st->phase2_pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
+    if (const auto& w = st->watchdog)
         printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "
                "of a later boot\n",
-               watchdog->started.c_str(), watchdog->backup_id.c_str(), watchdog->timeout);
-    else if (watchdog_err)
-        printf("Watchdog: UNREADABLE: %s\n", watchdog_err->message.c_str());
+               w->started.c_str(), w->backup_id.c_str(), w->timeout);
+    else if (st->watchdog_error)
+        printf("Watchdog: UNREADABLE: %s\n", st->watchdog_error->message.c_str());
     return rc;
 }
 
@@ -433,6 +393,7 @@ int run_command(const Args& args)
     if (c == "arm") return cmd_arm(args);
     if (c == "watchdog") return cmd_watchdog(args);
     if (c == "disarm") return cmd_disarm(args);
+    if (c == "metrics") return cmd_metrics(args);
     fprintf(stderr, "upgrade-recovery: unknown command '%s' (see --help)\n", c.c_str());
     return kExitUsage;
 }

@@ -33,6 +33,8 @@ Commands:
                                recover by itself when an upgrade does not
                                complete in time (start before the upgrade,
                                stop once it is complete)
+  metrics [--output FILE]      the state in the Prometheus text format
+                               (FILE: for node_exporter's textfile collector)
 
 Options:
   --root DIR     host root to work on (default /)

@@ -1,0 +1,41 @@
+// Everything `status` and `metrics` show of a store, read without the lock: every
+// file in it is replaced atomically, so a reader sees the old or the new state. A
+// part that cannot be read is kept as its error, so the rest is still shown.
+#pragma once
+
+#include "backup_attempt.hpp"
+#include "error.hpp"
+#include "metadata.hpp"
+#include "recovery_journal.hpp"
+#include "store.hpp"
+#include "upgrade_watchdog.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ur
+{
+
+struct StoreStatus {
+    std::vector<std::string> backups; // ids, oldest first
+    std::optional<std::string> latest_id;
+    std::optional<BackupMetadata> latest;
+    std::optional<Error> latest_error;
+    std::optional<BackupAttempt> last_attempt;
+    std::optional<Error> last_attempt_error;
+    std::optional<RecoveryJournal> journal;    // the current (or last finished) recovery
+    std::optional<std::string> armed;          // backup id
+    std::optional<std::string> phase2_pending; // recovery id
+    std::optional<Error> recovery_error;
+    std::optional<WatchdogState> watchdog;
+    std::optional<Error> watchdog_error;
+
+    // The first unreadable part, in the order above (the exit status of `status`).
+    const Error* first_error() const;
+};
+
+// Fails only when the list of backups cannot be read.
+Result<StoreStatus> read_store_status(const Store& store);
+
+} // namespace ur
