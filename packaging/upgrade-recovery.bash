@@ -6,13 +6,13 @@ _upgrade_recovery()
     _init_completion || return
 
     local global_opts="--root --config --dir --json -v --verbose -h --help --version"
-    local commands="backup list status verify delete rollback-plan recover arm disarm watchdog"
+    local commands="backup list status verify delete rollback-plan recover arm disarm watchdog metrics"
 
     # The subcommand is the first word that is not an option or an option's argument.
     local i cmd=""
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-        --root | --config | --dir | --id | --timeout | --reason | --backup) ((i++)) ;;
+        --root | --config | --dir | --id | --timeout | --reason | --backup | --output) ((i++)) ;;
         -*) ;;
         *) cmd=${words[i]}; break ;;
         esac
@@ -25,6 +25,10 @@ _upgrade_recovery()
         ;;
     --config)
         _filedir toml
+        return
+        ;;
+    --output)
+        _filedir prom
         return
         ;;
     --id | --timeout | --reason)
@@ -56,6 +60,7 @@ _upgrade_recovery()
     arm) opts="--reboot" ;;
     disarm) opts="" ;;
     watchdog) opts="--timeout --reason" ;;
+    metrics) opts="--output" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts $global_opts" -- "$cur"))
