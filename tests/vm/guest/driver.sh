@@ -251,6 +251,21 @@ stage_smoke() {
     systemctl poweroff --no-block
 }
 
+# The metrics unit as installed, pointed at /run by a drop-in, started by systemd: it
+# writes the textfile (its sandboxing lets it read the store and write there).
+metrics_checks() {
+    local prom=/run/ur-metrics/upgrade_recovery.prom d=/run/systemd/system/upgrade-recovery-metrics.service.d
+    mkdir -p /run/ur-metrics "$d"
+    printf '[Service]\nEnvironment=UPGRADE_RECOVERY_TEXTFILE=%s\n' "$prom" >"$d/10-e2e.conf"
+    systemctl daemon-reload
+    systemctl start upgrade-recovery-metrics.service ||
+        fail "upgrade-recovery-metrics.service failed: $(journalctl -b -q -u upgrade-recovery-metrics.service -o cat | tail -n 5)"
+    grep -qx 'upgrade_recovery_store_up 1' "$prom" || fail "the metrics textfile does not say the store is up"
+    grep -qx 'upgrade_recovery_last_backup_attempt_state{state="succeeded"} 1' "$prom" ||
+        fail "the metrics textfile does not show the backup as succeeded"
+    say "fact metrics $(grep -c '^upgrade_recovery_' "$prom") samples"
+}
+
 stage_backup() {
     smoke_checks
     local i job
@@ -271,6 +286,7 @@ stage_backup() {
     local out
     out=$(upgrade-recovery verify 2>&1) || fail "upgrade-recovery verify of the new backup: $out"
     say "fact verify ok: $(tail -n1 <<<"$out")"
+    metrics_checks
     listing "$E2E_STATE/backup.listing"
     say "fact listing $(wc -l <"$E2E_STATE/backup.listing") lines"
     failed_upgrade
