@@ -21,14 +21,14 @@ namespace ur::cli
 namespace
 {
 
-// Reboots from the initrd unit; returns (reboot(2)'s errno) only when that failed. A queued reboot
-// (`systemctl --no-block reboot`) would let initrd-cleanup.service start behind this
-// unit, whose isolate of initrd-switch-root.target the irreversible reboot job then
-// refuses: a "Failed to start" on the console of a recovery that went as planned.
-// Nothing of the real system runs in the initramfs and the recovery's state is on
-// disk, so the unit stopping of an orderly shutdown gains nothing: the manager
-// reboots at once (it still kills processes and unmounts), and this process waits
-// for that, so that no unit ordered after it, the switch root above all, can start.
+// Reboots from the initrd unit; returns reboot(2)'s errno only when that failed.
+// Not a queued reboot (`systemctl --no-block reboot`): initrd-cleanup.service would
+// start behind this unit and fail its isolate of initrd-switch-root.target against
+// the irreversible reboot job, a "[FAILED]" on the console of a planned recovery.
+// Nothing of the real system runs yet and the recovery's state is on disk, so no
+// unit needs an orderly stop: the manager reboots at once (still killing processes
+// and unmounting), and this process waits to be killed, so no unit ordered after
+// it, the switch root above all, starts meanwhile.
 int reboot_from_initrd()
 {
     Command rb;

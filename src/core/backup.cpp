@@ -25,7 +25,6 @@
 #include <deque>
 #include <fcntl.h>
 #include <map>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace ur
@@ -656,11 +655,9 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         if (!cb) return std::unexpected(std::move(cb.error()).context("estimate cluster backup"));
         est.cluster_bytes = *cb;
     }
-    {
-        struct statvfs sv;
-        if (::fstatvfs(store.fd.get(), &sv) < 0) return fail_errno("statvfs " + store.path());
-        est.free_bytes = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
-    }
+    auto usage = store_usage(store);
+    if (!usage) return std::unexpected(usage.error());
+    est.free_bytes = usage->free_bytes;
     est.metadata_bytes = totals->entries * 512 + totals->dirs * 4096 + totals->entries * 200;
     est.margin_bytes = cfg.free_space_margin;
     est.need_bytes = est.new_bytes + est.metadata_bytes + est.cluster_bytes + est.margin_bytes;

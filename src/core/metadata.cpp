@@ -1,9 +1,9 @@
 #include "metadata.hpp"
 
 #include "toml_data.hpp"
+
 #include <nlohmann/json.hpp>
 #include <sstream>
-
 #include <toml++/toml.h>
 
 namespace ur

@@ -1,11 +1,9 @@
 #include "metrics_text.hpp"
 
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <sys/statvfs.h>
 
 namespace ur
 {
@@ -110,14 +108,6 @@ std::optional<double> rfc3339_to_epoch(std::string_view s)
     const time_t t = timegm(&tm);
     if (t == static_cast<time_t>(-1)) return std::nullopt;
     return static_cast<double>(t) + fraction;
-}
-
-Result<StoreUsage> store_usage(const Store& store)
-{
-    struct statvfs sv;
-    if (::fstatvfs(store.fd.get(), &sv) != 0) return fail_errno("statvfs " + store.path());
-    return StoreUsage{static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize,
-                      static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize};
 }
 
 std::string metrics_text(const StoreStatus* st, const std::optional<StoreUsage>& usage)

@@ -16,12 +16,6 @@
 namespace ur
 {
 
-struct StoreUsage {
-    uint64_t size_bytes = 0;
-    uint64_t free_bytes = 0; // available to an unprivileged writer, as df shows it
-};
-Result<StoreUsage> store_usage(const Store& store);
-
 // `status` null: the store could not be opened (upgrade_recovery_store_up 0 and
 // nothing else: every other value would be a guess).
 std::string metrics_text(const StoreStatus* status, const std::optional<StoreUsage>& usage);

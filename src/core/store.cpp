@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 namespace ur
 {
@@ -30,6 +31,14 @@ Result<Store> open_store(const Config& cfg, const std::string& root, bool writab
     }
     s.backups_fd = std::move(*b);
     return s;
+}
+
+Result<StoreUsage> store_usage(const Store& store)
+{
+    struct statvfs sv;
+    if (::fstatvfs(store.fd.get(), &sv) != 0) return fail_errno("statvfs " + store.path());
+    return StoreUsage{static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize,
+                      static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize};
 }
 
 Result<StoreLock> lock_store(const Store& store)

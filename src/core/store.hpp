@@ -39,6 +39,13 @@ struct Store {
 // Open (and with `writable`, mount and create the layout of) the store.
 Result<Store> open_store(const Config& cfg, const std::string& root, bool writable);
 
+// The file system holding the store, as df shows it.
+struct StoreUsage {
+    uint64_t size_bytes = 0;
+    uint64_t free_bytes = 0; // available to an unprivileged writer
+};
+Result<StoreUsage> store_usage(const Store& store);
+
 // Exclusive lock on the store; Busy when another process holds it.
 class StoreLock
 {
