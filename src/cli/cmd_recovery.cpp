@@ -43,11 +43,20 @@ int reboot_from_initrd()
     return errno;
 }
 
-// The initrd unit works on the real root, /sysroot unless --root names another.
+// `recover --initrd` works on the real root, /sysroot unless --root names another,
+// and reads that root's configuration: a retry from the emergency shell typed
+// without --root must not fall back to the initramfs's own /etc.
+Args with_initrd_root(const Args& args)
+{
+    Args a = args;
+    if (a.root == "/") a.root = "/sysroot";
+    return a;
+}
+
 InitrdOptions initrd_options(const Args& args)
 {
     InitrdOptions io;
-    io.root = args.root == "/" ? "/sysroot" : args.root;
+    io.root = args.root;
     return io;
 }
 
@@ -84,13 +93,14 @@ int cmd_rollback_plan(const Args& args)
     return plan->action == RollbackAction::Refuse ? kExitRefused : 0;
 }
 
-int cmd_recover(const Args& args)
+int cmd_recover(const Args& given)
 {
     auto f = parse_flags(
-        args.params,
+        given.params,
         {"--resume", "--restart", "--step", "--force", "--reboot", "--dry-run", "--checksum", "--initrd", "--abandon"},
         {"--backup"}, 0);
     if (!f) return kExitUsage;
+    const Args args = f->has("--initrd") ? with_initrd_root(given) : given;
     if (f->has("--resume") && f->has("--restart")) {
         fprintf(stderr, "upgrade-recovery recover: --resume and --restart exclude each other\n");
         return kExitUsage;
