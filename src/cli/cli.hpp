@@ -43,6 +43,9 @@ struct Args {
 const char* version();
 int exit_code(ErrorKind kind);
 
+// One JSON document on standard output (bytes that are not UTF-8 become U+FFFD: json_text.hpp).
+void print_json(const nlohmann::json& j);
+
 // Print the error (text on stderr, or a JSON object on stdout) and return its exit code.
 int report_error(const Args& args, const Error& e);
 

@@ -109,7 +109,7 @@ int print_estimate(const Args& args, const BackupEstimate& e)
                             {"need_bytes", e.need_bytes},
                             {"free_bytes", e.free_bytes},
                             {"fits", e.fits()}};
-        printf("%s\n", j.dump().c_str());
+        print_json(j);
     } else {
         printf("Dry run: nothing was written to %s.\n", e.store.c_str());
         printf("  copy set:   %llu names, %s in regular files\n", static_cast<unsigned long long>(e.entries),
@@ -174,7 +174,7 @@ int cmd_backup(const Args& args)
         auto j = nlohmann::json::parse(metadata_to_json(m));
         j["pruned"] = r->pruned;
         j["unpinned"] = r->unpinned;
-        printf("%s\n", j.dump().c_str());
+        print_json(j);
         return 0;
     }
     printf("Backup %s complete in %.1f s.\n", m.id.c_str(), m.duration_seconds);
@@ -222,7 +222,7 @@ int cmd_list(const Args& args)
             print_metadata_text(*m, *it == latest_id);
         }
     }
-    if (args.json) printf("%s\n", arr.dump().c_str());
+    if (args.json) print_json(arr);
     return 0;
 }
 
@@ -276,7 +276,7 @@ int cmd_status(const Args& args)
         j["phase2_pending"] = st->phase2_pending.has_value();
         j["watchdog"] = watchdog_json(st->watchdog);
         if (st->watchdog_error) j["watchdog_error"] = st->watchdog_error->message;
-        printf("%s\n", j.dump().c_str());
+        print_json(j);
         return rc;
     }
     printf("Store: %s (%s)\n", store.path().c_str(),
@@ -345,7 +345,7 @@ int cmd_verify(const Args& args)
     if (args.json) {
         nlohmann::json j = {
             {"id", rep->id}, {"checked", rep->checked}, {"ok", rep->ok()}, {"mismatches", rep->mismatches}};
-        printf("%s\n", j.dump().c_str());
+        print_json(j);
     } else {
         for (const auto& m : rep->mismatches)
             printf("MISMATCH %s\n", printable(m).c_str());
@@ -371,7 +371,7 @@ int cmd_delete(const Args& args)
     if (!r) return report_error(args, r.error());
     if (!r->warning.empty()) log::warning(r->warning);
     if (args.json) {
-        printf("%s\n", nlohmann::json({{"deleted", f->positional[0]}, {"unpinned", r->unpinned}}).dump().c_str());
+        print_json(nlohmann::json({{"deleted", f->positional[0]}, {"unpinned", r->unpinned}}));
     } else {
         printf("Deleted backup %s.\n", f->positional[0].c_str());
         for (const auto& u : r->unpinned)

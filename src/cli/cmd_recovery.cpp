@@ -79,7 +79,7 @@ int cmd_rollback_plan(const Args& args)
     if (args.json) {
         auto j = nlohmann::json::parse(rollback_plan_json(*plan));
         j["backup_id"] = *id;
-        printf("%s\n", j.dump().c_str());
+        print_json(j);
     } else {
         if (meta->ostree.present)
             printf("Backup %s recorded %s %s.%d.\n", id->c_str(), meta->ostree.osname.c_str(),
@@ -111,7 +111,7 @@ int cmd_recover(const Args& given)
         log::set_journal(true);
         auto r = initrd_without_config(cfg.error(), initrd_options(args));
         if (!r) return report_error(args, r.error());
-        if (args.json) printf("%s\n", nlohmann::json({{"ran", false}, {"reason", r->reason}}).dump().c_str());
+        if (args.json) print_json(nlohmann::json({{"ran", false}, {"reason", r->reason}}));
         return 0;
     }
     if (!cfg) return report_error(args, cfg.error());
@@ -126,7 +126,7 @@ int cmd_recover(const Args& given)
         if (auto r = abandon_recovery((*session)->store, "abandoned by the administrator (recover --abandon)"); !r)
             return report_error(args, r.error());
         if (args.json)
-            printf("%s\n", nlohmann::json({{"abandoned", true}}).dump().c_str());
+            print_json(nlohmann::json({{"abandoned", true}}));
         else
             printf("Recovery abandoned; the journal keeps its steps. Backups are allowed again.\n");
         return 0;
@@ -149,12 +149,10 @@ int cmd_recover(const Args& given)
             return report_error(args, sys_error(err, "reboot into the rolled-back deployment"));
         }
         if (args.json)
-            printf("%s\n", nlohmann::json({{"ran", r->ran},
-                                           {"reason", r->reason},
-                                           {"phase1_done", r->outcome.phase1_done},
-                                           {"message", r->outcome.message}})
-                               .dump()
-                               .c_str());
+            print_json(nlohmann::json({{"ran", r->ran},
+                                       {"reason", r->reason},
+                                       {"phase1_done", r->outcome.phase1_done},
+                                       {"message", r->outcome.message}}));
         else if (r->ran)
             printf("upgrade-recovery: phase 1 %s on %s: %s\n", r->outcome.phase1_done ? "finished" : "paused",
                    io.root.c_str(), r->outcome.message.c_str());
@@ -197,7 +195,7 @@ int cmd_recover(const Args& given)
                 changes.push_back({{"action", c.action}, {"path", c.path}});
             j["changes"] = changes;
         }
-        printf("%s\n", j.dump().c_str());
+        print_json(j);
         return 0;
     }
     for (const auto& p : r->planned)
@@ -223,7 +221,7 @@ int cmd_arm(const Args& args)
     if (!r) return report_error(args, r.error());
     // arm_recovery logs the kRecoveryArmed event itself.
 
-    if (args.json) printf("%s\n", nlohmann::json({{"armed", *id}, {"reboot", f->has("--reboot")}}).dump().c_str());
+    if (args.json) print_json(nlohmann::json({{"armed", *id}, {"reboot", f->has("--reboot")}}));
     if (f->has("--reboot")) {
         auto units = make_unit_manager(*cfg, args.root);
         if (!units) return report_error(args, units.error());
@@ -251,8 +249,7 @@ int cmd_disarm(const Args& args)
     log::set_journal(true);
     if (auto r = disarm_recovery(*store); !r) return report_error(args, r.error());
     if (args.json)
-        printf("%s\n",
-               nlohmann::json({{"disarmed", was ? nlohmann::json(*was) : nlohmann::json(nullptr)}}).dump().c_str());
+        print_json({{"disarmed", was ? nlohmann::json(*was) : nlohmann::json(nullptr)}});
     else
         printf(was ? "Recovery disarmed.\n" : "Nothing was armed.\n");
     return 0;

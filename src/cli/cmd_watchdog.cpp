@@ -57,7 +57,7 @@ int fire(const Args& args, const Config& cfg, const Store& store, const std::str
         rebooting = true;
     }
     if (args.json)
-        printf("%s\n", nlohmann::json({{"fired", true}, {"armed", *id}, {"rebooting", rebooting}}).dump().c_str());
+        print_json(nlohmann::json({{"fired", true}, {"armed", *id}, {"rebooting", rebooting}}));
     else
         printf("Watchdog fired (%s): recovery armed with backup %s; %s\n", reason.c_str(), id->c_str(),
                rebooting ? "the node reboots now." : "reboot to recover.");
@@ -80,7 +80,7 @@ int start(const Args& args, const Flags& f)
     auto w = start_watchdog(store, *id, timeout, read_boot_id());
     if (!w) return report_error(args, w.error());
     if (args.json)
-        printf("%s\n", nlohmann::json({{"watchdog", watchdog_json(*w)}}).dump().c_str());
+        print_json(nlohmann::json({{"watchdog", watchdog_json(*w)}}));
     else
         printf("Watchdog started: unless 'upgrade-recovery watchdog stop' runs within %u s of each later boot,\n"
                "%s recovers backup %s.\n",
@@ -95,7 +95,7 @@ int stop(const Args& args)
     auto was = stop_watchdog((*session)->store);
     if (!was) return report_error(args, was.error());
     if (args.json)
-        printf("%s\n", nlohmann::json({{"stopped", *was}}).dump().c_str());
+        print_json(nlohmann::json({{"stopped", *was}}));
     else
         printf(*was ? "Watchdog stopped.\n" : "No watchdog was running.\n");
     return 0;
@@ -113,7 +113,7 @@ int trigger(const Args& args, const Flags& f)
         // A hook on a unit fails on ordinary days too: without a watchdog, or in the
         // boot it was started in (before the upgrade's reboot), it means nothing.
         if (args.json)
-            printf("%s\n", nlohmann::json({{"fired", false}, {"watchdog", watchdog_json(*w)}}).dump().c_str());
+            print_json(nlohmann::json({{"fired", false}, {"watchdog", watchdog_json(*w)}}));
         else
             printf("Not fired (%s): %s.\n", reason.c_str(),
                    *w ? "the watchdog was started in this boot" : "no watchdog is running");

@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include "json_text.hpp"
 #include "ur-build-config.h"
 
 #include <charconv>
@@ -34,11 +35,16 @@ int exit_code(ErrorKind kind)
     }
 }
 
+void print_json(const nlohmann::json& j)
+{
+    printf("%s\n", json_text(j).c_str());
+}
+
 int report_error(const Args& args, const Error& e)
 {
     if (args.json) {
         nlohmann::json j = {{"error", std::string(error_kind_name(e.kind))}, {"message", e.message}};
-        printf("%s\n", j.dump().c_str());
+        print_json(j);
     }
     fprintf(stderr, "upgrade-recovery %s: %s\n", args.command.c_str(), e.message.c_str());
     return exit_code(e.kind);

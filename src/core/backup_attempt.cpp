@@ -2,6 +2,7 @@
 
 #include "fd.hpp"
 #include "host_info.hpp"
+#include "json_text.hpp"
 
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
@@ -23,7 +24,7 @@ std::string backup_attempt_to_json(const BackupAttempt& a)
         o["error_kind"] = a.error_kind;
         o["error"] = a.error;
     }
-    return o.dump(2) + "\n";
+    return json_text(o, 2) + "\n";
 }
 
 Result<BackupAttempt> backup_attempt_from_json(std::string_view text)

@@ -1,6 +1,7 @@
 #include "cluster_api.hpp"
 
 #include "fd.hpp"
+#include "json_text.hpp"
 #include "process.hpp"
 
 #include <nlohmann/json.hpp>
@@ -87,7 +88,7 @@ class OcClusterApi final : public ClusterApi
                                 const CancelToken& cancel) override
     {
         json patch = {{"spec", {{"forceRedeploymentReason", reason}}}};
-        auto r = oc({"patch", resource, "cluster", "--type=merge", "-p", patch.dump()}, cancel);
+        auto r = oc({"patch", resource, "cluster", "--type=merge", "-p", json_text(patch)}, cancel);
         if (!r) return std::unexpected(r.error());
         return {};
     }

@@ -1,5 +1,6 @@
 #include "metadata.hpp"
 
+#include "json_text.hpp"
 #include "toml_data.hpp"
 
 #include <nlohmann/json.hpp>
@@ -305,7 +306,7 @@ std::string metadata_to_json(const BackupMetadata& m)
           {"has_cluster_restore", m.openshift.has_cluster_restore},
           {"has_etcd_scripts", m.openshift.has_etcd_scripts}}},
     };
-    return j.dump();
+    return json_text(j);
 }
 
 } // namespace ur

@@ -1,5 +1,6 @@
 #include "recovery_journal.hpp"
 
+#include "json_text.hpp"
 #include "log.hpp"
 #include "store.hpp"
 
@@ -141,7 +142,7 @@ std::string journal_to_json(const RecoveryJournal& j, int indent)
         {"steps", std::move(steps)},
     };
     // Invalid UTF-8 in a path or message must not make the journal unwritable.
-    return o.dump(indent, ' ', false, json::error_handler_t::replace) + "\n";
+    return json_text(o, indent) + "\n";
 }
 
 Result<RecoveryJournal> journal_from_json(std::string_view text)
@@ -462,7 +463,7 @@ std::string recovery_status_to_json(const RecoveryStatus& s)
     } else {
         o["journal"] = nullptr;
     }
-    return o.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+    return json_text(o, 2) + "\n";
 }
 
 std::string recovery_status_to_text(const RecoveryStatus& s)

@@ -1,5 +1,7 @@
 #include "rollback_plan.hpp"
 
+#include "json_text.hpp"
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -207,7 +209,7 @@ std::string rollback_plan_json(const RollbackPlan& p)
     j["deployments"] = nlohmann::json::array();
     for (const auto& d : p.deployments)
         j["deployments"].push_back(deployment_json(d));
-    return j.dump(2);
+    return json_text(j, 2);
 }
 
 } // namespace ur

@@ -14,6 +14,7 @@
 #  - the partition filling up during the copy (after the space check): exit 5, the
 #    staging directory removed, the previous backup untouched and still verifying;
 #  - a flipped byte in a backup file: verify exits 7 and names the file;
+#  - names and ids that are not UTF-8: --json output stays valid JSON (no abort);
 #  - a truncated manifest: verify exits 7;
 #  - a corrupt recovery journal or latest metadata: status shows the rest, names
 #    what is unreadable and exits 7; a damaged latest link: list exits 7;
@@ -177,6 +178,16 @@ echo "planted" >"$B/etc/planted"
 check "verify finds a file that is not in the manifest: exit 7" run_rc 7 "$T/va.out" "$T/va.err" cli "$R1" verify
 check "... and names it" grep -q "^MISMATCH etc/planted: in the backup but not in the manifest" "$T/va.out"
 rm "$B/etc/planted"
+# A name that is not UTF-8 (Latin-1 e-acute): JSON cannot carry the byte, which
+# becomes U+FFFD; the command must not abort (it did: exit 134).
+echo "planted" >"$B/etc/caf"$'\xe9'
+check "verify --json with a non-UTF-8 name in a mismatch exits 7" run_rc 7 "$T/vu.json" "$T/vu.err" cli "$R1" --json verify
+check "... with valid JSON naming it (U+FFFD for the byte)" \
+    test "$(json "$T/vu.json" 'any(m.startswith("etc/caf\ufffd: ") for m in j["mismatches"])')" = true
+rm "$B/etc/caf"$'\xe9'
+check "an error message holding a non-UTF-8 id, with --json: exit 2" \
+    run_rc 2 "$T/vi.json" "$T/vi.err" cli "$R1" --json verify "2024"$'\xff'
+check "... and valid JSON" test "$(json "$T/vi.json" 'j["error"]')" = InvalidArgs
 mv "$B/etc/sub/file" "$T/file.saved"
 check "verify finds a file missing from the backup: exit 7" run_rc 7 "$T/vm.out" "$T/vm.err" cli "$R1" verify
 check "... and names it" grep -q "^MISMATCH etc/sub/file: missing from the backup" "$T/vm.out"
