@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 namespace ur
@@ -55,6 +56,7 @@ Result<uint64_t> parse_size(std::string_view s)
     auto it = units.find(unit);
     if (it == units.end())
         return fail(ErrorKind::BadConfig, "unknown size unit '" + unit + "' (use B, KiB, MiB, GiB, TiB)");
+    if (v > UINT64_MAX / it->second) return fail(ErrorKind::BadConfig, "size '" + std::string(s) + "' is too large");
     return v * it->second;
 }
 
@@ -334,37 +336,77 @@ Result<Config> parse_config_text(Config c, std::string_view text, const std::str
     return c;
 }
 
-static Result<bool> apply_file(Config& c, const std::string& path)
+// Open flags for a configuration file: O_NONBLOCK, so a FIFO planted as a
+// drop-in cannot hang every command (it is refused as not a regular file).
+constexpr int kConfigOpenFlags = O_RDONLY | O_NOCTTY | O_NONBLOCK;
+
+// Parse one opened configuration file into `c`. `opened` failing with ENOENT
+// means absent, which is fine where `may_be_absent`; any name that exists but
+// cannot be read (a dangling symlink, a FIFO, a directory) is an error, since
+// skipping it would run with settings nobody chose.
+static Result<bool> apply_file(Config& c, Result<UniqueFd> opened, const std::string& shown, bool may_be_absent)
 {
-    auto text = read_file_at(AT_FDCWD, path, 1 << 20);
-    if (!text) {
-        if (text.error().err == ENOENT) return false;
-        return fail(ErrorKind::BadConfig, "cannot read config '" + path + "': " + text.error().message);
+    if (!opened) {
+        if (opened.error().err == ENOENT && may_be_absent) return false;
+        if (opened.error().err == ENOENT)
+            return fail(ErrorKind::BadConfig,
+                        "cannot read config '" + shown +
+                            "': it is a symlink to a file that does not exist (fix or remove it)");
+        return fail(ErrorKind::BadConfig, "cannot read config '" + shown + "': " + strerror(opened.error().err));
     }
-    auto r = parse_config_text(c, *text, path);
+    struct stat st;
+    if (::fstat(opened->get(), &st) < 0) return fail_errno("stat '" + shown + "'");
+    if (!S_ISREG(st.st_mode))
+        return fail(ErrorKind::BadConfig, "cannot read config '" + shown + "': not a regular file");
+    auto text = read_fd(opened->get(), shown, 1 << 20);
+    if (!text) return fail(ErrorKind::BadConfig, "cannot read config '" + shown + "': " + text.error().message);
+    auto r = parse_config_text(c, *text, shown);
     if (!r) return std::unexpected(r.error());
     c = std::move(*r);
     return true;
 }
 
+// A file of the host root: symlinks resolve inside the root (an absolute link
+// must not reach the running system's file), and a dangling link is not "absent".
+static Result<bool> apply_host_file(Config& c, int rootfd, const std::string& root, const std::string& abs)
+{
+    const std::string shown = root_path(root, abs);
+    auto fd = open_in_root(rootfd, abs, kConfigOpenFlags);
+    if (!fd && fd.error().err == ENOENT) {
+        struct stat st;
+        size_t skip = abs.find_first_not_of('/');
+        bool exists = ::fstatat(rootfd, abs.c_str() + skip, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        return apply_file(c, std::move(fd), shown, !exists);
+    }
+    return apply_file(c, std::move(fd), shown, true);
+}
+
 Result<Config> load_config(const ConfigSource& src)
 {
     Config c;
-    UR_TRY(apply_file(c, root_path(src.root, "/usr/lib/upgrade-recovery/config.toml")));
+    auto rootfd = open_at(AT_FDCWD, src.root.empty() ? "/" : src.root, O_PATH | O_DIRECTORY);
+    if (!rootfd) return fail(ErrorKind::BadConfig, "cannot open the root " + src.root + ": " + rootfd.error().message);
+    UR_TRY(apply_host_file(c, rootfd->get(), src.root, "/usr/lib/upgrade-recovery/config.toml"));
     if (src.file) {
-        auto r = apply_file(c, *src.file);
+        // Given on the command line: read as given, not under the root.
+        auto r = apply_file(c, open_at(AT_FDCWD, *src.file, kConfigOpenFlags), *src.file, true);
         if (!r) return std::unexpected(r.error());
         if (!*r) return fail(ErrorKind::BadConfig, "config file '" + *src.file + "' does not exist");
     } else {
-        UR_TRY(apply_file(c, root_path(src.root, "/etc/upgrade-recovery/config.toml")));
+        UR_TRY(apply_host_file(c, rootfd->get(), src.root, "/etc/upgrade-recovery/config.toml"));
     }
-    std::string dropins = root_path(src.root, "/etc/upgrade-recovery/config.d");
-    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dropins.c_str()), ::closedir);
-    if (!d) {
-        if (errno == ENOENT) return c;
+    const std::string dropins_abs = "/etc/upgrade-recovery/config.d";
+    const std::string dropins = root_path(src.root, dropins_abs);
+    auto dfd = open_in_root(rootfd->get(), dropins_abs, O_RDONLY | O_DIRECTORY);
+    if (!dfd) {
+        if (dfd.error().err == ENOENT) return c;
         // Skipping drop-ins we cannot read would run with settings nobody chose.
-        return fail(ErrorKind::BadConfig, "cannot read the drop-in directory " + dropins + ": " + strerror(errno));
+        return fail(ErrorKind::BadConfig,
+                    "cannot read the drop-in directory " + dropins + ": " + strerror(dfd.error().err));
     }
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(dfd->get()), ::closedir);
+    if (!d) return fail(ErrorKind::BadConfig, "cannot read the drop-in directory " + dropins + ": " + strerror(errno));
+    (void)dfd->release(); // owned by the DIR now
     std::vector<std::string> names;
     errno = 0;
     while (struct dirent* de = ::readdir(d.get())) {
@@ -374,8 +416,10 @@ Result<Config> load_config(const ConfigSource& src)
     if (errno)
         return fail(ErrorKind::BadConfig, "cannot read the drop-in directory " + dropins + ": " + strerror(errno));
     std::sort(names.begin(), names.end());
+    // Listed, so present: a drop-in that cannot be opened is an error, never skipped.
     for (const auto& n : names)
-        UR_TRY(apply_file(c, dropins + "/" + n));
+        UR_TRY(apply_file(c, open_in_root(rootfd->get(), dropins_abs + "/" + n, kConfigOpenFlags), dropins + "/" + n,
+                          false));
     return c;
 }
 

@@ -1,9 +1,11 @@
 #include "config.hpp"
+#include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sys/stat.h>
 
 using namespace ur;
 namespace fs = std::filesystem;
@@ -122,6 +124,10 @@ TEST_CASE("sizes")
     CHECK_FALSE(parse_size("GiB"));
     CHECK_FALSE(parse_size("1 GiB"));
     CHECK_FALSE(parse_size("99999999999999999999999"));
+    // Within 64 bits as a number, beyond them with the unit: an error, not a wrapped value.
+    CHECK(*parse_size("16777215TiB") == 16777215ull << 40);
+    CHECK_FALSE(parse_size("16777216TiB"));
+    CHECK_FALSE(parse_size("16777217TiB"));
 }
 
 TEST_CASE("files: vendor, /etc file and drop-ins override in order")
@@ -161,6 +167,46 @@ TEST_CASE("files: vendor, /etc file and drop-ins override in order")
     fs::remove(root / "etc/upgrade-recovery/config.d");
     CHECK(load_config({root.string(), std::nullopt})); // absent: fine
     fs::remove_all(root);
+}
+
+// A name that exists but cannot be read is an error, never "no file": skipping it
+// would run with settings nobody chose (and a FIFO must not hang every command).
+TEST_CASE("files that exist but cannot be read are errors; symlinks resolve inside the root")
+{
+    test::TempDir t("ur-config-links");
+    fs::path root = t.path;
+    fs::create_directories(root / "etc/upgrade-recovery/config.d");
+    fs::create_directories(root / "srv");
+    auto load = [&] { return load_config({root.string(), std::nullopt}); };
+    auto says = [](const Result<Config>& r, const std::string& what) {
+        return !r && r.error().kind == ErrorKind::BadConfig && r.error().message.find(what) != std::string::npos;
+    };
+
+    SECTION("a dangling /etc config.toml")
+    {
+        fs::create_symlink("/nonexistent/config.toml", root / "etc/upgrade-recovery/config.toml");
+        CHECK(says(load(), "etc/upgrade-recovery/config.toml': it is a symlink to a file that does not exist"));
+    }
+    SECTION("a dangling drop-in")
+    {
+        fs::create_symlink("missing.toml", root / "etc/upgrade-recovery/config.d/50-x.toml");
+        CHECK(says(load(), "50-x.toml': it is a symlink to a file that does not exist"));
+    }
+    SECTION("a FIFO drop-in is refused, not read")
+    {
+        REQUIRE(mkfifo((root / "etc/upgrade-recovery/config.d/50-fifo.toml").c_str(), 0600) == 0);
+        CHECK(says(load(), "50-fifo.toml': not a regular file"));
+    }
+    SECTION("an absolute symlink is resolved inside the root, not on the running system")
+    {
+        std::ofstream(root / "srv/site.toml") << "[partition]\nlabel = \"site\"\n";
+        fs::create_symlink("/srv/site.toml", root / "etc/upgrade-recovery/config.d/50-site.toml");
+        auto c = load();
+        REQUIRE(c);
+        CHECK(c->partition_label == "site");
+        fs::create_symlink("/srv/site.toml", root / "etc/upgrade-recovery/config.toml");
+        CHECK(load());
+    }
 }
 
 TEST_CASE("every documented key is known to the loader")
