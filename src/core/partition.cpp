@@ -438,11 +438,53 @@ Result<ImagePartition> find_partition_in_image(const std::string& image, const s
     return ImagePartition{matches.front()->number, matches.front()->offset, matches.front()->size};
 }
 
+namespace
+{
+
+// Whether one absolute path is the other or lies below it ("/var" and "/var/recovery").
+bool paths_overlap(std::string a, std::string b)
+{
+    while (a.size() > 1 && a.back() == '/')
+        a.pop_back();
+    while (b.size() > 1 && b.back() == '/')
+        b.pop_back();
+    if (a.size() > b.size()) std::swap(a, b);
+    return a == b || a == "/" || (b.compare(0, a.size(), a) == 0 && b[a.size()] == '/');
+}
+
+// A few names of a directory, for an error message; empty when it has none.
+Result<std::string> some_entries(int dirfd)
+{
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)),
+                                          ::closedir);
+    if (!d) return fail_errno("read the mount point");
+    std::string names;
+    int n = 0;
+    errno = 0;
+    while (struct dirent* de = ::readdir(d.get())) {
+        std::string name = de->d_name;
+        if (name == "." || name == "..") continue;
+        if (n++ < 3) names += (names.empty() ? "'" : ", '") + name + "'";
+    }
+    if (errno) return fail_errno("read the mount point");
+    if (n > 3) names += " and " + std::to_string(n - 3) + " more";
+    return names;
+}
+
+} // namespace
+
 Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, bool mount_if_needed)
 {
     if (cfg.mount_point.empty() || cfg.mount_point.front() != '/')
         return fail(ErrorKind::BadConfig,
                     "partition.mount_point must be an absolute path, not '" + cfg.mount_point + "'");
+    // The store inside a tree would back itself up; a tree inside the store, or
+    // the partition mounted over one, would hide the host's files.
+    for (const auto& t : cfg.trees)
+        if (paths_overlap(cfg.mount_point, t.path))
+            return fail(ErrorKind::BadConfig, "the backup directory " + cfg.mount_point +
+                                                  " (partition.mount_point or --dir) overlaps the backed-up tree '" +
+                                                  t.name + "' (" + t.path + "); choose a directory outside every tree");
     StoreLocation loc;
     loc.path = root_path(root, cfg.mount_point);
 
@@ -506,6 +548,13 @@ Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, b
     auto real = fd_path(made->get());
     if (!real) return fail(std::move(real.error()));
     loc.path = std::move(*real);
+    // Mounting over files would hide them (and whatever uses them) until unmounted.
+    auto held = some_entries(made->get());
+    if (!held) return fail(std::move(held.error()));
+    if (!held->empty())
+        return fail(ErrorKind::NotMounted, want + " is not mounted at " + loc.path +
+                                               ", and is not mounted there now: the directory is not empty (" + *held +
+                                               "); move those away, or mount the partition there yourself");
 
     UR_TRY(mount_partition(p, loc.path, p.fstype, cfg.mount_options));
     loc.mounted_now = true;

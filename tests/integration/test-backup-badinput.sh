@@ -7,6 +7,8 @@
 #    mounts it itself;
 #  - the mount point holds a mount of the wrong device (a tmpfs; another xfs
 #    partition): exit 4 naming what was found, nothing written there;
+#  - the mount point holding files: exit 4, nothing mounted over them; a backup
+#    directory on, inside or above a backed-up tree: exit 3, nothing mounted;
 #  - a config with an unknown key or a wrong type: exit 3 naming file:line:column;
 #  - backup --dry-run: the space check's numbers, exit 0 or 5, nothing written;
 #  - a tiny (300 MiB) partition and a tree larger than its free space: exit 5 with
@@ -81,6 +83,20 @@ check "backup onto another xfs partition at the mount point exits 4" \
 check "... and names that device ($PART2)" grep -q "is a mount of $PART2 (xfs" "$T/wx.err"
 check "nothing was written to the other partition" test -z "$(ls -A "$R1/var/recovery")"
 umount "$R1/var/recovery"
+
+# --- where the partition must not be mounted ----------------------------------------
+# Over files (they would be hidden), or on or inside a backed-up tree.
+echo "left here" >"$R1/var/recovery/note"
+check "backup with files in the unmounted mount point exits 4" run_rc 4 "$T/ne.out" "$T/ne.err" cli "$R1" backup
+check "... and says the directory is not empty, naming what is there" grep -q "the directory is not empty ('note')" "$T/ne.err"
+check "... and mounted nothing over it" test -z "$(findmnt -n -o SOURCE --mountpoint "$R1/var/recovery")"
+rm "$R1/var/recovery/note"
+check "--dir on a backed-up tree exits 3 (even for --dry-run)" \
+    run_rc 3 "$T/od.out" "$T/od.err" cli "$R1" --dir /usr/local backup --dry-run
+check "... naming the tree" grep -q "overlaps the backed-up tree 'usrlocal' (/usr/local)" "$T/od.err"
+check "... and mounted nothing there" test -z "$(findmnt -n -o SOURCE --mountpoint "$R1/usr/local")"
+check "--dir inside a backed-up tree exits 3" run_rc 3 "$T/od2.out" "$T/od2.err" cli "$R1" --dir /etc/store backup
+check "--dir holding a backed-up tree exits 3" run_rc 3 "$T/od3.out" "$T/od3.err" cli "$R1" --dir /var/lib status
 
 # --- the partition unmounted: backup mounts it itself -------------------------------
 check "backup mounts the partition itself and exits 0" run_rc 0 "$T/ok.json" "$T/ok.err" cli "$R1" --json backup
