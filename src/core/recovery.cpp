@@ -999,6 +999,13 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
     case StartKind::New: {
         auto id = choose_backup(store, run.dir, opts);
         if (!id) return std::unexpected(id.error());
+        // A backup the caller named must be readable before anything changes: a
+        // mistyped id must not retire the journal or drop an armed recovery.
+        // (The armed or latest backup failing below still ends the recovery it
+        // started, so a boot does not retry it for ever.)
+        if (opts.backup_id)
+            if (auto named = read_metadata(store, *id); !named)
+                return std::unexpected(std::move(named.error()).context("backup " + *id));
         UR_TRY(run.dir.retire());
         UR_TRY(run.dir.clear_phase2_pending());
         j = new_journal(*id, run.mode, opts.root);

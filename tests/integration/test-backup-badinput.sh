@@ -20,6 +20,8 @@
 #  - a truncated manifest: verify exits 7;
 #  - a corrupt recovery journal or latest metadata: status shows the rest, names
 #    what is unreadable and exits 7; a damaged latest link: list exits 7;
+#  - recover --backup naming a backup that does not exist: exit 1, an armed
+#    recovery stays armed, no journal;
 #  - etcd.mode auto finding nothing to take a snapshot with: a warning, not silence.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -364,6 +366,17 @@ check "list with a damaged latest link exits 7" run_rc 7 "$T/l7.out" "$T/l7.err"
 check "... naming the link" grep -q "latest' points at 'backups/not-an-id'" "$T/l7.err"
 ln -sfn "backups/$LID2" "$R2/var/recovery/latest.tmp" && mv -T "$R2/var/recovery/latest.tmp" "$R2/var/recovery/latest"
 check "list is clean again" run_rc 0 "$T/l8.out" "$T/l8.err" cli "$R2" list
+
+# --- a recovery asked for with a backup that does not exist ---------------------------
+# Refused before anything changes: an armed recovery stays armed, no journal is started.
+check "arm the latest backup" run_rc 0 "$T/a1.out" "$T/a1.err" cli "$R2" arm
+check "recover --backup of a backup that does not exist exits 1" \
+    run_rc 1 "$T/r1.out" "$T/r1.err" cli "$R2" recover --backup 20000101T000000Z
+check "... and says there is no such backup" grep -q "no backup '20000101T000000Z'" "$T/r1.err"
+check "... the recovery is still armed with the latest backup" \
+    test "$(cat "$R2/var/recovery/recovery/armed")" = "$LID2"
+check "... and no recovery journal was started" test ! -e "$R2/var/recovery/recovery/journal"
+check "disarm" run_rc 0 "$T/a2.out" "$T/a2.err" cli "$R2" disarm
 
 # --- etcd.mode auto on a host with neither cluster-backup.sh nor endpoints ------------
 sed 's/^mode = "off"$/mode = "auto"/' "$R2/etc/upgrade-recovery/config.toml" >"$T/auto.toml"
