@@ -43,6 +43,11 @@ struct Args {
 const char* version();
 int exit_code(ErrorKind kind);
 
+// A usage error: the message on standard error, and with --json also
+// {"error": "InvalidArgs", "message": ...} on standard output, as for any failure.
+void set_json_errors(bool on);
+void usage_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
 // One JSON document on standard output (bytes that are not UTF-8 become U+FFFD: json_text.hpp).
 void print_json(const nlohmann::json& j);
 

@@ -361,7 +361,7 @@ int cmd_delete(const Args& args)
     auto f = parse_flags(args.params, {"--force"}, {}, 1);
     if (!f) return kExitUsage;
     if (f->positional.empty()) {
-        fprintf(stderr, "upgrade-recovery delete: which backup? (see 'upgrade-recovery list')\n");
+        usage_error("upgrade-recovery delete: which backup? (see 'upgrade-recovery list')\n");
         return kExitUsage;
     }
     auto session = open_session(args, true, true);
@@ -394,7 +394,7 @@ int run_command(const Args& args)
     if (c == "watchdog") return cmd_watchdog(args);
     if (c == "disarm") return cmd_disarm(args);
     if (c == "metrics") return cmd_metrics(args);
-    fprintf(stderr, "upgrade-recovery: unknown command '%s' (see --help)\n", c.c_str());
+    usage_error("upgrade-recovery: unknown command '%s' (see --help)\n", c.c_str());
     return kExitUsage;
 }
 

@@ -37,8 +37,7 @@ int cmd_metrics(const Args& args)
     auto f = parse_flags(args.params, {}, {"--output"}, 0);
     if (!f) return kExitUsage;
     if (args.json) {
-        fprintf(stderr,
-                "upgrade-recovery: metrics prints the Prometheus text format; 'status --json' is the JSON form\n");
+        usage_error("upgrade-recovery: metrics prints the Prometheus text format; 'status --json' is the JSON form\n");
         return kExitUsage;
     }
     // A store that cannot be read still gives a file (upgrade_recovery_store_up 0):

@@ -102,9 +102,15 @@ int cmd_recover(const Args& given)
     if (!f) return kExitUsage;
     const Args args = f->has("--initrd") ? with_initrd_root(given) : given;
     if (f->has("--resume") && f->has("--restart")) {
-        fprintf(stderr, "upgrade-recovery recover: --resume and --restart exclude each other\n");
+        usage_error("upgrade-recovery recover: --resume and --restart exclude each other\n");
         return kExitUsage;
     }
+    // --abandon and --initrd are whole modes: a --dry-run next to them must not be ignored.
+    for (const char* mode : {"--abandon", "--initrd"})
+        if (f->has(mode) && (f->set.size() > 1 || !f->values.empty())) {
+            usage_error("upgrade-recovery recover: %s takes no other option\n", mode);
+            return kExitUsage;
+        }
     auto cfg = load(args);
     if (!cfg && f->has("--initrd")) {
         // A broken file must not keep a healthy node from booting (unless the kernel argument asks for a recovery).
@@ -123,12 +129,14 @@ int cmd_recover(const Args& given)
         // journal keeps the result "failed", markers are removed, backups are allowed again.
         auto session = open_session(args, true, true);
         if (!session) return report_error(args, session.error());
-        if (auto r = abandon_recovery((*session)->store, "abandoned by the administrator (recover --abandon)"); !r)
-            return report_error(args, r.error());
+        auto r = abandon_recovery((*session)->store, "abandoned by the administrator (recover --abandon)");
+        if (!r) return report_error(args, r.error());
         if (args.json)
-            print_json(nlohmann::json({{"abandoned", true}}));
-        else
+            print_json(nlohmann::json({{"abandoned", *r}}));
+        else if (*r)
             printf("Recovery abandoned; the journal keeps its steps. Backups are allowed again.\n");
+        else
+            printf("Nothing to abandon: no recovery is in progress or armed.\n");
         return 0;
     }
 

@@ -183,15 +183,15 @@ int cmd_watchdog(const Args& args)
     const bool takes_id = verb == "start";
     if (f->positional.size() > (takes_id ? 2u : 1u) || (f->value("--timeout") && verb != "start") ||
         (f->value("--reason") && verb != "trigger")) {
-        fprintf(stderr, "upgrade-recovery watchdog: see --help for what each action takes\n");
+        usage_error("upgrade-recovery watchdog: see --help for what each action takes\n");
         return kExitUsage;
     }
     if (verb == "start") return start(args, *f);
     if (verb == "stop") return stop(args);
     if (verb == "trigger") return trigger(args, *f);
     if (verb == "monitor") return monitor(args);
-    fprintf(stderr, "upgrade-recovery watchdog: start [ID] [--timeout SECONDS] | stop | monitor | trigger "
-                    "[--reason TEXT]\n");
+    usage_error("upgrade-recovery watchdog: start [ID] [--timeout SECONDS] | stop | monitor | trigger "
+                "[--reason TEXT]\n");
     return kExitUsage;
 }
 

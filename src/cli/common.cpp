@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -33,6 +34,31 @@ int exit_code(ErrorKind kind)
     case ErrorKind::Refused: return kExitRefused;
     default: return kExitFailure;
     }
+}
+
+namespace
+{
+bool json_errors = false;
+}
+
+void set_json_errors(bool on)
+{
+    json_errors = on;
+}
+
+void usage_error(const char* fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    std::string text = buf;
+    fputs(text.c_str(), stderr);
+    if (!json_errors) return;
+    while (!text.empty() && text.back() == '\n')
+        text.pop_back();
+    print_json({{"error", std::string(error_kind_name(ErrorKind::InvalidArgs))}, {"message", text}});
 }
 
 void print_json(const nlohmann::json& j)
@@ -167,23 +193,23 @@ std::optional<Flags> parse_flags(const std::vector<std::string>& params, const s
             f.set.push_back(p);
         } else if (in(with_value)) {
             if (i + 1 >= params.size()) {
-                fprintf(stderr, "upgrade-recovery: %s needs a value\n", p.c_str());
+                usage_error("upgrade-recovery: %s needs a value\n", p.c_str());
                 return std::nullopt;
             }
             if (f.value(p)) {
-                fprintf(stderr, "upgrade-recovery: %s given twice\n", p.c_str());
+                usage_error("upgrade-recovery: %s given twice\n", p.c_str());
                 return std::nullopt;
             }
             f.values.emplace_back(p, params[++i]);
         } else if (!p.empty() && p[0] == '-') {
-            fprintf(stderr, "upgrade-recovery: unknown option '%s' (see --help)\n", p.c_str());
+            usage_error("upgrade-recovery: unknown option '%s' (see --help)\n", p.c_str());
             return std::nullopt;
         } else {
             f.positional.push_back(p);
         }
     }
     if (f.positional.size() > max_positional) {
-        fprintf(stderr, "upgrade-recovery: unexpected argument '%s' (see --help)\n", f.positional.back().c_str());
+        usage_error("upgrade-recovery: unexpected argument '%s' (see --help)\n", f.positional.back().c_str());
         return std::nullopt;
     }
     return f;
@@ -194,8 +220,8 @@ std::optional<unsigned> parse_seconds(const std::string& opt, const std::string&
     unsigned v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-        fprintf(stderr, "upgrade-recovery: %s wants whole seconds (0: no limit), not '%s'\n", opt.c_str(),
-                printable(text).c_str());
+        usage_error("upgrade-recovery: %s wants whole seconds (0: no limit), not '%s'\n", opt.c_str(),
+                    printable(text).c_str());
         return std::nullopt;
     }
     return v;

@@ -3,6 +3,7 @@
 #include "cli.hpp"
 
 #include <cstring>
+#include <string_view>
 #include <unistd.h>
 
 using namespace ur;
@@ -56,11 +57,13 @@ int main(int argc, char** argv)
 {
     Args args;
     std::vector<std::string> rest;
+    for (int i = 1; i < argc; i++)
+        if (std::string_view(argv[i]) == "--json") set_json_errors(true); // before any usage error
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         auto value = [&](const char* opt) -> std::optional<std::string> {
             if (i + 1 >= argc) {
-                fprintf(stderr, "upgrade-recovery: %s needs a value\n", opt);
+                usage_error("upgrade-recovery: %s needs a value\n", opt);
                 return std::nullopt;
             }
             return std::string(argv[++i]);
@@ -68,6 +71,11 @@ int main(int argc, char** argv)
         if (a == "--root") {
             auto v = value("--root");
             if (!v) return kExitUsage;
+            if (v->empty()) {
+                // An unset variable in a script ("--root $ROOT") must not mean the live host.
+                usage_error("upgrade-recovery: --root needs a directory ('/' for this host)\n");
+                return kExitUsage;
+            }
             args.root = *v;
         } else if (a == "--config") {
             auto v = value("--config");

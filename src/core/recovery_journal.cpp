@@ -367,13 +367,19 @@ Result<> disarm_recovery(const Store& store)
     return {};
 }
 
-Result<> abandon_recovery(const Store& store, const std::string& reason)
+Result<bool> abandon_recovery(const Store& store, const std::string& reason)
 {
     auto dir = JournalDir::open(store, false);
     if (!dir) return std::unexpected(dir.error());
     auto j = dir->load();
     if (!j) return std::unexpected(j.error());
-    if (*j && recovery_state_in_progress((*j)->state)) {
+    auto armed = dir->armed();
+    if (!armed) return std::unexpected(armed.error());
+    auto p2 = dir->phase2_pending();
+    if (!p2) return std::unexpected(p2.error());
+    const bool running = *j && recovery_state_in_progress((*j)->state);
+    if (!running && !*armed && !*p2) return false;
+    if (running) {
         (*j)->state = RecoveryState::Aborted;
         (*j)->error = "abandoned: " + reason;
         (*j)->finished = rfc3339_now();
@@ -383,7 +389,7 @@ Result<> abandon_recovery(const Store& store, const std::string& reason)
     }
     UR_TRY(dir->clear_armed());
     UR_TRY(dir->clear_phase2_pending());
-    return {};
+    return true;
 }
 
 RecoveryStatus make_recovery_status(std::optional<RecoveryJournal> journal, std::optional<std::string> armed,

@@ -133,7 +133,8 @@ Result<> arm_recovery(const Store& store, const std::string& backup_id);
 Result<> disarm_recovery(const Store& store);
 // Give up an in-progress recovery: the journal gets the final result "failed"
 // (Aborted) and the markers are removed, so backups are possible again.
-Result<> abandon_recovery(const Store& store, const std::string& reason);
+// False when there was nothing to give up (no recovery in progress, no marker).
+Result<bool> abandon_recovery(const Store& store, const std::string& reason);
 
 // What `upgrade-recovery status` and the daemon's RecoveryState show.
 struct RecoveryStatus {

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Bad input for the backup, each with real parts (GPT image, loop, partx, xfs):
 #  - malformed options (a --timeout that is not whole seconds, an option given
-#    twice): exit 2, nothing written;
+#    twice, --json usage errors as JSON, recover --initrd/--abandon with other
+#    options, --root ''), ids that are not UTC times or lie ahead: exit 2,
+#    nothing written;
 #  - no partition with the configured GPT name: exit 4, nothing written;
 #  - the partition is not mounted: read-only commands exit 4 and say so, backup
 #    mounts it itself;
@@ -56,6 +58,16 @@ for bad in "--timeout abc" "--timeout 10x" "--timeout -1" "--timeout 99999999999
     check "backup $bad exits 2" run_rc 2 "$T/us.out" "$T/us.err" cli "$R0" backup $bad
     check "... and says what is wrong" grep -Eq "wants whole seconds|needs a value|given twice" "$T/us.err"
 done
+# With --json a usage error is a JSON error too, as every other failure.
+check "--json backup --bogus exits 2" run_rc 2 "$T/uj.json" "$T/uj.err" cli "$R0" --json backup --bogus
+check "... with the error as JSON on stdout" test "$(json "$T/uj.json" 'j["error"]')" = InvalidArgs
+# Whole modes take no other option: a --dry-run next to them was silently ignored.
+for mode in --initrd --abandon; do
+    check "recover $mode --dry-run exits 2" run_rc 2 "$T/um.out" "$T/um.err" cli "$R0" recover $mode --dry-run
+    check "... and says $mode takes no other option" grep -q -- "$mode takes no other option" "$T/um.err"
+done
+# An unset variable in a script must not turn into the live host.
+check "--root '' exits 2" run_rc 2 "$T/ur.out" "$T/ur.err" "$UR_CLI" --root "" status
 check "nothing was written by the usage errors" test ! -e "$R0/var/recovery"
 for c in list status verify; do
     check "$c without the partition exits 4" run_rc 4 "$T/np.$c.out" "$T/np.$c.err" cli "$R0" "$c"
@@ -105,6 +117,14 @@ check "backup mounts the partition itself and exits 0" run_rc 0 "$T/ok.json" "$T
 check "it is mounted now" test "$(findmnt -n -o SOURCE --mountpoint "$R1/var/recovery")" = "$PART1"
 ID=$(json "$T/ok.json" 'j["id"]')
 B=$R1/var/recovery/backups/$ID
+
+# Ids are UTC times, and not far ahead of the clock (later ids would sort after them).
+for id in 20241340T256199Z 99999999T999999Z; do
+    check "backup --id $id exits 2" run_rc 2 "$T/id.out" "$T/id.err" cli "$R1" backup --id "$id"
+    check "... not a valid backup id" grep -q "is not a valid backup id" "$T/id.err"
+done
+check "backup --id of a time years ahead exits 2" run_rc 2 "$T/id.out" "$T/id.err" cli "$R1" backup --id 29991231T000000Z
+check "... and says it lies ahead of the clock" grep -q "lies more than a day ahead of the clock" "$T/id.err"
 
 # --- backup --dry-run: the space check alone --------------------------------------
 echo "changed" >>"$R1/etc/sub/file"
@@ -377,6 +397,9 @@ check "... the recovery is still armed with the latest backup" \
     test "$(cat "$R2/var/recovery/recovery/armed")" = "$LID2"
 check "... and no recovery journal was started" test ! -e "$R2/var/recovery/recovery/journal"
 check "disarm" run_rc 0 "$T/a2.out" "$T/a2.err" cli "$R2" disarm
+check "recover --abandon with nothing to give up exits 0" \
+    run_rc 0 "$T/ab.json" "$T/ab.err" cli "$R2" --json recover --abandon
+check "... and says it abandoned nothing" test "$(json "$T/ab.json" 'j["abandoned"]')" = false
 
 # --- etcd.mode auto on a host with neither cluster-backup.sh nor endpoints ------------
 sed 's/^mode = "off"$/mode = "auto"/' "$R2/etc/upgrade-recovery/config.toml" >"$T/auto.toml"

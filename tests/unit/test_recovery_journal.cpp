@@ -310,7 +310,9 @@ TEST_CASE("arm, disarm and abandon")
     REQUIRE(arm_recovery(s, "20240202T000000Z"));
 
     REQUIRE(dir->set_phase2_pending(j.recovery_id));
-    REQUIRE(abandon_recovery(s, "operator gave up"));
+    auto gave_up = abandon_recovery(s, "operator gave up");
+    REQUIRE(gave_up);
+    CHECK(*gave_up);
     auto after = dir->load();
     REQUIRE(after);
     CHECK((*after)->state == RecoveryState::Aborted);
@@ -320,6 +322,10 @@ TEST_CASE("arm, disarm and abandon")
     CHECK_FALSE(fs::exists(t.path + "/recovery/armed"));
     CHECK_FALSE(fs::exists(t.path + "/recovery/phase2-pending"));
     CHECK(*recovery_in_progress(s) == false);
+    // Again: nothing left to give up, and it says so.
+    auto again = abandon_recovery(s, "operator gave up twice");
+    REQUIRE(again);
+    CHECK_FALSE(*again);
 }
 
 TEST_CASE("status text and JSON")
