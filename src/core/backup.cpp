@@ -573,7 +573,12 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     auto latest = latest_backup(store);
     if (!latest) return std::unexpected(latest.error());
     std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);
-    if (!valid_backup_id(id)) return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a valid backup id");
+    if (!valid_backup_id(id))
+        return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a valid backup id (YYYYMMDDTHHMMSSZ, a UTC time)");
+    // Automatic ids never sort before an existing one: an id far ahead of the clock
+    // would name every later backup after itself.
+    if (opts.id && compare_backup_ids(id, make_backup_id(time(nullptr) + 86400, {})) > 0)
+        return fail(ErrorKind::InvalidArgs, "backup id '" + id + "' lies more than a day ahead of the clock");
     if (std::find(ids->begin(), ids->end(), id) != ids->end())
         return fail(ErrorKind::InvalidArgs, "backup '" + id + "' exists already");
     chosen_id = id;

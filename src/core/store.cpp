@@ -68,6 +68,19 @@ bool valid_backup_id(const std::string& id)
             return false;
         }
     }
+    // A real UTC time: ids are names people read, and the order of generations.
+    auto num = [&](size_t at, size_t len) {
+        int v = 0;
+        for (size_t i = at; i < at + len; i++)
+            v = v * 10 + (id[i] - '0');
+        return v;
+    };
+    const int year = num(0, 4), month = num(4, 2), day = num(6, 2);
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (year < 1970 || month < 1 || month > 12 || day < 1 || day > days[month - 1] + (month == 2 && leap ? 1 : 0) ||
+        num(9, 2) > 23 || num(11, 2) > 59 || num(13, 2) > 59)
+        return false;
     if (id.size() == 16) return true;
     if (id[16] != '-' || id.size() == 17 || id.size() > 24) return false;
     for (size_t i = 17; i < id.size(); i++)
@@ -231,16 +244,16 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
     if (!ids) return std::unexpected(ids.error());
     if (std::find(ids->begin(), ids->end(), id) == ids->end())
         return fail(ErrorKind::NotFound, "no backup '" + id + "' in " + store.path());
+    std::string next;
+    for (const auto& i : *ids)
+        if (i != id) next = i; // newest other
+    // Counted, not read from `latest`: a missing or damaged link must not let the last one go.
+    if (next.empty() && !allow_last)
+        return fail(ErrorKind::Refused, "'" + id + "' is the only backup; deleting it leaves nothing to recover to");
     auto latest = latest_backup(store);
     if (!latest) return std::unexpected(latest.error());
     if (*latest && **latest == id) {
-        std::string next;
-        for (const auto& i : *ids)
-            if (i != id) next = i; // newest other
         if (next.empty()) {
-            if (!allow_last)
-                return fail(ErrorKind::Refused,
-                            "'" + id + "' is the only backup; deleting it leaves nothing to recover to");
             if (::unlinkat(store.fd.get(), kLatestLink, 0) < 0 && errno != ENOENT) return fail_errno("remove latest");
             // Durable before the generation goes: a power cut must not bring back a dangling latest.
             UR_TRY(fsync_fd(store.fd.get(), store.path()));

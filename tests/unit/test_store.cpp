@@ -130,13 +130,17 @@ TEST_CASE("make_backup_id appends -N on a collision and never sorts before an ex
 
 TEST_CASE("valid_backup_id accepts only YYYYMMDDTHHMMSSZ[-N]", "[store]")
 {
-    for (const char* ok : {"20240501T120000Z", "20240501T120000Z-1", "20240501T120000Z-10", "19700101T000000Z-9999999"})
+    for (const char* ok : {"20240501T120000Z", "20240501T120000Z-1", "20240501T120000Z-10", "19700101T000000Z-9999999",
+                           "20240229T235959Z", "20001231T000000Z"})
         CHECK(valid_backup_id(ok));
     for (const char* bad :
          {"", "latest", ".staging-20240501T120000Z", ".staging-deleted-20240501T120000Z", "20240501T120000",
           "20240501T120000z", "20240501t120000Z", "20240501X120000Z", "2024050AT120000Z", "20240501T120000Z-",
           "20240501T120000Z-0", "20240501T120000Z-01", "20240501T120000Z-1a", "20240501T120000Z_1",
-          "20240501T120000Z-123456789", "20240501T120000Z/..", "../20240501T120000Z", " 20240501T120000Z"}) {
+          "20240501T120000Z-123456789", "20240501T120000Z/..", "../20240501T120000Z", " 20240501T120000Z",
+          // digits, but not a time
+          "99999999T999999Z", "20241340T256199Z", "20240001T000000Z", "20240100T000000Z", "20230229T000000Z",
+          "20240431T000000Z", "20240501T240000Z", "20240501T126000Z", "20240501T120060Z", "19691231T235959Z"}) {
         INFO(bad);
         CHECK_FALSE(valid_backup_id(bad));
     }
@@ -280,6 +284,17 @@ TEST_CASE("delete_backup of latest moves latest to the newest other generation",
     CHECK(only.error().kind == ErrorKind::Refused);
     CHECK(latest_of(s) == ids[1]);
     CHECK(ids_of(s) == std::vector<std::string>{ids[1]});
+    // The same with latest gone or dangling: counted, so still refused.
+    fs::remove(s.path() + "/latest");
+    auto unlinked = delete_backup(s, ids[1]);
+    REQUIRE(!unlinked);
+    CHECK(unlinked.error().kind == ErrorKind::Refused);
+    set_latest(s, "20991231T000000Z");
+    auto dangling = delete_backup(s, ids[1]);
+    REQUIRE(!dangling);
+    CHECK(dangling.error().kind == ErrorKind::Refused);
+    CHECK(ids_of(s) == std::vector<std::string>{ids[1]});
+    set_latest(s, ids[1]);
     REQUIRE(delete_backup(s, ids[1], true));
     CHECK(ids_of(s).empty());
     CHECK(latest_of(s).empty());
