@@ -117,6 +117,16 @@ Result<> Job::start(sd_event* event, sd_bus* bus, JobWork work, std::function<vo
     return {};
 }
 
+// A backup's warnings come live (progress) and again in its result: each text once.
+void Job::add_warning(std::string text)
+{
+    if (!warnings_seen_.insert(text).second) return;
+    if (warnings_.size() < kMaxWarnings)
+        warnings_.push_back(std::move(text));
+    else
+        warnings_dropped_++;
+}
+
 void Job::post(Event ev)
 {
     {
@@ -203,12 +213,8 @@ void Job::drain()
             }
             break;
         case Event::Warning:
-            if (warnings_.size() < kMaxWarnings) {
-                warnings_.push_back(std::move(ev.text));
-                warnings_changed = true;
-            } else {
-                warnings_dropped_++;
-            }
+            add_warning(std::move(ev.text));
+            warnings_changed = true;
             break;
         case Event::Done: done = true; break;
         }
@@ -231,10 +237,7 @@ void Job::drain()
         message_ = res->message;
         if (!res->backup_id.empty()) backup_id_ = res->backup_id;
         for (auto& w : res->warnings)
-            if (warnings_.size() < kMaxWarnings)
-                warnings_.push_back(std::move(w));
-            else
-                warnings_dropped_++;
+            add_warning(std::move(w));
     } else {
         const Error& e = res.error();
         final = e.kind == ErrorKind::Timeout     ? Phase::Timeout

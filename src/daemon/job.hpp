@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace ur::dbus
@@ -104,6 +105,9 @@ class Job
     std::string backup_id_;
     std::vector<std::string> warnings_;
     uint64_t warnings_dropped_ = 0;
+    // Every warning text taken so far: the result repeats what came live.
+    std::unordered_set<std::string> warnings_seen_;
+    void add_warning(std::string text);
     int64_t started_ = 0;
 
     CancelToken cancel_;

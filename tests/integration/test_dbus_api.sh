@@ -38,6 +38,12 @@ B1=$(jprop "$J" BackupId)
 [ "$(jprop "$J" Error)" = "" ] || die "Error set on success: $(jprop "$J" Error)"
 [ "$(jprop "$J" Type)" = backup ] || die "Type $(jprop "$J" Type)"
 ok "backup job $J: $(jprop "$J" Message)"
+# Warnings: each once (they come live and again with the result); this sandbox has
+# no MachineConfig, which the backup warns about.
+W=$(busctl --system get-property "$BUS_NAME" "$J" "$JOB_IFACE" Warnings)
+grep -qF "no MachineConfig at" <<<"$W" || die "no MachineConfig warning in Warnings: $W"
+[ "$(grep -oF '"no MachineConfig at' <<<"$W" | wc -l)" = 1 ] || die "a warning listed twice: $W"
+ok "Warnings: $W"
 
 # Signals are delivered in order; give the monitor a moment to write the last ones.
 for ((i = 0; i < 50; i++)); do grep -q '"member":"Finished"' "$T/monitor.json" && break; sleep 0.1; done
@@ -71,7 +77,7 @@ busctl --system tree "$BUS_NAME" | grep -qF "$J" || die "job object $J not in th
 ok "Manager properties after the backup (LastBackup $B1)"
 
 # --- a second backup with options; ListBackups ------------------------------------
-B2=20300101T000000Z
+B2=$(date -u -d '+1 hour' +%Y%m%dT%H%M%SZ) # newer than B1; ids more than a day ahead are refused
 J2=$(mcall StartBackup 'a{sv}' 2 timeout u 300 id s "$B2" | objpath)
 [ "$(wait_job "$J2")" = Succeeded ] || die "second backup: $(jprop "$J2" Message)"
 [ "$(latest_id)" = "$B2" ] || die "latest is $(latest_id), want $B2"
