@@ -676,11 +676,25 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     failpoint("backup.after-scan");
     UR_TRY(cancel.check());
 
-    // Platform: pin the booted deployment, drop standby ones.
+    // Platform: pin the booted deployment, drop standby ones. A pin this run made
+    // goes again unless the backup is published: no backup would record it, so
+    // retention could never release it, and each such deployment would stay.
+    struct PinGuard {
+        const Config& cfg;
+        const std::string& root;
+        std::optional<OstreeRecord> made;
+        ~PinGuard()
+        {
+            if (!made) return;
+            if (auto r = ostree_release_pins(cfg, root, {*made}); !r)
+                log::warning("the ostree pin of the failed backup stays: " + r.error().message);
+        }
+    } pin_guard{cfg, opts.root, std::nullopt};
     if (ostree_enabled(cfg, opts.root)) {
         progress.stage("pin ostree deployment");
         auto os = ostree_prepare_for_backup(cfg, opts.root);
         if (!os) return std::unexpected(std::move(os.error()).context("ostree"));
+        if (os->pinned_by_backup) pin_guard.made = *os;
         meta.ostree = std::move(*os);
         // A pin an earlier backup made stays ours, so retention can release it later.
         // Unreadable backups: not known to be ours, so never released (the safe side).
@@ -711,7 +725,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         progress.stage("etcd snapshot");
         std::string cdir = staging_path + "/" + kClusterDir;
         auto cl = backup_cluster(cfg, opts.root, cdir, opts.force_dirty || cfg.etcd_force, cancel);
-        if (!cl) return std::unexpected(std::move(cl.error()).context("cluster backup"));
+        if (!cl) return std::unexpected(std::move(cl.error()).context("etcd snapshot"));
         meta.cluster = std::move(*cl);
     } else if (cfg.etcd_mode == "auto") {
         // Said, not silently left out: phase 2 of a recovery to this backup cannot bring etcd back.
@@ -781,6 +795,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     if (::renameat(store.backups_fd.get(), staging_name.c_str(), store.backups_fd.get(), id.c_str()) < 0)
         return fail_errno("publish backup " + id);
     guard.keep = true;
+    pin_guard.made.reset(); // the published backup records it now
     UR_TRY(fsync_fd(store.backups_fd.get(), "backups directory"));
     failpoint("backup.after-publish");
     UR_TRY(replace_symlink_at(store.fd.get(), kLatestLink, std::string(kBackupsDir) + "/" + id));

@@ -2,6 +2,7 @@
 // tmpfs (deploy FIFREEZEs the filesystem holding boot/; on tmpfs that is a
 // no-op). The whole binary runs in a private mount namespace, so no tmpfs can
 // outlive it, even after a crash.
+#include "backup.hpp"
 #include "backup_removal.hpp"
 #include "ostree_state.hpp"
 
@@ -517,6 +518,46 @@ TEST_CASE("removing backups releases only our pins that no remaining backup reco
     CHECK(r5->unpinned.empty());
     CHECK(r5->warning.find("pins of the removed backups stay") != std::string::npos);
     CHECK(sb.pins() == VB{true, true});
+}
+
+// A backup that fails after pinning releases the pin it made: no backup records
+// it, so retention could never release it. A published backup keeps it.
+TEST_CASE("a backup that fails after pinning releases its pin; a published one keeps it")
+{
+    Sandbox sb;
+    sb.deploy(1);
+    sb.deploy(2);
+    REQUIRE(sb.pins() == VB{false, false});
+    Config c = sb.cfg(1);
+    c.partition_label = "urt-no-such-partition-" + std::to_string(getpid());
+    c.allow_plain_directory = true;
+    c.mount_point = "/store";
+    c.trees = {{"etc", "/etc", {}, true}};
+    c.etcd_mode = "script";
+    c.cluster_backup_script = "/usr/local/bin/cluster-backup.sh";
+    fs::create_directories(sb.root + "/etc");
+    fs::create_directories(sb.root + "/usr/local/bin");
+    std::ofstream(sb.root + "/etc/hostname") << "node\n";
+    const std::string script = sb.root + c.cluster_backup_script;
+    std::ofstream(script) << "#!/bin/sh\necho 'etcd is not reachable' >&2\nexit 1\n";
+    fs::permissions(script, fs::perms::owner_all);
+    BackupOptions bo;
+    bo.root = sb.root;
+    Progress p;
+    CancelToken cancel;
+
+    auto failed = run_backup(c, bo, p, cancel);
+    REQUIRE_FALSE(failed);
+    INFO(failed.error().message);
+    CHECK(failed.error().message.find("cluster backup") != std::string::npos);
+    CHECK(sb.versions() == VI{1}); // the standby deployment went, as the backup said it would
+    CHECK(sb.pins() == VB{false}); // the pin did not stay behind
+
+    c.etcd_mode = "off";
+    auto ok = run_backup(c, bo, p, cancel);
+    REQUIRE_OK(ok);
+    CHECK(ok->meta.ostree.pinned_by_backup);
+    CHECK(sb.pins() == VB{true});
 }
 
 TEST_CASE("prepare: no booted deployment and no seam is a clear error")
