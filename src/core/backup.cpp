@@ -626,9 +626,8 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     meta.mc_missing = mc->missing;
     {
         TreeSource extras{{"extras", "/", {}, false}, rootfd, {}};
-        for (const auto& f : mc->outside)
-            if (std::find(mc->missing.begin(), mc->missing.end(), f) == mc->missing.end())
-                extras.include.push_back(f.substr(1));
+        for (const auto& f : mc->copy)
+            extras.include.push_back(f.substr(1));
         if (!extras.include.empty()) trees.push_back(std::move(extras));
     }
     std::sort(trees.begin(), trees.end(),

@@ -89,6 +89,15 @@ Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limi
     return read_fd(fd->get(), path, limit);
 }
 
+Result<std::string> fd_path(int fd)
+{
+    char buf[PATH_MAX];
+    std::string link = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+    if (n < 0) return fail_errno("readlink " + link);
+    return std::string(buf, static_cast<size_t>(n));
+}
+
 Result<UniqueFd> open_in_root(int rootfd, const std::string& abs, int flags)
 {
     size_t skip = abs.find_first_not_of('/');

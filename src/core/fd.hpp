@@ -115,4 +115,7 @@ Result<> write_all(int fd, const void* buf, size_t len);
 // Join a root prefix and an absolute path: ("/tmp/r", "/etc") -> "/tmp/r/etc".
 std::string root_path(const std::string& root, std::string_view abs);
 
+// The real absolute path of an open fd, as the kernel shows it (/proc/self/fd).
+Result<std::string> fd_path(int fd);
+
 } // namespace ur

@@ -22,4 +22,10 @@ Result<std::string> read_host_file(const std::string& root, const std::string& a
 // symlink exists). ENOENT and ENOTDIR are "no"; other errors are errors.
 Result<bool> host_path_exists(const std::string& root, const std::string& abs);
 
+// `abs` as the host really has it: the symlinks of its directories resolved
+// inside `root` (RHCOS has /opt -> var/opt), the last component kept. A walk
+// does not follow symlinks, so a file is copied by this path. ENOENT or
+// ENOTDIR when a directory on the way is missing.
+Result<std::string> host_real_path(const std::string& root, const std::string& abs);
+
 } // namespace ur

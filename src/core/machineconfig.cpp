@@ -162,9 +162,19 @@ Result<MachineConfigFiles> read_machineconfig_files(const Config& cfg, const std
     res.outside.erase(std::unique(res.outside.begin(), res.outside.end()), res.outside.end());
 
     for (const auto& p : res.outside) {
-        auto e = host_path_exists(root, p);
+        auto real = host_real_path(root, p);
+        if (!real && (real.error().err == ENOENT || real.error().err == ENOTDIR)) {
+            res.missing.push_back(p);
+            continue;
+        }
+        if (!real) return std::unexpected(std::move(real.error()).context("MachineConfig file " + p));
+        auto e = host_path_exists(root, *real);
         if (!e) return std::unexpected(std::move(e.error()).context("MachineConfig file"));
-        if (!*e) res.missing.push_back(p);
+        if (!*e)
+            res.missing.push_back(p);
+        else if (std::none_of(cfg.trees.begin(), cfg.trees.end(),
+                              [&](const TreeSpec& t) { return under(*real, t.path); }))
+            res.copy.push_back(*real);
     }
     return res;
 }

@@ -14,6 +14,10 @@ struct MachineConfigFiles {
     bool config_present = false;
     std::vector<std::string> outside; // absolute paths outside every tree, sorted, unique
     std::vector<std::string> missing; // of `outside`, those missing on disk
+    // What the backup copies for the others: each by the path the host really
+    // has (a directory on the way may be a symlink: /opt -> var/opt, and a walk
+    // does not follow it), minus those that path puts inside a tree.
+    std::vector<std::string> copy;
 };
 
 // Files and systemd unit paths of spec.config. A missing currentconfig yields an

@@ -238,16 +238,6 @@ Result<UniqueFd> open_dir_in_root(int rootfd, const std::string& abs, bool creat
     return parent;
 }
 
-// The real absolute path of an open fd (what mountinfo shows as a target).
-Result<std::string> fd_path(int fd)
-{
-    char buf[PATH_MAX];
-    std::string link = "/proc/self/fd/" + std::to_string(fd);
-    ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
-    if (n < 0) return fail_errno("readlink " + link);
-    return std::string(buf, static_cast<size_t>(n));
-}
-
 struct MountEntry {
     std::string source;
     std::string fstype;

@@ -88,6 +88,32 @@ TEST_CASE("files outside the trees are listed, sorted and unique; missing ones a
                                                    "/opt/vendor/missing.conf", "/var/lib/kubeletx/file",
                                                    "/var/usrlocal/bin/tool"});
     CHECK(res->missing == std::vector<std::string>{"/opt/vendor/missing.conf"});
+    CHECK(res->copy == std::vector<std::string>{"/etc-not-etc/file", "/opt/vendor/agent.conf",
+                                                "/var/lib/kubeletx/file", "/var/usrlocal/bin/tool"});
+}
+
+TEST_CASE("system directories that are symlinks: files are copied by the path they really have")
+{
+    // RHCOS: /opt -> var/opt, /srv -> /var/srv (one relative, one absolute link).
+    // A walk does not follow a symlinked directory: by the written path the file
+    // would be silently left out of the backup.
+    Root r;
+    r.write(kCurrent, R"({"spec": {"config": {"storage": {"files": [
+        {"path": "/opt/mcfile"}, {"path": "/srv/site/b.conf"}, {"path": "/cfg/kubelet/x"},
+        {"path": "/plain/file"}]}}}})");
+    r.write("/var/opt/mcfile");
+    r.write("/var/srv/site/b.conf");
+    r.write("/var/lib/kubelet/x");
+    r.write("/plain/file");
+    fs::create_directory_symlink("var/opt", r.path + "/opt");
+    fs::create_directory_symlink("/var/srv", r.path + "/srv");
+    fs::create_directory_symlink("/var/lib", r.path + "/cfg"); // lands inside the kubelet tree
+    auto res = read_machineconfig_files(Config{}, r.path);
+    REQUIRE(res);
+    CHECK(res->outside == std::vector<std::string>{"/cfg/kubelet/x", "/opt/mcfile", "/plain/file", "/srv/site/b.conf"});
+    CHECK(res->missing.empty());
+    // /cfg/kubelet/x is /var/lib/kubelet/x: the kubelet tree copies it.
+    CHECK(res->copy == std::vector<std::string>{"/var/opt/mcfile", "/plain/file", "/var/srv/site/b.conf"});
 }
 
 TEST_CASE("systemd units and dropins map to /etc/systemd/system paths")
