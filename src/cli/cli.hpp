@@ -75,6 +75,7 @@ class TerminalProgress : public Progress
     void percent(unsigned pct) override;
     void warning(const std::string& msg) override;
     void clear();
+    const std::string& current_stage() const { return stage_; }
 
   private:
     void draw();

@@ -162,8 +162,10 @@ int cmd_backup(const Args& args)
             // run_backup leaves the failure event to its caller (the daemon adds its job);
             // stderr gets report_error's line only.
             log::set_stderr(false);
+            // The fields the daemon gives the same event (catalog: STEP, the D-Bus error name).
+            const std::string step = progress.current_stage().empty() ? "start" : progress.current_stage();
             log::event(log::kBackupFailed, log::Level::Error, "backup failed: " + e.message,
-                       {{"BACKUP_ID", opts.id.value_or("")}, {"ERROR", std::string(error_kind_name(e.kind))}});
+                       {{"BACKUP_ID", opts.id.value_or("")}, {"STEP", step}, {"ERROR", error_name(e.kind)}});
             log::set_stderr(true);
         }
         return report_error(args, e);

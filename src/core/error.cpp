@@ -3,6 +3,11 @@
 namespace ur
 {
 
+std::string error_name(ErrorKind kind)
+{
+    return std::string(kErrorNamePrefix) + std::string(error_kind_name(kind));
+}
+
 std::string_view error_kind_name(ErrorKind kind)
 {
     switch (kind) {

@@ -33,6 +33,11 @@ enum class ErrorKind {
 
 std::string_view error_kind_name(ErrorKind kind);
 
+// The kind's D-Bus error name, which the journal's ERROR field carries too
+// (from the daemon and the CLI alike): "io.openshift.UpgradeRecovery1.Error.NoSpace".
+inline constexpr const char* kErrorNamePrefix = "io.openshift.UpgradeRecovery1.Error.";
+std::string error_name(ErrorKind kind);
+
 struct Error {
     ErrorKind kind = ErrorKind::Internal;
     int err = 0; // errno when the cause is a system call, else 0

@@ -45,11 +45,6 @@ const sd_bus_error_map kErrorMap[] = {
 
 } // namespace
 
-std::string error_name(ErrorKind kind)
-{
-    return std::string(kErrorPrefix) + std::string(error_kind_name(kind));
-}
-
 ErrorKind kind_from_error_name(const char* name)
 {
     if (!name) return ErrorKind::Internal;

@@ -15,10 +15,9 @@ inline constexpr const char* kManagerPath = "/io/openshift/UpgradeRecovery1";
 inline constexpr const char* kJobPathPrefix = "/io/openshift/UpgradeRecovery1/job";
 inline constexpr const char* kManagerInterface = "io.openshift.UpgradeRecovery1.Manager";
 inline constexpr const char* kJobInterface = "io.openshift.UpgradeRecovery1.Job";
-inline constexpr const char* kErrorPrefix = "io.openshift.UpgradeRecovery1.Error.";
+inline constexpr const char* kErrorPrefix = ur::kErrorNamePrefix;
 
-// "io.openshift.UpgradeRecovery1.Error.NoSpace"
-std::string error_name(ErrorKind kind);
+// error_name(kind) (core error.hpp): "io.openshift.UpgradeRecovery1.Error.NoSpace"
 
 // The kind a name stands for; Internal for names that are not ours.
 ErrorKind kind_from_error_name(const char* name);

@@ -244,7 +244,7 @@ void Job::drain()
                 : e.kind == ErrorKind::Cancelled ? Phase::Cancelled
                                                  : Phase::Error;
         error_ = e;
-        error_name_ = dbus::error_name(e.kind);
+        error_name_ = ur::error_name(e.kind);
         message_ = e.message;
     }
     if (warnings_dropped_ > 0 && warnings_.size() == kMaxWarnings)

@@ -108,8 +108,9 @@ rc=0
 [ "$rc" = 6 ] || die "a CLI backup while armed exited $rc, not 6: $(cat "$T/cli.err")"
 [ "$(grep -c "a recovery is in progress" "$T/cli.err")" = 1 ] ||
     die "the CLI did not print the failure exactly once: $(cat "$T/cli.err")"
+# The same fields as the daemon's event: the D-Bus error name, and the step.
 expect_event "backup failed (CLI)" $BACKUP_FAILED SYSLOG_IDENTIFIER=upgrade-recovery \
-    UPGRADE_RECOVERY_ERROR=RecoveryInProgress
+    UPGRADE_RECOVERY_ERROR="$ERR.RecoveryInProgress" UPGRADE_RECOVERY_STEP=prepare
 "$CLI" --root "$ROOT" --config "$CFG" disarm >/dev/null 2>&1 || die "upgrade-recovery disarm"
 
 # journalctl -x explains an entry from our catalog, fields filled in.
