@@ -336,8 +336,15 @@ class TreeCopier
             return WalkAction::Skip;
         }
         if (S_ISLNK(it.st.st_mode)) {
+            // A full buffer may be a cut target (the link changed since the stat, or
+            // the filesystem reports no size): read again with more room.
             std::string target(static_cast<size_t>(it.st.st_size) + 1, '\0');
-            ssize_t n = ::readlinkat(src_parent, it.name.c_str(), target.data(), target.size());
+            ssize_t n;
+            while ((n = ::readlinkat(src_parent, it.name.c_str(), target.data(), target.size())) >= 0 &&
+                   static_cast<size_t>(n) == target.size() && target.size() < (1u << 20))
+                target.resize(target.size() * 2 + 256);
+            if (n >= 0 && static_cast<size_t>(n) == target.size())
+                return fail(ErrorKind::Io, "the target of symlink '" + it.rel + "' is longer than 1 MiB");
             if (n < 0) {
                 if (errno == ENOENT) {
                     warn("vanished during the backup: " + it.rel);

@@ -316,8 +316,9 @@ Result<ManifestReader> ManifestReader::open(int dirfd, const std::string& path)
     auto fd = open_at(dirfd, path, O_RDONLY | O_NOFOLLOW);
     if (!fd) return std::unexpected(std::move(fd.error()).context("manifest"));
     ManifestReader r;
-    r.f_ = fdopen(fd->release(), "r");
+    r.f_ = fdopen(fd->get(), "r");
     if (!r.f_) return fail_errno("fdopen manifest");
+    (void)fd->release(); // owned by the FILE now
     r.hash_ = std::make_unique<HashState>();
     std::string line;
     auto got = r.read_line(line);

@@ -727,7 +727,7 @@ struct Runner {
             // runs the recorded deployment (the files belong into that one).
             if (const JournalStep* rb = j.step("platform-rollback");
                 rb && rb->state == StepState::Done && rb->data.count("reboot_needed") && def->phase == 1 &&
-                !boot_id.empty() && rb->data.at("boot_id") == boot_id) {
+                !boot_id.empty() && rb->data.count("boot_id") && rb->data.at("boot_id") == boot_id) {
                 std::string msg = "The platform rollback made the recorded deployment the default; reboot into it "
                                   "now. Phase 1 continues in the initrd (the recovery is armed) or with "
                                   "'upgrade-recovery recover --resume' after the reboot.";
@@ -1075,14 +1075,16 @@ StartDecision decide_start(const std::optional<RecoveryJournal>& journal, const 
     if (opts.restart) return {StartKind::New, "starting over"};
     if (in_progress) {
         if (opts.backup_id && *opts.backup_id != journal->backup_id)
-            return {StartKind::BackupMismatch, "the recovery in progress uses backup " + journal->backup_id + ", not " +
-                                                   *opts.backup_id + "; use --restart to start over"};
+            return {StartKind::BackupMismatch,
+                    "the recovery in progress uses backup " + journal->backup_id + ", not " + *opts.backup_id +
+                        "; start over with restart (recover --restart, or the D-Bus option 'restart')"};
         if (opts.resume || opts.step || opts.initrd) return {StartKind::Resume, "resuming"};
         const JournalStep* next = journal->next_step();
         return {StartKind::RefuseInProgress,
                 "Recovery " + journal->recovery_id + " of backup " + journal->backup_id +
                     " has already started (next step: " + (next ? next->name : std::string("none")) +
-                    "). Use --resume to continue it, --step to continue one stage, or --restart to start over."};
+                    "). Continue it with resume, one stage with step, or start over with restart (recover --resume, "
+                    "--step, --restart, or the D-Bus options of those names)."};
     }
     if (opts.resume) return {StartKind::NothingToResume, "there is no recovery in progress to resume"};
     return {StartKind::New, "new recovery"};
