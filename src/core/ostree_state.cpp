@@ -486,7 +486,14 @@ Result<std::vector<DeploymentInfo>> ostree_list_deployments(const Config& cfg, c
 Result<RollbackPlan> compute_rollback_plan(const Config& cfg, const std::string& root, const OstreeRecord& recorded)
 {
     DeploymentRef ref{recorded.osname, recorded.checksum, recorded.serial};
-    if (!recorded.present) return plan_rollback({}, DeploymentRef{});
+    if (!recorded.present) {
+        // As the recovery does: nothing to roll back to, the step is skipped.
+        RollbackPlan p;
+        p.action = RollbackAction::Nothing;
+        p.reason = "the backup recorded no ostree deployment (no ostree, or ostree.mode = off when it was taken): "
+                   "a recovery skips the platform rollback";
+        return p;
+    }
     auto list = ostree_list_deployments(cfg, root);
     UR_TRY(list);
     return plan_rollback(*list, ref);

@@ -770,10 +770,12 @@ TEST_CASE("apply: the recorded deployment is gone -> refused, nothing written")
     CHECK(res.error().kind == ErrorKind::Refused);
     CHECK(sb.versions() == VI{3, 2});
 
+    // A backup without an ostree record: nothing to do, as the recovery skips the step.
     OstreeRecord none;
     auto p2 = compute_rollback_plan(sb.cfg(3), sb.root, none);
     REQUIRE_OK(p2);
-    CHECK(p2->action == RollbackAction::Refuse);
+    CHECK(p2->action == RollbackAction::Nothing);
+    CHECK(p2->reason.find("a recovery skips the platform rollback") != std::string::npos);
 }
 
 // The initramfs: ostree-prepare-root made /sysroot a bind mount of the booted
