@@ -563,6 +563,9 @@ Result<StepResult> step_finish(Ctx& c, JournalStep&, const StepToken& t)
     // enabled it gets it disabled again. Without phase2-pending it does nothing anyway.
     // Phase 2 runs inside this unit; disabling it does not stop us.
     // The generation's etc tree is <backup>/etc, so the generation reads like a root.
+    // The cluster's state first: its API calls may take minutes, and a power cut
+    // then must find phase 2 still set to resume (unit enabled, marker there).
+    record_cluster_status(c, kClusterStatusAfter, "after the recovery");
     auto in_backup = offline_unit_enabled(c.backup_dir, kPhase2Unit);
     bool enabled_in_backup = in_backup && *in_backup;
     std::string note = "recovery complete";
@@ -573,7 +576,6 @@ Result<StepResult> step_finish(Ctx& c, JournalStep&, const StepToken& t)
             note += "; " + std::string(kPhase2Unit) + " disabled again";
     }
     UR_TRY(c.dir.clear_phase2_pending());
-    record_cluster_status(c, kClusterStatusAfter, "after the recovery");
     return StepResult{false, note};
 }
 

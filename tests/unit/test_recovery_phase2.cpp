@@ -346,12 +346,14 @@ TEST_CASE("phase 2 brings the cluster back, in the right order, through an API t
     for (const auto& l : calls)
         if (l.rfind("oc ", 0) == 0) CHECK(l.rfind(oc_prefix(c, ""), 0) == 0);
     CHECK(std::stoi(c.get("api-calls")) > 4); // the first four were refused and retried
-    // The end: the phase 2 unit disabled last, kubelet enabled, marker gone, result kept.
-    CHECK(last(calls, "systemctl disable upgrade-recovery-phase2.service") > prev);
-    // Last, what the cluster looks like now, kept on the partition (features 15, 27).
+    // The end: what the cluster looks like now, kept on the partition (features 15,
+    // 27); then, last, the phase 2 unit disabled (a power cut during the slow status
+    // calls must find phase 2 still set to resume); kubelet enabled, marker gone.
     long status = first(calls, oc_prefix(c, "adm upgrade"));
-    CHECK(status > last(calls, "systemctl disable upgrade-recovery-phase2.service"));
+    CHECK(status > prev);
     CHECK(first(calls, oc_prefix(c, "get machineconfigpools")) > status);
+    CHECK(last(calls, "systemctl disable upgrade-recovery-phase2.service") >
+          last(calls, oc_prefix(c, "get machineconfigpools")));
     CHECK(Cluster::slurp(c.store_path() + "/recovery/cluster-status.after") ==
           "$ oc adm upgrade\nCluster version is 4.14.9\n"
           "$ oc get clusteroperators\nNAME VERSION AVAILABLE PROGRESSING DEGRADED\netcd 4.14.9 True False False\n"
