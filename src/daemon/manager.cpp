@@ -293,7 +293,7 @@ int Manager::require_privileged(sd_bus_message* m, sd_bus_error* err)
     int r = sd_bus_query_sender_privilege(m, CAP_SYS_ADMIN);
     if (r < 0) return r;
     if (r == 0)
-        return sd_bus_error_setf(err, SD_BUS_ERROR_ACCESS_DENIED, "%s needs root or CAP_SYS_ADMIN",
+        return sd_bus_error_setf(err, SD_BUS_ERROR_ACCESS_DENIED, "%s needs root (uid 0)",
                                  sd_bus_message_get_member(m));
     return 1;
 }
