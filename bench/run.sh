@@ -279,6 +279,9 @@ reset_to_full()
 reset_to_full
 timed --warm-source ours_full_warm "$(q "$ur") --root $(q "$ROOT") --config $(q "$work/noshare.toml") backup"
 reset_to_full
+# What any layout pays on a running node before it writes anything (a delta
+# layout would add little more than the changed files and a manifest).
+timed --warm-source ours_dryrun_warm "$(q "$ur") --root $(q "$ROOT") backup --dry-run"
 timed --warm-source ours_repeat_warm "$(q "$ur") --root $(q "$ROOT") backup"
 id_repeat=$(readlink "$mnt/latest" | sed 's|^backups/||')
 [ "$id_repeat" != "$id_full" ] || die "the repeated backup did not publish a new generation"
@@ -369,6 +372,7 @@ r_steady=$(ratio "${TM[ours_steady]}" "${TM[ours_full]}")
 r_dryrun=$(ratio "${TM[ours_dryrun]}" "${TM[ours_full]}")
 r_statwalk=$(ratio "${TM[stat_walk]}" "${TM[ours_full]}")
 r_warm=$(ratio "${TM[ours_repeat_warm]}" "${TM[ours_full_warm]}")
+r_dryrun_warm=$(ratio "${TM[ours_dryrun_warm]}" "${TM[ours_full_warm]}")
 r_restore=$(ratio "${TM[ours_restore]}" "${TM[rsync_c_delete]}")
 v_restore=$(verdict "$r_restore" 0.2)
 [ "$restore_ok" = yes ] || v_restore="MISS (wrong result)"
@@ -414,6 +418,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     row "our repeated backup + pruning the oldest" ours_steady
     row "our full backup, source cached" ours_full_warm
     row "our repeated backup, source cached" ours_repeat_warm
+    row "our backup --dry-run, source cached" ours_dryrun_warm
     row "our restore (5% upgrade)" ours_restore
     row "rsync -aAXc --delete (5% upgrade)" rsync_c_delete
     [ "$do_mem" = 1 ] && row "our full backup, $mem_files files" ours_full_large
@@ -426,6 +431,7 @@ if git -C "$src" status --porcelain --untracked-files=no 2>/dev/null | grep -q .
     printf '%-58s %8s %8s  %s\n' "  reference: stat of every source name (8 x find) / full" "$r_statwalk" "" ""
     printf '%-58s %8s %8s  %s\n' "  reference: repeated + pruning (retention reached) / full" "$r_steady" "" ""
     printf '%-58s %8s %8s  %s\n' "  reference: both with the source cached: repeated / full" "$r_warm" "" ""
+    printf '%-58s %8s %8s  %s\n' "  reference: source cached: backup --dry-run / full" "$r_dryrun_warm" "" ""
     printf '%-58s %8s %8s  %s\n' "restore (5% changed) / rsync -aAXc --delete" "$r_restore" "<= 0.2" "$v_restore"
     printf '%-58s %8s %8s  %s\n' "peak memory, full backup, $files files (MiB)" "$(mib "$mem_small")" "< 64" "$(awk -v k="$mem_small" 'BEGIN { print (k < 65536 ? "PASS" : "MISS") }')"
     if [ "$do_mem" = 1 ]; then
