@@ -39,7 +39,13 @@ int exit_code(ErrorKind kind)
 namespace
 {
 bool json_errors = false;
+
+// The JSON form of every failure: {"error": KIND, "message": TEXT}.
+void print_json_error(ErrorKind kind, const std::string& message)
+{
+    print_json({{"error", std::string(error_kind_name(kind))}, {"message", message}});
 }
+} // namespace
 
 void set_json_errors(bool on)
 {
@@ -58,7 +64,7 @@ void usage_error(const char* fmt, ...)
     if (!json_errors) return;
     while (!text.empty() && text.back() == '\n')
         text.pop_back();
-    print_json({{"error", std::string(error_kind_name(ErrorKind::InvalidArgs))}, {"message", text}});
+    print_json_error(ErrorKind::InvalidArgs, text);
 }
 
 void print_json(const nlohmann::json& j)
@@ -68,10 +74,7 @@ void print_json(const nlohmann::json& j)
 
 int report_error(const Args& args, const Error& e)
 {
-    if (args.json) {
-        nlohmann::json j = {{"error", std::string(error_kind_name(e.kind))}, {"message", e.message}};
-        print_json(j);
-    }
+    if (args.json) print_json_error(e.kind, e.message);
     fprintf(stderr, "upgrade-recovery %s: %s\n", args.command.c_str(), e.message.c_str());
     return exit_code(e.kind);
 }

@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include "fd.hpp"
+#include "hostfs.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -370,15 +371,13 @@ static Result<bool> apply_file(Config& c, Result<UniqueFd> opened, const std::st
 // must not reach the running system's file), and a dangling link is not "absent".
 static Result<bool> apply_host_file(Config& c, int rootfd, const std::string& root, const std::string& abs)
 {
-    const std::string shown = root_path(root, abs);
     auto fd = open_in_root(rootfd, abs, kConfigOpenFlags);
+    bool may_be_absent = true;
     if (!fd && fd.error().err == ENOENT) {
-        struct stat st;
-        size_t skip = abs.find_first_not_of('/');
-        bool exists = ::fstatat(rootfd, abs.c_str() + skip, &st, AT_SYMLINK_NOFOLLOW) == 0;
-        return apply_file(c, std::move(fd), shown, !exists);
+        auto name = host_path_exists(root, abs); // the name itself, a dangling link included
+        may_be_absent = !name || !*name;
     }
-    return apply_file(c, std::move(fd), shown, true);
+    return apply_file(c, std::move(fd), root_path(root, abs), may_be_absent);
 }
 
 Result<Config> load_config(const ConfigSource& src)

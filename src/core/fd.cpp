@@ -1,7 +1,9 @@
 #include "fd.hpp"
 
+#include <climits>
 #include <dirent.h>
 #include <fcntl.h>
+#include <filesystem>
 #include <linux/openat2.h>
 #include <random>
 #include <sys/stat.h>
@@ -251,6 +253,14 @@ Result<> remove_tree_at(int dirfd, const std::string& name)
     if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT)
         return fail_errno("remove directory '" + name + "'");
     return {};
+}
+
+std::string lexical_path(const std::string& p)
+{
+    std::string n = std::filesystem::path(p).lexically_normal().string();
+    while (n.size() > 1 && n.back() == '/')
+        n.pop_back();
+    return n;
 }
 
 std::string root_path(const std::string& root, std::string_view abs)

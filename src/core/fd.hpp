@@ -115,6 +115,19 @@ Result<> write_all(int fd, const void* buf, size_t len);
 // Join a root prefix and an absolute path: ("/tmp/r", "/etc") -> "/tmp/r/etc".
 std::string root_path(const std::string& root, std::string_view abs);
 
+// Lexically normal path without a trailing slash ("/etc/../opt/x/" -> "/opt/x"),
+// so a path cannot dodge a containment test with dots or doubled slashes.
+std::string lexical_path(const std::string& p);
+
+// Whether `path` is `dir` or lies below it, by name ("/var/lib" is below "/var",
+// "/varx" is not; "/" holds every absolute path). Both as lexical_path gives them.
+inline bool path_within(std::string_view path, std::string_view dir)
+{
+    if (dir == "/") return !path.empty() && path[0] == '/';
+    return path.size() >= dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+           (path.size() == dir.size() || path[dir.size()] == '/');
+}
+
 // The real absolute path of an open fd, as the kernel shows it (/proc/self/fd).
 Result<std::string> fd_path(int fd);
 

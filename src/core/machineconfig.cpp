@@ -3,7 +3,6 @@
 #include "hostfs.hpp"
 
 #include <algorithm>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 namespace ur
@@ -14,21 +13,9 @@ namespace
 
 using json = nlohmann::json;
 
-// Lexically normal absolute path without a trailing slash ("/etc/../opt/x/" -> "/opt/x"),
-// so a path cannot dodge the tree test with dots or doubled slashes.
-std::string normalize(const std::string& p)
-{
-    std::string n = std::filesystem::path(p).lexically_normal().string();
-    while (n.size() > 1 && n.back() == '/')
-        n.pop_back();
-    return n;
-}
-
 bool under(const std::string& path, const std::string& tree)
 {
-    std::string t = normalize(tree);
-    if (t == "/") return true;
-    return path == t || (path.size() > t.size() && path.compare(0, t.size(), t) == 0 && path[t.size()] == '/');
+    return path_within(path, lexical_path(tree));
 }
 
 // A field that, when present, must have the given JSON type.
@@ -72,7 +59,7 @@ Result<std::vector<std::string>> config_paths(const json& doc)
     std::vector<std::string> out;
     auto add = [&](const std::string& p, const std::string& where) -> Result<> {
         if (p.empty() || p.front() != '/') return bad(where + " is not an absolute path: '" + p + "'");
-        out.push_back(normalize(p));
+        out.push_back(lexical_path(p));
         return {};
     };
 

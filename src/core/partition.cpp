@@ -4,6 +4,7 @@
 #include "partition.hpp"
 
 #include "fd.hpp"
+#include "walk.hpp"
 
 #include <blkid/blkid.h>
 #include <libmount/libmount.h>
@@ -432,33 +433,22 @@ namespace
 {
 
 // Whether one absolute path is the other or lies below it ("/var" and "/var/recovery").
-bool paths_overlap(std::string a, std::string b)
+bool paths_overlap(const std::string& a, const std::string& b)
 {
-    while (a.size() > 1 && a.back() == '/')
-        a.pop_back();
-    while (b.size() > 1 && b.back() == '/')
-        b.pop_back();
-    if (a.size() > b.size()) std::swap(a, b);
-    return a == b || a == "/" || (b.compare(0, a.size(), a) == 0 && b[a.size()] == '/');
+    const std::string x = lexical_path(a), y = lexical_path(b);
+    return path_within(x, y) || path_within(y, x);
 }
 
 // A few names of a directory, for an error message; empty when it has none.
 Result<std::string> some_entries(int dirfd)
 {
-    std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)),
-                                          ::closedir);
-    if (!d) return fail_errno("read the mount point");
-    std::string names;
-    int n = 0;
-    errno = 0;
-    while (struct dirent* de = ::readdir(d.get())) {
-        std::string name = de->d_name;
-        if (name == "." || name == "..") continue;
-        if (n++ < 3) names += (names.empty() ? "'" : ", '") + name + "'";
-    }
-    if (errno) return fail_errno("read the mount point");
-    if (n > 3) names += " and " + std::to_string(n - 3) + " more";
-    return names;
+    auto names = list_dir(dirfd);
+    if (!names) return std::unexpected(std::move(names.error()).context("read the mount point"));
+    std::string shown;
+    for (size_t i = 0; i < names->size() && i < 3; i++)
+        shown += (i ? ", '" : "'") + (*names)[i] + "'";
+    if (names->size() > 3) shown += " and " + std::to_string(names->size() - 3) + " more";
+    return shown;
 }
 
 } // namespace

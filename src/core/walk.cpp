@@ -74,10 +74,8 @@ IncludeMatch include_match(const std::string& rel, const std::vector<std::string
             best = IncludeMatch::Ancestor;
             continue;
         }
-        if (inc.size() > rel.size() && inc.compare(0, rel.size(), rel) == 0 && inc[rel.size()] == '/')
-            best = IncludeMatch::Ancestor;
-        if (rel.size() > inc.size() && rel.compare(0, inc.size(), inc) == 0 && rel[inc.size()] == '/')
-            return IncludeMatch::Selected;
+        if (path_within(inc, rel)) best = IncludeMatch::Ancestor; // rel != inc: strictly above
+        if (path_within(rel, inc)) return IncludeMatch::Selected;
     }
     return best;
 }
