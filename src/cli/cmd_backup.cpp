@@ -202,14 +202,23 @@ int cmd_list(const Args& args)
     Store* store = &(*session)->store;
     auto ids = list_backups(*store);
     if (!ids) return report_error(args, ids.error());
+    // Like status: what cannot be read is shown, and the first such part is the exit status.
+    std::optional<Error> first_err;
     auto latest = latest_backup(*store);
-    if (!latest) return report_error(args, latest.error());
-    std::string latest_id = *latest ? **latest : "";
+    if (!latest) {
+        if (latest.error().kind != ErrorKind::Corrupt) return report_error(args, latest.error());
+        first_err = latest.error();
+    }
+    std::string latest_id = latest && *latest ? **latest : "";
     nlohmann::json arr = nlohmann::json::array();
     if (!args.json && ids->empty()) printf("No backups in %s.\n", store->path().c_str());
     for (auto it = ids->rbegin(); it != ids->rend(); ++it) {
         auto m = read_metadata(*store, *it);
         if (!m) {
+            if (!first_err) {
+                first_err = m.error();
+                first_err->context("backup " + *it);
+            }
             if (args.json)
                 arr.push_back({{"id", *it}, {"error", m.error().message}});
             else
@@ -225,7 +234,10 @@ int cmd_list(const Args& args)
         }
     }
     if (args.json) print_json(arr);
-    return 0;
+    if (!first_err) return 0;
+    // Not report_error: with --json, stdout holds the list.
+    fprintf(stderr, "upgrade-recovery list: %s\n", first_err->message.c_str());
+    return exit_code(first_err->kind);
 }
 
 namespace
@@ -288,8 +300,10 @@ int cmd_status(const Args& args)
     if (st->latest) {
         printf("Latest: ");
         print_metadata_text(*st->latest, true);
-    } else if (st->latest_error) {
+    } else if (st->latest_error && st->latest_id) {
         printf("Latest: %s UNREADABLE: %s\n", st->latest_id->c_str(), st->latest_error->message.c_str());
+    } else if (st->latest_error) {
+        printf("Latest: DAMAGED: %s\n", st->latest_error->message.c_str());
     } else {
         printf("Latest: none\n");
     }

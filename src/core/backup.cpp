@@ -577,8 +577,12 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
 
     auto ids = list_backups(store);
     if (!ids) return std::unexpected(ids.error());
-    auto latest = latest_backup(store);
-    if (!latest) return std::unexpected(latest.error());
+    // The generations are the truth and `latest` only names the newest: a damaged
+    // link is shared from the newest generation instead, and publishing sets it again.
+    std::optional<std::string> latest_id;
+    auto latest_damaged = latest_damage(store, &latest_id);
+    if (!latest_damaged) return std::unexpected(latest_damaged.error());
+    if (!latest_damaged->empty() && !ids->empty()) latest_id = ids->back();
     std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);
     if (!valid_backup_id(id))
         return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a valid backup id (YYYYMMDDTHHMMSSZ, a UTC time)");
@@ -598,6 +602,13 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     if (!opts.dry_run)
         log::event(log::kBackupStarted, log::Level::Info, "backup " + id + " started on " + store.path(),
                    {{"BACKUP_ID", id}, {"STEP", "start"}});
+
+    if (!latest_damaged->empty()) {
+        std::string share = latest_id ? " and share files with the newest backup, " + *latest_id : "";
+        meta.warnings.push_back("'" + store.path() + "/latest' " + *latest_damaged + "; this backup " +
+                                (opts.dry_run ? "would" : "will") + " set it again" + share);
+        progress.warning(meta.warnings.back());
+    }
 
     // Sources, with the MachineConfig files outside the trees as one more tree.
     auto rootfd_r = open_at(AT_FDCWD, opts.root, O_RDONLY | O_DIRECTORY);
@@ -643,18 +654,18 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     // Space check before anything is written (W17).
     progress.stage("estimate space");
     std::optional<std::string> prev_manifest;
-    if (*latest) prev_manifest = **latest + "/" + kManifestFile;
+    if (latest_id) prev_manifest = *latest_id + "/" + kManifestFile;
     // The scan's cold walk is the slow part of a repeated backup: read ahead of
     // it, and of the copy's hard links into the previous generation (popped last).
     Prefetcher prefetch(kPrefetchThreads);
-    if (*latest && !opts.dry_run) prefetch.add(store.backups_fd.get(), **latest); // only the copy links into it
+    if (latest_id && !opts.dry_run) prefetch.add(store.backups_fd.get(), *latest_id); // only the copy links into it
     for (const auto& t : trees)
         if (t.include.empty()) prefetch.add(t.fd->get(), ".");
     auto totals = scan(trees, prev_manifest, cfg.share_unchanged, store.backups_fd.get(), cancel);
     if (!totals) return std::unexpected(totals.error());
     BackupEstimate est;
     est.store = store.path();
-    if (*latest) est.previous = **latest;
+    if (latest_id) est.previous = *latest_id;
     est.entries = totals->entries;
     est.total_bytes = totals->total_bytes;
     est.new_files = totals->new_files;
@@ -749,13 +760,13 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     ManifestWriter manifest(mfd->release());
     PrevCursor prev;
     SharedFd prev_gen;
-    if (*latest) {
+    if (latest_id) {
         auto r = ManifestReader::open(store.backups_fd.get(), *prev_manifest);
-        auto g = open_at(store.backups_fd.get(), **latest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        auto g = open_at(store.backups_fd.get(), *latest_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
         if (r && g) {
             prev = PrevCursor(std::move(*r));
             prev_gen = share(std::move(*g));
-            meta.previous = **latest;
+            meta.previous = *latest_id;
         }
     }
     // Cold small files are latency bound: keep more reads in flight than CPUs

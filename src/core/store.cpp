@@ -127,19 +127,63 @@ Result<std::vector<std::string>> list_backups(const Store& store)
     return ids;
 }
 
-Result<std::optional<std::string>> latest_backup(const Store& store)
+namespace
 {
+
+// What is wrong with `latest`, or "" when it names a published backup (or is absent).
+Result<std::string> read_latest_link(const Store& store, std::optional<std::string>& id)
+{
+    id.reset();
     char buf[256];
-    ssize_t n = ::readlinkat(store.fd.get(), kLatestLink, buf, sizeof buf - 1);
+    ssize_t n = ::readlinkat(store.fd.get(), kLatestLink, buf, sizeof buf);
     if (n < 0) {
-        if (errno == ENOENT) return std::optional<std::string>();
+        if (errno == ENOENT) return std::string();
+        if (errno == EINVAL) return std::string("is not a symbolic link");
         return fail_errno("read '" + store.path() + "/latest'");
     }
     std::string target(buf, static_cast<size_t>(n));
     std::string prefix = std::string(kBackupsDir) + "/";
-    if (target.rfind(prefix, 0) != 0 || !valid_backup_id(target.substr(prefix.size())))
-        return fail(ErrorKind::Corrupt, "'" + store.path() + "/latest' points at '" + target + "'");
-    return std::optional<std::string>(target.substr(prefix.size()));
+    if (static_cast<size_t>(n) == sizeof buf || target.rfind(prefix, 0) != 0 ||
+        !valid_backup_id(target.substr(prefix.size())))
+        return "points at '" + target.substr(0, 200) + "', which is not a backup";
+    std::string name = target.substr(prefix.size());
+    struct stat st;
+    if (!store.backups_fd || ::fstatat(store.backups_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (store.backups_fd && errno != ENOENT) return fail_errno("stat '" + store.path() + "/" + target + "'");
+        return "names backup " + name + ", which does not exist";
+    }
+    if (!S_ISDIR(st.st_mode)) return "names backup " + name + ", which is not a directory";
+    id = std::move(name);
+    return std::string();
+}
+
+} // namespace
+
+Result<std::optional<std::string>> latest_backup(const Store& store)
+{
+    std::optional<std::string> id;
+    auto damage = latest_damage(store, &id);
+    if (!damage) return std::unexpected(damage.error());
+    if (damage->empty()) return id;
+    std::string fix = "take a new backup, which sets it again";
+    if (auto ids = list_backups(store); ids && !ids->empty())
+        fix += ", or point it at the newest backup: ln -sfn " + std::string(kBackupsDir) + "/" + ids->back() + " " +
+               store.path() + "/latest";
+    return fail(ErrorKind::Corrupt, "'" + store.path() + "/latest' " + *damage + " (" + fix + ")");
+}
+
+Result<std::string> latest_damage(const Store& store, std::optional<std::string>* id)
+{
+    std::optional<std::string> seen;
+    // Read without the lock: a delete moves `latest` before the generation goes,
+    // so a generation missing under a link read before the move is read again.
+    for (int attempt = 0;; attempt++) {
+        auto d = read_latest_link(store, seen);
+        if (!d || d->empty() || attempt == 1) {
+            if (id) *id = std::move(seen);
+            return d;
+        }
+    }
 }
 
 Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store)

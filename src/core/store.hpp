@@ -61,7 +61,11 @@ Result<StoreLock> lock_store(const Store& store);
 
 // Published backup ids, oldest first (ids sort chronologically).
 Result<std::vector<std::string>> list_backups(const Store& store);
+// The backup `latest` names; none when it is absent. A damaged link (not a
+// symlink, not naming a published backup) is Corrupt, with the remedy.
 Result<std::optional<std::string>> latest_backup(const Store& store);
+// What is wrong with `latest` ("" when nothing is), and the id it names.
+Result<std::string> latest_damage(const Store& store, std::optional<std::string>* id = nullptr);
 Result<BackupMetadata> read_metadata(const Store& store, const std::string& id);
 // Every backup's metadata, oldest first; one that cannot be read is the error.
 Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store);

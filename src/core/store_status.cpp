@@ -17,9 +17,11 @@ Result<StoreStatus> read_store_status(const Store& store)
     if (!ids) return std::unexpected(ids.error());
     s.backups = std::move(*ids);
     auto latest = latest_backup(store);
-    if (!latest) return std::unexpected(latest.error());
-    s.latest_id = *latest;
-    if (s.latest_id) {
+    if (!latest) {
+        if (latest.error().kind != ErrorKind::Corrupt) return std::unexpected(latest.error());
+        s.latest_error = latest.error(); // a damaged link; the backups are still listed
+    } else if (*latest) {
+        s.latest_id = *latest;
         if (auto m = read_metadata(store, *s.latest_id); m)
             s.latest = std::move(*m);
         else

@@ -21,7 +21,7 @@ struct StoreStatus {
     std::vector<std::string> backups; // ids, oldest first
     std::optional<std::string> latest_id;
     std::optional<BackupMetadata> latest;
-    std::optional<Error> latest_error;
+    std::optional<Error> latest_error; // `latest` damaged (no latest_id), or its metadata unreadable
     std::optional<BackupAttempt> last_attempt;
     std::optional<Error> last_attempt_error;
     std::optional<RecoveryJournal> journal;    // the current (or last finished) recovery
@@ -35,7 +35,7 @@ struct StoreStatus {
     const Error* first_error() const;
 };
 
-// Fails only when the list of backups cannot be read.
+// Fails only when the list of backups, or the `latest` link, cannot be read.
 Result<StoreStatus> read_store_status(const Store& store);
 
 } // namespace ur

@@ -718,8 +718,9 @@ int Manager::m_list_backups(sd_bus_message* m, void* userdata, sd_bus_error* err
     if (!store) return reply_error(err, store.error());
     auto ids = list_backups(*store);
     if (!ids) return reply_error(err, ids.error());
+    // A damaged `latest` marks no backup as latest; the backups are still listed.
     auto latest = latest_backup(*store);
-    if (!latest) return reply_error(err, latest.error());
+    if (!latest && latest.error().kind != ErrorKind::Corrupt) return reply_error(err, latest.error());
 
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_return(m, &raw);
@@ -727,7 +728,7 @@ int Manager::m_list_backups(sd_bus_message* m, void* userdata, sd_bus_error* err
     MessagePtr reply(raw);
     r = sd_bus_message_open_container(reply.get(), 'a', "a{sv}");
     for (auto it = ids->rbegin(); r >= 0 && it != ids->rend(); ++it) // newest first
-        r = append_backup(reply.get(), *it, read_metadata(*store, *it), *latest && **latest == *it);
+        r = append_backup(reply.get(), *it, read_metadata(*store, *it), latest && *latest && **latest == *it);
     if (r >= 0) r = sd_bus_message_close_container(reply.get());
     if (r < 0) return r;
     return sd_bus_send(nullptr, reply.get(), nullptr);

@@ -384,8 +384,55 @@ check "status is clean again" run_rc 0 "$T/s4.out" "$T/s4.err" cli "$R2" status
 ln -sfn "backups/not-an-id" "$R2/var/recovery/latest.tmp" && mv -T "$R2/var/recovery/latest.tmp" "$R2/var/recovery/latest"
 check "list with a damaged latest link exits 7" run_rc 7 "$T/l7.out" "$T/l7.err" cli "$R2" list
 check "... naming the link" grep -q "latest' points at 'backups/not-an-id'" "$T/l7.err"
+check "... still listing the backups, none as latest" \
+    bash -c "grep -q '^$LID2  created' '$T/l7.out' && ! grep -q '(latest)' '$T/l7.out'"
+check "... and saying how to set it again" grep -qF "ln -sfn backups/$LID2 $R2/var/recovery/latest" "$T/l7.err"
 ln -sfn "backups/$LID2" "$R2/var/recovery/latest.tmp" && mv -T "$R2/var/recovery/latest.tmp" "$R2/var/recovery/latest"
 check "list is clean again" run_rc 0 "$T/l8.out" "$T/l8.err" cli "$R2" list
+
+# --- a damaged latest link: shown, refused with the remedy, set again by a backup -----
+# Publishing renames the generation before it switches `latest`, and a delete moves
+# `latest` before the generation goes, so only a hand can damage it; the
+# generations are the truth. Two kinds: a regular file, and a link to nothing.
+n=0
+for damage in "file" "dangling"; do
+    n=$((n + 1))
+    L=$R2/var/recovery/latest
+    PREV=$(readlink "$L" | sed 's|^backups/||')
+    rm "$L"
+    if [ "$damage" = file ]; then
+        echo "backups/$PREV" >"$L"
+        what="is not a symbolic link"
+    else
+        ln -s "backups/20000101T000000Z" "$L"
+        what="names backup 20000101T000000Z, which does not exist"
+    fi
+    check "$damage: status exits 7" run_rc 7 "$T/dl$n.s.out" "$T/dl$n.s.err" cli "$R2" status
+    check "... and shows the link as damaged, with the remedy" \
+        grep -qF "Latest: DAMAGED: '$L' $what (take a new backup, which sets it again, or point it at the newest backup: ln -sfn backups/$PREV $L)" "$T/dl$n.s.out"
+    check "... and the rest" grep -q "^Backups: " "$T/dl$n.s.out"
+    check "$damage: status --json exits 7 with latest null and latest_error" \
+        run_rc 7 "$T/dl$n.sj.out" "$T/dl$n.sj.err" cli "$R2" --json status
+    check "... says so" test "$(json "$T/dl$n.sj.out" '"%s %s" % (j["latest"], "latest_error" in j)')" = "None True"
+    for c in verify "recover --dry-run" "watchdog start"; do
+        # shellcheck disable=SC2086 # the command's words
+        check "$damage: $c without an id exits 7" run_rc 7 "$T/dl$n.c.out" "$T/dl$n.c.err" cli "$R2" $c
+        check "... with the remedy" grep -qF "ln -sfn backups/$PREV" "$T/dl$n.c.err"
+    done
+    check "$damage: verify of a named backup still works" run_rc 0 "$T/dl$n.v.out" "$T/dl$n.v.err" cli "$R2" verify "$PREV"
+    check "$damage: backup --dry-run exits 0" run_rc 0 "$T/dl$n.d.json" "$T/dl$n.d.err" cli "$R2" --json backup --dry-run
+    check "... estimating against the newest backup" test "$(json "$T/dl$n.d.json" 'j["previous"]')" = "$PREV"
+    check "... and leaves the link as it was" test "$(stat -c %F "$L")" = "$([ "$damage" = file ] && echo "regular file" || echo "symbolic link")"
+    check "$damage: a backup exits 0" run_rc 0 "$T/dl$n.b.json" "$T/dl$n.b.err" cli "$R2" --json backup
+    NEW=$(json "$T/dl$n.b.json" 'j["id"]')
+    check "... warning that the link was damaged" \
+        test "$(json "$T/dl$n.b.json" 'sum(w.startswith("\x27'"$L"'\x27 '"$what"'; this backup will set it again and share files with the newest backup, '"$PREV"'") for w in j["warnings"])')" = 1
+    check "... sharing with the newest backup" \
+        test "$(json "$T/dl$n.b.json" '"%s %s" % (j["previous"], j["sizes"]["shared_files"] > 0)')" = "$PREV True"
+    check "... and latest names it again" test "$(readlink "$L")" = "backups/$NEW"
+    check "... status is clean" run_rc 0 "$T/dl$n.s2.out" "$T/dl$n.s2.err" cli "$R2" status
+done
+LID2=$(readlink "$R2/var/recovery/latest" | sed 's|^backups/||')
 
 # --- a recovery asked for with a backup that does not exist ---------------------------
 # Refused before anything changes: an armed recovery stays armed, no journal is started.

@@ -89,6 +89,17 @@ ids=$(grep -o '"id":{"type":"s","data":"[^"]*"' <<<"$L" | sed -E 's/.*"data":"([
 grep -qF '"latest":{"type":"b","data":true}' <<<"$L" || die "no latest flag in ListBackups"
 grep -qF '"metadata_json":' <<<"$L" || die "no metadata_json in ListBackups"
 ok "ListBackups: $ids"
+# A damaged `latest` marks none as latest, and the list is still there.
+mv "$STORE/latest" "$T/latest.saved" && echo damaged >"$STORE/latest"
+L=$(mcall ListBackups --json=short) || die "ListBackups with a damaged latest failed"
+ids=$(grep -o '"id":{"type":"s","data":"[^"]*"' <<<"$L" | sed -E 's/.*"data":"([^"]*)"/\1/' | tr '\n' ' ')
+[ "$ids" = "$B2 $B1 " ] || die "ListBackups ids with a damaged latest: '$ids'"
+! grep -qF '"latest":{"type":"b","data":true}' <<<"$L" || die "a latest flag with a damaged latest"
+out=$(gcall VerifyBackup "" "{}")
+expect_error "$ERR.Corrupt" "$out"
+grep -qF "ln -sfn backups/$B2" <<<"$out" || die "VerifyBackup '' with a damaged latest gives no remedy: $out"
+mv -f "$T/latest.saved" "$STORE/latest"
+ok "ListBackups with a damaged latest: $ids, none latest; VerifyBackup '' is Corrupt"
 
 # --- a dry-run backup: the space check alone, nothing written -----------------------
 store_state() { (cd "$STORE" && find . -printf '%p %i %s %T@ %C@\n' | LC_ALL=C sort | md5sum); }
