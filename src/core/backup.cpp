@@ -847,9 +847,10 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     const auto t0 = Clock::now();
     failpoint("backup.start");
     progress.stage("prepare");
-    auto store = open_store(cfg, opts.root, true);
+    // A dry run writes nothing on the store: no layout, no lock file.
+    auto store = open_store(cfg, opts.root, opts.dry_run ? StoreAccess::Inspect : StoreAccess::Write);
     if (!store) return std::unexpected(store.error());
-    auto lock = lock_store(*store);
+    auto lock = lock_store(*store, !opts.dry_run);
     if (!lock) return std::unexpected(lock.error());
     std::string id;
     if (opts.dry_run) return take_backup(cfg, opts, *store, t0, id, progress, cancel);

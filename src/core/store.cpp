@@ -13,9 +13,10 @@
 namespace ur
 {
 
-Result<Store> open_store(const Config& cfg, const std::string& root, bool writable)
+Result<Store> open_store(const Config& cfg, const std::string& root, StoreAccess access)
 {
-    auto loc = locate_store(cfg, root, writable);
+    const bool writable = access == StoreAccess::Write;
+    auto loc = locate_store(cfg, root, access != StoreAccess::Read);
     if (!loc) return std::unexpected(loc.error());
     Store s;
     s.location = std::move(*loc);
@@ -41,9 +42,10 @@ Result<StoreUsage> store_usage(const Store& store)
                       static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize};
 }
 
-Result<StoreLock> lock_store(const Store& store)
+Result<StoreLock> lock_store(const Store& store, bool create)
 {
-    auto fd = open_at(store.fd.get(), kLockFile, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+    auto fd = open_at(store.fd.get(), kLockFile, O_RDWR | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
+    if (!fd && !create && fd.error().err == ENOENT) return StoreLock();
     if (!fd) return std::unexpected(std::move(fd.error()).context("lock file"));
     if (::flock(fd->get(), LOCK_EX | LOCK_NB) < 0) {
         if (errno == EWOULDBLOCK)

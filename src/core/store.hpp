@@ -36,8 +36,17 @@ struct Store {
     const std::string& path() const { return location.path; }
 };
 
-// Open (and with `writable`, mount and create the layout of) the store.
-Result<Store> open_store(const Config& cfg, const std::string& root, bool writable);
+enum class StoreAccess {
+    Read,    // as found: an unmounted partition is NotMounted
+    Inspect, // mounts the partition when needed, writes nothing on it (backup --dry-run)
+    Write,   // mounts it, and creates the layout
+};
+Result<Store> open_store(const Config& cfg, const std::string& root, StoreAccess access);
+// Read or Write.
+inline Result<Store> open_store(const Config& cfg, const std::string& root, bool writable)
+{
+    return open_store(cfg, root, writable ? StoreAccess::Write : StoreAccess::Read);
+}
 
 // The file system holding the store, as df shows it.
 struct StoreUsage {
@@ -46,7 +55,8 @@ struct StoreUsage {
 };
 Result<StoreUsage> store_usage(const Store& store);
 
-// Exclusive lock on the store; Busy when another process holds it.
+// Exclusive lock on the store; Busy when another process holds it. Without
+// `create`, a store no writer ever locked (no lock file) gives an unheld lock.
 class StoreLock
 {
   public:
@@ -57,7 +67,7 @@ class StoreLock
   private:
     UniqueFd fd_;
 };
-Result<StoreLock> lock_store(const Store& store);
+Result<StoreLock> lock_store(const Store& store, bool create = true);
 
 // Published backup ids, oldest first (ids sort chronologically).
 Result<std::vector<std::string>> list_backups(const Store& store);

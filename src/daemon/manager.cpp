@@ -678,7 +678,7 @@ int Manager::m_start_backup(sd_bus_message* m, void* userdata, sd_bus_error* err
             return reply_error(err, Error{ErrorKind::RecoveryInProgress, 0,
                                           "a recovery is armed or in progress on " + store->path() +
                                               "; no backup until it is finished or disarmed"});
-        auto lock = lock_store(*store);
+        auto lock = lock_store(*store, false); // a probe: no lock file where none was
         if (!lock) return reply_error(err, lock.error());
     }
 

@@ -112,6 +112,17 @@ check "... and mounted nothing there" test -z "$(findmnt -n -o SOURCE --mountpoi
 check "--dir inside a backed-up tree exits 3" run_rc 3 "$T/od2.out" "$T/od2.err" cli "$R1" --dir /etc/store backup
 check "--dir holding a backed-up tree exits 3" run_rc 3 "$T/od3.out" "$T/od3.err" cli "$R1" --dir /var/lib status
 
+# --- a dry run on the fresh partition writes nothing on it --------------------------
+check "backup --dry-run on the fresh, unmounted partition exits 0" \
+    run_rc 0 "$T/fr.json" "$T/fr.err" cli "$R1" --json backup --dry-run
+check "... with nothing to compare with" test "$(json "$T/fr.json" '"%r %s" % (j["previous"], j["fits"])')" = "'' True"
+mkdir "$T/peek"
+if findmnt -n --mountpoint "$R1/var/recovery" >/dev/null; then peek=$R1/var/recovery; else
+    mount -o ro "$PART1" "$T/peek" && peek=$T/peek
+fi
+check "... and left the partition as mkfs made it (no .lock, no backups/)" test -z "$(ls -A "$peek")"
+[ "$peek" = "$T/peek" ] && umount "$T/peek"
+
 # --- the partition unmounted: backup mounts it itself -------------------------------
 check "backup mounts the partition itself and exits 0" run_rc 0 "$T/ok.json" "$T/ok.err" cli "$R1" --json backup
 check "it is mounted now" test "$(findmnt -n -o SOURCE --mountpoint "$R1/var/recovery")" = "$PART1"
