@@ -271,7 +271,16 @@ Result<std::optional<std::string>> JournalDir::armed() const
 {
     auto m = read_marker(kArmedFile);
     if (!m || !*m) return m;
-    return std::optional<std::string>(trim(**m));
+    std::string id = trim(**m);
+    // The id names a directory under backups/: anything else is damage, not a path to follow.
+    if (!valid_backup_id(id)) {
+        std::string shown;
+        for (char c : id.substr(0, 64))
+            shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+        return fail(ErrorKind::Corrupt, "the marker recovery/armed holds '" + shown +
+                                            "', not a backup id ('upgrade-recovery disarm' removes it)");
+    }
+    return std::optional<std::string>(std::move(id));
 }
 
 Result<> JournalDir::set_armed(const std::string& backup_id) const
@@ -359,11 +368,16 @@ Result<> disarm_recovery(const Store& store)
     auto dir = JournalDir::open(store, false);
     if (!dir) return std::unexpected(dir.error());
     auto armed = dir->armed();
-    if (!armed) return std::unexpected(armed.error());
-    if (!*armed) return {};
+    // A damaged marker is what disarm is for: it goes like a good one.
+    if (!armed && armed.error().kind != ErrorKind::Corrupt) return std::unexpected(armed.error());
+    if (armed && !*armed) return {};
     UR_TRY_CTX(dir->clear_armed(), "disarm recovery");
-    log::event(log::kRecoveryDisarmed, log::Level::Info, "recovery disarmed (was backup " + **armed + ")",
-               {{"BACKUP_ID", **armed}});
+    if (armed)
+        log::event(log::kRecoveryDisarmed, log::Level::Info, "recovery disarmed (was backup " + **armed + ")",
+                   {{"BACKUP_ID", **armed}});
+    else
+        log::event(log::kRecoveryDisarmed, log::Level::Info,
+                   "recovery disarmed: removed a damaged marker: " + armed.error().message, {});
     return {};
 }
 
@@ -374,11 +388,11 @@ Result<bool> abandon_recovery(const Store& store, const std::string& reason)
     auto j = dir->load();
     if (!j) return std::unexpected(j.error());
     auto armed = dir->armed();
-    if (!armed) return std::unexpected(armed.error());
+    if (!armed && armed.error().kind != ErrorKind::Corrupt) return std::unexpected(armed.error());
     auto p2 = dir->phase2_pending();
     if (!p2) return std::unexpected(p2.error());
     const bool running = *j && recovery_state_in_progress((*j)->state);
-    if (!running && !*armed && !*p2) return false;
+    if (!running && armed && !*armed && !*p2) return false; // a damaged marker is something to abandon
     if (running) {
         (*j)->state = RecoveryState::Aborted;
         (*j)->error = "abandoned: " + reason;

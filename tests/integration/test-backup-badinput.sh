@@ -445,6 +445,23 @@ for damage in "file" "dangling"; do
 done
 LID2=$(readlink "$R2/var/recovery/latest" | sed 's|^backups/||')
 
+# --- a damaged armed marker: damage, not a path; disarm or abandon removes it --------
+mkdir -p "$R2/var/recovery/recovery"
+for undo in disarm "recover --abandon"; do
+    printf '../../etc\n' >"$R2/var/recovery/recovery/armed"
+    check "armed holding a path: status exits 7" run_rc 7 "$T/am.out" "$T/am.err" cli "$R2" status
+    check "... shows the marker as damaged, not as armed" \
+        bash -c "grep -qF \"Recovery: UNREADABLE: the marker recovery/armed holds '../../etc', not a backup id ('upgrade-recovery disarm' removes it)\" '$T/am.out' && ! grep -q ARMED '$T/am.out'"
+    check "... recover exits 7" run_rc 7 "$T/am.r.out" "$T/am.r.err" cli "$R2" recover --dry-run
+    check "... backup exits 7 and names the remedy" run_rc 7 "$T/am.b.out" "$T/am.b.err" cli "$R2" backup
+    check "... (the remedy)" grep -qF "'upgrade-recovery disarm' removes it" "$T/am.b.err"
+    # shellcheck disable=SC2086 # the command's words
+    check "... $undo exits 0" run_rc 0 "$T/am.d.out" "$T/am.d.err" cli "$R2" $undo
+    check "... and removed the marker" test ! -e "$R2/var/recovery/recovery/armed"
+    check "... status is clean again" run_rc 0 "$T/am.s.out" "$T/am.s.err" cli "$R2" status
+done
+rm -f "$R2/var/recovery/recovery/journal"
+
 # --- a recovery asked for with a backup that does not exist ---------------------------
 # Refused before anything changes: an armed recovery stays armed, no journal is started.
 check "arm the latest backup" run_rc 0 "$T/a1.out" "$T/a1.err" cli "$R2" arm

@@ -1162,6 +1162,30 @@ TEST_CASE("the initrd entry lets an ordinary boot go on when it cannot tell whet
     CHECK(h.snapshot() == pre);
 }
 
+// An armed marker that does not hold a backup id is damage, not a name to follow:
+// the same as an unreadable one.
+TEST_CASE("the initrd entry takes an armed marker that holds no backup id as unreadable")
+{
+    Host h;
+    std::string cmdline = h.base + "/cmdline", boot = h.base + "/boot_id";
+    write(boot, "boot-1\n");
+    const bool karg = ordinary_or_karg_boot(cmdline);
+    fs::create_directories(h.p("var/recovery/recovery"));
+    write(h.p("var/recovery/recovery/armed"), "../../etc\n");
+    const Snapshot pre = h.snapshot();
+    auto r = h.run("--initrd --cmdline " + cmdline + " --boot-id " + boot);
+    INFO(r.out << r.err);
+    if (karg) {
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("holds '../../etc', not a backup id") != std::string::npos);
+    } else {
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["ran"] == false);
+        CHECK(r.json()["reason"].get<std::string>().rfind("armed marker unreadable: ", 0) == 0);
+    }
+    CHECK(h.snapshot() == pre);
+}
+
 // The same for a configuration file the failed upgrade (or a person) broke, through
 // the real CLI; /proc/cmdline is a bind mount of a file in a mount namespace of its own.
 TEST_CASE("recover --initrd with a broken configuration: an ordinary boot goes on, the kernel argument fails")
