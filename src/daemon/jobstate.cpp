@@ -56,6 +56,9 @@ bool JobRecord::terminal() const
 std::string format_state(const DaemonState& s)
 {
     std::string o = "last_job_id=" + std::to_string(s.last_job_id) + "\n";
+    if (s.result) o += "result=" + escape(*s.result) + "\n";
+    o += "last_error_name=" + escape(s.last_error_name) + "\n";
+    o += "last_error=" + escape(s.last_error) + "\n";
     if (s.job) {
         const JobRecord& j = *s.job;
         o += "job.id=" + std::to_string(j.id) + "\n";
@@ -91,6 +94,12 @@ Result<DaemonState> parse_state(std::string_view text)
         bool ok = true;
         if (k == "last_job_id")
             ok = parse_num(v, s.last_job_id);
+        else if (k == "result")
+            s.result = unescape(v);
+        else if (k == "last_error_name")
+            s.last_error_name = unescape(v);
+        else if (k == "last_error")
+            s.last_error = unescape(v);
         else if (k.starts_with("job.")) {
             have_job = true;
             if (k == "job.id")

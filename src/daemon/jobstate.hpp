@@ -35,6 +35,11 @@ struct JobRecord {
 struct DaemonState {
     uint32_t last_job_id = 0;
     std::optional<JobRecord> job;
+    // The Manager's State result and LastError as the last job left them: the job
+    // record alone cannot give them (a DeleteBackup is not a State job).
+    std::optional<std::string> result; // "Succeeded", "Timeout" or "Error"; none in an older file
+    std::string last_error_name;
+    std::string last_error;
 };
 
 std::string format_state(const DaemonState& s);

@@ -232,6 +232,7 @@ void Manager::startup()
     } else {
         saved_ = std::move(*st);
     }
+    bool interrupted = false;
     if (saved_.job) {
         JobRecord& j = *saved_.job;
         if (!j.terminal()) {
@@ -247,7 +248,7 @@ void Manager::startup()
             j.error_name = kInterruptedError;
             j.message = msg;
             j.finished = static_cast<int64_t>(::time(nullptr));
-            if (auto r = save_state(args_.root, saved_); !r) log::warning("save daemon state: " + r.error().message);
+            interrupted = true;
             if (j.type == "backup") {
                 // Drop the half-written staging now rather than at the next backup,
                 // unless someone else holds the store (then they or the next run will).
@@ -259,16 +260,33 @@ void Manager::startup()
                 }
             }
         }
-        // Idle exit and D-Bus activation must not lose the last result.
-        if (j.state == "Succeeded")
-            state_ = Phase::Succeeded;
-        else if (j.state == "Timeout")
-            state_ = Phase::Timeout;
-        else
-            state_ = Phase::Error;
+    }
+    // Idle exit and D-Bus activation must not lose the last result.
+    auto result_phase = [](const std::string& name) {
+        return name == "Succeeded" ? Phase::Succeeded
+               : name == "Timeout" ? Phase::Timeout
+               : name == "Error"   ? Phase::Error
+                                   : Phase::Idle;
+    };
+    if (saved_.result) {
+        state_ = result_phase(*saved_.result);
+        last_error_ = saved_.last_error;
+        last_error_name_ = saved_.last_error_name;
+    } else if (saved_.job) { // written by a version that kept only the job
+        const JobRecord& j = *saved_.job;
+        state_ = result_phase(j.state == "Succeeded" || j.state == "Timeout" ? j.state : "Error");
         last_error_ = j.state == "Succeeded" ? "" : j.message;
         last_error_name_ = j.state == "Succeeded" ? "" : j.error_name;
     }
+    if (interrupted) {
+        const JobRecord& j = *saved_.job;
+        if (j.type != "delete") state_ = Phase::Error; // DeleteBackup is not a State job
+        last_error_ = j.message;
+        last_error_name_ = j.error_name;
+    }
+    remember_result();
+    if (interrupted)
+        if (auto r = save_state(args_.root, saved_); !r) log::warning("save daemon state: " + r.error().message);
     refresh_view(false);
     notify_status();
 }
@@ -344,13 +362,12 @@ Result<Job*> Manager::launch(const std::string& type, bool exported, JobWork wor
         rec.message = r.error().message;
         rec.finished = static_cast<int64_t>(::time(nullptr));
         saved_.job = std::move(rec);
-        if (auto s = save_state(args_.root, saved_); !s) log::warning("save daemon state: " + s.error().message);
         current_.reset();
         current_reply_.reset();
-        if (exported) {
-            set_state(Phase::Error);
-            emit_changed({"CurrentJob"});
-        }
+        if (exported) set_state(Phase::Error);
+        set_last_error(error_name(r.error().kind), r.error().message);
+        if (auto s = save_state(args_.root, saved_); !s) log::warning("save daemon state: " + s.error().message);
+        if (exported) emit_changed({"CurrentJob"});
         return std::unexpected(r.error());
     }
     notify_status();
@@ -371,17 +388,14 @@ void Manager::on_job_change(Job& job, bool phase_changed)
 
 void Manager::on_job_finished(Job& job)
 {
-    record_job(job);
-    log_job_end(job);
-    if (job.exported()) {
-        set_state(job.phase() == Phase::Cancelled ? Phase::Error : job.phase());
-        if (job.phase() == Phase::Succeeded)
-            set_last_error("", "");
-        else
-            set_last_error(job.error_name(), job.message());
-    } else if (job.phase() != Phase::Succeeded) {
+    // LastError follows every operation; State only the jobs on the bus.
+    if (job.exported()) set_state(job.phase() == Phase::Cancelled ? Phase::Error : job.phase());
+    if (job.phase() == Phase::Succeeded)
+        set_last_error("", "");
+    else
         set_last_error(job.error_name(), job.message());
-    }
+    record_job(job); // durable with the result it left
+    log_job_end(job);
     if (current_reply_) {
         // DeleteBackup answers its caller only now.
         if (job.phase() == Phase::Succeeded) {
@@ -474,6 +488,7 @@ void Manager::set_state(Phase p)
 {
     if (state_ == p) return;
     state_ = p;
+    remember_result();
     emit_changed({"State"});
 }
 
@@ -482,7 +497,17 @@ void Manager::set_last_error(std::string name, std::string message)
     if (last_error_ == message && last_error_name_ == name) return;
     last_error_ = std::move(message);
     last_error_name_ = std::move(name);
+    remember_result();
     emit_changed({"LastError", "LastErrorName"});
+}
+
+void Manager::remember_result()
+{
+    // What the next start shows; written with the job record (record_job).
+    if (state_ == Phase::Succeeded || state_ == Phase::Timeout || state_ == Phase::Error)
+        saved_.result = phase_name(state_);
+    saved_.last_error = last_error_;
+    saved_.last_error_name = last_error_name_;
 }
 
 void Manager::emit_changed(std::initializer_list<const char*> props)

@@ -92,6 +92,7 @@ class Manager
 
     void set_state(Phase p);
     void set_last_error(std::string name, std::string message);
+    void remember_result(); // State's result and LastError into saved_
     // Re-read LastBackup and the recovery state from the partition.
     void refresh_view(bool emit);
     void refresh_if_stale();

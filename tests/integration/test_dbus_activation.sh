@@ -64,4 +64,28 @@ P3=$(daemon_pid)
 on_exit "kill $P3 2>/dev/null"
 ok "re-activated (pid $P3): State Succeeded, LastBackup $B"
 wait_exit "$P3" 20
+
+# State (the last job on the bus) and LastError (the last operation) come back as
+# they were, also when the last operation was a DeleteBackup, which is no State job.
+"$DAEMON" --request-backup >"$T/client2.log" 2>&1 || die "second --request-backup failed: $(cat "$T/client2.log")"
+B2=$(latest_id)
+[ "$B2" != "$B" ] || die "no second backup"
+truncate -s 10 "$STORE/backups/$B/manifest"
+JV=$(mcall VerifyBackup 'sa{sv}' "$B" 0 | objpath) || die "VerifyBackup call failed"
+[ "$(wait_job "$JV")" = Error ] || die "verify of a truncated manifest: $(jprop "$JV" State)"
+[ "$(mprop State)" = Error ] || die "State after the failed verify: $(mprop State)"
+[ -n "$(mprop LastError)" ] || die "no LastError after the failed verify"
+mcall DeleteBackup s "$B" || die "DeleteBackup $B failed"
+[ "$(mprop State)" = Error ] || die "State after DeleteBackup: $(mprop State) (it is no State job)"
+[ -z "$(mprop LastError)" ] && [ -z "$(mprop LastErrorName)" ] ||
+    die "LastError after a successful DeleteBackup: '$(mprop LastErrorName)' '$(mprop LastError)'"
+P4=$(daemon_pid)
+on_exit "kill $P4 2>/dev/null"
+wait_exit "$P4" 20
+[ "$(mprop State)" = Error ] || die "State after re-activation: $(mprop State), want Error (the failed verify)"
+[ -z "$(mprop LastError)" ] || die "LastError after re-activation: $(mprop LastError)"
+P5=$(daemon_pid)
+on_exit "kill $P5 2>/dev/null"
+ok "re-activated (pid $P5) after a failed verify and a DeleteBackup: State Error, LastError empty"
+wait_exit "$P5" 20
 echo "PASS: test_dbus_activation"
