@@ -262,8 +262,7 @@ int Job::method_cancel(sd_bus_message* m, void* userdata, sd_bus_error* err)
     auto* job = static_cast<Job*>(userdata);
     int r = sd_bus_query_sender_privilege(m, CAP_SYS_ADMIN);
     if (r < 0) return r;
-    if (r == 0)
-        return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "Cancelling a job needs root (uid 0)");
+    if (r == 0) return sd_bus_error_set(err, SD_BUS_ERROR_ACCESS_DENIED, "Cancelling a job needs root (uid 0)");
     // Idempotent: cancelling a job that just ended is not the caller's error;
     // Finished tells the real outcome.
     if (!job->finished()) job->cancel();

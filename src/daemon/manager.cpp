@@ -285,6 +285,15 @@ void Manager::startup()
         last_error_name_ = j.error_name;
     }
     remember_result();
+    // LastBackup and RecoveryState follow what the CLI or phase 2 write, when they write it.
+    store_watch_ = std::make_unique<StoreWatch>(event_, [this] {
+        if (refresh_queued_) return; // one re-read for a burst of events
+        refresh_queued_ = true;
+        defer([this] {
+            refresh_queued_ = false;
+            refresh_view(true);
+        });
+    });
     if (interrupted)
         if (auto r = save_state(args_.root, saved_); !r) log::warning("save daemon state: " + r.error().message);
     refresh_view(false);
@@ -523,7 +532,10 @@ void Manager::refresh_view(bool emit)
 {
     view_time_ = std::chrono::steady_clock::now();
     std::string latest, rstate = "None", rsummary;
-    if (auto store = open_store(cfg_, args_.root, false); store) {
+    auto store = open_store(cfg_, args_.root, false);
+    // Each re-read re-checks the watch: the partition may be mounted by now.
+    if (store_watch_) store_watch_->watch(store ? store->path() : root_path(args_.root, cfg_.mount_point));
+    if (store) {
         if (auto l = latest_backup(*store); l && *l) latest = **l;
         if (auto rs = read_recovery_status(*store); rs) {
             rsummary = rs->summary;

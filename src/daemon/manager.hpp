@@ -8,6 +8,7 @@
 #include "jobstate.hpp"
 #include "sdbus.hpp"
 #include "store.hpp"
+#include "store_watch.hpp"
 
 #include <chrono>
 #include <deque>
@@ -114,6 +115,8 @@ class Manager
     std::chrono::steady_clock::time_point view_time_{};
     std::vector<std::function<void()>> deferred_;
     SourcePtr defer_source_;
+    std::unique_ptr<StoreWatch> store_watch_; // changes by other processes
+    bool refresh_queued_ = false;
 
     DaemonState saved_;
     std::unique_ptr<Job> current_;

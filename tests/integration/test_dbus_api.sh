@@ -150,6 +150,30 @@ mcall ArmRecovery 'sa{sv}' "" 1 reboot b false || die "ArmRecovery of latest fai
 mcall DisarmRecovery || die "DisarmRecovery failed"
 ok "ArmRecovery / DisarmRecovery"
 
+# --- changes by another process: PropertiesChanged when they happen, unread --------
+# The CLI arms and disarms on the same store; the monitor must see RecoveryState
+# change with nobody reading a property in between.
+CLI=$UR_BUILD_DIR/src/cli/upgrade-recovery
+# seen_state N STATE: the monitor has at least N signals of RecoveryState STATE.
+seen_state()
+{
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [ "$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" |
+            grep -cF "\"RecoveryState\":{\"type\":\"s\",\"data\":\"$2\"")" -ge "$1" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+armed_before=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"RecoveryState":{"type":"s","data":"Armed"')
+none_before=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"RecoveryState":{"type":"s","data":"None"')
+"$CLI" --root "$ROOT" --config "$CFG" arm "$B1" >/dev/null 2>&1 || die "upgrade-recovery arm"
+seen_state $((armed_before + 1)) Armed || die "no PropertiesChanged RecoveryState Armed after the CLI armed"
+"$CLI" --root "$ROOT" --config "$CFG" disarm >/dev/null 2>&1 || die "upgrade-recovery disarm"
+seen_state $((none_before + 1)) None || die "no PropertiesChanged RecoveryState None after the CLI disarmed"
+[ "$(mprop RecoveryState)" = None ] || die "RecoveryState after the CLI disarmed: $(mprop RecoveryState)"
+ok "RecoveryState follows the CLI's arm and disarm, signalled unread"
+
 # --- StartWatchdog / StopWatchdog ----------------------------------------------------
 expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <uint32 59>}")"
 expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <'long'>}")"
