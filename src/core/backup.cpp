@@ -441,6 +441,7 @@ class TreeCopier
                     return {};
                 }
                 c->entry.path = s.rel;
+                c->entry.flags |= kLinkLeader; // the group's first name now: the later ones link to it
                 copied_bytes += c->written;
                 UR_TRY(manifest_.add(c->entry));
                 leaders_[*s.link_key] = LinkLeader{s.link_dir, s.link_name, s.rel, c->entry};

@@ -140,7 +140,9 @@ Result<VerifyReport> verify_backup(const Store& store, const std::string& id, Pr
         if (w.flags & kLinkLeader) leaders[w.path] = {st.st_dev, st.st_ino};
         if (w.link.empty()) return;
         auto l = leaders.find(w.link);
-        if (l != leaders.end() && (l->second.first != st.st_dev || l->second.second != st.st_ino))
+        if (l == leaders.end())
+            rep.mismatches.push_back(w.path + ": a hard link of " + w.link + ", which leads no group before it");
+        else if (l->second.first != st.st_dev || l->second.second != st.st_ino)
             rep.mismatches.push_back(w.path + ": not a hard link of " + w.link + " as recorded");
     };
 
