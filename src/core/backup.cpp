@@ -774,7 +774,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     // (2 -> 4 threads cut a full backup of the bench tree by 15% on 2 CPUs).
     unsigned threads =
         cfg.copy_threads ? cfg.copy_threads : std::clamp(2 * std::thread::hardware_concurrency(), 4u, 16u);
-    ThreadPool pool(std::min(threads, 16u));
+    ThreadPool pool(std::min(threads, 16u), "file copy");
     // Small files outrun the kernel's writeback; xfs then reserves so much for
     // them that the partition looks full (writeback_pacer.hpp).
     WritebackPacer pacer(staging->get(), kFilesPerWriteback);

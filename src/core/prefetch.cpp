@@ -1,5 +1,7 @@
 #include "prefetch.hpp"
 
+#include "thread_pool.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -11,8 +13,7 @@ namespace ur
 
 Prefetcher::Prefetcher(unsigned threads)
 {
-    for (unsigned i = 0; i < threads; i++)
-        threads_.emplace_back([this] { run(); });
+    start_threads(threads_, threads, "read-ahead", [this](unsigned) { run(); }); // none: no read-ahead
 }
 
 Prefetcher::~Prefetcher()

@@ -270,7 +270,7 @@ Result<> remove_generation(int dirfd, const std::string& name)
                 level.push_back(share(std::move(*fd)));
     }
     {
-        ThreadPool pool(kThreads);
+        ThreadPool pool(kThreads, "delete");
         std::vector<std::future<Result<>>> done;
         for (const auto& sub : frontier)
             done.push_back(pool.submit([sub](unsigned) { return remove_tree_at(sub.parent->get(), sub.name); }));

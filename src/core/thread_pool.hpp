@@ -2,26 +2,46 @@
 // or other thread-unsafe state; results come back through futures.
 #pragma once
 
+#include "log.hpp"
+
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 namespace ur
 {
 
+// Start up to `n` threads running body(index) into `into`; how many started. A
+// thread the system refuses (EAGAIN under TasksMax or a pids limit) is not an
+// exception that ends the process: the work goes on with fewer, and says so.
+template <class Body> unsigned start_threads(std::vector<std::thread>& into, unsigned n, const char* what, Body body)
+{
+    for (unsigned i = 0; i < n; i++) {
+        try {
+            into.emplace_back([body, i] { body(i); });
+        } catch (const std::system_error& e) {
+            log::warning(std::string(what) + ": started " + std::to_string(i) + " of " + std::to_string(n) +
+                         " threads (" + e.what() + "); going on with " + std::to_string(i));
+            return i;
+        }
+    }
+    return n;
+}
+
 class ThreadPool
 {
   public:
-    explicit ThreadPool(unsigned threads)
+    // With no thread at all, submit() runs each task at once in the caller (index 0).
+    explicit ThreadPool(unsigned threads, const char* what = "thread pool")
     {
-        if (threads < 1) threads = 1;
-        for (unsigned i = 0; i < threads; i++)
-            workers_.emplace_back([this, i] { run(i); });
+        start_threads(workers_, threads < 1 ? 1 : threads, what, [this](unsigned i) { run(i); });
     }
     ~ThreadPool()
     {
@@ -36,7 +56,8 @@ class ThreadPool
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
-    unsigned size() const { return static_cast<unsigned>(workers_.size()); }
+    // Worker indexes run from 0 to size() - 1 (at least 1, also when tasks run inline).
+    unsigned size() const { return workers_.empty() ? 1 : static_cast<unsigned>(workers_.size()); }
 
     // f(worker_index) runs on a worker; the index lets tasks use per-worker buffers.
     template <class F> auto submit(F&& f) -> std::future<decltype(f(0u))>
@@ -44,6 +65,10 @@ class ThreadPool
         using R = decltype(f(0u));
         auto task = std::make_shared<std::packaged_task<R(unsigned)>>(std::forward<F>(f));
         auto fut = task->get_future();
+        if (workers_.empty()) {
+            (*task)(0);
+            return fut;
+        }
         {
             std::lock_guard lk(m_);
             q_.emplace_back([task](unsigned w) { (*task)(w); });

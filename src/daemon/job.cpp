@@ -91,29 +91,35 @@ Result<> Job::start(sd_event* event, sd_bus* bus, JobWork work, std::function<vo
     if (r < 0) return fail_errno(-r, "sd_event_add_io");
     source_.reset(src);
 
-    thread_ = std::thread([this, work = std::move(work)]() {
-        // The bus answers first: the worker (and the copy threads it starts, which
-        // inherit this) yields the CPU to the event loop. Linux nice is per thread.
-        if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice) < 0)
-            log::debug(std::string("setpriority on the job worker: ") + std::strerror(errno));
-        post({Event::Started, {}, 0});
-        Bridge bridge(*this);
-        std::optional<Result<JobOutcome>> res;
-        // The thread is the module line: nothing may escape it, or std::terminate
-        // takes the daemon (and every other client) down with this job.
-        try {
-            res = work(bridge, cancel_);
-        } catch (const std::exception& e) {
-            res = fail(ErrorKind::Internal, std::string("unexpected exception: ") + e.what());
-        } catch (...) {
-            res = fail(ErrorKind::Internal, "unexpected exception");
-        }
-        {
-            std::lock_guard lk(mu_);
-            result_ = std::move(*res);
-        }
-        post({Event::Done, {}, 0});
-    });
+    // EAGAIN (TasksMax) is an error for this job, not std::terminate for the daemon.
+    try {
+        thread_ = std::thread([this, work = std::move(work)]() {
+            // The bus answers first: the worker (and the copy threads it starts, which
+            // inherit this) yields the CPU to the event loop. Linux nice is per thread.
+            if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice) < 0)
+                log::debug(std::string("setpriority on the job worker: ") + std::strerror(errno));
+            post({Event::Started, {}, 0});
+            Bridge bridge(*this);
+            std::optional<Result<JobOutcome>> res;
+            // The thread is the module line: nothing may escape it, or std::terminate
+            // takes the daemon (and every other client) down with this job.
+            try {
+                res = work(bridge, cancel_);
+            } catch (const std::exception& e) {
+                res = fail(ErrorKind::Internal, std::string("unexpected exception: ") + e.what());
+            } catch (...) {
+                res = fail(ErrorKind::Internal, "unexpected exception");
+            }
+            {
+                std::lock_guard lk(mu_);
+                result_ = std::move(*res);
+            }
+            post({Event::Done, {}, 0});
+        });
+    } catch (const std::system_error& e) {
+        source_.reset();
+        return fail(ErrorKind::Internal, std::string("cannot start the job's worker thread: ") + e.what());
+    }
     return {};
 }
 

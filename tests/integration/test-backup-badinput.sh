@@ -520,5 +520,25 @@ check "verify finds the split group: exit 7" run_rc 7 "$T/hl.v2.out" "$T/hl.v2.e
 sed 's/^/  /' "$T/hl.v2.out"
 check "... naming it" grep -q "etc/links/c: not a hard link of etc/links/b as recorded" "$T/hl.v2.out"
 
+# --- no thread to be had (EAGAIN, as under a unit's TasksMax) -------------------------
+# A pids cgroup that allows the main thread only: the backup does its work in it.
+CG=/sys/fs/cgroup/pids/urt-badinput-$$
+if mkdir "$CG" 2>/dev/null; then
+    echo 1 >"$CG/pids.max"
+    echo "changed again" >>"$R2/etc/links/b"
+    rc=0
+    # shellcheck disable=SC2016 # $$ and $1 are the inner shell's
+    bash -c 'echo $$ >"$1/cgroup.procs" && exec "${@:2}"' _ "$CG" "$UR_CLI" --root "$R2" --json backup \
+        >"$T/pm.json" 2>"$T/pm.err" || rc=$?
+    check "the pids limit refused threads" test "$(sed -n 's/^max //p' "$CG/pids.events")" -gt 0
+    rmdir "$CG"
+    check "a backup that can start no thread exits 0" test "$rc" = 0
+    check "... and says so" grep -q "file copy: started 0 of [0-9]* threads (Resource temporarily unavailable)" "$T/pm.err"
+    check "... with the changed file in it" test "$(json "$T/pm.json" 'j["sizes"]["copied_bytes"] > 0')" = true
+    check "... and it verifies" run_rc 0 "$T/pm.v.out" "$T/pm.v.err" cli "$R2" verify
+else
+    echo "note: no pids cgroup (v1) to limit threads with here; the thread-refusal section did not run"
+fi
+
 echo "test-backup-badinput: $(($(date +%s) - t0)) s"
 ur_fx_done
