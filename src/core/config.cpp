@@ -89,6 +89,14 @@ class Section
             return {};
         });
     }
+    // After str(): the value read must be an absolute path.
+    Result<> absolute_path(const char* key, const std::string& value)
+    {
+        return with(key, [&](const toml::node& n) -> Result<> {
+            if (value.empty() || value[0] != '/') return type_error(key, n, "an absolute path");
+            return {};
+        });
+    }
     Result<> boolean(const char* key, bool& out)
     {
         return with(key, [&](const toml::node& n) -> Result<> {
@@ -97,11 +105,13 @@ class Section
             return {};
         });
     }
-    Result<> uint(const char* key, unsigned& out)
+    Result<> uint(const char* key, unsigned& out, unsigned min = 0)
     {
         return with(key, [&](const toml::node& n) -> Result<> {
             if (!n.is_integer() || *n.value<int64_t>() < 0 || *n.value<int64_t>() > 0x7fffffff)
                 return type_error(key, n, "a non-negative integer");
+            if (*n.value<int64_t>() < min)
+                return type_error(key, n, ("at least " + std::to_string(min)).c_str());
             out = static_cast<unsigned>(*n.value<int64_t>());
             return {};
         });
@@ -246,11 +256,12 @@ Result<> apply_section(const std::string& name, Section& s, Config& c, const std
     if (name == "partition") {
         UR_TRY(s.str("label", c.partition_label));
         UR_TRY(s.str("mount_point", c.mount_point));
+        UR_TRY(s.absolute_path("mount_point", c.mount_point));
         UR_TRY(s.str("filesystem", c.filesystem));
         UR_TRY(s.str("mount_options", c.mount_options));
         UR_TRY(s.boolean("allow_plain_directory", c.allow_plain_directory));
     } else if (name == "backup") {
-        UR_TRY(s.uint("retention", c.retention));
+        UR_TRY(s.uint("retention", c.retention, 1));
         UR_TRY(s.size("free_space_margin", c.free_space_margin));
         UR_TRY(s.uint("timeout", c.backup_timeout));
         UR_TRY(s.boolean("share_unchanged", c.share_unchanged));

@@ -97,8 +97,15 @@ TEST_CASE("wrong types are errors naming the position")
 
 TEST_CASE("invalid values are refused")
 {
-    CHECK_FALSE(parse("[backup]\nretention = 0\n"));
-    CHECK_FALSE(parse("[partition]\nmount_point = \"relative\"\n"));
+    // Named where they are, like a wrong type.
+    auto r0 = parse("[backup]\ntimeout = 5\nretention = 0\n");
+    REQUIRE_FALSE(r0);
+    CHECK(r0.error().message.find("t.toml:3:") != std::string::npos);
+    CHECK(r0.error().message.find("backup.retention must be at least 1") != std::string::npos);
+    auto rel = parse("[partition]\nmount_point = \"relative\"\n");
+    REQUIRE_FALSE(rel);
+    CHECK(rel.error().message.find("t.toml:2:") != std::string::npos);
+    CHECK(rel.error().message.find("partition.mount_point must be an absolute path") != std::string::npos);
     CHECK_FALSE(parse("[[backup.trees]]\nname = \"a/b\"\npath = \"/x\"\n"));
     CHECK_FALSE(parse("[[backup.trees]]\nname = \"x\"\npath = \"rel\"\n"));
     CHECK_FALSE(
