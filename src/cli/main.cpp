@@ -3,6 +3,8 @@
 #include "cli.hpp"
 
 #include <cstring>
+#include <set>
+#include <string>
 #include <string_view>
 #include <unistd.h>
 
@@ -57,11 +59,17 @@ int main(int argc, char** argv)
 {
     Args args;
     std::vector<std::string> rest;
+    std::set<std::string> seen;
     for (int i = 1; i < argc; i++)
         if (std::string_view(argv[i]) == "--json") set_json_errors(true); // before any usage error
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         auto value = [&](const char* opt) -> std::optional<std::string> {
+            // Twice is a script that composed two commands into one: which root was meant?
+            if (!seen.insert(opt).second) {
+                usage_error("upgrade-recovery: %s given twice\n", opt);
+                return std::nullopt;
+            }
             if (i + 1 >= argc) {
                 usage_error("upgrade-recovery: %s needs a value\n", opt);
                 return std::nullopt;

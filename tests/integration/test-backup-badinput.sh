@@ -68,6 +68,11 @@ for mode in --initrd --abandon; do
 done
 # An unset variable in a script must not turn into the live host.
 check "--root '' exits 2" run_rc 2 "$T/ur.out" "$T/ur.err" "$UR_CLI" --root "" status
+# Nor may two roots (or configs, or dirs) leave the choice to the order of words.
+for o in --root --config --dir; do
+    check "$o given twice exits 2" run_rc 2 "$T/u2.out" "$T/u2.err" "$UR_CLI" $o /a $o /b status
+    check "... and says so" grep -q -- "$o given twice" "$T/u2.err"
+done
 check "nothing was written by the usage errors" test ! -e "$R0/var/recovery"
 for c in list status verify; do
     check "$c without the partition exits 4" run_rc 4 "$T/np.$c.out" "$T/np.$c.err" cli "$R0" "$c"
