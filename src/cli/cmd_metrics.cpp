@@ -27,7 +27,9 @@ Result<> write_textfile(const std::string& path, const std::string& text)
         return std::unexpected(std::move(dfd.error())
                                    .context("the directory of --output " + path +
                                             " (node_exporter's --collector.textfile.directory) must exist"));
-    return write_file_atomic_at(dfd->get(), name, text, 0644);
+    // The temporary's name alone would not say where.
+    UR_TRY_CTX(write_file_atomic_at(dfd->get(), name, text, 0644), "write --output " + path);
+    return {};
 }
 
 } // namespace

@@ -110,8 +110,7 @@ class Section
         return with(key, [&](const toml::node& n) -> Result<> {
             if (!n.is_integer() || *n.value<int64_t>() < 0 || *n.value<int64_t>() > 0x7fffffff)
                 return type_error(key, n, "a non-negative integer");
-            if (*n.value<int64_t>() < min)
-                return type_error(key, n, ("at least " + std::to_string(min)).c_str());
+            if (*n.value<int64_t>() < min) return type_error(key, n, ("at least " + std::to_string(min)).c_str());
             out = static_cast<unsigned>(*n.value<int64_t>());
             return {};
         });

@@ -128,6 +128,10 @@ rm "$ROOT/etc/upgrade-recovery/config.d/90-gone.toml"
 check "--output into a missing directory exits 1" run_rc 1 "$T/o.out" "$T/o.err" cli "$ROOT" metrics --output "$T/none/x.prom"
 check "... saying the directory must exist" grep -q "must exist" "$T/o.err"
 check "... writing nothing" test ! -e "$T/none"
+mkdir "$T/ro" && mount -t tmpfs -o ro,size=1m tmpfs "$T/ro"
+check "--output into a read-only directory exits 1" run_rc 1 "$T/r.out" "$T/r.err" cli "$ROOT" metrics --output "$T/ro/x.prom"
+check "... naming the file it was asked for" grep -qF "write --output $T/ro/x.prom: " "$T/r.err"
+umount "$T/ro"
 check "--json exits 2" run_rc 2 "$T/j.out" "$T/j.err" cli "$ROOT" --json metrics
 check "an unknown option exits 2" run_rc 2 "$T/u.out" "$T/u.err" cli "$ROOT" metrics --bogus
 check "the textfile directory holds only the file" only_prom
