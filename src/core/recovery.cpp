@@ -556,27 +556,39 @@ Result<StepResult> step_redeploy(Ctx& c, const std::string& res, JournalStep& js
     }
 }
 
-Result<StepResult> step_finish(Ctx& c, JournalStep&, const StepToken& t)
+Result<StepResult> step_finish(Ctx& c, JournalStep&, const StepToken&)
 {
-    // Leave the phase 2 unit as the backup had it: a node set up by Ignition has it
-    // enabled (then /etc stays equal to the backup); one where only this recovery
-    // enabled it gets it disabled again. Without phase2-pending it does nothing anyway.
-    // Phase 2 runs inside this unit; disabling it does not stop us.
-    // The generation's etc tree is <backup>/etc, so the generation reads like a root.
-    // The cluster's state first: its API calls may take minutes, and a power cut
-    // then must find phase 2 still set to resume (unit enabled, marker there).
+    // The cluster's state; its API calls may take minutes, and a power cut then must
+    // find phase 2 still set to resume (unit enabled, marker there). Phase 2 is
+    // retired after the journal says Complete (retire_phase2).
     record_cluster_status(c, kClusterStatusAfter, "after the recovery");
-    auto in_backup = offline_unit_enabled(c.backup_dir, kPhase2Unit);
-    bool enabled_in_backup = in_backup && *in_backup;
-    std::string note = "recovery complete";
-    if (!enabled_in_backup) {
-        if (auto r = c.units.disable(kPhase2Unit, t.token()); !r)
-            c.progress.warning("could not disable " + std::string(kPhase2Unit) + ": " + r.error().message);
+    return StepResult{false, "recovery complete"};
+}
+
+// Phase 2 is over: leave its unit as the backup had it (a node set up by Ignition has
+// it enabled, so /etc stays equal to the backup; one where only this recovery enabled
+// it gets it disabled again), then remove the marker, which switches the unit off for
+// good. Called once the journal says Complete: a power cut before the marker is gone
+// leaves a finished recovery whose next `recover --resume` (the unit, at the next
+// boot) only does this, never a recovery in progress that nothing resumes.
+// Phase 2 runs inside this unit; disabling it does not stop us. Failures are
+// warnings: the recovery itself is complete. Returns what it did, for the log.
+std::string retire_phase2(const JournalDir& dir, UnitManager& units, const std::string& backup_dir,
+                          const CancelToken& cancel, Progress& progress)
+{
+    std::string note;
+    // The generation's etc tree is <backup>/etc, so the generation reads like a root.
+    auto in_backup = offline_unit_enabled(backup_dir, kPhase2Unit);
+    if (!(in_backup && *in_backup)) {
+        if (auto r = units.disable(kPhase2Unit, cancel); !r)
+            progress.warning("could not disable " + std::string(kPhase2Unit) + ": " + r.error().message);
         else
-            note += "; " + std::string(kPhase2Unit) + " disabled again";
+            note = std::string(kPhase2Unit) + " disabled again";
     }
-    UR_TRY(c.dir.clear_phase2_pending());
-    return StepResult{false, note};
+    if (auto r = dir.clear_phase2_pending(); !r)
+        progress.warning("could not remove recovery/phase2-pending (the next boot's phase 2 run does): " +
+                         r.error().message);
+    return note;
 }
 
 // Which timeout bounds a step.
@@ -856,6 +868,9 @@ struct Runner {
         j.finished = rfc3339_now();
         j.error.clear();
         UR_TRY(dir.save(j));
+        failpoint("recovery.complete");
+        if (auto note = retire_phase2(dir, c.units, c.backup_dir, cancel, progress); !note.empty())
+            log::info("finish: " + note);
         progress.percent(100);
         log::event(log::kPhase2Done, log::Level::Info,
                    "recovery " + j.recovery_id + " complete: the node runs backup " + j.backup_id,
@@ -984,6 +999,26 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
 
     auto loaded = run.dir.load();
     if (!loaded) return std::unexpected(loaded.error());
+    if (opts.resume && *loaded && (*loaded)->state == RecoveryState::Complete) {
+        // Cut off between the journal's Complete and the end of retire_phase2: finish that.
+        auto pending = run.dir.phase2_pending();
+        if (!pending) return std::unexpected(pending.error());
+        if (*pending) {
+            const RecoveryJournal& done = **loaded;
+            std::string note = retire_phase2(run.dir, *run.be.units,
+                                             store.path() + "/" + kBackupsDir + "/" + done.backup_id, cancel, progress);
+            RecoveryOutcome out;
+            out.recovery_id = done.recovery_id;
+            out.backup_id = done.backup_id;
+            out.state = done.state;
+            out.phase1_done = true;
+            out.complete = true;
+            out.message = "Recovery " + done.recovery_id + " was already complete (" + done.finished +
+                          "); removed the phase2-pending marker it left" + (note.empty() ? "" : "; " + note) + ".";
+            log::info(out.message);
+            return out;
+        }
+    }
     auto decision = decide_start(*loaded, opts);
     RecoveryJournal j;
     switch (decision.kind) {

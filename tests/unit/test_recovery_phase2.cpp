@@ -490,6 +490,42 @@ TEST_CASE("the cluster status at the end is best effort: an API gone again does 
           "$ oc adm upgrade\n(failed: oc adm upgrade: exit 1: Unable to connect to the server: EOF)\n");
 }
 
+// Phase 2 is retired (unit disabled, marker removed) after the journal says Complete;
+// a power cut in between leaves a finished recovery with its marker, which the next
+// boot's `recover --resume` only tidies up.
+TEST_CASE("a resume after a cut between Complete and the marker's removal retires phase 2")
+{
+    Cluster c;
+    auto r = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(r);
+    REQUIRE(r->complete);
+    const std::string marker = c.store_path() + "/recovery/phase2-pending";
+    CHECK_FALSE(fs::exists(marker));
+    auto j = c.journal();
+    REQUIRE(j.state == RecoveryState::Complete);
+    // What the cut leaves: the journal Complete, the marker still there.
+    std::ofstream(marker) << j.recovery_id << "\n";
+    c.put("calls", "");
+    auto again = c.run(); // opts.resume, as the unit runs it
+    INFO(c.get("calls"));
+    REQUIRE(again);
+    CHECK(again->complete);
+    CHECK(again->recovery_id == j.recovery_id);
+    CHECK(again->message.find("was already complete") != std::string::npos);
+    CHECK_FALSE(fs::exists(marker));
+    CHECK(count(c.calls(), "systemctl disable upgrade-recovery-phase2.service") == 1);
+    CHECK(first(c.calls(), "oc ") == -1); // nothing of the recovery ran again
+    CHECK(first(c.calls(), "cluster-restore") == -1);
+    auto j2 = c.journal();
+    CHECK(j2.state == RecoveryState::Complete);
+    CHECK(j2.finished == j.finished);
+    // With nothing left over, a resume still has nothing to do.
+    auto none = c.run();
+    REQUIRE_FALSE(none);
+    CHECK(none.error().kind == ErrorKind::NotFound);
+}
+
 TEST_CASE("a failing cluster-restore.sh stops phase 2 before kubelet starts")
 {
     Cluster c;
