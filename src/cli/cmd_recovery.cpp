@@ -251,15 +251,20 @@ int cmd_disarm(const Args& args)
     auto session = open_session(args, true, true);
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;
-    std::optional<std::string> was;
-    if (auto jd = JournalDir::open(*store, false); jd)
-        if (auto a = jd->armed(); a) was = *a;
     log::set_journal(true);
-    if (auto r = disarm_recovery(*store); !r) return report_error(args, r.error());
-    if (args.json)
-        print_json({{"disarmed", was ? nlohmann::json(*was) : nlohmann::json(nullptr)}});
-    else
-        printf(was ? "Recovery disarmed.\n" : "Nothing was armed.\n");
+    auto r = disarm_recovery(*store);
+    if (!r) return report_error(args, r.error());
+    if (args.json) {
+        nlohmann::json j = {{"disarmed", r->backup_id ? nlohmann::json(*r->backup_id) : nlohmann::json(nullptr)}};
+        if (!r->damaged.empty()) j["damaged_marker"] = r->damaged;
+        print_json(j);
+    } else if (r->backup_id) {
+        printf("Recovery disarmed (it was armed with backup %s).\n", r->backup_id->c_str());
+    } else if (!r->damaged.empty()) {
+        printf("Removed a damaged armed marker: %s\n", r->damaged.c_str());
+    } else {
+        printf("Nothing was armed.\n");
+    }
     return 0;
 }
 

@@ -580,10 +580,15 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     if (!ids) return std::unexpected(ids.error());
     // The generations are the truth and `latest` only names the newest: a damaged
     // link is shared from the newest generation instead, and publishing sets it again.
-    std::optional<std::string> latest_id;
-    auto latest_damaged = latest_damage(store, &latest_id);
-    if (!latest_damaged) return std::unexpected(latest_damaged.error());
-    if (!latest_damaged->empty() && !ids->empty()) latest_id = ids->back();
+    auto latest = read_latest(store);
+    if (!latest) return std::unexpected(latest.error());
+    // Publishing renames a new link over it, which a directory refuses: refused
+    // now, before anything is written, rather than after the copy.
+    if (latest->directory)
+        return fail(ErrorKind::Corrupt,
+                    "'" + store.path() + "/latest' " + latest->damage + " (" + latest_remedy(store, *latest) + ")");
+    std::optional<std::string> latest_id = latest->id;
+    if (!latest->damage.empty() && !ids->empty()) latest_id = ids->back();
     std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);
     if (!valid_backup_id(id))
         return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a valid backup id (YYYYMMDDTHHMMSSZ, a UTC time)");
@@ -593,6 +598,10 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         return fail(ErrorKind::InvalidArgs, "backup id '" + id + "' lies more than a day ahead of the clock");
     if (std::find(ids->begin(), ids->end(), id) != ids->end())
         return fail(ErrorKind::InvalidArgs, "backup '" + id + "' exists already");
+    // Ids are the order of the generations: retention keeps the newest, `latest` names the newest.
+    if (opts.id && !ids->empty() && compare_backup_ids(id, ids->back()) < 0)
+        return fail(ErrorKind::InvalidArgs, "backup id '" + id + "' sorts before the newest backup, " + ids->back() +
+                                                "; ids are the order of the generations");
     chosen_id = id;
 
     BackupMetadata meta;
@@ -604,9 +613,9 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         log::event(log::kBackupStarted, log::Level::Info, "backup " + id + " started on " + store.path(),
                    {{"BACKUP_ID", id}, {"STEP", "start"}});
 
-    if (!latest_damaged->empty()) {
+    if (!latest->damage.empty()) {
         std::string share = latest_id ? " and share files with the newest backup, " + *latest_id : "";
-        meta.warnings.push_back("'" + store.path() + "/latest' " + *latest_damaged + "; this backup " +
+        meta.warnings.push_back("'" + store.path() + "/latest' " + latest->damage + "; this backup " +
                                 (opts.dry_run ? "would" : "will") + " set it again" + share);
         progress.warning(meta.warnings.back());
     }

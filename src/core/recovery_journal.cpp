@@ -363,22 +363,26 @@ Result<> arm_recovery(const Store& store, const std::string& backup_id)
     return {};
 }
 
-Result<> disarm_recovery(const Store& store)
+Result<Disarmed> disarm_recovery(const Store& store)
 {
     auto dir = JournalDir::open(store, false);
     if (!dir) return std::unexpected(dir.error());
     auto armed = dir->armed();
     // A damaged marker is what disarm is for: it goes like a good one.
     if (!armed && armed.error().kind != ErrorKind::Corrupt) return std::unexpected(armed.error());
-    if (armed && !*armed) return {};
+    Disarmed out;
+    if (armed && !*armed) return out;
     UR_TRY_CTX(dir->clear_armed(), "disarm recovery");
-    if (armed)
+    if (armed) {
+        out.backup_id = **armed;
         log::event(log::kRecoveryDisarmed, log::Level::Info, "recovery disarmed (was backup " + **armed + ")",
                    {{"BACKUP_ID", **armed}});
-    else
+    } else {
+        out.damaged = armed.error().message;
         log::event(log::kRecoveryDisarmed, log::Level::Info,
-                   "recovery disarmed: removed a damaged marker: " + armed.error().message, {});
-    return {};
+                   "recovery disarmed: removed a damaged marker: " + out.damaged, {});
+    }
+    return out;
 }
 
 Result<bool> abandon_recovery(const Store& store, const std::string& reason)

@@ -129,8 +129,12 @@ Result<> check_backup_deletable(const Store& store, const std::string& id);
 // Arm phase 1 for the next boot (the initrd unit runs it). The backup must exist;
 // refused while another backup's recovery is in progress.
 Result<> arm_recovery(const Store& store, const std::string& backup_id);
-// Remove `armed`. A recovery already past phase 1 is not affected.
-Result<> disarm_recovery(const Store& store);
+// Remove `armed`, also a damaged one. A recovery already past phase 1 is not affected.
+struct Disarmed {
+    std::optional<std::string> backup_id; // what was armed
+    std::string damaged;                  // or what was wrong with the marker removed
+};
+Result<Disarmed> disarm_recovery(const Store& store);
 // Give up an in-progress recovery: the journal gets the final result "failed"
 // (Aborted) and the markers are removed, so backups are possible again.
 // False when there was nothing to give up (no recovery in progress, no marker).

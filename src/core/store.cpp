@@ -132,60 +132,75 @@ Result<std::vector<std::string>> list_backups(const Store& store)
 namespace
 {
 
-// What is wrong with `latest`, or "" when it names a published backup (or is absent).
-Result<std::string> read_latest_link(const Store& store, std::optional<std::string>& id)
+// `latest` as it is now; see LatestLink.
+Result<LatestLink> read_latest_link(const Store& store)
 {
-    id.reset();
+    LatestLink l;
     char buf[256];
     ssize_t n = ::readlinkat(store.fd.get(), kLatestLink, buf, sizeof buf);
     if (n < 0) {
-        if (errno == ENOENT) return std::string();
-        if (errno == EINVAL) return std::string("is not a symbolic link");
-        return fail_errno("read '" + store.path() + "/latest'");
+        if (errno == ENOENT) return l;
+        if (errno != EINVAL) return fail_errno("read '" + store.path() + "/latest'");
+        struct stat st;
+        l.directory = ::fstatat(store.fd.get(), kLatestLink, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        l.damage = l.directory ? "is a directory, not a symbolic link" : "is not a symbolic link";
+        return l;
     }
     std::string target(buf, static_cast<size_t>(n));
     std::string prefix = std::string(kBackupsDir) + "/";
     if (static_cast<size_t>(n) == sizeof buf || target.rfind(prefix, 0) != 0 ||
-        !valid_backup_id(target.substr(prefix.size())))
-        return "points at '" + target.substr(0, 200) + "', which is not a backup";
+        !valid_backup_id(target.substr(prefix.size()))) {
+        l.damage = "points at '" + target.substr(0, 200) + "', which is not a backup";
+        return l;
+    }
     std::string name = target.substr(prefix.size());
     struct stat st;
     if (!store.backups_fd || ::fstatat(store.backups_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (store.backups_fd && errno != ENOENT) return fail_errno("stat '" + store.path() + "/" + target + "'");
-        return "names backup " + name + ", which does not exist";
+        l.damage = "names backup " + name + ", which does not exist";
+    } else if (!S_ISDIR(st.st_mode)) {
+        l.damage = "names backup " + name + ", which is not a directory";
+    } else {
+        l.id = std::move(name);
     }
-    if (!S_ISDIR(st.st_mode)) return "names backup " + name + ", which is not a directory";
-    id = std::move(name);
-    return std::string();
+    return l;
 }
 
 } // namespace
 
-Result<std::optional<std::string>> latest_backup(const Store& store)
+Result<LatestLink> read_latest(const Store& store)
 {
-    std::optional<std::string> id;
-    auto damage = latest_damage(store, &id);
-    if (!damage) return std::unexpected(damage.error());
-    if (damage->empty()) return id;
-    std::string fix = "take a new backup, which sets it again";
-    if (auto ids = list_backups(store); ids && !ids->empty())
-        fix += ", or point it at the newest backup: ln -sfn " + std::string(kBackupsDir) + "/" + ids->back() + " " +
-               store.path() + "/latest";
-    return fail(ErrorKind::Corrupt, "'" + store.path() + "/latest' " + *damage + " (" + fix + ")");
-}
-
-Result<std::string> latest_damage(const Store& store, std::optional<std::string>* id)
-{
-    std::optional<std::string> seen;
+    if (!store.fd) return LatestLink{};
     // Read without the lock: a delete moves `latest` before the generation goes,
     // so a generation missing under a link read before the move is read again.
-    for (int attempt = 0;; attempt++) {
-        auto d = read_latest_link(store, seen);
-        if (!d || d->empty() || attempt == 1) {
-            if (id) *id = std::move(seen);
-            return d;
-        }
-    }
+    auto l = read_latest_link(store);
+    if (l && !l->damage.empty()) l = read_latest_link(store);
+    return l;
+}
+
+std::string latest_remedy(const Store& store, const LatestLink& l)
+{
+    const std::string link = store.path() + "/latest";
+    auto ids = list_backups(store);
+    const std::string newest = ids && !ids->empty() ? ids->back() : "";
+    if (l.directory)
+        return "move it away (mv " + link + " " + link + ".damaged), then take a new backup, which sets it again" +
+               (newest.empty() ? ""
+                               : ", or point it at the newest backup: ln -s " + std::string(kBackupsDir) + "/" +
+                                     newest + " " + link);
+    return "take a new backup, which sets it again" + (newest.empty()
+                                                           ? std::string()
+                                                           : ", or point it at the newest backup: ln -sfn " +
+                                                                 std::string(kBackupsDir) + "/" + newest + " " + link);
+}
+
+Result<std::optional<std::string>> latest_backup(const Store& store)
+{
+    auto l = read_latest(store);
+    if (!l) return std::unexpected(l.error());
+    if (l->damage.empty()) return l->id;
+    return fail(ErrorKind::Corrupt,
+                "'" + store.path() + "/latest' " + l->damage + " (" + latest_remedy(store, *l) + ")");
 }
 
 Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store)
@@ -296,9 +311,15 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
     // Counted, not read from `latest`: a missing or damaged link must not let the last one go.
     if (next.empty() && !allow_last)
         return fail(ErrorKind::Refused, "'" + id + "' is the only backup; deleting it leaves nothing to recover to");
-    auto latest = latest_backup(store);
+    auto latest = read_latest(store);
     if (!latest) return std::unexpected(latest.error());
-    if (*latest && **latest == id) {
+    // A damaged link names no backup; the newest going then sets it to the next newest,
+    // as when it named the newest. A directory cannot be replaced: refused first.
+    bool names_it = latest->id == id || (!latest->damage.empty() && id == ids->back());
+    if (names_it && latest->directory)
+        return fail(ErrorKind::Corrupt,
+                    "'" + store.path() + "/latest' " + latest->damage + " (" + latest_remedy(store, *latest) + ")");
+    if (names_it) {
         if (next.empty()) {
             if (::unlinkat(store.fd.get(), kLatestLink, 0) < 0 && errno != ENOENT) return fail_errno("remove latest");
             // Durable before the generation goes: a power cut must not bring back a dangling latest.

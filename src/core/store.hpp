@@ -74,8 +74,15 @@ Result<std::vector<std::string>> list_backups(const Store& store);
 // The backup `latest` names; none when it is absent. A damaged link (not a
 // symlink, not naming a published backup) is Corrupt, with the remedy.
 Result<std::optional<std::string>> latest_backup(const Store& store);
-// What is wrong with `latest` ("" when nothing is), and the id it names.
-Result<std::string> latest_damage(const Store& store, std::optional<std::string>* id = nullptr);
+// `latest` as found: the backup it names, or what is wrong with it.
+struct LatestLink {
+    std::optional<std::string> id; // a published backup; none when absent or damaged
+    std::string damage;            // "" when absent or good
+    bool directory = false;        // damaged by being a directory: nothing can rename over it
+};
+Result<LatestLink> read_latest(const Store& store);
+// How to set a damaged `latest` right again.
+std::string latest_remedy(const Store& store, const LatestLink& l);
 Result<BackupMetadata> read_metadata(const Store& store, const std::string& id);
 // Every backup's metadata, oldest first; one that cannot be read is the error.
 Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store);

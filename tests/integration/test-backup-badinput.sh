@@ -141,6 +141,11 @@ for id in 20241340T256199Z 99999999T999999Z; do
 done
 check "backup --id of a time years ahead exits 2" run_rc 2 "$T/id.out" "$T/id.err" cli "$R1" backup --id 29991231T000000Z
 check "... and says it lies ahead of the clock" grep -q "lies more than a day ahead of the clock" "$T/id.err"
+# Nor before the newest backup: ids are the order of the generations.
+check "backup --id of a time before the newest backup exits 2" \
+    run_rc 2 "$T/id.out" "$T/id.err" cli "$R1" backup --id 20000101T000000Z
+check "... and names the newest" grep -q "sorts before the newest backup, $ID" "$T/id.err"
+check "... and made nothing" test "$(ls "$R1/var/recovery/backups")" = "$ID"
 
 # --- backup --dry-run: the space check alone --------------------------------------
 echo "changed" >>"$R1/etc/sub/file"
@@ -436,6 +441,12 @@ for damage in "file" "dangling"; do
         check "... with the remedy" grep -qF "ln -sfn backups/$PREV" "$T/dl$n.c.err"
     done
     check "$damage: verify of a named backup still works" run_rc 0 "$T/dl$n.v.out" "$T/dl$n.v.err" cli "$R2" verify "$PREV"
+    OLDEST=$(ls "$R2/var/recovery/backups" | head -n1)
+    if [ "$OLDEST" != "$PREV" ]; then
+        check "$damage: delete of a named older backup still works" \
+            run_rc 0 "$T/dl$n.x.out" "$T/dl$n.x.err" cli "$R2" delete "$OLDEST"
+        check "... it is gone" test ! -e "$R2/var/recovery/backups/$OLDEST"
+    fi
     check "$damage: backup --dry-run exits 0" run_rc 0 "$T/dl$n.d.json" "$T/dl$n.d.err" cli "$R2" --json backup --dry-run
     check "... estimating against the newest backup" test "$(json "$T/dl$n.d.json" 'j["previous"]')" = "$PREV"
     check "... and leaves the link as it was" test "$(stat -c %F "$L")" = "$([ "$damage" = file ] && echo "regular file" || echo "symbolic link")"
@@ -449,6 +460,19 @@ for damage in "file" "dangling"; do
     check "... status is clean" run_rc 0 "$T/dl$n.s2.out" "$T/dl$n.s2.err" cli "$R2" status
 done
 LID2=$(readlink "$R2/var/recovery/latest" | sed 's|^backups/||')
+# A directory where the link belongs: nothing can rename over it, so a backup is
+# refused before it writes anything, with a remedy that works.
+L=$R2/var/recovery/latest
+mv "$L" "$T/latest.link" && mkdir "$L"
+before=$(ls "$R2/var/recovery/backups")
+check "latest a directory: backup exits 7" run_rc 7 "$T/dd.b.out" "$T/dd.b.err" cli "$R2" backup
+check "... before it wrote a backup" test "$(ls "$R2/var/recovery/backups")" = "$before"
+check "... saying to move it away" grep -qF "move it away (mv $L $L.damaged)" "$T/dd.b.err"
+check "... backup --dry-run exits 7 too" run_rc 7 "$T/dd.d.out" "$T/dd.d.err" cli "$R2" backup --dry-run
+check "... delete of the newest exits 7, deleting nothing" run_rc 7 "$T/dd.x.out" "$T/dd.x.err" cli "$R2" delete "$LID2"
+check "... (still there)" test -d "$R2/var/recovery/backups/$LID2"
+rmdir "$L" && mv "$T/latest.link" "$L"
+check "... status is clean again" run_rc 0 "$T/dd.s.out" "$T/dd.s.err" cli "$R2" status
 
 # --- a damaged armed marker: damage, not a path; disarm or abandon removes it --------
 mkdir -p "$R2/var/recovery/recovery"
@@ -462,6 +486,8 @@ for undo in disarm "recover --abandon"; do
     check "... (the remedy)" grep -qF "'upgrade-recovery disarm' removes it" "$T/am.b.err"
     # shellcheck disable=SC2086 # the command's words
     check "... $undo exits 0" run_rc 0 "$T/am.d.out" "$T/am.d.err" cli "$R2" $undo
+    [ "$undo" = disarm ] && check "... saying it removed a damaged marker" \
+        grep -q "^Removed a damaged armed marker: the marker recovery/armed holds '../../etc'" "$T/am.d.out"
     check "... and removed the marker" test ! -e "$R2/var/recovery/recovery/armed"
     check "... status is clean again" run_rc 0 "$T/am.s.out" "$T/am.s.err" cli "$R2" status
 done
