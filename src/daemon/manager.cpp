@@ -198,6 +198,8 @@ Manager::Manager(sd_event* event, sd_bus* bus, Config cfg, DaemonArgs args)
 Manager::~Manager()
 {
     // Jobs join their workers; the bus slots go before the objects they point at.
+    // No more store refreshes: the deferred one below would emit on a gone object.
+    store_watch_.reset();
     manager_slot_.reset();
     job_slot_.reset();
     enum_slot_.reset();
@@ -290,6 +292,7 @@ void Manager::startup()
         if (refresh_queued_) return; // one re-read for a burst of events
         refresh_queued_ = true;
         defer([this] {
+            if (!store_watch_) return; // the Manager is going away
             refresh_queued_ = false;
             refresh_view(true);
         });

@@ -10,6 +10,7 @@ StoreWatch::StoreWatch(sd_event* event, std::function<void()> changed) : event_(
 
 void StoreWatch::watch(const std::string& dir)
 {
+    if (dispatching_) return;
     arm(top_, dir);
     arm(recovery_, dir + "/recovery");
 }
@@ -35,9 +36,13 @@ void StoreWatch::arm(Watched& w, const std::string& path)
 
 int StoreWatch::on_event(sd_event_source*, const struct inotify_event*, void* userdata)
 {
-    // Re-arming happens in `changed` (through watch()), never here: this source may
-    // be the one replaced.
-    static_cast<StoreWatch*>(userdata)->changed_();
+    // Re-arming happens later (watch() from a deferred refresh), never in here: this
+    // source may be the one replaced. `changed` may run the refresh at once (the
+    // Manager's defer without memory), hence the flag.
+    auto* self = static_cast<StoreWatch*>(userdata);
+    self->dispatching_ = true;
+    self->changed_();
+    self->dispatching_ = false;
     return 0;
 }
 

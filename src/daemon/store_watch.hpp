@@ -27,6 +27,7 @@ class StoreWatch
 
     // Watch `dir` and `dir`/recovery, unless the same inodes are watched already.
     // Best effort: what cannot be watched (missing, no inotify) is left unwatched.
+    // A no-op when called from inside `changed`; the next call re-arms.
     void watch(const std::string& dir);
 
   private:
@@ -41,6 +42,7 @@ class StoreWatch
     sd_event* event_;
     std::function<void()> changed_;
     Watched top_, recovery_;
+    bool dispatching_ = false; // inside on_event: a source must not be replaced under itself
 };
 
 } // namespace ur::dbus
