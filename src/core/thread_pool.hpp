@@ -21,14 +21,27 @@ namespace ur
 // Start up to `n` threads running body(index) into `into`; how many started. A
 // thread the system refuses (EAGAIN under TasksMax or a pids limit) is not an
 // exception that ends the process: the work goes on with fewer, and says so.
+inline void warn_fewer_threads(const char* what, unsigned started, unsigned wanted, const char* why) noexcept
+{
+    try {
+        log::warning(std::string(what) + ": started " + std::to_string(started) + " of " + std::to_string(wanted) +
+                     " threads (" + why + "); going on with " + std::to_string(started));
+    } catch (...) {
+    }
+}
+
 template <class Body> unsigned start_threads(std::vector<std::thread>& into, unsigned n, const char* what, Body body)
 {
+    // Nothing may escape: the caller's vector then holds joinable threads that use
+    // the caller, and destroying it would be std::terminate.
     for (unsigned i = 0; i < n; i++) {
         try {
             into.emplace_back([body, i] { body(i); });
-        } catch (const std::system_error& e) {
-            log::warning(std::string(what) + ": started " + std::to_string(i) + " of " + std::to_string(n) +
-                         " threads (" + e.what() + "); going on with " + std::to_string(i));
+        } catch (const std::exception& e) {
+            warn_fewer_threads(what, i, n, e.what());
+            return i;
+        } catch (...) {
+            warn_fewer_threads(what, i, n, "unknown error");
             return i;
         }
     }
