@@ -88,8 +88,8 @@ TEST_CASE("files outside the trees are listed, sorted and unique; missing ones a
                                                    "/opt/vendor/missing.conf", "/var/lib/kubeletx/file",
                                                    "/var/usrlocal/bin/tool"});
     CHECK(res->missing == std::vector<std::string>{"/opt/vendor/missing.conf"});
-    CHECK(res->copy == std::vector<std::string>{"/etc-not-etc/file", "/opt/vendor/agent.conf",
-                                                "/var/lib/kubeletx/file", "/var/usrlocal/bin/tool"});
+    CHECK(res->copy == std::vector<std::string>{"/etc-not-etc/file", "/opt/vendor/agent.conf", "/var/lib/kubeletx/file",
+                                                "/var/usrlocal/bin/tool"});
 }
 
 TEST_CASE("system directories that are symlinks: files are copied by the path they really have")
