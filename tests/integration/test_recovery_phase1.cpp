@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sched.h>
@@ -1138,52 +1139,51 @@ TEST_CASE("the initrd entry without a recovery partition leaves the root alone")
 // What cannot be read must not keep a healthy node from booting: when the
 // initrd cannot tell whether a recovery is armed, an ordinary boot goes on with
 // a warning; with upgrade_recovery=phase1 it is an error (emergency.target).
-TEST_CASE("the initrd entry lets an ordinary boot go on when it cannot tell whether a recovery is armed")
+// `damage` breaks the host's recovery directory; `said` is in the error, `reason`
+// starts the ordinary boot's reason.
+static void check_unknown_armed_state(const std::function<void(Host&)>& damage, const std::string& said,
+                                      const std::string& reason)
 {
     Host h;
     std::string cmdline = h.base + "/cmdline", boot = h.base + "/boot_id";
     write(boot, "boot-1\n");
     const bool karg = ordinary_or_karg_boot(cmdline);
-    // The recovery directory on the partition is not a directory.
-    fs::remove_all(h.p("var/recovery/recovery"));
-    write(h.p("var/recovery/recovery"), "not a directory\n");
+    damage(h);
     const Snapshot pre = h.snapshot();
     auto r = h.run("--initrd --cmdline " + cmdline + " --boot-id " + boot);
     INFO(r.out << r.err);
     if (karg) {
         CHECK(r.exit_code == 1);
-        CHECK(r.err.find("recovery directory") != std::string::npos);
+        CHECK(r.err.find(said) != std::string::npos);
     } else {
         REQUIRE(r.exit_code == 0);
         CHECK(r.json()["ran"] == false);
-        CHECK(r.json()["reason"].get<std::string>().rfind("recovery directory unreadable: ", 0) == 0);
+        CHECK(r.json()["reason"].get<std::string>().rfind(reason, 0) == 0);
         CHECK(r.err.find("an armed recovery could not be looked for in this boot") != std::string::npos);
     }
     CHECK(h.snapshot() == pre);
 }
 
-// An armed marker that does not hold a backup id is damage, not a name to follow:
-// the same as an unreadable one.
+TEST_CASE("the initrd entry lets an ordinary boot go on when it cannot tell whether a recovery is armed")
+{
+    // The recovery directory on the partition is not a directory.
+    check_unknown_armed_state(
+        [](Host& h) {
+            fs::remove_all(h.p("var/recovery/recovery"));
+            write(h.p("var/recovery/recovery"), "not a directory\n");
+        },
+        "recovery directory", "recovery directory unreadable: ");
+}
+
+// An armed marker that does not hold a backup id is damage, not a name to follow.
 TEST_CASE("the initrd entry takes an armed marker that holds no backup id as unreadable")
 {
-    Host h;
-    std::string cmdline = h.base + "/cmdline", boot = h.base + "/boot_id";
-    write(boot, "boot-1\n");
-    const bool karg = ordinary_or_karg_boot(cmdline);
-    fs::create_directories(h.p("var/recovery/recovery"));
-    write(h.p("var/recovery/recovery/armed"), "../../etc\n");
-    const Snapshot pre = h.snapshot();
-    auto r = h.run("--initrd --cmdline " + cmdline + " --boot-id " + boot);
-    INFO(r.out << r.err);
-    if (karg) {
-        CHECK(r.exit_code == 1);
-        CHECK(r.err.find("holds '../../etc', not a backup id") != std::string::npos);
-    } else {
-        REQUIRE(r.exit_code == 0);
-        CHECK(r.json()["ran"] == false);
-        CHECK(r.json()["reason"].get<std::string>().rfind("armed marker unreadable: ", 0) == 0);
-    }
-    CHECK(h.snapshot() == pre);
+    check_unknown_armed_state(
+        [](Host& h) {
+            fs::create_directories(h.p("var/recovery/recovery"));
+            write(h.p("var/recovery/recovery/armed"), "../../etc\n");
+        },
+        "holds '../../etc', not a backup id", "armed marker unreadable: ");
 }
 
 // The same for a configuration file the failed upgrade (or a person) broke, through
