@@ -157,6 +157,16 @@ TEST_CASE("job state: round trip with escapes")
     CHECK(p->job->message == j.message);
     CHECK(p->job->started == 1700000000);
     CHECK_FALSE(p->job->terminal());
+    CHECK_FALSE(p->result); // none recorded: an older file, or no job yet
+    // The Manager's result and LastError, which the job record alone cannot give.
+    s.result = "Error";
+    s.last_error_name = "io.openshift.UpgradeRecovery1.Error.Corrupt";
+    s.last_error = "backup x is corrupt:\n1 mismatch \\ here";
+    auto r = parse_state(format_state(s));
+    REQUIRE(r);
+    CHECK(r->result == std::optional<std::string>("Error"));
+    CHECK(r->last_error_name == s.last_error_name);
+    CHECK(r->last_error == s.last_error);
     for (const char* t : {"Succeeded", "Timeout", "Cancelled", "Error"}) {
         JobRecord r;
         r.state = t;

@@ -473,6 +473,16 @@ check "... delete of the newest exits 7, deleting nothing" run_rc 7 "$T/dd.x.out
 check "... (still there)" test -d "$R2/var/recovery/backups/$LID2"
 rmdir "$L" && mv "$T/latest.link" "$L"
 check "... status is clean again" run_rc 0 "$T/dd.s.out" "$T/dd.s.err" cli "$R2" status
+# Deleting the newest backup under a damaged link sets it to the next newest, as a
+# good link naming the newest would be.
+L=$R2/var/recovery/latest
+NEWEST=$(readlink "$L" | sed 's|^backups/||')
+NEXT=$(ls "$R2/var/recovery/backups" | grep -vx "$NEWEST" | tail -n1)
+rm "$L" && ln -s backups/20000101T000000Z "$L"
+check "a damaged link: delete of the newest backup exits 0" run_rc 0 "$T/dn.out" "$T/dn.err" cli "$R2" delete "$NEWEST"
+check "... and latest names the next newest ($NEXT)" test "$(readlink "$L")" = "backups/$NEXT"
+check "... status is clean" run_rc 0 "$T/dn.s.out" "$T/dn.s.err" cli "$R2" status
+LID2=$(readlink "$R2/var/recovery/latest" | sed 's|^backups/||')
 
 # --- a damaged armed marker: damage, not a path; disarm or abandon removes it --------
 mkdir -p "$R2/var/recovery/recovery"
