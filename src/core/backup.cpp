@@ -584,9 +584,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     if (!latest) return std::unexpected(latest.error());
     // Publishing renames a new link over it, which a directory refuses: refused
     // now, before anything is written, rather than after the copy.
-    if (latest->directory)
-        return fail(ErrorKind::Corrupt,
-                    "'" + store.path() + "/latest' " + latest->damage + " (" + latest_remedy(store, *latest) + ")");
+    if (latest->directory) return std::unexpected(latest_error(store, *latest));
     std::optional<std::string> latest_id = latest->id;
     if (!latest->damage.empty() && !ids->empty()) latest_id = ids->back();
     std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);

@@ -170,7 +170,6 @@ Result<LatestLink> read_latest_link(const Store& store)
 
 Result<LatestLink> read_latest(const Store& store)
 {
-    if (!store.fd) return LatestLink{};
     // Read without the lock: a delete moves `latest` before the generation goes,
     // so a generation missing under a link read before the move is read again.
     auto l = read_latest_link(store);
@@ -178,20 +177,16 @@ Result<LatestLink> read_latest(const Store& store)
     return l;
 }
 
-std::string latest_remedy(const Store& store, const LatestLink& l)
+Error latest_error(const Store& store, const LatestLink& l)
 {
     const std::string link = store.path() + "/latest";
-    auto ids = list_backups(store);
-    const std::string newest = ids && !ids->empty() ? ids->back() : "";
-    if (l.directory)
-        return "move it away (mv " + link + " " + link + ".damaged), then take a new backup, which sets it again" +
-               (newest.empty() ? ""
-                               : ", or point it at the newest backup: ln -s " + std::string(kBackupsDir) + "/" +
-                                     newest + " " + link);
-    return "take a new backup, which sets it again" + (newest.empty()
-                                                           ? std::string()
-                                                           : ", or point it at the newest backup: ln -sfn " +
-                                                                 std::string(kBackupsDir) + "/" + newest + " " + link);
+    std::string fix = "take a new backup, which sets it again";
+    if (auto ids = list_backups(store); ids && !ids->empty())
+        fix +=
+            ", or point it at the newest backup: ln -sfn " + std::string(kBackupsDir) + "/" + ids->back() + " " + link;
+    // Nothing renames (or ln -sfn links) over a directory: it goes first.
+    if (l.directory) fix = "move it away (mv " + link + " " + link + ".damaged), then " + fix;
+    return Error{ErrorKind::Corrupt, 0, "'" + link + "' " + l.damage + " (" + fix + ")"};
 }
 
 Result<std::optional<std::string>> latest_backup(const Store& store)
@@ -199,8 +194,7 @@ Result<std::optional<std::string>> latest_backup(const Store& store)
     auto l = read_latest(store);
     if (!l) return std::unexpected(l.error());
     if (l->damage.empty()) return l->id;
-    return fail(ErrorKind::Corrupt,
-                "'" + store.path() + "/latest' " + l->damage + " (" + latest_remedy(store, *l) + ")");
+    return std::unexpected(latest_error(store, *l));
 }
 
 Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store)
@@ -316,9 +310,7 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
     // A damaged link names no backup; the newest going then sets it to the next newest,
     // as when it named the newest. A directory cannot be replaced: refused first.
     bool names_it = latest->id == id || (!latest->damage.empty() && id == ids->back());
-    if (names_it && latest->directory)
-        return fail(ErrorKind::Corrupt,
-                    "'" + store.path() + "/latest' " + latest->damage + " (" + latest_remedy(store, *latest) + ")");
+    if (names_it && latest->directory) return std::unexpected(latest_error(store, *latest));
     if (names_it) {
         if (next.empty()) {
             if (::unlinkat(store.fd.get(), kLatestLink, 0) < 0 && errno != ENOENT) return fail_errno("remove latest");

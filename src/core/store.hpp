@@ -81,8 +81,8 @@ struct LatestLink {
     bool directory = false;        // damaged by being a directory: nothing can rename over it
 };
 Result<LatestLink> read_latest(const Store& store);
-// How to set a damaged `latest` right again.
-std::string latest_remedy(const Store& store, const LatestLink& l);
+// A damaged `latest` as an error (Corrupt): what is wrong, and how to set it right.
+Error latest_error(const Store& store, const LatestLink& l);
 Result<BackupMetadata> read_metadata(const Store& store, const std::string& id);
 // Every backup's metadata, oldest first; one that cannot be read is the error.
 Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store);

@@ -539,7 +539,7 @@ void Manager::refresh_view(bool emit)
     // Each re-read re-checks the watch: the partition may be mounted by now.
     if (store_watch_) store_watch_->watch(store ? store->path() : root_path(args_.root, cfg_.mount_point));
     if (store) {
-        if (auto l = latest_backup(*store); l && *l) latest = **l;
+        if (auto l = read_latest(*store); l && l->id) latest = *l->id; // damaged: none
         if (auto rs = read_recovery_status(*store); rs) {
             rsummary = rs->summary;
             const auto& j = rs->journal;
@@ -759,8 +759,8 @@ int Manager::m_list_backups(sd_bus_message* m, void* userdata, sd_bus_error* err
     auto ids = list_backups(*store);
     if (!ids) return reply_error(err, ids.error());
     // A damaged `latest` marks no backup as latest; the backups are still listed.
-    auto latest = latest_backup(*store);
-    if (!latest && latest.error().kind != ErrorKind::Corrupt) return reply_error(err, latest.error());
+    auto latest = read_latest(*store);
+    if (!latest) return reply_error(err, latest.error());
 
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_return(m, &raw);
@@ -768,7 +768,7 @@ int Manager::m_list_backups(sd_bus_message* m, void* userdata, sd_bus_error* err
     MessagePtr reply(raw);
     r = sd_bus_message_open_container(reply.get(), 'a', "a{sv}");
     for (auto it = ids->rbegin(); r >= 0 && it != ids->rend(); ++it) // newest first
-        r = append_backup(reply.get(), *it, read_metadata(*store, *it), latest && *latest && **latest == *it);
+        r = append_backup(reply.get(), *it, read_metadata(*store, *it), latest->id == *it);
     if (r >= 0) r = sd_bus_message_close_container(reply.get());
     if (r < 0) return r;
     return sd_bus_send(nullptr, reply.get(), nullptr);
