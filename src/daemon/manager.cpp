@@ -286,7 +286,6 @@ void Manager::startup()
         last_error_ = j.message;
         last_error_name_ = j.error_name;
     }
-    remember_result();
     // LastBackup and RecoveryState follow what the CLI or phase 2 write, when they write it.
     store_watch_ = std::make_unique<StoreWatch>(event_, [this] {
         if (refresh_queued_) return; // one re-read for a burst of events
@@ -297,8 +296,7 @@ void Manager::startup()
             refresh_view(true);
         });
     });
-    if (interrupted)
-        if (auto r = save_state(args_.root, saved_); !r) log::warning("save daemon state: " + r.error().message);
+    if (interrupted) save_daemon_state();
     refresh_view(false);
     notify_status();
 }
@@ -378,7 +376,7 @@ Result<Job*> Manager::launch(const std::string& type, bool exported, JobWork wor
         current_reply_.reset();
         if (exported) set_state(Phase::Error);
         set_last_error(error_name(r.error().kind), r.error().message);
-        if (auto s = save_state(args_.root, saved_); !s) log::warning("save daemon state: " + s.error().message);
+        save_daemon_state();
         if (exported) emit_changed({"CurrentJob"});
         return std::unexpected(r.error());
     }
@@ -452,7 +450,7 @@ void Manager::record_job(const Job& job)
     r.started = job.started();
     if (job.finished()) r.finished = static_cast<int64_t>(::time(nullptr));
     saved_.job = std::move(r);
-    if (auto s = save_state(args_.root, saved_); !s) log::warning("save daemon state: " + s.error().message);
+    save_daemon_state();
 }
 
 void Manager::log_job_start(const Job& job)
@@ -500,7 +498,6 @@ void Manager::set_state(Phase p)
 {
     if (state_ == p) return;
     state_ = p;
-    remember_result();
     emit_changed({"State"});
 }
 
@@ -509,17 +506,18 @@ void Manager::set_last_error(std::string name, std::string message)
     if (last_error_ == message && last_error_name_ == name) return;
     last_error_ = std::move(message);
     last_error_name_ = std::move(name);
-    remember_result();
     emit_changed({"LastError", "LastErrorName"});
 }
 
-void Manager::remember_result()
+void Manager::save_daemon_state()
 {
-    // What the next start shows; written with the job record (record_job).
+    // The result the next start shows: State's last result (not a running job's
+    // phase: a crash then is reported as interrupted) and LastError.
     if (state_ == Phase::Succeeded || state_ == Phase::Timeout || state_ == Phase::Error)
         saved_.result = phase_name(state_);
     saved_.last_error = last_error_;
     saved_.last_error_name = last_error_name_;
+    if (auto r = save_state(args_.root, saved_); !r) log::warning("save daemon state: " + r.error().message);
 }
 
 void Manager::emit_changed(std::initializer_list<const char*> props)

@@ -93,7 +93,7 @@ class Manager
 
     void set_state(Phase p);
     void set_last_error(std::string name, std::string message);
-    void remember_result(); // State's result and LastError into saved_
+    void save_daemon_state(); // saved_, with State's result and LastError, to disk
     // Re-read LastBackup and the recovery state from the partition.
     void refresh_view(bool emit);
     void refresh_if_stale();
