@@ -1,8 +1,6 @@
 #include "writeback_pacer.hpp"
 
-#include "log.hpp"
-
-#include <system_error>
+#include "thread_pool.hpp"
 
 #include <unistd.h>
 
@@ -11,12 +9,8 @@ namespace ur
 
 WritebackPacer::WritebackPacer(int fd, uint64_t files) : fd_(fd), every_(files ? files : 1)
 {
-    try {
-        thread_ = std::thread([this] { run(); });
-    } catch (const std::system_error& e) {
-        // Pacing only keeps xfs's reservations small; the backup's final syncfs does the rest.
-        log::warning(std::string("writeback pacing: no thread (") + e.what() + "); going on without");
-    }
+    // Pacing only keeps xfs's reservations small; without a thread the backup's final syncfs does the rest.
+    start_threads(thread_, 1, "writeback pacing", [this](unsigned) { run(); });
 }
 
 WritebackPacer::~WritebackPacer()
@@ -26,7 +20,8 @@ WritebackPacer::~WritebackPacer()
         stop_ = true;
     }
     cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
+    for (auto& t : thread_)
+        t.join();
 }
 
 void WritebackPacer::wrote_file()

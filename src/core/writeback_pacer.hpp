@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace ur
 {
@@ -39,7 +40,7 @@ class WritebackPacer
     std::condition_variable cv_;
     bool wake_ = false;
     bool stop_ = false;
-    std::thread thread_;
+    std::vector<std::thread> thread_; // one, or none when the system refused it (no pacing then)
 };
 
 } // namespace ur

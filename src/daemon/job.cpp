@@ -116,7 +116,7 @@ Result<> Job::start(sd_event* event, sd_bus* bus, JobWork work, std::function<vo
             }
             post({Event::Done, {}, 0});
         });
-    } catch (const std::system_error& e) {
+    } catch (const std::exception& e) { // std::system_error, or no memory for the thread
         source_.reset();
         return fail(ErrorKind::Internal, std::string("cannot start the job's worker thread: ") + e.what());
     }

@@ -575,6 +575,7 @@ if mkdir "$CG" 2>/dev/null; then
     rmdir "$CG"
     check "a backup that can start no thread exits 0" test "$rc" = 0
     check "... and says so" grep -q "file copy: started 0 of [0-9]* threads (Resource temporarily unavailable)" "$T/pm.err"
+    check "... also for the writeback pacing" grep -q "writeback pacing: started 0 of 1 threads" "$T/pm.err"
     check "... with the changed file in it" test "$(json "$T/pm.json" 'j["sizes"]["copied_bytes"] > 0')" = true
     check "... and it verifies" run_rc 0 "$T/pm.v.out" "$T/pm.v.err" cli "$R2" verify
 else

@@ -150,4 +150,28 @@ S=$(wait_job "$J")
 ok "dry run that does not fit -> NoSpace: $(jprop "$J" Message)"
 still_good
 
+# --- no thread for the job's worker (EAGAIN, as under TasksMax) -------------------
+# The daemon in a pids cgroup that allows only the tasks it has: the job fails, the
+# service goes on. (cgroup v1 pids here; without it this section does not run.)
+CG=/sys/fs/cgroup/pids/urt-dbus-errors-$$
+if mkdir "$CG" 2>/dev/null; then
+    echo "$DAEMON_PID" >"$CG/cgroup.procs"
+    ls "/proc/$DAEMON_PID/task" | wc -l >"$CG/pids.max"
+    out=$(gcall StartBackup '{}')
+    echo "$DAEMON_PID" >/sys/fs/cgroup/pids/cgroup.procs
+    refused=$(sed -n 's/^max //p' "$CG/pids.events")
+    rmdir "$CG"
+    [ "$refused" -gt 0 ] || die "the pids limit refused nothing"
+    expect_error "$ERR.Internal" "$out"
+    grep -q "cannot start the job's worker thread" <<<"$out" || die "StartBackup without a thread: $out"
+    [ "$(mprop State)" = Error ] || die "State after a job that could not start: $(mprop State)"
+    [[ $(mprop LastError) == *"worker thread"* ]] || die "LastError: $(mprop LastError)"
+    daemon_alive
+    J=$(mcall StartBackup 'a{sv}' 1 dry_run b true | objpath)
+    [ "$(wait_job "$J")" = Error ] || die "a dry run once threads are back: $(jprop "$J" State)" # NoSpace, as above
+    ok "a job whose thread the system refuses fails; the service goes on"
+else
+    echo "note: no pids cgroup (v1) here; the worker-thread section did not run"
+fi
+
 echo "PASS: test_dbus_errors"
