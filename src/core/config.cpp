@@ -340,9 +340,7 @@ Result<Config> parse_config_text(Config c, std::string_view text, const std::str
         Section s(*t, name, file);
         UR_TRY(apply_section(name, s, c, file));
     }
-    if (c.mount_point.empty() || c.mount_point[0] != '/')
-        return fail(ErrorKind::BadConfig, file + ": partition.mount_point must be an absolute path");
-    if (c.retention < 1) return fail(ErrorKind::BadConfig, file + ": backup.retention must be at least 1");
+    // partition.mount_point and backup.retention are checked at their keys.
     if (c.trees.empty()) return fail(ErrorKind::BadConfig, file + ": backup.trees must name at least one tree");
     return c;
 }
