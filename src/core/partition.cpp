@@ -453,8 +453,9 @@ Result<std::string> some_entries(int dirfd)
 
 } // namespace
 
-Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, bool mount_if_needed)
+Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, StoreAccess access)
 {
+    const bool mount_if_needed = access != StoreAccess::Read;
     if (cfg.mount_point.empty() || cfg.mount_point.front() != '/')
         return fail(ErrorKind::BadConfig,
                     "partition.mount_point must be an absolute path, not '" + cfg.mount_point + "'");
@@ -476,12 +477,13 @@ Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, b
         if (part.error().kind != ErrorKind::PartitionNotFound || !cfg.allow_plain_directory)
             return fail(std::move(part.error()));
         // Configured fallback: backups go to a plain directory. Missing is fine
-        // for readers (no backups yet); writers get it created.
+        // for readers and the dry run (no backups yet); writers get it created.
         loc.plain_directory = true;
-        auto dir = open_dir_in_root(rootfd->get(), cfg.mount_point, mount_if_needed, 0700);
+        auto dir = open_dir_in_root(rootfd->get(), cfg.mount_point, access == StoreAccess::Write, 0700);
         if (!dir) {
-            if (dir.error().err == ENOENT) return loc;
-            return fail(std::move(dir.error()));
+            if (dir.error().err != ENOENT) return fail(std::move(dir.error()));
+            loc.absent = true;
+            return loc;
         }
         auto real = fd_path(dir->get());
         if (!real) return fail(std::move(real.error()));

@@ -37,6 +37,13 @@ struct StoreLocation {
     bool plain_directory = false; // allow_plain_directory and no partition was used
     PartitionInfo partition;      // empty when plain_directory
     bool mounted_now = false;     // we mounted it in this call
+    bool absent = false;          // plain_directory that does not exist yet (not created: read-only access)
+};
+
+enum class StoreAccess {
+    Read,    // as found: an unmounted partition is NotMounted
+    Inspect, // mounts the partition when needed, writes nothing on it (backup --dry-run)
+    Write,   // mounts it, and creates the layout (and a missing plain directory)
 };
 
 // Mount `source` (a device, a LABEL=/UUID=/PARTLABEL= tag, or a directory with
@@ -63,11 +70,11 @@ class MountGuard
     std::string target_;
 };
 
-// Resolve where backups live: <root><mount_point>. With `mount_if_needed`,
-// mount the partition there when nothing is mounted. Refuses (NotMounted /
+// Resolve where backups live: <root><mount_point>. Inspect and Write mount the
+// partition there when nothing is mounted. Refuses (NotMounted /
 // PartitionNotFound) when the mount point is not a mount of that partition,
 // naming what is mounted there instead; allow_plain_directory accepts a plain
-// directory when no partition with the label exists.
-Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, bool mount_if_needed);
+// directory when no partition with the label exists; only Write creates it.
+Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, StoreAccess access);
 
 } // namespace ur

@@ -4,22 +4,50 @@
 #include "walk.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 namespace ur
 {
 
+namespace
+{
+
+// A plain backup directory that does not exist yet reads as an empty store.
+// The descriptor of a directory removed right after it was opened finds
+// nothing (every lookup in it is ENOENT) and takes nothing, so no reader needs
+// a case of its own and nothing is created where the backups would go.
+Result<UniqueFd> open_empty_removed_directory()
+{
+    const char* tmp = std::getenv("TMPDIR");
+    std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/upgrade-recovery-empty-XXXXXX";
+    if (!::mkdtemp(path.data())) return fail_errno("create a temporary directory in " + path);
+    auto fd = open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    ::rmdir(path.c_str());
+    if (!fd) return std::unexpected(std::move(fd.error()));
+    return fd;
+}
+
+} // namespace
+
 Result<Store> open_store(const Config& cfg, const std::string& root, StoreAccess access)
 {
     const bool writable = access == StoreAccess::Write;
-    auto loc = locate_store(cfg, root, access != StoreAccess::Read);
+    auto loc = locate_store(cfg, root, access);
     if (!loc) return std::unexpected(loc.error());
     Store s;
     s.location = std::move(*loc);
+    if (s.location.absent) {
+        auto empty = open_empty_removed_directory();
+        if (!empty) return std::unexpected(std::move(empty.error()).context("recovery store " + s.path()));
+        s.fd = std::move(*empty);
+        return s;
+    }
     auto fd = open_at(AT_FDCWD, s.location.path, O_RDONLY | O_DIRECTORY);
     if (!fd) return std::unexpected(std::move(fd.error()).context("recovery store"));
     s.fd = std::move(*fd);
@@ -37,13 +65,24 @@ Result<Store> open_store(const Config& cfg, const std::string& root, StoreAccess
 Result<StoreUsage> store_usage(const Store& store)
 {
     struct statvfs sv;
-    if (::fstatvfs(store.fd.get(), &sv) != 0) return fail_errno("statvfs " + store.path());
+    if (store.location.absent) {
+        // Not created yet: it will be made on the filesystem of its nearest existing parent.
+        std::string at = store.path();
+        while (::statvfs(at.c_str(), &sv) != 0) {
+            if (errno != ENOENT || at.size() <= 1) return fail_errno("statvfs " + at);
+            const auto slash = at.find_last_of('/');
+            at = slash == 0 || slash == std::string::npos ? "/" : at.substr(0, slash);
+        }
+    } else if (::fstatvfs(store.fd.get(), &sv) != 0) {
+        return fail_errno("statvfs " + store.path());
+    }
     return StoreUsage{static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize,
                       static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize};
 }
 
 Result<StoreLock> lock_store(const Store& store, bool create)
 {
+    if (store.location.absent) return StoreLock(); // nothing there to guard (read-only opens only)
     auto fd = open_at(store.fd.get(), kLockFile, O_RDWR | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
     if (!fd && !create && fd.error().err == ENOENT) return StoreLock();
     if (!fd) return std::unexpected(std::move(fd.error()).context("lock file"));

@@ -36,11 +36,6 @@ struct Store {
     const std::string& path() const { return location.path; }
 };
 
-enum class StoreAccess {
-    Read,    // as found: an unmounted partition is NotMounted
-    Inspect, // mounts the partition when needed, writes nothing on it (backup --dry-run)
-    Write,   // mounts it, and creates the layout
-};
 Result<Store> open_store(const Config& cfg, const std::string& root, StoreAccess access);
 // Read or Write.
 inline Result<Store> open_store(const Config& cfg, const std::string& root, bool writable)

@@ -51,6 +51,26 @@ ur_fx_config "$R0" "$UR_FX_LABEL-does-not-exist"
 check "backup without the partition exits 4" run_rc 4 "$T/np.out" "$T/np.err" cli "$R0" backup
 check "the error names the missing GPT name" grep -q "no GPT partition named '$UR_FX_LABEL-does-not-exist'" "$T/np.err"
 check "nothing was written (no mount point created)" test ! -e "$R0/var/recovery"
+# With partition.allow_plain_directory the backups go to a plain directory. Before
+# the first backup it does not exist: readers and the dry run see an empty store
+# and create nothing (they used to fail on it, and the dry run made it).
+mkdir -p "$R0/etc/upgrade-recovery/config.d"
+printf '[partition]\nallow_plain_directory = true\nmount_point = "/srv/backups"\n' \
+    >"$R0/etc/upgrade-recovery/config.d/plain.toml"
+check "plain directory not made yet: list exits 0" run_rc 0 "$T/pl.json" "$T/pl.err" cli "$R0" --json list
+check "... and lists nothing" test "$(json "$T/pl.json" 'len(j)')" = 0
+check "... status exits 0" run_rc 0 "$T/ps.out" "$T/ps.err" cli "$R0" status
+check "... and says so" grep -q "^Backups: 0" "$T/ps.out"
+check "... verify exits 1: no backup to verify" run_rc 1 "$T/pv.out" "$T/pv.err" cli "$R0" verify
+check "... and says so" grep -q "there is no backup to verify" "$T/pv.err"
+check "... backup --dry-run exits 0" run_rc 0 "$T/pd.json" "$T/pd.err" cli "$R0" --json backup --dry-run
+check "... and it fits, with the free space of the filesystem it will be made on" \
+    test "$(json "$T/pd.json" 'j["fits"] and j["free_bytes"] > 0')" = true
+check "... none of them created the directory" test ! -e "$R0/srv"
+check "... a backup creates it and exits 0" run_rc 0 "$T/pb.json" "$T/pb.err" cli "$R0" --json backup
+check "... mode 0700" test "$(stat -c %a "$R0/srv/backups")" = 700
+check "... and list shows the backup" test "$(cli "$R0" --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1
+rm -r "$R0/etc/upgrade-recovery/config.d" "$R0/srv"
 # Malformed options are usage errors (exit 2) before anything is looked at.
 for bad in "--timeout abc" "--timeout 10x" "--timeout -1" "--timeout 99999999999" "--timeout" \
     "--id 20240101T000000Z --id 20240102T000000Z"; do

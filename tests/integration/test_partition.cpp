@@ -266,7 +266,7 @@ TEST_CASE("locate_store mounts the partition on a missing mount point, and a sec
 {
     TempRoot root;
     auto cfg = store_config();
-    auto loc = ur::locate_store(cfg, root.path, true);
+    auto loc = ur::locate_store(cfg, root.path, ur::StoreAccess::Write);
     INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     CHECK(loc->mounted_now);
@@ -282,14 +282,14 @@ TEST_CASE("locate_store mounts the partition on a missing mount point, and a sec
     CHECK(st.st_dev == rdev_of(loop() + "p1"));
     CHECK(mode_of(root.at("/var")) == 0755);
 
-    auto again = ur::locate_store(cfg, root.path, true);
+    auto again = ur::locate_store(cfg, root.path, ur::StoreAccess::Write);
     INFO((again ? std::string() : again.error().message));
     REQUIRE(again.has_value());
     CHECK_FALSE(again->mounted_now);
     CHECK(again->path == loc->path);
     CHECK(mounts_at(root.at("/var/recovery")).size() == 1); // not mounted twice
 
-    auto readonly = ur::locate_store(cfg, root.path, false);
+    auto readonly = ur::locate_store(cfg, root.path, ur::StoreAccess::Read);
     INFO((readonly ? std::string() : readonly.error().message));
     REQUIRE(readonly.has_value());
     CHECK_FALSE(readonly->mounted_now);
@@ -298,7 +298,7 @@ TEST_CASE("locate_store mounts the partition on a missing mount point, and a sec
 TEST_CASE("locate_store creates a missing mount point with mode 0700 before mounting")
 {
     TempRoot root;
-    auto loc = ur::locate_store(store_config(), root.path, true);
+    auto loc = ur::locate_store(store_config(), root.path, ur::StoreAccess::Write);
     INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     // The mount hides the directory's own mode; unmount to look at it.
@@ -312,7 +312,7 @@ TEST_CASE("locate_store passes mount_options to the kernel")
     TempRoot root;
     auto cfg = store_config();
     cfg.mount_options = "ro,noatime";
-    auto loc = ur::locate_store(cfg, root.path, true);
+    auto loc = ur::locate_store(cfg, root.path, ur::StoreAccess::Write);
     INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     std::ifstream in("/proc/self/mountinfo");
@@ -330,7 +330,7 @@ TEST_CASE("locate_store refuses an unmounted plain directory when told not to mo
 {
     TempRoot root;
     fs::create_directories(root.at("/var/recovery"));
-    auto loc = ur::locate_store(store_config(), root.path, false);
+    auto loc = ur::locate_store(store_config(), root.path, ur::StoreAccess::Read);
     REQUIRE_FALSE(loc.has_value());
     CHECK(loc.error().kind == ErrorKind::NotMounted);
     CHECK_THAT(loc.error().message, Catch::Contains(loop() + "p1") && Catch::Contains("not mounted"));
@@ -338,7 +338,7 @@ TEST_CASE("locate_store refuses an unmounted plain directory when told not to mo
 
     // Same when the directory does not exist at all, and it is not created.
     TempRoot empty;
-    auto none = ur::locate_store(store_config(), empty.path, false);
+    auto none = ur::locate_store(store_config(), empty.path, ur::StoreAccess::Read);
     REQUIRE_FALSE(none.has_value());
     CHECK(none.error().kind == ErrorKind::NotMounted);
     CHECK_FALSE(fs::exists(empty.at("/var")));
@@ -349,8 +349,8 @@ TEST_CASE("locate_store refuses a tmpfs mounted on the mount point and names it"
     TempRoot root;
     fs::create_directories(root.at("/var/recovery"));
     REQUIRE(::mount("ur-impostor", root.at("/var/recovery").c_str(), "tmpfs", 0, "size=1m") == 0);
-    for (bool mount_if_needed : {false, true}) {
-        auto loc = ur::locate_store(store_config(), root.path, mount_if_needed);
+    for (auto access : {ur::StoreAccess::Read, ur::StoreAccess::Write}) {
+        auto loc = ur::locate_store(store_config(), root.path, access);
         REQUIRE_FALSE(loc.has_value());
         CHECK(loc.error().kind == ErrorKind::NotMounted);
         CHECK_THAT(loc.error().message, Catch::Contains("ur-impostor (tmpfs") && Catch::Contains(loop() + "p1"));
@@ -364,7 +364,7 @@ TEST_CASE("locate_store refuses another xfs partition mounted on the mount point
     fs::create_directories(root.at("/var/recovery"));
     std::string other = loop() + "p2";
     REQUIRE(::mount(other.c_str(), root.at("/var/recovery").c_str(), "xfs", 0, nullptr) == 0);
-    auto loc = ur::locate_store(store_config(), root.path, true);
+    auto loc = ur::locate_store(store_config(), root.path, ur::StoreAccess::Write);
     REQUIRE_FALSE(loc.has_value());
     CHECK(loc.error().kind == ErrorKind::NotMounted);
     CHECK_THAT(loc.error().message, Catch::Contains(other + " (xfs") && Catch::Contains(loop() + "p1"));
@@ -379,7 +379,7 @@ TEST_CASE("locate_store accepts the partition mounted over another mount (the vi
     int mrc = ::mount(dev.c_str(), root.at("/var/recovery").c_str(), "xfs", 0, nullptr);
     INFO("mount " << dev << ": " << (mrc == 0 ? "ok" : std::strerror(errno)));
     REQUIRE(mrc == 0);
-    auto loc = ur::locate_store(store_config(), root.path, false);
+    auto loc = ur::locate_store(store_config(), root.path, ur::StoreAccess::Read);
     INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     CHECK_FALSE(loc->mounted_now);
@@ -393,7 +393,7 @@ TEST_CASE("locate_store resolves symlinks inside the root prefix and returns the
     fs::create_directories(root.at("/real/data"));
     fs::create_symlink("/data", root.at("/real/var"));
     fs::create_symlink(root.at("/real"), root.at("/link"));
-    auto loc = ur::locate_store(store_config(), root.at("/link"), true);
+    auto loc = ur::locate_store(store_config(), root.at("/link"), ur::StoreAccess::Write);
     INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     CHECK(loc->mounted_now);
@@ -409,18 +409,25 @@ TEST_CASE("locate_store uses a plain directory when allowed and no partition has
     auto cfg = store_config("-absent");
     cfg.allow_plain_directory = true;
 
-    auto reader = ur::locate_store(cfg, root.path, false); // readers do not create it
+    auto reader = ur::locate_store(cfg, root.path, ur::StoreAccess::Read); // readers do not create it
     INFO((reader ? std::string() : reader.error().message));
     REQUIRE(reader.has_value());
     CHECK(reader->plain_directory);
     CHECK(reader->partition.device.empty());
+    CHECK(reader->absent);
     CHECK_FALSE(fs::exists(root.at("/var/recovery")));
 
-    auto loc = ur::locate_store(cfg, root.path, true);
+    auto dry = ur::locate_store(cfg, root.path, ur::StoreAccess::Inspect); // nor does the dry run
+    REQUIRE(dry.has_value());
+    CHECK(dry->absent);
+    CHECK_FALSE(fs::exists(root.at("/var")));
+
+    auto loc = ur::locate_store(cfg, root.path, ur::StoreAccess::Write);
     INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     CHECK(loc->plain_directory);
     CHECK_FALSE(loc->mounted_now);
+    CHECK_FALSE(loc->absent);
     CHECK(loc->path == root.at("/var/recovery"));
     CHECK(mode_of(loc->path) == 0700);
     CHECK(mounts_at(loc->path).empty());
@@ -429,7 +436,7 @@ TEST_CASE("locate_store uses a plain directory when allowed and no partition has
 TEST_CASE("locate_store without allow_plain_directory gives PartitionNotFound when no partition has the label")
 {
     TempRoot root;
-    auto loc = ur::locate_store(store_config("-absent"), root.path, true);
+    auto loc = ur::locate_store(store_config("-absent"), root.path, ur::StoreAccess::Write);
     REQUIRE_FALSE(loc.has_value());
     CHECK(loc.error().kind == ErrorKind::PartitionNotFound);
     CHECK_FALSE(fs::exists(root.at("/var/recovery"))); // nothing created for a refused store
@@ -439,13 +446,13 @@ TEST_CASE("locate_store says the partition is unformatted instead of failing the
 {
     TempRoot root;
     auto cfg = store_config("-raw");
-    auto loc = ur::locate_store(cfg, root.path, true);
+    auto loc = ur::locate_store(cfg, root.path, ur::StoreAccess::Write);
     REQUIRE_FALSE(loc.has_value());
     CHECK(loc.error().kind == ErrorKind::NotMounted);
     CHECK_THAT(loc.error().message, Catch::Contains("no filesystem") && Catch::Contains("mkfs.xfs " + loop() + "p3"));
     // allow_plain_directory does not hide a partition that exists but is unusable.
     cfg.allow_plain_directory = true;
-    CHECK_FALSE(ur::locate_store(cfg, root.path, true).has_value());
+    CHECK_FALSE(ur::locate_store(cfg, root.path, ur::StoreAccess::Write).has_value());
 }
 
 TEST_CASE("locate_store refuses a partition whose filesystem differs from partition.filesystem")
@@ -453,7 +460,7 @@ TEST_CASE("locate_store refuses a partition whose filesystem differs from partit
     TempRoot root;
     auto cfg = store_config();
     cfg.filesystem = "ext4";
-    auto loc = ur::locate_store(cfg, root.path, true);
+    auto loc = ur::locate_store(cfg, root.path, ur::StoreAccess::Write);
     REQUIRE_FALSE(loc.has_value());
     CHECK(loc.error().kind == ErrorKind::BadConfig);
     CHECK_THAT(loc.error().message, Catch::Contains("holds xfs"));
@@ -465,7 +472,7 @@ TEST_CASE("locate_store reports a failed mount as NotMounted with the kernel's r
     TempRoot root;
     auto cfg = store_config();
     cfg.mount_options = "ur_bogus_option";
-    auto loc = ur::locate_store(cfg, root.path, true);
+    auto loc = ur::locate_store(cfg, root.path, ur::StoreAccess::Write);
     REQUIRE_FALSE(loc.has_value());
     CHECK(loc.error().kind == ErrorKind::NotMounted);
     CHECK_THAT(loc.error().message, Catch::Contains("mount " + loop() + "p1") && Catch::Contains("ur_bogus_option") &&
