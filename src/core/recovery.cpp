@@ -379,7 +379,9 @@ Result<StepResult> step_phase1_done(Ctx& c, JournalStep&, const StepToken&)
     // Phase 2 must not run in the boot whose processes phase 1 stopped under them.
     c.j.phase1_boot_id = c.live ? read_boot_id(c.opts.boot_id_path) : "";
     UR_TRY(c.dir.set_phase2_pending(c.j.recovery_id));
-    UR_TRY(c.dir.clear_armed());
+    failpoint("recovery.phase1-done.pending");
+    // `armed` goes only once the journal says this step is done (execute): before
+    // that a power cut must find the partition armed, so the initrd resumes phase 1.
     return StepResult{false, "phase 2 pending"};
 }
 
@@ -858,9 +860,12 @@ struct Runner {
             std::string fpd = "recovery." + js.name + ".done";
             failpoint(fpd.c_str());
             log::info(js.name + ": " + (r->skipped ? "skipped: " : "") + r->note);
-            if (js.name == "phase1-done")
+            if (js.name == "phase1-done") {
+                // A leftover marker is harmless: the next initrd sees phase 1 done and removes it.
+                if (auto a = dir.clear_armed(); !a) log::error("journal: " + a.error().message);
                 log::event(log::kPhase1Done, log::Level::Info, "recovery " + j.recovery_id + ": phase 1 done",
                            {{"BACKUP_ID", j.backup_id}, {"RECOVERY_ID", j.recovery_id}, {"STEP", js.name}});
+            }
             ran_any = true;
             last_stage = def->stage;
         }
@@ -1043,14 +1048,20 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
         if (opts.backup_id)
             if (auto named = read_metadata(store, *id); !named)
                 return std::unexpected(std::move(named.error()).context("backup " + *id));
-        UR_TRY(run.dir.retire());
-        UR_TRY(run.dir.clear_phase2_pending());
+        // In an order that a power cut at any point leaves something the next boot
+        // resumes: armed with the new backup first (beside an old recovery still in
+        // progress, that one goes on), the old journal kept as journal.previous, the
+        // new journal over it, and only then the old phase2-pending goes.
+        UR_TRY(run.dir.set_armed(*id));
+        UR_TRY(run.dir.keep_as_previous());
+        failpoint("recovery.new.previous-kept");
         j = new_journal(*id, run.mode, opts.root);
         // Starting over after /etc was restored: the failed upgrade's MachineConfig list
         // can no longer be read from the host, only from the old journal.
         if (*loaded && recovery_state_in_progress((*loaded)->state) && (*loaded)->backup_id == *id)
             j.mc_files = (*loaded)->mc_files;
         UR_TRY(run.dir.save(j));
+        UR_TRY(run.dir.clear_phase2_pending());
         log::event(log::kRecoveryStarted, log::Level::Info,
                    "recovery " + j.recovery_id + " of backup " + j.backup_id + " started (" + run.mode + ")",
                    {{"BACKUP_ID", j.backup_id}, {"RECOVERY_ID", j.recovery_id}, {"STEP", "start"}});
@@ -1087,6 +1098,9 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
         j.mode = run.mode;
         j.root = opts.root;
         UR_TRY(run.dir.set_armed(j.backup_id));
+    } else if (auto a = run.dir.armed(); a && *a && **a == j.backup_id) {
+        // Phase 1 is done: its marker, left by a cut just after the journal said so, goes.
+        UR_TRY(run.dir.clear_armed());
     }
     return run.execute(j, std::move(*meta));
 }

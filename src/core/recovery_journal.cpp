@@ -1,5 +1,7 @@
 #include "recovery_journal.hpp"
 
+#include "failpoint.hpp"
+
 #include "json_text.hpp"
 #include "log.hpp"
 #include "store.hpp"
@@ -247,14 +249,16 @@ Result<> JournalDir::save(RecoveryJournal& j) const
     return {};
 }
 
-Result<> JournalDir::retire() const
+Result<> JournalDir::keep_as_previous() const
 {
     if (!fd_) return {};
-    if (::renameat(fd_.get(), kJournalFile, fd_.get(), kJournalPrevious) < 0) {
-        if (errno == ENOENT) return {};
-        return fail_errno("rename recovery/journal");
-    }
-    return fsync_fd(fd_.get(), "recovery directory");
+    // A copy, not a rename: the journal stays until the new one replaces it, so a
+    // power cut in between never leaves a started recovery without one.
+    auto text = read_marker(kJournalFile);
+    if (!text) return std::unexpected(text.error());
+    if (!*text) return {};
+    UR_TRY_CTX(write_file_atomic_at(fd_.get(), kJournalPrevious, **text, 0644), "write recovery/journal.previous");
+    return {};
 }
 
 static std::string trim(std::string s)
@@ -357,6 +361,8 @@ Result<> arm_recovery(const Store& store, const std::string& backup_id)
     if (*j && recovery_state_in_progress((*j)->state) && (*j)->backup_id != backup_id)
         return fail(ErrorKind::RecoveryInProgress,
                     "a recovery of backup " + (*j)->backup_id + " is in progress; finish it or abandon it first");
+    if (auto before = dir->armed(); !before && before.error().kind == ErrorKind::Corrupt)
+        log::warning("replacing a damaged marker: " + before.error().message);
     UR_TRY_CTX(dir->set_armed(backup_id), "arm recovery");
     log::event(log::kRecoveryArmed, log::Level::Info, "recovery armed with backup " + backup_id + " for the next boot",
                {{"BACKUP_ID", backup_id}});
@@ -397,6 +403,13 @@ Result<bool> abandon_recovery(const Store& store, const std::string& reason)
     if (!p2) return std::unexpected(p2.error());
     const bool running = *j && recovery_state_in_progress((*j)->state);
     if (!running && armed && !*armed && !*p2) return false; // a damaged marker is something to abandon
+    // The markers first: a power cut before the journal says Aborted leaves a recovery
+    // that nothing starts again (status shows it, and abandon once more ends it);
+    // the other order left `armed` beside a finished journal, and the next boot
+    // restored the backup over whatever was fixed by hand.
+    UR_TRY(dir->clear_armed());
+    UR_TRY(dir->clear_phase2_pending());
+    failpoint("recovery.abandon.markers");
     if (running) {
         (*j)->state = RecoveryState::Aborted;
         (*j)->error = "abandoned: " + reason;
@@ -405,8 +418,6 @@ Result<bool> abandon_recovery(const Store& store, const std::string& reason)
         log::event(log::kRecoveryFailed, log::Level::Warning, "recovery " + (*j)->recovery_id + " abandoned: " + reason,
                    {{"BACKUP_ID", (*j)->backup_id}, {"RECOVERY_ID", (*j)->recovery_id}, {"STEP", "abandon"}});
     }
-    UR_TRY(dir->clear_armed());
-    UR_TRY(dir->clear_phase2_pending());
     return true;
 }
 

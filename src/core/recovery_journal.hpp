@@ -97,8 +97,8 @@ class JournalDir
     Result<std::optional<RecoveryJournal>> load() const;
     // Stamps `updated` and writes durably.
     Result<> save(RecoveryJournal& j) const;
-    // journal -> journal.previous (a new recovery begins).
-    Result<> retire() const;
+    // A copy of journal as journal.previous (a new recovery begins; its save replaces journal).
+    Result<> keep_as_previous() const;
 
     Result<std::optional<std::string>> armed() const; // backup id
     Result<> set_armed(const std::string& backup_id) const;

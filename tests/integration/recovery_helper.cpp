@@ -5,6 +5,7 @@
 //                   [--step] [--dry-run] [--backup ID] [--boot-id FILE] [--systemctl STAND-IN]
 //   recovery-helper --config FILE --root DIR --initrd --cmdline FILE [--boot-id FILE]
 //   recovery-helper --config FILE --root DIR --backup-now ID
+//   recovery-helper --config FILE --root DIR --abandon
 //
 // Prints one JSON line with the outcome; exit 0 on success, 1 + the error kind's
 // name on stderr otherwise.
@@ -12,6 +13,8 @@
 #include "config.hpp"
 #include "log.hpp"
 #include "recovery.hpp"
+#include "recovery_journal.hpp"
+#include "store.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -24,7 +27,7 @@ int main(int argc, char** argv)
 {
     std::string config, root, cmdline, boot_id = "/proc/sys/kernel/random/boot_id", backup_now, systemctl;
     RecoveryOptions o;
-    bool initrd = false;
+    bool initrd = false, abandon = false;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -62,6 +65,8 @@ int main(int argc, char** argv)
             backup_now = next();
         else if (a == "--systemctl")
             systemctl = next();
+        else if (a == "--abandon")
+            abandon = true;
         else {
             fprintf(stderr, "unknown argument %s\n", a.c_str());
             return 2;
@@ -89,6 +94,14 @@ int main(int argc, char** argv)
         auto r = run_backup(*cfg, bo, progress, cancel);
         if (!r) return report(r.error());
         printf("%s\n", nlohmann::json({{"backup", r->meta.id}}).dump().c_str());
+        return 0;
+    }
+    if (abandon) {
+        auto store = open_store(*cfg, root, true);
+        if (!store) return report(store.error());
+        auto r = abandon_recovery(*store, "test");
+        if (!r) return report(r.error());
+        printf("%s\n", nlohmann::json({{"abandoned", *r}}).dump().c_str());
         return 0;
     }
     if (initrd) {

@@ -566,6 +566,80 @@ TEST_CASE("the initrd entry: fast no-op, armed run, power cut, kernel argument")
         CHECK(again.json()["ran"] == false);
         h.check_recovered();
     }
+    SECTION("armed: a power cut around phase1-done leaves phase 1 complete after the next boot")
+    {
+        // `armed` goes only after the journal says phase 1 is done: cut off before
+        // that, the next initrd must still find the partition armed and finish it.
+        for (const char* fp : {"recovery.phase1-done", "recovery.phase1-done.pending", "recovery.phase1-done.done"}) {
+            INFO("killed at " << fp);
+            h.reset();
+            write(boot, "boot-1\n");
+            auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+            REQUIRE(store);
+            REQUIRE(arm_recovery(*store, kBackupId));
+            auto k = h.run(initrd, fp);
+            REQUIRE(k.signal == SIGKILL);
+            write(boot, "boot-2\n");
+            auto r = h.run(initrd);
+            INFO(r.out << r.err);
+            REQUIRE(r.exit_code == 0);
+            auto j = h.journal();
+            CHECK(j.step("phase1-done")->state == StepState::Done);
+            REQUIRE(j.next_step());
+            CHECK(j.next_step()->name == "start-crio");
+            CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
+            CHECK(fs::exists(h.p("var/recovery/recovery/phase2-pending")));
+            h.check_recovered();
+        }
+    }
+    SECTION("--restart cut off before its journal is written: the next boot still has a recovery to go on with")
+    {
+        auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+        REQUIRE(store);
+        REQUIRE(arm_recovery(*store, kBackupId));
+        REQUIRE(h.run(initrd).exit_code == 0); // phase 1 done: kubelet disabled, phase 2 pending
+        REQUIRE(h.journal().next_step()->name == "start-crio");
+        REQUIRE(h.run("--restart", "recovery.new.previous-kept").signal == SIGKILL);
+        // Before: the journal renamed away and phase2-pending removed first, so nothing
+        // resumed and kubelet stayed disabled.
+        CHECK(recovery_state_in_progress(h.journal().state));
+        CHECK(fs::exists(h.p("var/recovery/recovery/journal.previous")));
+        CHECK(fs::exists(h.p("var/recovery/recovery/phase2-pending")));
+        write(boot, "boot-2\n");
+        auto r = h.run(initrd);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(fs::exists(h.p("var/recovery/recovery/phase2-pending"))); // phase 2 goes on in this boot
+        CHECK(h.journal().next_step()->name == "start-crio");
+        // And a --restart that is not cut off starts the new recovery.
+        auto again = h.run("--restart");
+        INFO(again.out << again.err);
+        REQUIRE(again.exit_code == 0);
+        CHECK(h.journal().step("restore-files")->attempts == 1);
+        h.check_recovered();
+    }
+    SECTION("abandoned, and cut off before the journal says so: no restore at the next boot")
+    {
+        auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+        REQUIRE(store);
+        REQUIRE(arm_recovery(*store, kBackupId));
+        REQUIRE(h.run(initrd, "restore.file:9").signal == SIGKILL); // a recovery in progress, armed
+        REQUIRE(h.run("--abandon", "recovery.abandon.markers").signal == SIGKILL);
+        write(h.p("etc/hostname"), "fixed by hand\n");
+        write(boot, "boot-2\n");
+        auto r = h.run(initrd);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["ran"] == false);
+        CHECK(slurp(h.p("etc/hostname")) == "fixed by hand\n");
+        // Still shown as in progress; abandoning again ends it.
+        CHECK(recovery_state_in_progress(h.journal().state));
+        auto again = h.run("--abandon");
+        INFO(again.out << again.err);
+        REQUIRE(again.exit_code == 0);
+        CHECK(again.json()["abandoned"] == true);
+        CHECK(h.journal().state == RecoveryState::Aborted);
+    }
     SECTION("kernel argument: latest backup, and not again once recovered")
     {
         write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 upgrade_recovery=phase1 rw\n");

@@ -164,11 +164,16 @@ TEST_CASE("JournalDir saves durably and loads back")
     REQUIRE(dir->save(j));
     CHECK((*dir->load())->state == RecoveryState::Complete);
 
-    REQUIRE(dir->retire());
-    CHECK_FALSE(fs::exists(t.path + "/recovery/journal"));
+    // Kept as journal.previous by a copy: the journal stays until a new one replaces it.
+    REQUIRE(dir->keep_as_previous());
+    CHECK(fs::exists(t.path + "/recovery/journal"));
+    std::ifstream prev(t.path + "/recovery/journal.previous");
+    std::string kept((std::istreambuf_iterator<char>(prev)), std::istreambuf_iterator<char>());
+    CHECK_THAT(kept, Catch::Contains("\"complete\""));
+    CHECK((*dir->load())->state == RecoveryState::Complete);
+    fs::remove(t.path + "/recovery/journal");
+    REQUIRE(dir->keep_as_previous()); // nothing to keep is fine
     CHECK(fs::exists(t.path + "/recovery/journal.previous"));
-    CHECK_FALSE(*dir->load());
-    REQUIRE(dir->retire()); // nothing to retire is fine
 }
 
 TEST_CASE("a corrupt journal on disk is reported")
