@@ -233,8 +233,10 @@ static Result<> remove_children(int dirfd)
     ::closedir(d);
     for (auto& [n, isdir] : names) {
         if (::unlinkat(dirfd, n.c_str(), 0) == 0) continue;
-        if (errno == ENOENT) continue;
-        if (errno != EISDIR && errno != EPERM) return fail_errno("remove '" + n + "'");
+        const int err = errno;
+        if (err == ENOENT) continue;
+        if (err == EBUSY) UR_TRY(refuse_mount_point(dirfd, n)); // a file mount point (bind mount)
+        if (err != EISDIR && err != EPERM) return fail_errno(err, "remove '" + n + "'");
         UR_TRY(remove_tree_at(dirfd, n));
     }
     return {};
@@ -243,7 +245,9 @@ static Result<> remove_children(int dirfd)
 Result<> remove_tree_at(int dirfd, const std::string& name)
 {
     if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return {};
-    if (errno != EISDIR && errno != EPERM) return fail_errno("remove '" + name + "'");
+    const int err = errno;
+    if (err == EBUSY) UR_TRY(refuse_mount_point(dirfd, name)); // a file mount point (bind mount)
+    if (err != EISDIR && err != EPERM) return fail_errno(err, "remove '" + name + "'");
     UR_TRY(refuse_mount_point(dirfd, name));
     {
         auto sub = open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);

@@ -243,7 +243,7 @@ class Restorer
             if (r.error().err == ENOENT) return {};
             return std::unexpected(std::move(r.error()).context(abs));
         }
-        if (S_ISDIR(ts.st_mode) && mount_point(ts, mnt)) return {}; // a mount: not ours to empty
+        if (mount_point(ts, mnt)) return {}; // a mount (a directory, or a file: a pod's subPath): not ours
         change("delete", abs);
         st_.deleted++;
         if (o_.dry_run) return {};
@@ -398,8 +398,9 @@ class Restorer
         const bool same = has_target && !o_.checksum && unchanged_since(e, ts);
         if (has_target) {
             auto tt = file_type_from_mode(ts.st_mode);
-            if (S_ISDIR(ts.st_mode) && mount_point(ts, mnt)) {
-                // Another filesystem is mounted here (pod volumes on a live host): leave it alone.
+            if (mount_point(ts, mnt)) {
+                // Something is mounted here (pod volumes, a file bound by a subPath, on a
+                // live host): leave it alone; neither unlink nor rename can replace it.
                 return skip_below(e.path);
             }
             if (!tt || *tt != e.type) {

@@ -158,11 +158,24 @@ mount --bind "$OUT/hostpath" "$NP/volume-subpaths/v"
 CM=$(cd "$ROOT/var/lib/kubelet/pods" && ls -d ./*-pod | head -n 1)/volumes/kubernetes.io~configmap/cm
 echo "not from the backup" >"$OUT/cm/other"
 mount --bind "$OUT/cm" "$ROOT/var/lib/kubelet/pods/$CM"
+# Files bound by a subPath: one in the new pod (its directory is deleted around it),
+# one over a file the backup has with other content (unlink and rename get EBUSY).
+mkdir -p "$NP/volume-subpaths/cm/c/0"
+echo "subPath file" >"$OUT/subpath-file"
+touch "$NP/volume-subpaths/cm/c/0/app.conf"
+mount --bind "$OUT/subpath-file" "$NP/volume-subpaths/cm/c/0/app.conf"
+OVER=var/lib/kubelet/$(cd "$B/kubelet" && find pods -type f | sort | head -n 1)
+echo "bound over a backed-up file" >"$OUT/over-file"
+mount --bind "$OUT/over-file" "$ROOT/$OVER"
 out_mounts=$(fx_digest "$OUT" --strict)
 echo "changed again" >>"$ROOT/etc/hosts" # something for the restore to do
 rc=0
 cli "$ROOT" recover --restart >"$T/m.out" 2>"$T/m.err" || rc=$?
 echo "  recover with mounts below the trees exited $rc: $(tail -n 1 "$T/m.err")"
+check "recover with mounts below the trees exits 0 (what is mounted is kept, not an error)" test $rc = 0
+check "the subPath file mounts are still there" \
+    test "$(cat "$NP/volume-subpaths/cm/c/0/app.conf")/$(cat "$ROOT/$OVER")" = "subPath file/bound over a backed-up file"
+check "... and etc was restored next to them" tree_equal "$ROOT/etc" "$B/etc" $EX
 check "nothing inside the bind-mounted outside directories changed" test "$(fx_digest "$OUT" --strict)" = "$out_mounts"
 check "the tmpfs of the new pod kept its content" \
     test "$(cat "$NP/volumes/kubernetes.io~secret/s/key" 2>/dev/null)" = "upgrade pod secret"
@@ -170,7 +183,8 @@ check "the file outside the root seen through the bind mount is still there" tes
 check "the outside directory bound over a backed-up directory kept its own file" test -f "$OUT/cm/other"
 check "the new pod's directory was kept (a filesystem is mounted below it)" test -d "$NP/volumes/kubernetes.io~secret/s"
 check "... and the restore said so" grep -q "warning: kept /var/lib/kubelet/pods/upgrade-pod: .*mount point" "$T/m.err"
-umount "$ROOT/var/lib/kubelet/pods/$CM" "$NP/volume-subpaths/v" "$NP/volumes/kubernetes.io~secret/s"
+umount "$ROOT/var/lib/kubelet/pods/$CM" "$NP/volume-subpaths/v" "$NP/volumes/kubernetes.io~secret/s" \
+    "$NP/volume-subpaths/cm/c/0/app.conf" "$ROOT/$OVER"
 rc=0
 cli "$ROOT" recover --restart >"$T/m2.out" 2>"$T/m2.err" || rc=$?
 check "with the mounts gone, recover --restart exits 0" test $rc = 0
