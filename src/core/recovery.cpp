@@ -281,17 +281,21 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
 
 // After the reboot a platform rollback asked for: the id of the booted deployment when
 // it is known and is not the recorded one (the files belong into the recorded one).
-std::string booted_elsewhere(const Ctx& c)
+// The deployment this boot started when it is not the backup's; empty when it
+// is (or no rollback needed a reboot). Unknown is an error: that step may have
+// run in an earlier boot, and restoring into the wrong deployment is what this
+// check is for.
+Result<std::string> booted_elsewhere(const Ctx& c)
 {
     const JournalStep* rb = c.j.step("platform-rollback");
-    if (!rb || rb->state != StepState::Done || !rb->data.count("reboot_needed")) return {};
-    if (!c.meta.ostree.present || !ostree_enabled(c.cfg, c.opts.root)) return {};
+    if (!rb || rb->state != StepState::Done || !rb->data.count("reboot_needed")) return std::string();
+    if (!c.meta.ostree.present || !ostree_enabled(c.cfg, c.opts.root)) return std::string();
     auto list = ostree_list_deployments(c.cfg, c.opts.root);
-    if (!list) return {}; // platform-rollback itself reported what it could
+    if (!list) return std::unexpected(list.error());
     const DeploymentRef recorded{c.meta.ostree.osname, c.meta.ostree.checksum, c.meta.ostree.serial};
     for (const auto& d : *list)
         if (d.booted && !same_deployment(d, recorded)) return d.id();
-    return {};
+    return std::string();
 }
 
 Result<StepResult> step_platform_rollback(Ctx& c, JournalStep& st, const StepToken&)
@@ -759,10 +763,21 @@ struct Runner {
             }
             if (!booted_checked && def->phase == 1 && !opts.force) {
                 booted_checked = true;
-                if (auto wrong = booted_elsewhere(c); !wrong.empty()) {
+                auto wrong = booted_elsewhere(c);
+                if (!wrong) {
+                    std::string msg = "cannot tell which ostree deployment this boot started (" +
+                                      wrong.error().message +
+                                      "), so nothing was restored: it might be the failed one. Fix that and run "
+                                      "'upgrade-recovery recover --resume' (or the next boot continues in the "
+                                      "initrd: the recovery is still armed); '--resume --force' restores without "
+                                      "this check.";
+                    progress.warning(msg);
+                    return pause(j, out, js.name, msg);
+                }
+                if (!wrong->empty()) {
                     // Requesting another reboot could loop (a boot loader that keeps falling back);
                     // the node boots on, still armed, and the next boot of the right one continues.
-                    std::string msg = "this boot started ostree deployment " + wrong + ", not " +
+                    std::string msg = "this boot started ostree deployment " + *wrong + ", not " +
                                       c.meta.ostree.checksum + "." + std::to_string(c.meta.ostree.serial) +
                                       ", which the backup was taken from and the platform rollback made the "
                                       "default (a boot menu choice, or a boot loader fallback?). Nothing was "

@@ -1049,6 +1049,27 @@ TEST_CASE("platform rollback: applied, then phase 1 waits for the reboot into th
         CHECK(r3.json()["phase1_done"] == true);
         h.check_recovered();
     }
+    SECTION("after the reboot the deployments cannot be listed: phase 1 waits, restores nothing")
+    {
+        REQUIRE(h.run("--boot-id " + boot).exit_code == 0);
+        write(boot, "boot-2\n");
+        h.set_config(h.ostree_ids[0]);
+        // Before: a failed listing counted as the right deployment, and the files were restored.
+        fs::rename(h.root + "/sysroot/ostree/deploy", h.root + "/sysroot/ostree/deploy.away");
+        auto r = h.run("--resume --boot-id " + boot);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["phase1_done"] == false);
+        CHECK(r.json()["message"].get<std::string>().find("cannot tell which ostree deployment") != std::string::npos);
+        CHECK(h.snapshot() == h.broken);
+        CHECK(fs::exists(h.p("var/recovery/recovery/armed")));
+        fs::rename(h.root + "/sysroot/ostree/deploy.away", h.root + "/sysroot/ostree/deploy");
+        auto r2 = h.run("--resume --boot-id " + boot);
+        INFO(r2.out << r2.err);
+        REQUIRE(r2.exit_code == 0);
+        CHECK(r2.json()["phase1_done"] == true);
+        h.check_recovered();
+    }
     SECTION("the recorded deployment is gone: refused before anything changes")
     {
         sh("ostree admin undeploy --sysroot=" + h.root + "/sysroot 1 >/dev/null 2>&1");
