@@ -11,6 +11,7 @@
 #include "ostree_state.hpp"
 #include "process.hpp"
 #include "store.hpp"
+#include "upgrade_watchdog.hpp"
 #include "verify.hpp"
 #include "walk.hpp"
 
@@ -1077,6 +1078,12 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
             j.mc_files = (*loaded)->mc_files;
         UR_TRY(run.dir.save(j));
         UR_TRY(run.dir.clear_phase2_pending());
+        // A watchdog left by a cut between its firing and its removal must not fire
+        // again after this recovery and start a second one: its job is done.
+        if (auto w = stop_watchdog(store); !w)
+            log::warning("could not remove the upgrade watchdog: " + w.error().message);
+        else if (*w)
+            log::info("upgrade watchdog removed: a recovery started");
         log::event(log::kRecoveryStarted, log::Level::Info,
                    "recovery " + j.recovery_id + " of backup " + j.backup_id + " started (" + run.mode + ")",
                    {{"BACKUP_ID", j.backup_id}, {"RECOVERY_ID", j.recovery_id}, {"STEP", "start"}});

@@ -8,6 +8,7 @@
 #include "digest.hpp"
 #include "recovery.hpp"
 #include "store.hpp"
+#include "upgrade_watchdog.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -591,6 +592,17 @@ TEST_CASE("the initrd entry: fast no-op, armed run, power cut, kernel argument")
             CHECK(fs::exists(h.p("var/recovery/recovery/phase2-pending")));
             h.check_recovered();
         }
+    }
+    SECTION("a watchdog left by a cut just after it fired goes when the recovery starts")
+    {
+        auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+        REQUIRE(store);
+        REQUIRE(start_watchdog(*store, kBackupId, 600, "boot-0"));
+        REQUIRE(arm_recovery(*store, kBackupId)); // fire_watchdog, cut before its stop_watchdog
+        REQUIRE(h.run(initrd).exit_code == 0);
+        // Left, it would fire once phase 2 finished and restore the node a second time.
+        CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/watchdog")));
+        h.check_recovered();
     }
     SECTION("--restart cut off before its journal is written: the next boot still has a recovery to go on with")
     {
