@@ -1278,6 +1278,10 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
             return ordinary_boot("no recovery partition: " + store.error().message);
         return unknown(store.error(), "recovery partition unusable");
     }
+    // Mounted here (no real /var above it was mounted, whose detach would take it
+    // along): unmounted on return, so the booted system mounts it with its own unit.
+    MountGuard partition_mount;
+    if (store->location.mounted_now) partition_mount = MountGuard(store->path());
     auto dir = JournalDir::open(*store, false);
     if (!dir) return unknown(dir.error(), "recovery directory unreadable");
     auto armed = dir->armed();

@@ -6,6 +6,7 @@
 //   partition 3 <label>-raw    no filesystem
 #include "initrd_peek.hpp"
 #include "partition.hpp"
+#include "recovery.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -535,4 +536,40 @@ TEST_CASE("peek_armed reads the armed marker from a private mount and leaves not
     REQUIRE(raw.has_value());
     CHECK(*raw == ur::PeekResult::NoFilesystem);
     CHECK(mounts_at(peek).empty());
+}
+
+TEST_CASE("the initrd entry leaves the recovery partition unmounted when it returns, whatever the outcome")
+{
+    // No separate /var in this root, so nothing else is detached on return: the
+    // partition mounted at <root>/var/recovery must go by itself, or it survives the
+    // switch root and var-recovery.mount finds it mounted with the initrd's options.
+    TempRoot root;
+    const std::string m = root.path + "/m", dev = loop() + "p1";
+    fs::create_directories(m);
+    REQUIRE(::mount(dev.c_str(), m.c_str(), "xfs", 0, nullptr) == 0);
+    fs::create_directories(m + "/recovery");
+    std::ofstream(m + "/recovery/armed") << "20240101T000000Z\n"; // a backup that is not there
+    REQUIRE(::umount2(m.c_str(), 0) == 0);
+    fs::create_directories(root.at("/var"));
+    std::ofstream(root.at("/cmdline")) << "BOOT_IMAGE=/vmlinuz root=UUID=1 rw\n";
+    std::ofstream(root.at("/boot_id")) << "boot-1\n";
+
+    ur::InitrdOptions io;
+    io.root = root.path;
+    io.cmdline_path = root.at("/cmdline");
+    io.boot_id_path = root.at("/boot_id");
+    io.peek_dir = root.at("/peek");
+    ur::Progress progress;
+    ur::CancelToken cancel;
+    auto r = ur::run_initrd_phase1(store_config(), io, progress, cancel);
+    REQUIRE_FALSE(r.has_value()); // armed with a backup that does not exist
+    CHECK_THAT(r.error().message, Catch::Contains("20240101T000000Z"));
+    CHECK(mounts_at(root.at("/var/recovery")).empty());
+    CHECK(mounts_at(io.peek_dir).empty());
+
+    // The marker stays (a named backup that cannot be read changes nothing), and so
+    // does the answer at the next boot; unmounted again.
+    auto again = ur::run_initrd_phase1(store_config(), io, progress, cancel);
+    REQUIRE_FALSE(again.has_value());
+    CHECK(mounts_at(root.at("/var/recovery")).empty());
 }
