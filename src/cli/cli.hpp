@@ -65,6 +65,19 @@ struct Session {
 };
 Result<std::unique_ptr<Session>> open_session(const Args& args, bool writable, bool lock);
 
+// While it lives, SIGINT and SIGTERM cancel `t` instead of killing the process:
+// the operation stops at its next check and leaves a consistent state (a backup
+// drops its staging directory; a recovery records the step as failed and stops
+// the command it runs, whose process group would otherwise go on alone).
+class SignalCancel
+{
+  public:
+    explicit SignalCancel(CancelToken& t);
+    ~SignalCancel();
+    SignalCancel(const SignalCancel&) = delete;
+    SignalCancel& operator=(const SignalCancel&) = delete;
+};
+
 // A progress bar on stderr when it is a terminal; warnings always printed.
 class TerminalProgress : public Progress
 {

@@ -9,7 +9,6 @@
 #include "upgrade_watchdog.hpp"
 #include "verify.hpp"
 
-#include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -30,31 +29,6 @@ std::string human(uint64_t b)
         snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024.0);
     return buf;
 }
-
-CancelToken* g_cancel = nullptr;
-
-void on_signal(int)
-{
-    if (g_cancel) g_cancel->cancel();
-}
-
-// SIGINT/SIGTERM cancel the operation cleanly (staging dropped, previous backup intact).
-struct SignalCancel {
-    explicit SignalCancel(CancelToken& t)
-    {
-        g_cancel = &t;
-        struct sigaction sa = {};
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, nullptr);
-        sigaction(SIGTERM, &sa, nullptr);
-    }
-    ~SignalCancel()
-    {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        g_cancel = nullptr;
-    }
-};
 
 void print_metadata_text(const BackupMetadata& m, bool latest)
 {

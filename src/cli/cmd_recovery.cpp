@@ -122,6 +122,7 @@ int cmd_recover(const Args& given)
     }
     if (!cfg) return report_error(args, cfg.error());
     CancelToken cancel;
+    SignalCancel on_signal(cancel);
     TerminalProgress progress(args.json);
 
     if (f->has("--abandon")) {

@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <csignal>
 #include <cstdarg>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,32 @@ namespace ur::cli
 const char* version()
 {
     return UR_VERSION;
+}
+
+namespace
+{
+CancelToken* g_cancel = nullptr;
+
+void on_signal(int)
+{
+    if (g_cancel) g_cancel->cancel(); // an atomic store: async-signal-safe
+}
+} // namespace
+
+SignalCancel::SignalCancel(CancelToken& t)
+{
+    g_cancel = &t;
+    struct sigaction sa = {};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+SignalCancel::~SignalCancel()
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    g_cancel = nullptr;
 }
 
 int exit_code(ErrorKind kind)

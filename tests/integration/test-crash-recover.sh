@@ -132,6 +132,34 @@ ou=ok
 test "$(fx_digest "$OUT" --strict)" = "$out_before" || ou=FAIL
 check "[chain] no temporary, units edited, phase 2 pending, outside untouched" test "$nt$ue$pp$ou" = okokokok
 row "chain:${chain# }" "-" "-" "-" "$rr" "$eq" "$nt" "$ue" "$pp" "$ou"
+
+# SIGTERM (systemctl stop, a shutdown) in the middle of the restore: the step is
+# recorded as failed (cancelled) and the command exits 10, instead of dying with a
+# journal that says "started" and a child process left running on its own.
+n=$((n + 1))
+break_tree "$n"
+UR_FAILPOINT=restore.file:20 UR_FAILPOINT_ACTION=stop "$UR_CLI" --root "$ROOT" recover --restart \
+    >"$T/t.out" 2>"$T/t.err" &
+pid=$!
+for _ in $(seq 1 1500); do
+    [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
+    sleep 0.02
+done
+check "[SIGTERM] phase 1 stopped in the restore" test "$(ps -o state= -p "$pid" | tr -d ' ')" = T
+kill -TERM "$pid"
+kill -CONT "$pid"
+rc=0
+wait "$pid" || rc=$?
+check "[SIGTERM] recover exits 10 (cancelled), not killed by the signal (exit $rc)" test "$rc" = 10
+check "[SIGTERM] the journal records restore-files as failed: cancelled" \
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); s=[x for x in j["steps"] if x["name"]=="restore-files"][0]; sys.exit(0 if j["state"]=="failed" and s["state"]=="failed" and "cancel" in s["error"] else 1)' \
+    "$ROOT/var/recovery/recovery/journal"
+rr=0
+cli "$ROOT" recover --resume >"$T/r.out" 2>"$T/r.err" || rr=$?
+check "[SIGTERM] recover --resume exits 0" test "$rr" = 0
+eq=ok
+restored || eq=FAIL
+check "[SIGTERM] every tree equals the backup" test $eq = ok
 check "the backup still verifies after all of it" run_rc 0 "$T/v.out" "$T/v.err" cli "$ROOT" verify
 
 echo
