@@ -294,11 +294,10 @@ int cmd_status(const Args& args)
             printf("  %-22s %-8s %s%s\n", s.name.c_str(), std::string(step_state_name(s.state)).c_str(),
                    s.finished.c_str(), s.error.empty() ? "" : ("  " + s.error).c_str());
         if (!journal->error.empty()) printf("  error: %s\n", journal->error.c_str());
-    } else if (st->recovery_error) {
-        printf("Recovery: UNREADABLE: %s\n", st->recovery_error->message.c_str());
-    } else {
+    } else if (!st->recovery_error) {
         printf("Recovery: none recorded\n");
     }
+    if (st->recovery_error) printf("Recovery: UNREADABLE: %s\n", st->recovery_error->message.c_str());
     if (st->phase2_pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
     if (const auto& w = st->watchdog)
         printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "

@@ -31,22 +31,27 @@ Result<StoreStatus> read_store_status(const Store& store)
         s.last_attempt = std::move(*a);
     else
         s.last_attempt_error = a.error();
-    auto read_recovery = [&]() -> Result<> {
-        auto jd = JournalDir::open(store, false);
-        if (!jd) return std::unexpected(jd.error());
-        // Each marker as it is read: a damaged journal must not hide `armed`.
-        auto armed = jd->armed();
-        if (!armed) return std::unexpected(armed.error());
-        s.armed = *armed;
-        auto pending = jd->phase2_pending();
-        if (!pending) return std::unexpected(pending.error());
-        s.phase2_pending = *pending;
-        auto journal = jd->load();
-        if (!journal) return std::unexpected(journal.error());
-        s.journal = std::move(*journal);
-        return {};
-    };
-    if (auto r = read_recovery(); !r) s.recovery_error = r.error();
+    // Each part as it is read: damage in one (a bad `armed`, a corrupt journal) must
+    // not hide the others; the first error is the one reported.
+    if (auto jd = JournalDir::open(store, false); !jd) {
+        s.recovery_error = jd.error();
+    } else {
+        auto keep = [&](const Error& e) {
+            if (!s.recovery_error) s.recovery_error = e;
+        };
+        if (auto armed = jd->armed(); armed)
+            s.armed = *armed;
+        else
+            keep(armed.error());
+        if (auto pending = jd->phase2_pending(); pending)
+            s.phase2_pending = *pending;
+        else
+            keep(pending.error());
+        if (auto journal = jd->load(); journal)
+            s.journal = std::move(*journal);
+        else
+            keep(journal.error());
+    }
     if (auto w = read_watchdog(store); w)
         s.watchdog = std::move(*w);
     else

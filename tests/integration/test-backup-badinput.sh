@@ -521,6 +521,22 @@ for undo in disarm "recover --abandon"; do
     check "... and removed the marker" test ! -e "$R2/var/recovery/recovery/armed"
     check "... status is clean again" run_rc 0 "$T/am.s.out" "$T/am.s.err" cli "$R2" status
 done
+# A damaged marker next to a readable journal: status shows both (the marker's damage
+# used to hide the journal, and metrics its state).
+cat >"$R2/var/recovery/recovery/journal" <<EOF
+{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "$LID2", "state": "failed",
+ "error": "restore-files: disk on fire", "steps": [{"name": "restore-files", "state": "failed"}]}
+EOF
+printf 'garbage\n' >"$R2/var/recovery/recovery/armed"
+check "damaged marker beside a failed recovery: status exits 7" run_rc 7 "$T/aj.out" "$T/aj.err" cli "$R2" status
+check "... shows the recovery's journal" grep -q "^Recovery 20000101T000000Z-r: failed" "$T/aj.out"
+check "... and the damaged marker" grep -q "^Recovery: UNREADABLE: the marker recovery/armed holds 'garbage'" "$T/aj.out"
+check "... status --json has both" run_rc 7 "$T/aj.json" "$T/aj.err" cli "$R2" --json status
+check "... (journal and error)" \
+    test "$(json "$T/aj.json" 'j["recovery"]["state"] + " " + str("recovery_error" in j)')" = "failed True"
+check "... metrics show the failed recovery in progress" \
+    bash -c "'$UR_CLI' --root '$R2' metrics | grep -qx 'upgrade_recovery_recovery_in_progress 1'"
+rm -f "$R2/var/recovery/recovery/armed"
 rm -f "$R2/var/recovery/recovery/journal"
 
 # --- a recovery asked for with a backup that does not exist ---------------------------
