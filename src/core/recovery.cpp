@@ -955,16 +955,15 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
     if (!meta) return std::unexpected(meta.error());
     auto rep = verify_backup(store, id, progress, cancel);
     if (!rep) return std::unexpected(rep.error());
-    out.planned.push_back("verify: " + (rep->ok() ? std::to_string(rep->checked) + " entries match the manifest"
-                                                  : "CORRUPT: " + std::to_string(rep->mismatches.size()) +
-                                                        " mismatches, first: " + rep->mismatches.front()));
+    const std::string verify_line =
+        "verify: " + (rep->ok() ? std::to_string(rep->checked) + " entries match the manifest"
+                                : "CORRUPT: " + std::to_string(rep->mismatches.size()) +
+                                      " mismatches, first: " + rep->mismatches.front());
+    std::string rollback_line = "platform-rollback: skipped (no ostree deployment recorded, or no sysroot)";
     if (meta->ostree.present && ostree_enabled(cfg, opts.root)) {
         auto plan = compute_rollback_plan(cfg, opts.root, meta->ostree);
         if (!plan) return std::unexpected(plan.error());
-        out.planned.push_back("platform-rollback: " + std::string(rollback_action_name(plan->action)) + ": " +
-                              plan->reason);
-    } else {
-        out.planned.push_back("platform-rollback: skipped");
+        rollback_line = "platform-rollback: " + std::string(rollback_action_name(plan->action)) + ": " + plan->reason;
     }
     RestoreOptions ro;
     ro.target_root = opts.root;
@@ -975,11 +974,38 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
     auto st = restore_backup(store.path() + "/" + kBackupsDir + "/" + id, ro, progress, cancel);
     if (!st) return std::unexpected(st.error());
     out.restore = std::move(*st);
-    out.planned.push_back("restore-files: " + std::to_string(out.restore.changes.size()) + " changes");
-    for (const auto& s : recovery_steps()) {
-        std::string n = s.name;
-        if (n == "verify" || n == "platform-rollback" || n == "restore-files") continue;
-        out.planned.push_back(n + ": " + s.title);
+
+    // Every step in the order a run takes them, with what is known now about
+    // whether it would run: the same conditions the steps check.
+    bool live = false;
+    if (!opts.initrd)
+        if (auto u = make_unit_manager(cfg, opts.root); u) live = (*u)->can_control();
+    const JournalStep* resumed = nullptr;
+    for (const auto& sd : recovery_steps()) {
+        const std::string n = sd.name;
+        if (d.kind == StartKind::Resume && (resumed = (*j)->step(n)) &&
+            (resumed->state == StepState::Done || resumed->state == StepState::Skipped) &&
+            !(live && resumed->data.count("offline"))) {
+            out.planned.push_back(n + ": " + std::string(step_state_name(resumed->state)) + " already");
+            continue;
+        }
+        std::string line;
+        if (n == "verify")
+            line = verify_line;
+        else if (n == "platform-rollback")
+            line = rollback_line;
+        else if (n == "restore-files")
+            line = "restore-files: " + std::to_string(out.restore.changes.size()) + " changes";
+        else if (sd.live_only && !live)
+            line = n + ": skipped (" + (opts.initrd ? "initrd" : "offline") + ": nothing runs there)";
+        else if (n == "wipe-images" && !cfg.wipe_images)
+            line = n + ": skipped (recovery.wipe_images is off)";
+        else if (n == "restore-etcd" && !meta->cluster.present)
+            line = n + ": skipped (the backup has no etcd snapshot)";
+        else
+            line = n + ": " + sd.title;
+        if (sd.phase == 2) line = "after the reboot, " + line;
+        out.planned.push_back(std::move(line));
     }
     out.message = "dry run: nothing was changed";
     return out;

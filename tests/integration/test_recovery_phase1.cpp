@@ -12,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -768,9 +770,32 @@ TEST_CASE("--dry-run shows the plan and the changes and touches nothing")
     CHECK(planned.find("verify: ") != std::string::npos);
     CHECK(planned.find("restore-files: ") != std::string::npos);
     CHECK(planned.find("stop-kubelet") != std::string::npos);
+    // Every step once, in the order a run takes them, saying what would be skipped
+    // (this run is offline, recovery.wipe_images is off by default).
+    std::vector<std::string> lines = o["planned"].get<std::vector<std::string>>();
+    REQUIRE(lines.size() == recovery_steps().size());
+    for (size_t i = 0; i < lines.size(); i++) {
+        INFO(lines[i]);
+        const std::string n = recovery_steps()[i].name;
+        CHECK(lines[i].find(n + ": ") != std::string::npos);
+        CHECK((recovery_steps()[i].phase == 2) == (lines[i].rfind("after the reboot, ", 0) == 0));
+        if (recovery_steps()[i].live_only) CHECK(lines[i] == n + ": skipped (offline: nothing runs there)");
+    }
     CHECK(h.snapshot() == h.broken);
     CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/journal")));
     CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
+
+    // A recovery in progress: what is done already says so.
+    REQUIRE(h.run("", "recovery.disable-kubelet").signal == SIGKILL);
+    auto resumed = h.run("--dry-run --resume");
+    INFO(resumed.out << resumed.err);
+    REQUIRE(resumed.exit_code == 0);
+    auto rl = resumed.json()["planned"].get<std::vector<std::string>>();
+    REQUIRE(rl.size() == recovery_steps().size());
+    CHECK(rl[0] == "verify: done already");
+    CHECK(std::find(rl.begin(), rl.end(), "restore-files: done already") != rl.end());
+    CHECK(std::find(rl.begin(), rl.end(), "stop-kubelet: skipped already") != rl.end());
+    CHECK(std::find(rl.begin(), rl.end(), "disable-kubelet: disable kubelet.service") != rl.end());
 }
 
 // An armed recovery of a backup phase 1 must not use: exit 1 naming `why`, nothing
