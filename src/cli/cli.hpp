@@ -114,7 +114,8 @@ std::optional<Flags> parse_flags(const std::vector<std::string>& params, const s
 
 // A number of seconds given to option `opt`: digits only, within unsigned;
 // otherwise a usage error is printed and nothing is returned.
-std::optional<unsigned> parse_seconds(const std::string& opt, const std::string& text);
+// `hint` follows "wants whole seconds" in the usage error, e.g. " (0: no limit)".
+std::optional<unsigned> parse_seconds(const std::string& opt, const std::string& text, const char* hint = "");
 
 int cmd_backup(const Args& args);
 int cmd_list(const Args& args);

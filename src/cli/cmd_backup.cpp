@@ -113,7 +113,8 @@ int cmd_backup(const Args& args)
     auto f = parse_flags(args.params, {"--force", "--dry-run"}, {"--id", "--timeout"}, 0);
     if (!f) return kExitUsage;
     std::optional<unsigned> timeout_opt;
-    if (auto t = f->value("--timeout"); t && !(timeout_opt = parse_seconds("--timeout", *t))) return kExitUsage;
+    if (auto t = f->value("--timeout"); t && !(timeout_opt = parse_seconds("--timeout", *t, " (0: no limit)")))
+        return kExitUsage;
     auto cfg = load(args);
     if (!cfg) return report_error(args, cfg.error());
     BackupOptions opts;
@@ -131,7 +132,8 @@ int cmd_backup(const Args& args)
     if (!r) {
         Error e = r.error();
         if (e.kind == ErrorKind::Timeout)
-            e.message += " (backup.timeout is " + std::to_string(timeout) + " s); the previous backup is intact";
+            e.message += " (" + std::string(timeout_opt ? "--timeout" : "backup.timeout") + " is " +
+                         std::to_string(timeout) + " s); the previous backup is intact";
         if (!opts.dry_run) {
             // run_backup leaves the failure event to its caller (the daemon adds its job);
             // stderr gets report_error's line only.

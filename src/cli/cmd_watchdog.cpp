@@ -68,7 +68,7 @@ int start(const Args& args, const Flags& f)
 {
     unsigned timeout = kWatchdogDefaultTimeout;
     if (auto t = f.value("--timeout")) {
-        auto v = parse_seconds("--timeout", *t);
+        auto v = parse_seconds("--timeout", *t, " (at least 60)");
         if (!v) return kExitUsage;
         timeout = *v;
     }

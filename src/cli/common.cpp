@@ -245,12 +245,12 @@ std::optional<Flags> parse_flags(const std::vector<std::string>& params, const s
     return f;
 }
 
-std::optional<unsigned> parse_seconds(const std::string& opt, const std::string& text)
+std::optional<unsigned> parse_seconds(const std::string& opt, const std::string& text, const char* hint)
 {
     unsigned v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-        usage_error("upgrade-recovery: %s wants whole seconds (0: no limit), not '%s'\n", opt.c_str(),
+        usage_error("upgrade-recovery: %s wants whole seconds%s, not '%s'\n", opt.c_str(), hint,
                     printable(text).c_str());
         return std::nullopt;
     }

@@ -28,8 +28,10 @@ Commands:
   delete [--force] ID          delete one backup (--force: also the only one)
   rollback-plan [--backup ID]  show the ostree rollback the recovery would apply
   recover [--resume|--restart] [--step] [--force] [--reboot] [--dry-run]
-          [--checksum] [--backup ID] [--initrd] [--abandon]
+          [--checksum] [--backup ID]
                                recover the node to a backup (phase 1, then phase 2)
+  recover --initrd             phase 1 in the initramfs when armed (its unit runs it)
+  recover --abandon            give up on the recovery in progress
   arm [ID] [--reboot]          arm the recovery for the next boot
   disarm                       cancel an armed recovery
   watchdog start [ID] [--timeout SECONDS] | stop | monitor | trigger [--reason TEXT]

@@ -33,7 +33,7 @@ Usage: $prog [--dir DIR] [--take-backup [--force]]
 
 Compatibility entry point of upgrade-recovery(8); it runs $BIN.
   --take-backup  take a backup                      (upgrade-recovery backup)
-  (no option)    restore the latest backup          (upgrade-recovery recover)
+  (no option)    restore the armed, else the latest backup (upgrade-recovery recover)
   --resume       continue an interrupted recovery   (recover --resume)
   --restart      start the recovery over            (recover --restart)
   --step         stop after each stage              (recover --step)

@@ -343,7 +343,11 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
         if (i != id) next = i; // newest other
     // Counted, not read from `latest`: a missing or damaged link must not let the last one go.
     if (next.empty() && !allow_last)
-        return fail(ErrorKind::Refused, "'" + id + "' is the only backup; deleting it leaves nothing to recover to");
+        return fail(
+            ErrorKind::Refused,
+            "'" + id +
+                "' is the only backup; deleting it leaves nothing to recover to ('upgrade-recovery delete --force " +
+                id + "' deletes it anyway)");
     auto latest = read_latest(store);
     if (!latest) return std::unexpected(latest.error());
     // A damaged link names no backup; the newest going then sets it to the next newest,

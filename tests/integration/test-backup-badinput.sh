@@ -618,5 +618,34 @@ else
     echo "note: no pids cgroup (v1) to limit threads with here; the thread-refusal section did not run"
 fi
 
+# --- a deadline that passes: exit 8, naming where the limit came from ----------------
+echo "once more" >>"$R2/etc/links/b"
+for how in "--timeout 1" config; do
+    opt=""
+    if [ "$how" = config ]; then
+        mkdir -p "$R2/etc/upgrade-recovery/config.d"
+        printf '[backup]\ntimeout = 1\n' >"$R2/etc/upgrade-recovery/config.d/t.toml"
+    else
+        opt=$how
+    fi
+    # shellcheck disable=SC2086 # the option is meant to split
+    UR_FAILPOINT=backup.after-cluster UR_FAILPOINT_ACTION=stop "$UR_CLI" --root "$R2" backup $opt \
+        >"$T/to.out" 2>"$T/to.err" &
+    pid=$!
+    for _ in $(seq 1 1000); do
+        [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
+        sleep 0.02
+    done
+    sleep 1.5 # past the deadline while stopped
+    kill -CONT "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    check "backup with a 1 s limit ($how) exits 8" test "$rc" = 8
+    want="(--timeout is 1 s)"
+    [ "$how" = config ] && want="(backup.timeout is 1 s)"
+    check "... and the error says $want" grep -qF "$want; the previous backup is intact" "$T/to.err"
+done
+rm -r "$R2/etc/upgrade-recovery/config.d"
+
 echo "test-backup-badinput: $(($(date +%s) - t0)) s"
 ur_fx_done

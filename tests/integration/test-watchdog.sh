@@ -43,6 +43,8 @@ for bad in "--timeout 59" "--timeout abc" "--timeout" "--reason x" "extra arg"; 
     # shellcheck disable=SC2086 # the options are meant to split
     check "watchdog start $bad exits 2" run_rc 2 "$T/u.out" "$T/u.err" cli "$ROOT" watchdog start $bad
 done
+check "watchdog start --timeout abc names the minimum, not 'no limit'" \
+    bash -c "'$UR_CLI' --root '$ROOT' watchdog start --timeout abc 2>&1 | grep -q 'wants whole seconds (at least 60)'"
 check "watchdog without an action exits 2" run_rc 2 "$T/u.out" "$T/u.err" cli "$ROOT" watchdog
 check "a watchdog for a backup that does not exist is refused" \
     bash -c "! '$UR_CLI' --root '$ROOT' watchdog start 20990101T000000Z >/dev/null 2>&1"

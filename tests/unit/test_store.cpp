@@ -282,6 +282,8 @@ TEST_CASE("delete_backup of latest moves latest to the newest other generation",
     auto only = delete_backup(s, ids[1]);
     REQUIRE(!only);
     CHECK(only.error().kind == ErrorKind::Refused);
+    CHECK_THAT(only.error().message,
+               Catch::Contains("'upgrade-recovery delete --force " + ids[1] + "' deletes it anyway"));
     CHECK(latest_of(s) == ids[1]);
     CHECK(ids_of(s) == std::vector<std::string>{ids[1]});
     // The same with latest gone or dangling: counted, so still refused.
