@@ -586,7 +586,12 @@ std::string retire_phase2(const JournalDir& dir, UnitManager& units, const std::
     std::string note;
     // The generation's etc tree is <backup>/etc, so the generation reads like a root.
     auto in_backup = offline_unit_enabled(backup_dir, kPhase2Unit);
-    if (!(in_backup && *in_backup)) {
+    if (!in_backup) {
+        // Unknown: left enabled, which is harmless (the unit is conditioned on
+        // phase2-pending), rather than making /etc differ from the backup unseen.
+        progress.warning("left " + std::string(kPhase2Unit) + " enabled: cannot tell whether the backup had it (" +
+                         in_backup.error().message + ")");
+    } else if (!*in_backup) {
         if (auto r = units.disable(kPhase2Unit, cancel); !r)
             progress.warning("could not disable " + std::string(kPhase2Unit) + ": " + r.error().message);
         else

@@ -524,6 +524,21 @@ TEST_CASE("a resume after a cut between Complete and the marker's removal retire
     auto none = c.run();
     REQUIRE_FALSE(none);
     CHECK(none.error().kind == ErrorKind::NotFound);
+
+    // Whether the backup had the unit enabled cannot be read: it is left enabled
+    // (harmless, the unit is conditioned on the marker), not disabled unseen.
+    std::ofstream(marker) << j.recovery_id << "\n";
+    const std::string units_dir = c.store_path() + "/backups/" + j.backup_id + "/etc/systemd/system";
+    fs::remove_all(units_dir);
+    fs::create_directories(fs::path(units_dir).parent_path());
+    std::ofstream(units_dir) << "not a directory\n";
+    c.put("calls", "");
+    auto unknown = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(unknown);
+    CHECK(unknown->message.find("was already complete") != std::string::npos);
+    CHECK_FALSE(fs::exists(marker));
+    CHECK(count(c.calls(), "systemctl disable upgrade-recovery-phase2.service") == 0);
 }
 
 TEST_CASE("a failing cluster-restore.sh stops phase 2 before kubelet starts")
