@@ -501,7 +501,10 @@ class Restorer
     Buffer buf_;
 };
 
-// W19: MachineConfig files that exist now but did not at backup time.
+// W19: files outside the trees that the failed upgrade's MachineConfig places
+// and the backup's did not. Whether such a file was there before the upgrade
+// is not recorded (it was outside every tree); the old MachineConfig does not
+// place it, so it goes, as the MCO would leave the node for that config.
 Result<> remove_stale_mc_files(int rootfd, const BackupMetadata& meta, const RestoreOptions& o, RestoreStats& st)
 {
     std::vector<std::string> candidates = o.current_mc_files;
