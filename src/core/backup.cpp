@@ -574,6 +574,10 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
             return std::unexpected(n.error());
         else if (*n)
             log::info("removed " + std::to_string(*n) + " incomplete backup(s) left by an interrupted run");
+        if (auto t = remove_stale_store_temporaries(store); !t)
+            log::warning("could not remove the temporaries of an interrupted write: " + t.error().message);
+        else if (*t)
+            log::info("removed " + std::to_string(*t) + " temporary file(s) left by an interrupted write");
     }
 
     auto ids = list_backups(store);

@@ -1,5 +1,7 @@
 #include "fd.hpp"
 
+#include <cctype>
+
 #include <climits>
 #include <dirent.h>
 #include <fcntl.h>
@@ -148,6 +150,45 @@ Result<> write_file_atomic_at(int dirfd, const std::string& name, std::string_vi
         return fail_errno(e, "rename to '" + name + "'");
     }
     return fsync_fd(dirfd, "directory of '" + name + "'");
+}
+
+static bool is_temp_name(const std::string& n)
+{
+    // "." + base + "." + 16 hex digits + ".tmp"
+    constexpr size_t tail = 1 + 16 + 4;
+    if (n.size() < 2 + tail || n[0] != '.' || !n.ends_with(".tmp") || n[n.size() - tail] != '.') return false;
+    for (size_t i = n.size() - tail + 1; i < n.size() - 4; i++)
+        if (!std::isxdigit(static_cast<unsigned char>(n[i]))) return false;
+    return true;
+}
+
+Result<unsigned> remove_stale_temporaries(int dirfd, long min_age_s)
+{
+    int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+    if (dupfd < 0) return fail_errno("dup");
+    DIR* d = ::fdopendir(dupfd);
+    if (!d) {
+        ::close(dupfd);
+        return fail_errno("fdopendir");
+    }
+    std::vector<std::string> names;
+    while (struct dirent* de = ::readdir(d))
+        if (is_temp_name(de->d_name)) names.emplace_back(de->d_name);
+    ::closedir(d);
+    const time_t now = ::time(nullptr);
+    unsigned n = 0;
+    for (const auto& name : names) {
+        struct stat st;
+        if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) continue;
+        if (now - st.st_mtime < min_age_s) continue;
+        if (::unlinkat(dirfd, name.c_str(), 0) < 0) {
+            if (errno == ENOENT) continue;
+            return fail_errno("remove stale temporary '" + name + "'");
+        }
+        n++;
+    }
+    if (n) UR_TRY(fsync_fd(dirfd, "directory"));
+    return n;
 }
 
 Result<> replace_symlink_at(int dirfd, const std::string& name, const std::string& target)

@@ -1027,6 +1027,8 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
 
     auto lock = lock_store(store);
     if (!lock) return std::unexpected(std::move(lock.error()).context("recovery"));
+    if (auto t = remove_stale_store_temporaries(store); !t)
+        log::warning("could not remove the temporaries of an interrupted write: " + t.error().message);
 
     if (!run.be.units) {
         if (opts.initrd) {

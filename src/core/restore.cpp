@@ -16,6 +16,7 @@
 #include "walk.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fcntl.h>
 #include <map>
 #include <random>
@@ -71,12 +72,22 @@ class BackupDir
 };
 using BackupDirRef = std::shared_ptr<BackupDir>;
 
+constexpr std::string_view kRestoreTempPrefix = ".ur-restore-";
+
 std::string temp_name()
 {
     static thread_local std::mt19937_64 rng{std::random_device{}()};
     char b[40];
-    snprintf(b, sizeof b, ".ur-restore-%016llx", static_cast<unsigned long long>(rng()));
+    snprintf(b, sizeof b, "%s%016llx", kRestoreTempPrefix.data(), static_cast<unsigned long long>(rng()));
     return b;
+}
+
+bool is_restore_temp(const std::string& name)
+{
+    if (name.size() != kRestoreTempPrefix.size() + 16 || !name.starts_with(kRestoreTempPrefix)) return false;
+    for (size_t i = kRestoreTempPrefix.size(); i < name.size(); i++)
+        if (!std::isxdigit(static_cast<unsigned char>(name[i]))) return false;
+    return true;
 }
 
 class Restorer
@@ -236,7 +247,18 @@ class Restorer
     // A target name the backup does not have: the failed upgrade added it.
     Result<> extra(const SharedFd& tdir, const std::string& name, const std::string& rel, const std::string& abs)
     {
-        if (extras_ || excluded(rel)) return {}; // extras: only the listed files are ours
+        if (extras_) {
+            // Only the listed files are ours, and the temporaries of our own replace()
+            // that a kill left beside them (the other trees lose theirs as extra names).
+            if (is_restore_temp(name)) {
+                struct stat ts;
+                if (::fstatat(tdir->get(), name.c_str(), &ts, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(ts.st_mode) &&
+                    !o_.dry_run && ::unlinkat(tdir->get(), name.c_str(), 0) < 0 && errno != ENOENT)
+                    return fail_errno("remove " + abs);
+            }
+            return {};
+        }
+        if (excluded(rel)) return {};
         struct stat ts;
         uint64_t mnt = 0;
         if (auto r = stat_at(tdir->get(), name, ts, &mnt); !r) {

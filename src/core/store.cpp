@@ -1,5 +1,6 @@
 #include "store.hpp"
 
+#include "recovery_journal.hpp"
 #include "thread_pool.hpp"
 #include "walk.hpp"
 
@@ -403,6 +404,18 @@ Result<unsigned> remove_stale_staging(const Store& store)
     }
     if (n) UR_TRY(fsync_fd(store.backups_fd.get(), "backups directory"));
     return n;
+}
+
+Result<unsigned> remove_stale_store_temporaries(const Store& store)
+{
+    if (store.location.absent) return 0u;
+    auto n = remove_stale_temporaries(store.fd.get());
+    if (!n) return std::unexpected(std::move(n.error()).context(store.path()));
+    auto rec = open_at(store.fd.get(), kRecoveryDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!rec) return rec.error().err == ENOENT ? *n : Result<unsigned>(std::unexpected(rec.error()));
+    auto m = remove_stale_temporaries(rec->get());
+    if (!m) return std::unexpected(std::move(m.error()).context(store.path() + "/" + kRecoveryDir));
+    return *n + *m;
 }
 
 } // namespace ur

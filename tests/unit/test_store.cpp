@@ -419,3 +419,31 @@ TEST_CASE("delete_backup removes a wide generation in parallel, never what is mo
     CHECK(r.error().kind == ErrorKind::Busy);
     CHECK(fs::exists(outside + "/keep"));
 }
+
+TEST_CASE("stale temporaries of killed atomic writes go; young ones and other names stay")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    const std::string base = s.path();
+    fs::create_directories(base + "/recovery");
+    auto make = [&](const std::string& rel, bool old) {
+        std::ofstream(base + "/" + rel) << "x";
+        if (old) {
+            struct timespec ts[2] = {{1000000000, 0}, {1000000000, 0}};
+            REQUIRE(::utimensat(AT_FDCWD, (base + "/" + rel).c_str(), ts, AT_SYMLINK_NOFOLLOW) == 0);
+        }
+    };
+    make(".last-backup.json.0123456789abcdef.tmp", true);
+    make("recovery/.journal.fedcba9876543210.tmp", true);
+    make("recovery/.armed.00000000000000aa.tmp", false); // a writer may still be at it
+    make("recovery/.journal.not-hex-digits!.tmp", true);
+    make("recovery/journal.tmp", true);
+    auto n = remove_stale_store_temporaries(s);
+    REQUIRE(n);
+    CHECK(*n == 2);
+    CHECK_FALSE(fs::exists(base + "/.last-backup.json.0123456789abcdef.tmp"));
+    CHECK_FALSE(fs::exists(base + "/recovery/.journal.fedcba9876543210.tmp"));
+    CHECK(fs::exists(base + "/recovery/.armed.00000000000000aa.tmp"));
+    CHECK(fs::exists(base + "/recovery/.journal.not-hex-digits!.tmp"));
+    CHECK(fs::exists(base + "/recovery/journal.tmp"));
+}
