@@ -14,6 +14,7 @@
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace ur::cli
 {
@@ -122,7 +123,7 @@ int cmd_recover(const Args& given)
     }
     if (!cfg) return report_error(args, cfg.error());
     CancelToken cancel;
-    SignalCancel on_signal(cancel);
+    std::optional<SignalCancel> on_signal(std::in_place, cancel);
     TerminalProgress progress(args.json);
 
     if (f->has("--abandon")) {
@@ -153,6 +154,8 @@ int cmd_recover(const Args& given)
             // before the files (they belong in that deployment; `armed` stays, so its
             // initramfs resumes). This boot must not go on into the failed deployment.
             fprintf(stderr, "upgrade-recovery: phase 1 changed the default deployment; rebooting into it\n");
+            // The shutdown's SIGTERM must end the wait for it, not be taken for a cancel.
+            on_signal.reset();
             const int err = reboot_from_initrd();
             // Going on would boot the failed deployment: fail the unit (emergency.target).
             return report_error(args, sys_error(err, "reboot into the rolled-back deployment"));
