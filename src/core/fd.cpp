@@ -179,7 +179,10 @@ Result<unsigned> remove_stale_temporaries(int dirfd, long min_age_s)
     unsigned n = 0;
     for (const auto& name : names) {
         struct stat st;
-        if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) continue;
+        // Files, and the links replace_symlink_at makes (publishing `latest`).
+        if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+            continue;
         if (now - st.st_mtime < min_age_s) continue;
         if (::unlinkat(dirfd, name.c_str(), 0) < 0) {
             if (errno == ENOENT) continue;

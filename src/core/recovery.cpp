@@ -864,7 +864,10 @@ struct Runner {
                 j.error = js.name + ": " + e.message;
                 // Nothing changed yet (a bad backup, a refused rollback plan): a final result,
                 // so backups are possible again and the initrd does not retry on every boot.
-                bool abort = !destructive_done(j) &&
+                // Not when it was stopped (a signal, a deadline): that says nothing about the
+                // backup, and the next boot or --resume must find the recovery still there.
+                const bool stopped = e.kind == ErrorKind::Cancelled || e.kind == ErrorKind::Timeout;
+                bool abort = !destructive_done(j) && !stopped &&
                              (js.name == "verify" || (js.name == "platform-rollback" && e.kind == ErrorKind::Refused));
                 j.state = abort ? RecoveryState::Aborted : RecoveryState::Failed;
                 if (abort) j.finished = js.finished;
@@ -1101,22 +1104,32 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
         // resumes: armed with the new backup first (beside an old recovery still in
         // progress, that one goes on), the old journal kept as journal.previous, the
         // new journal over it, and only then the old phase2-pending goes.
+        auto armed_before = run.dir.armed();
         UR_TRY(run.dir.set_armed(*id));
-        UR_TRY(run.dir.keep_as_previous());
-        failpoint("recovery.new.previous-kept");
-        j = new_journal(*id, run.mode, opts.root);
-        // Starting over after /etc was restored: the failed upgrade's MachineConfig list
-        // can no longer be read from the host, only from the old journal.
-        if (*loaded && recovery_state_in_progress((*loaded)->state) && (*loaded)->backup_id == *id)
-            j.mc_files = (*loaded)->mc_files;
-        UR_TRY(run.dir.save(j));
-        UR_TRY(run.dir.clear_phase2_pending());
         // A watchdog left by a cut between its firing and its removal must not fire
-        // again after this recovery and start a second one: its job is done.
+        // again after this recovery and start a second one: with the recovery armed
+        // its job is done (a cut before this line: the next start removes it).
         if (auto w = stop_watchdog(store); !w)
             log::warning("could not remove the upgrade watchdog: " + w.error().message);
         else if (*w)
             log::info("upgrade watchdog removed: a recovery started");
+        // A start that fails before its journal is written leaves `armed` as it was.
+        auto start = [&]() -> Result<> {
+            UR_TRY(run.dir.keep_as_previous());
+            failpoint("recovery.new.previous-kept");
+            j = new_journal(*id, run.mode, opts.root);
+            // Starting over after /etc was restored: the failed upgrade's MachineConfig list
+            // can no longer be read from the host, only from the old journal.
+            if (*loaded && recovery_state_in_progress((*loaded)->state) && (*loaded)->backup_id == *id)
+                j.mc_files = (*loaded)->mc_files;
+            return run.dir.save(j);
+        };
+        if (auto st = start(); !st) {
+            Result<> undo = armed_before && *armed_before ? run.dir.set_armed(**armed_before) : run.dir.clear_armed();
+            if (!undo) log::error("journal: " + undo.error().message);
+            return std::unexpected(st.error());
+        }
+        UR_TRY(run.dir.clear_phase2_pending());
         log::event(log::kRecoveryStarted, log::Level::Info,
                    "recovery " + j.recovery_id + " of backup " + j.backup_id + " started (" + run.mode + ")",
                    {{"BACKUP_ID", j.backup_id}, {"RECOVERY_ID", j.recovery_id}, {"STEP", "start"}});
@@ -1154,8 +1167,9 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
         j.root = opts.root;
         UR_TRY(run.dir.set_armed(j.backup_id));
     } else if (auto a = run.dir.armed(); a && *a && **a == j.backup_id) {
-        // Phase 1 is done: its marker, left by a cut just after the journal said so, goes.
-        UR_TRY(run.dir.clear_armed());
+        // Phase 1 is done: its marker, left by a cut just after the journal said so, goes
+        // (best effort, as in execute: the next initrd removes it too).
+        if (auto c = run.dir.clear_armed(); !c) log::error("journal: " + c.error().message);
     }
     return run.execute(j, std::move(*meta));
 }

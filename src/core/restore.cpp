@@ -180,12 +180,15 @@ class Restorer
 
   private:
     // Another filesystem, or a bind mount (same st_dev), is mounted on this
-    // directory: `ts` and `mnt` from one stat_at. Never for extras: the backup
+    // directory or file: `ts` and `mnt` from one stat_at. Never for extras: the backup
     // followed their listed paths across mounts, and so does the restore (on
     // RHCOS /var itself is a bind mount of the ostree stateroot's var).
     bool mount_point(const struct stat& ts, uint64_t mnt) const
     {
         if (extras_) return false;
+        // A file (bound by a pod's subPath) only by its mount id: on overlayfs with
+        // xino=off a file reports its layer's st_dev, a directory the overlay's.
+        if (!S_ISDIR(ts.st_mode)) return root_mnt_ && mnt && mnt != root_mnt_;
         return other_mount(root_dev_, root_mnt_, ts.st_dev, mnt);
     }
 

@@ -25,13 +25,19 @@ namespace
 // a case of its own and nothing is created where the backups would go.
 Result<UniqueFd> open_empty_removed_directory()
 {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/upgrade-recovery-empty-XXXXXX";
-    if (!::mkdtemp(path.data())) return fail_errno("create a temporary directory in " + path);
-    auto fd = open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    ::rmdir(path.c_str());
-    if (!fd) return std::unexpected(std::move(fd.error()));
-    return fd;
+    const char* env = std::getenv("TMPDIR");
+    std::string tried;
+    for (const char* dir : {env && *env ? env : "/tmp", "/tmp", "/run", "/dev/shm"}) {
+        std::string path = std::string(dir) + "/upgrade-recovery-empty-XXXXXX";
+        if (!::mkdtemp(path.data())) {
+            tried += (tried.empty() ? "" : ", ") + std::string(dir) + ": " + std::strerror(errno);
+            continue;
+        }
+        auto fd = open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        ::rmdir(path.c_str());
+        return fd;
+    }
+    return fail(ErrorKind::Io, "no directory for an empty temporary one (" + tried + ")");
 }
 
 } // namespace

@@ -154,6 +154,25 @@ check "[SIGTERM] recover exits 10 (cancelled), not killed by the signal (exit $r
 check "[SIGTERM] the journal records restore-files as failed: cancelled" \
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); s=[x for x in j["steps"] if x["name"]=="restore-files"][0]; sys.exit(0 if j["state"]=="failed" and s["state"]=="failed" and "cancel" in s["error"] else 1)' \
     "$ROOT/var/recovery/recovery/journal"
+# The same in verify: cancelled is not a bad backup, the recovery must not end there
+# (it did: aborted, armed removed, nothing left for the next boot to resume).
+UR_FAILPOINT=recovery.verify UR_FAILPOINT_ACTION=stop "$UR_CLI" --root "$ROOT" recover --restart \
+    >"$T/tv.out" 2>"$T/tv.err" &
+pid=$!
+for _ in $(seq 1 1500); do
+    [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
+    sleep 0.02
+done
+check "[SIGTERM] stopped again, before verify" test "$(ps -o state= -p "$pid" | tr -d ' ')" = T
+kill -TERM "$pid"
+kill -CONT "$pid"
+rc=0
+wait "$pid" || rc=$?
+check "[SIGTERM] in verify: exits 10 (exit $rc)" test "$rc" = 10
+check "[SIGTERM] in verify: the recovery stays failed (resumable), still armed" \
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["state"]=="failed" else 1)' \
+    "$ROOT/var/recovery/recovery/journal"
+check "[SIGTERM] ... armed" test -e "$ROOT/var/recovery/recovery/armed"
 rr=0
 cli "$ROOT" recover --resume >"$T/r.out" 2>"$T/r.err" || rr=$?
 check "[SIGTERM] recover --resume exits 0" test "$rr" = 0

@@ -538,7 +538,7 @@ TEST_CASE("peek_armed reads the armed marker from a private mount and leaves not
     CHECK(mounts_at(peek).empty());
 }
 
-TEST_CASE("the initrd entry leaves the recovery partition unmounted when it returns, whatever the outcome")
+TEST_CASE("the initrd entry leaves the recovery partition it mounted unmounted when it fails")
 {
     // No separate /var in this root, so nothing else is detached on return: the
     // partition mounted at <root>/var/recovery must go by itself, or it survives the

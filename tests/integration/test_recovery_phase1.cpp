@@ -609,6 +609,20 @@ TEST_CASE("the initrd entry: fast no-op, armed run, power cut, kernel argument")
         CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/watchdog")));
         h.check_recovered();
     }
+    SECTION("a start that fails before its journal is written leaves nothing armed")
+    {
+        // journal.previous a directory with something in it: keeping the old journal fails.
+        REQUIRE(h.run("", "recovery.verify").signal == SIGKILL); // a journal to keep
+        fs::remove(h.p("var/recovery/recovery/armed"));
+        fs::create_directories(h.p("var/recovery/recovery/journal.previous/x"));
+        auto r = h.run("--restart");
+        INFO(r.out << r.err);
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("journal.previous") != std::string::npos);
+        // Before: armed was left with the backup, and the next boot restored it.
+        CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
+        fs::remove_all(h.p("var/recovery/recovery/journal.previous"));
+    }
     SECTION("--restart cut off before its journal is written: the next boot still has a recovery to go on with")
     {
         auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
