@@ -162,7 +162,9 @@ static bool is_temp_name(const std::string& n)
     return true;
 }
 
-Result<unsigned> remove_stale_temporaries(int dirfd, long min_age_s)
+// The names in dirfd (not . and ..), read through a private descriptor: the
+// readdir position of dirfd itself is left alone.
+static Result<std::vector<std::string>> child_names(int dirfd)
 {
     int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
     if (dupfd < 0) return fail_errno("dup");
@@ -172,12 +174,22 @@ Result<unsigned> remove_stale_temporaries(int dirfd, long min_age_s)
         return fail_errno("fdopendir");
     }
     std::vector<std::string> names;
-    while (struct dirent* de = ::readdir(d))
-        if (is_temp_name(de->d_name)) names.emplace_back(de->d_name);
+    while (struct dirent* de = ::readdir(d)) {
+        std::string n = de->d_name;
+        if (n != "." && n != "..") names.push_back(std::move(n));
+    }
     ::closedir(d);
+    return names;
+}
+
+Result<unsigned> remove_stale_temporaries(int dirfd, long min_age_s)
+{
+    auto names = child_names(dirfd);
+    if (!names) return std::unexpected(names.error());
     const time_t now = ::time(nullptr);
     unsigned n = 0;
-    for (const auto& name : names) {
+    for (const auto& name : *names) {
+        if (!is_temp_name(name)) continue;
         struct stat st;
         // Files, and the links replace_symlink_at makes (publishing `latest`).
         if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -261,21 +273,9 @@ static Result<> refuse_mount_point(int dirfd, const std::string& name)
 
 static Result<> remove_children(int dirfd)
 {
-    int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-    if (dupfd < 0) return fail_errno("dup");
-    DIR* d = ::fdopendir(dupfd);
-    if (!d) {
-        ::close(dupfd);
-        return fail_errno("fdopendir");
-    }
-    std::vector<std::pair<std::string, bool>> names;
-    while (struct dirent* de = ::readdir(d)) {
-        std::string n = de->d_name;
-        if (n == "." || n == "..") continue;
-        names.emplace_back(n, de->d_type == DT_DIR);
-    }
-    ::closedir(d);
-    for (auto& [n, isdir] : names) {
+    auto names = child_names(dirfd);
+    if (!names) return std::unexpected(names.error());
+    for (const auto& n : *names) {
         if (::unlinkat(dirfd, n.c_str(), 0) == 0) continue;
         const int err = errno;
         if (err == ENOENT) continue;
