@@ -343,13 +343,7 @@ check "and the new latest verifies" run_rc 0 "$T/s5.out" "$T/s5.err" cli "$R2" v
 # staging directory exists; its pid in $pid, its output in $T/NAME.out and .err.
 stopped_backup()
 {
-    UR_FAILPOINT=backup.after-cluster UR_FAILPOINT_ACTION=stop \
-        "$UR_CLI" --root "$R2" backup >"$T/$1.out" 2>"$T/$1.err" &
-    pid=$!
-    for _ in $(seq 1 1000); do
-        [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
-        sleep 0.02
-    done
+    stopped_at backup.after-cluster "$T/$1.out" "$T/$1.err" "$R2" backup || true
 }
 
 # --- the partition fills up in the middle of the copy -----------------------------------
@@ -573,13 +567,8 @@ mkdir "$R2/etc/links"
 echo "one inode, three names" >"$R2/etc/links/a"
 ln "$R2/etc/links/a" "$R2/etc/links/b"
 ln "$R2/etc/links/a" "$R2/etc/links/c"
-UR_FAILPOINT=backup.copy-file:1 UR_FAILPOINT_ACTION=stop "$UR_CLI" --root "$R2" --json backup >"$T/hl.json" 2>"$T/hl.err" &
-pid=$!
-for _ in $(seq 1 1500); do
-    [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
-    sleep 0.02
-done
-check "the backup stopped at its first file copy" test "$(ps -o state= -p "$pid" | tr -d ' ')" = T
+check "the backup stopped at its first file copy" \
+    stopped_at backup.copy-file:1 "$T/hl.json" "$T/hl.err" "$R2" --json backup
 rm "$R2/etc/links/a"
 kill -CONT "$pid"
 rc=0
@@ -629,13 +618,8 @@ for how in "--timeout 1" config; do
         opt=$how
     fi
     # shellcheck disable=SC2086 # the option is meant to split
-    UR_FAILPOINT=backup.after-cluster UR_FAILPOINT_ACTION=stop "$UR_CLI" --root "$R2" backup $opt \
-        >"$T/to.out" 2>"$T/to.err" &
-    pid=$!
-    for _ in $(seq 1 1000); do
-        [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
-        sleep 0.02
-    done
+    check "backup with a 1 s limit ($how) stopped after the cluster part" \
+        stopped_at backup.after-cluster "$T/to.out" "$T/to.err" "$R2" backup $opt
     sleep 1.5 # past the deadline while stopped
     kill -CONT "$pid"
     rc=0

@@ -136,42 +136,33 @@ row "chain:${chain# }" "-" "-" "-" "$rr" "$eq" "$nt" "$ue" "$pp" "$ou"
 # SIGTERM (systemctl stop, a shutdown) in the middle of the restore: the step is
 # recorded as failed (cancelled) and the command exits 10, instead of dying with a
 # journal that says "started" and a child process left running on its own.
+# sigterm_recover FAILPOINT NAME: recover --restart stopped at FAILPOINT, then
+# SIGTERM and SIGCONT; its exit status in $rc.
+sigterm_recover()
+{
+    check "[SIGTERM] stopped at $1" stopped_at "$1" "$T/$2.out" "$T/$2.err" "$ROOT" recover --restart
+    kill -TERM "$pid"
+    kill -CONT "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+}
+# The step in the journal: STEP STATE [TEXT in its error]; the recovery must be failed (resumable).
+journal_step()
+{
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); s=[x for x in j["steps"] if x["name"]==sys.argv[2]][0]
+sys.exit(0 if j["state"]=="failed" and s["state"]==sys.argv[3] and sys.argv[4] in s.get("error","") else 1)' \
+        "$ROOT/var/recovery/recovery/journal" "$@"
+}
 n=$((n + 1))
 break_tree "$n"
-UR_FAILPOINT=restore.file:20 UR_FAILPOINT_ACTION=stop "$UR_CLI" --root "$ROOT" recover --restart \
-    >"$T/t.out" 2>"$T/t.err" &
-pid=$!
-for _ in $(seq 1 1500); do
-    [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
-    sleep 0.02
-done
-check "[SIGTERM] phase 1 stopped in the restore" test "$(ps -o state= -p "$pid" | tr -d ' ')" = T
-kill -TERM "$pid"
-kill -CONT "$pid"
-rc=0
-wait "$pid" || rc=$?
-check "[SIGTERM] recover exits 10 (cancelled), not killed by the signal (exit $rc)" test "$rc" = 10
-check "[SIGTERM] the journal records restore-files as failed: cancelled" \
-    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); s=[x for x in j["steps"] if x["name"]=="restore-files"][0]; sys.exit(0 if j["state"]=="failed" and s["state"]=="failed" and "cancel" in s["error"] else 1)' \
-    "$ROOT/var/recovery/recovery/journal"
+sigterm_recover restore.file:20 t
+check "[SIGTERM] in the restore: exits 10 (cancelled), not killed by the signal (exit $rc)" test "$rc" = 10
+check "[SIGTERM] ... restore-files failed: cancelled" journal_step restore-files failed cancel
 # The same in verify: cancelled is not a bad backup, the recovery must not end there
 # (it did: aborted, armed removed, nothing left for the next boot to resume).
-UR_FAILPOINT=recovery.verify UR_FAILPOINT_ACTION=stop "$UR_CLI" --root "$ROOT" recover --restart \
-    >"$T/tv.out" 2>"$T/tv.err" &
-pid=$!
-for _ in $(seq 1 1500); do
-    [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && break
-    sleep 0.02
-done
-check "[SIGTERM] stopped again, before verify" test "$(ps -o state= -p "$pid" | tr -d ' ')" = T
-kill -TERM "$pid"
-kill -CONT "$pid"
-rc=0
-wait "$pid" || rc=$?
+sigterm_recover recovery.verify tv
 check "[SIGTERM] in verify: exits 10 (exit $rc)" test "$rc" = 10
-check "[SIGTERM] in verify: the recovery stays failed (resumable), still armed" \
-    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["state"]=="failed" else 1)' \
-    "$ROOT/var/recovery/recovery/journal"
+check "[SIGTERM] ... verify failed: cancelled; the recovery stays failed (resumable)" journal_step verify failed cancel
 check "[SIGTERM] ... armed" test -e "$ROOT/var/recovery/recovery/armed"
 rr=0
 cli "$ROOT" recover --resume >"$T/r.out" 2>"$T/r.err" || rr=$?

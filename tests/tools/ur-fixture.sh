@@ -152,6 +152,23 @@ cli()
     "$UR_CLI" --root "$_root" "$@"
 }
 
+# stopped_at FAILPOINT OUT ERR ROOT ARGS...: the CLI in the background, stopped
+# (SIGSTOP, UR_FAILPOINT_ACTION=stop) when it reaches FAILPOINT; its pid in $pid.
+# Fails when it did not stop within 30 s.
+stopped_at()
+{
+    _fp=$1 _out=$2 _err=$3
+    shift 3
+    # The CLI itself, not a subshell: $pid must be what a signal is sent to.
+    UR_FAILPOINT=$_fp UR_FAILPOINT_ACTION=stop "$UR_CLI" --root "$@" >"$_out" 2>"$_err" &
+    pid=$!
+    for _ in $(seq 1 1500); do
+        [ "$(ps -o state= -p "$pid" | tr -d ' ')" = T ] && return 0
+        sleep 0.02
+    done
+    return 1
+}
+
 # run_rc WANT OUT ERR CMD...: run, keep stdout/stderr, succeed when the exit code is WANT.
 run_rc()
 {
