@@ -59,6 +59,8 @@ printf '[partition]\nallow_plain_directory = true\nmount_point = "/srv/backups"\
     >"$R0/etc/upgrade-recovery/config.d/plain.toml"
 check "plain directory not made yet: list exits 0" run_rc 0 "$T/pl.json" "$T/pl.err" cli "$R0" --json list
 check "... and lists nothing" test "$(json "$T/pl.json" 'len(j)')" = 0
+check "... also with TMPDIR unusable (the empty store falls back to /tmp)" \
+    run_rc 0 "$T/pt.json" "$T/pt.err" env TMPDIR=/nonexistent "$UR_CLI" --root "$R0" --json list
 check "... status exits 0" run_rc 0 "$T/ps.out" "$T/ps.err" cli "$R0" status
 check "... and says so" grep -q "^Backups: 0" "$T/ps.out"
 check "... verify exits 1: no backup to verify" run_rc 1 "$T/pv.out" "$T/pv.err" cli "$R0" verify

@@ -438,9 +438,14 @@ TEST_CASE("stale temporaries of killed atomic writes go; young ones and other na
     make("recovery/.armed.00000000000000aa.tmp", false); // a writer may still be at it
     make("recovery/.journal.not-hex-digits!.tmp", true);
     make("recovery/journal.tmp", true);
+    // replace_symlink_at's temporary when publishing `latest`.
+    fs::create_symlink("backups/20240101T000000Z", base + "/.latest.00112233445566ff.tmp");
+    struct timespec old_ts[2] = {{1000000000, 0}, {1000000000, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, (base + "/.latest.00112233445566ff.tmp").c_str(), old_ts, AT_SYMLINK_NOFOLLOW) == 0);
     auto n = remove_stale_store_temporaries(s);
     REQUIRE(n);
-    CHECK(*n == 2);
+    CHECK(*n == 3);
+    CHECK_FALSE(fs::is_symlink(base + "/.latest.00112233445566ff.tmp"));
     CHECK_FALSE(fs::exists(base + "/.last-backup.json.0123456789abcdef.tmp"));
     CHECK_FALSE(fs::exists(base + "/recovery/.journal.fedcba9876543210.tmp"));
     CHECK(fs::exists(base + "/recovery/.armed.00000000000000aa.tmp"));
