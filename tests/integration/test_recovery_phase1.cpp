@@ -609,6 +609,22 @@ TEST_CASE("the initrd entry: fast no-op, armed run, power cut, kernel argument")
         CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/watchdog")));
         h.check_recovered();
     }
+    SECTION("the watchdog goes as soon as the recovery is armed, also when the start fails after that")
+    {
+        auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+        REQUIRE(store);
+        REQUIRE(start_watchdog(*store, kBackupId, 600, "boot-0"));
+        // The old phase2-pending cannot be removed: the start fails after its journal is saved.
+        fs::create_directories(h.p("var/recovery/recovery/phase2-pending/x"));
+        auto r = h.run("");
+        INFO(r.out << r.err);
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("phase2-pending") != std::string::npos);
+        // Armed and in progress: the next boot resumes it, and the watchdog is gone.
+        CHECK(fs::exists(h.p("var/recovery/recovery/armed")));
+        CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/watchdog")));
+        fs::remove_all(h.p("var/recovery/recovery/phase2-pending"));
+    }
     SECTION("a start that fails before its journal is written leaves nothing armed")
     {
         // journal.previous a directory with something in it: keeping the old journal fails.
