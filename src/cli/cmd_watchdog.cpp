@@ -134,16 +134,26 @@ int monitor(const Args& args)
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    // With --json one object per line: the waiting line, then how it ended.
+    auto say = [&](const nlohmann::json& j, const std::string& text) {
+        if (args.json)
+            printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        else
+            printf("%s\n", text.c_str());
+        fflush(stdout);
+    };
     bool told = false;
     for (;;) {
         auto w = read_watchdog(store);
         if (!w) return report_error(args, w.error()); // never fire on what cannot be read
         if (!*w) {
-            printf("No watchdog: the upgrade was declared complete (or none was started).\n");
+            say({{"fired", false}, {"reason", "no watchdog"}},
+                "No watchdog: the upgrade was declared complete (or none was started).");
             return 0;
         }
         if (!watchdog_applies(**w, boot)) {
-            printf("The watchdog was started in this boot; it waits from the next one.\n");
+            say({{"fired", false}, {"reason", "started in this boot"}, {"watchdog", watchdog_json(*w)}},
+                "The watchdog was started in this boot; it waits from the next one.");
             return 0;
         }
         const double left = (*w)->timeout - seconds_since_boot();
@@ -153,9 +163,12 @@ int monitor(const Args& args)
                             " s of the boot",
                         std::chrono::minutes(30));
         if (!told) {
-            printf("Watchdog: backup %s is recovered in %.0f s unless 'upgrade-recovery watchdog stop' runs.\n",
-                   (*w)->backup_id.c_str(), left);
-            fflush(stdout);
+            char text[256];
+            snprintf(text, sizeof text,
+                     "Watchdog: backup %s is recovered in %.0f s unless 'upgrade-recovery watchdog stop' runs.",
+                     (*w)->backup_id.c_str(), left);
+            say({{"waiting", true}, {"seconds_left", static_cast<long long>(left)}, {"watchdog", watchdog_json(*w)}},
+                text);
             told = true;
         }
         // Sleep until the deadline or the next look (the watchdog may be stopped), or a stop signal.

@@ -62,6 +62,9 @@ check "status --json shows it" test "$(json <(cli "$ROOT" --json status) 'j["wat
 # --- the boot it was started in: nothing fires --------------------------------------------
 check "monitor in the same boot exits 0 at once" run_rc 0 "$T/m0.out" "$T/m0.err" cli "$ROOT" watchdog monitor
 check "... and says it waits from the next boot" grep -q "started in this boot" "$T/m0.out"
+check "monitor --json says so in JSON" run_rc 0 "$T/m0.json" "$T/m0j.err" cli "$ROOT" --json watchdog monitor
+check "... (not fired, started in this boot)" \
+    test "$(json "$T/m0.json" 'str(j["fired"]) + " " + j["reason"]')" = "False started in this boot"
 check "trigger in the same boot exits 0" run_rc 0 "$T/t0.out" "$T/t0.err" cli "$ROOT" watchdog trigger --reason "kubelet failed"
 check "... without firing" grep -q "^Not fired (kubelet failed): the watchdog was started in this boot" "$T/t0.out"
 check "nothing is armed" test ! -e "$ARMED"
@@ -129,6 +132,13 @@ later_boot
 "$UR_CLI" --root "$ROOT" watchdog monitor >"$T/m3.out" 2>"$T/m3.err" &
 mon=$!
 check "the monitor waits" wait_for_line "$T/m3.out" "is recovered in"
+"$UR_CLI" --root "$ROOT" --json watchdog monitor >"$T/m3.json" 2>"$T/m3j.err" &
+monj=$!
+check "a monitor with --json says it waits, as a JSON line" wait_for_line "$T/m3.json" '"waiting":true'
+kill -TERM "$monj"
+wait "$monj" || true
+check "... with the seconds left and the backup" \
+    python3 -c 'import json,sys; j=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if j["seconds_left"] > 0 and j["watchdog"]["backup"] else 1)' "$T/m3.json"
 kill -TERM "$mon"
 rc=0
 wait "$mon" || rc=$?
