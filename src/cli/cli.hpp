@@ -63,7 +63,9 @@ struct Session {
     Store store;
     StoreLock lock;
 };
-Result<std::unique_ptr<Session>> open_session(const Args& args, bool writable, bool lock);
+// `access`: Inspect for commands that only remove what is there (delete, disarm,
+// abandon, watchdog stop): they mount but create no layout on a store that has none.
+Result<std::unique_ptr<Session>> open_session(const Args& args, StoreAccess access, bool lock);
 
 // While it lives, SIGINT and SIGTERM cancel `t` instead of killing the process:
 // the operation stops at its next check and leaves a consistent state (a backup

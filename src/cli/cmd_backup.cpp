@@ -173,7 +173,7 @@ int cmd_backup(const Args& args)
 int cmd_list(const Args& args)
 {
     if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
-    auto session = open_session(args, false, false);
+    auto session = open_session(args, StoreAccess::Read, false);
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;
     auto ids = list_backups(*store);
@@ -240,7 +240,7 @@ void print_backup_attempt(const BackupAttempt& a)
 int cmd_status(const Args& args)
 {
     if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
-    auto session = open_session(args, false, false);
+    auto session = open_session(args, StoreAccess::Read, false);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
     auto st = read_store_status(store);
@@ -314,7 +314,7 @@ int cmd_verify(const Args& args)
 {
     auto f = parse_flags(args.params, {}, {}, 1);
     if (!f) return kExitUsage;
-    auto session = open_session(args, false, true); // a backup pruning it meanwhile would look like damage
+    auto session = open_session(args, StoreAccess::Read, true); // a backup pruning it meanwhile would look like damage
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;
     std::string id;
@@ -355,7 +355,7 @@ int cmd_delete(const Args& args)
         usage_error("upgrade-recovery delete: which backup? (see 'upgrade-recovery list')\n");
         return kExitUsage;
     }
-    auto session = open_session(args, true, true);
+    auto session = open_session(args, StoreAccess::Inspect, true);
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;
     auto r = remove_backup((*session)->cfg, args.root, *store, f->positional[0], f->has("--force"));

@@ -47,7 +47,7 @@ int cmd_metrics(const Args& args)
     std::optional<Error> store_err;
     std::string text;
     int rc = 0;
-    auto session = open_session(args, false, false);
+    auto session = open_session(args, StoreAccess::Read, false);
     Result<StoreStatus> st = session ? read_store_status((*session)->store) : std::unexpected(session.error());
     if (!st) {
         store_err = st.error();

@@ -67,7 +67,7 @@ int cmd_rollback_plan(const Args& args)
 {
     auto f = parse_flags(args.params, {}, {"--backup"}, 0);
     if (!f) return kExitUsage;
-    auto session = open_session(args, false, false);
+    auto session = open_session(args, StoreAccess::Read, false);
     if (!session) return report_error(args, session.error());
     Config* cfg = &(*session)->cfg;
     Store* store = &(*session)->store;
@@ -129,7 +129,7 @@ int cmd_recover(const Args& given)
     if (f->has("--abandon")) {
         // The administrator gives up on a recovery (e.g. fixed the node by hand): the
         // journal keeps the result "failed", markers are removed, backups are allowed again.
-        auto session = open_session(args, true, true);
+        auto session = open_session(args, StoreAccess::Inspect, true);
         if (!session) return report_error(args, session.error());
         auto r = abandon_recovery((*session)->store, "abandoned by the administrator (recover --abandon)");
         if (!r) return report_error(args, r.error());
@@ -223,7 +223,7 @@ int cmd_arm(const Args& args)
 {
     auto f = parse_flags(args.params, {"--reboot"}, {}, 1);
     if (!f) return kExitUsage;
-    auto session = open_session(args, true, true);
+    auto session = open_session(args, StoreAccess::Write, true);
     if (!session) return report_error(args, session.error());
     Config* cfg = &(*session)->cfg;
     Store* store = &(*session)->store;
@@ -252,7 +252,7 @@ int cmd_arm(const Args& args)
 int cmd_disarm(const Args& args)
 {
     if (!parse_flags(args.params, {}, {}, 0)) return kExitUsage;
-    auto session = open_session(args, true, true);
+    auto session = open_session(args, StoreAccess::Inspect, true);
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;
     log::set_journal(true);

@@ -72,7 +72,7 @@ int start(const Args& args, const Flags& f)
         if (!v) return kExitUsage;
         timeout = *v;
     }
-    auto session = open_session(args, true, true);
+    auto session = open_session(args, StoreAccess::Write, true);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
     auto id = backup_or_latest(store, f.positional.size() > 1 ? std::optional(f.positional[1]) : std::nullopt);
@@ -90,7 +90,7 @@ int start(const Args& args, const Flags& f)
 
 int stop(const Args& args)
 {
-    auto session = open_session(args, true, true);
+    auto session = open_session(args, StoreAccess::Inspect, true);
     if (!session) return report_error(args, session.error());
     auto was = stop_watchdog((*session)->store);
     if (!was) return report_error(args, was.error());
@@ -103,7 +103,7 @@ int stop(const Args& args)
 
 int trigger(const Args& args, const Flags& f)
 {
-    auto session = open_session(args, true, false);
+    auto session = open_session(args, StoreAccess::Write, false);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
     auto w = read_watchdog(store);
@@ -125,7 +125,7 @@ int trigger(const Args& args, const Flags& f)
 // The service: wait in every boot after the one the watchdog was started in.
 int monitor(const Args& args)
 {
-    auto session = open_session(args, true, false);
+    auto session = open_session(args, StoreAccess::Write, false);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
     const std::string boot = read_boot_id();

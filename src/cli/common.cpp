@@ -121,13 +121,13 @@ Result<Config> load(const Args& args)
     return c;
 }
 
-Result<std::unique_ptr<Session>> open_session(const Args& args, bool writable, bool lock)
+Result<std::unique_ptr<Session>> open_session(const Args& args, StoreAccess access, bool lock)
 {
     auto cfg = load(args);
     if (!cfg) return std::unexpected(cfg.error());
     auto s = std::make_unique<Session>();
     s->cfg = std::move(*cfg);
-    auto store = open_store(s->cfg, args.root, writable);
+    auto store = open_store(s->cfg, args.root, access);
     if (!store) return std::unexpected(store.error());
     s->store = std::move(*store);
     if (lock) {

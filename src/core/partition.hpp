@@ -42,7 +42,8 @@ struct StoreLocation {
 
 enum class StoreAccess {
     Read,    // as found: an unmounted partition is NotMounted
-    Inspect, // mounts the partition when needed, writes nothing on it (backup --dry-run)
+    Inspect, // mounts the partition when needed, creates no layout (backup --dry-run; delete, disarm: they
+             // only remove what is there)
     Write,   // mounts it, and creates the layout (and a missing plain directory)
 };
 

@@ -326,9 +326,9 @@ int Manager::require_privileged(sd_bus_message* m, sd_bus_error* err)
     return 1;
 }
 
-Result<Manager::LockedStore> Manager::open_locked_store() const
+Result<Manager::LockedStore> Manager::open_locked_store(StoreAccess access) const
 {
-    auto store = open_store(cfg_, args_.root, true);
+    auto store = open_store(cfg_, args_.root, access);
     if (!store) return std::unexpected(store.error());
     auto lock = lock_store(*store);
     if (!lock) return std::unexpected(lock.error());
@@ -843,7 +843,7 @@ int Manager::m_delete_backup(sd_bus_message* m, void* userdata, sd_bus_error* er
     auto job = self->launch(
         "delete", false,
         [cfg, root, id](Progress&, const CancelToken&) -> Result<JobOutcome> {
-            auto st = open_store(cfg, root, true);
+            auto st = open_store(cfg, root, StoreAccess::Inspect);
             if (!st) return std::unexpected(st.error());
             auto lock = lock_store(*st);
             if (!lock) return std::unexpected(lock.error());
@@ -957,7 +957,7 @@ int Manager::m_disarm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* 
     int r = require_privileged(m, err);
     if (r <= 0) return r;
     if ((r = self->check_idle(err)) <= 0) return r;
-    auto ls = self->open_locked_store();
+    auto ls = self->open_locked_store(StoreAccess::Inspect);
     if (!ls) return reply_error(err, ls.error());
     if (auto d = disarm_recovery(ls->store); !d) return reply_error(err, d.error());
     self->refresh_view(true);
@@ -991,7 +991,7 @@ int Manager::m_stop_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* er
     int r = require_privileged(m, err);
     if (r <= 0) return r;
     if ((r = self->check_idle(err)) <= 0) return r;
-    auto ls = self->open_locked_store();
+    auto ls = self->open_locked_store(StoreAccess::Inspect);
     if (!ls) return reply_error(err, ls.error());
     auto was = stop_watchdog(ls->store);
     if (!was) return reply_error(err, was.error());

@@ -80,7 +80,8 @@ class Manager
         Store store;
         StoreLock lock;
     };
-    Result<LockedStore> open_locked_store() const;
+    // Inspect for the calls that only remove what is there (no layout on a fresh store).
+    Result<LockedStore> open_locked_store(StoreAccess access = StoreAccess::Write) const;
 
     Result<Job*> launch(const std::string& type, bool exported, JobWork work, const std::string& backup_id,
                         MessagePtr reply_to = {});

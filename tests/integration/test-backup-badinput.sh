@@ -68,6 +68,11 @@ check "... and says so" grep -q "there is no backup to verify" "$T/pv.err"
 check "... backup --dry-run exits 0" run_rc 0 "$T/pd.json" "$T/pd.err" cli "$R0" --json backup --dry-run
 check "... and it fits, with the free space of the filesystem it will be made on" \
     test "$(json "$T/pd.json" 'j["fits"] and j["free_bytes"] > 0')" = true
+check "... disarm exits 0, nothing armed" run_rc 0 "$T/pa.out" "$T/pa.err" cli "$R0" disarm
+check "... watchdog stop exits 0" run_rc 0 "$T/pw.out" "$T/pw.err" cli "$R0" watchdog stop
+check "... recover --abandon exits 0" run_rc 0 "$T/pr.out" "$T/pr.err" cli "$R0" recover --abandon
+check "... delete of a backup that is not there exits 1" \
+    run_rc 1 "$T/pe.out" "$T/pe.err" cli "$R0" delete 20240101T000000Z
 check "... none of them created the directory" test ! -e "$R0/srv"
 check "... a backup creates it and exits 0" run_rc 0 "$T/pb.json" "$T/pb.err" cli "$R0" --json backup
 check "... mode 0700" test "$(stat -c %a "$R0/srv/backups")" = 700
