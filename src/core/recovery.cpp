@@ -280,11 +280,10 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
     return r;
 }
 
-// After the reboot a platform rollback asked for: the id of the booted deployment when
-// it is known and is not the recorded one (the files belong into the recorded one).
-// The deployment this boot started when it is not the backup's; empty when it
-// is (or no rollback needed a reboot). Unknown is an error: that step may have
-// run in an earlier boot, and restoring into the wrong deployment is what this
+// After the reboot a platform rollback asked for: the deployment this boot started
+// when it is not the recorded one (the files belong into the recorded one); empty
+// when it is, or no rollback needed a reboot. Unknown is an error: the rollback may
+// have run in an earlier boot, and restoring into the wrong deployment is what this
 // check is for.
 Result<std::string> booted_elsewhere(const Ctx& c)
 {

@@ -89,7 +89,7 @@ Result<StoreUsage> store_usage(const Store& store)
 
 Result<StoreLock> lock_store(const Store& store, bool create)
 {
-    if (store.location.absent) return StoreLock(); // nothing there to guard (read-only opens only)
+    if (store.location.absent) return StoreLock(); // nothing there to guard (Write creates the directory first)
     auto fd = open_at(store.fd.get(), kLockFile, O_RDWR | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
     if (!fd && !create && fd.error().err == ENOENT) return StoreLock();
     if (!fd) return std::unexpected(std::move(fd.error()).context("lock file"));
