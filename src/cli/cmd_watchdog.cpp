@@ -103,7 +103,7 @@ int stop(const Args& args)
 
 int trigger(const Args& args, const Flags& f)
 {
-    auto session = open_session(args, StoreAccess::Write, false);
+    auto session = open_session(args, StoreAccess::Inspect, false);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
     auto w = read_watchdog(store);
@@ -125,7 +125,7 @@ int trigger(const Args& args, const Flags& f)
 // The service: wait in every boot after the one the watchdog was started in.
 int monitor(const Args& args)
 {
-    auto session = open_session(args, StoreAccess::Write, false);
+    auto session = open_session(args, StoreAccess::Inspect, false);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
     const std::string boot = read_boot_id();

@@ -70,6 +70,8 @@ check "... and it fits, with the free space of the filesystem it will be made on
     test "$(json "$T/pd.json" 'j["fits"] and j["free_bytes"] > 0')" = true
 check "... disarm exits 0, nothing armed" run_rc 0 "$T/pa.out" "$T/pa.err" cli "$R0" disarm
 check "... watchdog stop exits 0" run_rc 0 "$T/pw.out" "$T/pw.err" cli "$R0" watchdog stop
+check "... watchdog monitor exits 0 (no watchdog)" run_rc 0 "$T/pm0.out" "$T/pm0.err" cli "$R0" watchdog monitor
+check "... watchdog trigger exits 0 (no watchdog: not fired)" run_rc 0 "$T/pt0.out" "$T/pt0.err" cli "$R0" watchdog trigger
 check "... recover --abandon exits 0" run_rc 0 "$T/pr.out" "$T/pr.err" cli "$R0" recover --abandon
 check "... delete of a backup that is not there exits 1" \
     run_rc 1 "$T/pe.out" "$T/pe.err" cli "$R0" delete 20240101T000000Z
