@@ -475,13 +475,20 @@ Result<RecoveryStatus> read_recovery_status(const Store& store)
 {
     auto dir = JournalDir::open(store, false);
     if (!dir) return std::unexpected(dir.error());
-    auto j = dir->load();
-    if (!j) return std::unexpected(j.error());
-    auto armed = dir->armed();
-    if (!armed) return std::unexpected(armed.error());
-    auto p2 = dir->phase2_pending();
-    if (!p2) return std::unexpected(p2.error());
-    return make_recovery_status(std::move(*j), std::move(*armed), std::move(*p2));
+    std::string unreadable;
+    auto part = [&](auto r) -> typename decltype(r)::value_type {
+        if (!r) {
+            if (unreadable.empty()) unreadable = r.error().message;
+            return {};
+        }
+        return std::move(*r);
+    };
+    auto j = part(dir->load());
+    auto armed = part(dir->armed());
+    auto p2 = part(dir->phase2_pending());
+    RecoveryStatus st = make_recovery_status(std::move(j), std::move(armed), std::move(p2));
+    st.unreadable = std::move(unreadable);
+    return st;
 }
 
 std::string recovery_status_to_json(const RecoveryStatus& s)

@@ -148,8 +148,12 @@ struct RecoveryStatus {
     std::optional<RecoveryJournal> journal;    // the current (or last finished) recovery
     std::string summary;                       // one line: "phase 2 running: wait-etcd (attempt 2)", "complete at ..."
     std::string next;                          // what the operator or the node does next, empty when nothing
+    std::string unreadable;                    // the first part that could not be read (damage); the rest is shown
 };
 
+// Each part (journal, armed, phase2-pending) read on its own: one that cannot be
+// read is named in `unreadable` and the others still count. Fails only when the
+// recovery directory itself cannot be opened.
 Result<RecoveryStatus> read_recovery_status(const Store& store);
 RecoveryStatus make_recovery_status(std::optional<RecoveryJournal> journal, std::optional<std::string> armed,
                                     std::optional<std::string> phase2);

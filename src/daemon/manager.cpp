@@ -556,6 +556,11 @@ void Manager::refresh_view(bool emit)
                 rstate = "Complete";
             else if (j && j->state == RecoveryState::Aborted)
                 rstate = "Aborted";
+            if (!rs->unreadable.empty()) {
+                // Damage in one part (a bad `armed`) must not hide a readable journal.
+                rsummary = "unreadable: " + rs->unreadable + (rsummary.empty() ? "" : "; " + rsummary);
+                if (rstate == "None") rstate = "Unknown";
+            }
         } else {
             rsummary = "recovery state unreadable: " + rs.error().message;
             rstate = "Unknown";

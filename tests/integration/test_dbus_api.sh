@@ -174,6 +174,23 @@ seen_state $((none_before + 1)) None || die "no PropertiesChanged RecoveryState 
 [ "$(mprop RecoveryState)" = None ] || die "RecoveryState after the CLI disarmed: $(mprop RecoveryState)"
 ok "RecoveryState follows the CLI's arm and disarm, signalled unread"
 
+# A damaged armed marker beside a failed recovery's journal: the journal still counts,
+# and the summary names the damage (it used to read Unknown, the journal unseen).
+mkdir -p "$STORE/recovery"
+printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "failed", "steps": []}\n' \
+    "$B1" >"$STORE/recovery/journal"
+printf 'garbage\n' >"$STORE/recovery/armed"
+for _ in $(seq 1 50); do [ "$(mprop RecoveryState)" = Failed ] && break; sleep 0.1; done
+[ "$(mprop RecoveryState)" = Failed ] || die "RecoveryState with a damaged marker beside a failed journal: $(mprop RecoveryState)"
+case "$(mprop RecoverySummary)" in
+*"unreadable: the marker recovery/armed holds "*garbage*) ;;
+*) die "RecoverySummary does not name the damaged marker: $(mprop RecoverySummary)" ;;
+esac
+rm -f "$STORE/recovery/journal" "$STORE/recovery/armed"
+for _ in $(seq 1 50); do [ "$(mprop RecoveryState)" = None ] && break; sleep 0.1; done
+[ "$(mprop RecoveryState)" = None ] || die "RecoveryState after the damage went: $(mprop RecoveryState)"
+ok "a damaged armed marker does not hide a failed recovery (RecoveryState Failed, the damage in the summary)"
+
 # --- StartWatchdog / StopWatchdog ----------------------------------------------------
 expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <uint32 59>}")"
 expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <'long'>}")"
