@@ -152,58 +152,14 @@ Result<> write_file_atomic_at(int dirfd, const std::string& name, std::string_vi
     return fsync_fd(dirfd, "directory of '" + name + "'");
 }
 
-static bool is_temp_name(const std::string& n)
+bool is_atomic_write_temp(std::string_view n)
 {
-    // "." + base + "." + 16 hex digits + ".tmp"
+    // "." + base + "." + 16 hex digits + ".tmp", as temp_name() makes them
     constexpr size_t tail = 1 + 16 + 4;
     if (n.size() < 2 + tail || n[0] != '.' || !n.ends_with(".tmp") || n[n.size() - tail] != '.') return false;
     for (size_t i = n.size() - tail + 1; i < n.size() - 4; i++)
         if (!std::isxdigit(static_cast<unsigned char>(n[i]))) return false;
     return true;
-}
-
-// The names in dirfd (not . and ..), read through a private descriptor: the
-// readdir position of dirfd itself is left alone.
-static Result<std::vector<std::string>> child_names(int dirfd)
-{
-    int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-    if (dupfd < 0) return fail_errno("dup");
-    DIR* d = ::fdopendir(dupfd);
-    if (!d) {
-        ::close(dupfd);
-        return fail_errno("fdopendir");
-    }
-    std::vector<std::string> names;
-    while (struct dirent* de = ::readdir(d)) {
-        std::string n = de->d_name;
-        if (n != "." && n != "..") names.push_back(std::move(n));
-    }
-    ::closedir(d);
-    return names;
-}
-
-Result<unsigned> remove_stale_temporaries(int dirfd, long min_age_s)
-{
-    auto names = child_names(dirfd);
-    if (!names) return std::unexpected(names.error());
-    const time_t now = ::time(nullptr);
-    unsigned n = 0;
-    for (const auto& name : *names) {
-        if (!is_temp_name(name)) continue;
-        struct stat st;
-        // Files, and the links replace_symlink_at makes (publishing `latest`).
-        if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-            !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
-            continue;
-        if (now - st.st_mtime < min_age_s) continue;
-        if (::unlinkat(dirfd, name.c_str(), 0) < 0) {
-            if (errno == ENOENT) continue;
-            return fail_errno("remove stale temporary '" + name + "'");
-        }
-        n++;
-    }
-    if (n) UR_TRY(fsync_fd(dirfd, "directory"));
-    return n;
 }
 
 Result<> replace_symlink_at(int dirfd, const std::string& name, const std::string& target)
@@ -273,9 +229,20 @@ static Result<> refuse_mount_point(int dirfd, const std::string& name)
 
 static Result<> remove_children(int dirfd)
 {
-    auto names = child_names(dirfd);
-    if (!names) return std::unexpected(names.error());
-    for (const auto& n : *names) {
+    int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+    if (dupfd < 0) return fail_errno("dup");
+    DIR* d = ::fdopendir(dupfd);
+    if (!d) {
+        ::close(dupfd);
+        return fail_errno("fdopendir");
+    }
+    std::vector<std::string> names;
+    while (struct dirent* de = ::readdir(d)) {
+        std::string n = de->d_name;
+        if (n != "." && n != "..") names.push_back(std::move(n));
+    }
+    ::closedir(d);
+    for (const auto& n : names) {
         if (::unlinkat(dirfd, n.c_str(), 0) == 0) continue;
         const int err = errno;
         if (err == ENOENT) continue;

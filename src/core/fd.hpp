@@ -78,10 +78,9 @@ Result<UniqueFd> open_in_root(int rootfd, const std::string& abs, int flags);
 // Durable replace: write to a temporary in the same directory, fsync, rename
 // over the name, fsync the directory. Readers see old or new, never torn.
 Result<> write_file_atomic_at(int dirfd, const std::string& name, std::string_view data, mode_t mode = 0644);
-// Remove the temporaries write_file_atomic_at and replace_symlink_at leave when
-// killed between create and rename (".NAME.<16 hex>.tmp"), once older than `min_age_s`: younger ones
-// may belong to a writer that holds no lock. Returns how many went.
-Result<unsigned> remove_stale_temporaries(int dirfd, long min_age_s = 600);
+// A temporary of write_file_atomic_at or replace_symlink_at (".NAME.<16 hex>.tmp"),
+// left behind when the writer was killed between create and rename.
+bool is_atomic_write_temp(std::string_view name);
 
 // Point the symlink `name` at `target` atomically (symlink to a temporary name, rename, fsync dir).
 Result<> replace_symlink_at(int dirfd, const std::string& name, const std::string& target);

@@ -475,17 +475,19 @@ Result<RecoveryStatus> read_recovery_status(const Store& store)
 {
     auto dir = JournalDir::open(store, false);
     if (!dir) return std::unexpected(dir.error());
-    std::string unreadable;
+    std::optional<Error> unreadable;
     auto part = [&](auto r) -> typename decltype(r)::value_type {
         if (!r) {
-            if (unreadable.empty()) unreadable = r.error().message;
+            if (!unreadable) unreadable = std::move(r.error());
             return {};
         }
         return std::move(*r);
     };
-    auto j = part(dir->load());
+    // The markers first: when the journal is damaged too, `armed`'s damage (with its
+    // remedy, disarm) is the one named.
     auto armed = part(dir->armed());
     auto p2 = part(dir->phase2_pending());
+    auto j = part(dir->load());
     RecoveryStatus st = make_recovery_status(std::move(j), std::move(armed), std::move(p2));
     st.unreadable = std::move(unreadable);
     return st;

@@ -148,7 +148,7 @@ struct RecoveryStatus {
     std::optional<RecoveryJournal> journal;    // the current (or last finished) recovery
     std::string summary;                       // one line: "phase 2 running: wait-etcd (attempt 2)", "complete at ..."
     std::string next;                          // what the operator or the node does next, empty when nothing
-    std::string unreadable;                    // the first part that could not be read (damage); the rest is shown
+    std::optional<Error> unreadable;           // the first part that could not be read (damage); the rest counts
 };
 
 // Each part (journal, armed, phase2-pending) read on its own: one that cannot be

@@ -412,15 +412,37 @@ Result<unsigned> remove_stale_staging(const Store& store)
     return n;
 }
 
+// Old enough only: a younger one may belong to a writer that holds no lock.
+static Result<unsigned> remove_stale_temporaries(int dirfd, const std::string& where)
+{
+    constexpr time_t kMinAge = 600;
+    auto names = list_dir(dirfd);
+    if (!names) return std::unexpected(std::move(names.error()).context(where));
+    const time_t now = ::time(nullptr);
+    unsigned n = 0;
+    for (const auto& name : *names) {
+        struct stat st;
+        // Files, and the links replace_symlink_at makes (publishing `latest`).
+        if (!is_atomic_write_temp(name) || ::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) || now - st.st_mtime < kMinAge)
+            continue;
+        if (::unlinkat(dirfd, name.c_str(), 0) < 0 && errno != ENOENT)
+            return fail_errno("remove stale temporary '" + where + "/" + name + "'");
+        n++;
+    }
+    if (n) UR_TRY(fsync_fd(dirfd, where));
+    return n;
+}
+
 Result<unsigned> remove_stale_store_temporaries(const Store& store)
 {
     if (store.location.absent) return 0u;
-    auto n = remove_stale_temporaries(store.fd.get());
-    if (!n) return std::unexpected(std::move(n.error()).context(store.path()));
+    auto n = remove_stale_temporaries(store.fd.get(), store.path());
+    if (!n) return n;
     auto rec = open_at(store.fd.get(), kRecoveryDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (!rec) return rec.error().err == ENOENT ? *n : Result<unsigned>(std::unexpected(rec.error()));
-    auto m = remove_stale_temporaries(rec->get());
-    if (!m) return std::unexpected(std::move(m.error()).context(store.path() + "/" + kRecoveryDir));
+    auto m = remove_stale_temporaries(rec->get(), store.path() + "/" + kRecoveryDir);
+    if (!m) return m;
     return *n + *m;
 }
 

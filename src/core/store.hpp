@@ -102,8 +102,8 @@ Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep
 
 // Remove staging directories left behind by an interrupted backup.
 Result<unsigned> remove_stale_staging(const Store& store);
-// The temporaries of killed atomic writes in <mount> and <mount>/recovery
-// (remove_stale_temporaries): once a writer holds the lock.
+// The temporaries of killed atomic writes (is_atomic_write_temp) in <mount> and
+// <mount>/recovery, once older than ten minutes; for a writer that holds the lock.
 Result<unsigned> remove_stale_store_temporaries(const Store& store);
 
 } // namespace ur

@@ -31,26 +31,14 @@ Result<StoreStatus> read_store_status(const Store& store)
         s.last_attempt = std::move(*a);
     else
         s.last_attempt_error = a.error();
-    // Each part as it is read: damage in one (a bad `armed`, a corrupt journal) must
-    // not hide the others; the first error is the one reported.
-    if (auto jd = JournalDir::open(store, false); !jd) {
-        s.recovery_error = jd.error();
+    // Damage in one part (a bad `armed`, a corrupt journal) does not hide the others.
+    if (auto rs = read_recovery_status(store); !rs) {
+        s.recovery_error = rs.error();
     } else {
-        auto keep = [&](const Error& e) {
-            if (!s.recovery_error) s.recovery_error = e;
-        };
-        if (auto armed = jd->armed(); armed)
-            s.armed = *armed;
-        else
-            keep(armed.error());
-        if (auto pending = jd->phase2_pending(); pending)
-            s.phase2_pending = *pending;
-        else
-            keep(pending.error());
-        if (auto journal = jd->load(); journal)
-            s.journal = std::move(*journal);
-        else
-            keep(journal.error());
+        s.armed = std::move(rs->armed);
+        s.phase2_pending = std::move(rs->phase2_pending);
+        s.journal = std::move(rs->journal);
+        s.recovery_error = std::move(rs->unreadable);
     }
     if (auto w = read_watchdog(store); w)
         s.watchdog = std::move(*w);

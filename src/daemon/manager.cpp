@@ -556,9 +556,9 @@ void Manager::refresh_view(bool emit)
                 rstate = "Complete";
             else if (j && j->state == RecoveryState::Aborted)
                 rstate = "Aborted";
-            if (!rs->unreadable.empty()) {
+            if (rs->unreadable) {
                 // Damage in one part (a bad `armed`) must not hide a readable journal.
-                rsummary = "unreadable: " + rs->unreadable + (rsummary.empty() ? "" : "; " + rsummary);
+                rsummary = "unreadable: " + rs->unreadable->message + (rsummary.empty() ? "" : "; " + rsummary);
                 if (rstate == "None") rstate = "Unknown";
             }
         } else {
