@@ -191,6 +191,19 @@ for _ in $(seq 1 50); do [ "$(mprop RecoveryState)" = None ] && break; sleep 0.1
 [ "$(mprop RecoveryState)" = None ] || die "RecoveryState after the damage went: $(mprop RecoveryState)"
 ok "a damaged armed marker does not hide a failed recovery (RecoveryState Failed, the damage in the summary)"
 
+# recovery/ replaced by another process in one rename, never missing in between: a new
+# inode, so the watch must move to it (StoreWatch re-arms) or the arm and disarm inside
+# it go unseen.
+find "$STORE/recovery" -mindepth 1 -delete
+mkdir "$STORE/recovery.new" && mv -T "$STORE/recovery.new" "$STORE/recovery"
+armed_before=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"RecoveryState":{"type":"s","data":"Armed"')
+none_before=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"RecoveryState":{"type":"s","data":"None"')
+"$CLI" --root "$ROOT" --config "$CFG" arm "$B1" >/dev/null 2>&1 || die "upgrade-recovery arm"
+seen_state $((armed_before + 1)) Armed || die "no RecoveryState Armed after recovery/ was replaced and the CLI armed (watch not moved)"
+"$CLI" --root "$ROOT" --config "$CFG" disarm >/dev/null 2>&1 || die "upgrade-recovery disarm"
+seen_state $((none_before + 1)) None || die "no RecoveryState None after a disarm inside the new recovery/ (watch not moved)"
+ok "a replaced recovery/ is watched again"
+
 # --- StartWatchdog / StopWatchdog ----------------------------------------------------
 expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <uint32 59>}")"
 expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <'long'>}")"
