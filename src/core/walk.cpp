@@ -119,6 +119,10 @@ struct Walk {
             if (!is_dir && m == IncludeMatch::Ancestor) continue; // not on the way to a selected path
             // A bind mount of the same filesystem has the same st_dev (W16).
             c.other_fs = is_dir && other_mount(root_dev, root_mnt, c.st.st_dev, mnt);
+            if (is_dir && c.depth > kMaxTreeDepth)
+                return fail(ErrorKind::Refused, "'" + c.rel + "' is nested more than " + std::to_string(kMaxTreeDepth) +
+                                                    " directories deep, deeper than backup and restore support; "
+                                                    "exclude it (the tree's exclude list in the configuration)");
             if (is_dir) {
                 auto sub = open_at(dirfd->get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
                 if (!sub) {
