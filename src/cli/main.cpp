@@ -1,6 +1,7 @@
 // upgrade-recovery: the command line. Thin: parses arguments, calls the core,
 // prints text or --json, maps error kinds to exit codes (docs/architecture.md).
 #include "cli.hpp"
+#include "process_limits.hpp"
 
 #include <cstring>
 #include <set>
@@ -59,6 +60,7 @@ not mounted, 5 no space, 6 recovery in progress, 7 corrupt backup, 8 timeout,
 
 int main(int argc, char** argv)
 {
+    raise_fd_limit();
     Args args;
     std::vector<std::string> rest;
     std::set<std::string> seen;

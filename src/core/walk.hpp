@@ -27,7 +27,7 @@ struct WalkItem {
 };
 
 // The deepest directory nesting below a tree root that backup, verify and restore
-// accept. Each level costs a few KiB of stack and three descriptors on the way down;
+// accept. Each level costs a few KiB of stack and two or three descriptors on the way down;
 // this bound keeps both within an 8 MiB stack and a raised descriptor limit, and is
 // far beyond any real /etc, /usr/local or /var/lib/kubelet. Deeper: a clear error.
 inline constexpr int kMaxTreeDepth = 512;

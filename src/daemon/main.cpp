@@ -7,6 +7,7 @@
 #include "errors.hpp"
 #include "log.hpp"
 #include "manager.hpp"
+#include "process_limits.hpp"
 #include "sdbus.hpp"
 #include "ur-build-config.h"
 
@@ -147,6 +148,7 @@ int serve(const DaemonArgs& args)
 
 int main(int argc, char** argv)
 {
+    raise_fd_limit();
     enum { OPT_ROOT = 0x100, OPT_CONFIG, OPT_REQUEST_BACKUP, OPT_TIMEOUT, OPT_FORCE, OPT_ID, OPT_VERSION };
     static const struct option longopts[] = {
         {"root", required_argument, nullptr, OPT_ROOT},

@@ -640,5 +640,25 @@ for how in "--timeout 1" config; do
 done
 rm -r "$R2/etc/upgrade-recovery/config.d"
 
+# --- a deep directory tree ---------------------------------------------------------------
+# 500 levels back up under a soft limit of 256 descriptors (the binary raises it
+# to the hard limit; the walk holds about two per level); more than kMaxTreeDepth (512)
+# is refused with the path named (restore used to overflow its stack on such a
+# tree, at ~1,400 levels, while backup took it). The previous backup stays latest.
+deep=$R2/etc/deep
+mkdir -p "$deep"
+(cd "$deep" && for _ in $(seq 1 499); do mkdir d && cd d; done && echo bottom >f)
+rc=0
+(ulimit -Sn 256 && exec "$UR_CLI" --root "$R2" backup) >"$T/dp.out" 2>"$T/dp.err" || rc=$?
+check "a 500-level tree backs up under a soft limit of 256 descriptors" test "$rc" = 0
+check "... and verifies" run_rc 0 "$T/dp.v.out" "$T/dp.v.err" cli "$R2" verify
+DID=$(readlink "$R2/var/recovery/latest")
+(cd "$deep" && for _ in $(seq 1 499); do cd d; done && for _ in $(seq 1 14); do mkdir d && cd d; done)
+check "a tree deeper than 512 levels is refused: exit 11" run_rc 11 "$T/dq.out" "$T/dq.err" cli "$R2" backup
+check "... naming the path and the limit" grep -q "'etc/deep/d/d/.*' is nested more than 512 directories deep" "$T/dq.err"
+check "... latest unchanged" test "$(readlink "$R2/var/recovery/latest")" = "$DID"
+check "... and it still verifies" run_rc 0 "$T/dq.v.out" "$T/dq.v.err" cli "$R2" verify
+rm -rf "$deep"
+
 echo "test-backup-badinput: $(($(date +%s) - t0)) s"
 ur_fx_done
