@@ -820,6 +820,10 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     failpoint("backup.before-sync");
     if (::syncfs(staging->get()) < 0) return fail_errno("sync " + store.path());
     UR_TRY(fsync_fd(staging->get(), "staging directory"));
+    // `latest`'s new link exists before the backup is visible: after the publish
+    // only renames are left, which a full disk cannot refuse.
+    auto latest_link = PendingSymlink::make(store.fd.get(), kLatestLink, std::string(kBackupsDir) + "/" + id);
+    if (!latest_link) return std::unexpected(latest_link.error());
     failpoint("backup.before-publish");
     if (::renameat(store.backups_fd.get(), staging_name.c_str(), store.backups_fd.get(), id.c_str()) < 0)
         return fail_errno("publish backup " + id);
@@ -827,7 +831,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     pin_guard.made.reset(); // the published backup records it now
     UR_TRY(fsync_fd(store.backups_fd.get(), "backups directory"));
     failpoint("backup.after-publish");
-    UR_TRY(replace_symlink_at(store.fd.get(), kLatestLink, std::string(kBackupsDir) + "/" + id));
+    UR_TRY(latest_link->commit());
     failpoint("backup.after-latest");
 
     BackupResult result;

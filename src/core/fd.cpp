@@ -1,7 +1,6 @@
 #include "fd.hpp"
 
 #include <cctype>
-
 #include <climits>
 #include <dirent.h>
 #include <fcntl.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <utility>
 #include <vector>
 
 namespace ur
@@ -164,14 +164,39 @@ bool is_atomic_write_temp(std::string_view n)
 
 Result<> replace_symlink_at(int dirfd, const std::string& name, const std::string& target)
 {
+    auto link = PendingSymlink::make(dirfd, name, target);
+    if (!link) return std::unexpected(link.error());
+    return link->commit();
+}
+
+PendingSymlink::PendingSymlink(int dirfd, std::string name, std::string tmp)
+    : dirfd_(dirfd), name_(std::move(name)), tmp_(std::move(tmp))
+{
+}
+
+PendingSymlink::PendingSymlink(PendingSymlink&& o) noexcept
+    : dirfd_(o.dirfd_), name_(std::move(o.name_)), tmp_(std::exchange(o.tmp_, {}))
+{
+}
+
+PendingSymlink::~PendingSymlink()
+{
+    if (!tmp_.empty()) ::unlinkat(dirfd_, tmp_.c_str(), 0);
+}
+
+Result<PendingSymlink> PendingSymlink::make(int dirfd, const std::string& name, const std::string& target)
+{
     std::string tmp = temp_name(name);
     if (::symlinkat(target.c_str(), dirfd, tmp.c_str()) < 0) return fail_errno("symlink '" + name + "'");
-    if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) < 0) {
-        int e = errno;
-        ::unlinkat(dirfd, tmp.c_str(), 0);
-        return fail_errno(e, "rename to '" + name + "'");
-    }
-    return fsync_fd(dirfd, "directory of '" + name + "'");
+    return PendingSymlink(dirfd, name, std::move(tmp));
+}
+
+Result<> PendingSymlink::commit()
+{
+    if (::renameat(dirfd_, tmp_.c_str(), dirfd_, name_.c_str()) < 0)
+        return fail_errno("rename to '" + name_ + "'"); // the destructor removes the temporary
+    tmp_.clear();
+    return fsync_fd(dirfd_, "directory of '" + name_ + "'");
 }
 
 Result<uint64_t> mount_id_at(int dirfd, const std::string& name)

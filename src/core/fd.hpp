@@ -85,6 +85,25 @@ bool is_atomic_write_temp(std::string_view name);
 // Point the symlink `name` at `target` atomically (symlink to a temporary name, rename, fsync dir).
 Result<> replace_symlink_at(int dirfd, const std::string& name, const std::string& target);
 
+// replace_symlink_at in two halves: the link is made under its temporary name now,
+// and commit() renames it over `name` later. The rename allocates nothing, so a
+// full disk cannot fail it once the link exists (the backup makes `latest` before
+// it publishes). Removed again unless committed.
+class PendingSymlink
+{
+  public:
+    static Result<PendingSymlink> make(int dirfd, const std::string& name, const std::string& target);
+    PendingSymlink(PendingSymlink&& o) noexcept;
+    PendingSymlink& operator=(PendingSymlink&&) = delete;
+    ~PendingSymlink();
+    Result<> commit();
+
+  private:
+    PendingSymlink(int dirfd, std::string name, std::string tmp);
+    int dirfd_;
+    std::string name_, tmp_; // tmp_ empty: committed or moved from
+};
+
 Result<> fsync_fd(int fd, std::string_view what);
 
 // The id of the mount `name` (in dirfd) is on; "" for dirfd itself. A mount point

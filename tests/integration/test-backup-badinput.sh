@@ -660,5 +660,51 @@ check "... latest unchanged" test "$(readlink "$R2/var/recovery/latest")" = "$DI
 check "... and it still verifies" run_rc 0 "$T/dq.v.out" "$T/dq.v.err" cli "$R2" verify
 rm -rf "$deep"
 
+# --- a store out of inodes at every point of a backup -----------------------------------
+# A small ext4 store with its inodes used up, then freed one at a time, a backup
+# after each: every backup either fails with the store as it was (no new
+# generation, latest unchanged) or succeeds with latest naming it. It used to be
+# able to publish the generation and then fail making the new latest link.
+R3=$T/inodes
+small_tree "$R3"
+mkdir -p "$R3/srv/backups" "$R3/etc/upgrade-recovery/config.d"
+printf '[partition]\nallow_plain_directory = true\nmount_point = "/srv/backups"\n[backup]\nfree_space_margin = 0\n' \
+    >"$R3/etc/upgrade-recovery/config.d/plain.toml"
+truncate -s 64M "$T/inodes.img"
+mkfs.ext4 -q -N 1024 -F "$T/inodes.img"
+mount -o loop "$T/inodes.img" "$R3/srv/backups"
+check "first backup onto the ext4 store" run_rc 0 "$T/in0.out" "$T/in0.err" cli "$R3" backup
+S3=$R3/srv/backups
+mkdir "$S3/filler"
+python3 -c 'import os,sys
+i=0
+while True:
+    try: open(os.path.join(sys.argv[1], str(i)), "x").close()
+    except OSError: break
+    i+=1' "$S3/filler"
+n=$(find "$S3/filler" -type f | wc -l)
+outcome=none
+for k in $(seq 1 60); do
+    n=$((n - 1))
+    rm "$S3/filler/$n"
+    before=$(ls "$S3/backups") latest_before=$(readlink "$S3/latest")
+    rc=0
+    cli "$R3" backup >"$T/in.out" 2>"$T/in.err" || rc=$?
+    if [ "$rc" = 0 ]; then
+        new=$(comm -13 <(echo "$before") <(ls "$S3/backups"))
+        [ -n "$new" ] && [ "$(readlink "$S3/latest")" = "backups/$new" ] && outcome="ok after freeing $k" ||
+            outcome="exit 0 but latest $(readlink "$S3/latest"), new '$new'"
+        break
+    fi
+    if [ "$(ls "$S3/backups")" != "$before" ] || [ "$(readlink "$S3/latest")" != "$latest_before" ]; then
+        outcome="exit $rc with freed $k changed the store: $(ls "$S3/backups" | tr '\n' ' ') latest $(readlink "$S3/latest"): $(cat "$T/in.err")"
+        break
+    fi
+done
+check "every backup short of inodes left the store as it was, until one succeeded ($outcome)" \
+    test "${outcome%% after*}" = ok
+rm -rf "$S3/filler"
+check "... and the store verifies" run_rc 0 "$T/in.v.out" "$T/in.v.err" cli "$R3" verify
+
 echo "test-backup-badinput: $(($(date +%s) - t0)) s"
 ur_fx_done
