@@ -1,5 +1,7 @@
 #include "errors.hpp"
 
+#include "utf8_text.hpp"
+
 #include <cerrno>
 #include <cstring>
 
@@ -66,7 +68,7 @@ int set_error(sd_bus_error* ret, const Error& e)
 {
     std::string name = error_name(e.kind);
     const std::string& msg = e.message.empty() ? std::string(error_kind_name(e.kind)) : e.message;
-    return sd_bus_error_set(ret, name.c_str(), msg.c_str());
+    return sd_bus_error_set(ret, name.c_str(), valid_utf8(msg).c_str());
 }
 
 int register_error_map()

@@ -2,6 +2,7 @@
 
 #include "errors.hpp"
 #include "log.hpp"
+#include "utf8_text.hpp"
 
 #include <cstring>
 #include <ctime>
@@ -259,7 +260,7 @@ void Job::drain()
     emit_changed({"State", "Progress", "Message", "Error", "BackupId", "Warnings"});
     if (exported_ && bus_)
         sd_bus_emit_signal(bus_, path_.c_str(), kJobInterface, "Finished", "sss", phase_name(final),
-                           error_name_.c_str(), message_.c_str());
+                           error_name_.c_str(), valid_utf8(message_).c_str());
     if (on_finished_) on_finished_(*this);
 }
 
@@ -283,13 +284,13 @@ int Job::prop_get(sd_bus*, const char*, const char*, const char* prop, sd_bus_me
     if (std::strcmp(prop, "Type") == 0) return sd_bus_message_append(reply, "s", job->type_.c_str());
     if (std::strcmp(prop, "State") == 0) return sd_bus_message_append(reply, "s", phase_name(job->phase_));
     if (std::strcmp(prop, "Progress") == 0) return sd_bus_message_append(reply, "u", job->progress_);
-    if (std::strcmp(prop, "Message") == 0) return sd_bus_message_append(reply, "s", job->message_.c_str());
+    if (std::strcmp(prop, "Message") == 0) return sd_bus_message_append(reply, "s", valid_utf8(job->message_).c_str());
     if (std::strcmp(prop, "Error") == 0) return sd_bus_message_append(reply, "s", job->error_name_.c_str());
     if (std::strcmp(prop, "BackupId") == 0) return sd_bus_message_append(reply, "s", job->backup_id_.c_str());
     if (std::strcmp(prop, "Warnings") == 0) {
         int r = sd_bus_message_open_container(reply, 'a', "s");
         for (const auto& w : job->warnings_)
-            if (r >= 0) r = sd_bus_message_append(reply, "s", w.c_str());
+            if (r >= 0) r = sd_bus_message_append(reply, "s", valid_utf8(w).c_str());
         if (r >= 0) r = sd_bus_message_close_container(reply);
         return r;
     }

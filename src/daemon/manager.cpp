@@ -14,6 +14,7 @@
 #include "store.hpp"
 #include "upgrade_watchdog.hpp"
 #include "ur-build-config.h"
+#include "utf8_text.hpp"
 #include "verify.hpp"
 
 #include <cstdio>
@@ -51,12 +52,12 @@ std::string human_bytes(uint64_t b)
 // a{sv} entry helpers.
 int add(sd_bus_message* r, const char* k, const std::string& v)
 {
-    return sd_bus_message_append(r, "{sv}", k, "s", v.c_str());
+    return sd_bus_message_append(r, "{sv}", k, "s", valid_utf8(v).c_str());
 }
 // Without this overload a string literal would silently pick the bool one.
 [[maybe_unused]] int add(sd_bus_message* r, const char* k, const char* v)
 {
-    return sd_bus_message_append(r, "{sv}", k, "s", v);
+    return sd_bus_message_append(r, "{sv}", k, "s", valid_utf8(v).c_str());
 }
 int add(sd_bus_message* r, const char* k, bool v)
 {
@@ -85,7 +86,7 @@ int add(sd_bus_message* r, const char* k, const std::vector<std::string>& v)
     if (rr >= 0) rr = sd_bus_message_open_container(r, 'v', "as");
     if (rr >= 0) rr = sd_bus_message_open_container(r, 'a', "s");
     for (const auto& s : v)
-        if (rr >= 0) rr = sd_bus_message_append(r, "s", s.c_str());
+        if (rr >= 0) rr = sd_bus_message_append(r, "s", valid_utf8(s).c_str());
     for (int i = 0; i < 3 && rr >= 0; i++)
         rr = sd_bus_message_close_container(r);
     return rr;
@@ -341,7 +342,7 @@ int Manager::check_idle(sd_bus_error* err) const
     std::string msg = "a " + current_->type() + " job is running" +
                       (current_->exported() ? " (" + current_->path() + ")" : std::string()) +
                       "; one operation at a time";
-    return sd_bus_error_set(err, error_name(ErrorKind::Busy).c_str(), msg.c_str());
+    return sd_bus_error_set(err, error_name(ErrorKind::Busy).c_str(), valid_utf8(msg).c_str());
 }
 
 Result<Job*> Manager::launch(const std::string& type, bool exported, JobWork work, const std::string& backup_id,
@@ -634,18 +635,20 @@ int Manager::prop_get(sd_bus*, const char*, const char*, const char* prop, sd_bu
     auto* self = static_cast<Manager*>(userdata);
     if (std::strcmp(prop, "Version") == 0) return sd_bus_message_append(reply, "s", UR_VERSION);
     if (std::strcmp(prop, "State") == 0) return sd_bus_message_append(reply, "s", phase_name(self->state_));
-    if (std::strcmp(prop, "LastError") == 0) return sd_bus_message_append(reply, "s", self->last_error_.c_str());
+    if (std::strcmp(prop, "LastError") == 0)
+        return sd_bus_message_append(reply, "s", valid_utf8(self->last_error_).c_str());
     if (std::strcmp(prop, "LastErrorName") == 0)
         return sd_bus_message_append(reply, "s", self->last_error_name_.c_str());
     if (std::strcmp(prop, "CurrentJob") == 0)
         return sd_bus_message_append(
             reply, "o", self->current_ && self->current_->exported() ? self->current_->path().c_str() : "/");
     self->refresh_if_stale();
-    if (std::strcmp(prop, "LastBackup") == 0) return sd_bus_message_append(reply, "s", self->last_backup_.c_str());
+    if (std::strcmp(prop, "LastBackup") == 0)
+        return sd_bus_message_append(reply, "s", valid_utf8(self->last_backup_).c_str());
     if (std::strcmp(prop, "RecoveryState") == 0)
         return sd_bus_message_append(reply, "s", self->recovery_state_.c_str());
     if (std::strcmp(prop, "RecoverySummary") == 0)
-        return sd_bus_message_append(reply, "s", self->recovery_summary_.c_str());
+        return sd_bus_message_append(reply, "s", valid_utf8(self->recovery_summary_).c_str());
     return -ENOENT;
 }
 

@@ -150,6 +150,31 @@ S=$(wait_job "$J")
 ok "dry run that does not fit -> NoSpace: $(jprop "$J" Message)"
 still_good
 
+# --- a file name that is not UTF-8 in an error: still a readable D-Bus string -------
+# A name a host may legally have; verify names it in its mismatch. D-Bus strings
+# must be UTF-8, and the raw bytes made every read of Message, the job's GetAll,
+# Manager LastError (kept across restarts) and the Finished signal fail.
+bad="$STORE/backups/$B/etc/added-$(printf '\xff\xfe')-name"
+mt=$(stat -c %y "$STORE/backups/$B/etc")
+echo extra >"$bad"
+touch -d "$mt" "$STORE/backups/$B/etc" # the added name is the first mismatch
+J=$(mcall VerifyBackup 'sa{sv}' "$B" 0 | objpath) || die "VerifyBackup call"
+[ "$(wait_job "$J")" = Error ] && [ "$(jprop "$J" Error)" = "$ERR.Corrupt" ] ||
+    die "verify with an added file: $(jprop "$J" State) $(jprop "$J" Error)"
+msg=$(jprop "$J" Message) || die "the job's Message cannot be read"
+# busctl shows bytes beyond ASCII in octal: U+FFFD twice.
+[[ $msg == *'added-\357\277\275\357\277\275-name: in the backup but not in the manifest'* ]] ||
+    die "Message does not name the file with U+FFFD: $msg"
+busctl --system call "$BUS_NAME" "$J" org.freedesktop.DBus.Properties GetAll s "$JOB_IFACE" >/dev/null ||
+    die "the job's GetAll fails"
+busctl --system call "$BUS_NAME" "$MGR_PATH" org.freedesktop.DBus.Properties GetAll s "$MGR_IFACE" >/dev/null ||
+    die "the Manager's GetAll fails"
+[[ $(mprop LastError) == *"added-"* ]] || die "LastError: $(mprop LastError)"
+rm "$bad"
+touch -d "$mt" "$STORE/backups/$B/etc"
+ok "a name that is not UTF-8 reaches D-Bus with U+FFFD: $msg"
+still_good
+
 # --- no thread for the job's worker (EAGAIN, as under TasksMax) -------------------
 # The daemon in a pids cgroup that allows only the tasks it has: the job fails, the
 # service goes on. (cgroup v1 pids here; without it this section does not run.)
