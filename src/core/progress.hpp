@@ -24,6 +24,26 @@ class Progress
     virtual void warning(const std::string& msg) { (void)msg; }
 };
 
+// A part of a longer operation: its 0..100 fills [lo, hi] of the whole (a recovery
+// step's verify or restore, which report their own 0..100). The rest passes through.
+class ScaledProgress : public Progress
+{
+  public:
+    explicit ScaledProgress(Progress& whole) : whole_(whole) {}
+    void set_range(unsigned lo, unsigned hi)
+    {
+        lo_ = lo;
+        hi_ = hi < lo ? lo : hi;
+    }
+    void stage(const std::string& name) override { whole_.stage(name); }
+    void percent(unsigned pct) override { whole_.percent(lo_ + (hi_ - lo_) * (pct > 100 ? 100 : pct) / 100); }
+    void warning(const std::string& msg) override { whole_.warning(msg); }
+
+  private:
+    Progress& whole_;
+    unsigned lo_ = 0, hi_ = 100;
+};
+
 // Cancellation plus an optional deadline; checked by long loops. Thread-safe.
 class CancelToken
 {

@@ -724,9 +724,10 @@ struct Runner {
         RecoveryOutcome out;
         out.recovery_id = j.recovery_id;
         out.backup_id = j.backup_id;
+        ScaledProgress step_progress(progress); // a step's own 0..100 stays within its share
         Ctx c{cfg,
               opts,
-              progress,
+              step_progress,
               cancel,
               store,
               dir,
@@ -830,6 +831,8 @@ struct Runner {
             UR_TRY(cancel.check());
             progress.stage(def->title);
             progress.percent(static_cast<unsigned>(i * 100 / total));
+            step_progress.set_range(static_cast<unsigned>(i * 100 / total),
+                                    static_cast<unsigned>((i + 1) * 100 / total));
 
             if (def->live_only && !live) {
                 js.state = StepState::Skipped;

@@ -256,6 +256,14 @@ SR=$(wait_job "$JR")
 [ "$(jprop "$JR" Type)" = recovery ] || die "recovery job Type $(jprop "$JR" Type)"
 [ "$(cat "$ROOT/etc/hostname")" = node-0 ] || die "phase 1 did not restore etc/hostname: $(cat "$ROOT/etc/hostname")"
 [ "$(mprop RecoveryState)" = Phase2Pending ] || die "RecoveryState after phase 1: $(mprop RecoveryState)"
+# Progress as the signals carried it: verify and restore report their own 0..100
+# within their step's share; it used to reach 100 in the first step and stay there.
+rprogress=$(grep -F "\"path\":\"$JR\"" "$T/monitor.json" | grep -o '"Progress":{"type":"u","data":[0-9]*' |
+    sed -E 's/.*"data"://' | tr '\n' ' ')
+[ -n "$rprogress" ] || die "no Progress signals from the recovery job"
+last=${rprogress% } last=${last##* } body=${rprogress% "$last" }
+for p in $body; do [ "$p" -lt 100 ] || die "recovery Progress reached 100 before the end: $rprogress"; done
+ok "recovery Progress: $rprogress"
 ok "StartRecovery: $(jprop "$JR" Message); RecoverySummary: $(mprop RecoverySummary)"
 # No backup while that recovery is in progress.
 expect_error "$ERR.RecoveryInProgress" "$(gcall StartBackup '{}')"
