@@ -431,8 +431,25 @@ class TreeCopier
         Entry e;
         if (s.link_key) {
             auto lt = leaders_.find(*s.link_key);
-            if (lt == leaders_.end() || !lt->second.entry) {
-                // The first name of the group vanished: copy this one on its own.
+            bool own_copy = lt == leaders_.end() || !lt->second.entry; // the group's first name vanished
+            if (!own_copy) {
+                auto& leader = lt->second;
+                if (::linkat(leader.dst_dir->get(), leader.name.c_str(), s.link_dir->get(), s.link_name.c_str(), 0) ==
+                    0) {
+                    e = *leader.entry;
+                    e.path = s.rel;
+                    e.link = leader.rel;
+                    e.flags &= ~static_cast<uint32_t>(kLinkLeader);
+                } else if (errno == EMLINK) {
+                    // The store's filesystem takes no more links to that inode (ext4: 65,000,
+                    // reached sooner when the leader is shared with the previous backup's).
+                    own_copy = true;
+                } else {
+                    return fail_errno("hard link '" + s.rel + "'");
+                }
+            }
+            if (own_copy) {
+                // Copied on its own, and the group's later names link to this copy.
                 auto c = copy_regular_file(s.link_src->get(), s.link_name, s.link_dir->get(), cfg_.change_retries,
                                            bufs_.back());
                 if (!c) return std::unexpected(std::move(c.error()).context("copy '" + s.rel + "'"));
@@ -447,13 +464,6 @@ class TreeCopier
                 leaders_[*s.link_key] = LinkLeader{s.link_dir, s.link_name, s.rel, c->entry};
                 return {};
             }
-            auto& leader = lt->second;
-            if (::linkat(leader.dst_dir->get(), leader.name.c_str(), s.link_dir->get(), s.link_name.c_str(), 0) < 0)
-                return fail_errno("hard link '" + s.rel + "'");
-            e = *leader.entry;
-            e.path = s.rel;
-            e.link = leader.rel;
-            e.flags &= ~static_cast<uint32_t>(kLinkLeader);
         } else if (s.copy) {
             auto r = s.copy->get();
             if (!r) return std::unexpected(std::move(r.error()).context("copy '" + s.rel + "'"));
