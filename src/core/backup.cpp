@@ -527,10 +527,12 @@ class TreeCopier
 
 std::string hostname_of(const std::string& root)
 {
-    auto h = read_file_at(AT_FDCWD, root_path(root, "/etc/hostname"), 4096);
+    // Inside the root: its /etc may be a symlink (absolute ones mean the root's).
     std::string s;
-    if (h) s = *h;
-    if (s.empty()) {
+    if (auto rootfd = open_at(AT_FDCWD, root, O_RDONLY | O_DIRECTORY); rootfd)
+        if (auto fd = open_in_root(rootfd->get(), "/etc/hostname", O_RDONLY | O_NOCTTY); fd)
+            if (auto h = read_fd(fd->get(), "/etc/hostname", 4096); h) s = *h;
+    if (s.empty() && root_path(root, "/") == "/") { // this host's name only for this host
         char buf[256] = {};
         gethostname(buf, sizeof buf - 1);
         s = buf;

@@ -723,5 +723,24 @@ L3=$(readlink "$S3/latest")
 check "... with every name of the group in it" test "$(find "$S3/$L3/etc/hl" -type f | wc -l)" = 40000
 rm -rf "$R3/etc/hl"
 
+# --- the host name recorded is the root's --------------------------------------------
+# With /etc an absolute symlink (followed inside the root), and with no name at all:
+# never this machine's own, which it used to record for both.
+R4=$T/hostname
+mkdir -p "$R4/realetc/upgrade-recovery" "$R4/usr/local" "$R4/var/lib/kubelet"
+ln -s /realetc "$R4/etc"
+echo host-r4 >"$R4/realetc/hostname"
+printf '[partition]\nallow_plain_directory = true\nmount_point = "/srv/backups"\n[backup]\nfree_space_margin = 0\n' \
+    >"$R4/realetc/upgrade-recovery/config.toml"
+C4=(--config "$R4/realetc/upgrade-recovery/config.toml")
+check "backup of a root whose /etc is an absolute symlink" run_rc 0 "$T/hn.out" "$T/hn.err" cli "$R4" "${C4[@]}" backup
+cli "$R4" "${C4[@]}" --json list >"$T/hn.json"
+check "... records the root's host name" test "$(json "$T/hn.json" '[b for b in j if b["latest"]][0]["host"]')" = host-r4
+rm "$R4/realetc/hostname"
+echo more >"$R4/usr/local/f"
+check "a backup of a root without a host name" run_rc 0 "$T/hn2.out" "$T/hn2.err" cli "$R4" "${C4[@]}" backup
+cli "$R4" "${C4[@]}" --json list >"$T/hn2.json"
+check "... records none, not this machine's" test -z "$(json "$T/hn2.json" '[b for b in j if b["latest"]][0]["host"]')"
+
 echo "test-backup-badinput: $(($(date +%s) - t0)) s"
 ur_fx_done
