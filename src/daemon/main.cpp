@@ -58,6 +58,21 @@ int on_signal(sd_event_source*, const struct signalfd_siginfo* si, void* ud)
     return 0;
 }
 
+// The bus went away (dbus-daemon restarted or gone): nobody can call us or read a
+// result, and D-Bus activation starts a new instance on the next bus. A running job
+// still finishes (its outcome is on the partition), then we exit.
+int on_disconnected(sd_bus_message*, void* ud, sd_bus_error*)
+{
+    auto* l = static_cast<Loop*>(ud);
+    if (l->stopping) return 0;
+    l->stopping = true;
+    log::warning(std::string("lost the bus connection") +
+                 (l->manager->busy() ? ", exiting once the running job is done" : ", exiting"));
+    sd_notify(0, "STOPPING=1");
+    l->manager->when_idle([l] { sd_event_exit(l->event, 0); });
+    return 0;
+}
+
 int on_name_released(sd_bus_message* m, void* ud, sd_bus_error*)
 {
     auto* l = static_cast<Loop*>(ud);
@@ -113,6 +128,11 @@ int serve(const DaemonArgs& args)
     SourcePtr sigterm(src);
     if ((r = sd_event_add_signal(event.get(), &src, SIGINT, on_signal, &loop)) < 0) return fail_r("SIGINT", r);
     SourcePtr sigint(src);
+    sd_bus_slot* dslot = nullptr;
+    r = sd_bus_match_signal(bus.get(), &dslot, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                            "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, &loop);
+    if (r < 0) return fail_r("watch for a lost bus", r);
+    SlotPtr disconnected(dslot);
 
     sd_notify(0, "READY=1");
     log::info(std::string("upgrade-recoveryd ") + UR_VERSION + " serving " + kBusName +

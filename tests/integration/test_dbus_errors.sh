@@ -199,4 +199,16 @@ else
     echo "note: no pids cgroup (v1) here; the worker-thread section did not run"
 fi
 
+# --- the bus goes away: the daemon exits (activation starts a new one) -------------
+# It used to stay up, unreachable, until a SIGTERM (idle_exit = 0) or the idle timer.
+kill -TERM "$BUS_PID"
+BUS_PID=
+for ((i = 0; i < 100; i++)); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$DAEMON_PID" 2>/dev/null && die "the daemon still runs 10 s after the bus went away"
+rc=0
+wait "$DAEMON_PID" || rc=$?
+DAEMON_PID=
+[ "$rc" = 0 ] || die "the daemon exited $rc after losing the bus"
+ok "the daemon exits 0 when the bus goes away"
+
 echo "PASS: test_dbus_errors"
