@@ -21,7 +21,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fcntl.h>
 #include <linux/capability.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 namespace ur::dbus
@@ -243,7 +245,27 @@ void Manager::startup()
             std::string step = j.message.empty() ? std::string("start") : j.message;
             std::string msg = j.type + " job " + std::to_string(j.id) + " was interrupted at '" + step +
                               "': the daemon stopped before it finished";
-            if (j.type == "backup") msg += "; the previous backup is untouched and the partial one is discarded";
+            if (j.type == "backup") {
+                // A kill between publishing and switching `latest` leaves the new backup
+                // complete and kept, `latest` still on the one before (the next backup sets
+                // it). The id is known only at the end unless given: the newest generation,
+                // when `latest` does not name it and it was written during this job.
+                std::string published;
+                if (auto store = open_store(cfg_, args_.root, false); store) {
+                    auto ids = list_backups(*store);
+                    auto latest = read_latest(*store);
+                    struct stat st;
+                    if (ids && !ids->empty() && latest && latest->id != ids->back() &&
+                        ::fstatat(store->backups_fd.get(), ids->back().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                        S_ISDIR(st.st_mode) && st.st_mtime >= j.started)
+                        published = ids->back();
+                }
+                msg += !published.empty()
+                           ? "; backup " + published +
+                                 " was published before that and is kept ('latest' may still name the one "
+                                 "before it until the next backup)"
+                           : "; the previous backup is untouched and the partial one is discarded";
+            }
             log::event(
                 log::kJobInterrupted, log::Level::Error, msg,
                 {{"JOB", std::to_string(j.id)}, {"JOB_TYPE", j.type}, {"BACKUP_ID", j.backup_id}, {"STEP", step}});

@@ -69,4 +69,23 @@ dbus_start_daemon
 verify_ok "$B2"
 ok "SIGTERM cancels the running backup; $B2 intact"
 
+# --- killed between publishing and switching latest ---------------------------------
+# The new backup is complete and kept; the report used to say it was discarded.
+dbus_stop_daemon
+UR_FAILPOINT=backup.after-publish dbus_start_daemon
+J=$(mcall StartBackup 'a{sv}' 0 | objpath)
+N=${J##*/}
+for ((i = 0; i < 600; i++)); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$DAEMON_PID" 2>/dev/null && die "the failpoint backup.after-publish did not kill the daemon"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+B3=$(ls "$STORE/backups" | sort | tail -n1)
+[ "$B3" != "$B2" ] && [ "$(latest_id)" = "$B2" ] || die "after the kill: newest $B3, latest $(latest_id)"
+dbus_start_daemon
+msg=$(mprop LastError)
+[[ $msg == *"backup job $N was interrupted"*"backup $B3 was published before that and is kept"* ]] ||
+    die "LastError after a kill past the publish: $msg"
+verify_ok "$B3"
+ok "a kill past the publish reports the backup as kept: $msg"
+
 echo "PASS: test_dbus_crash"
