@@ -140,7 +140,7 @@ class Restorer
         // What the backup excluded was never in it: a restore must leave it alone, not delete it.
         excludes_ = t.exclude;
         if (t.name == "etc") excludes_.insert(excludes_.end(), o_.etc_excludes.begin(), o_.etc_excludes.end());
-        leaders_.clear();
+        // leaders_ is kept across the trees: a hard-link group can span them (/etc and /usr/local).
         // Entries of trees before this one (not selected) are skipped.
         for (;;) {
             auto p = peek();
@@ -347,8 +347,10 @@ class Restorer
         switch (e.type) {
         case FileType::Reg: {
             if (!e.link.empty()) {
+                // A leader on another mount cannot be linked to (EXDEV): then a copy of
+                // its own, with the same content and metadata, as the backup has it.
                 auto lt = leaders_.find(e.link);
-                if (lt != leaders_.end() &&
+                if (lt != leaders_.end() && lt->second.first &&
                     ::linkat(lt->second.first->get(), lt->second.second.c_str(), d, tmp.c_str(), 0) == 0)
                     break;
             }
@@ -462,12 +464,16 @@ class Restorer
             switch (e.type) {
             case FileType::Reg: {
                 if (!e.link.empty()) {
+                    // Must be the same inode as the group's first name, where a link can
+                    // reach it: on another mount (another tree may be) it stays a copy,
+                    // and a rewrite would only make another copy on every restore.
                     auto lt = leaders_.find(e.link);
                     struct stat ls;
-                    if (lt != leaders_.end() &&
-                        ::fstatat(lt->second.first->get(), lt->second.second.c_str(), &ls, AT_SYMLINK_NOFOLLOW) == 0 &&
-                        (ls.st_ino != ts.st_ino || ls.st_dev != ts.st_dev))
-                        rewrite = true; // must be the same inode as the group's first name
+                    uint64_t lmnt = 0;
+                    if (lt != leaders_.end() && lt->second.first &&
+                        stat_at(lt->second.first->get(), lt->second.second, ls, &lmnt) &&
+                        !other_mount(ts.st_dev, mnt, ls.st_dev, lmnt) && ls.st_ino != ts.st_ino)
+                        rewrite = true;
                 }
                 if (static_cast<uint64_t>(ts.st_size) != e.size || ts.st_mtim.tv_sec != e.mtime_sec ||
                     static_cast<uint32_t>(ts.st_mtim.tv_nsec) != e.mtime_nsec)

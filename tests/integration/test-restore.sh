@@ -18,7 +18,9 @@
 #  - mounts below the trees (a tmpfs and same-filesystem bind mounts of directories
 #    outside the root, in a new pod and over a backed-up directory) are not crossed;
 #  - an absolute /usr/local symlink ("/var/usrlocal", and one naming a directory that
-#    exists on the host too) is resolved inside the root by backup and restore.
+#    exists on the host too) is resolved inside the root by backup and restore;
+#  - a hard-link group across trees (/etc and /usr/local) is one inode again, and a
+#    copy of its own when /usr/local is on another mount (EXDEV) without failing.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -26,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 ur_fx_init rs "$@"
 t0=$(date +%s)
 
-ur_fx_disk 1600M 900M 300M 300M
+ur_fx_disk 2600M 900M 300M 300M 300M 300M 300M
 ROOT=$T/root
 OUT=$T/outside
 python3 "$UR_FIXTURE" make-tree "$ROOT" --files 200 --usrlocal-dir var/usrlocal
@@ -243,6 +245,39 @@ echo "host decoy keep" >"$T/decoy/bin/keep"
 decoy_before=$(fx_digest "$T/decoy" --strict)
 variant 3 "$T/root3" "$T/decoy"
 check "the host directory with the same path was not touched" test "$(fx_digest "$T/decoy" --strict)" = "$decoy_before"
+
+# A root with etc, usr/local and kubelet for the cases below: ROOT LABEL-N.
+small_root()
+{
+    mkdir -p "$1/etc" "$1/usr/local/bin" "$1/var/lib/kubelet"
+    echo "hosts" >"$1/etc/hosts"
+    echo "tool" >"$1/usr/local/bin/tool"
+    echo "cfg" >"$1/var/lib/kubelet/config.yaml"
+    ur_fx_config "$1" "$UR_FX_LABEL-$2"
+    ur_fx_units "$1"
+}
+
+# --- a hard-link group across trees ------------------------------------------------------
+R4=$T/root4
+small_root "$R4" 4
+echo "shared across trees" >"$R4/etc/hl-etc"
+ln "$R4/etc/hl-etc" "$R4/usr/local/hl-usr"
+check "[cross-tree link] backup exits 0" run_rc 0 "$T/x4.out" "$T/x4.err" cli "$R4" backup
+# The failed upgrade replaced both names by files of their own (same content and mtime).
+for f in etc/hl-etc usr/local/hl-usr; do cp -p "$R4/$f" "$R4/$f.new" && mv "$R4/$f.new" "$R4/$f"; done
+check "[cross-tree link] recover exits 0" run_rc 0 "$T/x4r.out" "$T/x4r.err" cli "$R4" recover
+check "[cross-tree link] /etc/hl-etc and /usr/local/hl-usr are one inode again" \
+    test "$(stat -c %i "$R4/etc/hl-etc")" = "$(stat -c %i "$R4/usr/local/hl-usr")"
+# /usr/local on another mount: a link cannot reach /etc (EXDEV), a copy of its own can.
+mount -t tmpfs -o size=1m tmpfs "$R4/usr/local"
+check "[cross-tree link] with /usr/local on another mount, recover --restart exits 0" \
+    run_rc 0 "$T/x4m.out" "$T/x4m.err" cli "$R4" recover --restart
+check "[cross-tree link] ... /usr/local/hl-usr has the group's content and mtime" \
+    test "$(cat "$R4/usr/local/hl-usr") $(stat -c %Y "$R4/usr/local/hl-usr")" = \
+    "shared across trees $(stat -c %Y "$R4/etc/hl-etc")"
+check "[cross-tree link] ... and a dry run then has nothing to do in /usr/local" \
+    bash -c "'$UR_CLI' --root '$R4' recover --dry-run >'$T/x4d.out' && ! grep -q '^would [a-z]* /usr/local' '$T/x4d.out'"
+umount "$R4/usr/local"
 
 echo "test-restore: $(($(date +%s) - t0)) s"
 ur_fx_done
