@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <deque>
 #include <fcntl.h>
 #include <map>
 #include <random>
@@ -28,18 +29,95 @@ namespace ur
 namespace
 {
 
-Result<UniqueFd> resolve_in_root(int rootfd, const std::string& abs, bool create)
+// Open `abs` inside the root, symlinks resolved as RESOLVE_IN_ROOT does.
+Result<UniqueFd> resolve_in_root(int rootfd, const std::string& abs)
+{
+    return open_in_root(rootfd, abs, O_RDONLY | O_DIRECTORY);
+}
+
+// A tree root inside the target root, resolved as the backup resolved it (an
+// absolute symlink target starts at the root: /usr/local -> ../var/usrlocal or
+// /var/usrlocal both lead to <root>/var/usrlocal), with what is missing on the
+// way created (`create`) or only looked at (a dry run: then an empty fd means
+// "does not exist yet, would be created", and every error is the real run's).
+// A ".." of a symlink that would climb above the root is refused rather than
+// stopped there: the directory it meant is not in the root, and guessing one
+// would restore the tree to a place the host does not look.
+Result<UniqueFd> resolve_tree_root(int rootfd, const std::string& abs, bool create)
 {
     auto fd = open_in_root(rootfd, abs, O_RDONLY | O_DIRECTORY);
-    if (fd || fd.error().err != ENOENT || !create) return fd;
-    std::string rel = abs.substr(abs.find_first_not_of('/'));
-    size_t slash = rel.rfind('/');
-    std::string parent = slash == std::string::npos ? "/" : "/" + rel.substr(0, slash);
-    std::string last = slash == std::string::npos ? rel : rel.substr(slash + 1);
-    auto p = resolve_in_root(rootfd, parent, true);
-    if (!p) return p;
-    if (::mkdirat(p->get(), last.c_str(), 0700) < 0 && errno != EEXIST) return fail_errno("create '" + abs + "'");
-    return open_at(p->get(), last, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (fd || fd.error().err != ENOENT) return fd;
+    std::deque<std::string> todo;
+    auto push_front = [&](const std::string& path) {
+        std::vector<std::string> comps;
+        for (size_t pos = 0; pos <= path.size();) {
+            size_t slash = std::min(path.find('/', pos), path.size());
+            if (slash > pos) comps.push_back(path.substr(pos, slash - pos));
+            pos = slash + 1;
+        }
+        todo.insert(todo.begin(), comps.begin(), comps.end());
+    };
+    push_front(abs);
+    std::vector<UniqueFd> dirs;  // the open directories below the root on the way
+    std::vector<std::string> at; // their path in the root, for messages
+    size_t missing = 0;          // dry run: levels that do not exist yet below dirs.back()
+    int links = 0;
+    auto here = [&] { return at.empty() ? std::string("/") : at.back(); };
+    while (!todo.empty()) {
+        std::string c = std::move(todo.front());
+        todo.pop_front();
+        if (c == ".") continue;
+        if (c == "..") {
+            if (missing)
+                missing--;
+            else if (dirs.empty())
+                return fail(ErrorKind::Refused,
+                            "'" + abs +
+                                "' leads through a symlink whose target climbs above the root with '..'; "
+                                "make that symlink point inside the root (or replace it by a directory), then run "
+                                "recover again");
+            else {
+                dirs.pop_back();
+                at.pop_back();
+            }
+            continue;
+        }
+        std::string path = here() == "/" ? "/" + c : here() + "/" + c;
+        if (missing) {
+            missing++;
+            continue;
+        }
+        int cur = dirs.empty() ? rootfd : dirs.back().get();
+        struct stat st;
+        if (::fstatat(cur, c.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT) return fail_errno("stat '" + path + "'");
+            if (!create) {
+                missing = 1;
+                continue;
+            }
+            if (::mkdirat(cur, c.c_str(), 0700) < 0 && errno != EEXIST) return fail_errno("create '" + path + "'");
+        } else if (S_ISLNK(st.st_mode)) {
+            if (++links > 40) return fail_errno(ELOOP, "resolve '" + abs + "'");
+            std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+            ssize_t n = ::readlinkat(cur, c.c_str(), target.data(), target.size());
+            if (n < 0) return fail_errno("read link '" + path + "'");
+            target.resize(static_cast<size_t>(n));
+            if (target.empty()) return fail_errno(ENOENT, "resolve '" + path + "' (an empty symlink)");
+            if (target.front() == '/') {
+                dirs.clear();
+                at.clear();
+            }
+            push_front(target);
+            continue;
+        }
+        auto d = open_at(cur, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (!d) return std::unexpected(std::move(d.error()).context("resolve '" + abs + "'"));
+        dirs.push_back(std::move(*d));
+        at.push_back(path);
+    }
+    if (missing) return UniqueFd();
+    if (dirs.empty()) return open_at(rootfd, ".", O_RDONLY | O_DIRECTORY);
+    return std::move(dirs.back());
 }
 
 // A directory of the backup, opened on first use: a delta restore reads the
@@ -156,15 +234,14 @@ class Restorer
         if (!bt) return std::unexpected(std::move(bt.error()).context("backup tree '" + t.name + "'"));
         auto bdir = std::make_shared<BackupDir>(share(std::move(*bt)));
         std::string target_abs = t.path;
-        auto tt = resolve_in_root(rootfd, t.path, !o_.dry_run);
+        // A dry run resolves it the same way, so it fails where the run would.
+        auto tt = resolve_tree_root(rootfd, t.path, !o_.dry_run);
+        if (!tt) return std::unexpected(tt.error());
         SharedFd tdir;
-        if (tt) {
+        if (*tt)
             tdir = share(std::move(*tt));
-        } else if (!(o_.dry_run && tt.error().err == ENOENT)) {
-            return std::unexpected(tt.error());
-        } else {
+        else
             change("create", t.path);
-        }
         struct stat rst {
         };
         if (tdir && ::fstat(tdir->get(), &rst) < 0) return fail_errno("stat " + t.path);
@@ -551,7 +628,7 @@ Result<> remove_stale_mc_files(int rootfd, const BackupMetadata& meta, const Res
             if (t.name != "extras" && (p == t.path || p.rfind(t.path + "/", 0) == 0)) in_tree = true;
         if (backed_up || in_tree) continue; // the tree restore already made these right
         size_t slash = p.rfind('/');
-        auto parent = resolve_in_root(rootfd, slash == 0 ? "/" : p.substr(0, slash), false);
+        auto parent = resolve_in_root(rootfd, slash == 0 ? "/" : p.substr(0, slash));
         if (!parent) {
             // Its directory is gone (or is no directory): so is the file. Anything else is
             // an error; a stale file left behind would be a silent difference (W19).

@@ -20,7 +20,9 @@
 #  - an absolute /usr/local symlink ("/var/usrlocal", and one naming a directory that
 #    exists on the host too) is resolved inside the root by backup and restore;
 #  - a hard-link group across trees (/etc and /usr/local) is one inode again, and a
-#    copy of its own when /usr/local is on another mount (EXDEV) without failing.
+#    copy of its own when /usr/local is on another mount (EXDEV) without failing;
+#  - /usr/local -> ../var/usrlocal with ROOT/var/usrlocal deleted: the dry run and the
+#    run both create it; a symlink climbing above the root is refused by both.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -278,6 +280,33 @@ check "[cross-tree link] ... /usr/local/hl-usr has the group's content and mtime
 check "[cross-tree link] ... and a dry run then has nothing to do in /usr/local" \
     bash -c "'$UR_CLI' --root '$R4' recover --dry-run >'$T/x4d.out' && ! grep -q '^would [a-z]* /usr/local' '$T/x4d.out'"
 umount "$R4/usr/local"
+
+# --- /usr/local -> ../var/usrlocal, its target deleted -------------------------------------
+R5=$T/root5
+small_root "$R5" 5
+mkdir -p "$R5/var/usrlocal"
+mv "$R5/usr/local/bin" "$R5/var/usrlocal/"
+rmdir "$R5/usr/local"
+ln -s ../var/usrlocal "$R5/usr/local"
+check "[missing target] backup exits 0" run_rc 0 "$T/x5.json" "$T/x5.err" cli "$R5" --json backup
+B5=$R5/var/recovery/backups/$(json "$T/x5.json" 'j["id"]')
+rm -rf "$R5/var/usrlocal"
+check "[missing target] recover --dry-run exits 0" run_rc 0 "$T/x5d.out" "$T/x5d.err" cli "$R5" recover --dry-run
+check "[missing target] ... and would create /usr/local" grep -qxF "would create /usr/local" "$T/x5d.out"
+check "[missing target] ... and created nothing" test ! -e "$R5/var/usrlocal"
+check "[missing target] recover exits 0" run_rc 0 "$T/x5r.out" "$T/x5r.err" cli "$R5" recover
+check "[missing target] ROOT/var/usrlocal equals the backup" tree_equal "$R5/var/usrlocal" "$B5/usrlocal"
+check "[missing target] /usr/local is still the symlink" test "$(readlink "$R5/usr/local")" = ../var/usrlocal
+# From ROOT/usr, ../../x climbs above the root ($T/x on the host): the dry run and the
+# run refuse it alike, and create nothing anywhere.
+ln -sfn ../../usrlocal-above "$R5/usr/local"
+check "[above the root] recover --dry-run is refused (exit 11)" \
+    run_rc 11 "$T/x5a.out" "$T/x5a.err" cli "$R5" recover --dry-run
+check "[above the root] ... saying what to do" grep -q "climbs above the root.*make that symlink point inside" "$T/x5a.err"
+check "[above the root] recover --restart is refused the same way (exit 11)" \
+    run_rc 11 "$T/x5b.out" "$T/x5b.err" cli "$R5" recover --restart
+check "[above the root] ... with the same message" grep -q "climbs above the root" "$T/x5b.err"
+check "[above the root] ... and nothing was created" test ! -e "$T/usrlocal-above" -a ! -e "$R5/usrlocal-above"
 
 echo "test-restore: $(($(date +%s) - t0)) s"
 ur_fx_done
