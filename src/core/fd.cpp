@@ -242,17 +242,19 @@ Result<bool> is_mount_point(int dirfd, const std::string& name)
 
 // A mount point below dirfd: never descend into it (W16; a bind mount of a
 // directory outside the tree would otherwise be emptied).
-static Result<> refuse_mount_point(int dirfd, const std::string& name)
+// `shown`: how the error names it (its path from where the removal started).
+static Result<> refuse_mount_point(int dirfd, const std::string& name, const std::string& shown)
 {
     auto m = is_mount_point(dirfd, name);
     if (!m) return std::unexpected(m.error());
     if (*m)
         return std::unexpected(
-            Error{ErrorKind::Busy, EBUSY, "'" + name + "' is a mount point; not removing what is mounted there"});
+            Error{ErrorKind::Busy, EBUSY, "'" + shown + "' is a mount point; not removing what is mounted there"});
     return {};
 }
 
-static Result<> remove_children(int dirfd)
+// The names in an open directory, in directory order (read through a private dup).
+static Result<std::vector<std::string>> dir_names(int dirfd)
 {
     int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
     if (dupfd < 0) return fail_errno("dup");
@@ -267,29 +269,76 @@ static Result<> remove_children(int dirfd)
         if (n != "." && n != "..") names.push_back(std::move(n));
     }
     ::closedir(d);
-    for (const auto& n : names) {
-        if (::unlinkat(dirfd, n.c_str(), 0) == 0) continue;
-        const int err = errno;
-        if (err == ENOENT) continue;
-        if (err == EBUSY) UR_TRY(refuse_mount_point(dirfd, n)); // a file mount point (bind mount)
-        if (err != EISDIR && err != EPERM) return fail_errno(err, "remove '" + n + "'");
-        UR_TRY(remove_tree_at(dirfd, n));
-    }
-    return {};
+    return names;
 }
 
+// Iterative, with one directory open at a time: a tree of any depth (a failed
+// upgrade's, or an old backup's) neither overflows the stack nor runs out of
+// descriptors. Up is ".." of the directory just emptied, checked to be the
+// directory we came down from (by device and inode) before anything in it is removed.
 Result<> remove_tree_at(int dirfd, const std::string& name)
 {
     if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return {};
     const int err = errno;
-    if (err == EBUSY) UR_TRY(refuse_mount_point(dirfd, name)); // a file mount point (bind mount)
+    if (err == EBUSY) UR_TRY(refuse_mount_point(dirfd, name, name)); // a file mount point (bind mount)
     if (err != EISDIR && err != EPERM) return fail_errno(err, "remove '" + name + "'");
-    UR_TRY(refuse_mount_point(dirfd, name));
-    {
-        auto sub = open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-        if (!sub) return std::unexpected(sub.error());
-        UR_TRY_CTX(remove_children(sub->get()), "remove '" + name + "'");
+    UR_TRY(refuse_mount_point(dirfd, name, name));
+    struct Level {
+        std::string name; // in its parent
+        dev_t dev;
+        ino_t ino;
+        std::vector<std::string> names; // still to remove, from the back
+    };
+    std::vector<Level> levels;
+    auto path = [&](const std::string& last) {
+        std::string p;
+        for (const auto& l : levels)
+            p += l.name + "/";
+        return p + last;
+    };
+    auto enter = [&](int parent, const std::string& n) -> Result<UniqueFd> {
+        auto sub = open_at(parent, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (!sub) return std::unexpected(std::move(sub.error()).context("remove '" + path(n) + "'"));
+        struct stat st;
+        if (::fstat(sub->get(), &st) < 0) return fail_errno("stat '" + path(n) + "'");
+        auto names = dir_names(sub->get());
+        if (!names) return std::unexpected(std::move(names.error()).context("remove '" + path(n) + "'"));
+        levels.push_back({n, st.st_dev, st.st_ino, std::move(*names)});
+        return sub;
+    };
+    auto top = enter(dirfd, name);
+    if (!top) return std::unexpected(top.error());
+    UniqueFd cur = std::move(*top);
+    for (;;) {
+        Level& l = levels.back();
+        if (!l.names.empty()) {
+            std::string n = std::move(l.names.back());
+            l.names.pop_back();
+            if (::unlinkat(cur.get(), n.c_str(), 0) == 0) continue;
+            const int e = errno;
+            if (e == ENOENT) continue;
+            if (e == EBUSY) UR_TRY(refuse_mount_point(cur.get(), n, path(n))); // a file mount point (bind mount)
+            if (e != EISDIR && e != EPERM) return fail_errno(e, "remove '" + path(n) + "'");
+            UR_TRY(refuse_mount_point(cur.get(), n, path(n)));
+            auto sub = enter(cur.get(), n);
+            if (!sub) return std::unexpected(sub.error());
+            cur = std::move(*sub);
+            continue;
+        }
+        const std::string done = l.name;
+        levels.pop_back();
+        if (levels.empty()) break;
+        auto up = open_at(cur.get(), "..", O_RDONLY | O_DIRECTORY);
+        if (!up) return std::unexpected(std::move(up.error()).context("remove '" + path(done) + "'"));
+        struct stat st;
+        if (::fstat(up->get(), &st) < 0) return fail_errno("stat '" + path("") + "'");
+        if (st.st_dev != levels.back().dev || st.st_ino != levels.back().ino)
+            return fail(ErrorKind::Io, "remove '" + path(done) + "': it was moved while being removed");
+        cur = std::move(*up);
+        if (::unlinkat(cur.get(), done.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT)
+            return fail_errno("remove directory '" + path(done) + "'");
     }
+    cur.reset();
     if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT)
         return fail_errno("remove directory '" + name + "'");
     return {};

@@ -249,7 +249,7 @@ class Restorer
         root_mnt_ = 0;
         if (tdir)
             if (auto m = mount_id_at(tdir->get(), ""); m) root_mnt_ = *m;
-        UR_TRY(dir(tdir, bdir, root.path, t.path));
+        UR_TRY(dir(tdir, bdir, root.path, t.path, 0));
         if (tdir && !extras_) UR_TRY(fix_metadata(tdir, AT_FDCWD, ".", root, t.path));
         if (tdir && !o_.dry_run && ::syncfs(tdir->get()) < 0) return fail_errno("sync " + t.path);
         return {};
@@ -287,8 +287,10 @@ class Restorer
     }
 
     // tdir: target directory (null in a dry run when it does not exist yet);
-    // rel: its path in the generation; abs: its path in the target.
-    Result<> dir(const SharedFd& tdir, const BackupDirRef& bdir, const std::string& rel, const std::string& abs)
+    // rel: its path in the generation; abs: its path in the target; depth: its
+    // nesting below the tree root (0 for the root).
+    Result<> dir(const SharedFd& tdir, const BackupDirRef& bdir, const std::string& rel, const std::string& abs,
+                 int depth)
     {
         std::vector<std::string> names;
         if (tdir) {
@@ -320,7 +322,7 @@ class Restorer
                 UR_TRY(skip_below(e.path));
                 continue;
             }
-            UR_TRY(entry(tdir, bdir, e, mname, has_target, abs_of(abs, mname)));
+            UR_TRY(entry(tdir, bdir, e, mname, has_target, abs_of(abs, mname), depth + 1));
         }
     }
 
@@ -487,8 +489,16 @@ class Restorer
     }
 
     Result<> entry(const SharedFd& tdir, const BackupDirRef& bdir, const Entry& e, const std::string& name,
-                   bool has_target, const std::string& abs)
+                   bool has_target, const std::string& abs, int depth)
     {
+        // Each level recurses (dir -> entry -> dir): the walk's bound keeps the stack
+        // and the descriptors in limits. A backup cannot hold deeper directories;
+        // a damaged or hand-made manifest can: a clear error, not a crash.
+        if (e.type == FileType::Dir && depth > kMaxTreeDepth)
+            return fail(ErrorKind::Refused, "the backup's '" + e.path + "' is nested more than " +
+                                                std::to_string(kMaxTreeDepth) +
+                                                " directories deep, deeper than restore supports; the manifest is "
+                                                "damaged or was not written by backup: restore another backup");
         struct stat ts {
         };
         uint64_t mnt = 0;
@@ -529,7 +539,7 @@ class Restorer
                 child_t = share(std::move(*c));
             }
             auto child_b = std::make_shared<BackupDir>(bdir, name);
-            UR_TRY(dir(child_t, child_b, e.path, abs));
+            UR_TRY(dir(child_t, child_b, e.path, abs, depth));
             if (child_t) UR_TRY(fix_metadata(child_t, AT_FDCWD, ".", e, abs));
             return {};
         }

@@ -22,7 +22,9 @@
 #  - a hard-link group across trees (/etc and /usr/local) is one inode again, and a
 #    copy of its own when /usr/local is on another mount (EXDEV) without failing;
 #  - /usr/local -> ../var/usrlocal with ROOT/var/usrlocal deleted: the dry run and the
-#    run both create it; a symlink climbing above the root is refused by both.
+#    run both create it; a symlink climbing above the root is refused by both;
+#  - a 500-level deep tree backs up and restores under `ulimit -n 1024`, and a deeper
+#    one the failed upgrade added is deleted.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -307,6 +309,33 @@ check "[above the root] recover --restart is refused the same way (exit 11)" \
     run_rc 11 "$T/x5b.out" "$T/x5b.err" cli "$R5" recover --restart
 check "[above the root] ... with the same message" grep -q "climbs above the root" "$T/x5b.err"
 check "[above the root] ... and nothing was created" test ! -e "$T/usrlocal-above" -a ! -e "$R5/usrlocal-above"
+
+# --- deep trees, with few descriptors -------------------------------------------------------
+# 500 levels (kMaxTreeDepth is 512) back up and restore; a 1500-level tree the failed
+# upgrade added is deleted (one descriptor at a time, no recursion).
+R6=$T/root6
+small_root "$R6" 6
+deep()
+{
+    python3 -c 'import os,sys
+fd=os.open(sys.argv[1],os.O_RDONLY)
+for i in range(int(sys.argv[2])):
+    os.mkdir("d",dir_fd=fd); n=os.open("d",os.O_RDONLY,dir_fd=fd); os.close(fd); fd=n
+f=os.open("leaf",os.O_WRONLY|os.O_CREAT,0o644,dir_fd=fd); os.write(f,b"leaf\n")' "$1" "$2"
+}
+mkdir -p "$R6/etc/deep" "$R6/etc/deeper"
+deep "$R6/etc/deep" 500
+few_fds() { bash -c 'ulimit -n 1024 && exec "$@"' few_fds "$@"; }
+check "[deep] backup of a 500-level tree exits 0 under ulimit -n 1024" \
+    run_rc 0 "$T/x6.json" "$T/x6.err" few_fds "$UR_CLI" --root "$R6" --json backup
+B6=$R6/var/recovery/backups/$(json "$T/x6.json" 'j["id"]')
+rm -rf "$R6/etc/deep/d/d"
+deep "$R6/etc/deeper" 1500
+check "[deep] recover exits 0 under ulimit -n 1024" \
+    run_rc 0 "$T/x6r.out" "$T/x6r.err" few_fds "$UR_CLI" --root "$R6" recover
+check "[deep] the 500-level tree equals the backup" tree_equal "$R6/etc/deep" "$B6/etc/deep"
+check "[deep] the 1500-level tree is gone (only the backup's empty directory is left)" \
+    test -z "$(ls -A "$R6/etc/deeper")"
 
 echo "test-restore: $(($(date +%s) - t0)) s"
 ur_fx_done
