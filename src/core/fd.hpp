@@ -128,6 +128,7 @@ inline bool other_mount(dev_t top_dev, uint64_t top_mnt, dev_t dev, uint64_t mnt
 Result<bool> is_mount_point(int dirfd, const std::string& name);
 
 // rm -rf below dirfd without following symlinks. Missing is not an error.
+// Any depth: iterative, with one directory of the tree open at a time.
 // Never crosses into another mount: a mount point at or below `name` stops it
 // with ErrorKind::Busy (EBUSY) before anything inside that mount is touched.
 Result<> remove_tree_at(int dirfd, const std::string& name);
