@@ -276,12 +276,32 @@ static Result<std::vector<std::string>> dir_names(int dirfd)
 // upgrade's, or an old backup's) neither overflows the stack nor runs out of
 // descriptors. Up is ".." of the directory just emptied, checked to be the
 // directory we came down from (by device and inode) before anything in it is removed.
+namespace
+{
+
+// EPERM from unlink(2) means a directory only on some systems; on a file it is
+// chattr's immutable or append-only flag (or a sticky directory): say so.
+bool is_directory_at(int dirfd, const std::string& name)
+{
+    struct stat st;
+    return ::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::unexpected<Error> removal_error(int err, const std::string& what)
+{
+    Error e = sys_error(err, "remove '" + what + "'");
+    if (err == EPERM) e.message += " (immutable or append-only? 'lsattr' shows it, 'chattr -i -a' clears it)";
+    return std::unexpected(std::move(e));
+}
+
+} // namespace
+
 Result<> remove_tree_at(int dirfd, const std::string& name)
 {
     if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return {};
     const int err = errno;
     if (err == EBUSY) UR_TRY(refuse_mount_point(dirfd, name, name)); // a file mount point (bind mount)
-    if (err != EISDIR && err != EPERM) return fail_errno(err, "remove '" + name + "'");
+    if (err != EISDIR && !(err == EPERM && is_directory_at(dirfd, name))) return removal_error(err, name);
     UR_TRY(refuse_mount_point(dirfd, name, name));
     struct Level {
         std::string name; // in its parent
@@ -318,7 +338,7 @@ Result<> remove_tree_at(int dirfd, const std::string& name)
             const int e = errno;
             if (e == ENOENT) continue;
             if (e == EBUSY) UR_TRY(refuse_mount_point(cur.get(), n, path(n))); // a file mount point (bind mount)
-            if (e != EISDIR && e != EPERM) return fail_errno(e, "remove '" + path(n) + "'");
+            if (e != EISDIR && !(e == EPERM && is_directory_at(cur.get(), n))) return removal_error(e, path(n));
             UR_TRY(refuse_mount_point(cur.get(), n, path(n)));
             auto sub = enter(cur.get(), n);
             if (!sub) return std::unexpected(sub.error());
