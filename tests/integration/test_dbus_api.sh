@@ -165,12 +165,18 @@ seen_state()
     done
     return 1
 }
-armed_before=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"RecoveryState":{"type":"s","data":"Armed"')
-none_before=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"RecoveryState":{"type":"s","data":"None"')
-"$CLI" --root "$ROOT" --config "$CFG" arm "$B1" >/dev/null 2>&1 || die "upgrade-recovery arm"
-seen_state $((armed_before + 1)) Armed || die "no PropertiesChanged RecoveryState Armed after the CLI armed"
-"$CLI" --root "$ROOT" --config "$CFG" disarm >/dev/null 2>&1 || die "upgrade-recovery disarm"
-seen_state $((none_before + 1)) None || die "no PropertiesChanged RecoveryState None after the CLI disarmed"
+# cli_arm_disarm WHEN: the CLI arms, then disarms; each must bring a RecoveryState signal.
+cli_arm_disarm()
+{
+    local armed_before none_before
+    armed_before=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"RecoveryState":{"type":"s","data":"Armed"')
+    none_before=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"RecoveryState":{"type":"s","data":"None"')
+    "$CLI" --root "$ROOT" --config "$CFG" arm "$B1" >/dev/null 2>&1 || die "upgrade-recovery arm"
+    seen_state $((armed_before + 1)) Armed || die "no PropertiesChanged RecoveryState Armed after the CLI armed $1"
+    "$CLI" --root "$ROOT" --config "$CFG" disarm >/dev/null 2>&1 || die "upgrade-recovery disarm"
+    seen_state $((none_before + 1)) None || die "no PropertiesChanged RecoveryState None after the CLI disarmed $1"
+}
+cli_arm_disarm ""
 [ "$(mprop RecoveryState)" = None ] || die "RecoveryState after the CLI disarmed: $(mprop RecoveryState)"
 ok "RecoveryState follows the CLI's arm and disarm, signalled unread"
 
@@ -196,12 +202,7 @@ ok "a damaged armed marker does not hide a failed recovery (RecoveryState Failed
 # it go unseen.
 find "$STORE/recovery" -mindepth 1 -delete
 mkdir "$STORE/recovery.new" && mv -T "$STORE/recovery.new" "$STORE/recovery"
-armed_before=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"RecoveryState":{"type":"s","data":"Armed"')
-none_before=$(grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"RecoveryState":{"type":"s","data":"None"')
-"$CLI" --root "$ROOT" --config "$CFG" arm "$B1" >/dev/null 2>&1 || die "upgrade-recovery arm"
-seen_state $((armed_before + 1)) Armed || die "no RecoveryState Armed after recovery/ was replaced and the CLI armed (watch not moved)"
-"$CLI" --root "$ROOT" --config "$CFG" disarm >/dev/null 2>&1 || die "upgrade-recovery disarm"
-seen_state $((none_before + 1)) None || die "no RecoveryState None after a disarm inside the new recovery/ (watch not moved)"
+cli_arm_disarm "inside a replaced recovery/ (watch not moved)"
 ok "a replaced recovery/ is watched again"
 
 # --- StartWatchdog / StopWatchdog ----------------------------------------------------
