@@ -85,6 +85,8 @@ class Section
         return with(key, [&](const toml::node& n) -> Result<> {
             auto v = n.value<std::string>();
             if (!n.is_string() || !v) return type_error(key, n, "a string");
+            // TOML allows \u0000; every use of ours ends at it (a path "/etc\0/x" is /etc).
+            if (v->find('\0') != std::string::npos) return type_error(key, n, "a string without NUL (\\u0000)");
             out = *v;
             return {};
         });
@@ -142,6 +144,8 @@ class Section
             for (const auto& e : *a) {
                 if (!e.is_string()) return type_error(key, e, "an array of strings");
                 v.push_back(*e.value<std::string>());
+                if (v.back().find('\0') != std::string::npos)
+                    return type_error(key, e, "an array of strings without NUL (\\u0000)");
             }
             out = std::move(v);
             return {};

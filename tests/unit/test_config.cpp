@@ -223,3 +223,17 @@ TEST_CASE("every documented key is known to the loader")
     CHECK(std::find(keys.begin(), keys.end(), "backup.trees.exclude") != keys.end());
     CHECK(std::find(keys.begin(), keys.end(), "recovery.redeploy_timeout") != keys.end());
 }
+
+TEST_CASE("a NUL in a string is refused (every path use of ours would end at it)")
+{
+    // "/etc\0/ur" passed the check that the store is not inside a tree, and the
+    // system calls then used "/etc": the backup copied itself until it crashed.
+    auto p = parse("[partition]\nmount_point = \"/etc\\u0000/ur\"\n");
+    REQUIRE_FALSE(p);
+    CHECK(p.error().kind == ErrorKind::BadConfig);
+    CHECK(p.error().message.find("t.toml:2:") != std::string::npos);
+    CHECK(p.error().message.find("without NUL") != std::string::npos);
+    auto t = parse("[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\nexclude = [\"a\\u0000b\"]\n");
+    REQUIRE_FALSE(t);
+    CHECK(t.error().message.find("without NUL") != std::string::npos);
+}
