@@ -86,9 +86,27 @@ Result<std::string> read_fd(int fd, const std::string& what, size_t limit)
     return out;
 }
 
+Result<UniqueFd> open_regular_at(int dirfd, const std::string& path, int flags)
+{
+    // O_NONBLOCK: a FIFO put where a file belongs must not hang the reader (the
+    // initrd's look at `armed` included); it is refused below.
+    auto fd = open_at(dirfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK | flags);
+    if (!fd) return fd;
+    struct stat st;
+    if (::fstat(fd->get(), &st) < 0) return fail_errno("stat '" + path + "'");
+    if (!S_ISREG(st.st_mode)) {
+        const char* kind = S_ISDIR(st.st_mode)    ? "a directory"
+                           : S_ISFIFO(st.st_mode) ? "a FIFO"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                                                  : "a device";
+        return fail(ErrorKind::Corrupt, "'" + path + "' is " + kind + ", not a regular file");
+    }
+    return fd;
+}
+
 Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limit)
 {
-    auto fd = open_at(dirfd, path, O_RDONLY | O_NOCTTY);
+    auto fd = open_regular_at(dirfd, path);
     if (!fd) return std::unexpected(fd.error());
     return read_fd(fd->get(), path, limit);
 }

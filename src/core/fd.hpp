@@ -65,6 +65,11 @@ Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags, mod
 // mkdir -p relative to dirfd (no symlinks followed), returns the opened directory.
 Result<UniqueFd> mkdir_p_at(int dirfd, const std::string& path, mode_t mode = 0755);
 
+// A regular file for reading (O_NONBLOCK, so a FIFO cannot hang the open); anything
+// else is Corrupt, named. `flags` adds to O_RDONLY | O_NOCTTY | O_NONBLOCK.
+Result<UniqueFd> open_regular_at(int dirfd, const std::string& path, int flags = 0);
+
+// Read a regular file (open_regular_at) to its end, at most `limit` bytes.
 Result<std::string> read_file_at(int dirfd, const std::string& path, size_t limit = 64 << 20);
 
 // Read an open file to its end (at most `limit` bytes); `what` names it in errors.

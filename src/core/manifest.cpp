@@ -313,7 +313,7 @@ ManifestReader::~ManifestReader()
 
 Result<ManifestReader> ManifestReader::open(int dirfd, const std::string& path)
 {
-    auto fd = open_at(dirfd, path, O_RDONLY | O_NOFOLLOW);
+    auto fd = open_regular_at(dirfd, path, O_NOFOLLOW);
     if (!fd) return std::unexpected(std::move(fd.error()).context("manifest"));
     ManifestReader r;
     r.f_ = fdopen(fd->get(), "r");

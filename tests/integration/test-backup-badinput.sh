@@ -660,6 +660,24 @@ check "... latest unchanged" test "$(readlink "$R2/var/recovery/latest")" = "$DI
 check "... and it still verifies" run_rc 0 "$T/dq.v.out" "$T/dq.v.err" cli "$R2" verify
 rm -rf "$deep"
 
+# --- a FIFO where the store has a file --------------------------------------------------
+# Opened blocking, it hung list, status, disarm, backup and the initrd's look at
+# `armed` for good; now it is damage, named, at once.
+S2=$R2/var/recovery
+mkdir -p "$S2/recovery"
+mkfifo "$S2/recovery/armed"
+check "armed as a FIFO: status answers (exit 7)" run_rc 7 "$T/ff.out" "$T/ff.err" timeout 30 "$UR_CLI" --root "$R2" status
+check "... naming it" grep -q "recovery/armed' is a FIFO, not a regular file\|armed' is a FIFO, not a regular file" "$T/ff.out" "$T/ff.err"
+check "... and disarm removes it" run_rc 0 "$T/ffd.out" "$T/ffd.err" timeout 30 "$UR_CLI" --root "$R2" disarm
+check "... gone" test ! -e "$S2/recovery/armed"
+FL=$(readlink "$S2/latest")
+mv "$S2/$FL/manifest" "$T/manifest.kept"
+mkfifo "$S2/$FL/manifest"
+check "the latest manifest a FIFO: verify exits 7, at once" run_rc 7 "$T/ffv.out" "$T/ffv.err" timeout 30 "$UR_CLI" --root "$R2" verify
+rm "$S2/$FL/manifest"
+mv "$T/manifest.kept" "$S2/$FL/manifest"
+check "... and verifies again with the file back" run_rc 0 "$T/ffv2.out" "$T/ffv2.err" cli "$R2" verify
+
 # --- a store out of inodes at every point of a backup -----------------------------------
 # A small ext4 store with its inodes used up, then freed one at a time, a backup
 # after each: every backup either fails with the store as it was (no new
