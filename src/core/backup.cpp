@@ -8,6 +8,7 @@
 #include "file_copy.hpp"
 #include "fsmeta.hpp"
 #include "host_info.hpp"
+#include "hostfs.hpp"
 #include "log.hpp"
 #include "machineconfig.hpp"
 #include "manifest.hpp"
@@ -529,9 +530,7 @@ std::string hostname_of(const std::string& root)
 {
     // Inside the root: its /etc may be a symlink (absolute ones mean the root's).
     std::string s;
-    if (auto rootfd = open_at(AT_FDCWD, root, O_RDONLY | O_DIRECTORY); rootfd)
-        if (auto fd = open_in_root(rootfd->get(), "/etc/hostname", O_RDONLY | O_NOCTTY); fd)
-            if (auto h = read_fd(fd->get(), "/etc/hostname", 4096); h) s = *h;
+    if (auto h = read_host_file(root, "/etc/hostname", 4096); h) s = *h;
     if (s.empty() && root_path(root, "/") == "/") { // this host's name only for this host
         char buf[256] = {};
         gethostname(buf, sizeof buf - 1);

@@ -271,8 +271,7 @@ static Result<> refuse_mount_point(int dirfd, const std::string& name, const std
     return {};
 }
 
-// The names in an open directory, in directory order (read through a private dup).
-static Result<std::vector<std::string>> dir_names(int dirfd)
+Result<std::vector<DirEntry>> read_dir(int dirfd)
 {
     int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
     if (dupfd < 0) return fail_errno("dup");
@@ -281,14 +280,31 @@ static Result<std::vector<std::string>> dir_names(int dirfd)
         ::close(dupfd);
         return fail_errno("fdopendir");
     }
-    std::vector<std::string> names;
+    ::rewinddir(d); // the dup shares its position with dirfd
+    std::vector<DirEntry> out;
     while (struct dirent* de = ::readdir(d)) {
         std::string n = de->d_name;
-        if (n != "." && n != "..") names.push_back(std::move(n));
+        if (n != "." && n != "..") out.push_back({std::move(n), de->d_type});
     }
     ::closedir(d);
+    return out;
+}
+
+namespace
+{
+
+Result<std::vector<std::string>> dir_names(int dirfd)
+{
+    auto entries = read_dir(dirfd);
+    if (!entries) return std::unexpected(entries.error());
+    std::vector<std::string> names;
+    names.reserve(entries->size());
+    for (auto& e : *entries)
+        names.push_back(std::move(e.name));
     return names;
 }
+
+} // namespace
 
 // Iterative, with one directory open at a time: a tree of any depth (a failed
 // upgrade's, or an old backup's) neither overflows the stack nor runs out of

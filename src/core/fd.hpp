@@ -9,6 +9,7 @@
 #include <string_view>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace ur
 {
@@ -64,6 +65,14 @@ Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags, mod
 
 // mkdir -p relative to dirfd (no symlinks followed), returns the opened directory.
 Result<UniqueFd> mkdir_p_at(int dirfd, const std::string& path, mode_t mode = 0755);
+
+// The entries of an open directory (not . and ..), in directory order, read
+// through a private descriptor; `type` is d_type (DT_UNKNOWN on some filesystems).
+struct DirEntry {
+    std::string name;
+    unsigned char type;
+};
+Result<std::vector<DirEntry>> read_dir(int dirfd);
 
 // A regular file for reading (O_NONBLOCK, so a FIFO cannot hang the open); anything
 // else is Corrupt, named. `flags` adds to O_RDONLY | O_NOCTTY | O_NONBLOCK.

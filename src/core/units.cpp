@@ -80,35 +80,19 @@ std::string basename_of(const std::string& p)
     return s == std::string::npos ? p : p.substr(s + 1);
 }
 
-struct DirEntry {
-    std::string name;
-    unsigned char type;
-};
-
+// Sorted by name, with the type filled in where the filesystem leaves it unknown.
 Result<std::vector<DirEntry>> list_dir(int dirfd)
 {
-    int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-    if (dupfd < 0) return fail_errno("dup");
-    DIR* d = ::fdopendir(dupfd);
-    if (!d) {
-        ::close(dupfd);
-        return fail_errno("fdopendir");
+    auto read = read_dir(dirfd);
+    if (!read) return std::unexpected(read.error());
+    std::vector<DirEntry> out = std::move(*read);
+    for (auto& e : out) {
+        if (e.type != DT_UNKNOWN) continue;
+        struct stat st {
+        };
+        if (::fstatat(dirfd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+            e.type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
     }
-    ::rewinddir(d);
-    std::vector<DirEntry> out;
-    while (struct dirent* de = ::readdir(d)) {
-        std::string n = de->d_name;
-        if (n == "." || n == "..") continue;
-        unsigned char t = de->d_type;
-        if (t == DT_UNKNOWN) {
-            struct stat st {
-            };
-            if (::fstatat(dirfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
-                t = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
-        }
-        out.push_back({n, t});
-    }
-    ::closedir(d);
     std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
     return out;
 }
