@@ -1371,7 +1371,9 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
     ro.initrd = true;
     ro.resume = in_progress;
     ro.boot_id_path = io.boot_id_path;
-    if (*armed && !in_progress) ro.backup_id = **armed;
+    // The armed backup is not passed as a named one: a caller's typo changes nothing, but
+    // an armed backup that cannot be read ends its recovery (aborted, marker gone), so the
+    // next boot does not fail the same way again (choose_backup reads `armed` itself).
     RecoveryBackends be;
     auto r = run_with_store(cfg, ro, *store, be, progress, cancel);
     if (!r) return std::unexpected(r.error());

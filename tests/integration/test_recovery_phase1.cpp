@@ -687,6 +687,43 @@ TEST_CASE("the initrd entry: fast no-op, armed run, power cut, kernel argument")
         CHECK(again.json()["abandoned"] == true);
         CHECK(h.journal().state == RecoveryState::Aborted);
     }
+    SECTION("armed with a backup that cannot be read: this boot fails once, the next one boots on")
+    {
+        std::string meta = h.p("var/recovery/backups/") + kBackupId + "/metadata.toml";
+        std::string good = slurp(meta);
+        auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+        REQUIRE(store);
+        REQUIRE(arm_recovery(*store, kBackupId));
+        write(meta, "id = \"truncated\n");
+        auto r = h.run(initrd);
+        INFO(r.out << r.err);
+        CHECK(r.exit_code != 0);
+        CHECK(h.snapshot() == h.broken);
+        // Before: `armed` stayed and every boot ended in emergency.target the same way.
+        CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
+        CHECK(h.journal().state == RecoveryState::Aborted);
+        CHECK(h.journal().error.find("metadata.toml") != std::string::npos);
+        write(boot, "boot-2\n");
+        auto next = h.run(initrd);
+        INFO(next.out << next.err);
+        CHECK(next.exit_code == 0);
+        CHECK(next.json()["ran"] == false);
+        write(meta, good);
+    }
+    SECTION("armed with a backup id that does not exist: ended the same way")
+    {
+        fs::create_directories(h.p("var/recovery/recovery"));
+        write(h.p("var/recovery/recovery/armed"), "20990101T000000Z\n");
+        auto r = h.run(initrd);
+        INFO(r.out << r.err);
+        CHECK(r.exit_code != 0);
+        CHECK(h.snapshot() == h.broken);
+        CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
+        CHECK(h.journal().state == RecoveryState::Aborted);
+        auto next = h.run(initrd);
+        CHECK(next.exit_code == 0);
+        CHECK(next.json()["ran"] == false);
+    }
     SECTION("kernel argument: latest backup, and not again once recovered")
     {
         write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 upgrade_recovery=phase1 rw\n");
