@@ -114,6 +114,22 @@ WalkOptions walk_options(const TreeSource& t)
     return o;
 }
 
+// Why the previous generation's manifest cannot be trusted for sharing, if it cannot:
+// it must be the one its metadata names. An edited or damaged manifest would hand
+// wrong digests (or the wrong files) to the new backup.
+std::optional<std::string> previous_manifest_problem(const Store& store, const std::string& id)
+{
+    auto meta = read_metadata(store, id);
+    if (!meta) return meta.error().message;
+    auto gen = open_at(store.backups_fd.get(), id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!gen) return gen.error().message;
+    Buffer buf(kCopyBufferSize);
+    auto sha = file_sha256(gen->get(), kManifestFile, buf);
+    if (!sha) return sha.error().message;
+    if (*sha != meta->manifest_sha256) return "its manifest does not match the sha256 its metadata records";
+    return std::nullopt;
+}
+
 // Stat-only pass: what the copy will write, counting what it will share (W17).
 // Without sharing (backup.share_unchanged = false) every file counts as new.
 Result<ScanTotals> scan(const std::vector<TreeSource>& trees, const std::optional<std::string>& prev_manifest,
@@ -226,6 +242,7 @@ class TreeCopier
     uint64_t copied_bytes = 0;
     uint64_t shared_bytes = 0;
     uint64_t shared_files = 0;
+    uint64_t damaged_previous = 0; // copies in the previous generation that no longer match its manifest
 
   private:
     struct Level {
@@ -237,6 +254,23 @@ class TreeCopier
     {
         progress_.warning(w);
         if (meta_.warnings.size() < 1000) meta_.warnings.push_back(w);
+    }
+
+    // Links the previous generation's copy of `name` into the new one, unless that copy
+    // no longer has the metadata its manifest recorded (changed or truncated on the
+    // partition since): linking it would hand the damage on to every later backup.
+    bool share_previous(const Level& parent, const std::string& name, const Entry& p)
+    {
+        struct stat cs;
+        if (::fstatat(parent.prev->get(), name.c_str(), &cs, AT_SYMLINK_NOFOLLOW) < 0) return false;
+        if (!copy_matches(p, cs)) {
+            if (damaged_previous++ < 10)
+                warn("previous backup " + meta_.previous + ": " + p.path +
+                     " differs from its manifest; copied again instead of shared (run 'upgrade-recovery verify " +
+                     meta_.previous + "')");
+            return false;
+        }
+        return ::linkat(parent.prev->get(), name.c_str(), parent.dst->get(), name.c_str(), 0) == 0;
     }
 
     Result<WalkAction> enter(const WalkItem& it, const SharedFd& src_dir, const SharedFd& staging,
@@ -302,8 +336,7 @@ class TreeCopier
                 s.is_leader = true;
                 s.leader_key = key;
             }
-            if (p && parent.prev && cfg_.share_unchanged && shareable(*p, it.st) &&
-                ::linkat(parent.prev->get(), name.c_str(), parent.dst->get(), name.c_str(), 0) == 0) {
+            if (p && parent.prev && cfg_.share_unchanged && shareable(*p, it.st) && share_previous(parent, name, *p)) {
                 Entry shared = *p;
                 shared.link.clear();
                 shared.flags &= ~static_cast<uint32_t>(kLinkLeader); // set again if it leads a group now
@@ -329,7 +362,7 @@ class TreeCopier
         // Symlinks, devices, fifos, sockets: done inline; unchanged ones are
         // shared like files (a hard link to a symlink links the symlink).
         if (p && parent.prev && cfg_.share_unchanged && unchanged_since(*p, it.st) &&
-            ::linkat(parent.prev->get(), name.c_str(), parent.dst->get(), name.c_str(), 0) == 0) {
+            share_previous(parent, name, *p)) {
             Slot s;
             s.rel = it.rel;
             s.ready = *p;
@@ -677,7 +710,17 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     // Space check before anything is written (W17).
     progress.stage("estimate space");
     std::optional<std::string> prev_manifest;
-    if (latest_id) prev_manifest = *latest_id + "/" + kManifestFile;
+    if (latest_id && cfg.share_unchanged) {
+        if (auto bad = previous_manifest_problem(store, *latest_id)) {
+            meta.warnings.push_back("previous backup " + *latest_id + ": " + *bad +
+                                    "; nothing is shared with it, every file is copied (run 'upgrade-recovery "
+                                    "verify " +
+                                    *latest_id + "')");
+            progress.warning(meta.warnings.back());
+        } else {
+            prev_manifest = *latest_id + "/" + kManifestFile;
+        }
+    }
     // The scan's cold walk is the slow part of a repeated backup: read ahead of
     // it, and of the copy's hard links into the previous generation (popped last).
     Prefetcher prefetch(kPrefetchThreads);
@@ -783,7 +826,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     ManifestWriter manifest(mfd->release());
     PrevCursor prev;
     SharedFd prev_gen;
-    if (latest_id) {
+    if (prev_manifest) {
         auto r = ManifestReader::open(store.backups_fd.get(), *prev_manifest);
         auto g = open_at(store.backups_fd.get(), *latest_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
         if (r && g) {
@@ -808,6 +851,11 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     meta.copied_bytes = copier.copied_bytes;
     meta.shared_bytes = copier.shared_bytes;
     meta.shared_files = copier.shared_files;
+    if (copier.damaged_previous > 10) {
+        meta.warnings.push_back("previous backup " + meta.previous + ": " + std::to_string(copier.damaged_previous) +
+                                " copies differ from its manifest in all (the first 10 are named above); copied again");
+        progress.warning(meta.warnings.back());
+    }
     for (const auto& t : meta.trees)
         meta.total_bytes += t.bytes;
     failpoint("backup.before-manifest");

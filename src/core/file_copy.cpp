@@ -106,6 +106,15 @@ Result<std::string> hash_content(int fd, const struct stat& st, Buffer& buf)
     return stream(fd, -1, st, buf, nullptr);
 }
 
+Result<std::string> file_sha256(int dirfd, const std::string& name, Buffer& buf)
+{
+    auto fd = open_at(dirfd, name, O_RDONLY | O_NOFOLLOW);
+    if (!fd) return std::unexpected(fd.error());
+    struct stat st;
+    if (::fstat(fd->get(), &st) < 0) return fail_errno("stat " + name);
+    return hash_content(fd->get(), st, buf);
+}
+
 Result<CopiedFile> copy_regular_file(int src_dir, const std::string& name, int dst_dir, unsigned retries, Buffer& buf)
 {
     CopiedFile r;

@@ -21,6 +21,8 @@ Result<std::string> copy_content(int in, int out, const struct stat& st, Buffer&
 
 // sha256 of a file's content.
 Result<std::string> hash_content(int fd, const struct stat& st, Buffer& buf);
+// The same for dirfd/name (not followed when a symlink).
+Result<std::string> file_sha256(int dirfd, const std::string& name, Buffer& buf);
 
 struct CopiedFile {
     bool vanished = false; // gone (or no longer a regular file) before it could be read

@@ -212,4 +212,14 @@ bool unchanged_since(const Entry& recorded, const struct stat& st)
            recorded.rdev == ((recorded.type == FileType::Chr || recorded.type == FileType::Blk) ? st.st_rdev : 0);
 }
 
+bool copy_matches(const Entry& recorded, const struct stat& st)
+{
+    auto t = file_type_from_mode(st.st_mode);
+    return t && *t == recorded.type && recorded.mode == (st.st_mode & 07777) && recorded.uid == st.st_uid &&
+           recorded.gid == st.st_gid && recorded.mtime_sec == st.st_mtim.tv_sec &&
+           recorded.mtime_nsec == static_cast<uint32_t>(st.st_mtim.tv_nsec) &&
+           (recorded.type == FileType::Dir || recorded.size == static_cast<uint64_t>(st.st_size)) &&
+           recorded.rdev == ((recorded.type == FileType::Chr || recorded.type == FileType::Blk) ? st.st_rdev : 0);
+}
+
 } // namespace ur

@@ -46,5 +46,9 @@ void entry_from_stat(Entry& e, const struct stat& st);
 // mtime, size) means content and xattrs are as recorded too. Entries that
 // changed during their copy or were mount points never match.
 bool unchanged_since(const Entry& recorded, const struct stat& st);
+// Whether a copy in a backup still has the metadata its manifest entry recorded
+// (what a stat shows: type, mode, owner, mtime, size, device; not inode or ctime,
+// which belong to the source).
+bool copy_matches(const Entry& recorded, const struct stat& st);
 
 } // namespace ur

@@ -73,15 +73,6 @@ void compare(const Entry& want, const Entry& have, std::vector<std::string>& out
             "...)");
 }
 
-Result<std::string> file_sha256(int dirfd, const std::string& name, Buffer& buf)
-{
-    auto fd = open_at(dirfd, name, O_RDONLY | O_NOFOLLOW);
-    if (!fd) return std::unexpected(fd.error());
-    struct stat st;
-    if (::fstat(fd->get(), &st) < 0) return fail_errno("stat " + name);
-    return hash_content(fd->get(), st, buf);
-}
-
 } // namespace
 
 Result<VerifyReport> verify_backup(const Store& store, const std::string& id, Progress& progress,

@@ -8,8 +8,9 @@
 # list --json and status --json agree; that the source was not touched; that a
 # second backup after 1% of the files changed shares every unchanged file with
 # the first (same inode) and copies the changed ones, without changing the
-# first; and (negative control) that damage to the backup is found by both
-# ur-tree-compare and verify.
+# first; (negative control) that damage to the backup is found by both
+# ur-tree-compare and verify; and that the next backups do not inherit that
+# damage (damaged copies are copied again, a damaged manifest shares nothing).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -147,6 +148,42 @@ for want in "etc/hosts: mode" "etc/empty: owner" "etc/links/absolute: mtime" "et
     "etc/machine-config-daemon/node-annotations.json: "; do
     check "verify names '$want'" grep -qF "MISMATCH $want" "$T/neg.v"
 done
+
+# --- a damaged previous generation is not handed on ------------------------------
+# The damaged copies above still have their names; their source is unchanged, so a
+# backup that trusted the manifest alone would link them into the new generation.
+sleep 1
+check "third backup (after the damage of $ID2) exits 0" run_rc 0 "$T/b3.json" "$T/b3.err" cli "$ROOT" --json backup
+ID3=$(json "$T/b3.json" 'j["id"]')
+B3=$ROOT/var/recovery/backups/$ID3
+# What a stat shows (mode, owner, mtime, size, device) is checked before a copy is
+# shared; changed xattrs alone are not (that would read every shared file's xattrs
+# again): verify finds those, in both generations.
+run_rc 7 "$T/v3.out" "$T/v3.err" cli "$ROOT" verify "$ID3" || true
+for p in etc/hosts etc/empty etc/links/absolute etc/links/dangling etc/special/loop-like \
+    etc/machine-config-daemon/node-annotations.json; do
+    check "verify $ID3: $p was not inherited damaged" bash -c "! grep -qF \"MISMATCH $p:\" \"$T/v3.out\""
+done
+check "verify $ID3: only the two xattr-only damages are left (documented)" \
+    test "$(grep -c '^MISMATCH' "$T/v3.out")" = 2
+check "  ... and they are etc/acl/file and etc/xattrs/file" \
+    test "$(grep '^MISMATCH' "$T/v3.out" | cut -d: -f1 | sort | tr '\n' ' ')" = "MISMATCH etc/acl/file MISMATCH etc/xattrs/file "
+check "the damaged copy of etc/hosts was copied again, not shared" \
+    test "$(stat -c %i "$B3/etc/hosts")" != "$(stat -c %i "$E2/hosts")"
+check "the warnings name a damaged copy and say to verify $ID2" \
+    test "$(json "$T/b3.json" 'sum("etc/hosts differs from its manifest" in w and "verify '"$ID2"'" in w for w in j["warnings"])')" = 1
+check "undamaged files are still shared with $ID2" test "$(json "$T/b3.json" 'j["sizes"]["shared_files"] > 300')" = true
+# A manifest that is not the one the metadata records is not used for sharing at all.
+echo "# an added line" >>"$B3/manifest"
+sleep 1
+check "fourth backup (after the damage of $ID3's manifest) exits 0" \
+    run_rc 0 "$T/b4.json" "$T/b4.err" cli "$ROOT" --json backup
+ID4=$(json "$T/b4.json" 'j["id"]')
+check "verify $ID4 exits 0" run_rc 0 "$T/v4.out" "$T/v4.err" cli "$ROOT" verify "$ID4"
+check "nothing shared with $ID3 and no previous named" \
+    test "$(json "$T/b4.json" 'j["sizes"]["shared_files"] == 0 and not j.get("previous")')" = true
+check "the warning says why" \
+    test "$(json "$T/b4.json" 'sum("previous backup '"$ID3"': its manifest does not match" in w for w in j["warnings"])')" = 1
 
 echo "test-backup-content: $(($(date +%s) - t0)) s"
 ur_fx_done
