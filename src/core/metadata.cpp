@@ -1,5 +1,6 @@
 #include "metadata.hpp"
 
+#include "digest.hpp"
 #include "json_text.hpp"
 #include "toml_data.hpp"
 
@@ -12,6 +13,28 @@ namespace ur
 
 namespace
 {
+
+// The last line: sha256 of everything before it. Restore and retention act on
+// what this file says (which trees, where they go), so a file cut short (a
+// whole [[trees]] table can go and still parse) or damaged must not pass.
+constexpr std::string_view kChecksumPrefix = "# sha256 ";
+
+// The text before a checksum line that matches it, or why there is none.
+Result<std::string_view> checked_body(std::string_view text, const std::string& name)
+{
+    const size_t line_len = kChecksumPrefix.size() + 64 + 1;
+    size_t at = text.size() >= line_len ? text.size() - line_len : std::string_view::npos;
+    if (at == std::string_view::npos || text.substr(at, kChecksumPrefix.size()) != kChecksumPrefix ||
+        text.back() != '\n' || (at > 0 && text[at - 1] != '\n'))
+        return fail(ErrorKind::Corrupt, name + ": no checksum line at its end (cut short, or not written by "
+                                               "upgrade-recovery); the backup cannot be trusted");
+    std::string_view body = text.substr(0, at);
+    std::string_view want = text.substr(at + kChecksumPrefix.size(), 64);
+    if (sha256_hex(body.data(), body.size()) != want)
+        return fail(ErrorKind::Corrupt, name + ": content does not match its checksum line (damaged or edited); "
+                                               "the backup cannot be trusted");
+    return body;
+}
 
 // TOML strings must be UTF-8; paths need not be. Bytes that are not printable
 // ASCII are written as %XX (and '%' itself), like the manifest.
@@ -144,7 +167,8 @@ std::string metadata_to_toml(const BackupMetadata& m)
     std::ostringstream o;
     o << "# upgrade-recovery backup metadata (written once, never changed)\n";
     o << toml::toml_formatter(t) << "\n";
-    return o.str();
+    std::string body = o.str();
+    return body + std::string(kChecksumPrefix) + sha256_hex(body.data(), body.size()) + "\n";
 }
 
 namespace
@@ -177,7 +201,9 @@ struct Reader {
 
 Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::string& name)
 {
-    auto parsed = parse_data_toml(text, name);
+    auto body = checked_body(text, name);
+    if (!body) return std::unexpected(body.error());
+    auto parsed = parse_data_toml(*body, name);
     if (!parsed) return std::unexpected(parsed.error());
     const toml::table& t = *parsed;
     Reader r{t};

@@ -83,6 +83,8 @@ struct BackupMetadata {
     OpenShiftRecord openshift;
 };
 
+// The text ends with a line "# sha256 <hex>" over everything before it; a file
+// without it, or whose content does not match it, is Corrupt.
 std::string metadata_to_toml(const BackupMetadata& m);
 Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::string& name);
 
