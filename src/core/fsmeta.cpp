@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fcntl.h>
+#include <sys/statfs.h>
 #include <sys/xattr.h>
 
 namespace ur
@@ -30,6 +31,23 @@ int do_set(int fd, bool path_fd, const char* name, const void* v, size_t size)
 int do_remove(int fd, bool path_fd, const char* name)
 {
     return path_fd ? ::removexattr(proc_path(fd).c_str(), name) : ::fremovexattr(fd, name);
+}
+
+// A set that failed (errno). ENOSPC with room on the filesystem is its limit per
+// inode (ext4 keeps all of a file's xattrs in one block), not a full disk: said so,
+// rather than the no-space error whose remedy (delete backups) would not help.
+Error set_error(int fd, const Xattr& w)
+{
+    const int e = errno;
+    struct statfs sf;
+    if ((e == ENOSPC || e == E2BIG) && ::fstatfs(fd, &sf) == 0 &&
+        static_cast<uint64_t>(sf.f_bavail) * static_cast<uint64_t>(sf.f_bsize) > (1u << 20) + 16 * w.value.size())
+        return Error{ErrorKind::Io, e,
+                     "set xattr '" + w.name + "' (" + std::to_string(w.value.size()) +
+                         " bytes): too large for this filesystem's xattr space per file, although it has room "
+                         "(ext4 allows one block per file; the recovery partition should be xfs, see "
+                         "upgrade-recovery(8) NOTES)"};
+    return fail_errno(e, "set xattr '" + w.name + "'").error();
 }
 
 } // namespace
@@ -100,7 +118,7 @@ Result<> apply_xattrs_to(int fd, bool path_fd, const std::vector<Xattr>& want, I
     if (inode == Inode::Fresh && (sets_label || !selinux_enabled())) {
         for (const auto& w : want)
             if (do_set(fd, path_fd, w.name.c_str(), w.value.data(), w.value.size()) < 0)
-                return fail_errno("set xattr '" + w.name + "'");
+                return std::unexpected(set_error(fd, w));
         return {};
     }
     return apply_xattrs(fd, path_fd, want);
@@ -121,7 +139,7 @@ Result<> apply_xattrs(int fd, bool path_fd, const std::vector<Xattr>& want)
         auto it = std::find_if(have->begin(), have->end(), [&](const Xattr& h) { return h.name == w.name; });
         if (it != have->end() && it->value == w.value) continue;
         if (do_set(fd, path_fd, w.name.c_str(), w.value.data(), w.value.size()) < 0)
-            return fail_errno("set xattr '" + w.name + "'");
+            return std::unexpected(set_error(fd, w));
     }
     return {};
 }
