@@ -1,5 +1,7 @@
 #include "metrics_text.hpp"
 
+#include "utf8_text.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -11,11 +13,13 @@ namespace ur
 namespace
 {
 
-// Label values: backslash, double quote and line feed escaped (the exposition format).
+// Label values: UTF-8 (the text format says so, and node_exporter's textfile
+// collector drops the whole file for one bad byte; metadata decodes %XX, so a
+// version string may hold any), then backslash, double quote and line feed escaped.
 std::string label_value(std::string_view v)
 {
     std::string out;
-    for (char c : v) {
+    for (char c : valid_utf8(v)) {
         if (c == '\\')
             out += "\\\\";
         else if (c == '"')

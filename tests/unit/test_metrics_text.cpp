@@ -2,6 +2,7 @@
 // StoreStatus by hand (tests/integration/test-metrics.sh has node_exporter read
 // the real thing).
 #include "metrics_text.hpp"
+#include "utf8_text.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -131,6 +132,22 @@ TEST_CASE("metrics_text: label values are escaped")
     const auto text = metrics_text(&s, std::nullopt);
     CHECK(text.find("openshift_version=\"4.16 \\\"odd\\\"\\\\\\nbuild\"") != std::string::npos);
     CHECK(parse(text).well_formed); // the line feed did not split the sample
+}
+
+TEST_CASE("metrics_text: label values are valid UTF-8")
+{
+    // metadata.toml decodes %XX, so damaged or odd data gives any bytes; one that is
+    // not UTF-8 makes node_exporter's textfile collector drop the whole file.
+    StoreStatus s = sample_status();
+    s.latest->id = "20261121T120000Z\xff";
+    s.latest->openshift.version = "4.16.3-\xc3\xa9\xfe\"\xc0\x80"; // é kept; stray, quote, overlong
+    s.latest->ostree.checksum = "abc\xed\xa0\x80";                 // a surrogate
+    const auto text = metrics_text(&s, std::nullopt);
+    CHECK(valid_utf8(text) == text);
+    CHECK(text.find("{backup_id=\"20261121T120000Z\xEF\xBF\xBD\",openshift_version=\"4.16.3-\xc3\xa9\xEF\xBF\xBD\\\""
+                    "\xEF\xBF\xBD\xEF\xBF\xBD\",ostree_checksum=\"abc\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"} 1\n") !=
+          std::string::npos);
+    CHECK(parse(text).well_formed);
 }
 
 TEST_CASE("metrics_text: a recovery, the watchdog and unreadable parts")
