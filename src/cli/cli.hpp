@@ -7,6 +7,7 @@
 #include "progress.hpp"
 #include "store.hpp"
 #include "upgrade_watchdog.hpp"
+#include "utf8_text.hpp" // printable(): every string from disk in text output
 
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -134,8 +135,5 @@ int cmd_metrics(const Args& args);
 nlohmann::json watchdog_json(const std::optional<WatchdogState>& w);
 
 int run_command(const Args& args);
-
-// A path for one text line: control bytes (a newline in a name) become \xHH.
-std::string printable(const std::string& s);
 
 } // namespace ur::cli

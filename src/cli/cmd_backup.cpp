@@ -32,33 +32,38 @@ std::string human(uint64_t b)
 
 void print_metadata_text(const BackupMetadata& m, bool latest)
 {
-    printf("%s%s  created %s on %s\n", m.id.c_str(), latest ? " (latest)" : "", m.created.c_str(), m.host.c_str());
+    // Every string here comes from metadata.toml: printable (cli.hpp).
+    printf("%s%s  created %s on %s\n", printable(m.id).c_str(), latest ? " (latest)" : "", printable(m.created).c_str(),
+           printable(m.host).c_str());
     for (const auto& t : m.trees)
-        printf("  %-10s %-22s %8llu entries %12s\n", t.name.c_str(), t.path.c_str(),
+        printf("  %-10s %-22s %8llu entries %12s\n", printable(t.name).c_str(), printable(t.path).c_str(),
                static_cast<unsigned long long>(t.files), human(t.bytes).c_str());
     printf("  data: %s total, %s copied, %s shared with %s (%llu files)\n", human(m.total_bytes).c_str(),
            human(m.copied_bytes).c_str(), human(m.shared_bytes).c_str(),
-           m.previous.empty() ? "no earlier backup" : m.previous.c_str(),
+           m.previous.empty() ? "no earlier backup" : printable(m.previous).c_str(),
            static_cast<unsigned long long>(m.shared_files));
     if (m.ostree.present)
-        printf("  ostree: %s %s.%d%s%s\n", m.ostree.osname.c_str(), m.ostree.checksum.c_str(), m.ostree.serial,
-               m.ostree.version.empty() ? "" : (" version " + m.ostree.version).c_str(),
+        printf("  ostree: %s %s.%d%s%s\n", printable(m.ostree.osname).c_str(), printable(m.ostree.checksum).c_str(),
+               m.ostree.serial, m.ostree.version.empty() ? "" : (" version " + printable(m.ostree.version)).c_str(),
                m.ostree.pinned ? " (pinned)" : " (NOT pinned)");
     else
         printf("  ostree: not recorded (not an ostree host)\n");
     if (m.cluster.present)
-        printf("  etcd: %s via %s, revision %lld, %lld keys%s\n", m.cluster.snapshot.c_str(), m.cluster.method.c_str(),
-               static_cast<long long>(m.cluster.revision), static_cast<long long>(m.cluster.total_keys),
-               m.cluster.dirty ? ", DIRTY (taken with --force)" : "");
+        printf("  etcd: %s via %s, revision %lld, %lld keys%s\n", printable(m.cluster.snapshot).c_str(),
+               printable(m.cluster.method).c_str(), static_cast<long long>(m.cluster.revision),
+               static_cast<long long>(m.cluster.total_keys), m.cluster.dirty ? ", DIRTY (taken with --force)" : "");
     else
         printf("  etcd: not included\n");
-    printf("  openshift: %s%s\n", m.openshift.version.empty() ? "version unknown" : m.openshift.version.c_str(),
+    printf("  openshift: %s%s\n",
+           m.openshift.version.empty() ? "version unknown" : printable(m.openshift.version).c_str(),
            m.openshift.version.empty() && !m.openshift.version_source.empty()
-               ? (" (" + m.openshift.version_source + ")").c_str()
+               ? (" (" + printable(m.openshift.version_source) + ")").c_str()
                : "");
-    if (!m.openshift.release_image.empty()) printf("  release image: %s\n", m.openshift.release_image.c_str());
+    if (!m.openshift.release_image.empty())
+        printf("  release image: %s\n", printable(m.openshift.release_image).c_str());
     if (!m.openshift.cert_expiry.empty())
-        printf("  rollback without manual certificate recovery possible until %s\n", m.openshift.cert_expiry.c_str());
+        printf("  rollback without manual certificate recovery possible until %s\n",
+               printable(m.openshift.cert_expiry).c_str());
     printf("  recovery tools in backup: cluster-restore.sh %s, etcd scripts %s\n",
            m.openshift.has_cluster_restore ? "yes" : "NO", m.openshift.has_etcd_scripts ? "yes" : "NO");
     if (!m.mc_files.empty())
@@ -85,7 +90,7 @@ int print_estimate(const Args& args, const BackupEstimate& e)
                             {"fits", e.fits()}};
         print_json(j);
     } else {
-        printf("Dry run: nothing was written to %s.\n", e.store.c_str());
+        printf("Dry run: nothing was written to %s.\n", printable(e.store).c_str());
         printf("  copy set:   %llu names, %s in regular files\n", static_cast<unsigned long long>(e.entries),
                human(e.total_bytes).c_str());
         printf("  to copy:    %llu files, %s\n", static_cast<unsigned long long>(e.new_files),
@@ -93,7 +98,7 @@ int print_estimate(const Args& args, const BackupEstimate& e)
         if (e.previous.empty())
             printf("  shared:     nothing (no earlier backup)\n");
         else
-            printf("  shared:     %s with backup %s\n", human(e.shared_bytes).c_str(), e.previous.c_str());
+            printf("  shared:     %s with backup %s\n", human(e.shared_bytes).c_str(), printable(e.previous).c_str());
         printf("  etcd:       %s\n", human(e.cluster_bytes).c_str());
         printf("  metadata:   %s\n", human(e.metadata_bytes).c_str());
         printf("  margin:     %s (backup.free_space_margin)\n", human(e.margin_bytes).c_str());
@@ -102,7 +107,7 @@ int print_estimate(const Args& args, const BackupEstimate& e)
     }
     if (e.fits()) return 0;
     // The error a backup now would end with; stdout keeps the estimate alone (--json).
-    fprintf(stderr, "upgrade-recovery backup: dry run: %s\n", no_space_error(e).message.c_str());
+    fprintf(stderr, "upgrade-recovery backup: dry run: %s\n", printable(no_space_error(e).message).c_str());
     return kExitNoSpace;
 }
 
@@ -155,18 +160,18 @@ int cmd_backup(const Args& args)
         print_json(j);
         return 0;
     }
-    printf("Backup %s complete in %.1f s.\n", m.id.c_str(), m.duration_seconds);
+    printf("Backup %s complete in %.1f s.\n", printable(m.id).c_str(), m.duration_seconds);
     print_metadata_text(m, true);
     for (const auto& w : m.warnings)
         printf("  warning: %s\n", printable(w).c_str());
     if (!r->pruned.empty()) {
         printf("Removed by retention:");
         for (const auto& p : r->pruned)
-            printf(" %s", p.c_str());
+            printf(" %s", printable(p).c_str());
         printf("\n");
     }
     for (const auto& u : r->unpinned)
-        printf("Unpinned ostree deployment %s (no backup records it any more).\n", u.c_str());
+        printf("Unpinned ostree deployment %s (no backup records it any more).\n", printable(u).c_str());
     return 0;
 }
 
@@ -187,7 +192,7 @@ int cmd_list(const Args& args)
     }
     std::string latest_id = latest && *latest ? **latest : "";
     nlohmann::json arr = nlohmann::json::array();
-    if (!args.json && ids->empty()) printf("No backups in %s.\n", store->path().c_str());
+    if (!args.json && ids->empty()) printf("No backups in %s.\n", printable(store->path()).c_str());
     for (auto it = ids->rbegin(); it != ids->rend(); ++it) {
         auto m = read_metadata(*store, *it);
         if (!m) {
@@ -198,7 +203,7 @@ int cmd_list(const Args& args)
             if (args.json)
                 arr.push_back({{"id", *it}, {"error", m.error().message}});
             else
-                printf("%s  unreadable: %s\n", it->c_str(), m.error().message.c_str());
+                printf("%s  unreadable: %s\n", printable(*it).c_str(), printable(m.error().message).c_str());
             continue;
         }
         if (args.json) {
@@ -212,7 +217,7 @@ int cmd_list(const Args& args)
     if (args.json) print_json(arr);
     if (!first_err) return 0;
     // Not report_error: with --json, stdout holds the list.
-    fprintf(stderr, "upgrade-recovery list: %s\n", first_err->message.c_str());
+    fprintf(stderr, "upgrade-recovery list: %s\n", printable(first_err->message).c_str());
     return exit_code(first_err->kind);
 }
 
@@ -221,18 +226,21 @@ namespace
 
 void print_backup_attempt(const BackupAttempt& a)
 {
-    std::string id = a.backup_id.empty() ? "" : " (backup " + a.backup_id + ")";
+    // last-backup.json, as found on the partition: printable.
+    std::string id = a.backup_id.empty() ? "" : " (backup " + printable(a.backup_id) + ")";
     if (a.state == "succeeded")
-        printf("Last backup attempt: succeeded %s in %.1f s%s\n", a.finished.c_str(), a.duration_seconds, id.c_str());
+        printf("Last backup attempt: succeeded %s in %.1f s%s\n", printable(a.finished).c_str(), a.duration_seconds,
+               id.c_str());
     else if (a.state == "failed")
-        printf("Last backup attempt: FAILED %s after %.1f s%s: %s: %s\n", a.finished.c_str(), a.duration_seconds,
-               id.c_str(), a.error_kind.c_str(), a.error.c_str());
+        printf("Last backup attempt: FAILED %s after %.1f s%s: %s: %s\n", printable(a.finished).c_str(),
+               a.duration_seconds, id.c_str(), printable(a.error_kind).c_str(), printable(a.error).c_str());
     else if (a.state == "running")
-        printf("Last backup attempt: running since %s (pid %lld)\n", a.started.c_str(), static_cast<long long>(a.pid));
+        printf("Last backup attempt: running since %s (pid %lld)\n", printable(a.started).c_str(),
+               static_cast<long long>(a.pid));
     else
         printf("Last backup attempt: INTERRUPTED: started %s, its process is gone (killed or a power cut); "
                "the next backup removes what it left\n",
-               a.started.c_str());
+               printable(a.started).c_str());
 }
 
 } // namespace
@@ -269,44 +277,46 @@ int cmd_status(const Args& args)
         print_json(j);
         return rc;
     }
-    printf("Store: %s (%s)\n", store.path().c_str(),
+    // Text: every string read from the store goes through printable (--json above is exact).
+    printf("Store: %s (%s)\n", printable(store.path()).c_str(),
            store.location.plain_directory ? "plain directory"
-                                          : ("partition " + store.location.partition.device).c_str());
+                                          : ("partition " + printable(store.location.partition.device)).c_str());
     printf("Backups: %zu\n", st->backups.size());
     if (st->latest) {
         printf("Latest: ");
         print_metadata_text(*st->latest, true);
     } else if (st->latest_error && st->latest_id) {
-        printf("Latest: %s UNREADABLE: %s\n", st->latest_id->c_str(), st->latest_error->message.c_str());
+        printf("Latest: %s UNREADABLE: %s\n", printable(*st->latest_id).c_str(),
+               printable(st->latest_error->message).c_str());
     } else if (st->latest_error) {
-        printf("Latest: DAMAGED: %s\n", st->latest_error->message.c_str());
+        printf("Latest: DAMAGED: %s\n", printable(st->latest_error->message).c_str());
     } else {
         printf("Latest: none\n");
     }
     if (st->last_attempt)
         print_backup_attempt(*st->last_attempt);
     else if (st->last_attempt_error)
-        printf("Last backup attempt: UNREADABLE: %s\n", st->last_attempt_error->message.c_str());
-    if (st->armed) printf("Recovery ARMED for the next boot with backup %s\n", st->armed->c_str());
+        printf("Last backup attempt: UNREADABLE: %s\n", printable(st->last_attempt_error->message).c_str());
+    if (st->armed) printf("Recovery ARMED for the next boot with backup %s\n", printable(*st->armed).c_str());
     if (const auto& journal = st->journal) {
-        printf("Recovery %s: %s (backup %s, started %s)\n", journal->recovery_id.c_str(),
-               std::string(recovery_state_name(journal->state)).c_str(), journal->backup_id.c_str(),
-               journal->started.c_str());
+        printf("Recovery %s: %s (backup %s, started %s)\n", printable(journal->recovery_id).c_str(),
+               std::string(recovery_state_name(journal->state)).c_str(), printable(journal->backup_id).c_str(),
+               printable(journal->started).c_str());
         for (const auto& s : journal->steps)
-            printf("  %-22s %-8s %s%s\n", s.name.c_str(), std::string(step_state_name(s.state)).c_str(),
-                   s.finished.c_str(), s.error.empty() ? "" : ("  " + s.error).c_str());
-        if (!journal->error.empty()) printf("  error: %s\n", journal->error.c_str());
+            printf("  %-22s %-8s %s%s\n", printable(s.name).c_str(), std::string(step_state_name(s.state)).c_str(),
+                   printable(s.finished).c_str(), s.error.empty() ? "" : ("  " + printable(s.error)).c_str());
+        if (!journal->error.empty()) printf("  error: %s\n", printable(journal->error).c_str());
     } else if (!st->recovery_error) {
         printf("Recovery: none recorded\n");
     }
-    if (st->recovery_error) printf("Recovery: UNREADABLE: %s\n", st->recovery_error->message.c_str());
+    if (st->recovery_error) printf("Recovery: UNREADABLE: %s\n", printable(st->recovery_error->message).c_str());
     if (st->phase2_pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
     if (const auto& w = st->watchdog)
         printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "
                "of a later boot\n",
-               w->started.c_str(), w->backup_id.c_str(), w->timeout);
+               printable(w->started).c_str(), printable(w->backup_id).c_str(), w->timeout);
     else if (st->watchdog_error)
-        printf("Watchdog: UNREADABLE: %s\n", st->watchdog_error->message.c_str());
+        printf("Watchdog: UNREADABLE: %s\n", printable(st->watchdog_error->message).c_str());
     return rc;
 }
 
@@ -340,7 +350,7 @@ int cmd_verify(const Args& args)
     } else {
         for (const auto& m : rep->mismatches)
             printf("MISMATCH %s\n", printable(m).c_str());
-        printf("Backup %s: %llu entries checked, %zu mismatch%s.\n", id.c_str(),
+        printf("Backup %s: %llu entries checked, %zu mismatch%s.\n", printable(id).c_str(),
                static_cast<unsigned long long>(rep->checked), rep->mismatches.size(),
                rep->mismatches.size() == 1 ? "" : "es");
     }
@@ -364,9 +374,9 @@ int cmd_delete(const Args& args)
     if (args.json) {
         print_json(nlohmann::json({{"deleted", f->positional[0]}, {"unpinned", r->unpinned}}));
     } else {
-        printf("Deleted backup %s.\n", f->positional[0].c_str());
+        printf("Deleted backup %s.\n", printable(f->positional[0]).c_str());
         for (const auto& u : r->unpinned)
-            printf("Unpinned ostree deployment %s (no backup records it any more).\n", u.c_str());
+            printf("Unpinned ostree deployment %s (no backup records it any more).\n", printable(u).c_str());
     }
     return 0;
 }

@@ -83,13 +83,13 @@ int cmd_rollback_plan(const Args& args)
         print_json(j);
     } else {
         if (meta->ostree.present)
-            printf("Backup %s recorded %s %s.%d.\n", id->c_str(), meta->ostree.osname.c_str(),
-                   meta->ostree.checksum.c_str(), meta->ostree.serial);
+            printf("Backup %s recorded %s %s.%d.\n", printable(*id).c_str(), printable(meta->ostree.osname).c_str(),
+                   printable(meta->ostree.checksum).c_str(), meta->ostree.serial);
         else
             printf("Backup %s recorded no ostree deployment (taken on a host without ostree, or with "
                    "ostree.mode = off); a recovery skips the platform rollback.\n",
-                   id->c_str());
-        fputs(rollback_plan_text(*plan).c_str(), stdout);
+                   printable(*id).c_str());
+        fputs(printable_lines(rollback_plan_text(*plan)).c_str(), stdout); // deployment ids, notes
     }
     return plan->action == RollbackAction::Refuse ? kExitRefused : 0;
 }
@@ -167,9 +167,9 @@ int cmd_recover(const Args& given)
                                        {"message", r->outcome.message}}));
         else if (r->ran)
             printf("upgrade-recovery: phase 1 %s on %s: %s\n", r->outcome.phase1_done ? "finished" : "paused",
-                   io.root.c_str(), r->outcome.message.c_str());
+                   printable(io.root).c_str(), printable_lines(r->outcome.message).c_str());
         else if (args.verbose)
-            printf("upgrade-recovery: nothing armed (%s)\n", r->reason.c_str());
+            printf("upgrade-recovery: nothing armed (%s)\n", printable(r->reason).c_str());
         return 0;
     }
 
@@ -211,11 +211,11 @@ int cmd_recover(const Args& given)
         return 0;
     }
     for (const auto& p : r->planned)
-        printf("%s\n", p.c_str());
+        printf("%s\n", printable(p).c_str());
     if (o.dry_run)
         for (const auto& c : r->restore.changes)
             printf("would %s %s\n", c.action.c_str(), printable(c.path).c_str());
-    printf("%s\n", r->message.c_str());
+    printf("%s\n", printable_lines(r->message).c_str());
     return 0;
 }
 
@@ -239,13 +239,13 @@ int cmd_arm(const Args& args)
         if (!units) return report_error(args, units.error());
         CancelToken cancel;
         if (auto rb = (*units)->reboot(cancel); !rb) return report_error(args, rb.error());
-        if (!args.json) printf("Recovery armed with backup %s; rebooting.\n", id->c_str());
+        if (!args.json) printf("Recovery armed with backup %s; rebooting.\n", printable(*id).c_str());
         return 0;
     }
     if (!args.json)
         printf("Recovery armed with backup %s. Reboot ('systemctl reboot') to run phase 1 from the initramfs;\n"
                "phase 2 then runs by itself (upgrade-recovery-phase2.service). 'upgrade-recovery disarm' cancels.\n",
-               id->c_str());
+               printable(*id).c_str());
     return 0;
 }
 
@@ -263,9 +263,9 @@ int cmd_disarm(const Args& args)
         if (!r->damaged.empty()) j["damaged_marker"] = r->damaged;
         print_json(j);
     } else if (r->backup_id) {
-        printf("Recovery disarmed (it was armed with backup %s).\n", r->backup_id->c_str());
+        printf("Recovery disarmed (it was armed with backup %s).\n", printable(*r->backup_id).c_str());
     } else if (!r->damaged.empty()) {
-        printf("Removed a damaged armed marker: %s\n", r->damaged.c_str());
+        printf("Removed a damaged armed marker: %s\n", printable(r->damaged).c_str()); // what it held
     } else {
         printf("Nothing was armed.\n");
     }

@@ -59,8 +59,8 @@ int fire(const Args& args, const Config& cfg, const Store& store, const std::str
     if (args.json)
         print_json(nlohmann::json({{"fired", true}, {"armed", *id}, {"rebooting", rebooting}}));
     else
-        printf("Watchdog fired (%s): recovery armed with backup %s; %s\n", reason.c_str(), id->c_str(),
-               rebooting ? "the node reboots now." : "reboot to recover.");
+        printf("Watchdog fired (%s): recovery armed with backup %s; %s\n", printable(reason).c_str(),
+               printable(*id).c_str(), rebooting ? "the node reboots now." : "reboot to recover.");
     return 0;
 }
 
@@ -84,7 +84,7 @@ int start(const Args& args, const Flags& f)
     else
         printf("Watchdog started: unless 'upgrade-recovery watchdog stop' runs within %u s of each later boot,\n"
                "%s recovers backup %s.\n",
-               timeout, kUnit, id->c_str());
+               timeout, kUnit, printable(*id).c_str());
     return 0;
 }
 
@@ -115,7 +115,7 @@ int trigger(const Args& args, const Flags& f)
         if (args.json)
             print_json(nlohmann::json({{"fired", false}, {"watchdog", watchdog_json(*w)}}));
         else
-            printf("Not fired (%s): %s.\n", reason.c_str(),
+            printf("Not fired (%s): %s.\n", printable(reason).c_str(),
                    *w ? "the watchdog was started in this boot" : "no watchdog is running");
         return 0;
     }
@@ -166,7 +166,7 @@ int monitor(const Args& args)
             char text[256];
             snprintf(text, sizeof text,
                      "Watchdog: backup %s is recovered in %.0f s unless 'upgrade-recovery watchdog stop' runs.",
-                     (*w)->backup_id.c_str(), left);
+                     printable((*w)->backup_id).c_str(), left);
             say({{"waiting", true}, {"seconds_left", static_cast<long long>(left)}, {"watchdog", watchdog_json(*w)}},
                 text);
             told = true;

@@ -102,7 +102,8 @@ void print_json(const nlohmann::json& j)
 int report_error(const Args& args, const Error& e)
 {
     if (args.json) print_json_error(e.kind, e.message);
-    fprintf(stderr, "upgrade-recovery %s: %s\n", args.command.c_str(), e.message.c_str());
+    // Messages quote names and store files: printable on the terminal, exact in JSON.
+    fprintf(stderr, "upgrade-recovery %s: %s\n", args.command.c_str(), printable(e.message).c_str());
     return exit_code(e.kind);
 }
 
@@ -169,7 +170,7 @@ void TerminalProgress::draw()
     int filled = static_cast<int>(pct_) * width / 100;
     std::string bar(static_cast<size_t>(filled), '#');
     bar.append(static_cast<size_t>(width - filled), '.');
-    fprintf(stderr, "\r\033[K[%s] %3u%% %s", bar.c_str(), pct_, stage_.c_str());
+    fprintf(stderr, "\r\033[K[%s] %3u%% %s", bar.c_str(), pct_, printable(stage_).c_str());
     fflush(stderr);
     drawn_ = true;
 }
@@ -177,7 +178,7 @@ void TerminalProgress::draw()
 void TerminalProgress::stage(const std::string& name)
 {
     stage_ = name;
-    if (!tty_ && !quiet_) fprintf(stderr, "%s...\n", name.c_str());
+    if (!tty_ && !quiet_) fprintf(stderr, "%s...\n", printable(name).c_str());
     draw();
 }
 
@@ -190,7 +191,7 @@ void TerminalProgress::percent(unsigned pct)
 void TerminalProgress::warning(const std::string& msg)
 {
     clear();
-    fprintf(stderr, "warning: %s\n", msg.c_str());
+    fprintf(stderr, "warning: %s\n", printable(msg).c_str()); // file names of the trees
     draw();
 }
 
@@ -255,21 +256,6 @@ std::optional<unsigned> parse_seconds(const std::string& opt, const std::string&
         return std::nullopt;
     }
     return v;
-}
-
-std::string printable(const std::string& s)
-{
-    std::string out;
-    for (unsigned char c : s) {
-        if (c < 0x20 || c == 0x7f || c == '\\') {
-            char b[8];
-            snprintf(b, sizeof b, "\\x%02x", c);
-            out += b;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
 }
 
 } // namespace ur::cli

@@ -1,5 +1,7 @@
 #include "utf8_text.hpp"
 
+#include <cstdio>
+
 namespace ur
 {
 
@@ -27,7 +29,40 @@ size_t sequence_length(std::string_view s, size_t i)
     return 0;
 }
 
+std::string escape_for_terminal(std::string_view s, bool keep_newlines)
+{
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const size_t n = sequence_length(s, i);
+        const bool c0 = n == 1 && (c < 0x20 || c == 0x7f || c == '\\') && !(keep_newlines && c == '\n');
+        const bool c1 = n == 2 && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0; // U+0080..U+009F
+        if (n != 0 && !c0 && !c1) {
+            out.append(s, i, n);
+            i += n;
+            continue;
+        }
+        for (const size_t end = i + (n ? n : 1); i < end; i++) {
+            char b[8];
+            snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned char>(s[i]));
+            out += b;
+        }
+    }
+    return out;
+}
+
 } // namespace
+
+std::string printable(std::string_view s)
+{
+    return escape_for_terminal(s, false);
+}
+
+std::string printable_lines(std::string_view s)
+{
+    return escape_for_terminal(s, true);
+}
 
 std::string valid_utf8(std::string_view s)
 {

@@ -14,4 +14,13 @@ namespace ur
 // above U+10FFFF) replaced by U+FFFD. Valid input comes back unchanged.
 std::string valid_utf8(std::string_view s);
 
+// `s` for one line of human output on a terminal: control characters (C0, DEL, and
+// C1 such as CSI, UTF-8 encoded or as a raw byte), backslash and bytes that are not
+// UTF-8 become \xHH, one per byte; other UTF-8 stays. File names and damaged store
+// files may hold anything, and raw they could move the cursor, recolour or retitle
+// the terminal, or fake a line of output.
+std::string printable(std::string_view s);
+// The same for text of several lines: line feeds stay.
+std::string printable_lines(std::string_view s);
+
 } // namespace ur
