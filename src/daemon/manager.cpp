@@ -441,6 +441,7 @@ void Manager::on_job_finished(Job& job)
         current_reply_.reset();
     }
     std::unique_ptr<Job> done = std::move(current_);
+    const bool was_current_job = done->exported(); // a hidden job (DeleteBackup) never was CurrentJob
     if (done->exported()) {
         finished_.push_back(std::move(done));
         while (finished_.size() > kKeepFinishedJobs)
@@ -451,7 +452,7 @@ void Manager::on_job_finished(Job& job)
         Job* raw = done.release();
         defer([raw] { delete raw; });
     }
-    emit_changed({"CurrentJob"});
+    if (was_current_job) emit_changed({"CurrentJob"});
     refresh_view(true);
     notify_status();
     if (on_idle_) {

@@ -231,12 +231,32 @@ SR=$(wait_job "$JR")
 ok "StartRecovery dry_run: $(jprop "$JR" Message)"
 
 # --- DeleteBackup -----------------------------------------------------------------
+# monitor_barrier: every signal the daemon sent before answering a Ping is in the
+# monitor's file (one connection's messages stay in order).
+monitor_barrier()
+{
+    local n i
+    n=$(grep -c '"member":"Ping"' "$T/monitor.json")
+    busctl --system call "$BUS_NAME" "$MGR_PATH" org.freedesktop.DBus.Peer Ping || die "Ping"
+    for ((i = 0; i < 50; i++)); do
+        [ "$(grep -c '"member":"Ping"' "$T/monitor.json")" -gt "$n" ] && break
+        sleep 0.1
+    done
+    sleep 0.3
+}
+current_job_signals() { grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF '"CurrentJob":' || true; }
+monitor_barrier
+cj_before=$(current_job_signals)
 mcall DeleteBackup s "$B1" || die "DeleteBackup $B1 failed"
 [ ! -e "$STORE/backups/$B1" ] || die "$B1 still on the store"
 out=$(gcall DeleteBackup "$B2")
 expect_error "$ERR.Refused" "$out"
 out=$(gcall DeleteBackup 20000101T000000Z)
 expect_error "$ERR.NotFound" "$out"
+# DeleteBackup runs as a hidden job: CurrentJob stays "/", so no PropertiesChanged names it.
+monitor_barrier
+[ "$(current_job_signals)" = "$cj_before" ] ||
+    die "DeleteBackup emitted PropertiesChanged for CurrentJob ($cj_before before, $(current_job_signals) after)"
 ok "DeleteBackup"
 
 # --- the client mode upgrade-recovery-backup.service runs -------------------------
