@@ -635,19 +635,9 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     if (latest->directory) return std::unexpected(latest_error(store, *latest));
     std::optional<std::string> latest_id = latest->id;
     if (!latest->damage.empty() && !ids->empty()) latest_id = ids->back();
-    std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);
-    if (!valid_backup_id(id))
-        return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a valid backup id (YYYYMMDDTHHMMSSZ, a UTC time)");
-    // Automatic ids never sort before an existing one: an id far ahead of the clock
-    // would name every later backup after itself.
-    if (opts.id && compare_backup_ids(id, make_backup_id(time(nullptr) + 86400, {})) > 0)
-        return fail(ErrorKind::InvalidArgs, "backup id '" + id + "' lies more than a day ahead of the clock");
-    if (std::find(ids->begin(), ids->end(), id) != ids->end())
-        return fail(ErrorKind::InvalidArgs, "backup '" + id + "' exists already");
-    // Ids are the order of the generations: retention keeps the newest, `latest` names the newest.
-    if (opts.id && !ids->empty() && compare_backup_ids(id, ids->back()) < 0)
-        return fail(ErrorKind::InvalidArgs, "backup id '" + id + "' sorts before the newest backup, " + ids->back() +
-                                                "; ids are the order of the generations");
+    // An automatic id is new and in order by construction; a requested one is checked.
+    const std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);
+    if (opts.id) UR_TRY(check_requested_backup_id(id, *ids, time(nullptr)));
     chosen_id = id;
 
     BackupMetadata meta;

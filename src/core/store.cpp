@@ -145,6 +145,23 @@ int compare_backup_ids(const std::string& a, const std::string& b)
     return na < nb ? -1 : na > nb ? 1 : 0;
 }
 
+Result<> check_requested_backup_id(const std::string& id, const std::vector<std::string>& existing, std::time_t now)
+{
+    if (!valid_backup_id(id))
+        return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a valid backup id (YYYYMMDDTHHMMSSZ, a UTC time)");
+    // Automatic ids never sort before an existing one: an id far ahead of the clock
+    // would name every later backup after itself.
+    if (compare_backup_ids(id, make_backup_id(now + 86400, {})) > 0)
+        return fail(ErrorKind::InvalidArgs, "backup id '" + id + "' lies more than a day ahead of the clock");
+    if (std::find(existing.begin(), existing.end(), id) != existing.end())
+        return fail(ErrorKind::InvalidArgs, "backup '" + id + "' exists already");
+    // Retention keeps the newest, `latest` names the newest.
+    if (!existing.empty() && compare_backup_ids(id, existing.back()) < 0)
+        return fail(ErrorKind::InvalidArgs, "backup id '" + id + "' sorts before the newest backup, " +
+                                                existing.back() + "; ids are the order of the generations");
+    return {};
+}
+
 std::string make_backup_id(std::time_t now, const std::vector<std::string>& existing)
 {
     struct tm tm;

@@ -90,6 +90,10 @@ std::string make_backup_id(std::time_t now, const std::vector<std::string>& exis
 bool valid_backup_id(const std::string& id);
 // Order two ids (by time, then by -N suffix); <0, 0, >0.
 int compare_backup_ids(const std::string& a, const std::string& b);
+// An id asked for (backup --id, StartBackup's "id") against the generations there
+// are: well formed, at most a day ahead of `now`, not taken, not before the newest
+// (ids are the generations' order). InvalidArgs naming the rule otherwise.
+Result<> check_requested_backup_id(const std::string& id, const std::vector<std::string>& existing, std::time_t now);
 
 // Delete one published generation. Deleting the latest moves `latest` to the
 // next newest first; deleting the only backup needs `allow_last`.

@@ -67,8 +67,12 @@ class Job
     const std::string& message() const { return message_; }
     const std::string& error_name() const { return error_name_; }
     const std::optional<Error>& error() const { return error_; }
+    // The BackupId property: the backup made, verified or recovered to.
     const std::string& backup_id() const { return backup_id_; }
     void set_backup_id(std::string id) { backup_id_ = std::move(id); }
+    // For the journal and the job record: BackupId, else the id the call asked for.
+    const std::string& named_backup_id() const { return backup_id_.empty() ? requested_backup_id_ : backup_id_; }
+    void set_requested_backup_id(std::string id) { requested_backup_id_ = std::move(id); }
     const std::vector<std::string>& warnings() const { return warnings_; }
     int64_t started() const { return started_; }
 
@@ -103,6 +107,7 @@ class Job
     std::string error_name_;
     std::optional<Error> error_;
     std::string backup_id_;
+    std::string requested_backup_id_;
     std::vector<std::string> warnings_;
     uint64_t warnings_dropped_ = 0;
     // Every warning text taken so far: the result repeats what came live.

@@ -372,7 +372,10 @@ Result<Job*> Manager::launch(const std::string& type, bool exported, JobWork wor
 {
     uint32_t id = ++saved_.last_job_id;
     auto job = std::make_unique<Job>(id, type, exported);
-    job->set_backup_id(backup_id);
+    // A backup job's BackupId is the backup it published: none before. An id asked
+    // for may still be refused (taken meanwhile) and must not show as this job's.
+    job->set_requested_backup_id(backup_id);
+    if (type != "backup") job->set_backup_id(backup_id);
     Job* raw = job.get();
     current_ = std::move(job);
     current_reply_ = std::move(reply_to);
@@ -468,7 +471,7 @@ void Manager::record_job(const Job& job)
     r.id = job.id();
     r.type = job.type();
     r.state = phase_name(job.phase());
-    r.backup_id = job.backup_id();
+    r.backup_id = job.named_backup_id();
     r.error_name = job.error_name();
     r.message = job.message();
     r.started = job.started();
@@ -482,8 +485,8 @@ void Manager::log_job_start(const Job& job)
     std::string jid = std::to_string(job.id());
     log::event(kJobStarted, log::Level::Info,
                job.type() + " job " + jid + " started" +
-                   (job.backup_id().empty() ? std::string() : " (backup " + job.backup_id() + ")"),
-               {{"JOB", jid}, {"JOB_TYPE", job.type()}, {"BACKUP_ID", job.backup_id()}, {"STEP", "start"}});
+                   (job.named_backup_id().empty() ? std::string() : " (backup " + job.named_backup_id() + ")"),
+               {{"JOB", jid}, {"JOB_TYPE", job.type()}, {"BACKUP_ID", job.named_backup_id()}, {"STEP", "start"}});
 }
 
 void Manager::log_job_end(const Job& job)
@@ -495,14 +498,14 @@ void Manager::log_job_end(const Job& job)
                job.type() + " job " + jid + " " + phase_name(job.phase()) + ": " + job.message(),
                {{"JOB", jid},
                 {"JOB_TYPE", job.type()},
-                {"BACKUP_ID", job.backup_id()},
+                {"BACKUP_ID", job.named_backup_id()},
                 {"STEP", step},
                 {"RESULT", phase_name(job.phase())},
                 {"ERROR", job.error_name()}});
     // run_backup reports its start and success itself; a failure is the caller's to report.
     if (job.type() == "backup" && !ok)
         log::event(log::kBackupFailed, log::Level::Error, "backup failed: " + job.message(),
-                   {{"JOB", jid}, {"BACKUP_ID", job.backup_id()}, {"STEP", step}, {"ERROR", job.error_name()}});
+                   {{"JOB", jid}, {"BACKUP_ID", job.named_backup_id()}, {"STEP", step}, {"ERROR", job.error_name()}});
 }
 
 void Manager::notify_status()
@@ -749,6 +752,14 @@ int Manager::m_start_backup(sd_bus_message* m, void* userdata, sd_bus_error* err
                                               "; no backup until it is finished or disarmed"});
         auto lock = lock_store(*store, false); // a probe: no lock file where none was
         if (!lock) return reply_error(err, lock.error());
+        // A refused id is refused by the call: no job, no property changes (the job
+        // used to end InvalidArgs, State and LastError changed, for bad arguments).
+        if (bo.id) {
+            auto ids = list_backups(*store);
+            if (!ids) return reply_error(err, ids.error());
+            if (auto c = check_requested_backup_id(*bo.id, *ids, ::time(nullptr)); !c)
+                return reply_error(err, std::move(c.error()).context("option 'id'"));
+        }
     }
 
     Config cfg = self->cfg_;

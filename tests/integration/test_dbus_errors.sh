@@ -45,6 +45,20 @@ expect_error "$ERR.InvalidArgs" "$(gcall StartBackup "{'id': <'not-an-id'>}")"
 # Digits that are not a time (month 13, hour 25): refused before any job.
 expect_error "$ERR.InvalidArgs" "$(gcall StartBackup "{'id': <'20241340T256199Z'>}")"
 expect_error "$ERR.InvalidArgs" "$(gcall StartBackup "{'id': <'99999999T999999Z'>}")"
+# Well formed but refused by the store (taken, before the newest, more than a day
+# ahead): refused by the call too, with no job and no property changed. The job
+# used to end InvalidArgs with BackupId naming the existing backup as its own, and
+# State / LastError changed for a call with bad arguments.
+props() { echo "$(mprop State)|$(mprop CurrentJob)|$(mprop LastErrorName)|$(mprop LastError)|$(mprop LastBackup)"; }
+jobs_on_bus() { busctl --system tree --list "$BUS_NAME" | grep -c "^$MGR_PATH/job/" || true; }
+before=$(props) jobs_before=$(jobs_on_bus)
+out=$(gcall StartBackup "{'id': <'$B'>}")
+expect_error "$ERR.InvalidArgs" "$out"
+grep -qF "exists already" <<<"$out" || die "StartBackup of an existing id: $out"
+expect_error "$ERR.InvalidArgs" "$(gcall StartBackup "{'id': <'20000101T000000Z'>, 'dry_run': <true>}")"
+expect_error "$ERR.InvalidArgs" "$(gcall StartBackup "{'id': <'$(date -u -d '+3 days' +%Y%m%dT%H%M%SZ)'>}")"
+[ "$(props)" = "$before" ] || die "a refused StartBackup changed properties: $before -> $(props)"
+[ "$(jobs_on_bus)" = "$jobs_before" ] || die "a refused StartBackup made a job: $(busctl --system tree --list "$BUS_NAME")"
 expect_error "$ERR.InvalidArgs" "$(gcall ArmRecovery "$B" "{'reboot': <'yes'>}")"
 expect_error "$ERR.InvalidArgs" "$(gcall VerifyBackup "$B" "{'deep': <true>}")"
 expect_error "$ERR.InvalidArgs" "$(gcall VerifyBackup "../etc" "{}")"
@@ -104,11 +118,15 @@ still_good
 # The daemon is stopped (SIGSTOP) right after it accepted the job, so the deadline
 # passes while the backup is at its start, however fast the machine is.
 stall() { kill -STOP "$DAEMON_PID" && sleep "$1" && kill -CONT "$DAEMON_PID"; }
-J=$(mcall StartBackup 'a{sv}' 1 timeout u 1 | objpath)
+# With an id: BackupId is the backup a job published, so it stays empty here.
+ID=$(date -u -d '+1 hour' +%Y%m%dT%H%M%SZ)
+J=$(mcall StartBackup 'a{sv}' 2 timeout u 1 id s "$ID" | objpath)
 stall 1.5
 S=$(wait_job "$J")
 [ "$S" = Timeout ] || die "backup with a 1 s deadline ended $S: $(jprop "$J" Message)"
 [ "$(jprop "$J" Error)" = "$ERR.Timeout" ] || die "timeout job Error: $(jprop "$J" Error)"
+[ ! -e "$STORE/backups/$ID" ] && [ "$(jprop "$J" BackupId)" = "" ] ||
+    die "a backup job that published nothing has BackupId '$(jprop "$J" BackupId)'"
 [ "$(mprop State)" = Timeout ] && [ "$(mprop LastErrorName)" = "$ERR.Timeout" ] ||
     die "after the deadline: State $(mprop State), LastErrorName $(mprop LastErrorName)"
 ok "per-call deadline -> Timeout: $(jprop "$J" Message)"
