@@ -2,7 +2,9 @@
 
 #include "fd.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <fcntl.h>
 
 namespace ur::dbus
@@ -136,6 +138,29 @@ Result<DaemonState> load_state(const std::string& root)
         return std::unexpected(std::move(text.error()).context("read daemon state"));
     }
     return parse_state(*text);
+}
+
+uint32_t job_numbers_after_damage(std::string_view text, int64_t now)
+{
+    uint32_t highest = 0;
+    for (size_t pos = 0; pos < text.size();) {
+        size_t nl = text.find('\n', pos);
+        if (nl == std::string_view::npos) nl = text.size();
+        std::string_view l = text.substr(pos, nl - pos);
+        pos = nl + 1;
+        uint32_t n = 0;
+        for (std::string_view key : {"last_job_id=", "job.id="})
+            if (l.starts_with(key) && parse_num(l.substr(key.size()), n) && n > highest) highest = n;
+    }
+    // Below the top: room to count on (the clock reaches it in 2106).
+    const auto clock = static_cast<uint32_t>(std::clamp<int64_t>(now, 0, UINT32_MAX - (1u << 24)));
+    return std::max(highest, clock);
+}
+
+uint32_t job_numbers_after_damage(const std::string& root, int64_t now)
+{
+    auto text = read_file_at(AT_FDCWD, root_path(root, kStateDir) + "/" + kStateFile, 1 << 20);
+    return job_numbers_after_damage(text ? std::string_view(*text) : std::string_view(), now);
 }
 
 Result<> save_state(const std::string& root, const DaemonState& s)

@@ -49,4 +49,15 @@ Result<DaemonState> parse_state(std::string_view text);
 Result<DaemonState> load_state(const std::string& root);
 Result<> save_state(const std::string& root, const DaemonState& s);
 
+// The last job number to count on from when the record cannot be read (damaged,
+// unreadable): above every number an earlier instance may have given out, which a
+// client may still hold as a path and the journal names (JOB=). The highest
+// number still legible in `text` (what is left of the file), or the clock in
+// seconds when that is higher (counting from 1 again could only reach it at more
+// than a job a second since the last reset; a clock reset to the past still
+// leaves the legible numbers).
+uint32_t job_numbers_after_damage(std::string_view text, int64_t now);
+// The same, reading what is left of the record under `root` (nothing: the clock).
+uint32_t job_numbers_after_damage(const std::string& root, int64_t now);
+
 } // namespace ur::dbus

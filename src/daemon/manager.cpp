@@ -232,8 +232,12 @@ void Manager::startup()
 {
     auto st = load_state(args_.root);
     if (!st) {
-        log::warning("daemon state unreadable, starting fresh: " + st.error().message);
+        // Counting from 1 again would hand out paths of earlier jobs a client may
+        // still hold (and the journal's JOB numbers): count on above them.
         saved_ = DaemonState{};
+        saved_.last_job_id = job_numbers_after_damage(args_.root, static_cast<int64_t>(::time(nullptr)));
+        log::warning("daemon state unreadable, starting fresh with job numbers above " +
+                     std::to_string(saved_.last_job_id) + ": " + st.error().message);
     } else {
         saved_ = std::move(*st);
     }

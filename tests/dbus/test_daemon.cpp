@@ -253,3 +253,17 @@ TEST_CASE("errors: client exit codes follow the CLI's table")
     CHECK(exit_code_for(ErrorKind::Refused) == 11);
     CHECK(exit_code_for(ErrorKind::Io) == 1);
 }
+
+TEST_CASE("job state: numbers after damage stay above every legible one and the clock")
+{
+    // Nothing legible: the clock.
+    CHECK(job_numbers_after_damage(std::string_view("\x01garbage"), 1700000000) == 1700000000u);
+    CHECK(job_numbers_after_damage(std::string_view(""), 1700000000) == 1700000000u);
+    // A clock set back (no RTC, before NTP): the numbers left in the file.
+    CHECK(job_numbers_after_damage(std::string_view("last_job_id=41\njob.id=42\njob.state=Act\x01ive\nbad line\n"),
+                                   10) == 42u);
+    CHECK(job_numbers_after_damage(std::string_view("last_job_id=4x1\njob.id=17"), 5) == 17u);
+    // Never so near the top that counting on wraps to 0 soon.
+    CHECK(job_numbers_after_damage(std::string_view(""), INT64_MAX) == UINT32_MAX - (1u << 24));
+    CHECK(job_numbers_after_damage(std::string_view(""), -5) == 0u);
+}

@@ -266,6 +266,21 @@ B3=$(latest_id)
 [ "$B3" != "$B2" ] || die "--request-backup made no new backup"
 ok "--request-backup: $(tail -n1 "$T/client.log")"
 
+# --- a damaged daemon-state: job numbers still never repeat -----------------------
+# A client may hold the path of an earlier job (and the journal names its JOB); a
+# record that cannot be read used to start the count at 1 again.
+dbus_stop_daemon
+STATE=$ROOT/var/lib/upgrade-recovery/daemon-state
+highest=$(sed -n 's/^last_job_id=//p' "$STATE")
+[ "$highest" -ge "${JR##*/}" ] || die "daemon-state before the damage: $(cat "$STATE")"
+printf 'garbage without an equals sign\n' >"$STATE"
+dbus_start_daemon
+JN=$(mcall VerifyBackup 'sa{sv}' "" 0 | objpath) || die "VerifyBackup after the damage"
+wait_job "$JN" >/dev/null
+[ "${JN##*/}" -gt "$highest" ] || die "after a damaged daemon-state the job number is ${JN##*/}; $highest was given out before"
+grep -q "^last_job_id=${JN##*/}\$" "$STATE" || die "the record was not rewritten: $(cat "$STATE")"
+ok "a damaged daemon-state: the next job is ${JN##*/}, above $highest"
+
 # --- a real recovery job: phase 1 offline against the sandbox root ----------------
 # Phase 1 enables upgrade-recovery-phase2.service under the root: give it the unit.
 mkdir -p "$ROOT/usr/lib/systemd/system"
