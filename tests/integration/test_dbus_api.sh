@@ -182,16 +182,21 @@ ok "RecoveryState follows the CLI's arm and disarm, signalled unread"
 
 # A damaged armed marker beside a failed recovery's journal: the journal still counts,
 # and the summary names the damage (it used to read Unknown, the journal unseen).
+# Each file appears whole (a rename), and the properties are polled until both show:
+# the daemon may refresh between the two files (or read a marker half written).
 mkdir -p "$STORE/recovery"
 printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "failed", "steps": []}\n' \
-    "$B1" >"$STORE/recovery/journal"
-printf 'garbage\n' >"$STORE/recovery/armed"
-for _ in $(seq 1 50); do [ "$(mprop RecoveryState)" = Failed ] && break; sleep 0.1; done
+    "$B1" >"$T/journal.new"
+printf 'garbage\n' >"$T/armed.new"
+mv "$T/armed.new" "$STORE/recovery/armed"
+mv "$T/journal.new" "$STORE/recovery/journal"
+damaged_marker_seen() {
+    [ "$(mprop RecoveryState)" = Failed ] &&
+        case "$(mprop RecoverySummary)" in *"unreadable: the marker recovery/armed holds "*garbage*) true ;; *) false ;; esac
+}
+for _ in $(seq 1 50); do damaged_marker_seen && break; sleep 0.1; done
 [ "$(mprop RecoveryState)" = Failed ] || die "RecoveryState with a damaged marker beside a failed journal: $(mprop RecoveryState)"
-case "$(mprop RecoverySummary)" in
-*"unreadable: the marker recovery/armed holds "*garbage*) ;;
-*) die "RecoverySummary does not name the damaged marker: $(mprop RecoverySummary)" ;;
-esac
+damaged_marker_seen || die "RecoverySummary does not name the damaged marker: $(mprop RecoverySummary)"
 rm -f "$STORE/recovery/journal" "$STORE/recovery/armed"
 for _ in $(seq 1 50); do [ "$(mprop RecoveryState)" = None ] && break; sleep 0.1; done
 [ "$(mprop RecoveryState)" = None ] || die "RecoveryState after the damage went: $(mprop RecoveryState)"
