@@ -152,3 +152,13 @@ ur_cleanup_image()
     done
     return 0
 }
+
+# ur_reseal_metadata FILE: after a test edited a backup's metadata.toml on purpose,
+# write its checksum line again (the last line: "# sha256 " and the sha256 of every
+# byte before it), as a hostile writer could; without it the file is just Corrupt.
+ur_reseal_metadata()
+{
+    sed '$d' "$1" >"$1.resealed"
+    printf '# sha256 %s\n' "$(sha256sum <"$1.resealed" | cut -d' ' -f1)" >>"$1.resealed"
+    mv "$1.resealed" "$1"
+}

@@ -48,6 +48,7 @@ B=$(basename "$(readlink "$STORE/latest")")
 
 # The damage. ESC ] 0 ; ... BEL sets the window title, ESC [ 2 J clears the screen.
 sed -i 's/^host = .*/host = "node%1B]0;owned%07%1B[2J"/' "$STORE/backups/$B/metadata.toml"
+ur_reseal_metadata "$STORE/backups/$B/metadata.toml"
 python3 - "$STORE" "$B" <<'PY'
 import json, sys
 store, b = sys.argv[1], sys.argv[2]
