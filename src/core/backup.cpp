@@ -689,7 +689,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     meta.mc_files = mc->outside;
     meta.mc_missing = mc->missing;
     {
-        TreeSource extras{{"extras", "/", {}, false}, rootfd, {}};
+        TreeSource extras{{kExtrasTree, "/", {}, false}, rootfd, {}};
         for (const auto& f : mc->copy)
             extras.include.push_back(f.substr(1));
         if (!extras.include.empty()) trees.push_back(std::move(extras));

@@ -1,11 +1,18 @@
 #include "metadata.hpp"
 
 #include "digest.hpp"
+#include "fd.hpp"
 #include "json_text.hpp"
 #include "toml_data.hpp"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <fcntl.h>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 namespace ur
@@ -174,30 +181,151 @@ std::string metadata_to_toml(const BackupMetadata& m)
 namespace
 {
 
-struct Reader {
-    const toml::table& t;
-    std::string s(const char* k) const { return dec(t[k].value_or(std::string())); }
-    int64_t i(const char* k) const { return t[k].value_or(int64_t{0}); }
-    uint64_t u(const char* k) const { return static_cast<uint64_t>(t[k].value_or(int64_t{0})); }
-    bool b(const char* k) const { return t[k].value_or(false); }
-    double d(const char* k) const { return t[k].value_or(0.0); }
+// The keys of one table. An absent key reads as its default (older backups lack
+// newer keys); one present with the wrong type or out of range is damage: the
+// first is kept, named with the file, line and key, and fails the whole read.
+class Reader
+{
+  public:
+    Reader(const toml::table& t, std::string path, const std::string& file, std::optional<Error>& err)
+        : t_(t), path_(std::move(path)), file_(file), err_(err)
+    {
+    }
+
+    std::string s(const char* k) const
+    {
+        const toml::node* n = t_.get(k);
+        if (!n) return {};
+        if (auto v = n->value_exact<std::string>()) return dec(*v);
+        damage(*n, k, "is not a string");
+        return {};
+    }
+    int64_t i(const char* k, int64_t lo = INT64_MIN, int64_t hi = INT64_MAX) const
+    {
+        const toml::node* n = t_.get(k);
+        if (!n) return 0;
+        auto v = n->value_exact<int64_t>();
+        if (!v) {
+            damage(*n, k, "is not an integer");
+            return 0;
+        }
+        if (*v < lo || *v > hi) {
+            damage(*n, k,
+                   "= " + std::to_string(*v) +
+                       (*v < 0 && lo == 0
+                            ? " is negative (a size or count)"
+                            : " is out of range (" + std::to_string(lo) + ".." + std::to_string(hi) + ")"));
+            return 0;
+        }
+        return *v;
+    }
+    // Sizes and counts: written from unsigned fields, so never negative.
+    uint64_t u(const char* k, int64_t hi = INT64_MAX) const { return static_cast<uint64_t>(i(k, 0, hi)); }
+    bool b(const char* k) const
+    {
+        const toml::node* n = t_.get(k);
+        if (!n) return false;
+        if (auto v = n->value_exact<bool>()) return *v;
+        damage(*n, k, "is not a boolean");
+        return false;
+    }
+    double seconds(const char* k) const
+    {
+        const toml::node* n = t_.get(k);
+        if (!n) return 0;
+        auto v = n->is_integer() ? n->value<double>() : n->value_exact<double>();
+        if (!v || !std::isfinite(*v) || *v < 0) {
+            damage(*n, k, "is not a number of seconds");
+            return 0;
+        }
+        return *v;
+    }
     std::vector<std::string> v(const char* k) const
     {
         std::vector<std::string> out;
-        if (const toml::array* a = t[k].as_array())
-            for (const auto& e : *a)
-                if (auto s = e.value<std::string>()) out.push_back(dec(*s));
+        const toml::node* n = t_.get(k);
+        if (!n) return out;
+        const toml::array* a = n->as_array();
+        if (!a) {
+            damage(*n, k, "is not an array");
+            return out;
+        }
+        for (const auto& e : *a) {
+            auto s = e.value_exact<std::string>();
+            if (!s) {
+                damage(e, k, "holds an element that is not a string");
+                return {};
+            }
+            out.push_back(dec(*s));
+        }
         return out;
     }
     Reader sub(const char* k) const
     {
         static const toml::table empty;
-        const toml::table* x = t[k].as_table();
-        return Reader{x ? *x : empty};
+        const toml::node* n = t_.get(k);
+        const toml::table* x = n ? n->as_table() : nullptr;
+        if (n && !x) damage(*n, k, "is not a table");
+        return Reader(x ? *x : empty, key(k), file_, err_);
     }
+    // The tables of an array of tables (`[[k]]`), each with its reader.
+    std::vector<Reader> tables(const char* k) const
+    {
+        std::vector<Reader> out;
+        const toml::node* n = t_.get(k);
+        if (!n) return out;
+        const toml::array* a = n->as_array();
+        if (!a) {
+            damage(*n, k, "is not an array of tables");
+            return out;
+        }
+        for (size_t i = 0; i < a->size(); i++) {
+            const std::string at = std::string(k) + "[" + std::to_string(i) + "]";
+            const toml::table* x = (*a)[i].as_table();
+            if (!x) {
+                damage((*a)[i], at.c_str(), "is not a table");
+                return {};
+            }
+            out.emplace_back(*x, key(at.c_str()), file_, err_);
+        }
+        return out;
+    }
+    // Damage found by the caller in the value of `k`.
+    void damage(const char* k, const std::string& what) const
+    {
+        const toml::node* n = t_.get(k);
+        if (n)
+            damage(*n, k, what);
+        else if (!err_)
+            err_ = Error{ErrorKind::Corrupt, 0, file_ + ": " + key(k) + " " + what};
+    }
+
+  private:
+    std::string key(const char* k) const { return path_.empty() ? k : path_ + "." + k; }
+    void damage(const toml::node& n, const char* k, const std::string& what) const
+    {
+        if (!err_)
+            err_ = Error{ErrorKind::Corrupt, 0,
+                         file_ + ":" + std::to_string(n.source().begin.line) + ": " + key(k) + " " + what};
+    }
+
+    const toml::table& t_;
+    std::string path_; // "sizes", "trees[2]"; "" at the top
+    const std::string& file_;
+    std::optional<Error>& err_;
 };
 
 } // namespace
+
+std::string tree_name_problem(std::string_view name)
+{
+    if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos ||
+        name[0] == '.')
+        return "is not a plain directory name";
+    for (const char* own : {kMetadataFile, kManifestFile, kClusterDir})
+        if (name == own) return "is the name of the generation's own " + std::string(own);
+    return {};
+}
 
 Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::string& name)
 {
@@ -205,43 +333,50 @@ Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::stri
     if (!body) return std::unexpected(body.error());
     auto parsed = parse_data_toml(*body, name);
     if (!parsed) return std::unexpected(parsed.error());
-    const toml::table& t = *parsed;
-    Reader r{t};
+    std::optional<Error> err;
+    Reader r(*parsed, "", name, err);
     BackupMetadata m;
-    m.format = static_cast<int>(r.i("format"));
+    m.format = static_cast<int>(r.i("format", INT32_MIN, INT32_MAX));
+    if (err) return fail(std::move(*err));
     if (m.format != 1)
         return fail(ErrorKind::Corrupt, name + ": unsupported metadata format " + std::to_string(m.format));
     m.id = r.s("id");
-    if (m.id.empty()) return fail(ErrorKind::Corrupt, name + ": no backup id");
+    if (!err && m.id.empty()) return fail(ErrorKind::Corrupt, name + ": no backup id");
     m.created = r.s("created");
     m.host = r.s("host");
     m.tool_version = r.s("tool_version");
-    m.duration_seconds = r.d("duration_seconds");
+    m.duration_seconds = r.seconds("duration_seconds");
     m.previous = r.s("previous");
-    m.manifest_sha256 = r.sub("manifest").s("sha256");
-    m.manifest_entries = r.sub("manifest").u("entries");
+    auto man = r.sub("manifest");
+    m.manifest_sha256 = man.s("sha256");
+    m.manifest_entries = man.u("entries");
     auto sz = r.sub("sizes");
     m.total_bytes = sz.u("total_bytes");
     m.copied_bytes = sz.u("copied_bytes");
     m.shared_bytes = sz.u("shared_bytes");
     m.shared_files = sz.u("shared_files");
-    if (const toml::array* a = t["trees"].as_array()) {
-        for (const auto& e : *a) {
-            const toml::table* x = e.as_table();
-            if (!x) continue;
-            Reader tr{*x};
-            m.trees.push_back({tr.s("name"), tr.s("path"), tr.u("files"), tr.u("bytes"), tr.v("exclude")});
-        }
+    for (const auto& tr : r.tables("trees")) {
+        TreeRecord rec{tr.s("name"), tr.s("path"), tr.u("files"), tr.u("bytes"), tr.v("exclude")};
+        // Each tree is a directory of its own in the generation, and verify and
+        // restore open it by this name: never another tree's, the manifest, .., ...
+        if (auto why = tree_name_problem(rec.name); !why.empty())
+            tr.damage("name", "'" + rec.name.substr(0, 200) + "' " + why);
+        for (const auto& o : m.trees)
+            if (o.name == rec.name) tr.damage("name", "'" + rec.name + "' names a tree twice");
+        if (rec.path.empty() || rec.path[0] != '/')
+            tr.damage("path", "'" + rec.path.substr(0, 200) + "' is not absolute");
+        m.trees.push_back(std::move(rec));
     }
     m.warnings = r.v("warnings");
-    m.mc_files = r.sub("machineconfig").v("files");
-    m.mc_missing = r.sub("machineconfig").v("missing");
+    auto mc = r.sub("machineconfig");
+    m.mc_files = mc.v("files");
+    m.mc_missing = mc.v("missing");
     m.etc_excludes = r.sub("etc").v("exclude");
     auto os = r.sub("ostree");
     m.ostree.present = os.b("present");
     m.ostree.osname = os.s("osname");
     m.ostree.checksum = os.s("checksum");
-    m.ostree.serial = static_cast<int>(os.i("serial"));
+    m.ostree.serial = static_cast<int>(os.i("serial", 0, INT32_MAX));
     m.ostree.version = os.s("version");
     m.ostree.kernel_args = os.s("kernel_args");
     m.ostree.pinned = os.b("pinned");
@@ -254,7 +389,7 @@ Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::stri
     m.cluster.snapshot = cl.s("snapshot");
     m.cluster.snapshot_sha256 = cl.s("snapshot_sha256");
     m.cluster.snapshot_size = cl.u("snapshot_size");
-    m.cluster.snapshot_hash = static_cast<uint32_t>(cl.u("snapshot_hash"));
+    m.cluster.snapshot_hash = static_cast<uint32_t>(cl.u("snapshot_hash", UINT32_MAX));
     m.cluster.revision = cl.i("revision");
     m.cluster.total_keys = cl.i("total_keys");
     m.cluster.static_resources = cl.s("static_resources");
@@ -266,7 +401,29 @@ Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::stri
     m.openshift.cert_expiry = oc.s("cert_expiry");
     m.openshift.has_cluster_restore = oc.b("has_cluster_restore");
     m.openshift.has_etcd_scripts = oc.b("has_etcd_scripts");
+    if (err) return fail(std::move(*err));
     return m;
+}
+
+Result<BackupMetadata> read_metadata_file(int gen_fd, const std::string& name)
+{
+    // Written whole by us in a few KiB; more than this is not ours.
+    constexpr size_t kLimit = 16 << 20;
+    auto fd = open_regular_at(gen_fd, kMetadataFile, O_NOFOLLOW);
+    if (!fd) {
+        // The generation is there, so its metadata must be: damage, not an absent backup.
+        if (fd.error().err == ENOENT) return fail(ErrorKind::Corrupt, name + " is missing");
+        if (fd.error().err == ELOOP) return fail(ErrorKind::Corrupt, name + " is a symbolic link, not a regular file");
+        if (fd.error().kind == ErrorKind::Corrupt) return fail(ErrorKind::Corrupt, name + ": " + fd.error().message);
+        return std::unexpected(std::move(fd.error()).context(name));
+    }
+    struct stat st;
+    if (::fstat(fd->get(), &st) < 0) return fail_errno("stat " + name);
+    if (static_cast<uint64_t>(st.st_size) > kLimit)
+        return fail(ErrorKind::Corrupt, name + " is larger than " + std::to_string(kLimit >> 20) + " MiB");
+    auto text = read_fd(fd->get(), name, kLimit);
+    if (!text) return std::unexpected(text.error());
+    return metadata_from_toml(*text, name);
 }
 
 std::string metadata_to_json(const BackupMetadata& m)

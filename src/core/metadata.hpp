@@ -8,10 +8,22 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ur
 {
+
+// A generation's own names beside its trees (backups/<id>/<tree name>/...).
+inline constexpr const char* kMetadataFile = "metadata.toml";
+inline constexpr const char* kManifestFile = "manifest";
+inline constexpr const char* kClusterDir = "cluster";
+// The tree the backup adds for the MachineConfig files outside the others.
+inline constexpr const char* kExtrasTree = "extras";
+
+// Why `name` cannot be a tree's directory in a generation ("" when it can): a
+// plain name, not hidden (temporaries start with '.'), and none of the names above.
+std::string tree_name_problem(std::string_view name);
 
 struct TreeRecord {
     std::string name;                 // "etc"
@@ -86,7 +98,13 @@ struct BackupMetadata {
 // The text ends with a line "# sha256 <hex>" over everything before it; a file
 // without it, or whose content does not match it, is Corrupt.
 std::string metadata_to_toml(const BackupMetadata& m);
+// Damage is Corrupt, named with `name` (the file), the line and the key: TOML
+// that does not parse, a key of the wrong type, a negative size or count, a tree
+// name that is not a directory of its own in the generation (tree_name_problem).
 Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::string& name);
+// The metadata file of the generation open at `gen_fd`, shown as `name`: absent,
+// not a regular file, or too large is Corrupt too (the generation exists).
+Result<BackupMetadata> read_metadata_file(int gen_fd, const std::string& name);
 
 // JSON for --json outputs (CLI) and the daemon.
 std::string metadata_to_json(const BackupMetadata& m);

@@ -214,7 +214,7 @@ class Restorer
     Result<> tree(const TreeRecord& t, int rootfd, const SharedFd& gen)
     {
         tree_name_ = t.name;
-        extras_ = t.name == "extras";
+        extras_ = t.name == kExtrasTree;
         // What the backup excluded was never in it: a restore must leave it alone, not delete it.
         excludes_ = t.exclude;
         if (t.name == "etc") excludes_.insert(excludes_.end(), o_.etc_excludes.begin(), o_.etc_excludes.end());
@@ -635,7 +635,7 @@ Result<> remove_stale_mc_files(int rootfd, const BackupMetadata& meta, const Res
                          std::find(meta.mc_missing.begin(), meta.mc_missing.end(), p) == meta.mc_missing.end();
         bool in_tree = false;
         for (const auto& t : meta.trees)
-            if (t.name != "extras" && (p == t.path || p.rfind(t.path + "/", 0) == 0)) in_tree = true;
+            if (t.name != kExtrasTree && (p == t.path || p.rfind(t.path + "/", 0) == 0)) in_tree = true;
         if (backed_up || in_tree) continue; // the tree restore already made these right
         size_t slash = p.rfind('/');
         auto parent = resolve_in_root(rootfd, slash == 0 ? "/" : p.substr(0, slash));
@@ -669,9 +669,7 @@ Result<RestoreStats> restore_backup(const std::string& backup_dir, const Restore
     auto gen_r = open_at(AT_FDCWD, backup_dir, O_RDONLY | O_DIRECTORY);
     if (!gen_r) return std::unexpected(std::move(gen_r.error()).context("backup"));
     SharedFd gen = share(std::move(*gen_r));
-    auto text = read_file_at(gen->get(), kMetadataFile, 16 << 20);
-    if (!text) return std::unexpected(std::move(text.error()).context("backup metadata"));
-    auto meta = metadata_from_toml(*text, backup_dir + "/" + kMetadataFile);
+    auto meta = read_metadata_file(gen->get(), backup_dir + "/" + kMetadataFile);
     if (!meta) return std::unexpected(meta.error());
     auto rootfd = open_at(AT_FDCWD, opts.target_root, O_RDONLY | O_DIRECTORY);
     if (!rootfd) return std::unexpected(std::move(rootfd.error()).context("target root"));
@@ -687,7 +685,7 @@ Result<RestoreStats> restore_backup(const std::string& backup_dir, const Restore
     // The target's cold metadata reads dominate a delta restore: read ahead.
     Prefetcher prefetch(kPrefetchThreads);
     for (const auto& t : trees)
-        if (t.name != "extras")
+        if (t.name != kExtrasTree)
             if (auto fd = open_in_root(rootfd->get(), t.path, O_RDONLY | O_DIRECTORY); fd) prefetch.add(fd->get(), ".");
     Restorer r(opts, st, progress, cancel, *reader, meta->manifest_entries);
     for (const auto& t : trees) {

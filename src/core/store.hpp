@@ -25,9 +25,6 @@ inline constexpr const char* kBackupsDir = "backups";
 inline constexpr const char* kLatestLink = "latest";
 inline constexpr const char* kStagingPrefix = ".staging-";
 inline constexpr const char* kLockFile = ".lock";
-inline constexpr const char* kMetadataFile = "metadata.toml";
-inline constexpr const char* kManifestFile = "manifest";
-inline constexpr const char* kClusterDir = "cluster";
 
 struct Store {
     StoreLocation location;

@@ -1,0 +1,124 @@
+// backups/<id>/metadata.toml: what a backup writes reads back, and damage to it
+// (wrong types, negative sizes and counts, tree names that are not a tree's own
+// directory) is Corrupt, named with the file, line and key. The file itself
+// (missing, a symlink, too large) is test_store's read_metadata.
+#include "metadata.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <regex>
+
+using namespace ur;
+
+namespace
+{
+
+BackupMetadata sample()
+{
+    BackupMetadata m;
+    m.id = "20240501T120000Z";
+    m.created = "2024-05-01T12:00:00Z";
+    m.host = "sno";
+    m.duration_seconds = 12.5;
+    m.manifest_sha256 = std::string(64, 'a');
+    m.manifest_entries = 1234;
+    m.total_bytes = 5'000'000'000;
+    m.copied_bytes = 100;
+    m.shared_bytes = 4'999'999'900;
+    m.shared_files = 1200;
+    m.trees = {{"etc", "/etc", 1000, 4096, {"foo"}}, {"extras", "/", 2, 10, {}}};
+    m.ostree.present = true;
+    m.ostree.serial = 3;
+    m.cluster.present = true;
+    m.cluster.snapshot_size = 1 << 20;
+    m.cluster.snapshot_hash = 4'000'000'000u;
+    return m;
+}
+
+// The sample's TOML with the first match of `re` replaced.
+std::string edited(const std::string& re, const std::string& with)
+{
+    std::string text = metadata_to_toml(sample());
+    std::string out = std::regex_replace(text, std::regex(re), with, std::regex_constants::format_first_only);
+    REQUIRE(out != text);
+    return out;
+}
+
+// Corrupt, and the message holds every one of `words`.
+void check_corrupt(const std::string& text, std::initializer_list<std::string> words)
+{
+    auto m = metadata_from_toml(text, "/store/backups/X/metadata.toml");
+    REQUIRE_FALSE(m);
+    INFO(m.error().message);
+    CHECK(m.error().kind == ErrorKind::Corrupt);
+    CHECK(m.error().message.rfind("/store/backups/X/metadata.toml:", 0) == 0);
+    for (const auto& w : words)
+        CHECK(m.error().message.find(w) != std::string::npos);
+}
+
+} // namespace
+
+TEST_CASE("metadata round trips, and an absent key reads as its default", "[metadata]")
+{
+    auto m = metadata_from_toml(metadata_to_toml(sample()), "metadata.toml");
+    REQUIRE(m);
+    CHECK(m->total_bytes == 5'000'000'000u);
+    CHECK(m->cluster.snapshot_hash == 4'000'000'000u);
+    CHECK(m->ostree.serial == 3);
+    CHECK(m->duration_seconds == 12.5);
+    REQUIRE(m->trees.size() == 2);
+    CHECK(m->trees[1].name == "extras");
+    CHECK(m->trees[0].exclude == std::vector<std::string>{"foo"});
+    // Older backups lack newer keys.
+    auto old = metadata_from_toml("format = 1\nid = \"20240501T120000Z\"\n", "metadata.toml");
+    REQUIRE(old);
+    CHECK(old->trees.empty());
+    CHECK_FALSE(old->ostree.pinned_by_backup);
+}
+
+TEST_CASE("negative sizes and counts are Corrupt, naming the file, line and key", "[metadata]")
+{
+    // They went into unsigned fields and showed as 18446744073709551615.
+    check_corrupt(edited("total_bytes = \\d+", "total_bytes = -1"), {"sizes.total_bytes", "negative"});
+    check_corrupt(edited("shared_files = \\d+", "shared_files = -5"), {"sizes.shared_files", "-5"});
+    check_corrupt(edited("entries = \\d+", "entries = -2"), {"manifest.entries", "negative"});
+    check_corrupt(edited("files = 2\\b", "files = -2"), {"trees[1].files", "negative"});
+    check_corrupt(edited("bytes = 4096", "bytes = -4096"), {"trees[0].bytes", "negative"});
+    check_corrupt(edited("snapshot_size = \\d+", "snapshot_size = -1"), {"cluster.snapshot_size"});
+    check_corrupt(edited("snapshot_hash = \\d+", "snapshot_hash = 4294967296"), {"cluster.snapshot_hash"});
+    check_corrupt(edited("serial = 3", "serial = -1"), {"ostree.serial"});
+    check_corrupt(edited("serial = 3", "serial = 4294967299"), {"ostree.serial"});
+    check_corrupt(edited("duration_seconds = [0-9.]+", "duration_seconds = -3.0"), {"duration_seconds"});
+    check_corrupt(edited("duration_seconds = [0-9.]+", "duration_seconds = nan"), {"duration_seconds"});
+    // With the line: the file is a few hundred lines of the same keys.
+    auto m = metadata_from_toml(edited("total_bytes = \\d+", "total_bytes = -1"), "f");
+    REQUIRE_FALSE(m);
+    CHECK(std::regex_search(m.error().message, std::regex("^f:[0-9]+: sizes.total_bytes")));
+}
+
+TEST_CASE("keys of the wrong type are Corrupt, not their default", "[metadata]")
+{
+    check_corrupt(edited("total_bytes = \\d+", "total_bytes = \"lots\""), {"sizes.total_bytes", "not an integer"});
+    check_corrupt(edited("total_bytes = \\d+", "total_bytes = 1.5"), {"sizes.total_bytes", "not an integer"});
+    check_corrupt(edited("format = 1", "format = \"1\""), {"format", "not an integer"});
+    check_corrupt(edited("format = 1", "format = 4294967297"), {"format"});
+    check_corrupt(edited("id = '[^']*'", "id = 7"), {"id", "not a string"});
+    check_corrupt(edited("present = true", "present = 1"), {"present", "not a boolean"});
+    check_corrupt(edited("warnings = \\[[^\\]]*\\]", "warnings = [ 1 ]"), {"warnings", "not a string"});
+    check_corrupt("sizes = 3\n" + edited("\\[sizes\\]", "[x]"), {"sizes", "not a table"});
+    // `trees` as a table, and an element of it that is not a table.
+    check_corrupt("format = 1\nid = \"20240501T120000Z\"\n[trees]\nname = \"etc\"\n", {"trees", "not an array"});
+    check_corrupt("format = 1\nid = \"20240501T120000Z\"\ntrees = [ 1 ]\n", {"trees[0]", "not a table"});
+}
+
+TEST_CASE("a tree named like the generation's own files, or not a plain name, is Corrupt", "[metadata]")
+{
+    // A tree's directory is backups/<id>/<name>: verify and restore open it by that name.
+    for (const char* bad :
+         {"manifest", "metadata.toml", "cluster", "", ".", "..", "../20240101T000000Z", "a/b", ".staging-x", "/etc"}) {
+        INFO(bad);
+        check_corrupt(edited("name = 'etc'", std::string("name = '") + bad + "'"), {"trees[0].name"});
+    }
+    check_corrupt(edited("name = 'extras'", "name = 'etc'"), {"trees[1].name", "twice"});
+    check_corrupt(edited("path = '/etc'", "path = 'etc'"), {"trees[0].path", "not absolute"});
+}
