@@ -314,7 +314,13 @@ ManifestReader::~ManifestReader()
 Result<ManifestReader> ManifestReader::open(int dirfd, const std::string& path)
 {
     auto fd = open_regular_at(dirfd, path, O_NOFOLLOW);
-    if (!fd) return std::unexpected(std::move(fd.error()).context("manifest"));
+    if (!fd) {
+        // Every manifest belongs to a generation that exists: one missing, or a
+        // symlink in its place, is damage (exit 7), not a failure to read.
+        Error e = std::move(fd.error()).context("manifest");
+        if (e.err == ENOENT || e.err == ELOOP) e.kind = ErrorKind::Corrupt;
+        return std::unexpected(std::move(e));
+    }
     ManifestReader r;
     r.f_ = fdopen(fd->get(), "r");
     if (!r.f_) return fail_errno("fdopen manifest");

@@ -445,16 +445,19 @@ TEST_CASE("bad header, bad trailer and data after the trailer are Corrupt", "[ma
     CHECK(!read_all(t.path, "manifest").error);
 }
 
-TEST_CASE("a missing manifest or a symlink in its place is an error", "[manifest]")
+TEST_CASE("a missing manifest or a symlink in its place is Corrupt", "[manifest]")
 {
+    // A generation without its manifest is damaged (exit 7), not an I/O failure (exit 1).
     TempDir t;
     auto r = read_all(t.path, "nothing");
     REQUIRE(r.error);
     CHECK(r.error->err == ENOENT);
+    CHECK(r.error->kind == ErrorKind::Corrupt);
     write_manifest(t.path, "real", nasty_entries());
     fs::create_symlink("real", t.path + "/link");
     auto l = read_all(t.path, "link");
     REQUIRE(l.error); // opened O_NOFOLLOW
+    CHECK(l.error->kind == ErrorKind::Corrupt);
 }
 
 TEST_CASE("compare_paths: component order, '/' before every other byte, bytes unsigned", "[manifest]")
