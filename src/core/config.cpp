@@ -2,6 +2,7 @@
 
 #include "fd.hpp"
 #include "hostfs.hpp"
+#include "metadata.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -222,6 +223,11 @@ Result<> apply_trees(const toml::node& n, std::vector<TreeSpec>& out, const std:
         if (ts.name.empty() || ts.name.find('/') != std::string::npos || ts.name[0] == '.')
             return fail(ErrorKind::BadConfig,
                         where(file, e.source()) + ": backup.trees name must be a plain directory name");
+        // The tree's directory in a generation: a backup's own file or the extras
+        // tree under the same name would merge with it or refuse it halfway.
+        if (auto why = tree_name_problem(ts.name); !why.empty() || ts.name == kExtrasTree)
+            return fail(ErrorKind::BadConfig, where(file, e.source()) + ": backup.trees name '" + ts.name + "' " +
+                                                  (why.empty() ? "is the tree the backup adds itself" : why));
         if (ts.path.empty() || ts.path[0] != '/')
             return fail(ErrorKind::BadConfig, where(file, e.source()) + ": backup.trees path must be absolute");
         for (const auto& o : trees)

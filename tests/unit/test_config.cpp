@@ -110,6 +110,16 @@ TEST_CASE("invalid values are refused")
     CHECK_FALSE(parse("[[backup.trees]]\nname = \"x\"\npath = \"rel\"\n"));
     CHECK_FALSE(
         parse("[[backup.trees]]\nname = \"x\"\npath = \"/x\"\n[[backup.trees]]\nname = \"x\"\npath = \"/y\"\n"));
+    // A tree is backups/<id>/<name>: never one of the generation's own names, nor
+    // the tree the backup adds for the MachineConfig files.
+    for (const char* own : {"manifest", "metadata.toml", "cluster", "extras"}) {
+        auto r = parse(std::string("[[backup.trees]]\nname = \"") + own + "\"\npath = \"/x\"\n");
+        INFO(own);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::BadConfig);
+        CHECK(r.error().message.find("t.toml:1:") != std::string::npos);
+        CHECK(r.error().message.find(std::string("backup.trees name '") + own + "'") != std::string::npos);
+    }
 }
 
 TEST_CASE("a syntax error names its position")
