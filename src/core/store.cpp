@@ -286,12 +286,23 @@ Result<BackupMetadata> read_metadata(const Store& store, const std::string& id)
 {
     if (!valid_backup_id(id)) return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a backup id");
     if (!store.backups_fd) return fail(ErrorKind::NotFound, "no backup '" + id + "' in " + store.path());
-    auto text = read_file_at(store.backups_fd.get(), id + "/" + kMetadataFile, 16 << 20);
-    if (!text) {
-        if (text.error().err == ENOENT) return fail(ErrorKind::NotFound, "no backup '" + id + "' in " + store.path());
-        return std::unexpected(text.error());
+    const std::string dir = store.path() + "/" + kBackupsDir + "/" + id;
+    auto gen = open_at(store.backups_fd.get(), id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!gen) {
+        const int err = gen.error().err;
+        if (err == ENOENT) return fail(ErrorKind::NotFound, "no backup '" + id + "' in " + store.path());
+        if (err == ENOTDIR || err == ELOOP) return fail(ErrorKind::Corrupt, "'" + dir + "' is not a directory");
+        return std::unexpected(gen.error());
     }
-    return metadata_from_toml(*text, store.path() + "/backups/" + id + "/" + kMetadataFile);
+    const std::string file = dir + "/" + kMetadataFile;
+    auto m = read_metadata_file(gen->get(), file);
+    if (!m) return m;
+    // A generation copied or renamed by hand would pass for another backup, and
+    // take that one's place in the order of the generations.
+    if (m->id != id)
+        return fail(ErrorKind::Corrupt,
+                    file + ": id '" + m->id.substr(0, 64) + "' does not match its directory, backup " + id);
+    return m;
 }
 
 namespace

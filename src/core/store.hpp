@@ -75,6 +75,8 @@ struct LatestLink {
 Result<LatestLink> read_latest(const Store& store);
 // A damaged `latest` as an error (Corrupt): what is wrong, and how to set it right.
 Error latest_error(const Store& store, const LatestLink& l);
+// NotFound when there is no such generation; Corrupt when it is damaged: not a
+// directory, its metadata unreadable (read_metadata_file) or naming another id.
 Result<BackupMetadata> read_metadata(const Store& store, const std::string& id);
 // Every backup's metadata, oldest first; one that cannot be read is the error.
 Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store);

@@ -48,13 +48,16 @@ Store plain_store(const std::string& root)
     return std::move(*s);
 }
 
-// A published generation with some content.
+// A published generation with some content, and metadata that names it.
 void make_backup(const Store& s, const std::string& id)
 {
     std::string d = s.path() + "/backups/" + id;
     fs::create_directories(d + "/etc/sub");
     std::ofstream(d + "/etc/sub/file") << id;
-    std::ofstream(d + "/metadata.toml") << "";
+    BackupMetadata m;
+    m.id = id;
+    m.created = "2024-01-01T00:00:00Z";
+    std::ofstream(d + "/metadata.toml") << metadata_to_toml(m);
 }
 
 void set_latest(const Store& s, const std::string& id)
@@ -250,6 +253,67 @@ TEST_CASE("prune_backups never deletes the generation latest names", "[store]")
     REQUIRE(r1);
     CHECK(ids_of(s) == std::vector<std::string>{ids[0]});
     CHECK(latest_of(s) == ids[0]);
+}
+
+TEST_CASE("read_metadata: an id that is not its directory's, missing metadata, a file", "[store]")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    make_backup(s, "20240101T000000Z");
+    REQUIRE(read_metadata(s, "20240101T000000Z"));
+    // A copy made by hand names the backup it was copied from.
+    fs::copy(s.path() + "/backups/20240101T000000Z", s.path() + "/backups/20240202T000000Z",
+             fs::copy_options::recursive);
+    auto copy = read_metadata(s, "20240202T000000Z");
+    REQUIRE_FALSE(copy);
+    CHECK(copy.error().kind == ErrorKind::Corrupt);
+    CHECK_THAT(copy.error().message, Catch::Contains("20240202T000000Z/metadata.toml") &&
+                                         Catch::Contains("'20240101T000000Z'") && Catch::Contains("does not match"));
+    // No such generation: NotFound. One without metadata: damage.
+    auto none = read_metadata(s, "20240303T000000Z");
+    REQUIRE_FALSE(none);
+    CHECK(none.error().kind == ErrorKind::NotFound);
+    fs::create_directories(s.path() + "/backups/20240303T000000Z");
+    auto bare = read_metadata(s, "20240303T000000Z");
+    REQUIRE_FALSE(bare);
+    CHECK(bare.error().kind == ErrorKind::Corrupt);
+    CHECK_THAT(bare.error().message, Catch::Contains("20240303T000000Z/metadata.toml is missing"));
+    std::ofstream(s.path() + "/backups/20240404T000000Z") << "x";
+    auto file = read_metadata(s, "20240404T000000Z");
+    REQUIRE_FALSE(file);
+    CHECK(file.error().kind == ErrorKind::Corrupt);
+    fs::create_directory_symlink("20240101T000000Z", s.path() + "/backups/20240505T000000Z");
+    auto link = read_metadata(s, "20240505T000000Z");
+    REQUIRE_FALSE(link);
+    CHECK(link.error().kind == ErrorKind::Corrupt);
+}
+
+TEST_CASE("read_metadata: metadata.toml a symlink, a FIFO or too large is Corrupt", "[store]")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    const std::string id = "20240101T000000Z", meta = s.path() + "/backups/" + id + "/metadata.toml";
+    make_backup(s, id);
+    fs::rename(meta, t.path + "/saved.toml");
+    auto kind = [&] {
+        auto m = read_metadata(s, id);
+        INFO((m ? std::string("read") : m.error().message));
+        REQUIRE_FALSE(m);
+        CHECK_THAT(m.error().message, Catch::Contains(meta));
+        return m.error().kind;
+    };
+    fs::create_symlink(t.path + "/saved.toml", meta);
+    CHECK(kind() == ErrorKind::Corrupt);
+    fs::remove(meta);
+    REQUIRE(::mkfifo(meta.c_str(), 0600) == 0);
+    CHECK(kind() == ErrorKind::Corrupt);
+    fs::remove(meta);
+    fs::copy_file(t.path + "/saved.toml", meta);
+    fs::resize_file(meta, (16 << 20) + 1); // the TOML, then NULs
+    CHECK(kind() == ErrorKind::Corrupt);
+    fs::remove(meta);
+    fs::rename(t.path + "/saved.toml", meta);
+    CHECK(read_metadata(s, id));
 }
 
 TEST_CASE("delete_backup of latest moves latest to the newest other generation", "[store]")
