@@ -181,7 +181,8 @@ int cmd_list(const Args& args)
     auto session = open_session(args, StoreAccess::Read, false);
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;
-    auto ids = list_backups(*store);
+    // Every generation: one that is not a backup is shown as damaged, with why.
+    auto ids = list_generations(*store);
     if (!ids) return report_error(args, ids.error());
     // Like status: what cannot be read is shown, and the first such part is the exit status.
     std::optional<Error> first_err;
@@ -203,7 +204,9 @@ int cmd_list(const Args& args)
             if (args.json)
                 arr.push_back({{"id", *it}, {"error", m.error().message}});
             else
-                printf("%s  unreadable: %s\n", printable(*it).c_str(), printable(m.error().message).c_str());
+                printf("%s  DAMAGED, not counted as a backup and never removed by retention ('upgrade-recovery "
+                       "delete %s' removes it): %s\n",
+                       printable(*it).c_str(), printable(*it).c_str(), printable(m.error().message).c_str());
             continue;
         }
         if (args.json) {
@@ -262,6 +265,7 @@ int cmd_status(const Args& args)
         j["partition"] = store.location.plain_directory ? "" : store.location.partition.device;
         j["plain_directory"] = store.location.plain_directory;
         j["backups"] = st->backups.size();
+        j["damaged"] = st->damaged;
         j["latest"] = st->latest ? nlohmann::json::parse(metadata_to_json(*st->latest)) : nlohmann::json(nullptr);
         if (st->latest_error) j["latest_error"] = st->latest_error->message;
         j["last_backup"] = st->last_attempt ? nlohmann::json::parse(backup_attempt_to_json(*st->last_attempt))
@@ -282,6 +286,12 @@ int cmd_status(const Args& args)
            store.location.plain_directory ? "plain directory"
                                           : ("partition " + printable(store.location.partition.device)).c_str());
     printf("Backups: %zu\n", st->backups.size());
+    if (!st->damaged.empty()) {
+        std::string ids;
+        for (const auto& d : st->damaged)
+            ids += " " + d;
+        printf("Damaged (named like backups, not counted; see 'upgrade-recovery list'):%s\n", ids.c_str());
+    }
     if (st->latest) {
         printf("Latest: ");
         print_metadata_text(*st->latest, true);

@@ -626,18 +626,37 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
 
     auto ids = list_backups(store);
     if (!ids) return std::unexpected(ids.error());
+    // Names that are not backups (list_backups) neither order nor share; they only keep their names.
+    auto gens = list_generations(store);
+    if (!gens) return std::unexpected(gens.error());
+    auto taken = [&](const std::string& i) { return std::find(gens->begin(), gens->end(), i) != gens->end(); };
     // The generations are the truth and `latest` only names the newest: a damaged
-    // link is shared from the newest generation instead, and publishing sets it again.
+    // link is shared from the newest backup instead, and publishing sets it again.
     auto latest = read_latest(store);
     if (!latest) return std::unexpected(latest.error());
     // Publishing renames a new link over it, which a directory refuses: refused
     // now, before anything is written, rather than after the copy.
     if (latest->directory) return std::unexpected(latest_error(store, *latest));
     std::optional<std::string> latest_id = latest->id;
-    if (!latest->damage.empty() && !ids->empty()) latest_id = ids->back();
-    // An automatic id is new and in order by construction; a requested one is checked.
-    const std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);
-    if (opts.id) UR_TRY(check_requested_backup_id(id, *ids, time(nullptr)));
+    std::string latest_damage = latest->damage;
+    if (latest_id && std::find(ids->begin(), ids->end(), *latest_id) == ids->end()) {
+        latest_damage = "names " + *latest_id + ", which is not a complete backup";
+        latest_id.reset();
+    }
+    if (!latest_damage.empty() && !ids->empty()) latest_id = ids->back();
+    // An automatic id is new and in order by construction, and never a damaged one's
+    // name; a requested one is checked.
+    std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);
+    for (std::vector<std::string> before = *ids; !opts.id && taken(id);) {
+        before.push_back(id);
+        id = make_backup_id(time(nullptr), before);
+    }
+    if (opts.id) {
+        UR_TRY(check_requested_backup_id(id, *ids, time(nullptr)));
+        if (taken(id))
+            return fail(ErrorKind::InvalidArgs,
+                        "backup id '" + id + "' is taken by a damaged generation ('upgrade-recovery list' shows it)");
+    }
     chosen_id = id;
 
     BackupMetadata meta;
@@ -649,9 +668,9 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         log::event(log::kBackupStarted, log::Level::Info, "backup " + id + " started on " + store.path(),
                    {{"BACKUP_ID", id}, {"STEP", "start"}});
 
-    if (!latest->damage.empty()) {
+    if (!latest_damage.empty()) {
         std::string share = latest_id ? " and share files with the newest backup, " + *latest_id : "";
-        meta.warnings.push_back("'" + store.path() + "/latest' " + latest->damage + "; this backup " +
+        meta.warnings.push_back("'" + store.path() + "/latest' " + latest_damage + "; this backup " +
                                 (opts.dry_run ? "would" : "will") + " set it again" + share);
         progress.warning(meta.warnings.back());
     }

@@ -180,7 +180,7 @@ std::string make_backup_id(std::time_t now, const std::vector<std::string>& exis
     return id;
 }
 
-Result<std::vector<std::string>> list_backups(const Store& store)
+Result<std::vector<std::string>> list_generations(const Store& store)
 {
     std::vector<std::string> ids;
     if (!store.backups_fd) return ids;
@@ -189,6 +189,18 @@ Result<std::vector<std::string>> list_backups(const Store& store)
     for (auto& n : *names)
         if (valid_backup_id(n)) ids.push_back(n);
     std::sort(ids.begin(), ids.end(), [](const auto& a, const auto& b) { return compare_backup_ids(a, b) < 0; });
+    return ids;
+}
+
+Result<std::vector<std::string>> list_backups(const Store& store)
+{
+    auto ids = list_generations(store);
+    if (!ids) return ids;
+    // Publishing renames a staging directory holding the metadata, so a backup
+    // always has it. A name without it, or with metadata that does not read or
+    // names another id, was made by hand or left by damage: counted as a backup,
+    // retention would prune real ones for it (and a future id kept it forever).
+    std::erase_if(*ids, [&](const std::string& id) { return !read_metadata(store, id); });
     return ids;
 }
 
@@ -262,7 +274,8 @@ Result<std::optional<std::string>> latest_backup(const Store& store)
 
 Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store)
 {
-    auto ids = list_backups(store);
+    // Every generation: one that is not a backup may still be one that was damaged.
+    auto ids = list_generations(store);
     if (!ids) return std::unexpected(ids.error());
     std::vector<BackupMetadata> out;
     for (const auto& id : *ids) {
@@ -369,15 +382,19 @@ Result<> remove_generation(int dirfd, const std::string& name)
 
 Result<> delete_backup(const Store& store, const std::string& id, bool allow_last)
 {
+    // Anything named like a backup goes when named: also what is not one (list shows it as such).
+    auto gens = list_generations(store);
+    if (!gens) return std::unexpected(gens.error());
+    if (std::find(gens->begin(), gens->end(), id) == gens->end())
+        return fail(ErrorKind::NotFound, "no backup '" + id + "' in " + store.path());
     auto ids = list_backups(store);
     if (!ids) return std::unexpected(ids.error());
-    if (std::find(ids->begin(), ids->end(), id) == ids->end())
-        return fail(ErrorKind::NotFound, "no backup '" + id + "' in " + store.path());
+    const bool complete = std::find(ids->begin(), ids->end(), id) != ids->end();
     std::string next;
     for (const auto& i : *ids)
         if (i != id) next = i; // newest other
     // Counted, not read from `latest`: a missing or damaged link must not let the last one go.
-    if (next.empty() && !allow_last)
+    if (complete && next.empty() && !allow_last)
         return fail(
             ErrorKind::Refused,
             "'" + id +
@@ -387,7 +404,7 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
     if (!latest) return std::unexpected(latest.error());
     // A damaged link names no backup; the newest going then sets it to the next newest,
     // as when it named the newest. A directory cannot be replaced: refused first.
-    bool names_it = latest->id == id || (!latest->damage.empty() && id == ids->back());
+    bool names_it = latest->id == id || (!latest->damage.empty() && !ids->empty() && id == ids->back());
     if (names_it && latest->directory) return std::unexpected(latest_error(store, *latest));
     if (names_it) {
         if (next.empty()) {

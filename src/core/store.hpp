@@ -61,7 +61,12 @@ class StoreLock
 };
 Result<StoreLock> lock_store(const Store& store, bool create = true);
 
-// Published backup ids, oldest first (ids sort chronologically).
+// Every name in backups/ that is a backup id, oldest first (ids sort
+// chronologically): the backups, and whatever else carries such a name.
+Result<std::vector<std::string>> list_generations(const Store& store);
+// The backups, oldest first: the generations whose metadata reads and names
+// them (read_metadata). The others (made by hand, left by damage) are never
+// counted or pruned by retention, nor shared from; list shows them, delete removes one by name.
 Result<std::vector<std::string>> list_backups(const Store& store);
 // The backup `latest` names; none when it is absent. A damaged link (not a
 // symlink, not naming a published backup) is Corrupt, with the remedy.
@@ -78,7 +83,7 @@ Error latest_error(const Store& store, const LatestLink& l);
 // NotFound when there is no such generation; Corrupt when it is damaged: not a
 // directory, its metadata unreadable (read_metadata_file) or naming another id.
 Result<BackupMetadata> read_metadata(const Store& store, const std::string& id);
-// Every backup's metadata, oldest first; one that cannot be read is the error.
+// Every generation's metadata, oldest first; one that cannot be read is the error.
 Result<std::vector<BackupMetadata>> read_all_metadata(const Store& store);
 
 // `id` when given and not empty, else the latest backup (NotFound when there is none).
@@ -94,12 +99,12 @@ int compare_backup_ids(const std::string& a, const std::string& b);
 // (ids are the generations' order). InvalidArgs naming the rule otherwise.
 Result<> check_requested_backup_id(const std::string& id, const std::vector<std::string>& existing, std::time_t now);
 
-// Delete one published generation. Deleting the latest moves `latest` to the
-// next newest first; deleting the only backup needs `allow_last`.
+// Delete one generation (list_generations). Deleting the latest moves `latest` to the
+// next newest backup first; deleting the only backup needs `allow_last`.
 Result<> delete_backup(const Store& store, const std::string& id, bool allow_last = false);
 
-// Keep the newest `keep` generations (never the one `latest` names, nor those
-// in `spare`: the watchdog's backup).
+// Keep the newest `keep` backups (list_backups: what is not one is neither counted
+// nor removed); never the one `latest` names, nor those in `spare` (the watchdog's).
 Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep,
                                                const std::vector<std::string>& spare = {});
 

@@ -1,5 +1,7 @@
 #include "store_status.hpp"
 
+#include <algorithm>
+
 namespace ur
 {
 
@@ -16,6 +18,11 @@ Result<StoreStatus> read_store_status(const Store& store)
     auto ids = list_backups(store);
     if (!ids) return std::unexpected(ids.error());
     s.backups = std::move(*ids);
+    if (auto gens = list_generations(store); gens)
+        for (auto& g : *gens)
+            if (!std::binary_search(s.backups.begin(), s.backups.end(), g,
+                                    [](const auto& a, const auto& b) { return compare_backup_ids(a, b) < 0; }))
+                s.damaged.push_back(std::move(g));
     auto latest = latest_backup(store);
     if (!latest) {
         if (latest.error().kind != ErrorKind::Corrupt) return std::unexpected(latest.error());

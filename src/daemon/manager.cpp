@@ -800,7 +800,8 @@ int Manager::m_list_backups(sd_bus_message* m, void* userdata, sd_bus_error* err
     auto* self = static_cast<Manager*>(userdata);
     auto store = open_store(self->cfg_, self->args_.root, false);
     if (!store) return reply_error(err, store.error());
-    auto ids = list_backups(*store);
+    // Every generation; one that is not a backup comes with its error.
+    auto ids = list_generations(*store);
     if (!ids) return reply_error(err, ids.error());
     // A damaged `latest` marks no backup as latest; the backups are still listed.
     auto latest = read_latest(*store);

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -58,6 +59,16 @@ void make_backup(const Store& s, const std::string& id)
     m.id = id;
     m.created = "2024-01-01T00:00:00Z";
     std::ofstream(d + "/metadata.toml") << metadata_to_toml(m);
+}
+
+// A directory named like a backup id that is not a backup: made by hand, or
+// left by damage. `metadata`: the file's content, none when absent.
+void make_junk(const Store& s, const std::string& id, const std::optional<std::string>& metadata)
+{
+    std::string d = s.path() + "/backups/" + id;
+    fs::create_directories(d + "/etc");
+    std::ofstream(d + "/etc/precious") << "not ours to delete";
+    if (metadata) std::ofstream(d + "/metadata.toml") << *metadata;
 }
 
 void set_latest(const Store& s, const std::string& id)
@@ -253,6 +264,56 @@ TEST_CASE("prune_backups never deletes the generation latest names", "[store]")
     REQUIRE(r1);
     CHECK(ids_of(s) == std::vector<std::string>{ids[0]});
     CHECK(latest_of(s) == ids[0]);
+}
+
+TEST_CASE("directories named like ids that are not backups are neither counted nor pruned", "[store]")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    std::vector<std::string> real = {"20240101T000000Z", "20240102T000000Z", "20240103T000000Z"};
+    for (const auto& id : real)
+        make_backup(s, id);
+    set_latest(s, real.back());
+    // Future and past ones, without metadata, with metadata that does not read or
+    // names another backup (a copy made by hand), and a file.
+    BackupMetadata other;
+    other.id = real[0];
+    make_junk(s, "20990101T000000Z", std::nullopt);
+    make_junk(s, "20980101T000000Z", "format = ");
+    make_junk(s, "20970101T000000Z", metadata_to_toml(other));
+    make_junk(s, "20000101T000000Z", std::nullopt);
+    std::ofstream(s.path() + "/backups/20960101T000000Z") << "a file";
+
+    CHECK(ids_of(s) == real);
+
+    // Retention 3: the three backups are all there is to keep; nothing goes.
+    auto r = prune_backups(s, 3);
+    REQUIRE(r);
+    CHECK(r->empty());
+    CHECK(ids_of(s) == real);
+    // Retention 2: the oldest backup goes, and nothing that is not one (the 2000 one is older).
+    auto r2 = prune_backups(s, 2);
+    REQUIRE(r2);
+    CHECK(*r2 == std::vector<std::string>{real[0]});
+    for (const char* j : {"20990101T000000Z", "20980101T000000Z", "20970101T000000Z", "20000101T000000Z"})
+        CHECK(fs::exists(s.path() + "/backups/" + j + "/etc/precious"));
+    CHECK(latest_of(s) == real.back());
+
+    // Deleting the newest backup moves latest to the next backup, never onto junk;
+    // the last backup is still the only one, whatever else is there.
+    REQUIRE(delete_backup(s, real[2]));
+    CHECK(latest_of(s) == real[1]);
+    auto only = delete_backup(s, real[1]);
+    REQUIRE_FALSE(only);
+    CHECK(only.error().kind == ErrorKind::Refused);
+    // Junk goes only when named, and is never the only backup.
+    REQUIRE(delete_backup(s, "20990101T000000Z"));
+    CHECK_FALSE(fs::exists(s.path() + "/backups/20990101T000000Z"));
+    CHECK(latest_of(s) == real[1]);
+    // A damaged `latest` is set to the newest backup by a delete, not to junk.
+    set_latest(s, "20980101T000000Z");
+    REQUIRE(delete_backup(s, "20980101T000000Z"));
+    CHECK(latest_of(s) == real[1]);
 }
 
 TEST_CASE("read_metadata: an id that is not its directory's, missing metadata, a file", "[store]")
