@@ -25,6 +25,10 @@
 #  - recover --backup naming a backup that does not exist: exit 1, an armed
 #    recovery stays armed, no journal;
 #  - etcd.mode auto finding nothing to take a snapshot with: a warning, not silence.
+#  - names in backups/ that look like ids but are no backups (no metadata, a future id,
+#    a copy whose metadata names another): list exits 7 showing them as damaged,
+#    retention neither counts nor removes them, new ids ignore them; damaged metadata
+#    (a negative size, a tree named manifest, none at all) is exit 7, named.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -775,6 +779,71 @@ echo more >"$R4/usr/local/f"
 check "a backup of a root without a host name" run_rc 0 "$T/hn2.out" "$T/hn2.err" cli "$R4" "${C4[@]}" backup
 cli "$R4" "${C4[@]}" --json list >"$T/hn2.json"
 check "... records none, not this machine's" test -z "$(json "$T/hn2.json" '[b for b in j if b["latest"]][0]["host"]')"
+
+# --- names in backups/ that are not backups; damaged metadata ------------------------
+# A directory named like a backup id without metadata (made by hand, a future id), or
+# with metadata naming another backup (a copy): never counted by retention, which
+# pruned the real backups for them (and kept a future one forever), never removed
+# by it, never ordering the new ids; list shows them as damaged, delete removes one.
+R5=$T/damaged
+small_tree "$R5"
+mkdir -p "$R5/etc/upgrade-recovery"
+printf '[partition]\nallow_plain_directory = true\nmount_point = "/srv/backups"\n[backup]\nretention = 2\nfree_space_margin = 0\n[etcd]\nmode = "off"\n[ostree]\nmode = "off"\n' \
+    >"$R5/etc/upgrade-recovery/config.toml"
+S5=$R5/srv/backups
+check "damaged: a first backup" run_rc 0 "$T/j0.json" "$T/j0.err" cli "$R5" --json backup
+J0=$(json "$T/j0.json" 'j["id"]')
+mkdir -p "$S5/backups/20990101T000000Z/etc" "$S5/backups/20000101T000000Z"
+echo "not ours" >"$S5/backups/20990101T000000Z/etc/precious"
+cp -a "$S5/backups/$J0/." "$S5/backups/20000101T000000Z/"
+check "damaged: list exits 7" run_rc 7 "$T/j1.out" "$T/j1.err" cli "$R5" list
+check "... showing the future one as damaged, its metadata missing" \
+    grep -q "^20990101T000000Z  DAMAGED, not counted as a backup.*20990101T000000Z/metadata.toml is missing" "$T/j1.out"
+check "... and the copy, naming its id and its directory" \
+    grep -q "^20000101T000000Z  DAMAGED.*metadata.toml: id '$J0' does not match its directory, backup 20000101T000000Z" "$T/j1.out"
+check "... and the backup, still latest" grep -q "^$J0 (latest)  created" "$T/j1.out"
+check "damaged: status counts one backup and names the others" run_rc 0 "$T/j1s.out" "$T/j1s.err" cli "$R5" status
+check "... (the lines)" bash -c "grep -qx 'Backups: 1' '$T/j1s.out' && grep -q '^Damaged .*: 20000101T000000Z 20990101T000000Z$' '$T/j1s.out'"
+check "damaged: verify of the copy exits 7 naming both ids" run_rc 7 "$T/j1v.out" "$T/j1v.err" cli "$R5" verify 20000101T000000Z
+check "... (the mismatch)" grep -q "^MISMATCH metadata.toml: .*id '$J0' does not match its directory, backup 20000101T000000Z" "$T/j1v.out"
+ids5=$J0
+for n in 1 2 3; do
+    echo "change $n" >>"$R5/etc/hosts"
+    check "damaged: backup $n of 3 (retention 2)" run_rc 0 "$T/j$n.b.json" "$T/j$n.b.err" cli "$R5" --json backup
+    ids5="$ids5 $(json "$T/j$n.b.json" 'j["id"]')"
+done
+NEWEST5=${ids5##* }
+check "... the new ids follow the clock, not the future name ($NEWEST5)" test "${NEWEST5:0:4}" != 2099
+check "... latest names the newest backup" test "$(readlink "$S5/latest")" = "backups/$NEWEST5"
+check "... two backups are kept, the newest two" \
+    test "$(json <(cli "$R5" --json status) 'j["backups"]')" = 2
+check "... (the two)" test "$(ls "$S5/backups" | grep -vx '20990101T000000Z\|20000101T000000Z' | tr '\n' ' ')" = "$(echo "$ids5" | cut -d' ' -f3-4) "
+check "... and neither damaged one was touched" \
+    bash -c "test -f '$S5/backups/20990101T000000Z/etc/precious' && test -f '$S5/backups/20000101T000000Z/metadata.toml'"
+check "damaged: delete removes one by its name" run_rc 0 "$T/j5.out" "$T/j5.err" cli "$R5" delete 20990101T000000Z
+check "... gone" test ! -e "$S5/backups/20990101T000000Z"
+rm -rf "$S5/backups/20000101T000000Z" # old code let the retention take it
+check "damaged: list is clean again" run_rc 0 "$T/j6.out" "$T/j6.err" cli "$R5" list
+# Damage inside a backup's metadata is Corrupt (exit 7), named with the key: a
+# negative size read as 2^64-1, a tree named like the generation's own files.
+M5=$S5/backups/$NEWEST5/metadata.toml
+cp -p "$M5" "$T/m5.saved"
+sed -i 's/^total_bytes = [0-9]*$/total_bytes = -1/' "$M5"
+check "negative size: list exits 7" run_rc 7 "$T/n1.out" "$T/n1.err" cli "$R5" list
+check "... naming the file, line and key" grep -q "$M5:[0-9]*: sizes.total_bytes = -1 is negative" "$T/n1.err"
+check "... never showing 2^64-1" bash -c "! grep -q 18446744073709551615 '$T/n1.out'"
+check "negative size: verify exits 7" run_rc 7 "$T/n2.out" "$T/n2.err" cli "$R5" verify
+cp -p "$T/m5.saved" "$M5"
+sed -i "s/^name = 'etc'$/name = 'manifest'/" "$M5"
+check "a tree named manifest: verify exits 7" run_rc 7 "$T/n3.out" "$T/n3.err" cli "$R5" verify
+check "... naming the tree" grep -q "trees\[[0-9]\].name 'manifest' is the name of the generation's own manifest" "$T/n3.out"
+check "... recover --dry-run refuses it too (exit 7)" run_rc 7 "$T/n4.out" "$T/n4.err" cli "$R5" recover --dry-run
+cp -p "$T/m5.saved" "$M5"
+rm "$M5"
+check "metadata missing: verify exits 7" run_rc 7 "$T/n5.out" "$T/n5.err" cli "$R5" verify "$NEWEST5"
+check "... saying so" grep -q "metadata.toml is missing" "$T/n5.out"
+cp -p "$T/m5.saved" "$M5"
+check "the backup verifies again" run_rc 0 "$T/n6.out" "$T/n6.err" cli "$R5" verify
 
 echo "test-backup-badinput: $(($(date +%s) - t0)) s"
 ur_fx_done
