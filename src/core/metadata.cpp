@@ -26,21 +26,26 @@ namespace
 // whole [[trees]] table can go and still parse) or damaged must not pass.
 constexpr std::string_view kChecksumPrefix = "# sha256 ";
 
-// The text before a checksum line that matches it, or why there is none.
-Result<std::string_view> checked_body(std::string_view text, const std::string& name)
+struct CheckedText {
+    std::string_view body;
+    bool sealed = false; // it ended with a checksum line, which matched
+};
+
+// The text before a checksum line that matches it. Without one, all of it: format 1
+// (written before the line existed) has none, format 2 must (metadata_from_toml).
+Result<CheckedText> checked_body(std::string_view text, const std::string& name)
 {
     const size_t line_len = kChecksumPrefix.size() + 64 + 1;
     size_t at = text.size() >= line_len ? text.size() - line_len : std::string_view::npos;
     if (at == std::string_view::npos || text.substr(at, kChecksumPrefix.size()) != kChecksumPrefix ||
         text.back() != '\n' || (at > 0 && text[at - 1] != '\n'))
-        return fail(ErrorKind::Corrupt, name + ": no checksum line at its end (cut short, or not written by "
-                                               "upgrade-recovery); the backup cannot be trusted");
+        return CheckedText{text, false};
     std::string_view body = text.substr(0, at);
     std::string_view want = text.substr(at + kChecksumPrefix.size(), 64);
     if (sha256_hex(body.data(), body.size()) != want)
         return fail(ErrorKind::Corrupt, name + ": content does not match its checksum line (damaged or edited); "
                                                "the backup cannot be trusted");
-    return body;
+    return CheckedText{body, true};
 }
 
 // TOML strings must be UTF-8; paths need not be. Bytes that are not printable
@@ -94,7 +99,7 @@ int64_t i64(uint64_t v)
 std::string metadata_to_toml(const BackupMetadata& m)
 {
     toml::table t;
-    t.insert("format", m.format);
+    t.insert("format", kMetadataFormat); // the checksum line below: see kChecksumPrefix
     t.insert("id", m.id);
     t.insert("created", m.created);
     t.insert("host", enc(m.host));
@@ -329,17 +334,20 @@ std::string tree_name_problem(std::string_view name)
 
 Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::string& name)
 {
-    auto body = checked_body(text, name);
-    if (!body) return std::unexpected(body.error());
-    auto parsed = parse_data_toml(*body, name);
+    auto checked = checked_body(text, name);
+    if (!checked) return std::unexpected(checked.error());
+    auto parsed = parse_data_toml(checked->body, name);
     if (!parsed) return std::unexpected(parsed.error());
     std::optional<Error> err;
     Reader r(*parsed, "", name, err);
     BackupMetadata m;
     m.format = static_cast<int>(r.i("format", INT32_MIN, INT32_MAX));
     if (err) return fail(std::move(*err));
-    if (m.format != 1)
+    if (m.format != 1 && m.format != kMetadataFormat)
         return fail(ErrorKind::Corrupt, name + ": unsupported metadata format " + std::to_string(m.format));
+    if (m.format == kMetadataFormat && !checked->sealed)
+        return fail(ErrorKind::Corrupt, name + ": no checksum line at its end (cut short, or not written by "
+                                               "upgrade-recovery); the backup cannot be trusted");
     m.id = r.s("id");
     if (!err && m.id.empty()) return fail(ErrorKind::Corrupt, name + ": no backup id");
     m.created = r.s("created");

@@ -71,8 +71,12 @@ struct OpenShiftRecord {
     bool has_etcd_scripts = false;    // etcd-scripts directory inside the backup
 };
 
+// 2: the file ends with a checksum line (below); 1, read for backups made before
+// that line existed, has none.
+inline constexpr int kMetadataFormat = 2;
+
 struct BackupMetadata {
-    int format = 1;
+    int format = kMetadataFormat; // as read: 1 (older, no checksum line) or 2
     std::string id;
     std::string created; // RFC 3339 UTC
     std::string host;
@@ -95,8 +99,8 @@ struct BackupMetadata {
     OpenShiftRecord openshift;
 };
 
-// The text ends with a line "# sha256 <hex>" over everything before it; a file
-// without it, or whose content does not match it, is Corrupt.
+// The text ends with a line "# sha256 <hex>" over everything before it; a format 2
+// file without it, or any file whose content does not match it, is Corrupt.
 std::string metadata_to_toml(const BackupMetadata& m);
 // Damage is Corrupt, named with `name` (the file), the line and the key: TOML
 // that does not parse, a key of the wrong type, a negative size or count, a tree

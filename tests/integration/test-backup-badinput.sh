@@ -826,15 +826,22 @@ rm -rf "$S5/backups/20000101T000000Z" # old code let the retention take it
 check "damaged: list is clean again" run_rc 0 "$T/j6.out" "$T/j6.err" cli "$R5" list
 # Damage inside a backup's metadata is Corrupt (exit 7), named with the key: a
 # negative size read as 2^64-1, a tree named like the generation's own files.
+# Written as a hostile writer would, with a checksum line to match (resealed);
+# without it, any edit is refused for the checksum alone.
 M5=$S5/backups/$NEWEST5/metadata.toml
 cp -p "$M5" "$T/m5.saved"
 sed -i 's/^total_bytes = [0-9]*$/total_bytes = -1/' "$M5"
+check "an edit without a new checksum line: list exits 7" run_rc 7 "$T/n0.out" "$T/n0.err" cli "$R5" list
+check "... saying the content does not match its checksum line" \
+    grep -q "$M5: content does not match its checksum line" "$T/n0.err"
+ur_reseal_metadata "$M5"
 check "negative size: list exits 7" run_rc 7 "$T/n1.out" "$T/n1.err" cli "$R5" list
 check "... naming the file, line and key" grep -q "$M5:[0-9]*: sizes.total_bytes = -1 is negative" "$T/n1.err"
 check "... never showing 2^64-1" bash -c "! grep -q 18446744073709551615 '$T/n1.out'"
 check "negative size: verify exits 7" run_rc 7 "$T/n2.out" "$T/n2.err" cli "$R5" verify
 cp -p "$T/m5.saved" "$M5"
 sed -i "s/^name = 'etc'$/name = 'manifest'/" "$M5"
+ur_reseal_metadata "$M5"
 check "a tree named manifest: verify exits 7" run_rc 7 "$T/n3.out" "$T/n3.err" cli "$R5" verify
 check "... naming the tree" grep -q "trees\[[0-9]\].name 'manifest' is the name of the generation's own manifest" "$T/n3.out"
 check "... recover --dry-run refuses it too (exit 7)" run_rc 7 "$T/n4.out" "$T/n4.err" cli "$R5" recover --dry-run

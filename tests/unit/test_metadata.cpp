@@ -2,6 +2,7 @@
 // (wrong types, negative sizes and counts, tree names that are not a tree's own
 // directory) is Corrupt, named with the file, line and key. The file itself
 // (missing, a symlink, too large) is test_store's read_metadata.
+#include "digest.hpp"
 #include "metadata.hpp"
 
 #include <catch2/catch.hpp>
@@ -35,19 +36,30 @@ BackupMetadata sample()
     return m;
 }
 
-// The sample's TOML with the first match of `re` replaced.
+// `text` with its checksum line (if any) written again, as a writer that edits the
+// file on purpose would: what is tested here is the reading of the content
+// (test_metadata_checksum: the checksum line itself).
+std::string resealed(std::string text)
+{
+    const size_t line_len = 9 + 64 + 1; // "# sha256 " <hex> "\n"
+    if (text.size() >= line_len && text.compare(text.size() - line_len, 9, "# sha256 ") == 0)
+        text.resize(text.size() - line_len);
+    return text + "# sha256 " + sha256_hex(text.data(), text.size()) + "\n";
+}
+
+// The sample's TOML with the first match of `re` replaced (and resealed).
 std::string edited(const std::string& re, const std::string& with)
 {
     std::string text = metadata_to_toml(sample());
     std::string out = std::regex_replace(text, std::regex(re), with, std::regex_constants::format_first_only);
     REQUIRE(out != text);
-    return out;
+    return resealed(out);
 }
 
 // Corrupt, and the message holds every one of `words`.
 void check_corrupt(const std::string& text, std::initializer_list<std::string> words)
 {
-    auto m = metadata_from_toml(text, "/store/backups/X/metadata.toml");
+    auto m = metadata_from_toml(resealed(text), "/store/backups/X/metadata.toml");
     REQUIRE_FALSE(m);
     INFO(m.error().message);
     CHECK(m.error().kind == ErrorKind::Corrupt);
@@ -100,8 +112,8 @@ TEST_CASE("keys of the wrong type are Corrupt, not their default", "[metadata]")
 {
     check_corrupt(edited("total_bytes = \\d+", "total_bytes = \"lots\""), {"sizes.total_bytes", "not an integer"});
     check_corrupt(edited("total_bytes = \\d+", "total_bytes = 1.5"), {"sizes.total_bytes", "not an integer"});
-    check_corrupt(edited("format = 1", "format = \"1\""), {"format", "not an integer"});
-    check_corrupt(edited("format = 1", "format = 4294967297"), {"format"});
+    check_corrupt(edited("format = 2", "format = \"2\""), {"format", "not an integer"});
+    check_corrupt(edited("format = 2", "format = 4294967297"), {"format"});
     check_corrupt(edited("id = '[^']*'", "id = 7"), {"id", "not a string"});
     check_corrupt(edited("present = true", "present = 1"), {"present", "not a boolean"});
     check_corrupt(edited("warnings = \\[[^\\]]*\\]", "warnings = [ 1 ]"), {"warnings", "not a string"});

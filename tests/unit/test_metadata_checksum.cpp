@@ -92,3 +92,20 @@ TEST_CASE("metadata with a changed byte, a dropped tree or no checksum line is C
         CHECK(corrupt(text + "[extra]\n"));
     }
 }
+
+TEST_CASE("format 1 metadata, written before the checksum line, is still read", "[metadata]")
+{
+    // A backup taken by an older upgrade-recovery may be recovered by a newer one
+    // (the failed upgrade can bring it): its metadata has no checksum line.
+    std::string text = metadata_to_toml(sample());
+    text.resize(text.rfind("# sha256 "));
+    auto at = text.find("format = 2");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 10, "format = 1");
+    auto r = metadata_from_toml(text, "metadata.toml");
+    REQUIRE(r);
+    CHECK(r->format == 1);
+    REQUIRE(r->trees.size() == 2);
+    // Written again (it never is: metadata is written once), it would be format 2.
+    CHECK(metadata_to_toml(*r).find("format = 2") != std::string::npos);
+}
