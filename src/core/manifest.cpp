@@ -202,6 +202,15 @@ Result<Entry> parse_entry(std::string_view line)
     Entry e;
     auto path = unescape_field(f[0]);
     if (!path || path->empty()) return fail(ErrorKind::Corrupt, "manifest line has a bad path");
+    // Relative, and every component a name: restore opens each one below the last,
+    // and ".." (or "/" at the start) would lead it out of the tree.
+    for (size_t pos = 0; pos <= path->size();) {
+        size_t slash = std::min(path->find('/', pos), path->size());
+        std::string_view c(path->data() + pos, slash - pos);
+        if (c.empty() || c == "." || c == "..")
+            return fail(ErrorKind::Corrupt, "manifest entry '" + *path + "' is not a relative path of plain names");
+        pos = slash + 1;
+    }
     e.path = std::move(*path);
     if (f[1].size() != 1 || !file_type_from_mode(file_type_to_mode(static_cast<FileType>(f[1][0]))))
         return fail(ErrorKind::Corrupt, "manifest entry '" + e.path + "' has a bad type");

@@ -323,7 +323,13 @@ TEST_CASE("parse_entry rejects malformed lines as Corrupt", "[manifest]")
         line.substr(0, line.rfind(' ')), // 14 fields
         field_replaced(0, "-"),          // empty path
         field_replaced(0, "etc/%G1"),    // bad escape
-        field_replaced(1, "x"),          // unknown type
+        field_replaced(0, "etc/.."),     // paths that would lead restore out of the tree
+        field_replaced(0, "etc/../x"),
+        field_replaced(0, "./etc"),
+        field_replaced(0, "/etc/f"),
+        field_replaced(0, "etc//f"),
+        field_replaced(0, "etc/"),
+        field_replaced(1, "x"), // unknown type
         field_replaced(1, "ff"),
         field_replaced(2, "17777"), // mode beyond 07777
         field_replaced(2, "0648"),  // not octal
