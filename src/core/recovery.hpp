@@ -19,6 +19,7 @@
 #include "container_runtime.hpp"
 #include "progress.hpp"
 #include "recovery_journal.hpp"
+#include "recovery_steps.hpp" // StepDef, recovery_steps(), find_step_def()
 #include "restore.hpp"
 #include "units.hpp"
 
@@ -70,17 +71,6 @@ Result<RecoveryOutcome> run_recovery(const Config& cfg, const RecoveryOptions& o
                                      const CancelToken& cancel);
 Result<RecoveryOutcome> run_recovery(const Config& cfg, const RecoveryOptions& opts, RecoveryBackends& backends,
                                      Progress& progress, const CancelToken& cancel);
-
-// The step plan in order (names as in the journal) and the stage each belongs to.
-struct StepDef {
-    const char* name;
-    const char* stage; // "restore-files" | "restore-cluster" | "redeploy"
-    int phase;
-    bool live_only; // skipped offline (nothing runs there)
-    const char* title;
-};
-const std::vector<StepDef>& recovery_steps();
-const StepDef* find_step_def(const std::string& name);
 
 // How a run starts given the journal (pure; unit-tested).
 enum class StartKind { New, Resume, RefuseInProgress, NothingToResume, BackupMismatch };
