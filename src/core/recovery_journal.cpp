@@ -4,6 +4,7 @@
 
 #include "json_text.hpp"
 #include "log.hpp"
+#include "recovery_steps.hpp"
 #include "store.hpp"
 
 #include <algorithm>
@@ -77,6 +78,50 @@ std::string format_utc(std::time_t t, long nsec, bool nanos)
         out += frac;
     }
     return out + "Z";
+}
+
+// A value from a damaged file, fit for a message: printable ASCII, at most 64 bytes.
+std::string shown(const std::string& s)
+{
+    std::string out;
+    for (char c : s.substr(0, 64))
+        out += (c >= 0x20 && c < 0x7f) ? c : '?';
+    return out;
+}
+
+// The steps a plan cannot do without: verify checks the backup before anything
+// changes, restore-files is the point of phase 1, phase1-done removes `armed` (a
+// plan without it would restore at every boot), finish ends the recovery.
+constexpr const char* kRequiredSteps[] = {"verify", "restore-files", "phase1-done", "finish"};
+
+// A loaded plan against the step table. new_journal writes the whole table, and
+// runs follow the journal's plan, not the table: a damaged or hand-edited one must
+// not run steps out of order, skip the restore, or (no steps at all) be taken as
+// complete. A subsequence of the table is accepted: a journal written before a step
+// was added still resumes.
+Result<> check_journal(const RecoveryJournal& j)
+{
+    // It names a directory under backups/ (and the backup phase 2 reads).
+    if (!valid_backup_id(j.backup_id))
+        return fail(ErrorKind::Corrupt, "backup_id '" + shown(j.backup_id) + "' is not a backup id");
+    if (j.steps.empty()) return fail(ErrorKind::Corrupt, "the step list is empty");
+    const auto& table = recovery_steps();
+    const JournalStep* prev = nullptr;
+    size_t next_at = 0; // the table index the next step must be at or after
+    for (const auto& s : j.steps) {
+        const StepDef* d = find_step_def(s.name);
+        if (!d) return fail(ErrorKind::Corrupt, "unknown step '" + shown(s.name) + "'");
+        const size_t at = static_cast<size_t>(d - table.data());
+        if (at < next_at)
+            return fail(ErrorKind::Corrupt,
+                        "step '" + s.name + "' " +
+                            (prev->name == s.name ? "appears twice" : "is out of order (after '" + prev->name + "')"));
+        next_at = at + 1;
+        prev = &s;
+    }
+    for (const char* name : kRequiredSteps)
+        if (!j.step(name)) return fail(ErrorKind::Corrupt, std::string("the plan lacks step '") + name + "'");
+    return {};
 }
 
 } // namespace
@@ -181,15 +226,17 @@ Result<RecoveryJournal> journal_from_json(std::string_view text)
             if (so.contains("data")) s.data = so.at("data").get<std::map<std::string, std::string>>();
             j.steps.push_back(std::move(s));
         }
+        UR_TRY(check_journal(j));
         return j;
     } catch (const json::exception& e) {
-        return fail(ErrorKind::Corrupt, std::string("malformed journal: ") + e.what());
+        return fail(ErrorKind::Corrupt, std::string("not a journal: ") + e.what());
     }
 }
 
-Result<JournalDir> JournalDir::open(int mount_fd, bool create)
+Result<JournalDir> JournalDir::open(int mount_fd, bool create, std::string where)
 {
     JournalDir d;
+    d.path_ = std::move(where);
     auto fd = open_at(mount_fd, kRecoveryDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (fd) {
         d.fd_ = std::move(*fd);
@@ -207,7 +254,7 @@ Result<JournalDir> JournalDir::open(int mount_fd, bool create)
 
 Result<JournalDir> JournalDir::open(const Store& store, bool create)
 {
-    return open(store.fd.get(), create);
+    return open(store.fd.get(), create, store.path() + "/" + kRecoveryDir);
 }
 
 Result<std::optional<std::string>> JournalDir::read_marker(const char* name) const
@@ -237,7 +284,7 @@ Result<std::optional<RecoveryJournal>> JournalDir::load() const
     if (!text) return std::unexpected(text.error());
     if (!*text) return std::optional<RecoveryJournal>{};
     auto j = journal_from_json(**text);
-    if (!j) return std::unexpected(std::move(j.error()).context("recovery/journal"));
+    if (!j) return std::unexpected(std::move(j.error()).context(journal_path() + " is damaged"));
     return std::optional<RecoveryJournal>(std::move(*j));
 }
 
@@ -278,10 +325,7 @@ Result<std::optional<std::string>> JournalDir::armed() const
     std::string id = trim(**m);
     // The id names a directory under backups/: anything else is damage, not a path to follow.
     if (!valid_backup_id(id)) {
-        std::string shown;
-        for (char c : id.substr(0, 64))
-            shown += (c >= 0x20 && c < 0x7f) ? c : '?';
-        return fail(ErrorKind::Corrupt, "the marker recovery/armed holds '" + shown +
+        return fail(ErrorKind::Corrupt, "the marker recovery/armed holds '" + shown(id) +
                                             "', not a backup id ('upgrade-recovery disarm' removes it)");
     }
     return std::optional<std::string>(std::move(id));

@@ -88,11 +88,14 @@ class JournalDir
   public:
     // `create`: make <mount>/recovery (and fsync <mount>) when missing; without it,
     // a missing directory yields an empty JournalDir whose reads find nothing.
-    static Result<JournalDir> open(int mount_fd, bool create);
+    // `where`: the directory's path, for messages.
+    static Result<JournalDir> open(int mount_fd, bool create, std::string where = kRecoveryDir);
     static Result<JournalDir> open(const Store& store, bool create);
 
     bool exists() const { return static_cast<bool>(fd_); }
     int fd() const { return fd_.get(); }
+    // "<mount>/recovery/journal": what a message about the journal names.
+    std::string journal_path() const { return path_ + "/" + kJournalFile; }
 
     Result<std::optional<RecoveryJournal>> load() const;
     // Stamps `updated` and writes durably.
@@ -112,6 +115,7 @@ class JournalDir
     Result<std::optional<std::string>> read_marker(const char* name) const;
     Result<> remove_marker(const char* name) const;
     UniqueFd fd_;
+    std::string path_ = kRecoveryDir;
 };
 
 // True while a recovery has started and not finished (complete or abandoned):

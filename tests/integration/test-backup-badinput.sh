@@ -532,7 +532,9 @@ done
 # used to hide the journal, and metrics its state).
 cat >"$R2/var/recovery/recovery/journal" <<EOF
 {"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "$LID2", "state": "failed",
- "error": "restore-files: disk on fire", "steps": [{"name": "restore-files", "state": "failed"}]}
+ "error": "restore-files: disk on fire", "steps": [{"name": "verify", "state": "done"},
+ {"name": "restore-files", "state": "failed"}, {"name": "phase1-done", "state": "pending"},
+ {"name": "finish", "state": "pending"}]}
 EOF
 printf 'garbage\n' >"$R2/var/recovery/recovery/armed"
 check "damaged marker beside a failed recovery: status exits 7" run_rc 7 "$T/aj.out" "$T/aj.err" cli "$R2" status

@@ -185,8 +185,9 @@ ok "RecoveryState follows the CLI's arm and disarm, signalled unread"
 # Each file appears whole (a rename), and the properties are polled until both show:
 # the daemon may refresh between the two files (or read a marker half written).
 mkdir -p "$STORE/recovery"
-printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "failed", "steps": []}\n' \
-    "$B1" >"$T/journal.new"
+printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "failed", "steps": [%s]}\n' \
+    "$B1" '{"name": "verify", "state": "done"}, {"name": "restore-files", "state": "failed"},
+     {"name": "phase1-done", "state": "pending"}, {"name": "finish", "state": "pending"}' >"$T/journal.new"
 printf 'garbage\n' >"$T/armed.new"
 mv "$T/armed.new" "$STORE/recovery/armed"
 mv "$T/journal.new" "$STORE/recovery/journal"

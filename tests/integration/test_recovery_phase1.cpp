@@ -417,6 +417,21 @@ struct Host {
         return r;
     }
 
+    // The real CLI on this root (exit codes, messages as an administrator sees them).
+    Run cli(const std::string& args) const
+    {
+        const char* exe = std::getenv("UR_CLI");
+        REQUIRE(exe);
+        std::string cmd = std::string(exe) + " --root " + root + " --config " + config + " " + args + " >" + base +
+                          "/out 2>" + base + "/err";
+        int st = std::system(cmd.c_str());
+        Run r;
+        if (WIFEXITED(st)) r.exit_code = WEXITSTATUS(st);
+        r.out = slurp(base + "/out");
+        r.err = slurp(base + "/err");
+        return r;
+    }
+
     RecoveryJournal journal() const
     {
         auto j = journal_from_json(slurp(p("var/recovery/recovery/journal")));
@@ -1416,4 +1431,40 @@ TEST_CASE("recover --initrd with a broken configuration: an ordinary boot goes o
         CHECK(j["ran"] == false);
     }
     CHECK(h.snapshot() == pre);
+}
+
+// A journal whose plan is not the step table's, or whose backup id is not an id, is
+// damage (exit 7, the file named), refused before anything runs: an empty plan was
+// resumed to "complete", a bad id was a usage error (exit 2).
+TEST_CASE("recover --resume refuses a journal with an invalid plan or backup id as damaged")
+{
+    Host h;
+    const std::string journal = h.p("var/recovery/recovery/journal");
+    auto with = [](const std::string& backup, const std::string& steps) {
+        return R"({"format":1,"recovery_id":"20240501T120000Z","backup_id":")" + backup +
+               R"(","state":"failed","steps":[)" + steps + "]}\n";
+    };
+    const std::string plan = R"({"name":"verify","state":"done"},{"name":"restore-files","state":"failed"},)"
+                             R"({"name":"phase1-done","state":"pending"},{"name":"finish","state":"pending"})";
+    const std::pair<std::string, std::string> bad[] = {
+        {with(kBackupId, ""), "the step list is empty"},
+        {with("../../etc", plan), "backup_id '../../etc' is not a backup id"},
+        {with(kBackupId, R"({"name":"restore-files","state":"done"},{"name":"verify","state":"done"},)"
+                         R"({"name":"phase1-done","state":"pending"},{"name":"finish","state":"pending"})"),
+         "step 'verify' is out of order (after 'restore-files')"},
+        {with(kBackupId, R"({"name":"verify","state":"done"},{"name":"restore-everything","state":"pending"},)"
+                         R"({"name":"restore-files","state":"pending"},{"name":"phase1-done","state":"pending"},)"
+                         R"({"name":"finish","state":"pending"})"),
+         "unknown step 'restore-everything'"},
+    };
+    for (const auto& [text, said] : bad) {
+        write(journal, text);
+        const Snapshot pre = h.snapshot();
+        auto r = h.cli("recover --resume");
+        INFO(text << r.out << r.err);
+        CHECK(r.exit_code == 7);
+        CHECK(r.err.find(journal + " is damaged: " + said) != std::string::npos);
+        CHECK(slurp(journal) == text); // not taken for complete, nothing rewritten
+        CHECK(h.snapshot() == pre);
+    }
 }

@@ -1,6 +1,7 @@
 // The recovery journal and markers on a real directory: JSON round trips,
 // durable replacement, in-progress rules, arm/disarm/abandon, status output.
 #include "recovery_journal.hpp"
+#include "recovery_steps.hpp"
 #include "store.hpp"
 
 #include "plain_store.hpp"
@@ -63,7 +64,14 @@ RecoveryJournal sample()
     c.error = "container etcd was not recreated";
     JournalStep d;
     d.name = "finish";
-    j.steps = {a, b, c, d};
+    // A plan in the step table's order with the steps every plan has.
+    JournalStep restored;
+    restored.name = "restore-files";
+    restored.state = StepState::Done;
+    JournalStep p1;
+    p1.name = "phase1-done";
+    p1.state = StepState::Done;
+    j.steps = {a, restored, p1, b, c, d};
     return j;
 }
 
@@ -83,15 +91,15 @@ TEST_CASE("journal JSON round trip keeps every field")
     CHECK(back->state == RecoveryState::Failed);
     CHECK(back->error == j.error);
     CHECK(back->mc_files == j.mc_files);
-    REQUIRE(back->steps.size() == 4);
+    REQUIRE(back->steps.size() == 6);
     CHECK(back->steps[0].state == StepState::Done);
     CHECK(back->steps[0].note == "1234 entries verified");
     CHECK(back->steps[0].finished == "2024-05-01T12:00:05Z");
-    CHECK(back->steps[1].data.at("etcd") == "abc123");
-    CHECK(back->steps[1].data.at("etcd-operator").empty());
-    CHECK(back->steps[2].attempts == 2);
-    CHECK(back->steps[2].error == "container etcd was not recreated");
-    CHECK(back->steps[3].state == StepState::Pending);
+    CHECK(back->steps[3].data.at("etcd") == "abc123");
+    CHECK(back->steps[3].data.at("etcd-operator").empty());
+    CHECK(back->steps[4].attempts == 2);
+    CHECK(back->steps[4].error == "container etcd was not recreated");
+    CHECK(back->steps[5].state == StepState::Pending);
     // Stable: serializing again gives the same text.
     CHECK(journal_to_json(*back) == text);
     // The result field readers see.
@@ -131,6 +139,74 @@ TEST_CASE("malformed or unknown journals are Corrupt, not a crash")
     }
 }
 
+// The plan a run follows is the journal's: one that is not the step table's (damage,
+// a hand edit) must not run steps out of order, skip the restore or, with no steps
+// at all, be taken as complete; its backup id names a directory under backups/.
+TEST_CASE("a journal whose plan or backup id is not valid is Corrupt")
+{
+    auto with = [](const std::string& backup, const std::string& steps) {
+        return R"({"format":1,"recovery_id":"20240501T120000Z","backup_id":")" + backup +
+               R"(","state":"running","steps":[)" + steps + "]}";
+    };
+    auto step = [](const char* n) { return std::string(R"({"name":")") + n + R"(","state":"pending"})"; };
+    const std::string needed =
+        step("verify") + "," + step("restore-files") + "," + step("phase1-done") + "," + step("finish");
+    const std::string id = "20240430T080000Z";
+    REQUIRE(journal_from_json(with(id, needed))); // the steps every plan has, in order
+    REQUIRE(journal_from_json(with(id + "-2", needed)));
+    const std::pair<std::string, std::string> bad[] = {
+        {with(id, ""), "the step list is empty"},
+        {with(id, step("verify") + "," + step("restore-files") + "," + step("no-such-step") + "," +
+                      step("phase1-done") + "," + step("finish")),
+         "unknown step 'no-such-step'"},
+        {with(id, step("restore-files") + "," + step("verify") + "," + step("phase1-done") + "," + step("finish")),
+         "step 'verify' is out of order (after 'restore-files')"},
+        {with(id, step("verify") + "," + step("restore-files") + "," + step("restore-files") + "," +
+                      step("phase1-done") + "," + step("finish")),
+         "step 'restore-files' appears twice"},
+        {with(id, step("verify") + "," + step("restore-files") + "," + step("finish")),
+         "the plan lacks step 'phase1-done'"},
+        {with(id, step("verify") + "," + step("restore-files") + "," + step("phase1-done")),
+         "the plan lacks step 'finish'"},
+        {with("../etc", needed), "backup_id '../etc' is not a backup id"},
+        {with("latest", needed), "backup_id 'latest' is not a backup id"},
+        {with("", needed), "backup_id '' is not a backup id"},
+    };
+    for (const auto& [text, said] : bad) {
+        INFO(text);
+        auto r = journal_from_json(text);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::Corrupt);
+        CHECK(r.error().message == said);
+    }
+    // The whole table, as new_journal writes it, in its order.
+    RecoveryJournal full;
+    full.recovery_id = "20240501T120000Z";
+    full.backup_id = id;
+    for (const auto& d : recovery_steps()) {
+        JournalStep st;
+        st.name = d.name;
+        full.steps.push_back(st);
+    }
+    CHECK(journal_from_json(journal_to_json(full)));
+}
+
+// Which file is damaged is in the message: the administrator must find it.
+TEST_CASE("a journal that does not load names its file")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    fs::create_directories(t.path + "/recovery");
+    std::ofstream(t.path + "/recovery/journal")
+        << R"({"format":1,"recovery_id":"20240501T120000Z","backup_id":"20240430T080000Z","state":"complete","steps":[]})";
+    auto dir = JournalDir::open(s, false);
+    REQUIRE(dir);
+    auto j = dir->load();
+    REQUIRE_FALSE(j);
+    CHECK(j.error().kind == ErrorKind::Corrupt);
+    CHECK_THAT(j.error().message, Catch::StartsWith(t.path + "/recovery/journal is damaged: the step list is empty"));
+}
+
 TEST_CASE("JournalDir saves durably and loads back")
 {
     TempDir t;
@@ -152,7 +228,7 @@ TEST_CASE("JournalDir saves durably and loads back")
     auto loaded = dir->load();
     REQUIRE(loaded);
     REQUIRE(*loaded);
-    CHECK((*loaded)->steps.size() == 4);
+    CHECK((*loaded)->steps.size() == 6);
     // Only the journal itself: no temporaries left behind by the atomic replace.
     std::vector<std::string> names;
     for (auto& e : fs::directory_iterator(t.path + "/recovery"))
@@ -346,8 +422,8 @@ TEST_CASE("status text and JSON")
     auto o = nlohmann::json::parse(recovery_status_to_json(failed));
     CHECK(o["in_progress"] == true);
     CHECK(o["armed"].is_null());
-    CHECK(o["journal"]["steps"][2]["state"] == "failed");
-    CHECK(o["journal"]["steps"][1]["data"]["etcd"] == "abc123");
+    CHECK(o["journal"]["steps"][4]["state"] == "failed");
+    CHECK(o["journal"]["steps"][3]["data"]["etcd"] == "abc123");
 
     j.state = RecoveryState::Paused;
     j.mode = "live";
