@@ -107,11 +107,15 @@ int cmd_recover(const Args& given)
         return kExitUsage;
     }
     // --abandon and --initrd are whole modes: a --dry-run next to them must not be ignored.
-    for (const char* mode : {"--abandon", "--initrd"})
-        if (f->has(mode) && (f->set.size() > 1 || !f->values.empty())) {
-            usage_error("upgrade-recovery recover: %s takes no other option\n", mode);
-            return kExitUsage;
-        }
+    // (--abandon --force: also a damaged journal, moved aside.)
+    if (f->has("--abandon") && (f->set.size() > (f->has("--force") ? 2u : 1u) || !f->values.empty())) {
+        usage_error("upgrade-recovery recover: --abandon takes no other option than --force\n");
+        return kExitUsage;
+    }
+    if (f->has("--initrd") && (f->set.size() > 1 || !f->values.empty())) {
+        usage_error("upgrade-recovery recover: --initrd takes no other option\n");
+        return kExitUsage;
+    }
     auto cfg = load(args);
     if (!cfg && f->has("--initrd")) {
         // A broken file must not keep a healthy node from booting (unless the kernel argument asks for a recovery).
@@ -131,14 +135,22 @@ int cmd_recover(const Args& given)
         // journal keeps the result "failed", markers are removed, backups are allowed again.
         auto session = open_session(args, StoreAccess::Inspect, true);
         if (!session) return report_error(args, session.error());
-        auto r = abandon_recovery((*session)->store, "abandoned by the administrator (recover --abandon)");
+        auto r = abandon_recovery((*session)->store, "abandoned by the administrator (recover --abandon)",
+                                  f->has("--force"));
         if (!r) return report_error(args, r.error());
-        if (args.json)
-            print_json(nlohmann::json({{"abandoned", *r}}));
-        else if (*r)
+        if (args.json) {
+            nlohmann::json j = {{"abandoned", r->abandoned}};
+            if (!r->damaged_kept.empty()) j["damaged_journal"] = r->damaged_kept;
+            print_json(j);
+        } else if (!r->damaged_kept.empty()) {
+            printf("Recovery abandoned; the damaged journal was moved aside to recovery/%s (kept, never read "
+                   "again). Backups are allowed again.\n",
+                   r->damaged_kept.c_str());
+        } else if (r->abandoned) {
             printf("Recovery abandoned; the journal keeps its steps. Backups are allowed again.\n");
-        else
+        } else {
             printf("Nothing to abandon: no recovery is in progress or armed.\n");
+        }
         return 0;
     }
 

@@ -607,7 +607,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
                                  std::string& chosen_id, Progress& progress, const CancelToken& cancel)
 {
     auto rec = recovery_in_progress(store);
-    if (!rec) return std::unexpected(rec.error());
+    if (!rec) return std::unexpected(std::move(rec.error()).context("cannot tell whether a recovery is in progress"));
     if (*rec)
         return fail(ErrorKind::RecoveryInProgress,
                     "a recovery is in progress on " + store.path() +

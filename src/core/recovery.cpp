@@ -906,6 +906,10 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
 {
     RecoveryOutcome out;
     auto j = dir.load();
+    if (!j && opts.restart && j.error().kind == ErrorKind::Corrupt) {
+        out.planned.push_back("start over: the damaged journal would be moved aside (" + j.error().message + ")");
+        j = std::optional<RecoveryJournal>{};
+    }
     if (!j) return std::unexpected(j.error());
     auto d = decide_start(*j, opts);
     std::string id;
@@ -1015,6 +1019,14 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
     run.mode = opts.initrd ? "initrd" : run.live ? "live" : "offline";
 
     auto loaded = run.dir.load();
+    // Starting over needs nothing from the old journal: a damaged one is moved aside
+    // (kept) in its place in the start below, instead of blocking the way out.
+    bool damaged = false;
+    if (!loaded && opts.restart && loaded.error().kind == ErrorKind::Corrupt) {
+        progress.warning(strip_journal_remedy(loaded.error().message) + "; starting over");
+        damaged = true;
+        loaded = std::optional<RecoveryJournal>{};
+    }
     if (!loaded) return std::unexpected(loaded.error());
     if (opts.resume && *loaded && (*loaded)->state == RecoveryState::Complete) {
         // Cut off between the journal's Complete and the end of retire_phase2: finish that.
@@ -1075,7 +1087,14 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
             log::info("upgrade watchdog removed: a recovery started");
         // A start that fails before its journal is written leaves `armed` as it was.
         auto start = [&]() -> Result<> {
-            UR_TRY(run.dir.keep_as_previous());
+            if (damaged) {
+                auto kept = run.dir.move_damaged_aside();
+                if (!kept) return std::unexpected(kept.error());
+                if (!kept->empty())
+                    log::warning("the damaged journal was moved aside to " + run.dir.path() + "/" + *kept);
+            } else {
+                UR_TRY(run.dir.keep_as_previous());
+            }
             failpoint("recovery.new.previous-kept");
             j = new_journal(*id, run.mode, opts.root);
             // Starting over after /etc was restored: the failed upgrade's MachineConfig list

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
@@ -160,6 +161,17 @@ std::string RecoveryJournal::result() const
     return "";
 }
 
+const std::string kDamagedJournalRemedy =
+    std::string(". Nothing is lost by moving it aside (it is kept as recovery/") + kJournalDamagedPrefix +
+    "TIME): 'upgrade-recovery recover --abandon --force' does that and ends the recovery (markers removed, the host "
+    "left as it is); 'upgrade-recovery recover --restart' does that and starts the recovery over";
+
+std::string strip_journal_remedy(std::string message)
+{
+    if (message.ends_with(kDamagedJournalRemedy)) message.resize(message.size() - kDamagedJournalRemedy.size());
+    return message;
+}
+
 std::string journal_to_json(const RecoveryJournal& j, int indent)
 {
     json steps = json::array();
@@ -280,12 +292,45 @@ Result<> JournalDir::remove_marker(const char* name) const
 
 Result<std::optional<RecoveryJournal>> JournalDir::load() const
 {
+    // Damage says which file and the way out: it blocks backups, arming and every recovery command.
+    auto damaged = [&](Error e) -> Result<std::optional<RecoveryJournal>> {
+        e.context(journal_path() + " is damaged");
+        e.message += kDamagedJournalRemedy;
+        return std::unexpected(std::move(e));
+    };
     auto text = read_marker(kJournalFile);
-    if (!text) return std::unexpected(text.error());
+    if (!text) {
+        if (text.error().kind == ErrorKind::Corrupt) return damaged(std::move(text.error())); // not a regular file
+        return std::unexpected(text.error());
+    }
     if (!*text) return std::optional<RecoveryJournal>{};
     auto j = journal_from_json(**text);
-    if (!j) return std::unexpected(std::move(j.error()).context(journal_path() + " is damaged"));
+    if (!j) return damaged(std::move(j.error()));
     return std::optional<RecoveryJournal>(std::move(*j));
+}
+
+Result<std::string> JournalDir::move_damaged_aside() const
+{
+    if (!fd_) return std::string();
+    // The time as in backup ids (no ':' in a file name people copy around).
+    const std::time_t now = std::time(nullptr);
+    struct tm tm {
+    };
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    const std::string base = std::string(kJournalDamagedPrefix) + stamp;
+    // Never over an earlier one: each damaged journal is kept.
+    for (int n = 1; n < 1000; n++) {
+        std::string name = n == 1 ? base : base + "-" + std::to_string(n);
+        if (::renameat2(fd_.get(), kJournalFile, fd_.get(), name.c_str(), RENAME_NOREPLACE) == 0) {
+            UR_TRY(fsync_fd(fd_.get(), "recovery directory"));
+            return name;
+        }
+        if (errno == ENOENT) return std::string();
+        if (errno != EEXIST) return fail_errno("move " + journal_path() + " aside to " + name);
+    }
+    return fail(ErrorKind::Io, "move " + journal_path() + " aside: too many damaged journals named " + base);
 }
 
 Result<> JournalDir::save(RecoveryJournal& j) const
@@ -435,25 +480,42 @@ Result<Disarmed> disarm_recovery(const Store& store)
     return out;
 }
 
-Result<bool> abandon_recovery(const Store& store, const std::string& reason)
+Result<Abandoned> abandon_recovery(const Store& store, const std::string& reason, bool force)
 {
     auto dir = JournalDir::open(store, false);
     if (!dir) return std::unexpected(dir.error());
     auto j = dir->load();
-    if (!j) return std::unexpected(j.error());
+    // Damaged: whether a recovery was under way, and how far, cannot be read. Only
+    // on request (the message says how): the administrator ends what may be a
+    // half-done recovery without seeing it.
+    const bool damaged = !j && j.error().kind == ErrorKind::Corrupt && force;
+    if (!j && !damaged) return std::unexpected(j.error());
     auto armed = dir->armed();
     if (!armed && armed.error().kind != ErrorKind::Corrupt) return std::unexpected(armed.error());
     auto p2 = dir->phase2_pending();
     if (!p2) return std::unexpected(p2.error());
-    const bool running = *j && recovery_state_in_progress((*j)->state);
-    if (!running && armed && !*armed && !*p2) return false; // a damaged marker is something to abandon
+    const bool running = j && *j && recovery_state_in_progress((*j)->state);
+    Abandoned out;
+    if (!damaged && !running && armed && !*armed && !*p2) return out; // a damaged marker is something to abandon
+    out.abandoned = true;
     // The markers first: a power cut before the journal says Aborted leaves a recovery
     // that nothing starts again (status shows it, and abandon once more ends it);
     // the other order left `armed` beside a finished journal, and the next boot
-    // restored the backup over whatever was fixed by hand.
+    // restored the backup over whatever was fixed by hand. The same for a damaged
+    // journal: cut off before it is moved aside, abandon --force once more does it.
     UR_TRY(dir->clear_armed());
     UR_TRY(dir->clear_phase2_pending());
     failpoint("recovery.abandon.markers");
+    if (damaged) {
+        auto kept = dir->move_damaged_aside();
+        if (!kept) return std::unexpected(kept.error());
+        out.damaged_kept = *kept;
+        log::event(log::kRecoveryFailed, log::Level::Warning,
+                   "recovery with a damaged journal abandoned: " + reason + "; the journal was moved aside to " +
+                       dir->path() + "/" + *kept + " (" + strip_journal_remedy(j.error().message) + ")",
+                   {{"STEP", "abandon"}});
+        return out;
+    }
     if (running) {
         (*j)->state = RecoveryState::Aborted;
         (*j)->error = "abandoned: " + reason;
@@ -462,7 +524,7 @@ Result<bool> abandon_recovery(const Store& store, const std::string& reason)
         log::event(log::kRecoveryFailed, log::Level::Warning, "recovery " + (*j)->recovery_id + " abandoned: " + reason,
                    {{"BACKUP_ID", (*j)->backup_id}, {"RECOVERY_ID", (*j)->recovery_id}, {"STEP", "abandon"}});
     }
-    return true;
+    return out;
 }
 
 RecoveryStatus make_recovery_status(std::optional<RecoveryJournal> journal, std::optional<std::string> armed,

@@ -24,6 +24,8 @@ struct Store;
 inline constexpr const char* kRecoveryDir = "recovery";
 inline constexpr const char* kJournalFile = "journal";
 inline constexpr const char* kJournalPrevious = "journal.previous";
+// A journal that could not be read, moved aside (never deleted): journal.damaged-<UTC time>[-N].
+inline constexpr const char* kJournalDamagedPrefix = "journal.damaged-";
 inline constexpr const char* kArmedFile = "armed";
 inline constexpr const char* kPhase2PendingFile = "phase2-pending";
 // What the cluster looked like when the last live recovery began and ended (for people).
@@ -79,6 +81,12 @@ struct RecoveryJournal {
     std::string result() const;
 };
 
+// What JournalDir::load() appends to a damaged journal's message: the way out for
+// people on the running host. strip_journal_remedy() takes it off again for callers
+// that name another (the initramfs, a restart that takes that way itself).
+extern const std::string kDamagedJournalRemedy;
+std::string strip_journal_remedy(std::string message);
+
 std::string journal_to_json(const RecoveryJournal& j, int indent = 2);
 Result<RecoveryJournal> journal_from_json(std::string_view text);
 
@@ -95,9 +103,14 @@ class JournalDir
     bool exists() const { return static_cast<bool>(fd_); }
     int fd() const { return fd_.get(); }
     // "<mount>/recovery/journal": what a message about the journal names.
+    const std::string& path() const { return path_; }
     std::string journal_path() const { return path_ + "/" + kJournalFile; }
 
+    // A journal that cannot be read as one is Corrupt, its path and the remedy named.
     Result<std::optional<RecoveryJournal>> load() const;
+    // Renames a damaged journal to journal.damaged-<time> (kept for people, never read
+    // back); returns that name, empty when there was no journal.
+    Result<std::string> move_damaged_aside() const;
     // Stamps `updated` and writes durably.
     Result<> save(RecoveryJournal& j) const;
     // A copy of journal as journal.previous (a new recovery begins; its save replaces journal).
@@ -141,8 +154,13 @@ struct Disarmed {
 Result<Disarmed> disarm_recovery(const Store& store);
 // Give up an in-progress recovery: the journal gets the final result "failed"
 // (Aborted) and the markers are removed, so backups are possible again.
-// False when there was nothing to give up (no recovery in progress, no marker).
-Result<bool> abandon_recovery(const Store& store, const std::string& reason);
+// A damaged journal (Corrupt) is refused unless `force`: then it is moved aside
+// (journal.damaged-<time>) after the markers, since what it was doing cannot be read.
+struct Abandoned {
+    bool abandoned = false;   // false: nothing to give up (no recovery in progress, no marker)
+    std::string damaged_kept; // the damaged journal's new name in recovery/, when it was moved aside
+};
+Result<Abandoned> abandon_recovery(const Store& store, const std::string& reason, bool force = false);
 
 // What `upgrade-recovery status` and the daemon's RecoveryState show.
 struct RecoveryStatus {

@@ -101,7 +101,7 @@ int main(int argc, char** argv)
         if (!store) return report(store.error());
         auto r = abandon_recovery(*store, "test");
         if (!r) return report(r.error());
-        printf("%s\n", nlohmann::json({{"abandoned", *r}}).dump().c_str());
+        printf("%s\n", nlohmann::json({{"abandoned", r->abandoned}}).dump().c_str());
         return 0;
     }
     if (initrd) {

@@ -1468,3 +1468,99 @@ TEST_CASE("recover --resume refuses a journal with an invalid plan or backup id 
         CHECK(h.snapshot() == pre);
     }
 }
+
+namespace
+{
+
+// Cut off by a full disk or a hand edit: not JSON at all.
+const char* kDamagedJournal = R"({"format": 1, "recovery_id": "20240501T120000Z", "backup_id": "2024)";
+
+// The damaged journals kept in recovery/ (journal.damaged-*), name -> content.
+std::map<std::string, std::string> damaged_kept(const Host& h)
+{
+    std::map<std::string, std::string> kept;
+    for (const auto& e : fs::directory_iterator(h.p("var/recovery/recovery")))
+        if (e.path().filename().string().rfind("journal.damaged-", 0) == 0) kept[e.path().filename()] = slurp(e.path());
+    return kept;
+}
+
+} // namespace
+
+// A damaged journal blocked backup, abandon and restart with a bare parse error.
+// Now each names the file and the way out, and abandon --force takes it: markers
+// removed, the journal moved aside (kept), backups allowed again.
+TEST_CASE("a damaged journal is named with its remedy, and recover --abandon --force moves it aside")
+{
+    Host h;
+    const std::string journal = h.p("var/recovery/recovery/journal");
+    write(journal, kDamagedJournal);
+    auto check_named = [&](const Host::Run& r) {
+        CHECK(r.exit_code == 7);
+        CHECK(r.err.find(journal + " is damaged: ") != std::string::npos);
+        CHECK(r.err.find("'upgrade-recovery recover --abandon --force'") != std::string::npos);
+        CHECK(r.err.find("'upgrade-recovery recover --restart'") != std::string::npos);
+        CHECK(slurp(journal) == kDamagedJournal);
+    };
+    {
+        // (Armed, a backup is refused before the journal is read: a recovery is in progress.)
+        auto r = h.cli("backup --dry-run");
+        INFO(r.out << r.err);
+        check_named(r);
+        CHECK(r.err.find("cannot tell whether a recovery is in progress") != std::string::npos);
+    }
+    write(h.p("var/recovery/recovery/armed"), std::string(kBackupId) + "\n");
+    const Snapshot pre = h.snapshot();
+
+    for (const char* cmd : {"recover --abandon", "recover --resume", "arm"}) {
+        auto r = h.cli(cmd);
+        INFO(cmd << "\n" << r.out << r.err);
+        check_named(r);
+        CHECK(fs::exists(h.p("var/recovery/recovery/armed")));
+    }
+    auto st = h.cli("status");
+    CHECK(st.exit_code == 7);
+    CHECK(st.out.find("Recovery: UNREADABLE: " + journal + " is damaged: ") != std::string::npos);
+
+    auto ab = h.cli("--json recover --abandon --force");
+    INFO(ab.out << ab.err);
+    REQUIRE(ab.exit_code == 0);
+    CHECK(ab.json()["abandoned"] == true);
+    auto kept = damaged_kept(h);
+    REQUIRE(kept.size() == 1);
+    CHECK(ab.json()["damaged_journal"] == kept.begin()->first);
+    CHECK(kept.begin()->second == kDamagedJournal); // kept as it was
+    CHECK_FALSE(fs::exists(journal));
+    CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/armed")));
+    CHECK(h.snapshot() == pre); // the host is left as it is
+    CHECK(h.cli("status").exit_code == 0);
+    auto bk = h.cli("backup --dry-run");
+    INFO(bk.out << bk.err);
+    CHECK(bk.exit_code == 0);
+
+    // Another damaged journal in the same second is kept beside the first, not over it.
+    write(journal, "not json at all\n");
+    REQUIRE(h.cli("recover --abandon --force").exit_code == 0);
+    kept = damaged_kept(h);
+    CHECK(kept.size() == 2);
+    CHECK(std::count_if(kept.begin(), kept.end(), [](auto& k) { return k.second == "not json at all\n"; }) == 1);
+    // --abandon takes --force and nothing else.
+    CHECK(h.cli("recover --abandon --dry-run").exit_code == 2);
+}
+
+// Starting over needs nothing from the old journal: --restart moves a damaged one aside.
+TEST_CASE("recover --restart over a damaged journal moves it aside and starts over")
+{
+    Host h;
+    const std::string journal = h.p("var/recovery/recovery/journal");
+    write(journal, kDamagedJournal);
+    auto r = h.run("--restart");
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.json()["phase1_done"] == true);
+    CHECK(r.err.find(journal + " is damaged: ") != std::string::npos); // the warning
+    auto kept = damaged_kept(h);
+    REQUIRE(kept.size() == 1);
+    CHECK(kept.begin()->second == kDamagedJournal);
+    CHECK(h.journal().backup_id == kBackupId);
+    h.check_recovered();
+}

@@ -393,7 +393,7 @@ TEST_CASE("arm, disarm and abandon")
     REQUIRE(dir->set_phase2_pending(j.recovery_id));
     auto gave_up = abandon_recovery(s, "operator gave up");
     REQUIRE(gave_up);
-    CHECK(*gave_up);
+    CHECK(gave_up->abandoned);
     auto after = dir->load();
     REQUIRE(after);
     CHECK((*after)->state == RecoveryState::Aborted);
@@ -406,7 +406,7 @@ TEST_CASE("arm, disarm and abandon")
     // Again: nothing left to give up, and it says so.
     auto again = abandon_recovery(s, "operator gave up twice");
     REQUIRE(again);
-    CHECK_FALSE(*again);
+    CHECK_FALSE(again->abandoned);
 }
 
 TEST_CASE("status text and JSON")
@@ -451,4 +451,44 @@ TEST_CASE("rfc3339 timestamps")
     auto n = rfc3339_now(true);
     REQUIRE(n.size() == 30);
     CHECK(n[19] == '.');
+}
+
+// A damaged journal: the error names the file and the way out; abandon refuses it
+// unless forced, then removes the markers and moves it aside, never deleting it.
+TEST_CASE("abandon --force moves a damaged journal aside and clears the markers")
+{
+    TempDir t;
+    Store s = plain_store(t.path);
+    auto dir = JournalDir::open(s, true);
+    REQUIRE(dir);
+    const std::string bad = "{\"format\": 1, \"steps\": [";
+    std::ofstream(t.path + "/recovery/journal") << bad;
+    REQUIRE(dir->set_armed("20240101T000000Z"));
+    REQUIRE(dir->set_phase2_pending("20240501T120000Z"));
+
+    auto refused = abandon_recovery(s, "by hand");
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().kind == ErrorKind::Corrupt);
+    CHECK_THAT(refused.error().message, Catch::StartsWith(t.path + "/recovery/journal is damaged: not a journal: "));
+    CHECK_THAT(refused.error().message, Catch::Contains("'upgrade-recovery recover --abandon --force'"));
+    CHECK(strip_journal_remedy(refused.error().message).find("--force") == std::string::npos);
+    CHECK(fs::exists(t.path + "/recovery/armed")); // nothing changed
+    CHECK(fs::exists(t.path + "/recovery/journal"));
+
+    auto gone = abandon_recovery(s, "by hand", true);
+    REQUIRE(gone);
+    CHECK(gone->abandoned);
+    CHECK_THAT(gone->damaged_kept, Catch::StartsWith("journal.damaged-"));
+    std::ifstream kept(t.path + "/recovery/" + gone->damaged_kept);
+    CHECK(std::string((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>()) == bad);
+    CHECK_FALSE(fs::exists(t.path + "/recovery/journal"));
+    CHECK_FALSE(fs::exists(t.path + "/recovery/armed"));
+    CHECK_FALSE(fs::exists(t.path + "/recovery/phase2-pending"));
+    CHECK(*recovery_in_progress(s) == false);
+
+    // Forced with nothing damaged and nothing in progress: nothing to do.
+    auto nothing = abandon_recovery(s, "by hand", true);
+    REQUIRE(nothing);
+    CHECK_FALSE(nothing->abandoned);
+    CHECK(nothing->damaged_kept.empty());
 }
