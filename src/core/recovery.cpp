@@ -1307,7 +1307,40 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
                     "phase 1 cannot run: it would restore into the deployment's own /var, which the real /var hides "
                     "after the switch root"));
     auto journal = dir->load();
-    if (!journal) return std::unexpected(journal.error());
+    if (!journal) {
+        if (journal.error().kind != ErrorKind::Corrupt) return std::unexpected(journal.error());
+        // A damaged journal cannot say how far the recovery got. The markers say enough:
+        // `armed` stays until the journal records phase1-done, so with it phase 1 may
+        // have stopped half-way through restoring the files, and booting that root is
+        // the one outcome worse than emergency.target: the boot stops here. Starting
+        // phase 1 over unattended is no better: a fresh journal counts a failed verify
+        // as "nothing changed yet", ends the recovery and boots the half-restored root.
+        // Without `armed` (the kernel argument) but with phase2-pending, phase 1 is done
+        // (phase1-done writes the marker before `armed` goes; a start over re-arms
+        // first): the boot goes on, as with a readable journal, and phase 2 on the
+        // booted host names the damage and its remedy.
+        Error e = journal.error();
+        e.message = strip_journal_remedy(std::move(e.message));
+        const std::string cli = "'upgrade-recovery --root " + io.root;
+        if (*armed)
+            return std::unexpected(std::move(e).context(
+                "recovery of backup " + **armed +
+                " is armed, but whether its phase 1 is done cannot be told, and a half-restored root must not boot. "
+                "From the emergency shell, " +
+                cli + " recover --abandon --force' moves the journal aside (kept as recovery/" + kJournalDamagedPrefix +
+                "TIME) and disarms: leaving the shell then boots the root as it is; " + cli + " arm " + **armed +
+                "' and 'upgrade-recovery recover --initrd' after it restore the backup from the start"));
+        auto p2 = dir->phase2_pending();
+        if (p2 && *p2) {
+            log::warning("kernel argument upgrade_recovery=phase1: " + e.message + "; phase 1 of recovery " + **p2 +
+                         " is done (phase2-pending), so the boot goes on");
+            out.reason = "journal damaged; phase 1 of recovery " + **p2 + " is already done";
+            return out;
+        }
+        return std::unexpected(std::move(e).context(
+            "kernel argument upgrade_recovery=phase1: whether the latest backup was recovered already cannot be told "
+            "(on the running host, 'upgrade-recovery recover --abandon --force' moves the journal aside)"));
+    }
     const RecoveryJournal* j = *journal ? &**journal : nullptr;
     bool in_progress = j && recovery_state_in_progress(j->state);
     const JournalStep* next = in_progress ? j->next_step() : nullptr;

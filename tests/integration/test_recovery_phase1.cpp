@@ -1564,3 +1564,60 @@ TEST_CASE("recover --restart over a damaged journal moves it aside and starts ov
     CHECK(h.journal().backup_id == kBackupId);
     h.check_recovered();
 }
+
+// The initramfs with a damaged journal (see run_initrd_phase1): armed, phase 1 may be
+// half done, so the boot stops (the unit fails) with the way out named, nothing
+// touched. Only the kernel argument with phase 1 done (phase2-pending) boots on.
+TEST_CASE("the initrd entry with a damaged journal stops an armed recovery and names the way out")
+{
+    Host h;
+    std::string cmdline = h.base + "/cmdline", boot = h.base + "/boot_id";
+    write(boot, "boot-1\n");
+    const std::string journal = h.p("var/recovery/recovery/journal");
+    const std::string initrd = "--initrd --cmdline " + cmdline + " --boot-id " + boot;
+    auto boot_with = [&](bool karg, bool armed, bool phase2_pending) {
+        write(cmdline,
+              std::string("BOOT_IMAGE=/vmlinuz root=UUID=1 ") + (karg ? "upgrade_recovery=phase1 " : "") + "rw\n");
+        fs::remove_all(h.p("var/recovery/recovery"));
+        write(journal, kDamagedJournal);
+        if (armed) write(h.p("var/recovery/recovery/armed"), std::string(kBackupId) + "\n");
+        if (phase2_pending) write(h.p("var/recovery/recovery/phase2-pending"), "20240501T120000Z\n");
+        const Snapshot pre = h.snapshot();
+        auto r = h.run(initrd);
+        CHECK(h.snapshot() == pre); // nothing restored, no marker or journal touched
+        return r;
+    };
+    for (bool karg : {false, true}) {
+        INFO("kernel argument: " << karg);
+        auto r = boot_with(karg, true, false);
+        INFO(r.out << r.err);
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("ERROR Corrupt: recovery of backup " + std::string(kBackupId) +
+                         " is armed, but whether its phase 1 is done cannot be told") != std::string::npos);
+        CHECK(r.err.find("'upgrade-recovery --root " + h.root + " recover --abandon --force'") != std::string::npos);
+        CHECK(r.err.find(journal + " is damaged: ") != std::string::npos);
+        CHECK(r.err.find("recover --restart") == std::string::npos); // not from the initramfs
+    }
+    {
+        // The kernel argument, phase 1 done: the boot goes on.
+        auto r = boot_with(true, false, true);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["ran"] == false);
+        CHECK(r.json()["reason"] == "journal damaged; phase 1 of recovery 20240501T120000Z is already done");
+    }
+    {
+        // The kernel argument and no marker: its recovery cannot be started.
+        auto r = boot_with(true, false, false);
+        INFO(r.out << r.err);
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("whether the latest backup was recovered already cannot be told") != std::string::npos);
+    }
+    {
+        // Neither: the common boot, the journal not even read.
+        auto r = boot_with(false, false, false);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.json()["reason"] == "not armed");
+    }
+}
