@@ -58,7 +58,8 @@ json.dump(a, open(store + "/last-backup.json", "w"))
 import os; os.makedirs(store + "/recovery", exist_ok=True)
 j = {"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": b, "state": "failed",
      "error": "verify: \x1b]0;owned\x07bad \u009b31m", "mode": "offline", "root": "/",
-     "steps": [{"name": "verify", "state": "failed", "attempts": 1, "error": "step \x1b[31mred"}]}
+     "steps": [{"name": "verify", "state": "failed", "attempts": 1, "error": "step \x1b[31mred"}] +
+              [{"name": n, "state": "pending"} for n in ("restore-files", "phase1-done", "finish")]}
 json.dump(j, open(store + "/recovery/journal", "w"))
 PY
 printf 'x\033[31m\n' >"$STORE/recovery/armed"
