@@ -1,7 +1,10 @@
 // backups/<id>/metadata.toml: what a backup writes reads back, and damage to it
 // (wrong types, negative sizes and counts, tree names that are not a tree's own
 // directory) is Corrupt, named with the file, line and key. The file itself
-// (missing, a symlink, too large) is test_store's read_metadata.
+// (missing, a symlink, too large) is test_store's read_metadata. The checksum
+// line at its end: a file cut short (a whole [[trees]] table can go and still
+// parse) or edited (a tree's path steers restore and the deletion of what the
+// backup lacks) is Corrupt.
 #include "digest.hpp"
 #include "metadata.hpp"
 
@@ -54,6 +57,12 @@ std::string edited(const std::string& re, const std::string& with)
     std::string out = std::regex_replace(text, std::regex(re), with, std::regex_constants::format_first_only);
     REQUIRE(out != text);
     return resealed(out);
+}
+
+bool corrupt(const std::string& text)
+{
+    auto r = metadata_from_toml(text, "metadata.toml");
+    return !r && r.error().kind == ErrorKind::Corrupt;
 }
 
 // Corrupt, and the message holds every one of `words`.
@@ -133,4 +142,79 @@ TEST_CASE("a tree named like the generation's own files, or not a plain name, is
     }
     check_corrupt(edited("name = 'extras'", "name = 'etc'"), {"trees[1].name", "twice"});
     check_corrupt(edited("path = '/etc'", "path = 'etc'"), {"trees[0].path", "not absolute"});
+}
+
+TEST_CASE("metadata round trips and ends with its checksum line", "[metadata]")
+{
+    std::string text = metadata_to_toml(sample());
+    auto r = metadata_from_toml(text, "metadata.toml");
+    REQUIRE(r);
+    CHECK(r->id == "20240501T120000Z");
+    REQUIRE(r->trees.size() == 2);
+    CHECK(r->trees[0].path == "/etc");
+    CHECK(text.substr(text.rfind('\n', text.size() - 2) + 1, 9) == "# sha256 ");
+}
+
+TEST_CASE("metadata cut short at any byte is Corrupt", "[metadata]")
+{
+    std::string text = metadata_to_toml(sample());
+    for (size_t n = 0; n < text.size(); n++) {
+        INFO("cut at " << n << " of " << text.size());
+        CHECK(corrupt(text.substr(0, n)));
+    }
+}
+
+TEST_CASE("metadata with a changed byte, a dropped tree or no checksum line is Corrupt", "[metadata]")
+{
+    const std::string text = metadata_to_toml(sample());
+    const size_t body_end = text.rfind("# sha256 ");
+
+    SECTION("every byte of the body changed in turn")
+    {
+        for (size_t i = 0; i < body_end; i++) {
+            std::string t = text;
+            t[i] = static_cast<char>(t[i] ^ 0x01);
+            INFO("byte " << i);
+            CHECK(corrupt(t));
+        }
+    }
+    SECTION("a tree's path edited: still valid TOML")
+    {
+        std::string t = text;
+        size_t at = t.find("path = '/etc'");
+        REQUIRE(at != std::string::npos);
+        t.replace(at + 8, 4, "/usr"); // the etc tree restored over /usr
+        auto r = metadata_from_toml(t, "metadata.toml");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::Corrupt);
+        CHECK(r.error().message.find("does not match its checksum line") != std::string::npos);
+    }
+    SECTION("the checksum line removed: the body alone is valid TOML")
+    {
+        auto r = metadata_from_toml(text.substr(0, body_end), "metadata.toml");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::Corrupt);
+        CHECK(r.error().message.find("no checksum line") != std::string::npos);
+    }
+    SECTION("a line added after the checksum line")
+    {
+        CHECK(corrupt(text + "[extra]\n"));
+    }
+}
+
+TEST_CASE("format 1 metadata, written before the checksum line, is still read", "[metadata]")
+{
+    // A backup taken by an older upgrade-recovery may be recovered by a newer one
+    // (the failed upgrade can bring it): its metadata has no checksum line.
+    std::string text = metadata_to_toml(sample());
+    text.resize(text.rfind("# sha256 "));
+    auto at = text.find("format = 2");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 10, "format = 1");
+    auto r = metadata_from_toml(text, "metadata.toml");
+    REQUIRE(r);
+    CHECK(r->format == 1);
+    REQUIRE(r->trees.size() == 2);
+    // Written again (it never is: metadata is written once), it would be format 2.
+    CHECK(metadata_to_toml(*r).find("format = 2") != std::string::npos);
 }
