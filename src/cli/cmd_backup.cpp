@@ -196,6 +196,7 @@ int cmd_list(const Args& args)
     if (!args.json && ids->empty()) printf("No backups in %s.\n", printable(store->path()).c_str());
     for (auto it = ids->rbegin(); it != ids->rend(); ++it) {
         auto m = read_metadata(*store, *it);
+        if (!m && m.error().kind == ErrorKind::NotFound) continue; // deleted since the listing
         if (!m) {
             if (!first_err) {
                 first_err = m.error();
@@ -203,10 +204,12 @@ int cmd_list(const Args& args)
             }
             if (args.json)
                 arr.push_back({{"id", *it}, {"error", m.error().message}});
-            else
+            else if (m.error().kind == ErrorKind::Corrupt)
                 printf("%s  DAMAGED, not counted as a backup and never removed by retention ('upgrade-recovery "
                        "delete %s' removes it): %s\n",
                        printable(*it).c_str(), printable(*it).c_str(), printable(m.error().message).c_str());
+            else // EACCES, EIO: perhaps a good backup, not one to delete
+                printf("%s  UNREADABLE: %s\n", printable(*it).c_str(), printable(m.error().message).c_str());
             continue;
         }
         if (args.json) {

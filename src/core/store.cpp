@@ -200,8 +200,19 @@ Result<std::vector<std::string>> list_backups(const Store& store)
     // always has it. A name without it, or with metadata that does not read or
     // names another id, was made by hand or left by damage: counted as a backup,
     // retention would prune real ones for it (and a future id kept it forever).
-    std::erase_if(*ids, [&](const std::string& id) { return !read_metadata(store, id); });
-    return ids;
+    // Only damage (Corrupt) or a generation deleted meanwhile (NotFound) says so: a
+    // backup that cannot be read just now (EACCES, EIO) is still one, and leaving it
+    // out would let `delete` take what it believes is the only other backup.
+    std::vector<std::string> backups;
+    for (auto& id : *ids) {
+        auto m = read_metadata(store, id);
+        if (m) {
+            backups.push_back(std::move(id));
+        } else if (m.error().kind != ErrorKind::Corrupt && m.error().kind != ErrorKind::NotFound) {
+            return std::unexpected(std::move(m.error()).context("backup " + id));
+        }
+    }
+    return backups;
 }
 
 namespace

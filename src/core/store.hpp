@@ -67,6 +67,8 @@ Result<std::vector<std::string>> list_generations(const Store& store);
 // The backups, oldest first: the generations whose metadata reads and names
 // them (read_metadata). The others (made by hand, left by damage) are never
 // counted or pruned by retention, nor shared from; list shows them, delete removes one by name.
+// A generation that cannot be read for another reason (permission, I/O) is the error:
+// it may well be a backup.
 Result<std::vector<std::string>> list_backups(const Store& store);
 // The backup `latest` names; none when it is absent. A damaged link (not a
 // symlink, not naming a published backup) is Corrupt, with the remedy.

@@ -14,10 +14,12 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <grp.h>
 #include <optional>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace ur;
@@ -314,6 +316,54 @@ TEST_CASE("directories named like ids that are not backups are neither counted n
     set_latest(s, "20980101T000000Z");
     REQUIRE(delete_backup(s, "20980101T000000Z"));
     CHECK(latest_of(s) == real[1]);
+}
+
+TEST_CASE("a backup that cannot be read just now is an error, not taken for damage", "[store]")
+{
+    UR_RUN_ONLY_IF(::geteuid() == 0, "needs root to read as another user");
+    TempDir t;
+    Store s = plain_store(t.path);
+    const std::string older = "20240101T000000Z", newer = "20240102T000000Z";
+    make_backup(s, older);
+    make_backup(s, newer);
+    set_latest(s, newer);
+    // The store (0700) opened to the other user, one backup's metadata not.
+    REQUIRE(::chmod((s.path() + "/backups").c_str(), 0755) == 0);
+    REQUIRE(::chmod((s.path() + "/backups/" + older + "/metadata.toml").c_str(), 0600) == 0);
+    CHECK(ids_of(s) == std::vector<std::string>{older, newer}); // root reads it
+
+    // Another user cannot read the older one's metadata (EACCES): the listing must
+    // say so, not hand back the newer one alone, which `delete` would then take
+    // for the only backup and retention for the only one to keep.
+    enum { Listed = 10, OtherError, WrongError };
+    int out[2];
+    REQUIRE(::pipe(out) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(out[0]);
+        if (::setgroups(0, nullptr) < 0 || ::setresgid(65534, 65534, 65534) < 0 || ::setresuid(65534, 65534, 65534) < 0)
+            std::_Exit(1);
+        auto l = list_backups(s);
+        std::string msg = l ? std::to_string(l->size()) + " listed" : l.error().message;
+        (void)!::write(out[1], msg.data(), msg.size());
+        if (l) std::_Exit(Listed);
+        bool named = l.error().message.find(older) != std::string::npos;
+        std::_Exit(l.error().kind == ErrorKind::PermissionDenied && named ? 0 : WrongError);
+    }
+    ::close(out[1]);
+    std::string msg;
+    char buf[512];
+    for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;)
+        msg.append(buf, static_cast<size_t>(n));
+    ::close(out[0]);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    INFO("child: " << msg);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    // Nothing was changed by it.
+    CHECK(ids_of(s) == std::vector<std::string>{older, newer});
 }
 
 TEST_CASE("read_metadata: an id that is not its directory's, missing metadata, a file", "[store]")
