@@ -217,19 +217,6 @@ void entry_from_stat(Entry& e, const struct stat& st)
     e.ctime_nsec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
 }
 
-bool unchanged_since(const Entry& recorded, const struct stat& st)
-{
-    auto t = file_type_from_mode(st.st_mode);
-    return t && *t == recorded.type && (recorded.flags & (kChangedDuringCopy | kMountPoint)) == 0 &&
-           recorded.ino == st.st_ino && recorded.ctime_sec == st.st_ctim.tv_sec &&
-           recorded.ctime_nsec == static_cast<uint32_t>(st.st_ctim.tv_nsec) &&
-           recorded.mtime_sec == st.st_mtim.tv_sec &&
-           recorded.mtime_nsec == static_cast<uint32_t>(st.st_mtim.tv_nsec) && recorded.mode == (st.st_mode & 07777) &&
-           recorded.uid == st.st_uid && recorded.gid == st.st_gid &&
-           (recorded.type == FileType::Dir || recorded.size == static_cast<uint64_t>(st.st_size)) &&
-           recorded.rdev == ((recorded.type == FileType::Chr || recorded.type == FileType::Blk) ? st.st_rdev : 0);
-}
-
 bool copy_matches(const Entry& recorded, const struct stat& st)
 {
     auto t = file_type_from_mode(st.st_mode);
@@ -238,6 +225,13 @@ bool copy_matches(const Entry& recorded, const struct stat& st)
            recorded.mtime_nsec == static_cast<uint32_t>(st.st_mtim.tv_nsec) &&
            (recorded.type == FileType::Dir || recorded.size == static_cast<uint64_t>(st.st_size)) &&
            recorded.rdev == ((recorded.type == FileType::Chr || recorded.type == FileType::Blk) ? st.st_rdev : 0);
+}
+
+bool unchanged_since(const Entry& recorded, const struct stat& st)
+{
+    return (recorded.flags & (kChangedDuringCopy | kMountPoint)) == 0 && recorded.ino == st.st_ino &&
+           recorded.ctime_sec == st.st_ctim.tv_sec &&
+           recorded.ctime_nsec == static_cast<uint32_t>(st.st_ctim.tv_nsec) && copy_matches(recorded, st);
 }
 
 } // namespace ur
