@@ -313,13 +313,7 @@ Result<std::string> JournalDir::move_damaged_aside() const
 {
     if (!fd_) return std::string();
     // The time as in backup ids (no ':' in a file name people copy around).
-    const std::time_t now = std::time(nullptr);
-    struct tm tm {
-    };
-    gmtime_r(&now, &tm);
-    char stamp[32];
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    const std::string base = std::string(kJournalDamagedPrefix) + stamp;
+    const std::string base = std::string(kJournalDamagedPrefix) + make_backup_id(std::time(nullptr), {});
     // Never over an earlier one: each damaged journal is kept.
     for (int n = 1; n < 1000; n++) {
         std::string name = n == 1 ? base : base + "-" + std::to_string(n);

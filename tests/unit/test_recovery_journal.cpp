@@ -479,6 +479,7 @@ TEST_CASE("abandon --force moves a damaged journal aside and clears the markers"
     REQUIRE(gone);
     CHECK(gone->abandoned);
     CHECK_THAT(gone->damaged_kept, Catch::StartsWith("journal.damaged-"));
+    CHECK(valid_backup_id(gone->damaged_kept.substr(std::string("journal.damaged-").size()))); // UTC, as ids
     std::ifstream kept(t.path + "/recovery/" + gone->damaged_kept);
     CHECK(std::string((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>()) == bad);
     CHECK_FALSE(fs::exists(t.path + "/recovery/journal"));
