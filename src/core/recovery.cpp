@@ -117,13 +117,7 @@ std::chrono::milliseconds poll_interval(const Config& cfg)
 
 std::string make_recovery_id()
 {
-    std::time_t now = std::time(nullptr);
-    struct tm tm {
-    };
-    gmtime_r(&now, &tm);
-    char buf[32];
-    strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-    return buf;
+    return make_backup_id(std::time(nullptr), {});
 }
 
 std::string short_id(const std::string& id)

@@ -105,6 +105,10 @@ Result<> check_journal(const RecoveryJournal& j)
     // It names a directory under backups/ (and the backup phase 2 reads).
     if (!valid_backup_id(j.backup_id))
         return fail(ErrorKind::Corrupt, "backup_id '" + shown(j.backup_id) + "' is not a backup id");
+    // Only shown (messages, events, phase2-pending): a short printable name. Ours are UTC
+    // stamps as backup ids; older tests and tools wrote others, which still load.
+    if (j.recovery_id.empty() || j.recovery_id.size() > 64 || shown(j.recovery_id) != j.recovery_id)
+        return fail(ErrorKind::Corrupt, "recovery_id '" + shown(j.recovery_id) + "' is not a recovery id");
     if (j.steps.empty()) return fail(ErrorKind::Corrupt, "the step list is empty");
     const auto& table = recovery_steps();
     const JournalStep* prev = nullptr;
@@ -122,6 +126,12 @@ Result<> check_journal(const RecoveryJournal& j)
     }
     for (const char* name : kRequiredSteps)
         if (!j.step(name)) return fail(ErrorKind::Corrupt, std::string("the plan lacks step '") + name + "'");
+    // A run sets complete only after its last step; a complete journal with a step to
+    // do would say "recovered" of a node whose files were perhaps never restored.
+    if (j.state == RecoveryState::Complete)
+        if (const JournalStep* open = j.next_step())
+            return fail(ErrorKind::Corrupt, "the recovery is complete, but step '" + open->name + "' is " +
+                                                std::string(step_state_name(open->state)));
     return {};
 }
 

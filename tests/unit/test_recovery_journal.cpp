@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sys/stat.h>
 
 using namespace ur;
@@ -73,6 +74,15 @@ RecoveryJournal sample()
     p1.state = StepState::Done;
     j.steps = {a, restored, p1, b, c, d};
     return j;
+}
+
+// A journal in `st` as a run leaves it: a complete one has every step done.
+void set_state(RecoveryJournal& j, RecoveryState st)
+{
+    j.state = st;
+    if (st == RecoveryState::Complete)
+        for (auto& s : j.steps)
+            s.state = StepState::Done;
 }
 
 } // namespace
@@ -171,6 +181,14 @@ TEST_CASE("a journal whose plan or backup id is not valid is Corrupt")
         {with("../etc", needed), "backup_id '../etc' is not a backup id"},
         {with("latest", needed), "backup_id 'latest' is not a backup id"},
         {with("", needed), "backup_id '' is not a backup id"},
+        {std::regex_replace(with(id, needed), std::regex("20240501T120000Z"), ""),
+         "recovery_id '' is not a recovery id"},
+        {std::regex_replace(with(id, needed), std::regex("20240501T120000Z"), "a\\nb"),
+         "recovery_id 'a?b' is not a recovery id"},
+        {std::regex_replace(with(id, needed), std::regex("20240501T120000Z"), std::string(65, 'r')),
+         "recovery_id '" + std::string(64, 'r') + "' is not a recovery id"},
+        {std::regex_replace(with(id, needed), std::regex("running"), "complete"),
+         "the recovery is complete, but step 'verify' is pending"},
     };
     for (const auto& [text, said] : bad) {
         INFO(text);
@@ -188,6 +206,12 @@ TEST_CASE("a journal whose plan or backup id is not valid is Corrupt")
         st.name = d.name;
         full.steps.push_back(st);
     }
+    CHECK(journal_from_json(journal_to_json(full)));
+    // Complete once every step is done or skipped; another recovery id still loads.
+    for (auto& st : full.steps)
+        st.state = st.name == "wipe-images" ? StepState::Skipped : StepState::Done;
+    full.state = RecoveryState::Complete;
+    full.recovery_id = "20000101T000000Z-r";
     CHECK(journal_from_json(journal_to_json(full)));
 }
 
@@ -236,7 +260,7 @@ TEST_CASE("JournalDir saves durably and loads back")
     CHECK(names == std::vector<std::string>{"journal"});
 
     // A second save replaces it whole.
-    j.state = RecoveryState::Complete;
+    set_state(j, RecoveryState::Complete);
     REQUIRE(dir->save(j));
     CHECK((*dir->load())->state == RecoveryState::Complete);
 
@@ -282,7 +306,7 @@ TEST_CASE("recovery_in_progress follows the journal and the markers")
         CHECK(*recovery_in_progress(s) == true);
     }
     for (auto st : {RecoveryState::Complete, RecoveryState::Aborted}) {
-        j.state = st;
+        set_state(j, st);
         REQUIRE(dir->save(j));
         CHECK(*recovery_in_progress(s) == false);
     }
@@ -335,7 +359,7 @@ TEST_CASE("check_backup_deletable refuses the backups a recovery still needs")
     CHECK(refused(a));
     // Finished or abandoned: free again.
     for (auto st : {RecoveryState::Complete, RecoveryState::Aborted}) {
-        j.state = st;
+        set_state(j, st);
         REQUIRE(dir->save(j));
         CHECK(check_backup_deletable(s, a));
     }
