@@ -1011,6 +1011,25 @@ int Manager::m_disarm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* 
     return sd_bus_reply_method_return(m, nullptr);
 }
 
+// Give up a recovery, as `upgrade-recovery recover --abandon [--force]`: over the bus
+// too, since a node whose journal is damaged may be reached by no shell at all.
+int Manager::m_abandon_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    auto* self = static_cast<Manager*>(userdata);
+    int r = require_privileged(m, err);
+    if (r <= 0) return r;
+    auto opts = read_options(m, {{"force", 'b'}});
+    if (!opts) return reply_error(err, opts.error());
+    if ((r = self->check_idle(err)) <= 0) return r;
+    auto ls = self->open_locked_store(StoreAccess::Inspect);
+    if (!ls) return reply_error(err, ls.error());
+    auto a = abandon_recovery(ls->store, "abandoned by the administrator (AbandonRecovery)",
+                              opts->boolean("force").value_or(false));
+    if (!a) return reply_error(err, a.error());
+    self->refresh_view(true);
+    return sd_bus_reply_method_return(m, "bs", a->abandoned, a->damaged_kept.c_str());
+}
+
 // The upgrade watchdog, as `upgrade-recovery watchdog start|stop` (upgrade_watchdog.hpp).
 int Manager::m_start_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* err)
 {
@@ -1124,6 +1143,8 @@ const sd_bus_vtable Manager::vtable[] = {
                             0),
     SD_BUS_METHOD_WITH_ARGS("ArmRecovery", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_NO_RESULT, m_arm_recovery, 0),
     SD_BUS_METHOD_WITH_ARGS("DisarmRecovery", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, m_disarm_recovery, 0),
+    SD_BUS_METHOD_WITH_ARGS("AbandonRecovery", SD_BUS_ARGS("a{sv}", options),
+                            SD_BUS_RESULT("b", abandoned, "s", damaged_journal), m_abandon_recovery, 0),
     SD_BUS_METHOD_WITH_ARGS("StartWatchdog", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_RESULT("s", backup),
                             m_start_watchdog, 0),
     SD_BUS_METHOD_WITH_ARGS("StopWatchdog", SD_BUS_NO_ARGS, SD_BUS_RESULT("b", was_running), m_stop_watchdog, 0),

@@ -60,6 +60,7 @@ class Manager
     static int m_start_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err);
     static int m_arm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err);
     static int m_disarm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err);
+    static int m_abandon_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err);
     static int m_start_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* err);
     static int m_stop_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* err);
     static int prop_get(sd_bus* bus, const char* path, const char* iface, const char* prop, sd_bus_message* reply,

@@ -1,7 +1,7 @@
 #!/bin/bash
 # upgrade-recoveryd end to end over a private system bus, driven with busctl:
 # a backup job from start to Succeeded with Progress rising and the Manager States
-# in order, ListBackups, a dry-run StartBackup, VerifyBackup, GetRollbackPlan, Arm/DisarmRecovery,
+# in order, ListBackups, a dry-run StartBackup, VerifyBackup, GetRollbackPlan, Arm/Disarm/AbandonRecovery,
 # DeleteBackup, a dry-run StartRecovery, and the --request-backup client mode.
 set -u
 . "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
@@ -202,6 +202,45 @@ rm -f "$STORE/recovery/journal" "$STORE/recovery/armed"
 for _ in $(seq 1 50); do [ "$(mprop RecoveryState)" = None ] && break; sleep 0.1; done
 [ "$(mprop RecoveryState)" = None ] || die "RecoveryState after the damage went: $(mprop RecoveryState)"
 ok "a damaged armed marker does not hide a failed recovery (RecoveryState Failed, the damage in the summary)"
+
+# --- AbandonRecovery -------------------------------------------------------------------
+out=$(mcall AbandonRecovery 'a{sv}' 0) || die "AbandonRecovery with nothing to give up failed"
+[ "$out" = 'bs false ""' ] || die "AbandonRecovery with nothing to give up: $out"
+expect_error "$ERR.InvalidArgs" "$(gcall AbandonRecovery "{'force': <'yes'>}")"
+# A failed recovery is given up: the journal keeps its steps and ends failed, backups are free.
+printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "failed", "steps": [%s]}\n' \
+    "$B1" '{"name": "verify", "state": "done"}, {"name": "restore-files", "state": "failed"},
+     {"name": "phase1-done", "state": "pending"}, {"name": "finish", "state": "pending"}' >"$T/journal.new"
+mv "$T/journal.new" "$STORE/recovery/journal"
+printf '%s\n' "$B1" >"$T/armed.new" && mv "$T/armed.new" "$STORE/recovery/armed"
+for _ in $(seq 1 50); do [ "$(mprop RecoveryState)" = Failed ] && break; sleep 0.1; done
+[ "$(mprop RecoveryState)" = Failed ] || die "RecoveryState of a failed journal: $(mprop RecoveryState)"
+out=$(mcall AbandonRecovery 'a{sv}' 0) || die "AbandonRecovery of a failed recovery failed"
+[ "$out" = 'bs true ""' ] || die "AbandonRecovery of a failed recovery: $out"
+[ ! -e "$STORE/recovery/armed" ] || die "armed marker still there after AbandonRecovery"
+grep -q '"state": "aborted"' "$STORE/recovery/journal" || die "journal after AbandonRecovery: $(cat "$STORE/recovery/journal")"
+grep -q '"name": "restore-files",' "$STORE/recovery/journal" || die "the journal lost its steps"
+[ "$(mprop RecoveryState)" = Aborted ] || die "RecoveryState after AbandonRecovery: $(mprop RecoveryState)"
+ok "AbandonRecovery of a failed recovery: journal aborted with its steps, marker gone"
+# A damaged journal beside an armed marker: refused without force, nothing changed;
+# with force the markers go and the journal is kept aside under the name returned.
+printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "runn' "$B1" >"$T/journal.new"
+mv "$T/journal.new" "$STORE/recovery/journal"
+printf '%s\n' "$B1" >"$T/armed.new" && mv "$T/armed.new" "$STORE/recovery/armed"
+expect_error "$ERR.Corrupt" "$(gcall AbandonRecovery "{}")"
+[ -e "$STORE/recovery/armed" ] || die "a refused AbandonRecovery removed the armed marker"
+cmp -s "$STORE/recovery/journal" <(printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "runn' "$B1") ||
+    die "a refused AbandonRecovery changed the damaged journal"
+out=$(mcall AbandonRecovery 'a{sv}' 1 force b true) || die "AbandonRecovery force failed"
+kept=$(sed -n 's/^bs true "\(journal\.damaged-[0-9TZ-]*\)"$/\1/p' <<<"$out")
+[ -n "$kept" ] || die "AbandonRecovery force: $out"
+[ -f "$STORE/recovery/$kept" ] && [ ! -e "$STORE/recovery/journal" ] && [ ! -e "$STORE/recovery/armed" ] ||
+    die "after AbandonRecovery force: $(ls -A "$STORE/recovery")"
+grep -q '"state": "runn$' "$STORE/recovery/$kept" || die "the kept journal is not the damaged one: $(cat "$STORE/recovery/$kept")"
+for _ in $(seq 1 50); do [ "$(mprop RecoveryState)" = None ] && break; sleep 0.1; done
+[ "$(mprop RecoveryState)" = None ] || die "RecoveryState after AbandonRecovery force: $(mprop RecoveryState)"
+rm -f "$STORE/recovery/$kept"
+ok "AbandonRecovery of a damaged journal: Corrupt and unchanged, then with force kept aside as $kept"
 
 # recovery/ replaced by another process in one rename, never missing in between: a new
 # inode, so the watch must move to it (StoreWatch re-arms) or the arm and disarm inside

@@ -47,6 +47,7 @@ denied DeleteBackup --object-path "$MGR_PATH" --method "$MGR_IFACE.DeleteBackup"
 denied StartRecovery --object-path "$MGR_PATH" --method "$MGR_IFACE.StartRecovery" "{'dry_run': <true>}"
 denied ArmRecovery --object-path "$MGR_PATH" --method "$MGR_IFACE.ArmRecovery" "$B" '{}'
 denied DisarmRecovery --object-path "$MGR_PATH" --method "$MGR_IFACE.DisarmRecovery"
+denied AbandonRecovery --object-path "$MGR_PATH" --method "$MGR_IFACE.AbandonRecovery" "{'force': <true>}"
 denied StartWatchdog --object-path "$MGR_PATH" --method "$MGR_IFACE.StartWatchdog" "$B" '{}'
 denied StopWatchdog --object-path "$MGR_PATH" --method "$MGR_IFACE.StopWatchdog"
 denied Job.Cancel --object-path "$J" --method "$JOB_IFACE.Cancel"

@@ -77,6 +77,7 @@ expect_error "$ERR.Busy" "$(gcall VerifyBackup "$B" '{}')"
 expect_error "$ERR.Busy" "$(gcall DeleteBackup "$B")"
 expect_error "$ERR.Busy" "$(gcall ArmRecovery "$B" '{}')"
 expect_error "$ERR.Busy" "$(gcall DisarmRecovery)"
+expect_error "$ERR.Busy" "$(gcall AbandonRecovery "{'force': <true>}")"
 expect_error "$ERR.Busy" "$(gcall StartRecovery "{'dry_run': <true>}")"
 # Reads go on while it runs.
 mcall ListBackups | grep -qF "$B" || die "ListBackups during a backup"
