@@ -1,5 +1,7 @@
 #include "log.hpp"
 
+#include "utf8_text.hpp"
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -51,8 +53,11 @@ void print(Level level, std::string_view msg)
     if (!to_stderr.load()) return;
     if (level == Level::Debug && !verbose.load()) return;
     const char* prefix = level == Level::Error ? "error: " : level == Level::Warning ? "warning: " : "";
+    // File names and store contents in a message may hold escape sequences or stray
+    // bytes; on a terminal (or a journal stream) they are shown, not obeyed.
+    const std::string text = printable_lines(msg);
     std::lock_guard lk(stderr_mutex);
-    fprintf(stderr, "%s%.*s\n", prefix, static_cast<int>(msg.size()), msg.data());
+    fprintf(stderr, "%s%s\n", prefix, text.c_str());
 }
 } // namespace
 

@@ -145,6 +145,22 @@ TEST_CASE("no journal stream: messages and events go to the journal natively and
     }
 }
 
+// Messages name files from the host, which may hold any byte: on a terminal (or a
+// journal stream, where a line feed starts a new entry) they are escaped, as the
+// CLI's own output is; the native journal entry keeps them as they are.
+TEST_CASE("stderr escapes control characters and stray bytes; the native entry keeps them")
+{
+    TempDir t("ur-log");
+    std::string err = t.path + "/stderr";
+    const std::string tag = "\x1b]0;owned\x07 \xff\\";
+    run_child(err, Stream::None, tag);
+    auto j = received();
+    CHECK(count_with(j, "MESSAGE=message " + tag) == 1);
+    CHECK(count_with(j, "MESSAGE=event " + tag) == 1);
+    const std::string shown = "\\x1b]0;owned\\x07 \\xff\\x5c";
+    CHECK(slurp(err) == "message " + shown + "\nevent " + shown + "\n");
+}
+
 TEST_CASE("the daemon's identifier")
 {
     TempDir t("ur-log");
