@@ -158,7 +158,8 @@ dbus_stop_daemon
 sed -i 's/^free_space_margin = .*/free_space_margin = "1000TiB"/' "$CFG"
 dbus_start_daemon
 before=$(cd "$STORE" && find . -printf '%p %i %s %T@ %C@\n' | LC_ALL=C sort | md5sum)
-J=$(mcall StartBackup 'a{sv}' 1 dry_run b true | objpath)
+# backup.timeout is 1 s here since the deadline section: no deadline for a scan under load.
+J=$(mcall StartBackup 'a{sv}' 2 dry_run b true timeout u 0 | objpath)
 S=$(wait_job "$J")
 [ "$S" = Error ] || die "a dry run that does not fit ended $S: $(jprop "$J" Message)"
 [ "$(jprop "$J" Error)" = "$ERR.NoSpace" ] || die "dry run Error: $(jprop "$J" Error)"
@@ -211,7 +212,7 @@ if mkdir "$CG" 2>/dev/null; then
     [ "$(mprop State)" = Error ] || die "State after a job that could not start: $(mprop State)"
     [[ $(mprop LastError) == *"worker thread"* ]] || die "LastError: $(mprop LastError)"
     daemon_alive
-    J=$(mcall StartBackup 'a{sv}' 1 dry_run b true | objpath)
+    J=$(mcall StartBackup 'a{sv}' 2 dry_run b true timeout u 0 | objpath)
     [ "$(wait_job "$J")" = Error ] || die "a dry run once threads are back: $(jprop "$J" State)" # NoSpace, as above
     ok "a job whose thread the system refuses fails; the service goes on"
 else
