@@ -344,13 +344,38 @@ Result<StepResult> step_phase1_done(Ctx& c, JournalStep&, const StepToken&)
 // ---------------------------------------------------------------------------
 // Phase 2
 
+// A live-only phase 1 step that an offline phase 1 (the initramfs, --root) skipped.
+bool skipped_offline(const RecoveryJournal& j, const char* name)
+{
+    const JournalStep* s = j.step(name);
+    return s && s->state == StepState::Skipped && s->data.count("offline");
+}
+
+// Phase 1 in the initramfs skips what needs CRI-O. The reboot since ended the failed
+// upgrade's pods, but CRI-O may still hold them, and the wipe recovery.wipe_images asks
+// for is still owed: both are done here, while kubelet (disabled by phase 1) runs nothing.
 Result<StepResult> step_start_crio(Ctx& c, JournalStep&, const StepToken& t)
 {
+    std::string note;
+    if (c.cfg.wipe_images && skipped_offline(c.j, "wipe-images")) {
+        UR_TRY(c.units.stop(kCrioUnit, secs(c.cfg.stop_timeout), t.token()));
+        UR_TRY(c.runtime.wipe_storage(secs(c.cfg.stop_timeout), t.token()));
+        note = "container and image storage wiped (phase 1 ran offline); ";
+    }
     auto st = c.units.active_state(kCrioUnit, t.token());
     if (!st) return std::unexpected(st.error());
-    if (*st == "active") return StepResult{false, "crio.service already active"};
-    UR_TRY(c.units.start(kCrioUnit, secs(c.cfg.stop_timeout), t.token()));
-    return StepResult{false, "crio.service started"};
+    if (*st == "active") {
+        note += "crio.service already active";
+    } else {
+        UR_TRY(c.units.start(kCrioUnit, secs(c.cfg.stop_timeout), t.token()));
+        note += "crio.service started";
+    }
+    if (skipped_offline(c.j, "remove-pods")) {
+        auto n = c.runtime.remove_all_pods(secs(c.cfg.stop_timeout), t.token());
+        if (!n) return std::unexpected(n.error());
+        note += "; " + std::to_string(*n) + " pods of the failed upgrade removed (phase 1 ran offline)";
+    }
+    return StepResult{false, note};
 }
 
 Result<StepResult> step_record_containers(Ctx& c, JournalStep& js, const StepToken& t)

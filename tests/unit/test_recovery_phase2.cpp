@@ -4,6 +4,7 @@
 // sharing a state directory that plays a cluster coming back. They append every
 // call to a log so the order of the steps can be checked. Also: the start/resume
 // decisions, the refusals, --step, and resuming a crashed redeploy.
+#include "container_runtime.hpp"
 #include "recovery.hpp"
 #include "store.hpp"
 
@@ -66,8 +67,21 @@ case "$1" in
       [ "$state" = CONTAINER_CREATED ] && echo "$id CONTAINER_RUNNING $created" > $f
     done
     printf ']}\n' ;;
+  pods) [ "$*" = "pods -q" ] || { echo "bad args: $*" >&2; exit 2; }
+    for f in $S/pods/*; do [ -e "$f" ] && basename "$f"; done; true ;;
+  stopp) exit 0 ;;
+  rmp) [ "$*" = "rmp -fa" ] || { echo "bad args: $*" >&2; exit 2; }
+    rm -f $S/pods/* ;;
   *) echo "unexpected: $*" >&2; exit 1 ;;
 esac
+)SH";
+
+// `crio wipe -f`: only with CRI-O stopped, as the real one wants.
+const char* kCrio = R"SH(
+echo "crio $*" >> $S/calls
+[ "$*" = "wipe -f" ] || { echo "unexpected: $*" >&2; exit 1; }
+[ -f $S/active-crio.service ] && { echo "crio is running" >&2; exit 1; }
+touch $S/wiped
 )SH";
 
 const char* kOc = R"SH(
@@ -223,7 +237,8 @@ struct Cluster {
     }
 
     // The journal as phase 1 leaves it: all phase 1 steps done, paused, phase2-pending.
-    void phase1_done(const std::string& mode, const std::string& boot_id)
+    // `initrd`: as the initramfs leaves it, the live-only steps skipped as offline.
+    void phase1_done(const std::string& mode, const std::string& boot_id, bool initrd = false)
     {
         auto store = open_store(cfg, root, true);
         REQUIRE(store);
@@ -241,6 +256,10 @@ struct Cluster {
             JournalStep st;
             st.name = d.name;
             if (d.phase == 1) st.state = StepState::Done;
+            if (d.live_only && initrd) {
+                st.state = StepState::Skipped;
+                st.data["offline"] = "1";
+            }
             j.steps.push_back(std::move(st));
         }
         REQUIRE(dir->save(j));
@@ -321,6 +340,9 @@ TEST_CASE("phase 2 brings the cluster back, in the right order, through an API t
     CHECK(restore < enable_kubelet);
     CHECK(enable_kubelet < start_kubelet);
     CHECK(count(calls, "restart") == 0);
+    // Phase 1 ran live: its pods and wipe steps are not done again.
+    CHECK(count(calls, "crictl pods") == 0);
+    CHECK(count(calls, "crio ") == 0);
     CHECK(calls[static_cast<size_t>(restore)] ==
           "cluster-restore " + c.store_path() + "/backups/" + kBackupId + "/cluster");
     // The API is used only after the containers are back, then per operator in order.
@@ -383,6 +405,53 @@ TEST_CASE("phase 2 brings the cluster back, in the right order, through an API t
     CHECK(again.error().kind == ErrorKind::NotFound);
     auto st = open_store(c.cfg, c.root, false);
     CHECK_FALSE(*recovery_in_progress(*st));
+}
+
+// The initramfs cannot reach CRI-O: phase 1 there skips removing the pods and the wipe.
+// Phase 2 does them after the reboot, before anything starts a container again.
+TEST_CASE("after a phase 1 in the initramfs, phase 2 removes the old pods and does the wipe it skipped")
+{
+    for (bool wipe : {true, false}) {
+        Cluster c;
+        c.cfg.wipe_images = wipe;
+        auto runtime = make_crictl_runtime(c.cfg, c.script("crio", kCrio));
+        c.be.runtime = runtime.get();
+        c.phase1_done("initrd", "", true);
+        fs::create_directories(c.s + "/pods");
+        c.put("pods/pod-of-the-failed-upgrade", "");
+        c.put("active-crio.service", ""); // started at boot: phase 1 disables only kubelet
+        auto r = c.run();
+        INFO("wipe_images " << wipe << "\n" << c.get("calls"));
+        REQUIRE(r);
+        CHECK(r->complete);
+        auto calls = c.calls();
+        long stop_crio = first(calls, "systemctl stop crio.service");
+        long wiped = first(calls, "crio wipe -f");
+        long start_crio = first(calls, "systemctl start crio.service");
+        long pods = first(calls, "crictl pods -q");
+        long rmp = first(calls, "crictl rmp -fa");
+        long record = first(calls, "crictl ps -a -o json");
+        long start_kubelet = first(calls, "systemctl start kubelet.service");
+        CHECK(rmp >= 0);
+        CHECK(pods < rmp);
+        CHECK(rmp < record);
+        CHECK(rmp < start_kubelet);
+        CHECK_FALSE(fs::exists(c.s + "/pods/pod-of-the-failed-upgrade"));
+        const std::string note = c.journal().step("start-crio")->note;
+        CHECK_THAT(note, Catch::Contains("1 pods of the failed upgrade removed (phase 1 ran offline)"));
+        if (wipe) {
+            REQUIRE(stop_crio >= 0);
+            CHECK(stop_crio < wiped);
+            CHECK(wiped < start_crio);
+            CHECK(start_crio < pods);
+            CHECK(c.has("wiped"));
+            CHECK_THAT(note, Catch::Contains("container and image storage wiped (phase 1 ran offline)"));
+        } else {
+            CHECK(wiped == -1);
+            CHECK(stop_crio == -1);
+            CHECK_THAT(note, Catch::StartsWith("crio.service already active"));
+        }
+    }
 }
 
 TEST_CASE("a container that never comes back times out at its deadline; the journal shows the step")
