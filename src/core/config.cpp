@@ -286,7 +286,7 @@ Result<> apply_section(const std::string& name, Section& s, Config& c, const std
         UR_TRY(s.str("backup_script", c.cluster_backup_script));
         UR_TRY(s.str("restore_script", c.cluster_restore_script));
         UR_TRY(s.boolean("force", c.etcd_force));
-        UR_TRY(s.uint("timeout", c.etcd_timeout));
+        UR_TRY(s.uint("timeout", c.etcd_timeout, 1));
         UR_TRY(s.str("etcdctl", c.etcdctl));
         UR_TRY(s.str("endpoints", c.etcd_endpoints));
         UR_TRY(s.str("cacert", c.etcd_cacert));
@@ -298,11 +298,13 @@ Result<> apply_section(const std::string& name, Section& s, Config& c, const std
         UR_TRY(s.boolean("required", c.machineconfig_required));
     } else if (name == "recovery") {
         UR_TRY(s.boolean("wipe_images", c.wipe_images));
-        UR_TRY(s.uint("stop_timeout", c.stop_timeout));
-        UR_TRY(s.uint("container_restart_timeout", c.container_restart_timeout));
-        UR_TRY(s.uint("redeploy_timeout", c.redeploy_timeout));
-        UR_TRY(s.uint("restore_script_timeout", c.restore_script_timeout));
-        UR_TRY(s.uint("api_request_timeout", c.api_request_timeout));
+        // W8: a deadline of 0 would be none (oc --request-timeout=0s waits forever) on
+        // a node nobody is watching; backup.timeout alone may be 0, documented as none.
+        UR_TRY(s.uint("stop_timeout", c.stop_timeout, 1));
+        UR_TRY(s.uint("container_restart_timeout", c.container_restart_timeout, 1));
+        UR_TRY(s.uint("redeploy_timeout", c.redeploy_timeout, 1));
+        UR_TRY(s.uint("restore_script_timeout", c.restore_script_timeout, 1));
+        UR_TRY(s.uint("api_request_timeout", c.api_request_timeout, 1));
         UR_TRY(s.uint("poll_interval", c.poll_interval));
         UR_TRY(s.str("kubeconfig", c.kubeconfig));
         UR_TRY(s.str("crictl", c.crictl));

@@ -106,6 +106,20 @@ TEST_CASE("invalid values are refused")
     REQUIRE_FALSE(rel);
     CHECK(rel.error().message.find("t.toml:2:") != std::string::npos);
     CHECK(rel.error().message.find("partition.mount_point must be an absolute path") != std::string::npos);
+    // W8: every deadline of the recovery and the etcd snapshot is at least a second
+    // (0 would be none); backup.timeout 0 is "none", documented.
+    for (const char* key : {"recovery.stop_timeout", "recovery.container_restart_timeout", "recovery.redeploy_timeout",
+                            "recovery.restore_script_timeout", "recovery.api_request_timeout", "etcd.timeout"}) {
+        std::string k = key;
+        auto dot = k.find('.');
+        auto r = parse("[" + k.substr(0, dot) + "]\n" + k.substr(dot + 1) + " = 0\n");
+        INFO(key);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::BadConfig);
+        CHECK(r.error().message.find(k + " must be at least 1") != std::string::npos);
+        REQUIRE(parse("[" + k.substr(0, dot) + "]\n" + k.substr(dot + 1) + " = 1\n"));
+    }
+    REQUIRE(parse("[backup]\ntimeout = 0\n"));
     CHECK_FALSE(parse("[[backup.trees]]\nname = \"a/b\"\npath = \"/x\"\n"));
     CHECK_FALSE(parse("[[backup.trees]]\nname = \"x\"\npath = \"rel\"\n"));
     CHECK_FALSE(
