@@ -270,6 +270,17 @@ def check_semantics(ign, args):
         for k, v in want.items():
             if k in seen and seen[k] != v:
                 problem(f"the config file says partition.{k} = {seen[k]!r}; the Ignition config makes {v!r}")
+        # W6: on a node the MCO manages, a backup without the current MachineConfig fails.
+        section, required = None, None
+        for line in config_text.splitlines():
+            s = line.strip()
+            if s.startswith("["):
+                section = s
+            m = re.match(r'^required\s*=\s*(\w+)\s*$', s)
+            if m and section == "[machineconfig]":
+                required = m.group(1)
+        if required != "true":
+            problem("the config file does not set machineconfig.required = true")
         if args.config_check:
             with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as t:
                 t.write(config_text)
