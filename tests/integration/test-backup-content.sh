@@ -10,7 +10,8 @@
 # the first (same inode) and copies the changed ones, without changing the
 # first; (negative control) that damage to the backup is found by both
 # ur-tree-compare and verify; and that the next backups do not inherit that
-# damage (damaged copies are copied again, a damaged manifest shares nothing).
+# damage (damaged copies are copied again, a damaged manifest shares nothing);
+# and that the backup leaves upgrade-recovery.sh (feature 11) on the partition.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -46,6 +47,12 @@ check "the CLI mounted the partition at ROOT/var/recovery" \
     test "$(findmnt -n -o SOURCE --mountpoint "$ROOT/var/recovery")" = "$PART1"
 check "backups/$ID1 is a directory" test -d "$B1"
 check "latest names $ID1" test "$(readlink "$ROOT/var/recovery/latest")" = "backups/$ID1"
+# Feature 11: the entry point of the tools we replace, on the partition itself.
+CS=$ROOT/var/recovery/upgrade-recovery.sh
+check "the backup wrote upgrade-recovery.sh on the partition, mode 0700" test "$(stat -c %a "$CS" 2>&1)" = 700
+check "upgrade-recovery.sh runs the binary that took the backup" grep -qxF "BIN='$(readlink -f "$UR_CLI")'" "$CS"
+check "upgrade-recovery.sh --help exits 0 and names the CLI it maps onto" \
+    sh -c '"$1" --help | grep -q "upgrade-recovery backup"' sh "$CS"
 check "the json lists the three trees" \
     test "$(json "$T/b1.json" '",".join(t["name"] for t in j["trees"])')" = "etc,kubelet,usrlocal"
 check "the tree has no MachineConfig, and the backup says so in its warnings (W6)" \
