@@ -1,6 +1,7 @@
 #include "host_info.hpp"
 
 #include "hostfs.hpp"
+#include "metrics_text.hpp"
 #include "walk.hpp"
 
 #include <algorithm>
@@ -313,6 +314,17 @@ Result<std::vector<std::string>> compute_etc_excludes(const std::string& root)
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
+}
+
+std::string expired_certificates_warning(const BackupMetadata& m, std::time_t now)
+{
+    auto t = rfc3339_to_epoch(m.openshift.cert_expiry);
+    if (!t || *t >= static_cast<double>(now)) return {};
+    // The node comes back with these certificates: its kubelet cannot reach the API
+    // until new ones are approved, which takes a hand on the cluster.
+    return "the kubelet certificates in backup " + m.id + " expired at " + m.openshift.cert_expiry +
+           ": after a recovery to it, the kubelet cannot rejoin the cluster until its certificate signing "
+           "requests are approved by hand (oc get csr; oc adm certificate approve)";
 }
 
 } // namespace ur

@@ -4,6 +4,7 @@
 #include "config.hpp"
 #include "metadata.hpp"
 
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,11 @@ std::string read_boot_id(const std::string& path = "/proc/sys/kernel/random/boot
 
 // OpenShift version and release image (or why unknown), kubelet certificate expiry.
 OpenShiftRecord read_openshift_info(const Config& cfg, const std::string& root);
+
+// When the kubelet certificates a backup holds expired before `now` (feature 34: the
+// end of its rollback availability), what that means for recovering to it; empty
+// otherwise, and when the expiry is unknown.
+std::string expired_certificates_warning(const BackupMetadata& m, std::time_t now);
 
 // After the trees were copied: does the backup hold cluster-restore.sh and the etcd scripts (W18)?
 void check_backup_tools(OpenShiftRecord& rec, const std::string& staging_dir);

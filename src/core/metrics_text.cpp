@@ -140,6 +140,10 @@ std::string metrics_text(const StoreStatus* st, const std::optional<StoreUsage>&
                         "When the latest backup was taken, in seconds since the epoch.", m->created);
         w.family("upgrade_recovery_latest_backup_bytes", "Logical size of the regular files in the latest backup.");
         w.sample(static_cast<double>(m->total_bytes));
+        maybe_timestamp(w, "upgrade_recovery_latest_backup_cert_expiry_timestamp_seconds",
+                        "Earliest expiry of the kubelet certificates in the latest backup, in seconds since the "
+                        "epoch: after it a recovery to that backup needs their signing requests approved by hand.",
+                        m->openshift.cert_expiry);
     }
 
     if (const auto& a = st->last_attempt) {

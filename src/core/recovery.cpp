@@ -217,6 +217,11 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
     } else {
         c.progress.warning("backup " + c.j.backup_id + " has no etcd snapshot: phase 2 will not restore etcd");
     }
+    // Feature 34: past the rollback availability the recovery still helps, with a hand on the cluster.
+    if (auto w = expired_certificates_warning(c.meta, std::time(nullptr)); !w.empty()) {
+        c.progress.warning(w);
+        r.note += "; kubelet certificates expired at " + c.meta.openshift.cert_expiry;
+    }
     // W19: the MachineConfig files of the failed upgrade, read before /etc (and with it
     // currentconfig) is restored, and kept in the journal for a resumed restore.
     // Merged with what an interrupted recovery recorded (--restart after /etc was restored).

@@ -1,6 +1,7 @@
 #include "recovery_journal.hpp"
 
 #include "failpoint.hpp"
+#include "host_info.hpp"
 
 #include "json_text.hpp"
 #include "log.hpp"
@@ -457,6 +458,8 @@ Result<> arm_recovery(const Store& store, const std::string& backup_id)
     if (auto before = dir->armed(); !before && before.error().kind == ErrorKind::Corrupt)
         log::warning("replacing a damaged marker: " + before.error().message);
     UR_TRY_CTX(dir->set_armed(backup_id), "arm recovery");
+    // Said now, while someone is there to act on it; the recovery says it again.
+    if (auto w = expired_certificates_warning(*meta, std::time(nullptr)); !w.empty()) log::warning(w);
     log::event(log::kRecoveryArmed, log::Level::Info, "recovery armed with backup " + backup_id + " for the next boot",
                {{"BACKUP_ID", backup_id}});
     return {};

@@ -929,6 +929,38 @@ TEST_CASE("a corrupt backup is refused before anything changes, unless forced")
     }
 }
 
+// Feature 34: past a backup's rollback availability, arming and the recovery say what
+// the node will need, and go on: the files and etcd still come back.
+TEST_CASE("a backup whose kubelet certificates expired: arm and the recovery warn, and go on")
+{
+    Host h;
+    {
+        auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+        REQUIRE(store);
+        auto m = read_metadata(*store, kBackupId);
+        REQUIRE(m);
+        m->openshift.cert_expiry = "2000-01-01T00:00:00Z";
+        std::ofstream(h.p("var/recovery/backups/") + kBackupId + "/metadata.toml", std::ios::trunc)
+            << metadata_to_toml(*m);
+    }
+    const std::string said =
+        "the kubelet certificates in backup " + std::string(kBackupId) + " expired at 2000-01-01T00:00:00Z";
+    auto arm = h.cli(std::string("arm ") + kBackupId);
+    INFO(arm.out << arm.err);
+    CHECK(arm.exit_code == 0);
+    CHECK(arm.err.find(said) != std::string::npos);
+    CHECK(arm.err.find("oc adm certificate approve") != std::string::npos);
+    REQUIRE(h.cli("disarm").exit_code == 0);
+
+    auto r = h.run("");
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.err.find(said) != std::string::npos);
+    CHECK(h.journal().step("verify")->note.find("kubelet certificates expired at 2000-01-01T00:00:00Z") !=
+          std::string::npos);
+    h.check_recovered();
+}
+
 TEST_CASE("a backup without what phase 2 needs is refused before anything changes, unless forced (W18)")
 {
     Host h;

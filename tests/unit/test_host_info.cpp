@@ -99,6 +99,25 @@ TEST_CASE("certificate expiry is the earliest NotAfter of the kubelet client and
     CHECK((day2 == rfc3339_days_from_now(30) || day2 == rfc3339_days_from_now(31)));
 }
 
+TEST_CASE("expired certificates: a warning only once the backup's expiry has passed")
+{
+    BackupMetadata m;
+    m.id = "20240501T100000Z";
+    const std::time_t now = 1714557600;                  // 2024-05-01T10:00:00Z
+    CHECK(expired_certificates_warning(m, now).empty()); // unknown
+    m.openshift.cert_expiry = "2024-05-01T10:00:01Z";
+    CHECK(expired_certificates_warning(m, now).empty());
+    m.openshift.cert_expiry = "2024-05-01T10:00:00Z";
+    CHECK(expired_certificates_warning(m, now).empty()); // not yet past
+    m.openshift.cert_expiry = "not a time";
+    CHECK(expired_certificates_warning(m, now).empty());
+    m.openshift.cert_expiry = "2024-05-01T09:59:59Z";
+    auto w = expired_certificates_warning(m, now);
+    CHECK_THAT(w, Catch::StartsWith("the kubelet certificates in backup 20240501T100000Z expired at "
+                                    "2024-05-01T09:59:59Z: "));
+    CHECK_THAT(w, Catch::Contains("oc adm certificate approve"));
+}
+
 TEST_CASE("no certificates: expiry unknown")
 {
     Root r;

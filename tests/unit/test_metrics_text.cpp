@@ -53,6 +53,7 @@ StoreStatus sample_status()
     m.openshift.version = "4.16.3";
     m.ostree.present = true;
     m.ostree.checksum = "abc123";
+    m.openshift.cert_expiry = "2027-11-21T12:00:00Z";
     s.latest = m;
     BackupAttempt a;
     a.state = "succeeded";
@@ -99,6 +100,11 @@ TEST_CASE("metrics_text: backups, the latest one and the last attempt")
                        "3\",ostree_checksum=\"abc123\"}") == "1");
     CHECK(p.samples.at("upgrade_recovery_latest_backup_timestamp_seconds") == "1795262400");
     CHECK(p.samples.at("upgrade_recovery_latest_backup_bytes") == "123456789");
+    CHECK(p.samples.at("upgrade_recovery_latest_backup_cert_expiry_timestamp_seconds") == "1826798400");
+    StoreStatus unknown = s;
+    unknown.latest->openshift.cert_expiry.clear(); // no certificates found: no sample
+    CHECK(parse(metrics_text(&unknown, std::nullopt))
+              .samples.count("upgrade_recovery_latest_backup_cert_expiry_timestamp_seconds") == 0);
     CHECK(p.samples.at("upgrade_recovery_last_backup_attempt_state{state=\"succeeded\"}") == "1");
     for (const char* other : {"running", "failed", "interrupted"})
         CHECK(p.samples.at(std::string("upgrade_recovery_last_backup_attempt_state{state=\"") + other + "\"}") == "0");
