@@ -1097,6 +1097,45 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
     CHECK(same.err.find("Refused") != std::string::npos);
 }
 
+// W11: the wipe only when asked for, and then only once CRI-O has stopped. `crio` is
+// run from PATH, as on the node: the stand-in goes first in it for this case.
+TEST_CASE("live phase 1 with recovery.wipe_images wipes the container storage after CRI-O stopped")
+{
+    Host h;
+    LiveStandins sv(h);
+    std::ofstream(h.config, std::ios::app) << "wipe_images = true\n";
+    write(sv.dir + "/crio",
+          "#!/bin/bash\nS=" + sv.dir +
+              "\necho \"crio $*\" >> $S/calls\n"
+              "[ -f $S/active-crio.service ] && { echo 'crio is running' >&2; exit 1; }\n"
+              "[ \"$*\" = 'wipe -f' ] || exit 2\n",
+          0755);
+    const std::string old_path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
+    REQUIRE(::setenv("PATH", (sv.dir + ":" + old_path).c_str(), 1) == 0);
+    auto r = h.run("--systemctl " + sv.systemctl + " --boot-id " + sv.boot);
+    ::setenv("PATH", old_path.c_str(), 1);
+    INFO(r.out << r.err << slurp(sv.dir + "/calls"));
+    REQUIRE(r.exit_code == 0);
+    std::vector<std::string> calls;
+    std::istringstream in(slurp(sv.dir + "/calls"));
+    for (std::string l; std::getline(in, l);)
+        calls.push_back(l);
+    auto at = [&](const std::string& c) {
+        auto it = std::find(calls.begin(), calls.end(), c);
+        return it == calls.end() ? -1L : static_cast<long>(it - calls.begin());
+    };
+    const long stop = at("systemctl stop crio.service"), wipe = at("crio wipe -f"),
+               disable = at("systemctl disable kubelet.service");
+    REQUIRE(stop >= 0);
+    CHECK(stop < wipe);
+    CHECK(calls[static_cast<size_t>(stop + 1)] == "systemctl is-active crio.service"); // stopped, checked
+    CHECK(wipe < disable);
+    auto j = h.journal();
+    CHECK(j.step("wipe-images")->state == StepState::Done);
+    CHECK(j.step("wipe-images")->note == "container and image storage wiped");
+    CHECK(j.step("restore-files")->state == StepState::Done);
+}
+
 TEST_CASE("live phase 1 stops at a kubelet that does not stop, changes nothing, and resumes (W7)")
 {
     Host h;
