@@ -23,6 +23,7 @@ inline constexpr const char* kPhase2Done = "801d5783118046f499383fdda6a378ee";
 inline constexpr const char* kRecoveryFailed = "e38a3f3b7e204142a6d7ca3540825c37";
 inline constexpr const char* kRollbackApplied = "caecf4535efc447ca0685834f54b9866";
 inline constexpr const char* kJobInterrupted = "4f2c78b431f84437adc8c715278bfcb1";
+inline constexpr const char* kRecoveryStep = "152f7cb330e1422cb4a1ac857012825d"; // done or skipped
 
 struct Field {
     std::string key; // journal field name without prefix, e.g. "BACKUP_ID" -> UPGRADE_RECOVERY_BACKUP_ID

@@ -17,7 +17,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <fcntl.h>
 #include <mutex>
 #include <sys/stat.h>
@@ -673,6 +675,22 @@ struct Runner {
     std::unique_ptr<ContainerRuntime> own_runtime;
     std::unique_ptr<ClusterApi> own_api;
 
+    // One journald entry per step that ended well (done or skipped): with the recovery's
+    // id, `journalctl UPGRADE_RECOVERY_RECOVERY_ID=<id>` lists every step, its result and
+    // how long it took (fail_event has the one that failed).
+    static void step_event(const RecoveryJournal& j, const JournalStep& js, double seconds)
+    {
+        const bool done = js.state == StepState::Done;
+        char took[32];
+        std::snprintf(took, sizeof took, "%.3f", seconds);
+        log::event(log::kRecoveryStep, log::Level::Info, js.name + ": " + (done ? "" : "skipped: ") + js.note,
+                   {{"BACKUP_ID", j.backup_id},
+                    {"RECOVERY_ID", j.recovery_id},
+                    {"STEP", js.name},
+                    {"RESULT", done ? "done" : "skipped"},
+                    {"DURATION_SECONDS", took}});
+    }
+
     void fail_event(const RecoveryJournal& j, const std::string& step, const std::string& msg)
     {
         log::event(log::kRecoveryFailed, log::Level::Error,
@@ -822,6 +840,7 @@ struct Runner {
                 js.data["offline"] = "1";
                 js.finished = rfc3339_now();
                 UR_TRY(dir.save(j));
+                step_event(j, js, 0);
                 ran_any = true;
                 last_stage = def->stage;
                 continue;
@@ -839,7 +858,9 @@ struct Runner {
             failpoint(fp.c_str());
 
             StepToken tok(cancel, secs(step_timeout(cfg, js.name)));
+            const auto step_start = std::chrono::steady_clock::now();
             auto r = run_step(c, js, tok);
+            const std::chrono::duration<double> took = std::chrono::steady_clock::now() - step_start;
             js.finished = rfc3339_now();
             if (!r) {
                 Error e = std::move(r.error());
@@ -867,7 +888,7 @@ struct Runner {
             UR_TRY(dir.save(j));
             std::string fpd = "recovery." + js.name + ".done";
             failpoint(fpd.c_str());
-            log::info(js.name + ": " + (r->skipped ? "skipped: " : "") + r->note);
+            step_event(j, js, took.count());
             if (js.name == "phase1-done") {
                 // A leftover marker is harmless: the next initrd sees phase 1 done and removes it.
                 if (auto a = dir.clear_armed(); !a) log::error("journal: " + a.error().message);

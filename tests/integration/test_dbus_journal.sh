@@ -1,7 +1,7 @@
 #!/bin/bash
 # The journal events of a daemon's jobs, in a real systemd-journald: job started and
 # ended, backup started/succeeded/failed (also a CLI backup's failure), recovery
-# armed/disarmed and an interrupted job, each with its MESSAGE_ID and the
+# armed/disarmed, an interrupted job and a CLI recovery's steps, each with its MESSAGE_ID and the
 # UPGRADE_RECOVERY_JOB / _BACKUP_ID / _STEP fields; and `journalctl -x` explains
 # them from our catalog.
 #
@@ -112,6 +112,32 @@ rc=0
 expect_event "backup failed (CLI)" $BACKUP_FAILED SYSLOG_IDENTIFIER=upgrade-recovery \
     UPGRADE_RECOVERY_ERROR="$ERR.RecoveryInProgress" UPGRADE_RECOVERY_STEP=prepare
 "$CLI" --root "$ROOT" --config "$CFG" disarm >/dev/null 2>&1 || die "upgrade-recovery disarm"
+
+# A recovery from the CLI, offline on ROOT (so phase 1 only): its start, one entry per
+# step with its result and duration, and phase 1 done; then given up.
+REC_STARTED=a36a1a6c7cfd420bac2327ab7bc9c141
+REC_STEP=152f7cb330e1422cb4a1ac857012825d
+PHASE1_DONE=df581197f42a445a835c66cdb1d4c990
+# Offline, enable-phase2 links the unit file the package installs under the root.
+mkdir -p "$ROOT/usr/lib/systemd/system"
+printf '[Service]\nType=oneshot\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n' \
+    >"$ROOT/usr/lib/systemd/system/upgrade-recovery-phase2.service"
+"$CLI" --root "$ROOT" --config "$CFG" recover --backup "$B" >"$T/rec.out" 2>"$T/rec.err" ||
+    die "upgrade-recovery recover: $(cat "$T/rec.err")"
+R=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["recovery_id"])' "$STORE/recovery/journal")
+expect_event "recovery started" $REC_STARTED UPGRADE_RECOVERY_RECOVERY_ID="$R" UPGRADE_RECOVERY_BACKUP_ID="$B"
+expect_event "step done" $REC_STEP UPGRADE_RECOVERY_RECOVERY_ID="$R" UPGRADE_RECOVERY_STEP=restore-files \
+    UPGRADE_RECOVERY_RESULT=done
+expect_event "step skipped offline" $REC_STEP UPGRADE_RECOVERY_RECOVERY_ID="$R" UPGRADE_RECOVERY_STEP=stop-kubelet \
+    UPGRADE_RECOVERY_RESULT=skipped
+expect_event "phase 1 done" $PHASE1_DONE UPGRADE_RECOVERY_RECOVERY_ID="$R"
+# One entry, with a duration, for each step the journal has as done or skipped.
+want=$(python3 -c 'import json, sys; print(sum(s["state"] in ("done", "skipped") for s in json.load(open(sys.argv[1]))["steps"]))' \
+    "$STORE/recovery/journal")
+n=$(jfind $REC_STEP UPGRADE_RECOVERY_RECOVERY_ID="$R" | grep -c '^    UPGRADE_RECOVERY_DURATION_SECONDS=[0-9]*\.[0-9][0-9][0-9]$')
+[ "$want" -ge 8 ] && [ "$n" = "$want" ] || die "$n step entries with a duration, the journal has $want steps ended"
+ok "journal: $n step entries of recovery $R, each with its result and duration"
+"$CLI" --root "$ROOT" --config "$CFG" recover --abandon >/dev/null 2>&1 || die "upgrade-recovery recover --abandon"
 
 # journalctl -x explains an entry from our catalog, fields filled in.
 x=$(journalctl -D /run/log/journal --no-pager -x MESSAGE_ID=$INTERRUPTED 2>&1)
