@@ -259,27 +259,20 @@ def check_semantics(ign, args):
         if not config_text.lstrip().startswith("#"):
             problem("the config file does not start with a comment")
         want = {"label": "recovery", "mount_point": "/var/recovery", "filesystem": "xfs"}
-        section, seen = None, {}
+        values, section = {}, None  # (section, key) -> the value as written
         for line in config_text.splitlines():
             s = line.strip()
             if s.startswith("["):
-                section = s
-            m = re.match(r'^(\w+)\s*=\s*"([^"]*)"\s*$', s)
-            if m and section == "[partition]":
-                seen[m.group(1)] = m.group(2)
+                section = s.strip("[]")
+            m = re.match(r'^(\w+)\s*=\s*(.*?)\s*$', s)
+            if m and section is not None:
+                values[(section, m.group(1))] = m.group(2)
         for k, v in want.items():
-            if k in seen and seen[k] != v:
-                problem(f"the config file says partition.{k} = {seen[k]!r}; the Ignition config makes {v!r}")
+            have = values.get(("partition", k))
+            if have is not None and have != f'"{v}"':
+                problem(f"the config file says partition.{k} = {have}; the Ignition config makes {v!r}")
         # W6: on a node the MCO manages, a backup without the current MachineConfig fails.
-        section, required = None, None
-        for line in config_text.splitlines():
-            s = line.strip()
-            if s.startswith("["):
-                section = s
-            m = re.match(r'^required\s*=\s*(\w+)\s*$', s)
-            if m and section == "[machineconfig]":
-                required = m.group(1)
-        if required != "true":
+        if values.get(("machineconfig", "required")) != "true":
             problem("the config file does not set machineconfig.required = true")
         if args.config_check:
             with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as t:

@@ -74,6 +74,7 @@ a unit missing|c["systemd"]["units"].pop()
 the mount unit not enabled|c["systemd"]["units"][0]["enabled"] = False
 the D-Bus service enabled|[u.update(enabled=True) for u in c["systemd"]["units"] if u["name"] == "upgrade-recoveryd.service"]
 a mode given as a string|c["storage"]["files"][0]["mode"] = "0644"
+a config naming another partition|c["storage"]["files"][0]["contents"]["source"] = c["storage"]["files"][0]["contents"]["source"].replace("label%20=%20%22recovery%22", "label%20=%20%22other%22")
 machineconfig.required off|c["storage"]["files"][0]["contents"]["source"] = c["storage"]["files"][0]["contents"]["source"].replace("required%20=%20true", "required%20=%20false")
 a config file the loader rejects|c["storage"]["files"][0]["contents"]["source"] += "%0A%5Bbackup%5D%0Aretentionn%20%3D%201%0A"
 EOF
