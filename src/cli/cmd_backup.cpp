@@ -269,6 +269,9 @@ int cmd_status(const Args& args)
         j["plain_directory"] = store.location.plain_directory;
         j["backups"] = st->backups.size();
         j["damaged"] = st->damaged;
+        j["unreadable"] = nlohmann::json::array();
+        for (const auto& u : st->unreadable)
+            j["unreadable"].push_back({{"id", u.id}, {"error", u.error.message}});
         j["latest"] = st->latest ? nlohmann::json::parse(metadata_to_json(*st->latest)) : nlohmann::json(nullptr);
         if (st->latest_error) j["latest_error"] = st->latest_error->message;
         j["last_backup"] = st->last_attempt ? nlohmann::json::parse(backup_attempt_to_json(*st->last_attempt))
@@ -295,6 +298,9 @@ int cmd_status(const Args& args)
             ids += " " + d;
         printf("Damaged (named like backups, not counted; see 'upgrade-recovery list'):%s\n", ids.c_str());
     }
+    for (const auto& u : st->unreadable)
+        printf("Unreadable (perhaps a backup, not counted until it reads): %s: %s\n", printable(u.id).c_str(),
+               printable(u.error.message).c_str());
     if (st->latest) {
         printf("Latest: ");
         print_metadata_text(*st->latest, true);

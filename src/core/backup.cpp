@@ -624,8 +624,13 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
             log::info("removed " + std::to_string(*t) + " temporary file(s) left by an interrupted write");
     }
 
-    auto ids = list_backups(store);
-    if (!ids) return std::unexpected(ids.error());
+    auto generations = scan_generations(store);
+    if (!generations) return std::unexpected(generations.error());
+    const std::vector<std::string>& ids = generations->backups;
+    // A generation that cannot be read now is no reason to go without a backup before an upgrade.
+    for (const auto& u : generations->unreadable)
+        progress.warning("backup " + u.id + " cannot be read (" + u.error.message +
+                         "): not shared from, counted or pruned until it reads again");
     // Names that are not backups (list_backups) neither order nor share; they only keep their names.
     auto gens = list_generations(store);
     if (!gens) return std::unexpected(gens.error());
@@ -639,20 +644,20 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     if (latest->directory) return std::unexpected(latest_error(store, *latest));
     std::optional<std::string> latest_id = latest->id;
     std::string latest_damage = latest->damage;
-    if (latest_id && std::find(ids->begin(), ids->end(), *latest_id) == ids->end()) {
+    if (latest_id && std::find(ids.begin(), ids.end(), *latest_id) == ids.end()) {
         latest_damage = "names " + *latest_id + ", which is not a complete backup";
         latest_id.reset();
     }
-    if (!latest_damage.empty() && !ids->empty()) latest_id = ids->back();
+    if (!latest_damage.empty() && !ids.empty()) latest_id = ids.back();
     // An automatic id is new and in order by construction, and never a damaged one's
     // name; a requested one is checked.
-    std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), *ids);
-    for (std::vector<std::string> before = *ids; !opts.id && taken(id);) {
+    std::string id = opts.id ? *opts.id : make_backup_id(time(nullptr), ids);
+    for (std::vector<std::string> before = ids; !opts.id && taken(id);) {
         before.push_back(id);
         id = make_backup_id(time(nullptr), before);
     }
     if (opts.id) {
-        UR_TRY(check_requested_backup_id(id, *ids, time(nullptr)));
+        UR_TRY(check_requested_backup_id(id, ids, time(nullptr)));
         if (taken(id))
             return fail(ErrorKind::InvalidArgs,
                         "backup id '" + id + "' is taken by a damaged generation ('upgrade-recovery list' shows it)");

@@ -182,6 +182,8 @@ std::string metrics_text(const StoreStatus* st, const std::optional<StoreUsage>&
 
     w.family("upgrade_recovery_unreadable",
              "1 for a part of the store that cannot be read (damaged or unreadable; see upgrade-recovery status).");
+    // A generation named like a backup that is damaged or cannot be read now (status lists them).
+    w.sample("part=\"backups\"", st->damaged.empty() && st->unreadable.empty() ? 0 : 1);
     w.sample("part=\"latest_backup\"", st->latest_error ? 1 : 0);
     w.sample("part=\"last_backup_attempt\"", st->last_attempt_error ? 1 : 0);
     w.sample("part=\"recovery\"", st->recovery_error ? 1 : 0);

@@ -192,27 +192,33 @@ Result<std::vector<std::string>> list_generations(const Store& store)
     return ids;
 }
 
-Result<std::vector<std::string>> list_backups(const Store& store)
+Result<Generations> scan_generations(const Store& store)
 {
     auto ids = list_generations(store);
-    if (!ids) return ids;
+    if (!ids) return std::unexpected(ids.error());
     // Publishing renames a staging directory holding the metadata, so a backup
     // always has it. A name without it, or with metadata that does not read or
     // names another id, was made by hand or left by damage: counted as a backup,
     // retention would prune real ones for it (and a future id kept it forever).
-    // Only damage (Corrupt) or a generation deleted meanwhile (NotFound) says so: a
-    // backup that cannot be read just now (EACCES, EIO) is still one, and leaving it
-    // out would let `delete` take what it believes is the only other backup.
-    std::vector<std::string> backups;
+    // Another error says nothing of the kind: that one may be a backup.
+    Generations g;
     for (auto& id : *ids) {
         auto m = read_metadata(store, id);
-        if (m) {
-            backups.push_back(std::move(id));
-        } else if (m.error().kind != ErrorKind::Corrupt && m.error().kind != ErrorKind::NotFound) {
-            return std::unexpected(std::move(m.error()).context("backup " + id));
-        }
+        if (m)
+            g.backups.push_back(std::move(id));
+        else if (m.error().kind == ErrorKind::Corrupt)
+            g.damaged.push_back(std::move(id));
+        else if (m.error().kind != ErrorKind::NotFound) // NotFound: deleted since the listing
+            g.unreadable.push_back({std::move(id), std::move(m.error())});
     }
-    return backups;
+    return g;
+}
+
+Result<std::vector<std::string>> list_backups(const Store& store)
+{
+    auto g = scan_generations(store);
+    if (!g) return std::unexpected(g.error());
+    return std::move(g->backups);
 }
 
 namespace
@@ -398,19 +404,24 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
     if (!gens) return std::unexpected(gens.error());
     if (std::find(gens->begin(), gens->end(), id) == gens->end())
         return fail(ErrorKind::NotFound, "no backup '" + id + "' in " + store.path());
-    auto ids = list_backups(store);
-    if (!ids) return std::unexpected(ids.error());
+    auto scan = scan_generations(store);
+    if (!scan) return std::unexpected(scan.error());
+    const std::vector<std::string>* ids = &scan->backups;
     const bool complete = std::find(ids->begin(), ids->end(), id) != ids->end();
+    auto unreadable = std::find_if(scan->unreadable.begin(), scan->unreadable.end(),
+                                   [&](const UnreadableGeneration& u) { return u.id == id; });
     std::string next;
     for (const auto& i : *ids)
         if (i != id) next = i; // newest other
     // Counted, not read from `latest`: a missing or damaged link must not let the last one go.
-    if (complete && next.empty() && !allow_last)
+    // One that cannot be read now may be a good backup: it is not let go either.
+    if ((complete || unreadable != scan->unreadable.end()) && next.empty() && !allow_last)
         return fail(
             ErrorKind::Refused,
-            "'" + id +
-                "' is the only backup; deleting it leaves nothing to recover to ('upgrade-recovery delete --force " +
-                id + "' deletes it anyway)");
+            "'" + id + "' is the only backup" +
+                (complete ? "" : " there may be (its metadata cannot be read: " + unreadable->error.message + ")") +
+                "; deleting it leaves nothing to recover to ('upgrade-recovery delete --force " + id +
+                "' deletes it anyway)");
     auto latest = read_latest(store);
     if (!latest) return std::unexpected(latest.error());
     // A damaged link names no backup; the newest going then sets it to the next newest,

@@ -64,11 +64,23 @@ Result<StoreLock> lock_store(const Store& store, bool create = true);
 // Every name in backups/ that is a backup id, oldest first (ids sort
 // chronologically): the backups, and whatever else carries such a name.
 Result<std::vector<std::string>> list_generations(const Store& store);
-// The backups, oldest first: the generations whose metadata reads and names
-// them (read_metadata). The others (made by hand, left by damage) are never
-// counted or pruned by retention, nor shared from; list shows them, delete removes one by name.
-// A generation that cannot be read for another reason (permission, I/O) is the error:
-// it may well be a backup.
+// Every generation, oldest first, by what its metadata says (read_metadata):
+// backups (it reads and names them), damaged (Corrupt: made by hand, left by
+// damage) and unreadable (any other error, EACCES or EIO: perhaps a good backup
+// that cannot be read now). A generation deleted meanwhile is in none.
+struct UnreadableGeneration {
+    std::string id;
+    Error error;
+};
+struct Generations {
+    std::vector<std::string> backups;
+    std::vector<std::string> damaged;
+    std::vector<UnreadableGeneration> unreadable;
+};
+Result<Generations> scan_generations(const Store& store);
+// The backups of scan_generations. The others are never counted or pruned by
+// retention, nor shared from; list shows them, delete removes one by name (an
+// unreadable one only while another backup is left, or with --force).
 Result<std::vector<std::string>> list_backups(const Store& store);
 // The backup `latest` names; none when it is absent. A damaged link (not a
 // symlink, not naming a published backup) is Corrupt, with the remedy.

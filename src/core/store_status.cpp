@@ -7,6 +7,7 @@ namespace ur
 
 const Error* StoreStatus::first_error() const
 {
+    if (!unreadable.empty()) return &unreadable.front().error;
     for (const auto* e : {&latest_error, &last_attempt_error, &recovery_error, &watchdog_error})
         if (*e) return &**e;
     return nullptr;
@@ -15,14 +16,11 @@ const Error* StoreStatus::first_error() const
 Result<StoreStatus> read_store_status(const Store& store)
 {
     StoreStatus s;
-    auto ids = list_backups(store);
-    if (!ids) return std::unexpected(ids.error());
-    s.backups = std::move(*ids);
-    if (auto gens = list_generations(store); gens)
-        for (auto& g : *gens)
-            if (!std::binary_search(s.backups.begin(), s.backups.end(), g,
-                                    [](const auto& a, const auto& b) { return compare_backup_ids(a, b) < 0; }))
-                s.damaged.push_back(std::move(g));
+    auto g = scan_generations(store);
+    if (!g) return std::unexpected(g.error());
+    s.backups = std::move(g->backups);
+    s.damaged = std::move(g->damaged);
+    s.unreadable = std::move(g->unreadable);
     auto latest = latest_backup(store);
     if (!latest) {
         if (latest.error().kind != ErrorKind::Corrupt) return std::unexpected(latest.error());

@@ -18,8 +18,9 @@ namespace ur
 {
 
 struct StoreStatus {
-    std::vector<std::string> backups; // ids, oldest first
-    std::vector<std::string> damaged; // named like backups but none (list_backups): `list` says why
+    std::vector<std::string> backups;             // ids, oldest first
+    std::vector<std::string> damaged;             // named like backups but none (list_backups): `list` says why
+    std::vector<UnreadableGeneration> unreadable; // metadata that cannot be read now (EACCES, EIO)
     std::optional<std::string> latest_id;
     std::optional<BackupMetadata> latest;
     std::optional<Error> latest_error; // `latest` damaged (no latest_id), or its metadata unreadable

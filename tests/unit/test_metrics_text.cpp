@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cerrno>
 #include <map>
 #include <sstream>
 
@@ -114,7 +115,7 @@ TEST_CASE("metrics_text: backups, the latest one and the last attempt")
     CHECK(p.samples.at("upgrade_recovery_recovery_in_progress") == "0");
     CHECK(p.samples.at("upgrade_recovery_watchdog_active") == "0");
     CHECK_FALSE(p.samples.count("upgrade_recovery_recovery_state{state=\"running\"}"));
-    for (const char* part : {"latest_backup", "last_backup_attempt", "recovery", "watchdog"})
+    for (const char* part : {"backups", "latest_backup", "last_backup_attempt", "recovery", "watchdog"})
         CHECK(p.samples.at(std::string("upgrade_recovery_unreadable{part=\"") + part + "\"}") == "0");
 }
 
@@ -171,12 +172,17 @@ TEST_CASE("metrics_text: a recovery, the watchdog and unreadable parts")
     s.watchdog = WatchdogState{};
     s.last_attempt.reset();
     s.last_attempt_error = Error{ErrorKind::Corrupt, 0, "last-backup.json: bad"};
+    s.unreadable.push_back({"20261119T080000Z", Error{ErrorKind::Io, EIO, "metadata.toml: Input/output error"}});
     const auto p = parse(metrics_text(&s, std::nullopt));
     REQUIRE(p.well_formed);
     CHECK_FALSE(p.samples.count("upgrade_recovery_latest_backup_timestamp_seconds"));
     CHECK_FALSE(p.samples.count("upgrade_recovery_last_backup_attempt_state{state=\"succeeded\"}"));
+    CHECK(p.samples.at("upgrade_recovery_unreadable{part=\"backups\"}") == "1");
     CHECK(p.samples.at("upgrade_recovery_unreadable{part=\"latest_backup\"}") == "1");
     CHECK(p.samples.at("upgrade_recovery_unreadable{part=\"last_backup_attempt\"}") == "1");
+    StoreStatus junk = sample_status();
+    junk.damaged = {"20990101T000000Z"};
+    CHECK(parse(metrics_text(&junk, std::nullopt)).samples.at("upgrade_recovery_unreadable{part=\"backups\"}") == "1");
     CHECK(p.samples.at("upgrade_recovery_unreadable{part=\"recovery\"}") == "0");
     CHECK(p.samples.at("upgrade_recovery_recovery_armed") == "1");
     CHECK(p.samples.at("upgrade_recovery_recovery_in_progress") == "1");

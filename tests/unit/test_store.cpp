@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <grp.h>
 #include <optional>
 #include <sched.h>
@@ -318,24 +319,12 @@ TEST_CASE("directories named like ids that are not backups are neither counted n
     CHECK(latest_of(s) == real[1]);
 }
 
-TEST_CASE("a backup that cannot be read just now is an error, not taken for damage", "[store]")
+namespace
 {
-    UR_RUN_ONLY_IF(::geteuid() == 0, "needs root to read as another user");
-    TempDir t;
-    Store s = plain_store(t.path);
-    const std::string older = "20240101T000000Z", newer = "20240102T000000Z";
-    make_backup(s, older);
-    make_backup(s, newer);
-    set_latest(s, newer);
-    // The store (0700) opened to the other user, one backup's metadata not.
-    REQUIRE(::chmod((s.path() + "/backups").c_str(), 0755) == 0);
-    REQUIRE(::chmod((s.path() + "/backups/" + older + "/metadata.toml").c_str(), 0600) == 0);
-    CHECK(ids_of(s) == std::vector<std::string>{older, newer}); // root reads it
 
-    // Another user cannot read the older one's metadata (EACCES): the listing must
-    // say so, not hand back the newer one alone, which `delete` would then take
-    // for the only backup and retention for the only one to keep.
-    enum { Listed = 10, OtherError, WrongError };
+// `fn` run as uid/gid 65534 in a child; what it returns comes back as the child's output.
+std::string as_nobody(const std::function<std::string()>& fn)
+{
     int out[2];
     REQUIRE(::pipe(out) == 0);
     pid_t pid = ::fork();
@@ -344,12 +333,9 @@ TEST_CASE("a backup that cannot be read just now is an error, not taken for dama
         ::close(out[0]);
         if (::setgroups(0, nullptr) < 0 || ::setresgid(65534, 65534, 65534) < 0 || ::setresuid(65534, 65534, 65534) < 0)
             std::_Exit(1);
-        auto l = list_backups(s);
-        std::string msg = l ? std::to_string(l->size()) + " listed" : l.error().message;
+        std::string msg = fn();
         (void)!::write(out[1], msg.data(), msg.size());
-        if (l) std::_Exit(Listed);
-        bool named = l.error().message.find(older) != std::string::npos;
-        std::_Exit(l.error().kind == ErrorKind::PermissionDenied && named ? 0 : WrongError);
+        std::_Exit(0);
     }
     ::close(out[1]);
     std::string msg;
@@ -359,11 +345,56 @@ TEST_CASE("a backup that cannot be read just now is an error, not taken for dama
     ::close(out[0]);
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
-    INFO("child: " << msg);
     REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-    // Nothing was changed by it.
-    CHECK(ids_of(s) == std::vector<std::string>{older, newer});
+    REQUIRE(WEXITSTATUS(status) == 0);
+    return msg;
+}
+
+std::string kind_and_message(const Result<>& r)
+{
+    return r ? "ok" : std::string(error_kind_name(r.error().kind)) + ": " + r.error().message;
+}
+
+} // namespace
+
+TEST_CASE("a backup that cannot be read just now is neither damage nor let go as if it were none", "[store]")
+{
+    UR_RUN_ONLY_IF(::geteuid() == 0, "needs root to read as another user");
+    TempDir t;
+    Store s = plain_store(t.path);
+    const std::string older = "20240101T000000Z", newer = "20240102T000000Z";
+    make_backup(s, older);
+    make_backup(s, newer);
+    set_latest(s, newer);
+    make_junk(s, "20230101T000000Z", "format = ");
+    // The store (0700) opened to the other user, one backup's metadata not (EACCES).
+    REQUIRE(::chmod((s.path() + "/backups").c_str(), 0755) == 0);
+    REQUIRE(::chmod((s.path() + "/backups/" + older + "/metadata.toml").c_str(), 0600) == 0);
+    CHECK(ids_of(s) == std::vector<std::string>{older, newer}); // root reads it
+
+    // Sorted apart from damage: the listing goes on without it, and says why.
+    CHECK(as_nobody([&] {
+              auto g = scan_generations(s);
+              if (!g) return "scan failed: " + g.error().message;
+              std::string out;
+              for (const auto& b : g->backups)
+                  out += "backup " + b + "\n";
+              for (const auto& d : g->damaged)
+                  out += "damaged " + d + "\n";
+              for (const auto& u : g->unreadable)
+                  out += "unreadable " + u.id + " " + std::string(error_kind_name(u.error.kind)) + "\n";
+              return out;
+          }) == "backup " + newer + "\ndamaged 20230101T000000Z\nunreadable " + older + " PermissionDenied\n");
+
+    // Alone with the junk, it is the only backup there may be: delete refuses it as
+    // it would a readable one, and names why it counts.
+    REQUIRE(delete_backup(s, newer, true));
+    const std::string refused = as_nobody([&] { return kind_and_message(delete_backup(s, older)); });
+    CHECK_THAT(refused, Catch::StartsWith("Refused: '" + older +
+                                          "' is the only backup there may be (its metadata "
+                                          "cannot be read: "));
+    CHECK_THAT(refused, Catch::Contains("'upgrade-recovery delete --force " + older + "'"));
+    CHECK(fs::exists(s.path() + "/backups/" + older + "/metadata.toml"));
 }
 
 TEST_CASE("read_metadata: an id that is not its directory's, missing metadata, a file", "[store]")
