@@ -632,9 +632,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         progress.warning("backup " + u.id + " cannot be read (" + u.error.message +
                          "): not shared from, counted or pruned until it reads again");
     // Names that are not backups (list_backups) neither order nor share; they only keep their names.
-    auto gens = list_generations(store);
-    if (!gens) return std::unexpected(gens.error());
-    auto taken = [&](const std::string& i) { return std::find(gens->begin(), gens->end(), i) != gens->end(); };
+    auto taken = [&](const std::string& i) { return generations->has(i); };
     // The generations are the truth and `latest` only names the newest: a damaged
     // link is shared from the newest backup instead, and publishing sets it again.
     auto latest = read_latest(store);

@@ -192,6 +192,19 @@ Result<std::vector<std::string>> list_generations(const Store& store)
     return ids;
 }
 
+const UnreadableGeneration* Generations::find_unreadable(const std::string& id) const
+{
+    for (const auto& u : unreadable)
+        if (u.id == id) return &u;
+    return nullptr;
+}
+
+bool Generations::has(const std::string& id) const
+{
+    return std::find(backups.begin(), backups.end(), id) != backups.end() ||
+           std::find(damaged.begin(), damaged.end(), id) != damaged.end() || find_unreadable(id);
+}
+
 Result<Generations> scan_generations(const Store& store)
 {
     auto ids = list_generations(store);
@@ -399,23 +412,19 @@ Result<> remove_generation(int dirfd, const std::string& name)
 
 Result<> delete_backup(const Store& store, const std::string& id, bool allow_last)
 {
-    // Anything named like a backup goes when named: also what is not one (list shows it as such).
-    auto gens = list_generations(store);
-    if (!gens) return std::unexpected(gens.error());
-    if (std::find(gens->begin(), gens->end(), id) == gens->end())
-        return fail(ErrorKind::NotFound, "no backup '" + id + "' in " + store.path());
     auto scan = scan_generations(store);
     if (!scan) return std::unexpected(scan.error());
-    const std::vector<std::string>* ids = &scan->backups;
-    const bool complete = std::find(ids->begin(), ids->end(), id) != ids->end();
-    auto unreadable = std::find_if(scan->unreadable.begin(), scan->unreadable.end(),
-                                   [&](const UnreadableGeneration& u) { return u.id == id; });
+    // Anything named like a backup goes when named: also what is not one (list shows it as such).
+    if (!scan->has(id)) return fail(ErrorKind::NotFound, "no backup '" + id + "' in " + store.path());
+    const std::vector<std::string>& ids = scan->backups;
+    const bool complete = std::find(ids.begin(), ids.end(), id) != ids.end();
+    const UnreadableGeneration* unreadable = scan->find_unreadable(id);
     std::string next;
-    for (const auto& i : *ids)
+    for (const auto& i : ids)
         if (i != id) next = i; // newest other
     // Counted, not read from `latest`: a missing or damaged link must not let the last one go.
     // One that cannot be read now may be a good backup: it is not let go either.
-    if ((complete || unreadable != scan->unreadable.end()) && next.empty() && !allow_last)
+    if ((complete || unreadable) && next.empty() && !allow_last)
         return fail(
             ErrorKind::Refused,
             "'" + id + "' is the only backup" +
@@ -426,7 +435,7 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
     if (!latest) return std::unexpected(latest.error());
     // A damaged link names no backup; the newest going then sets it to the next newest,
     // as when it named the newest. A directory cannot be replaced: refused first.
-    bool names_it = latest->id == id || (!latest->damage.empty() && !ids->empty() && id == ids->back());
+    bool names_it = latest->id == id || (!latest->damage.empty() && !ids.empty() && id == ids.back());
     if (names_it && latest->directory) return std::unexpected(latest_error(store, *latest));
     if (names_it) {
         if (next.empty()) {

@@ -76,6 +76,11 @@ struct Generations {
     std::vector<std::string> backups;
     std::vector<std::string> damaged;
     std::vector<UnreadableGeneration> unreadable;
+
+    // Is `id` taken by a generation of any kind?
+    bool has(const std::string& id) const;
+    // The unreadable generation `id`, if it is one.
+    const UnreadableGeneration* find_unreadable(const std::string& id) const;
 };
 Result<Generations> scan_generations(const Store& store);
 // The backups of scan_generations. The others are never counted or pruned by

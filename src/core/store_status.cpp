@@ -1,7 +1,5 @@
 #include "store_status.hpp"
 
-#include <algorithm>
-
 namespace ur
 {
 
