@@ -27,10 +27,6 @@ namespace
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-// The revision directories cluster-backup.sh puts into its tarball, and that
-// cluster-restore.sh takes the manifests from.
-constexpr std::array<const char*, 4> kStaticPods = {"kube-apiserver-pod", "kube-controller-manager-pod",
-                                                    "kube-scheduler-pod", "etcd-pod"};
 constexpr const char* kDirtySuffix = "__POSSIBLY_DIRTY__";
 
 bool path_exists(const std::string& p)

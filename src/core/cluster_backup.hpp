@@ -5,11 +5,17 @@
 #include "metadata.hpp"
 #include "progress.hpp"
 
+#include <array>
 #include <cstdint>
 #include <string>
 
 namespace ur
 {
+
+// The static pods whose revision directories cluster-backup.sh puts into its
+// tarball, and that cluster-restore.sh takes the manifests from.
+inline constexpr std::array<const char*, 4> kStaticPods = {"kube-apiserver-pod", "kube-controller-manager-pod",
+                                                           "kube-scheduler-pod", "etcd-pod"};
 
 // etcd.mode with "auto" resolved against the host: "script" when the
 // cluster-backup script exists under root, else "etcdctl" when endpoints are

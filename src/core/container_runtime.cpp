@@ -40,6 +40,33 @@ Result<std::vector<ContainerInfo>> parse_crictl_ps(std::string_view text)
     }
 }
 
+Result<std::vector<ImageInfo>> parse_crictl_images(std::string_view text)
+{
+    auto strings = [](const json& o, const char* key) {
+        std::vector<std::string> v;
+        if (o.contains(key) && o[key].is_array())
+            for (const auto& x : o[key])
+                if (x.is_string()) v.push_back(x.get<std::string>());
+        return v;
+    };
+    try {
+        json o = json::parse(text);
+        std::vector<ImageInfo> out;
+        if (!o.contains("images") || o["images"].is_null()) return out;
+        for (const auto& i : o.at("images")) {
+            ImageInfo ii;
+            ii.id = i.value("id", "");
+            ii.tags = strings(i, "repoTags");
+            ii.digests = strings(i, "repoDigests");
+            if (ii.id.empty()) return fail(ErrorKind::ExternalFailed, "crictl images: an image without an id");
+            out.push_back(std::move(ii));
+        }
+        return out;
+    } catch (const json::exception& e) {
+        return fail(ErrorKind::ExternalFailed, std::string("crictl images: unreadable JSON: ") + e.what());
+    }
+}
+
 const ContainerInfo* newest_container(const std::vector<ContainerInfo>& all, const std::string& name)
 {
     const ContainerInfo* best = nullptr;
@@ -121,6 +148,13 @@ class CrictlRuntime final : public ContainerRuntime
             UR_TRY(cancel.check());
             std::this_thread::sleep_for(std::chrono::milliseconds(500));
         }
+    }
+
+    Result<std::vector<ImageInfo>> list_images(std::chrono::seconds timeout, const CancelToken& cancel) override
+    {
+        auto r = checked({crictl_, "images", "-o", "json"}, timeout, cancel);
+        if (!r) return std::unexpected(r.error());
+        return parse_crictl_images(r->out);
     }
 
     Result<> wipe_storage(std::chrono::seconds timeout, const CancelToken& cancel) override

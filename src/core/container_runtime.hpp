@@ -25,6 +25,12 @@ struct ContainerInfo {
     bool running() const { return state == "CONTAINER_RUNNING"; }
 };
 
+struct ImageInfo {
+    std::string id;
+    std::vector<std::string> tags;    // repoTags: "quay.io/x/y:4.15"
+    std::vector<std::string> digests; // repoDigests: "quay.io/x/y@sha256:..."
+};
+
 class ContainerRuntime
 {
   public:
@@ -36,6 +42,8 @@ class ContainerRuntime
     // check that none is left. Sandboxes go first so a later CRI-O start does not spend
     // minutes per pod restoring network state (LCA's lesson).
     virtual Result<unsigned> remove_all_pods(std::chrono::seconds timeout, const CancelToken& cancel) = 0;
+    // The images in the container storage (`crictl images -o json`).
+    virtual Result<std::vector<ImageInfo>> list_images(std::chrono::seconds timeout, const CancelToken& cancel) = 0;
     // `crio wipe -f`: removes container AND image storage; only when recovery.wipe_images (W11).
     virtual Result<> wipe_storage(std::chrono::seconds timeout, const CancelToken& cancel) = 0;
 };
@@ -45,6 +53,9 @@ std::unique_ptr<ContainerRuntime> make_crictl_runtime(const Config& cfg, std::st
 
 // Parse `crictl ps -o json` output (exposed for tests).
 Result<std::vector<ContainerInfo>> parse_crictl_ps(std::string_view json_text);
+
+// Parse `crictl images -o json` output (exposed for tests).
+Result<std::vector<ImageInfo>> parse_crictl_images(std::string_view json_text);
 
 // The newest container with that name (by creation time), if any.
 const ContainerInfo* newest_container(const std::vector<ContainerInfo>& all, const std::string& name);

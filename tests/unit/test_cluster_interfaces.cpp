@@ -3,11 +3,13 @@
 // request timeout, W8), pod removal with checking (W7), deadlines.
 #include "cluster_api.hpp"
 #include "container_runtime.hpp"
+#include "control_plane_images.hpp"
 #include "units.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -82,6 +84,78 @@ TEST_CASE("crictl ps JSON")
     CHECK(parse_crictl_ps(R"({"containers": null})")->empty());
     CHECK_FALSE(parse_crictl_ps("crictl: connection refused"));
     CHECK_FALSE(parse_crictl_ps(R"({"containers": [{"metadata": {"name": "x"}}]})"));
+}
+
+TEST_CASE("crictl images JSON")
+{
+    auto all = parse_crictl_images(R"({"images": [
+      {"id": "sha256:aaa", "repoTags": ["quay.io/ocp/etcd:4.15"], "repoDigests": ["quay.io/ocp/etcd@sha256:111"],
+       "size": "1000", "pinned": true},
+      {"id": "sha256:bbb", "repoTags": [], "repoDigests": ["quay.io/ocp/art@sha256:222", "mirror.local/art@sha256:222"]},
+      {"id": "sha256:ccc", "repoTags": null, "repoDigests": null}
+    ]})");
+    REQUIRE(all);
+    REQUIRE(all->size() == 3);
+    CHECK((*all)[0].tags == std::vector<std::string>{"quay.io/ocp/etcd:4.15"});
+    CHECK((*all)[1].digests.size() == 2);
+    CHECK((*all)[2].tags.empty());
+    CHECK(image_present(*all, "quay.io/ocp/etcd:4.15"));
+    CHECK(image_present(*all, "quay.io/ocp/etcd@sha256:111"));
+    CHECK(image_present(*all, "mirror.local/art@sha256:222"));
+    // Exact references only: another tag, or the same digest in another repository, is not there
+    // for CRI-O either.
+    CHECK_FALSE(image_present(*all, "quay.io/ocp/etcd:4.16"));
+    CHECK_FALSE(image_present(*all, "quay.io/other/etcd@sha256:111"));
+    CHECK(missing_images({"quay.io/ocp/etcd@sha256:111", "quay.io/ocp/etcd@sha256:999"}, *all) ==
+          std::vector<std::string>{"quay.io/ocp/etcd@sha256:999"});
+    CHECK(parse_crictl_images(R"({"images": null})")->empty());
+    CHECK_FALSE(parse_crictl_images("crictl: connection refused"));
+    CHECK_FALSE(parse_crictl_images(R"({"images": [{"repoTags": ["x:1"]}]})"));
+}
+
+TEST_CASE("the images a static pod manifest names, JSON as OpenShift writes it or YAML")
+{
+    auto json = images_in_manifest(R"(
+{"kind":"Pod","apiVersion":"v1","metadata":{"name":"etcd"},"spec":{
+ "initContainers":[{"name":"setup","image":"quay.io/ocp/art@sha256:e7cd"}],
+ "containers":[{"name":"etcdctl","image":"quay.io/ocp/art@sha256:e7cd"},
+               {"name":"etcd","image":"quay.io/ocp/art@sha256:e7cd"},
+               {"name":"etcd-readyz","image":"quay.io/ocp/art@sha256:0pe7"}]}})");
+    REQUIRE(json);
+    CHECK(*json == std::vector<std::string>{"quay.io/ocp/art@sha256:0pe7", "quay.io/ocp/art@sha256:e7cd"});
+
+    auto yaml = images_in_manifest("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n"
+                                   "  - name: etcd\n    image: quay.io/ocp/art@sha256:e7cd\n"
+                                   "  - image: \"quay.io/ocp/art@sha256:0pe7\"\n    name: readyz\n"
+                                   "  - name: metrics\n    image: 'quay.io/ocp/metrics:4.15'   # pinned\n"
+                                   "  - name: x\n    image: reg.local/x:1 # comment\n"
+                                   "    imagePullPolicy: IfNotPresent\n");
+    REQUIRE(yaml);
+    CHECK(*yaml == std::vector<std::string>{"quay.io/ocp/art@sha256:0pe7", "quay.io/ocp/art@sha256:e7cd",
+                                            "quay.io/ocp/metrics:4.15", "reg.local/x:1"});
+    CHECK(images_in_manifest("kind: Pod\nname: etcd\n")->empty());
+    CHECK(images_in_manifest(R"({"kind":"Pod"})")->empty());
+    auto bad = images_in_manifest(R"({"kind":"Pod", "spec": {)");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().kind == ErrorKind::Corrupt);
+}
+
+TEST_CASE("the control plane's images are those of the four static pod manifests")
+{
+    Dir d;
+    fs::create_directories(d.path + "/m");
+    d.write("m/etcd-pod.yaml", R"({"spec":{"containers":[{"name":"etcd","image":"r/etcd@sha256:1"}]}})");
+    d.write("m/kube-apiserver-pod.yaml", "spec:\n  containers:\n  - image: r/kas@sha256:2\n");
+    d.write("m/kube-scheduler-pod.yaml", R"({"spec":{"containers":[{"image":"r/etcd@sha256:1"}]}})");
+    d.write("m/other-pod.yaml", "spec:\n  containers:\n  - image: r/other:1\n"); // not a control-plane pod
+    auto imgs = control_plane_images(AT_FDCWD, d.path + "/m");
+    REQUIRE(imgs);
+    CHECK(*imgs == std::vector<std::string>{"r/etcd@sha256:1", "r/kas@sha256:2"});
+    CHECK(control_plane_images(AT_FDCWD, d.path + "/none")->empty());
+    d.write("m/kube-controller-manager-pod.yaml", "{ broken");
+    auto bad = control_plane_images(AT_FDCWD, d.path + "/m");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("kube-controller-manager-pod.yaml") != std::string::npos);
 }
 
 TEST_CASE("static pod operator status and the W9 criterion")
@@ -176,7 +250,7 @@ TEST_CASE("an oc that hangs is killed at its deadline")
     CHECK(took < std::chrono::seconds(8));
 }
 
-TEST_CASE("remove all pods: stop, remove, and check nothing is left")
+TEST_CASE("the runtime's pods, containers and images through crictl")
 {
     Dir d;
     d.write("pods", "p1\np2\np3\n");
@@ -187,6 +261,7 @@ case "$1" in
   stopp) shift; for p in "$@"; do echo "$p" >> $S/stopped; done ;;
   rmp) if [ -f $S/stuck ]; then echo p9 > $S/pods; else : > $S/pods; fi ;;
   ps) cat $S/ps.json ;;
+  images) cat $S/images.json ;;
 esac
 )SH");
     auto rt = make_crictl_runtime(cfg, d.path + "/no-crio");
@@ -219,6 +294,13 @@ esac
     auto ps = rt->list_containers(std::chrono::seconds(5), tok);
     REQUIRE(ps);
     CHECK(ps->size() == 3);
+
+    d.write("calls", "");
+    d.write("images.json", R"({"images": [{"id": "sha256:a", "repoDigests": ["r/etcd@sha256:1"]}]})");
+    auto images = rt->list_images(std::chrono::seconds(5), tok);
+    REQUIRE(images);
+    CHECK(lines(d.read("calls")) == std::vector<std::string>{"images -o json"});
+    CHECK(image_present(*images, "r/etcd@sha256:1"));
 }
 
 TEST_CASE("crictl failures are reported with their stderr")
