@@ -1,5 +1,6 @@
 #include "recovery.hpp"
 
+#include "control_plane_images.hpp"
 #include "failpoint.hpp"
 #include "fd.hpp"
 #include "host_info.hpp"
@@ -175,6 +176,55 @@ void record_cluster_status(Ctx& c, const char* file, const char* when)
 // ---------------------------------------------------------------------------
 // Phase 1
 
+// W11: after the etcd restore, phase 2 runs the backup's control plane, and since
+// CEO 4.14 cluster-restore.sh pulls the etcd image with podman. An image gone from
+// the container storage (image garbage collection after the upgrade, or an upgrade
+// that failed pulling) must come from a registry a disconnected SNO may not reach:
+// refused unless forced, while nothing is stopped yet. Live only: CRI-O is down in
+// the initramfs. Returns the note for the verify step.
+Result<std::string> check_control_plane_images(Ctx& c, const StepToken& t)
+{
+    auto etc =
+        std::find_if(c.meta.trees.begin(), c.meta.trees.end(), [](const TreeRecord& tr) { return tr.path == "/etc"; });
+    if (etc == c.meta.trees.end()) return std::string("control-plane images not checked: /etc is not in the backup");
+    const std::string manifests = c.j.backup_id + "/" + etc->name + "/kubernetes/manifests";
+    auto needed = control_plane_images(c.store.backups_fd.get(), manifests);
+    if (!needed) {
+        c.progress.warning("cannot tell which images the backup's control plane needs (" + needed.error().message +
+                           "): not checked whether they are still in the container storage");
+        return std::string("control-plane images not checked");
+    }
+    if (needed->empty()) return std::string("no control-plane images named in the backup's manifests");
+    const std::string n = std::to_string(needed->size());
+    if (c.cfg.wipe_images) {
+        c.progress.warning("recovery.wipe_images = true removes the " + n +
+                           " images the backup's control plane needs: phase 2 pulls them from their registries");
+        return "control-plane images: " + n + " to be pulled again (recovery.wipe_images)";
+    }
+    if (!c.live) return "control-plane images: " + n + " not checked offline (CRI-O is not running)";
+    auto have = c.runtime.list_images(std::chrono::seconds(c.cfg.stop_timeout), t.token());
+    if (!have) {
+        if (have.error().kind == ErrorKind::Cancelled) return std::unexpected(have.error());
+        c.progress.warning("cannot list the container images (" + have.error().message + "): not checked whether the " +
+                           n + " images the backup's control plane needs are present");
+        return "control-plane images: " + n + " not checked";
+    }
+    auto missing = missing_images(*needed, *have);
+    if (missing.empty()) return "control-plane images: all " + n + " present";
+    std::string list;
+    for (const auto& m : missing)
+        list += (list.empty() ? "" : ", ") + m;
+    const std::string what = std::to_string(missing.size()) + " of the " + n +
+                             " images the backup's control plane needs are not in the container storage: " + list;
+    if (!c.opts.force)
+        return fail(ErrorKind::Refused, what +
+                                            "; phase 2 would pull them from their registries, which a disconnected "
+                                            "node cannot reach (pull them now with 'crictl pull IMAGE', or use --force "
+                                            "when the registries are reachable)");
+    c.progress.warning(what + " (--force: phase 2 pulls them)");
+    return "control-plane images missing, forced: " + list;
+}
+
 Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
 {
     StepResult r;
@@ -216,6 +266,9 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
             c.progress.warning("backup lacks " + list + " (--force)");
             r.note += "; missing, forced: " + list;
         }
+        auto images = check_control_plane_images(c, t);
+        if (!images) return std::unexpected(images.error());
+        r.note += "; " + *images;
     } else {
         c.progress.warning("backup " + c.j.backup_id + " has no etcd snapshot: phase 2 will not restore etcd");
     }

@@ -141,7 +141,8 @@ struct Host {
 
     // With `ostree`: a real sysroot (tmpfs) at <root>/sysroot, v1 deployed and booted at
     // backup time, v2 deployed by the "upgrade" and booted when the recovery starts.
-    explicit Host(bool ostree = false)
+    // `prepare` changes the root before the backup is taken.
+    explicit Host(bool ostree = false, const std::function<void(Host&)>& prepare = {})
     {
         char t[] = "/tmp/ur-phase1-XXXXXX";
         REQUIRE(mkdtemp(t));
@@ -152,6 +153,7 @@ struct Host {
         build();
         if (ostree) ostree_ids[0] = make_sysroot();
         set_config(ostree ? ostree_ids[0] : "");
+        if (prepare) prepare(*this);
         before = snapshot();
         Config cfg = *load_config(ConfigSource{root, config});
         BackupOptions bo;
@@ -961,11 +963,9 @@ TEST_CASE("a backup whose kubelet certificates expired: arm and the recovery war
     h.check_recovered();
 }
 
-TEST_CASE("a backup without what phase 2 needs is refused before anything changes, unless forced (W18)")
+// Give the backup an etcd snapshot that verifies (the metadata carries its digests).
+void add_cluster_snapshot(const Host& h, bool has_cluster_restore)
 {
-    Host h;
-    // Give the backup an etcd snapshot that verifies (the metadata carries its digests),
-    // recorded from a host that had no cluster-restore.sh: phase 2 could not restore etcd.
     const std::string gen = h.p("var/recovery/backups/") + kBackupId;
     fs::create_directories(gen + "/cluster");
     const std::string snap = "snapshot data", tar = "static pod resources";
@@ -979,9 +979,16 @@ TEST_CASE("a backup without what phase 2 needs is refused before anything change
     meta->cluster.snapshot_sha256 = sha256_hex(snap.data(), snap.size());
     meta->cluster.static_resources = "static_kuberesources_2024-05-01_100000.tar.gz";
     meta->cluster.static_resources_sha256 = sha256_hex(tar.data(), tar.size());
-    meta->openshift.has_cluster_restore = false;
+    meta->openshift.has_cluster_restore = has_cluster_restore;
     meta->openshift.has_etcd_scripts = true;
     std::ofstream(gen + "/metadata.toml", std::ios::trunc) << metadata_to_toml(*meta);
+}
+
+TEST_CASE("a backup without what phase 2 needs is refused before anything changes, unless forced (W18)")
+{
+    Host h;
+    // Recorded from a host that had no cluster-restore.sh: phase 2 could not restore etcd.
+    add_cluster_snapshot(h, false);
     refused_at_verify(h, "lacks what phase 2 needs: usr/local/bin/cluster-restore.sh");
 
     auto forced = h.run("--force");
@@ -1005,6 +1012,7 @@ struct LiveStandins {
         write(dir + "/active-kubelet.service", "");
         write(dir + "/active-crio.service", "");
         write(dir + "/pods", "");
+        write(dir + "/images.json", R"({"images": []})");
         write(systemctl,
               "#!/bin/bash\nS=" + dir +
                   "\necho \"systemctl $*\" >> $S/calls\n"
@@ -1020,7 +1028,8 @@ struct LiveStandins {
               "#!/bin/bash\nS=" + dir +
                   "\necho \"crictl $*\" >> $S/calls\n"
                   "[ -f $S/active-crio.service ] || { echo 'connection refused' >&2; exit 1; }\n"
-                  "case \"$1\" in\n  pods) cat $S/pods ;;\n  stopp) ;;\n  rmp) : > $S/pods ;;\n  *) exit 1 ;;\nesac\n",
+                  "case \"$1\" in\n  pods) cat $S/pods ;;\n  stopp) ;;\n  rmp) : > $S/pods ;;\n"
+                  "  images) cat $S/images.json ;;\n  *) exit 1 ;;\nesac\n",
               0755);
         // The cluster status commands (features 15, 27); api-down: refused, as after a failed upgrade.
         write(oc,
@@ -1095,6 +1104,93 @@ TEST_CASE("live phase 1 stops the services in order through the stand-ins")
     auto same = h.run("--resume --systemctl " + systemctl + " --boot-id " + boot);
     CHECK(same.exit_code == 1);
     CHECK(same.err.find("Refused") != std::string::npos);
+}
+
+// The control plane of the backup in its manifests: etcd as JSON (as OpenShift writes
+// it), kube-apiserver as YAML.
+const std::string kEtcdImage = "quay.io/ocp/art@sha256:e7cd01", kApiImage = "quay.io/ocp/art@sha256:a5a501";
+void control_plane_manifests(Host& h)
+{
+    write(h.p("etc/kubernetes/manifests/etcd-pod.yaml"),
+          R"({"kind":"Pod","spec":{"containers":[{"name":"etcdctl","image":")" + kEtcdImage + R"("}]}})");
+    write(h.p("etc/kubernetes/manifests/kube-apiserver-pod.yaml"),
+          "kind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    image: " + kApiImage + "\n");
+}
+
+void runtime_images(const LiveStandins& sv, const std::vector<std::string>& digests)
+{
+    nlohmann::json imgs = nlohmann::json::array();
+    for (const auto& d : digests)
+        imgs.push_back({{"id", "sha256:" + std::to_string(imgs.size())}, {"repoDigests", {d}}});
+    write(sv.dir + "/images.json", nlohmann::json({{"images", imgs}}).dump());
+}
+
+// W11: phase 2 runs the backup's control plane after the etcd restore; an image gone
+// from the container storage would have to come from a registry.
+TEST_CASE("live: the backup's control-plane images must be present before anything stops (W11)")
+{
+    Host h(false, control_plane_manifests);
+    add_cluster_snapshot(h, true);
+    LiveStandins sv(h);
+    const std::string live = "--systemctl " + sv.systemctl + " --boot-id " + sv.boot;
+    runtime_images(sv, {kEtcdImage, "quay.io/ocp/art@sha256:0ther"}); // the apiserver's is gone
+    auto r = h.run(live);
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("1 of the 2 images the backup's control plane needs are not in the container storage: " +
+                     kApiImage) != std::string::npos);
+    CHECK(r.err.find("crictl pull IMAGE") != std::string::npos);
+    const std::string calls = slurp(sv.dir + "/calls");
+    CHECK(calls.find("crictl images -o json") != std::string::npos);
+    CHECK(calls.find("systemctl stop") == std::string::npos);
+    CHECK(h.snapshot() == h.broken); // nothing touched
+    CHECK(h.journal().step("verify")->state == StepState::Failed);
+
+    // Pulled again: the recovery goes on.
+    runtime_images(sv, {kEtcdImage, kApiImage});
+    auto ok = h.run(live);
+    INFO(ok.out << ok.err);
+    REQUIRE(ok.exit_code == 0);
+    CHECK(ok.json()["phase1_done"] == true);
+    CHECK(h.journal().step("verify")->note.find("control-plane images: all 2 present") != std::string::npos);
+}
+
+TEST_CASE("missing control-plane images: forced live, not checked offline, expected with the wipe (W11)")
+{
+    {
+        Host h(false, control_plane_manifests);
+        add_cluster_snapshot(h, true);
+        LiveStandins sv(h);
+        runtime_images(sv, {});
+        auto r = h.run("--force --systemctl " + sv.systemctl + " --boot-id " + sv.boot);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.err.find("2 of the 2 images") != std::string::npos);
+        CHECK(h.journal().step("verify")->note.find("control-plane images missing, forced: " + kApiImage + ", " +
+                                                    kEtcdImage) != std::string::npos);
+    }
+    {
+        Host h(false, control_plane_manifests);
+        add_cluster_snapshot(h, true);
+        auto r = h.run("");
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(h.journal().step("verify")->note.find("control-plane images: 2 not checked offline") !=
+              std::string::npos);
+    }
+    {
+        Host h(false, control_plane_manifests);
+        add_cluster_snapshot(h, true);
+        LiveStandins sv(h);
+        runtime_images(sv, {});
+        std::ofstream(h.config, std::ios::app) << "wipe_images = true\n";
+        auto r = h.run("--systemctl " + sv.systemctl + " --boot-id " + sv.boot);
+        INFO(r.out << r.err);
+        // (No crio on PATH here: the wipe itself fails later; only the check counts.)
+        CHECK(h.journal().step("verify")->state == StepState::Done);
+        CHECK(r.err.find("recovery.wipe_images = true removes the 2 images") != std::string::npos);
+        CHECK(slurp(sv.dir + "/calls").find("crictl images") == std::string::npos);
+    }
 }
 
 // W11: the wipe only when asked for, and then only once CRI-O has stopped. `crio` is
