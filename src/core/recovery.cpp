@@ -176,53 +176,91 @@ void record_cluster_status(Ctx& c, const char* file, const char* when)
 // ---------------------------------------------------------------------------
 // Phase 1
 
+// W18: phase 2 runs the restored cluster-restore.sh on the backup's cluster/ files;
+// what of that the backup lacks (empty when it has no etcd snapshot).
+std::vector<std::string> phase2_files_missing(const Store& store, const BackupMetadata& meta)
+{
+    std::vector<std::string> missing;
+    if (!meta.cluster.present) return missing;
+    if (!meta.openshift.has_cluster_restore) missing.push_back("usr/local/bin/cluster-restore.sh");
+    if (!meta.openshift.has_etcd_scripts) missing.push_back("the etcd-scripts directory");
+    for (const auto& f : {meta.cluster.snapshot, meta.cluster.static_resources}) {
+        std::string rel = meta.id + "/" + kClusterDir + "/" + f;
+        struct stat st {
+        };
+        if (f.empty() || ::fstatat(store.backups_fd.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode))
+            missing.push_back(std::string(kClusterDir) + "/" + (f.empty() ? "(unnamed file)" : f));
+    }
+    return missing;
+}
+
+std::string comma_list(const std::vector<std::string>& v)
+{
+    std::string list;
+    for (const auto& m : v)
+        list += (list.empty() ? "" : ", ") + m;
+    return list;
+}
+
+struct ImagesCheck {
+    std::string note;                 // what was found, for the step and the dry run
+    std::string warning;              // shown; does not stop the recovery
+    std::vector<std::string> missing; // refused unless forced
+    size_t needed = 0;
+};
+
 // W11: after the etcd restore, phase 2 runs the backup's control plane, and since
 // CEO 4.14 cluster-restore.sh pulls the etcd image with podman. An image gone from
 // the container storage (image garbage collection after the upgrade, or an upgrade
-// that failed pulling) must come from a registry a disconnected SNO may not reach:
-// refused unless forced, while nothing is stopped yet. Live only: CRI-O is down in
-// the initramfs. Returns the note for the verify step.
-Result<std::string> check_control_plane_images(Ctx& c, const StepToken& t)
+// that failed pulling) must come from a registry a disconnected SNO may not reach.
+// `runtime` is null offline: CRI-O does not run in the initramfs.
+Result<ImagesCheck> check_control_plane_images(const Config& cfg, const Store& store, const BackupMetadata& meta,
+                                               ContainerRuntime* runtime, const CancelToken& cancel)
 {
+    ImagesCheck r;
+    if (!meta.cluster.present) return r;
     auto etc =
-        std::find_if(c.meta.trees.begin(), c.meta.trees.end(), [](const TreeRecord& tr) { return tr.path == "/etc"; });
-    if (etc == c.meta.trees.end()) return std::string("control-plane images not checked: /etc is not in the backup");
-    const std::string manifests = c.j.backup_id + "/" + etc->name + "/kubernetes/manifests";
-    auto needed = control_plane_images(c.store.backups_fd.get(), manifests);
+        std::find_if(meta.trees.begin(), meta.trees.end(), [](const TreeRecord& tr) { return tr.path == "/etc"; });
+    if (etc == meta.trees.end()) {
+        r.note = "control-plane images not checked: /etc is not in the backup";
+        return r;
+    }
+    auto needed = control_plane_images(store.backups_fd.get(), meta.id + "/" + etc->name + "/kubernetes/manifests");
     if (!needed) {
-        c.progress.warning("cannot tell which images the backup's control plane needs (" + needed.error().message +
-                           "): not checked whether they are still in the container storage");
-        return std::string("control-plane images not checked");
+        r.warning = "cannot tell which images the backup's control plane needs (" + needed.error().message +
+                    "): not checked whether they are still in the container storage";
+        r.note = "control-plane images not checked";
+        return r;
     }
-    if (needed->empty()) return std::string("no control-plane images named in the backup's manifests");
-    const std::string n = std::to_string(needed->size());
-    if (c.cfg.wipe_images) {
-        c.progress.warning("recovery.wipe_images = true removes the " + n +
-                           " images the backup's control plane needs: phase 2 pulls them from their registries");
-        return "control-plane images: " + n + " to be pulled again (recovery.wipe_images)";
-    }
-    if (!c.live) return "control-plane images: " + n + " not checked offline (CRI-O is not running)";
-    auto have = c.runtime.list_images(std::chrono::seconds(c.cfg.stop_timeout), t.token());
-    if (!have) {
+    r.needed = needed->size();
+    const std::string n = std::to_string(r.needed);
+    if (needed->empty()) {
+        r.note = "no control-plane images named in the backup's manifests";
+    } else if (cfg.wipe_images) {
+        r.warning = "recovery.wipe_images = true removes the " + n +
+                    " images the backup's control plane needs: phase 2 pulls them from their registries";
+        r.note = "control-plane images: " + n + " to be pulled again (recovery.wipe_images)";
+    } else if (!runtime) {
+        r.note = "control-plane images: " + n + " not checked offline (CRI-O is not running)";
+    } else if (auto have = runtime->list_images(std::chrono::seconds(cfg.stop_timeout), cancel); !have) {
         if (have.error().kind == ErrorKind::Cancelled) return std::unexpected(have.error());
-        c.progress.warning("cannot list the container images (" + have.error().message + "): not checked whether the " +
-                           n + " images the backup's control plane needs are present");
-        return "control-plane images: " + n + " not checked";
+        r.warning = "cannot list the container images (" + have.error().message + "): not checked whether the " + n +
+                    " images the backup's control plane needs are present";
+        r.note = "control-plane images: " + n + " not checked";
+    } else {
+        r.missing = missing_images(*needed, *have);
+        r.note = r.missing.empty() ? "control-plane images: all " + n + " present"
+                                   : "control-plane images: " + std::to_string(r.missing.size()) + " of " + n +
+                                         " missing: " + comma_list(r.missing);
     }
-    auto missing = missing_images(*needed, *have);
-    if (missing.empty()) return "control-plane images: all " + n + " present";
-    std::string list;
-    for (const auto& m : missing)
-        list += (list.empty() ? "" : ", ") + m;
-    const std::string what = std::to_string(missing.size()) + " of the " + n +
-                             " images the backup's control plane needs are not in the container storage: " + list;
-    if (!c.opts.force)
-        return fail(ErrorKind::Refused, what +
-                                            "; phase 2 would pull them from their registries, which a disconnected "
-                                            "node cannot reach (pull them now with 'crictl pull IMAGE', or use --force "
-                                            "when the registries are reachable)");
-    c.progress.warning(what + " (--force: phase 2 pulls them)");
-    return "control-plane images missing, forced: " + list;
+    return r;
+}
+
+std::string images_missing_message(const ImagesCheck& ic)
+{
+    return std::to_string(ic.missing.size()) + " of the " + std::to_string(ic.needed) +
+           " images the backup's control plane needs are not in the container storage: " + comma_list(ic.missing);
 }
 
 Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
@@ -245,30 +283,30 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
         r.note = std::to_string(rep->checked) + " entries verified";
     }
     // W18: phase 2 runs the restored cluster-restore.sh; find out now, not after the reboot.
+    if (auto missing = phase2_files_missing(c.store, c.meta); !missing.empty()) {
+        if (!c.opts.force)
+            return fail(ErrorKind::Corrupt,
+                        "backup " + c.j.backup_id + " lacks what phase 2 needs: " + comma_list(missing));
+        c.progress.warning("backup lacks " + comma_list(missing) + " (--force)");
+        r.note += "; missing, forced: " + comma_list(missing);
+    }
     if (c.meta.cluster.present) {
-        std::vector<std::string> missing;
-        if (!c.meta.openshift.has_cluster_restore) missing.push_back("usr/local/bin/cluster-restore.sh");
-        if (!c.meta.openshift.has_etcd_scripts) missing.push_back("the etcd-scripts directory");
-        for (const auto& f : {c.meta.cluster.snapshot, c.meta.cluster.static_resources}) {
-            std::string rel = c.j.backup_id + "/" + kClusterDir + "/" + f;
-            struct stat st {
-            };
-            if (f.empty() || ::fstatat(c.store.backups_fd.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                !S_ISREG(st.st_mode))
-                missing.push_back(std::string(kClusterDir) + "/" + (f.empty() ? "(unnamed file)" : f));
-        }
-        if (!missing.empty()) {
-            std::string list;
-            for (const auto& m : missing)
-                list += (list.empty() ? "" : ", ") + m;
-            if (!c.opts.force)
-                return fail(ErrorKind::Corrupt, "backup " + c.j.backup_id + " lacks what phase 2 needs: " + list);
-            c.progress.warning("backup lacks " + list + " (--force)");
-            r.note += "; missing, forced: " + list;
-        }
-        auto images = check_control_plane_images(c, t);
+        // W11, while nothing is stopped yet; live only.
+        auto images = check_control_plane_images(c.cfg, c.store, c.meta, c.live ? &c.runtime : nullptr, t.token());
         if (!images) return std::unexpected(images.error());
-        r.note += "; " + *images;
+        if (!images->warning.empty()) c.progress.warning(images->warning);
+        if (!images->missing.empty()) {
+            if (!c.opts.force)
+                return fail(ErrorKind::Refused,
+                            images_missing_message(*images) +
+                                "; phase 2 would pull them from their registries, which a disconnected node cannot "
+                                "reach (pull them now with 'crictl pull IMAGE', or use --force when the registries "
+                                "are reachable)");
+            c.progress.warning(images_missing_message(*images) + " (--force: phase 2 pulls them)");
+            r.note += "; control-plane images missing, forced: " + comma_list(images->missing);
+        } else {
+            r.note += "; " + images->note;
+        }
     } else {
         c.progress.warning("backup " + c.j.backup_id + " has no etcd snapshot: phase 2 will not restore etcd");
     }
@@ -1000,7 +1038,8 @@ Result<std::string> choose_backup(const Store& store, const JournalDir& dir, con
 }
 
 Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, const Store& store,
-                                const JournalDir& dir, Progress& progress, const CancelToken& cancel)
+                                const JournalDir& dir, const RecoveryBackends& backends, Progress& progress,
+                                const CancelToken& cancel)
 {
     RecoveryOutcome out;
     auto j = dir.load();
@@ -1025,10 +1064,29 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
     if (!meta) return std::unexpected(meta.error());
     auto rep = verify_backup(store, id, progress, cancel);
     if (!rep) return std::unexpected(rep.error());
-    const std::string verify_line =
-        "verify: " + (rep->ok() ? std::to_string(rep->checked) + " entries match the manifest"
-                                : "CORRUPT: " + std::to_string(rep->mismatches.size()) +
-                                      " mismatches, first: " + rep->mismatches.front());
+    // Live as a run would be: the caller's service manager, else the configured one.
+    bool live = false;
+    if (!opts.initrd) {
+        if (backends.units)
+            live = backends.units->can_control();
+        else if (auto u = make_unit_manager(cfg, opts.root); u)
+            live = (*u)->can_control();
+    }
+    // The checks the verify step refuses on, with what a run would do about them.
+    const std::string refuse = opts.force ? "; forced: " : "; REFUSED unless --force: ";
+    std::string verify_line = "verify: " + (rep->ok() ? std::to_string(rep->checked) + " entries match the manifest"
+                                                      : "CORRUPT: " + std::to_string(rep->mismatches.size()) +
+                                                            " mismatches, first: " + rep->mismatches.front());
+    if (auto missing = phase2_files_missing(store, *meta); !missing.empty())
+        verify_line += refuse + "the backup lacks what phase 2 needs: " + comma_list(missing);
+    if (meta->cluster.present) {
+        auto own_runtime = live && !backends.runtime ? make_crictl_runtime(cfg) : nullptr;
+        ContainerRuntime* runtime = !live ? nullptr : backends.runtime ? backends.runtime : own_runtime.get();
+        auto images = check_control_plane_images(cfg, store, *meta, runtime, cancel);
+        if (!images) return std::unexpected(images.error());
+        if (!images->warning.empty()) progress.warning(images->warning);
+        verify_line += images->missing.empty() ? "; " + images->note : refuse + images_missing_message(*images);
+    }
     std::string rollback_line = "platform-rollback: skipped (no ostree deployment recorded, or no sysroot)";
     if (meta->ostree.present && ostree_enabled(cfg, opts.root)) {
         auto plan = compute_rollback_plan(cfg, opts.root, meta->ostree);
@@ -1047,9 +1105,6 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
 
     // Every step in the order a run takes them, with what is known now about
     // whether it would run: the same conditions the steps check.
-    bool live = false;
-    if (!opts.initrd)
-        if (auto u = make_unit_manager(cfg, opts.root); u) live = (*u)->can_control();
     const JournalStep* resumed = nullptr;
     for (const auto& sd : recovery_steps()) {
         const std::string n = sd.name;
@@ -1088,7 +1143,7 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
     auto dir = JournalDir::open(store, !opts.dry_run);
     if (!dir) return std::unexpected(dir.error());
     run.dir = std::move(*dir);
-    if (opts.dry_run) return dry_run(cfg, opts, store, run.dir, progress, cancel);
+    if (opts.dry_run) return dry_run(cfg, opts, store, run.dir, backends, progress, cancel);
 
     auto lock = lock_store(store);
     if (!lock) return std::unexpected(std::move(lock.error()).context("recovery"));

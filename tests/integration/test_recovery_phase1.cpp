@@ -989,6 +989,12 @@ TEST_CASE("a backup without what phase 2 needs is refused before anything change
     Host h;
     // Recorded from a host that had no cluster-restore.sh: phase 2 could not restore etcd.
     add_cluster_snapshot(h, false);
+    auto dry = h.run("--dry-run");
+    INFO(dry.out << dry.err);
+    REQUIRE(dry.exit_code == 0);
+    CHECK(dry.json()["planned"][0].get<std::string>().find(
+              "; REFUSED unless --force: the backup lacks what phase 2 needs: usr/local/bin/cluster-restore.sh") !=
+          std::string::npos);
     refused_at_verify(h, "lacks what phase 2 needs: usr/local/bin/cluster-restore.sh");
 
     auto forced = h.run("--force");
@@ -1134,6 +1140,14 @@ TEST_CASE("live: the backup's control-plane images must be present before anythi
     LiveStandins sv(h);
     const std::string live = "--systemctl " + sv.systemctl + " --boot-id " + sv.boot;
     runtime_images(sv, {kEtcdImage, "quay.io/ocp/art@sha256:0ther"}); // the apiserver's is gone
+    // The dry run says so first.
+    auto dry = h.run("--dry-run " + live);
+    INFO(dry.out << dry.err);
+    REQUIRE(dry.exit_code == 0);
+    CHECK(dry.json()["planned"][0].get<std::string>().find(
+              "; REFUSED unless --force: 1 of the 2 images the backup's control plane needs are not in the "
+              "container storage: " +
+              kApiImage) != std::string::npos);
     auto r = h.run(live);
     INFO(r.out << r.err);
     CHECK(r.exit_code == 1);
@@ -1153,6 +1167,7 @@ TEST_CASE("live: the backup's control-plane images must be present before anythi
     REQUIRE(ok.exit_code == 0);
     CHECK(ok.json()["phase1_done"] == true);
     CHECK(h.journal().step("verify")->note.find("control-plane images: all 2 present") != std::string::npos);
+    CHECK(ok.err.find("control plane") == std::string::npos); // no warning
 }
 
 TEST_CASE("missing control-plane images: forced live, not checked offline, expected with the wipe (W11)")
