@@ -157,6 +157,13 @@ class CrictlRuntime final : public ContainerRuntime
         return parse_crictl_images(r->out);
     }
 
+    Result<> pull_image(const std::string& ref, std::chrono::seconds timeout, const CancelToken& cancel) override
+    {
+        auto r = checked({crictl_, "pull", ref}, timeout, cancel);
+        if (!r) return std::unexpected(r.error());
+        return {};
+    }
+
     Result<> wipe_storage(std::chrono::seconds timeout, const CancelToken& cancel) override
     {
         auto r = checked({crio_, "wipe", "-f"}, timeout, cancel);

@@ -44,6 +44,8 @@ class ContainerRuntime
     virtual Result<unsigned> remove_all_pods(std::chrono::seconds timeout, const CancelToken& cancel) = 0;
     // The images in the container storage (`crictl images -o json`).
     virtual Result<std::vector<ImageInfo>> list_images(std::chrono::seconds timeout, const CancelToken& cancel) = 0;
+    // `crictl pull REF`: through CRI-O, with the node's pull secret and mirrors.
+    virtual Result<> pull_image(const std::string& ref, std::chrono::seconds timeout, const CancelToken& cancel) = 0;
     // `crio wipe -f`: removes container AND image storage; only when recovery.wipe_images (W11).
     virtual Result<> wipe_storage(std::chrono::seconds timeout, const CancelToken& cancel) = 0;
 };

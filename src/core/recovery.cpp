@@ -203,6 +203,16 @@ std::string comma_list(const std::vector<std::string>& v)
     return list;
 }
 
+// The images the backup's static pod manifests name (in its /etc tree); NotFound
+// when the backup has no /etc.
+Result<std::vector<std::string>> backup_control_plane_images(const Store& store, const BackupMetadata& meta)
+{
+    auto etc =
+        std::find_if(meta.trees.begin(), meta.trees.end(), [](const TreeRecord& tr) { return tr.path == "/etc"; });
+    if (etc == meta.trees.end()) return fail(ErrorKind::NotFound, "/etc is not in the backup");
+    return control_plane_images(store.backups_fd.get(), meta.id + "/" + etc->name + "/kubernetes/manifests");
+}
+
 struct ImagesCheck {
     std::string note;                 // what was found, for the step and the dry run
     std::string warning;              // shown; does not stop the recovery
@@ -220,13 +230,11 @@ Result<ImagesCheck> check_control_plane_images(const Config& cfg, const Store& s
 {
     ImagesCheck r;
     if (!meta.cluster.present) return r;
-    auto etc =
-        std::find_if(meta.trees.begin(), meta.trees.end(), [](const TreeRecord& tr) { return tr.path == "/etc"; });
-    if (etc == meta.trees.end()) {
-        r.note = "control-plane images not checked: /etc is not in the backup";
+    auto needed = backup_control_plane_images(store, meta);
+    if (!needed && needed.error().kind == ErrorKind::NotFound) {
+        r.note = "control-plane images not checked: " + needed.error().message;
         return r;
     }
-    auto needed = control_plane_images(store.backups_fd.get(), meta.id + "/" + etc->name + "/kubernetes/manifests");
     if (!needed) {
         r.warning = "cannot tell which images the backup's control plane needs (" + needed.error().message +
                     "): not checked whether they are still in the container storage";
@@ -499,9 +507,49 @@ Result<StepResult> step_record_containers(Ctx& c, JournalStep& js, const StepTok
     }
 }
 
+// W11: the images the backup's control plane runs from here on, pulled first when
+// the storage lacks them (collected since, wiped, or unchecked by an offline phase 1).
+// cluster-restore.sh would pull the etcd image with podman and kubelet the rest, but
+// an unreachable registry then shows as a podman error, or as containers that never
+// start until the waits time out. Here it fails the step at once, naming the image,
+// before etcd is touched; --resume tries again. Returns the note, empty: nothing named.
+Result<std::string> pull_control_plane_images(Ctx& c, const StepToken& t)
+{
+    auto needed = backup_control_plane_images(c.store, c.meta);
+    if (!needed) {
+        if (needed.error().kind != ErrorKind::NotFound)
+            c.progress.warning("cannot tell which images the backup's control plane needs (" + needed.error().message +
+                               "): none pulled ahead");
+        return std::string("control-plane images not checked");
+    }
+    if (needed->empty()) return std::string();
+    auto have = c.runtime.list_images(secs(c.cfg.stop_timeout), t.token());
+    if (!have) {
+        if (have.error().kind == ErrorKind::Cancelled) return std::unexpected(have.error());
+        c.progress.warning("cannot list the container images (" + have.error().message +
+                           "): the backup's control-plane images are not pulled ahead");
+        return std::string("control-plane images not checked");
+    }
+    auto missing = missing_images(*needed, *have);
+    for (const auto& m : missing) {
+        log::info("restore-etcd: pulling " + m + ", which the backup's control plane needs");
+        if (auto p = c.runtime.pull_image(m, secs(c.cfg.restore_script_timeout), t.token()); !p) {
+            if (p.error().kind == ErrorKind::Cancelled) return std::unexpected(p.error());
+            return fail(p.error().kind == ErrorKind::Timeout ? ErrorKind::Timeout : ErrorKind::ExternalFailed,
+                        "cannot pull " + m + ", which the backup's control plane needs (" + p.error().message +
+                            "): make its registry reachable, or load the image into the container storage, then "
+                            "run 'upgrade-recovery recover --resume'");
+        }
+    }
+    if (missing.empty()) return "control-plane images: all " + std::to_string(needed->size()) + " present";
+    return "pulled " + std::to_string(missing.size()) + " missing control-plane images: " + comma_list(missing);
+}
+
 Result<StepResult> step_restore_etcd(Ctx& c, JournalStep&, const StepToken& t)
 {
     if (!c.meta.cluster.present) return StepResult{true, "the backup has no etcd snapshot"};
+    auto images = pull_control_plane_images(c, t);
+    if (!images) return std::unexpected(images.error());
     std::string script = root_path(c.opts.root, c.cfg.cluster_restore_script);
     if (::access(script.c_str(), X_OK) < 0)
         return fail(ErrorKind::NotFound, "the restored " + c.cfg.cluster_restore_script +
@@ -522,7 +570,7 @@ Result<StepResult> step_restore_etcd(Ctx& c, JournalStep&, const StepToken& t)
         return fail(ErrorKind::ExternalFailed,
                     "cluster-restore.sh exited with " + std::to_string(r->exit_code) + (err.empty() ? "" : ": " + err));
     }
-    return StepResult{false, "etcd restored from " + c.meta.cluster.snapshot};
+    return StepResult{false, "etcd restored from " + c.meta.cluster.snapshot + (images->empty() ? "" : "; " + *images)};
 }
 
 Result<StepResult> step_start_kubelet(Ctx& c, JournalStep&, const StepToken& t)

@@ -262,6 +262,7 @@ case "$1" in
   rmp) if [ -f $S/stuck ]; then echo p9 > $S/pods; else : > $S/pods; fi ;;
   ps) cat $S/ps.json ;;
   images) cat $S/images.json ;;
+  pull) [ "$2" = r/gone:1 ] && { echo "r/gone:1: not found" >&2; exit 1; }; true ;;
 esac
 )SH");
     auto rt = make_crictl_runtime(cfg, d.path + "/no-crio");
@@ -301,6 +302,11 @@ esac
     REQUIRE(images);
     CHECK(lines(d.read("calls")) == std::vector<std::string>{"images -o json"});
     CHECK(image_present(*images, "r/etcd@sha256:1"));
+    REQUIRE(rt->pull_image("r/kas@sha256:2", std::chrono::seconds(5), tok));
+    auto gone = rt->pull_image("r/gone:1", std::chrono::seconds(5), tok);
+    REQUIRE_FALSE(gone);
+    CHECK(gone.error().message.find("r/gone:1: not found") != std::string::npos);
+    CHECK(lines(d.read("calls")) == std::vector<std::string>{"images -o json", "pull r/kas@sha256:2", "pull r/gone:1"});
 }
 
 TEST_CASE("crictl failures are reported with their stderr")

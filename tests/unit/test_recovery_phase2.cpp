@@ -72,6 +72,11 @@ case "$1" in
   stopp) exit 0 ;;
   rmp) [ "$*" = "rmp -fa" ] || { echo "bad args: $*" >&2; exit 2; }
     rm -f $S/pods/* ;;
+  images) [ "$*" = "images -o json" ] || { echo "bad args: $*" >&2; exit 2; }
+    cat $S/images.json ;;
+  pull) [ $# = 2 ] || { echo "bad args: $*" >&2; exit 2; }
+    [ -f $S/pull-fails ] && { echo "pulling image: dial tcp: lookup quay.io: no such host" >&2; exit 1; }
+    echo "Image is up to date for $2" ;;
   *) echo "unexpected: $*" >&2; exit 1 ;;
 esac
 )SH";
@@ -234,6 +239,23 @@ struct Cluster {
         std::ofstream(dir + "/" + kMetadataFile) << metadata_to_toml(m);
         std::ofstream(dir + "/cluster/" + m.cluster.snapshot) << "snapshot";
         std::ofstream(dir + "/cluster/" + m.cluster.static_resources) << "tar";
+    }
+
+    // The backup's /etc names the control plane's images (W11): etcd as JSON, the
+    // apiserver as YAML; the runtime holds the etcd one only.
+    void control_plane_images()
+    {
+        std::string dir = store_path() + "/backups/" + kBackupId;
+        fs::create_directories(dir + "/etc/kubernetes/manifests");
+        std::ofstream(dir + "/etc/kubernetes/manifests/etcd-pod.yaml")
+            << R"({"spec":{"containers":[{"name":"etcd","image":"r/etcd@sha256:1"}]}})";
+        std::ofstream(dir + "/etc/kubernetes/manifests/kube-apiserver-pod.yaml")
+            << "spec:\n  containers:\n  - image: r/kas@sha256:2\n";
+        auto m = metadata_from_toml(slurp(dir + "/" + kMetadataFile), kMetadataFile);
+        REQUIRE(m);
+        m->trees.push_back(TreeRecord{"etc", "/etc", 2, 0, {}});
+        std::ofstream(dir + "/" + kMetadataFile, std::ios::trunc) << metadata_to_toml(*m);
+        put("images.json", R"({"images": [{"id": "sha256:a", "repoDigests": ["r/etcd@sha256:1"]}]})");
     }
 
     // The journal as phase 1 leaves it: all phase 1 steps done, paused, phase2-pending.
@@ -800,4 +822,48 @@ TEST_CASE("the step plan")
     CHECK_FALSE(cmdline_requests_recovery("upgrade_recovery=phase10 x"));
     CHECK_FALSE(cmdline_requests_recovery("xupgrade_recovery=phase1"));
     CHECK_FALSE(cmdline_requests_recovery(""));
+}
+
+TEST_CASE("phase 2 pulls the control-plane images the storage lacks before cluster-restore.sh (W11)")
+{
+    Cluster c;
+    c.control_plane_images();
+    auto r = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(r);
+    CHECK(r->complete);
+    auto calls = c.calls();
+    const long list = first(calls, "crictl images -o json"), pull = first(calls, "crictl pull r/kas@sha256:2"),
+               restore = first(calls, "cluster-restore");
+    CHECK(first(calls, "crictl ps") < list); // CRI-O runs, the containers are recorded
+    CHECK(list < pull);
+    CHECK(pull < restore);
+    CHECK(count(calls, "crictl pull") == 1); // the etcd image is there already
+    CHECK(c.journal().step("restore-etcd")->note.find("pulled 1 missing control-plane images: r/kas@sha256:2") !=
+          std::string::npos);
+}
+
+TEST_CASE("an image that cannot be pulled stops phase 2 before cluster-restore.sh; --resume tries again (W11)")
+{
+    Cluster c;
+    c.control_plane_images();
+    c.put("pull-fails", "1");
+    auto r = c.run();
+    INFO(c.get("calls"));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::ExternalFailed);
+    CHECK(r.error().message.find("cannot pull r/kas@sha256:2, which the backup's control plane needs") !=
+          std::string::npos);
+    CHECK(r.error().message.find("no such host") != std::string::npos);
+    CHECK(r.error().message.find("recover --resume") != std::string::npos);
+    CHECK(first(c.calls(), "cluster-restore") == -1);
+    CHECK_FALSE(c.has("restored"));
+    CHECK(c.journal().step("restore-etcd")->state == StepState::Failed);
+
+    fs::remove(c.s + "/pull-fails"); // the registry is reachable again
+    auto again = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(again);
+    CHECK(again->complete);
+    CHECK(c.has("restored"));
 }
