@@ -41,6 +41,9 @@ ALLOW_KUBELET_LINK='/etc/systemd/system/multi-user\.target\.wants(/kubelet\.serv
 ALLOW_MANIFESTS_BEFORE_PHASE2='/etc/kubernetes/manifests(/[^ ]*)?'
 ALLOW_MANIFESTS_DIR='/etc/kubernetes/manifests'
 E2E_TREE_DIRS="/etc/e2e /usr/local/lib/e2e /var/lib/kubelet/e2e"
+# The kube-scheduler image of the backup's manifests (populate.sh): the failed upgrade's
+# image garbage collection removes it from the container storage (W11).
+GC_IMAGE=quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:$(printf %s kube-scheduler | sha256sum | cut -c1-64)
 
 boot_times() {
     local initrd userspace now
@@ -110,9 +113,13 @@ label_and_acl() {
 }
 
 # A failed upgrade: files changed, added and deleted in every tree and in the
-# MachineConfig files; metadata-only changes too; etcd moved on.
+# MachineConfig files; metadata-only changes too; etcd moved on; the image garbage
+# collection removed one of the old control plane's images.
 failed_upgrade() {
     local t
+    grep -ho 'image: .*' /etc/kubernetes/manifests/*-pod.yaml | cut -d' ' -f2 | sort -u >/var/lib/standin/images
+    grep -qxF "$GC_IMAGE" /var/lib/standin/images || fail "the manifests do not name $GC_IMAGE"
+    sed -i "\|^$GC_IMAGE\$|d" /var/lib/standin/images
     for t in $E2E_TREE_DIRS; do
         echo "changed by the upgrade" >>"$t/change-me"
         rm -f "$t/delete-me"
@@ -352,6 +359,15 @@ stage_recover() {
     diff "$E2E_STATE/etcd-keys.backup" "$E2E_STATE/etcd-keys.recovered" >/dev/null ||
         fail "etcd keys differ from the backup: $(diff "$E2E_STATE/etcd-keys.backup" "$E2E_STATE/etcd-keys.recovered" | grep '^[<>]' | tr '\n' ' ')"
     grep -q " restore " /var/lib/standin/cluster-scripts.log || fail "cluster-restore.sh did not run"
+    # W11: after an initramfs phase 1 nobody checked the images; phase 2 pulled the missing
+    # one before cluster-restore.sh (a live recovery was refused until it was pulled).
+    local pulls
+    pulls=$(grep -c "crictl pull $GC_IMAGE\$" /var/lib/standin/crictl.log || true)
+    [ "$pulls" = 1 ] || fail "$GC_IMAGE was pulled $pulls times, not once"
+    if [ "$E2E_STAGE" != recover-live ]; then
+        journalctl -b -q -u upgrade-recovery-phase2.service -o cat | grep -qF "pulled 1 missing control-plane images: $GC_IMAGE" ||
+            fail "phase 2 did not say it pulled $GC_IMAGE"
+    fi
     [ "$(grep -c ' patch ' /var/lib/standin/oc.log)" -ge 4 ] || fail "fewer than 4 forced redeployments (oc patch)"
     [ -e /var/recovery/recovery/phase2-pending ] && fail "phase2-pending is still there"
     # The cluster status shown first and last, kept on the partition: after phase 2
@@ -412,6 +428,22 @@ stage_live() {
     out=$(busctl --timeout=60 call "$BUS_NAME" "$BUS_PATH" "$BUS_IFACE.Manager" DisarmRecovery 2>&1) ||
         fail "busctl call DisarmRecovery: $out"
     [ -e /var/recovery/recovery/armed ] && fail "DisarmRecovery left the armed marker"
+    # W11: an image the backup's control plane needs is gone: refused before anything stops.
+    job=$(busctl --timeout=120 call "$BUS_NAME" "$BUS_PATH" "$BUS_IFACE.Manager" StartRecovery 'a{sv}' 1 reboot b true 2>&1) ||
+        fail "busctl call StartRecovery: $job"
+    job=$(awk '{print $2}' <<<"$job" | tr -d '"')
+    while [ $SECONDS -lt $deadline ]; do
+        st=$(busctl get-property "$BUS_NAME" "$job" "$BUS_IFACE.Job" State 2>/dev/null | awk '{print $2}' | tr -d '"')
+        case $st in Error | Timeout | Cancelled | Succeeded) break ;; esac
+        sleep 1
+    done
+    msg=$(busctl get-property "$BUS_NAME" "$job" "$BUS_IFACE.Job" Message 2>/dev/null)
+    [ "$st" = Error ] || fail "the recovery with $GC_IMAGE missing ended in '$st', not refused: $msg"
+    grep -qF "not in the container storage: $GC_IMAGE" <<<"$msg" || fail "the refusal does not name the missing image: $msg"
+    check "kubelet is not active after the refused recovery" systemctl -q is-active kubelet.service
+    check "crio is not active after the refused recovery" systemctl -q is-active crio.service
+    say "fact refused while $GC_IMAGE was missing: $msg"
+    out=$(crictl pull "$GC_IMAGE" 2>&1) || fail "crictl pull $GC_IMAGE: $out" # the remedy it names
     job=$(busctl --timeout=120 call "$BUS_NAME" "$BUS_PATH" "$BUS_IFACE.Manager" StartRecovery 'a{sv}' 1 reboot b true 2>&1) ||
         fail "busctl call StartRecovery: $job"
     job=$(awk '{print $2}' <<<"$job" | tr -d '"')
