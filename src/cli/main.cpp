@@ -32,7 +32,7 @@ Commands:
           [--checksum] [--backup ID]
                                recover the node to a backup (phase 1, then phase 2)
   recover --initrd             phase 1 in the initramfs when armed (its unit runs it)
-  recover --abandon            give up on the recovery in progress
+  recover --abandon [--force]  give up on the recovery in progress
   arm [ID] [--reboot]          arm the recovery for the next boot
   disarm                       cancel an armed recovery
   watchdog start [ID] [--timeout SECONDS] | stop | monitor | trigger [--reason TEXT]

@@ -1381,7 +1381,8 @@ Result<RecoveryOutcome> run_recovery(const Config& cfg, const RecoveryOptions& o
                                      Progress& progress, const CancelToken& cancel)
 {
     if (opts.resume && opts.restart) return fail(ErrorKind::InvalidArgs, "--resume and --restart exclude each other");
-    auto store = open_store(cfg, opts.root, !opts.dry_run);
+    // A dry run mounts the partition like backup --dry-run, and writes nothing on it.
+    auto store = open_store(cfg, opts.root, opts.dry_run ? StoreAccess::Inspect : StoreAccess::Write);
     if (!store) return std::unexpected(store.error());
     return run_with_store(cfg, opts, *store, backends, progress, cancel);
 }

@@ -412,6 +412,7 @@ Result<> remove_generation(int dirfd, const std::string& name)
 
 Result<> delete_backup(const Store& store, const std::string& id, bool allow_last)
 {
+    if (!valid_backup_id(id)) return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a backup id");
     auto scan = scan_generations(store);
     if (!scan) return std::unexpected(scan.error());
     // Anything named like a backup goes when named: also what is not one (list shows it as such).

@@ -79,6 +79,9 @@ check "... watchdog trigger exits 0 (no watchdog: not fired)" run_rc 0 "$T/pt0.o
 check "... recover --abandon exits 0" run_rc 0 "$T/pr.out" "$T/pr.err" cli "$R0" recover --abandon
 check "... delete of a backup that is not there exits 1" \
     run_rc 1 "$T/pe.out" "$T/pe.err" cli "$R0" delete 20240101T000000Z
+check "... delete of what is no backup id exits 2, as verify does" \
+    run_rc 2 "$T/pi.out" "$T/pi.err" cli "$R0" delete badid
+check "... saying so" grep -q "'badid' is not a backup id" "$T/pi.err"
 check "... none of them created the directory" test ! -e "$R0/srv"
 check "... a backup creates it and exits 0" run_rc 0 "$T/pb.json" "$T/pb.err" cli "$R0" --json backup
 check "... mode 0700" test "$(stat -c %a "$R0/srv/backups")" = 700
@@ -166,6 +169,13 @@ check "backup mounts the partition itself and exits 0" run_rc 0 "$T/ok.json" "$T
 check "it is mounted now" test "$(findmnt -n -o SOURCE --mountpoint "$R1/var/recovery")" = "$PART1"
 ID=$(json "$T/ok.json" 'j["id"]')
 B=$R1/var/recovery/backups/$ID
+# recover --dry-run mounts it too (what to run first when an upgrade fails), writing nothing.
+umount "$R1/var/recovery"
+check "recover --dry-run on the unmounted partition exits 0" \
+    run_rc 0 "$T/rd.json" "$T/rd.err" cli "$R1" --json recover --dry-run
+check "... mounted it" test "$(findmnt -n -o SOURCE --mountpoint "$R1/var/recovery")" = "$PART1"
+check "... and planned the recovery to the backup" test "$(json "$T/rd.json" 'j["backup_id"]')" = "$ID"
+check "... creating no recovery directory" test ! -e "$R1/var/recovery/recovery"
 
 # Ids are UTC times, and not far ahead of the clock (later ids would sort after them).
 for id in 20241340T256199Z 99999999T999999Z; do

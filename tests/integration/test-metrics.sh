@@ -114,6 +114,15 @@ check "... and only that one" sample 'upgrade_recovery_unreadable{part="latest_b
 check "... the rest is still there" sample upgrade_recovery_store_up 1
 check "... and says so on stderr" grep -q "unreadable" "$T/m.err"
 
+# --- a directory named like a backup that is none -------------------------------------------------
+rm "$ROOT/var/recovery/last-backup.json"
+mkdir "$ROOT/var/recovery/backups/20000101T000000Z"
+check "metrics with a damaged generation exits 7" metrics 7
+check "... flags the backups" sample 'upgrade_recovery_unreadable{part="backups"}' 1
+check "... and names it on stderr" grep -q "20000101T000000Z" "$T/m.err"
+rmdir "$ROOT/var/recovery/backups/20000101T000000Z"
+check "metrics without it exits 0 again" metrics 0
+
 # --- no partition: the old file must not stay -----------------------------------------------------
 mkdir -p "$ROOT/etc/upgrade-recovery/config.d"
 printf '[partition]\nlabel = "%s-none"\n' "$UR_FX_LABEL" >"$ROOT/etc/upgrade-recovery/config.d/90-gone.toml"
