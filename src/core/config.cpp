@@ -254,7 +254,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& schema_keys
         {"machineconfig", {"current_config", "required"}},
         {"recovery",
          {"wipe_images", "stop_timeout", "container_restart_timeout", "redeploy_timeout", "restore_script_timeout",
-          "api_request_timeout", "poll_interval", "kubeconfig", "crictl", "oc", "systemctl"}},
+          "pull_timeout", "api_request_timeout", "poll_interval", "kubeconfig", "crictl", "oc", "systemctl"}},
         {"daemon", {"idle_exit"}},
     };
     return k;
@@ -304,6 +304,7 @@ Result<> apply_section(const std::string& name, Section& s, Config& c, const std
         UR_TRY(s.uint("container_restart_timeout", c.container_restart_timeout, 1));
         UR_TRY(s.uint("redeploy_timeout", c.redeploy_timeout, 1));
         UR_TRY(s.uint("restore_script_timeout", c.restore_script_timeout, 1));
+        UR_TRY(s.uint("pull_timeout", c.pull_timeout, 1));
         UR_TRY(s.uint("api_request_timeout", c.api_request_timeout, 1));
         UR_TRY(s.uint("poll_interval", c.poll_interval));
         UR_TRY(s.str("kubeconfig", c.kubeconfig));

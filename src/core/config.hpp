@@ -65,6 +65,7 @@ struct Config {
     unsigned container_restart_timeout = 1200;
     unsigned redeploy_timeout = 1200;
     unsigned restore_script_timeout = 1800;
+    unsigned pull_timeout = 1200; // W11: the control-plane images, at verify and in phase 2
     unsigned api_request_timeout = 30;
     unsigned poll_interval = 10;
     std::string kubeconfig = "/etc/kubernetes/static-pod-resources/kube-apiserver-certs/secrets/"

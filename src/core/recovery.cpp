@@ -216,17 +216,22 @@ Result<std::vector<std::string>> backup_control_plane_images(const Store& store,
 struct ImagesCheck {
     std::string note;                 // what was found, for the step and the dry run
     std::string warning;              // shown; does not stop the recovery
-    std::vector<std::string> missing; // refused unless forced
+    std::vector<std::string> missing; // not in the storage (when pulling: could not be pulled)
+    std::vector<std::string> pulled;
+    std::string pull_error; // the first failed pull's
     size_t needed = 0;
 };
 
 // W11: after the etcd restore, phase 2 runs the backup's control plane, and since
 // CEO 4.14 cluster-restore.sh pulls the etcd image with podman. An image gone from
 // the container storage (image garbage collection after the upgrade, or an upgrade
-// that failed pulling) must come from a registry a disconnected SNO may not reach.
-// `runtime` is null offline: CRI-O does not run in the initramfs.
+// that failed pulling) must come from a registry a disconnected SNO may not reach:
+// "present or pullable" is what counts, found out before anything is stopped.
+// `runtime` null: not checked, for `unchecked` (offline, CRI-O down). `pull`: pull
+// each missing image once (the live verify step); without it only list (dry run).
 Result<ImagesCheck> check_control_plane_images(const Config& cfg, const Store& store, const BackupMetadata& meta,
-                                               ContainerRuntime* runtime, const CancelToken& cancel)
+                                               ContainerRuntime* runtime, const std::string& unchecked, bool pull,
+                                               const CancelToken& cancel)
 {
     ImagesCheck r;
     if (!meta.cluster.present) return r;
@@ -245,30 +250,51 @@ Result<ImagesCheck> check_control_plane_images(const Config& cfg, const Store& s
     const std::string n = std::to_string(r.needed);
     if (needed->empty()) {
         r.note = "no control-plane images named in the backup's manifests";
-    } else if (cfg.wipe_images) {
+        return r;
+    }
+    if (cfg.wipe_images) {
         r.warning = "recovery.wipe_images = true removes the " + n +
-                    " images the backup's control plane needs: phase 2 pulls them from their registries";
-        r.note = "control-plane images: " + n + " to be pulled again (recovery.wipe_images)";
-    } else if (!runtime) {
-        r.note = "control-plane images: " + n + " not checked offline (CRI-O is not running)";
-    } else if (auto have = runtime->list_images(std::chrono::seconds(cfg.stop_timeout), cancel); !have) {
+                    " images the backup's control plane needs: phase 2 pulls them again from their registries";
+        r.note = "control-plane images: " + n + " to be pulled again in phase 2 (recovery.wipe_images)";
+        return r;
+    }
+    if (!runtime) {
+        r.note = "control-plane images: " + n + " not checked (" + unchecked + "; phase 2 pulls what is missing)";
+        return r;
+    }
+    auto have = runtime->list_images(std::chrono::seconds(cfg.stop_timeout), cancel);
+    if (!have) {
         if (have.error().kind == ErrorKind::Cancelled) return std::unexpected(have.error());
         r.warning = "cannot list the container images (" + have.error().message + "): not checked whether the " + n +
-                    " images the backup's control plane needs are present";
+                    " images the backup's control plane needs are present (phase 2 pulls what is missing)";
         r.note = "control-plane images: " + n + " not checked";
-    } else {
-        r.missing = missing_images(*needed, *have);
-        r.note = r.missing.empty() ? "control-plane images: all " + n + " present"
-                                   : "control-plane images: " + std::to_string(r.missing.size()) + " of " + n +
-                                         " missing: " + comma_list(r.missing);
+        return r;
     }
+    for (const auto& m : missing_images(*needed, *have)) {
+        if (!pull) {
+            r.missing.push_back(m);
+            continue;
+        }
+        log::info("verify: pulling " + m + ", which the backup's control plane needs");
+        auto p = runtime->pull_image(m, std::chrono::seconds(cfg.pull_timeout), cancel);
+        if (p) {
+            r.pulled.push_back(m);
+            continue;
+        }
+        if (p.error().kind == ErrorKind::Cancelled) return std::unexpected(p.error());
+        r.missing.push_back(m);
+        if (r.pull_error.empty()) r.pull_error = p.error().message;
+    }
+    const std::string k = std::to_string(r.missing.size());
+    if (!r.missing.empty())
+        r.note = "control-plane images: " + k + " of " + n + (pull ? " cannot be pulled: " : " missing: ") +
+                 comma_list(r.missing) + (pull ? "" : " (the verify step pulls them)");
+    else if (!r.pulled.empty())
+        r.note = "control-plane images: pulled " + std::to_string(r.pulled.size()) + " of " + n + ": " +
+                 comma_list(r.pulled);
+    else
+        r.note = "control-plane images: all " + n + " present";
     return r;
-}
-
-std::string images_missing_message(const ImagesCheck& ic)
-{
-    return std::to_string(ic.missing.size()) + " of the " + std::to_string(ic.needed) +
-           " images the backup's control plane needs are not in the container storage: " + comma_list(ic.missing);
 }
 
 Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
@@ -299,22 +325,32 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
         r.note += "; missing, forced: " + comma_list(missing);
     }
     if (c.meta.cluster.present) {
-        // W11, while nothing is stopped yet; live only.
-        auto images = check_control_plane_images(c.cfg, c.store, c.meta, c.live ? &c.runtime : nullptr, t.token());
+        // W11, while nothing is stopped yet: live, with CRI-O running.
+        ContainerRuntime* runtime = nullptr;
+        std::string unchecked = "CRI-O does not run offline";
+        if (c.live) {
+            auto crio = c.units.active_state(kCrioUnit, t.token());
+            if (!crio) return std::unexpected(crio.error());
+            if (*crio == "active")
+                runtime = &c.runtime;
+            else
+                unchecked = "crio.service is " + *crio;
+        }
+        auto images = check_control_plane_images(c.cfg, c.store, c.meta, runtime, unchecked, true, t.token());
         if (!images) return std::unexpected(images.error());
         if (!images->warning.empty()) c.progress.warning(images->warning);
         if (!images->missing.empty()) {
+            const std::string what = "cannot pull " + std::to_string(images->missing.size()) + " of the " +
+                                     std::to_string(images->needed) +
+                                     " images the backup's control plane needs, which the container storage lacks: " +
+                                     comma_list(images->missing) + " (" + images->pull_error + ")";
             if (!c.opts.force)
                 return fail(ErrorKind::Refused,
-                            images_missing_message(*images) +
-                                "; phase 2 would pull them from their registries, which a disconnected node cannot "
-                                "reach (pull them now with 'crictl pull IMAGE', or use --force when the registries "
-                                "are reachable)");
-            c.progress.warning(images_missing_message(*images) + " (--force: phase 2 pulls them)");
-            r.note += "; control-plane images missing, forced: " + comma_list(images->missing);
-        } else {
-            r.note += "; " + images->note;
+                            what + "; make their registry reachable, or load them into the container storage, and "
+                                   "start the recovery again (--force goes on without them: phase 2 tries again)");
+            c.progress.warning(what + " (--force: phase 2 tries again)");
         }
+        r.note += "; " + images->note + (images->missing.empty() || !c.opts.force ? "" : ", forced");
     } else {
         c.progress.warning("backup " + c.j.backup_id + " has no etcd snapshot: phase 2 will not restore etcd");
     }
@@ -507,49 +543,73 @@ Result<StepResult> step_record_containers(Ctx& c, JournalStep& js, const StepTok
     }
 }
 
-// W11: the images the backup's control plane runs from here on, pulled first when
-// the storage lacks them (collected since, wiped, or unchecked by an offline phase 1).
+// W11: the images the backup's control plane runs from here on, pulled when the
+// storage lacks them (wiped, collected since, or unchecked by an offline phase 1).
 // cluster-restore.sh would pull the etcd image with podman and kubelet the rest, but
 // an unreachable registry then shows as a podman error, or as containers that never
-// start until the waits time out. Here it fails the step at once, naming the image,
-// before etcd is touched; --resume tries again. Returns the note, empty: nothing named.
-Result<std::string> pull_control_plane_images(Ctx& c, const StepToken& t)
+// start until the waits time out. Here pulls are tried again every poll interval
+// until recovery.pull_timeout, then the step fails naming the image, before etcd is
+// touched. Its own step: the time pulls take never shortens cluster-restore.sh's.
+// A storage that cannot be listed is not checked (as before this step existed).
+Result<StepResult> step_pull_images(Ctx& c, JournalStep&, const StepToken& t)
 {
+    if (!c.meta.cluster.present) return StepResult{true, "the backup has no etcd snapshot"};
     auto needed = backup_control_plane_images(c.store, c.meta);
     if (!needed) {
         if (needed.error().kind != ErrorKind::NotFound)
             c.progress.warning("cannot tell which images the backup's control plane needs (" + needed.error().message +
-                               "): none pulled ahead");
-        return std::string("control-plane images not checked");
+                               "): none pulled");
+        return StepResult{true, "not checked: " + needed.error().message};
     }
-    if (needed->empty()) return std::string();
-    auto have = c.runtime.list_images(secs(c.cfg.stop_timeout), t.token());
-    if (!have) {
-        if (have.error().kind == ErrorKind::Cancelled) return std::unexpected(have.error());
-        c.progress.warning("cannot list the container images (" + have.error().message +
-                           "): the backup's control-plane images are not pulled ahead");
-        return std::string("control-plane images not checked");
-    }
-    auto missing = missing_images(*needed, *have);
-    for (const auto& m : missing) {
-        log::info("restore-etcd: pulling " + m + ", which the backup's control plane needs");
-        if (auto p = c.runtime.pull_image(m, secs(c.cfg.restore_script_timeout), t.token()); !p) {
-            if (p.error().kind == ErrorKind::Cancelled) return std::unexpected(p.error());
-            return fail(p.error().kind == ErrorKind::Timeout ? ErrorKind::Timeout : ErrorKind::ExternalFailed,
-                        "cannot pull " + m + ", which the backup's control plane needs (" + p.error().message +
-                            "): make its registry reachable, or load the image into the container storage, then "
-                            "run 'upgrade-recovery recover --resume'");
+    if (needed->empty()) return StepResult{true, "no control-plane images named in the backup's manifests"};
+    std::vector<std::string> pulled;
+    std::string last; // why the last round left an image missing
+    auto gave_up = [&] {
+        return fail(ErrorKind::Timeout, last + " within " + std::to_string(c.cfg.pull_timeout) +
+                                            "s; the backup's control plane needs it: make its registry reachable, or "
+                                            "load the image into the container storage, then run 'upgrade-recovery "
+                                            "recover --resume'");
+    };
+    for (;;) {
+        if (!last.empty() && t.expired()) return gave_up();
+        auto have = c.runtime.list_images(secs(c.cfg.stop_timeout), t.token());
+        if (!have) {
+            if (fatal_now(have.error())) return std::unexpected(have.error());
+            if (!last.empty()) return gave_up(); // pulls failed, and now the storage cannot be listed either
+            c.progress.warning("cannot list the container images (" + have.error().message +
+                               "): the backup's control-plane images are not checked");
+            return StepResult{false, "not checked: cannot list the container images (" + have.error().message + ")"};
         }
+        auto missing = missing_images(*needed, *have);
+        if (missing.empty())
+            return StepResult{false, pulled.empty() ? "all " + std::to_string(needed->size()) + " present"
+                                                    : "pulled " + std::to_string(pulled.size()) +
+                                                          " missing control-plane images: " + comma_list(pulled)};
+        last.clear();
+        for (const auto& m : missing) {
+            if (std::find(pulled.begin(), pulled.end(), m) != pulled.end()) {
+                last = "pulled " + m + ", but the container storage does not list it";
+                continue;
+            }
+            log::info("pull-images: pulling " + m + ", which the backup's control plane needs");
+            auto p = c.runtime.pull_image(m, secs(c.cfg.pull_timeout), t.token());
+            if (p) {
+                pulled.push_back(m);
+            } else {
+                if (fatal_now(p.error())) return std::unexpected(p.error());
+                last = "cannot pull " + m + " (" + p.error().message + ")";
+            }
+        }
+        if (last.empty()) continue; // all pulled: listed again to confirm
+        if (t.expired()) return gave_up();
+        log::info("pull-images: " + last + "; trying again");
+        UR_TRY(t.nap(poll_interval(c.cfg)));
     }
-    if (missing.empty()) return "control-plane images: all " + std::to_string(needed->size()) + " present";
-    return "pulled " + std::to_string(missing.size()) + " missing control-plane images: " + comma_list(missing);
 }
 
 Result<StepResult> step_restore_etcd(Ctx& c, JournalStep&, const StepToken& t)
 {
     if (!c.meta.cluster.present) return StepResult{true, "the backup has no etcd snapshot"};
-    auto images = pull_control_plane_images(c, t);
-    if (!images) return std::unexpected(images.error());
     std::string script = root_path(c.opts.root, c.cfg.cluster_restore_script);
     if (::access(script.c_str(), X_OK) < 0)
         return fail(ErrorKind::NotFound, "the restored " + c.cfg.cluster_restore_script +
@@ -570,7 +630,7 @@ Result<StepResult> step_restore_etcd(Ctx& c, JournalStep&, const StepToken& t)
         return fail(ErrorKind::ExternalFailed,
                     "cluster-restore.sh exited with " + std::to_string(r->exit_code) + (err.empty() ? "" : ": " + err));
     }
-    return StepResult{false, "etcd restored from " + c.meta.cluster.snapshot + (images->empty() ? "" : "; " + *images)};
+    return StepResult{false, "etcd restored from " + c.meta.cluster.snapshot};
 }
 
 Result<StepResult> step_start_kubelet(Ctx& c, JournalStep&, const StepToken& t)
@@ -731,6 +791,7 @@ unsigned step_timeout(const Config& cfg, const std::string& name)
     if (name.starts_with("wait-")) return cfg.container_restart_timeout;
     if (name.starts_with("redeploy-")) return cfg.redeploy_timeout;
     if (name == "restore-etcd") return cfg.restore_script_timeout;
+    if (name == "pull-images") return cfg.pull_timeout;
     if (name == "verify" || name == "restore-files" || name == "platform-rollback" || name == "phase1-done" ||
         name == "finish")
         return 0; // bounded by the caller's token; their own I/O has no natural deadline
@@ -767,6 +828,7 @@ Result<StepResult> run_step(Ctx& c, JournalStep& js, const StepToken& t)
     if (n == "phase1-done") return step_phase1_done(c, js, t);
     if (n == "start-crio") return step_start_crio(c, js, t);
     if (n == "record-containers") return step_record_containers(c, js, t);
+    if (n == "pull-images") return step_pull_images(c, js, t);
     if (n == "restore-etcd") return step_restore_etcd(c, js, t);
     if (n == "start-kubelet") return step_start_kubelet(c, js, t);
     if (n.starts_with("wait-")) return step_wait_container(c, n.substr(5), t);
@@ -1127,14 +1189,17 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
                                                             " mismatches, first: " + rep->mismatches.front());
     if (auto missing = phase2_files_missing(store, *meta); !missing.empty())
         verify_line += refuse + "the backup lacks what phase 2 needs: " + comma_list(missing);
-    if (meta->cluster.present) {
+    // The images (W11) only listed, not pulled: a dry run changes nothing.
+    auto images_note = [&]() -> Result<std::string> {
+        if (!meta->cluster.present) return std::string();
         auto own_runtime = live && !backends.runtime ? make_crictl_runtime(cfg) : nullptr;
         ContainerRuntime* runtime = !live ? nullptr : backends.runtime ? backends.runtime : own_runtime.get();
-        auto images = check_control_plane_images(cfg, store, *meta, runtime, cancel);
+        auto images =
+            check_control_plane_images(cfg, store, *meta, runtime, "CRI-O does not run offline", false, cancel);
         if (!images) return std::unexpected(images.error());
         if (!images->warning.empty()) progress.warning(images->warning);
-        verify_line += images->missing.empty() ? "; " + images->note : refuse + images_missing_message(*images);
-    }
+        return "; " + images->note;
+    };
     std::string rollback_line = "platform-rollback: skipped (no ostree deployment recorded, or no sysroot)";
     if (meta->ostree.present && ostree_enabled(cfg, opts.root)) {
         auto plan = compute_rollback_plan(cfg, opts.root, meta->ostree);
@@ -1163,9 +1228,11 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
             continue;
         }
         std::string line;
-        if (n == "verify")
-            line = verify_line;
-        else if (n == "platform-rollback")
+        if (n == "verify") {
+            auto images = images_note();
+            if (!images) return std::unexpected(images.error());
+            line = verify_line + *images;
+        } else if (n == "platform-rollback")
             line = rollback_line;
         else if (n == "restore-files")
             line = "restore-files: " + std::to_string(out.restore.changes.size()) + " changes";
@@ -1173,7 +1240,7 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
             line = n + ": skipped (" + (opts.initrd ? "initrd" : "offline") + ": nothing runs there)";
         else if (n == "wipe-images" && !cfg.wipe_images)
             line = n + ": skipped (recovery.wipe_images is off)";
-        else if (n == "restore-etcd" && !meta->cluster.present)
+        else if ((n == "restore-etcd" || n == "pull-images") && !meta->cluster.present)
             line = n + ": skipped (the backup has no etcd snapshot)";
         else
             line = n + ": " + sd.title;

@@ -30,6 +30,7 @@ std::vector<StepDef> build_steps()
         {"phase1-done", "restore-files", 1, false, "record that phase 2 is pending"},
         {"start-crio", "restore-cluster", 2, false, "start crio.service"},
         {"record-containers", "restore-cluster", 2, false, "record the current container ids"},
+        {"pull-images", "restore-cluster", 2, false, "pull the control-plane images the storage lacks"},
         {"restore-etcd", "restore-cluster", 2, false, "restore etcd with cluster-restore.sh"},
         {"start-kubelet", "restore-cluster", 2, false, "enable and start kubelet.service"},
     };

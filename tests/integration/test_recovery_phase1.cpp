@@ -1018,7 +1018,7 @@ struct LiveStandins {
         write(dir + "/active-kubelet.service", "");
         write(dir + "/active-crio.service", "");
         write(dir + "/pods", "");
-        write(dir + "/images.json", R"({"images": []})");
+        write(dir + "/images", "");
         write(systemctl,
               "#!/bin/bash\nS=" + dir +
                   "\necho \"systemctl $*\" >> $S/calls\n"
@@ -1035,7 +1035,14 @@ struct LiveStandins {
                   "\necho \"crictl $*\" >> $S/calls\n"
                   "[ -f $S/active-crio.service ] || { echo 'connection refused' >&2; exit 1; }\n"
                   "case \"$1\" in\n  pods) cat $S/pods ;;\n  stopp) ;;\n  rmp) : > $S/pods ;;\n"
-                  "  images) cat $S/images.json ;;\n  *) exit 1 ;;\nesac\n",
+                  // The image store: one reference per line; a pull adds to it unless the
+                  // registry is down.
+                  "  images) printf '{\"images\": ['; sep=; n=0\n"
+                  "    while read -r ref; do n=$((n+1)); printf '%s{\"id\": \"sha256:%d\", \"repoDigests\": "
+                  "[\"%s\"]}' \"$sep\" $n \"$ref\"; sep=,; done < $S/images; echo ']}' ;;\n"
+                  "  pull) [ -f $S/registry-down ] && { echo \"pulling image: dial tcp: lookup $2: no such host\" >&2; "
+                  "exit 1; }\n    echo \"$2\" >> $S/images ;;\n"
+                  "  *) exit 1 ;;\nesac\n",
               0755);
         // The cluster status commands (features 15, 27); api-down: refused, as after a failed upgrade.
         write(oc,
@@ -1123,66 +1130,98 @@ void control_plane_manifests(Host& h)
           "kind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    image: " + kApiImage + "\n");
 }
 
-void runtime_images(const LiveStandins& sv, const std::vector<std::string>& digests)
+void runtime_images(const LiveStandins& sv, const std::vector<std::string>& refs)
 {
-    nlohmann::json imgs = nlohmann::json::array();
-    for (const auto& d : digests)
-        imgs.push_back({{"id", "sha256:" + std::to_string(imgs.size())}, {"repoDigests", {d}}});
-    write(sv.dir + "/images.json", nlohmann::json({{"images", imgs}}).dump());
+    std::string lines;
+    for (const auto& r : refs)
+        lines += r + "\n";
+    write(sv.dir + "/images", lines);
 }
 
 // W11: phase 2 runs the backup's control plane after the etcd restore; an image gone
-// from the container storage would have to come from a registry.
-TEST_CASE("live: the backup's control-plane images must be present before anything stops (W11)")
+// from the container storage must be pullable, found out before anything stops.
+TEST_CASE("live: a control-plane image that is gone and cannot be pulled is refused before anything stops (W11)")
 {
     Host h(false, control_plane_manifests);
     add_cluster_snapshot(h, true);
     LiveStandins sv(h);
     const std::string live = "--systemctl " + sv.systemctl + " --boot-id " + sv.boot;
     runtime_images(sv, {kEtcdImage, "quay.io/ocp/art@sha256:0ther"}); // the apiserver's is gone
-    // The dry run says so first.
+    write(sv.dir + "/registry-down", "");
+    // The dry run lists, pulls nothing, and says what the run will do.
     auto dry = h.run("--dry-run " + live);
     INFO(dry.out << dry.err);
     REQUIRE(dry.exit_code == 0);
-    CHECK(dry.json()["planned"][0].get<std::string>().find(
-              "; REFUSED unless --force: 1 of the 2 images the backup's control plane needs are not in the "
-              "container storage: " +
-              kApiImage) != std::string::npos);
+    CHECK(dry.json()["planned"][0].get<std::string>().find("; control-plane images: 1 of 2 missing: " + kApiImage +
+                                                           " (the verify step pulls them)") != std::string::npos);
+    CHECK(slurp(sv.dir + "/calls").find("crictl pull") == std::string::npos);
+
     auto r = h.run(live);
     INFO(r.out << r.err);
     CHECK(r.exit_code == 1);
-    CHECK(r.err.find("1 of the 2 images the backup's control plane needs are not in the container storage: " +
-                     kApiImage) != std::string::npos);
-    CHECK(r.err.find("crictl pull IMAGE") != std::string::npos);
+    CHECK(r.err.find("ERROR Refused: verify: cannot pull 1 of the 2 images the backup's control plane needs, which the "
+                     "container storage lacks: " +
+                     kApiImage + " (") != std::string::npos);
+    CHECK(r.err.find("crictl pull " + kApiImage + ": exit 1: ") != std::string::npos);
+    CHECK(r.err.find("no such host") != std::string::npos);
+    CHECK(r.err.find("make their registry reachable") != std::string::npos);
     const std::string calls = slurp(sv.dir + "/calls");
-    CHECK(calls.find("crictl images -o json") != std::string::npos);
+    CHECK(calls.find("crictl images -o json\ncrictl pull " + kApiImage + "\n") != std::string::npos);
     CHECK(calls.find("systemctl stop") == std::string::npos);
     CHECK(h.snapshot() == h.broken); // nothing touched
     CHECK(h.journal().step("verify")->state == StepState::Failed);
 
-    // Pulled again: the recovery goes on.
-    runtime_images(sv, {kEtcdImage, kApiImage});
+    // The registry is back: the verify step pulls it and the recovery goes on.
+    fs::remove(sv.dir + "/registry-down");
     auto ok = h.run(live);
     INFO(ok.out << ok.err);
     REQUIRE(ok.exit_code == 0);
     CHECK(ok.json()["phase1_done"] == true);
-    CHECK(h.journal().step("verify")->note.find("control-plane images: all 2 present") != std::string::npos);
-    CHECK(ok.err.find("control plane") == std::string::npos); // no warning
+    CHECK(h.journal().step("verify")->note.find("control-plane images: pulled 1 of 2: " + kApiImage) !=
+          std::string::npos);
+    CHECK(ok.err.find("warning: cannot") == std::string::npos); // nothing left unchecked
+    CHECK(slurp(sv.dir + "/images").find(kApiImage) != std::string::npos);
 }
 
-TEST_CASE("missing control-plane images: forced live, not checked offline, expected with the wipe (W11)")
+TEST_CASE("control-plane images: all present; forced; crio down; offline; with the wipe (W11)")
 {
     {
         Host h(false, control_plane_manifests);
         add_cluster_snapshot(h, true);
         LiveStandins sv(h);
+        runtime_images(sv, {kApiImage, kEtcdImage});
+        auto r = h.run("--systemctl " + sv.systemctl + " --boot-id " + sv.boot);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(h.journal().step("verify")->note.find("control-plane images: all 2 present") != std::string::npos);
+        CHECK(slurp(sv.dir + "/calls").find("crictl pull") == std::string::npos);
+    }
+    {
+        Host h(false, control_plane_manifests);
+        add_cluster_snapshot(h, true);
+        LiveStandins sv(h);
         runtime_images(sv, {});
+        write(sv.dir + "/registry-down", "");
         auto r = h.run("--force --systemctl " + sv.systemctl + " --boot-id " + sv.boot);
         INFO(r.out << r.err);
         REQUIRE(r.exit_code == 0);
-        CHECK(r.err.find("2 of the 2 images") != std::string::npos);
-        CHECK(h.journal().step("verify")->note.find("control-plane images missing, forced: " + kApiImage + ", " +
-                                                    kEtcdImage) != std::string::npos);
+        CHECK(r.err.find("cannot pull 2 of the 2 images") != std::string::npos);
+        CHECK(h.journal().step("verify")->note.find("control-plane images: 2 of 2 cannot be pulled: " + kApiImage +
+                                                    ", " + kEtcdImage + ", forced") != std::string::npos);
+    }
+    {
+        // CRI-O stopped on a live node: nothing to ask.
+        Host h(false, control_plane_manifests);
+        add_cluster_snapshot(h, true);
+        LiveStandins sv(h);
+        fs::remove(sv.dir + "/active-crio.service");
+        auto r = h.run("--systemctl " + sv.systemctl + " --boot-id " + sv.boot);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(h.journal().step("verify")->note.find(
+                  "control-plane images: 2 not checked (crio.service is inactive; phase 2 pulls what is missing)") !=
+              std::string::npos);
+        CHECK(slurp(sv.dir + "/calls").find("crictl images") == std::string::npos);
     }
     {
         Host h(false, control_plane_manifests);
@@ -1190,14 +1229,14 @@ TEST_CASE("missing control-plane images: forced live, not checked offline, expec
         auto r = h.run("");
         INFO(r.out << r.err);
         REQUIRE(r.exit_code == 0);
-        CHECK(h.journal().step("verify")->note.find("control-plane images: 2 not checked offline") !=
+        CHECK(h.journal().step("verify")->note.find(
+                  "control-plane images: 2 not checked (CRI-O does not run offline; phase 2 pulls what is missing)") !=
               std::string::npos);
     }
     {
         Host h(false, control_plane_manifests);
         add_cluster_snapshot(h, true);
         LiveStandins sv(h);
-        runtime_images(sv, {});
         std::ofstream(h.config, std::ios::app) << "wipe_images = true\n";
         auto r = h.run("--systemctl " + sv.systemctl + " --boot-id " + sv.boot);
         INFO(r.out << r.err);
@@ -1208,8 +1247,6 @@ TEST_CASE("missing control-plane images: forced live, not checked offline, expec
     }
 }
 
-// W11: the wipe only when asked for, and then only once CRI-O has stopped. `crio` is
-// run from PATH, as on the node: the stand-in goes first in it for this case.
 TEST_CASE("live phase 1 with recovery.wipe_images wipes the container storage after CRI-O stopped")
 {
     Host h;

@@ -108,7 +108,9 @@ TEST_CASE("crictl images JSON")
     CHECK_FALSE(image_present(*all, "quay.io/other/etcd@sha256:111"));
     CHECK(missing_images({"quay.io/ocp/etcd@sha256:111", "quay.io/ocp/etcd@sha256:999"}, *all) ==
           std::vector<std::string>{"quay.io/ocp/etcd@sha256:999"});
-    CHECK(parse_crictl_images(R"({"images": null})")->empty());
+    auto none = parse_crictl_images(R"({"images": null})");
+    REQUIRE(none);
+    CHECK(none->empty());
     CHECK_FALSE(parse_crictl_images("crictl: connection refused"));
     CHECK_FALSE(parse_crictl_images(R"({"images": [{"repoTags": ["x:1"]}]})"));
 }
@@ -133,8 +135,12 @@ TEST_CASE("the images a static pod manifest names, JSON as OpenShift writes it o
     REQUIRE(yaml);
     CHECK(*yaml == std::vector<std::string>{"quay.io/ocp/art@sha256:0pe7", "quay.io/ocp/art@sha256:e7cd",
                                             "quay.io/ocp/metrics:4.15", "reg.local/x:1"});
-    CHECK(images_in_manifest("kind: Pod\nname: etcd\n")->empty());
-    CHECK(images_in_manifest(R"({"kind":"Pod"})")->empty());
+    auto plain = images_in_manifest("kind: Pod\nname: etcd\n");
+    REQUIRE(plain);
+    CHECK(plain->empty());
+    auto no_spec = images_in_manifest(R"({"kind":"Pod"})");
+    REQUIRE(no_spec);
+    CHECK(no_spec->empty());
     auto bad = images_in_manifest(R"({"kind":"Pod", "spec": {)");
     REQUIRE_FALSE(bad);
     CHECK(bad.error().kind == ErrorKind::Corrupt);
@@ -151,7 +157,9 @@ TEST_CASE("the control plane's images are those of the four static pod manifests
     auto imgs = control_plane_images(AT_FDCWD, d.path + "/m");
     REQUIRE(imgs);
     CHECK(*imgs == std::vector<std::string>{"r/etcd@sha256:1", "r/kas@sha256:2"});
-    CHECK(control_plane_images(AT_FDCWD, d.path + "/none")->empty());
+    auto none = control_plane_images(AT_FDCWD, d.path + "/none");
+    REQUIRE(none);
+    CHECK(none->empty());
     d.write("m/kube-controller-manager-pod.yaml", "{ broken");
     auto bad = control_plane_images(AT_FDCWD, d.path + "/m");
     REQUIRE_FALSE(bad);

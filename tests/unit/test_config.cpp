@@ -108,8 +108,9 @@ TEST_CASE("invalid values are refused")
     CHECK(rel.error().message.find("partition.mount_point must be an absolute path") != std::string::npos);
     // W8: every deadline of the recovery and the etcd snapshot is at least a second
     // (0 would be none); backup.timeout 0 is "none", documented.
-    for (const char* key : {"recovery.stop_timeout", "recovery.container_restart_timeout", "recovery.redeploy_timeout",
-                            "recovery.restore_script_timeout", "recovery.api_request_timeout", "etcd.timeout"}) {
+    for (const char* key :
+         {"recovery.stop_timeout", "recovery.container_restart_timeout", "recovery.redeploy_timeout",
+          "recovery.restore_script_timeout", "recovery.pull_timeout", "recovery.api_request_timeout", "etcd.timeout"}) {
         std::string k = key;
         auto dot = k.find('.');
         auto r = parse("[" + k.substr(0, dot) + "]\n" + k.substr(dot + 1) + " = 0\n");

@@ -73,10 +73,19 @@ case "$1" in
   rmp) [ "$*" = "rmp -fa" ] || { echo "bad args: $*" >&2; exit 2; }
     rm -f $S/pods/* ;;
   images) [ "$*" = "images -o json" ] || { echo "bad args: $*" >&2; exit 2; }
-    cat $S/images.json ;;
+    [ -f $S/images-broken ] && { echo "crictl: unknown output format" >&2; exit 1; }
+    printf '{"images": ['; sep=""; n=0
+    while read -r ref; do n=$((n+1)); printf '%s{"id": "sha256:%d", "repoDigests": ["%s"]}' "$sep" $n "$ref"; sep=,
+    done < $S/images
+    echo ']}' ;;
   pull) [ $# = 2 ] || { echo "bad args: $*" >&2; exit 2; }
-    [ -f $S/pull-fails ] && { echo "pulling image: dial tcp: lookup quay.io: no such host" >&2; exit 1; }
-    echo "Image is up to date for $2" ;;
+    # pull-fails: how many pulls fail before the registry answers ("always": every one).
+    f=$(cat $S/pull-fails 2>/dev/null || echo 0)
+    if [ "$f" = always ] || [ "$f" -gt 0 ]; then
+      [ "$f" = always ] || echo $((f - 1)) > $S/pull-fails
+      echo "pulling image: dial tcp: lookup quay.io: no such host" >&2; exit 1
+    fi
+    echo "$2" >> $S/images ;;
   *) echo "unexpected: $*" >&2; exit 1 ;;
 esac
 )SH";
@@ -255,7 +264,7 @@ struct Cluster {
         REQUIRE(m);
         m->trees.push_back(TreeRecord{"etc", "/etc", 2, 0, {}});
         std::ofstream(dir + "/" + kMetadataFile, std::ios::trunc) << metadata_to_toml(*m);
-        put("images.json", R"({"images": [{"id": "sha256:a", "repoDigests": ["r/etcd@sha256:1"]}]})");
+        put("images", "r/etcd@sha256:1");
     }
 
     // The journal as phase 1 leaves it: all phase 1 steps done, paused, phase2-pending.
@@ -828,6 +837,7 @@ TEST_CASE("phase 2 pulls the control-plane images the storage lacks before clust
 {
     Cluster c;
     c.control_plane_images();
+    c.put("pull-fails", "2"); // the registry answers on the third try
     auto r = c.run();
     INFO(c.get("calls"));
     REQUIRE(r);
@@ -837,28 +847,36 @@ TEST_CASE("phase 2 pulls the control-plane images the storage lacks before clust
                restore = first(calls, "cluster-restore");
     CHECK(first(calls, "crictl ps") < list); // CRI-O runs, the containers are recorded
     CHECK(list < pull);
-    CHECK(pull < restore);
-    CHECK(count(calls, "crictl pull") == 1); // the etcd image is there already
-    CHECK(c.journal().step("restore-etcd")->note.find("pulled 1 missing control-plane images: r/kas@sha256:2") !=
-          std::string::npos);
+    CHECK(last(calls, "crictl pull") < restore);
+    CHECK(count(calls, "crictl pull r/kas@sha256:2") == 3);  // tried again until it came
+    CHECK(count(calls, "crictl pull r/etcd@sha256:1") == 0); // there already
+    auto j = c.journal();
+    CHECK(j.step("pull-images")->state == StepState::Done);
+    CHECK(j.step("pull-images")->note == "pulled 1 missing control-plane images: r/kas@sha256:2");
+    CHECK(j.step("restore-etcd")->note.find("etcd restored from") == 0);
 }
 
 TEST_CASE("an image that cannot be pulled stops phase 2 before cluster-restore.sh; --resume tries again (W11)")
 {
     Cluster c;
     c.control_plane_images();
-    c.put("pull-fails", "1");
+    c.cfg.pull_timeout = 2;
+    c.put("pull-fails", "always");
+    auto t0 = Clock::now();
     auto r = c.run();
     INFO(c.get("calls"));
     REQUIRE_FALSE(r);
-    CHECK(r.error().kind == ErrorKind::ExternalFailed);
-    CHECK(r.error().message.find("cannot pull r/kas@sha256:2, which the backup's control plane needs") !=
-          std::string::npos);
+    CHECK(Clock::now() - t0 >= std::chrono::seconds(2)); // tried until recovery.pull_timeout
+    CHECK(r.error().kind == ErrorKind::Timeout);
+    CHECK(r.error().message.find("cannot pull r/kas@sha256:2") != std::string::npos);
     CHECK(r.error().message.find("no such host") != std::string::npos);
+    CHECK(r.error().message.find("within 2s") != std::string::npos);
     CHECK(r.error().message.find("recover --resume") != std::string::npos);
+    CHECK(count(c.calls(), "crictl pull r/kas@sha256:2") >= 2);
     CHECK(first(c.calls(), "cluster-restore") == -1);
     CHECK_FALSE(c.has("restored"));
-    CHECK(c.journal().step("restore-etcd")->state == StepState::Failed);
+    CHECK(c.journal().step("pull-images")->state == StepState::Failed);
+    CHECK(c.journal().step("restore-etcd")->state == StepState::Pending);
 
     fs::remove(c.s + "/pull-fails"); // the registry is reachable again
     auto again = c.run();
@@ -866,4 +884,27 @@ TEST_CASE("an image that cannot be pulled stops phase 2 before cluster-restore.s
     REQUIRE(again);
     CHECK(again->complete);
     CHECK(c.has("restored"));
+}
+
+TEST_CASE("a container storage that cannot be listed is not checked; phase 2 goes on (W11)")
+{
+    Cluster c;
+    c.control_plane_images();
+    c.put("images-broken", "1");
+    auto r = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(r);
+    CHECK(r->complete);
+    CHECK(count(c.calls(), "crictl images") == 1);
+    CHECK(count(c.calls(), "crictl pull") == 0);
+    CHECK(c.journal().step("pull-images")->note.find("not checked: cannot list the container images") == 0);
+}
+
+TEST_CASE("pull-images is skipped without an etcd snapshot or named images")
+{
+    Cluster c; // metadata without /etc: nothing to read the images from
+    auto r = c.run();
+    REQUIRE(r);
+    CHECK(c.journal().step("pull-images")->state == StepState::Skipped);
+    CHECK(count(c.calls(), "crictl images") == 0);
 }
