@@ -114,6 +114,7 @@ int main(int argc, char** argv)
             {"recovery.container_restart_timeout", c.container_restart_timeout == d.container_restart_timeout},
             {"recovery.redeploy_timeout", c.redeploy_timeout == d.redeploy_timeout},
             {"recovery.restore_script_timeout", c.restore_script_timeout == d.restore_script_timeout},
+            {"recovery.pull_timeout", c.pull_timeout == d.pull_timeout},
             {"recovery.api_request_timeout", c.api_request_timeout == d.api_request_timeout},
             {"recovery.poll_interval", c.poll_interval == d.poll_interval},
             {"recovery.kubeconfig", c.kubeconfig == d.kubeconfig},
