@@ -270,13 +270,18 @@ Result<ImagesCheck> check_control_plane_images(const Config& cfg, const Store& s
         r.note = "control-plane images: " + n + " not checked";
         return r;
     }
+    // The pulls together within recovery.pull_timeout: an administrator waits on them.
+    const auto pull_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.pull_timeout);
     for (const auto& m : missing_images(*needed, *have)) {
-        if (!pull) {
+        const auto left = std::chrono::ceil<std::chrono::seconds>(pull_deadline - std::chrono::steady_clock::now());
+        if (!pull || left.count() <= 0) {
             r.missing.push_back(m);
+            if (pull && r.pull_error.empty())
+                r.pull_error = "recovery.pull_timeout (" + std::to_string(cfg.pull_timeout) + "s) was used up";
             continue;
         }
         log::info("verify: pulling " + m + ", which the backup's control plane needs");
-        auto p = runtime->pull_image(m, std::chrono::seconds(cfg.pull_timeout), cancel);
+        auto p = runtime->pull_image(m, left, cancel);
         if (p) {
             r.pulled.push_back(m);
             continue;

@@ -1041,7 +1041,7 @@ struct LiveStandins {
                   "    while read -r ref; do n=$((n+1)); printf '%s{\"id\": \"sha256:%d\", \"repoDigests\": "
                   "[\"%s\"]}' \"$sep\" $n \"$ref\"; sep=,; done < $S/images; echo ']}' ;;\n"
                   "  pull) [ -f $S/registry-down ] && { echo \"pulling image: dial tcp: lookup $2: no such host\" >&2; "
-                  "exit 1; }\n    echo \"$2\" >> $S/images ;;\n"
+                  "exit 1; }\n    [ -f $S/registry-slow ] && sleep 3\n    echo \"$2\" >> $S/images ;;\n"
                   "  *) exit 1 ;;\nesac\n",
               0755);
         // The cluster status commands (features 15, 27); api-down: refused, as after a failed upgrade.
@@ -1208,6 +1208,27 @@ TEST_CASE("control-plane images: all present; forced; crio down; offline; with t
         CHECK(r.err.find("cannot pull 2 of the 2 images") != std::string::npos);
         CHECK(h.journal().step("verify")->note.find("control-plane images: 2 of 2 cannot be pulled: " + kApiImage +
                                                     ", " + kEtcdImage + ", forced") != std::string::npos);
+    }
+    {
+        // A registry too slow for recovery.pull_timeout: the first pull is cut off at the
+        // deadline, the second is not started.
+        Host h(false, control_plane_manifests);
+        add_cluster_snapshot(h, true);
+        LiveStandins sv(h);
+        runtime_images(sv, {});
+        write(sv.dir + "/registry-slow", "");
+        std::ofstream(h.config, std::ios::app) << "pull_timeout = 1\n";
+        auto r = h.run("--systemctl " + sv.systemctl + " --boot-id " + sv.boot);
+        INFO(r.out << r.err);
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("ERROR Refused: verify: cannot pull 2 of the 2 images") != std::string::npos);
+        CHECK(r.err.find("timed out after 1") != std::string::npos);
+        const std::string calls = slurp(sv.dir + "/calls");
+        size_t pulls = 0;
+        for (size_t at = calls.find("crictl pull"); at != std::string::npos; at = calls.find("crictl pull", at + 1))
+            pulls++;
+        CHECK(pulls == 1);
+        CHECK(h.snapshot() == h.broken);
     }
     {
         // CRI-O stopped on a live node: nothing to ask.
