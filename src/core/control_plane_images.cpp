@@ -2,6 +2,7 @@
 
 #include "cluster_backup.hpp"
 #include "fd.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -18,15 +19,6 @@ void sort_unique(std::vector<std::string>& v)
 {
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
-}
-
-std::string_view trim(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-        s.remove_suffix(1);
-    return s;
 }
 
 // `image: ref`, `- image: "ref"`, `image: 'ref'  # comment`.
@@ -64,8 +56,7 @@ Result<std::vector<std::string>> images_in_manifest(std::string_view text)
         try {
             auto o = nlohmann::json::parse(body);
             if (o.contains("spec") && o["spec"].is_object())
-                for (const char* list : {"initContainers", "containers"}) {
-                    const auto& spec = o["spec"];
+                for (const auto& spec = o["spec"]; const char* list : {"initContainers", "containers"}) {
                     if (!spec.contains(list) || !spec[list].is_array()) continue;
                     for (const auto& c : spec[list])
                         if (c.is_object() && c.contains("image") && c["image"].is_string())

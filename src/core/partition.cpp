@@ -4,6 +4,7 @@
 #include "partition.hpp"
 
 #include "fd.hpp"
+#include "text.hpp"
 #include "walk.hpp"
 
 #include <blkid/blkid.h>
@@ -49,16 +50,6 @@ struct ContextFree {
 std::string devno_str(dev_t d)
 {
     return std::to_string(major(d)) + ":" + std::to_string(minor(d));
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep)
-{
-    std::string out;
-    for (const auto& s : v) {
-        if (!out.empty()) out += sep;
-        out += s;
-    }
-    return out;
 }
 
 // One GPT entry read from an image or a disk.

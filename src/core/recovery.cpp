@@ -12,6 +12,7 @@
 #include "ostree_state.hpp"
 #include "process.hpp"
 #include "store.hpp"
+#include "text.hpp"
 #include "upgrade_watchdog.hpp"
 #include "verify.hpp"
 #include "walk.hpp"
@@ -195,14 +196,6 @@ std::vector<std::string> phase2_files_missing(const Store& store, const BackupMe
     return missing;
 }
 
-std::string comma_list(const std::vector<std::string>& v)
-{
-    std::string list;
-    for (const auto& m : v)
-        list += (list.empty() ? "" : ", ") + m;
-    return list;
-}
-
 // The images the backup's static pod manifests name (in its /etc tree); NotFound
 // when the backup has no /etc.
 Result<std::vector<std::string>> backup_control_plane_images(const Store& store, const BackupMetadata& meta)
@@ -293,10 +286,10 @@ Result<ImagesCheck> check_control_plane_images(const Config& cfg, const Store& s
     const std::string k = std::to_string(r.missing.size());
     if (!r.missing.empty())
         r.note = "control-plane images: " + k + " of " + n + (pull ? " cannot be pulled: " : " missing: ") +
-                 comma_list(r.missing) + (pull ? "" : " (the verify step pulls them)");
+                 join(r.missing, ", ") + (pull ? "" : " (the verify step pulls them)");
     else if (!r.pulled.empty())
         r.note = "control-plane images: pulled " + std::to_string(r.pulled.size()) + " of " + n + ": " +
-                 comma_list(r.pulled);
+                 join(r.pulled, ", ");
     else
         r.note = "control-plane images: all " + n + " present";
     return r;
@@ -325,9 +318,9 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
     if (auto missing = phase2_files_missing(c.store, c.meta); !missing.empty()) {
         if (!c.opts.force)
             return fail(ErrorKind::Corrupt,
-                        "backup " + c.j.backup_id + " lacks what phase 2 needs: " + comma_list(missing));
-        c.progress.warning("backup lacks " + comma_list(missing) + " (--force)");
-        r.note += "; missing, forced: " + comma_list(missing);
+                        "backup " + c.j.backup_id + " lacks what phase 2 needs: " + join(missing, ", "));
+        c.progress.warning("backup lacks " + join(missing, ", ") + " (--force)");
+        r.note += "; missing, forced: " + join(missing, ", ");
     }
     if (c.meta.cluster.present) {
         // W11, while nothing is stopped yet: live, with CRI-O running.
@@ -348,7 +341,7 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
             const std::string what = "cannot pull " + std::to_string(images->missing.size()) + " of the " +
                                      std::to_string(images->needed) +
                                      " images the backup's control plane needs, which the container storage lacks: " +
-                                     comma_list(images->missing) + " (" + images->pull_error + ")";
+                                     join(images->missing, ", ") + " (" + images->pull_error + ")";
             if (!c.opts.force)
                 return fail(ErrorKind::Refused,
                             what + "; make their registry reachable, or load them into the container storage, and "
@@ -589,7 +582,7 @@ Result<StepResult> step_pull_images(Ctx& c, JournalStep&, const StepToken& t)
         if (missing.empty())
             return StepResult{false, pulled.empty() ? "all " + std::to_string(needed->size()) + " present"
                                                     : "pulled " + std::to_string(pulled.size()) +
-                                                          " missing control-plane images: " + comma_list(pulled)};
+                                                          " missing control-plane images: " + join(pulled, ", ")};
         last.clear();
         for (const auto& m : missing) {
             if (std::find(pulled.begin(), pulled.end(), m) != pulled.end()) {
@@ -1193,7 +1186,7 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
                                                       : "CORRUPT: " + std::to_string(rep->mismatches.size()) +
                                                             " mismatches, first: " + rep->mismatches.front());
     if (auto missing = phase2_files_missing(store, *meta); !missing.empty())
-        verify_line += refuse + "the backup lacks what phase 2 needs: " + comma_list(missing);
+        verify_line += refuse + "the backup lacks what phase 2 needs: " + join(missing, ", ");
     // The images (W11) only listed, not pulled: a dry run changes nothing.
     auto images_note = [&]() -> Result<std::string> {
         if (!meta->cluster.present) return std::string();

@@ -2,6 +2,7 @@
 
 #include "failpoint.hpp"
 #include "host_info.hpp"
+#include "text.hpp"
 
 #include "json_text.hpp"
 #include "log.hpp"
@@ -358,21 +359,11 @@ Result<> JournalDir::keep_as_previous() const
     return {};
 }
 
-static std::string trim(std::string s)
-{
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-        s.pop_back();
-    size_t i = 0;
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    return s.substr(i);
-}
-
 Result<std::optional<std::string>> JournalDir::armed() const
 {
     auto m = read_marker(kArmedFile);
     if (!m || !*m) return m;
-    std::string id = trim(**m);
+    std::string id(trim(**m));
     // The id names a directory under backups/: anything else is damage, not a path to follow.
     if (!valid_backup_id(id)) {
         return fail(ErrorKind::Corrupt, "the marker recovery/armed holds '" + shown(id) +
@@ -396,7 +387,7 @@ Result<std::optional<std::string>> JournalDir::phase2_pending() const
 {
     auto m = read_marker(kPhase2PendingFile);
     if (!m || !*m) return m;
-    return std::optional<std::string>(trim(**m));
+    return std::optional<std::string>(std::string(trim(**m)));
 }
 
 Result<> JournalDir::set_phase2_pending(const std::string& recovery_id) const

@@ -3,6 +3,7 @@
 #include "fd.hpp"
 #include "log.hpp"
 #include "process.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -97,16 +98,6 @@ Result<std::vector<DirEntry>> list_dir(int dirfd)
     return out;
 }
 
-std::string trim(std::string_view s)
-{
-    size_t b = 0, e = s.size();
-    while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r'))
-        b++;
-    while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r'))
-        e--;
-    return std::string(s.substr(b, e - b));
-}
-
 std::vector<std::string> split_words(const std::string& v)
 {
     std::vector<std::string> out;
@@ -132,7 +123,7 @@ void parse_install(const std::string& text, InstallInfo& info)
     while (pos <= text.size()) {
         size_t nl = text.find('\n', pos);
         if (nl == std::string::npos) nl = text.size();
-        std::string line = trim(std::string_view(text).substr(pos, nl - pos));
+        std::string line(trim(std::string_view(text).substr(pos, nl - pos)));
         pos = nl + 1;
         if (!pending.empty()) {
             line = pending + " " + line;
@@ -151,8 +142,8 @@ void parse_install(const std::string& text, InstallInfo& info)
         if (section != "Install") continue;
         auto eq = line.find('=');
         if (eq == std::string::npos) continue;
-        std::string key = trim(std::string_view(line).substr(0, eq));
-        std::string val = trim(std::string_view(line).substr(eq + 1));
+        std::string key(trim(std::string_view(line).substr(0, eq)));
+        std::string val(trim(std::string_view(line).substr(eq + 1)));
         std::vector<std::string>* list = key == "WantedBy"     ? &info.wanted_by
                                          : key == "RequiredBy" ? &info.required_by
                                          : key == "UpheldBy"   ? &info.upheld_by
@@ -685,7 +676,7 @@ class CommandUnits final : public UnitManager
     {
         auto r = run({"is-active", unit}, std::chrono::seconds(30), cancel);
         if (!r) return std::unexpected(r.error());
-        std::string s = trim(r->out);
+        std::string s(trim(r->out));
         if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
         if (s.empty()) s = r->exit_code == 0 ? "active" : "inactive";
         return s;
@@ -739,8 +730,8 @@ class CommandUnits final : public UnitManager
         auto r = run(std::move(args), timeout, cancel);
         if (!r) return std::unexpected(std::move(r.error()).context(what));
         if (r->exit_code != 0)
-            return fail(ErrorKind::ExternalFailed,
-                        what + ": exit " + std::to_string(r->exit_code) + (r->err.empty() ? "" : ": " + trim(r->err)));
+            return fail(ErrorKind::ExternalFailed, what + ": exit " + std::to_string(r->exit_code) +
+                                                       (r->err.empty() ? "" : ": " + std::string(trim(r->err))));
         return {};
     }
     std::string argv0_;
