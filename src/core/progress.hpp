@@ -45,10 +45,19 @@ class ScaledProgress : public Progress
 };
 
 // Cancellation plus an optional deadline; checked by long loops. Thread-safe.
+// A token made with a parent is also cancelled, and also expires, when the parent
+// is: at the parent's first check, not after a watcher's next look, so work done
+// under a child token stops at the same point as under the parent.
 class CancelToken
 {
   public:
     using Clock = std::chrono::steady_clock;
+
+    CancelToken() = default;
+    // A child of `parent`, which must outlive it.
+    explicit CancelToken(const CancelToken* parent) : parent_(parent) {}
+    CancelToken(const CancelToken&) = delete;
+    CancelToken& operator=(const CancelToken&) = delete;
 
     void cancel() { cancelled_.store(true); }
     void set_deadline(Clock::time_point t) { deadline_ns_.store(t.time_since_epoch().count()); }
@@ -56,16 +65,24 @@ class CancelToken
     {
         if (s.count() > 0) set_deadline(Clock::now() + s);
     }
-    bool has_deadline() const { return deadline_ns_.load() != 0; }
-    Clock::time_point deadline() const { return Clock::time_point(Clock::duration(deadline_ns_.load())); }
+    bool has_deadline() const { return deadline_ns_.load() != 0 || (parent_ && parent_->has_deadline()); }
+    // The earlier of its own deadline and the parent's; only when has_deadline().
+    Clock::time_point deadline() const
+    {
+        auto own = deadline_ns_.load();
+        auto d = own ? Clock::time_point(Clock::duration(own)) : Clock::time_point::max();
+        if (parent_ && parent_->has_deadline()) d = std::min(d, parent_->deadline());
+        return d;
+    }
 
     // Ok, or Cancelled / Timeout.
     Result<> check() const
     {
-        if (cancelled_.load()) return fail(ErrorKind::Cancelled, "cancelled");
+        if (cancelled()) return fail(ErrorKind::Cancelled, "cancelled");
         if (has_deadline() && Clock::now() >= deadline()) return fail(ErrorKind::Timeout, "deadline passed");
         return {};
     }
+    bool cancelled() const { return cancelled_.load() || (parent_ && parent_->cancelled()); }
 
     // Seconds left before the deadline (or `fallback` when there is none), at least 1.
     unsigned seconds_left(unsigned fallback) const
@@ -77,6 +94,7 @@ class CancelToken
     }
 
   private:
+    const CancelToken* parent_ = nullptr;
     std::atomic<bool> cancelled_{false};
     std::atomic<Clock::rep> deadline_ns_{0};
 };

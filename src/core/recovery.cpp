@@ -20,10 +20,8 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <fcntl.h>
-#include <mutex>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <thread>
@@ -44,38 +42,21 @@ constexpr const char* kCrioUnit = "crio.service";
 
 // ---------------------------------------------------------------------------
 
-// A step's own deadline on top of the caller's token. Cancelling the caller's
-// token cancels this one too (a watcher thread), so commands run under it stop.
+// A step's own deadline on top of the caller's token, whose cancel and deadline
+// it shares at once (a child token), so commands run under it stop with it.
 class StepToken
 {
   public:
-    StepToken(const CancelToken& parent, std::chrono::seconds timeout) : parent_(parent)
+    StepToken(const CancelToken& parent, std::chrono::seconds timeout) : tok_(&parent)
     {
         if (timeout.count() > 0) tok_.set_timeout(timeout);
-        if (parent.has_deadline() && (!tok_.has_deadline() || parent.deadline() < tok_.deadline()))
-            tok_.set_deadline(parent.deadline());
-        watcher_ = std::jthread([this](std::stop_token st) {
-            std::mutex m;
-            std::unique_lock lk(m);
-            while (!st.stop_requested()) {
-                if (auto c = parent_.check(); !c && c.error().kind == ErrorKind::Cancelled) {
-                    tok_.cancel();
-                    return;
-                }
-                cv_.wait_for(lk, st, 100ms, [] { return false; });
-            }
-        });
     }
     StepToken(const StepToken&) = delete;
     StepToken& operator=(const StepToken&) = delete;
 
     const CancelToken& token() const { return tok_; }
     bool expired() const { return tok_.has_deadline() && Clock::now() >= tok_.deadline(); }
-    bool cancelled() const
-    {
-        auto c = tok_.check();
-        return !c && c.error().kind == ErrorKind::Cancelled;
-    }
+    bool cancelled() const { return tok_.cancelled(); }
     // Sleep up to `d`, never past the deadline; Cancelled ends it with an error.
     Result<> nap(std::chrono::milliseconds d) const
     {
@@ -91,10 +72,7 @@ class StepToken
     }
 
   private:
-    const CancelToken& parent_;
     CancelToken tok_;
-    std::condition_variable_any cv_;
-    std::jthread watcher_; // last: joined before the members it uses go
 };
 
 // What a wait reports at its deadline: the last real observation, not the call

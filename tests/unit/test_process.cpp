@@ -251,6 +251,36 @@ TEST_CASE("the CancelToken cancels and carries a deadline")
     CHECK(seconds_since(t0) < 5);
 }
 
+// A step runs under a child token: the parent's cancel (a SIGTERM) must show at the
+// child's very next check, or a step that finishes quickly ends "done" instead of
+// "cancelled" (crash-recover once saw that with a watcher thread polling the parent).
+TEST_CASE("a child CancelToken shares its parent's cancel and deadline at once")
+{
+    CancelToken parent;
+    CancelToken child(&parent);
+    REQUIRE(child.check());
+    CHECK_FALSE(child.has_deadline());
+    parent.cancel();
+    CHECK(child.cancelled());
+    auto r = child.check();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == ErrorKind::Cancelled);
+
+    CancelToken p2;
+    CancelToken c2(&p2);
+    c2.set_timeout(60s);
+    auto own = c2.deadline();
+    p2.set_deadline(Clock::now() + 1h); // later than the child's own: the own one holds
+    CHECK(c2.deadline() == own);
+    p2.set_deadline(Clock::now() - 1ms); // the parent's passed: the child expires with it
+    CHECK(c2.deadline() < own);
+    auto rt = c2.check();
+    REQUIRE_FALSE(rt);
+    CHECK(rt.error().kind == ErrorKind::Timeout);
+    c2.cancel(); // a child's cancel does not reach its parent
+    CHECK_FALSE(p2.cancelled());
+}
+
 TEST_CASE("leftover background processes holding the pipes do not block the caller")
 {
     TempDir tmp;
