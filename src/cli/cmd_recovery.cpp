@@ -180,7 +180,7 @@ int cmd_recover(const Args& given)
         else if (r->ran)
             printf("upgrade-recovery: phase 1 %s on %s: %s\n", r->outcome.phase1_done ? "finished" : "paused",
                    printable(io.root).c_str(), printable_lines(r->outcome.message).c_str());
-        else if (args.verbose)
+        else if (args.verbose || isatty(STDOUT_FILENO)) // quiet on every boot, not when typed in a shell
             printf("upgrade-recovery: nothing armed (%s)\n", printable(r->reason).c_str());
         return 0;
     }

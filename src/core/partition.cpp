@@ -237,25 +237,47 @@ struct MountEntry {
     dev_t source_rdev = 0; // st_rdev of the source when it is a device node
 };
 
-// The mount visible at `target` (the last one mounted over it), if any.
-Result<std::optional<MountEntry>> mount_at(const std::string& target)
+MountEntry mount_entry(libmnt_fs* fs)
 {
+    MountEntry e;
+    if (const char* s = mnt_fs_get_source(fs)) e.source = s;
+    if (const char* s = mnt_fs_get_fstype(fs)) e.fstype = s;
+    e.devno = mnt_fs_get_devno(fs);
+    struct stat st;
+    if (const char* sp = mnt_fs_get_srcpath(fs); sp && ::stat(sp, &st) == 0 && S_ISBLK(st.st_mode))
+        e.source_rdev = st.st_rdev;
+    return e;
+}
+
+// The mount whose root is the open directory `dirfd` (at `path`), if it is one.
+// By the kernel's mount id, not by the target's name: a mount hidden by a later
+// mount over a parent (the real /var over /sysroot/var in the initramfs) keeps its
+// name in the mount table, while `path` now leads to a plain directory of the
+// other filesystem, which must not pass for the partition.
+Result<std::optional<MountEntry>> mount_at(int dirfd, const std::string& path)
+{
+    struct statx sx = {};
+    if (::statx(dirfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) != 0) return fail_errno(errno, "statx " + path);
+    if ((sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && !(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+        return std::optional<MountEntry>();
+    const bool by_id = sx.stx_mask & STATX_MNT_ID; // Linux >= 5.8
+    const dev_t dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
     std::unique_ptr<libmnt_table, TableFree> tb(mnt_new_table_from_file("/proc/self/mountinfo"));
     if (!tb) return fail(ErrorKind::Io, "cannot parse /proc/self/mountinfo");
     std::unique_ptr<libmnt_iter, IterFree> it(mnt_new_iter(MNT_ITER_BACKWARD));
     if (!it) return fail_errno(ENOMEM, "mnt_new_iter");
     libmnt_fs* fs = nullptr;
     while (mnt_table_next_fs(tb.get(), it.get(), &fs) == 0) {
+        if (by_id) {
+            if (static_cast<uint64_t>(mnt_fs_get_id(fs)) == sx.stx_mnt_id)
+                return std::optional<MountEntry>(mount_entry(fs));
+            continue;
+        }
+        // Older kernels: the last mount by that name, if the directory is on it.
         const char* t = mnt_fs_get_target(fs);
-        if (!t || target != t) continue;
-        MountEntry e;
-        if (const char* s = mnt_fs_get_source(fs)) e.source = s;
-        if (const char* s = mnt_fs_get_fstype(fs)) e.fstype = s;
-        e.devno = mnt_fs_get_devno(fs);
-        struct stat st;
-        if (const char* sp = mnt_fs_get_srcpath(fs); sp && ::stat(sp, &st) == 0 && S_ISBLK(st.st_mode))
-            e.source_rdev = st.st_rdev;
-        return std::optional<MountEntry>(std::move(e));
+        if (!t || path != t) continue;
+        if (mnt_fs_get_devno(fs) != dev) break;
+        return std::optional<MountEntry>(mount_entry(fs));
     }
     return std::optional<MountEntry>();
 }
@@ -491,7 +513,7 @@ Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, S
         auto real = fd_path(dir->get());
         if (!real) return fail(std::move(real.error()));
         loc.path = std::move(*real);
-        auto m = mount_at(loc.path);
+        auto m = mount_at(dir->get(), loc.path);
         if (!m) return fail(std::move(m.error()));
         mounted = std::move(*m);
     } else if (dir.error().err != ENOENT) {
@@ -533,7 +555,9 @@ Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, S
     loc.mounted_now = true;
 
     // Check what the kernel shows now, as a later caller would.
-    auto after = mount_at(loc.path);
+    auto now = open_dir_in_root(rootfd->get(), cfg.mount_point, false, 0);
+    if (!now) return fail(std::move(now.error()).context("mount point"));
+    auto after = mount_at(now->get(), loc.path);
     if (!after) return fail(std::move(after.error()));
     if (!*after || !is_mount_of(**after, p)) {
         ::umount2(loc.path.c_str(), UMOUNT_NOFOLLOW); // do not leave a mount we cannot vouch for

@@ -386,6 +386,33 @@ TEST_CASE("locate_store accepts the partition mounted over another mount (the vi
     CHECK_FALSE(loc->mounted_now);
 }
 
+// The initramfs mounts the real /var over /sysroot/var: a partition mounted before
+// at /sysroot/var/recovery is hidden, but the mount table still names it there. The
+// path now leads to a directory of the other filesystem; taking that for the store
+// read an empty "store" (nothing armed) and wrote backups onto the root disk.
+TEST_CASE("locate_store does not take a partition mount hidden by a later mount over its parent")
+{
+    TempRoot root;
+    fs::create_directories(root.at("/var/recovery"));
+    std::string dev = loop() + "p1";
+    REQUIRE(::mount(dev.c_str(), root.at("/var/recovery").c_str(), "xfs", 0, nullptr) == 0);
+    REQUIRE(::mount("ur-real-var", root.at("/var").c_str(), "tmpfs", 0, "size=4m") == 0);
+    fs::create_directories(root.at("/var/recovery"));
+
+    auto ro = ur::locate_store(store_config(), root.path, ur::StoreAccess::Read);
+    REQUIRE_FALSE(ro.has_value());
+    CHECK(ro.error().kind == ErrorKind::NotMounted);
+    CHECK_THAT(ro.error().message, Catch::Contains("is not mounted at " + root.at("/var/recovery")));
+
+    auto rw = ur::locate_store(store_config(), root.path, ur::StoreAccess::Write);
+    INFO((rw ? std::string() : rw.error().message));
+    REQUIRE(rw.has_value());
+    CHECK(rw->mounted_now); // mounted again where the path leads now
+    struct stat st;
+    REQUIRE(::stat(rw->path.c_str(), &st) == 0);
+    CHECK(st.st_dev == rdev_of(dev));
+}
+
 TEST_CASE("locate_store resolves symlinks inside the root prefix and returns the real mount path")
 {
     TempRoot root;
