@@ -1121,6 +1121,21 @@ int Manager::m_start_recovery(sd_bus_message* m, void* userdata, sd_bus_error* e
     return sd_bus_reply_method_return(m, "o", (*job)->path().c_str());
 }
 
+Result<> Manager::reload_config()
+{
+    auto cfg = load_config(ConfigSource{args_.root, args_.config_file});
+    if (!cfg) return std::unexpected(std::move(cfg.error()).context("configuration"));
+    cfg_ = std::move(*cfg);
+    return {};
+}
+
+template <sd_bus_message_handler_t Handler>
+int Manager::with_config(sd_bus_message* m, void* userdata, sd_bus_error* err)
+{
+    if (auto r = static_cast<Manager*>(userdata)->reload_config(); !r) return reply_error(err, r.error());
+    return Handler(m, userdata, err);
+}
+
 const sd_bus_vtable Manager::vtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_PROPERTY("Version", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -1131,23 +1146,26 @@ const sd_bus_vtable Manager::vtable[] = {
     SD_BUS_PROPERTY("LastBackup", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("LastError", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("LastErrorName", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-    SD_BUS_METHOD_WITH_ARGS("StartBackup", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("o", job), m_start_backup, 0),
-    SD_BUS_METHOD_WITH_ARGS("ListBackups", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", backups), m_list_backups,
-                            SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("StartBackup", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("o", job),
+                            with_config<m_start_backup>, 0),
+    SD_BUS_METHOD_WITH_ARGS("ListBackups", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", backups),
+                            with_config<m_list_backups>, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_ARGS("VerifyBackup", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_RESULT("o", job),
-                            m_verify_backup, 0),
-    SD_BUS_METHOD_WITH_ARGS("DeleteBackup", SD_BUS_ARGS("s", id), SD_BUS_NO_RESULT, m_delete_backup, 0),
-    SD_BUS_METHOD_WITH_ARGS("GetRollbackPlan", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", plan), m_get_rollback_plan,
-                            SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD_WITH_ARGS("StartRecovery", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("o", job), m_start_recovery,
-                            0),
-    SD_BUS_METHOD_WITH_ARGS("ArmRecovery", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_NO_RESULT, m_arm_recovery, 0),
-    SD_BUS_METHOD_WITH_ARGS("DisarmRecovery", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, m_disarm_recovery, 0),
+                            with_config<m_verify_backup>, 0),
+    SD_BUS_METHOD_WITH_ARGS("DeleteBackup", SD_BUS_ARGS("s", id), SD_BUS_NO_RESULT, with_config<m_delete_backup>, 0),
+    SD_BUS_METHOD_WITH_ARGS("GetRollbackPlan", SD_BUS_NO_ARGS, SD_BUS_RESULT("a{sv}", plan),
+                            with_config<m_get_rollback_plan>, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_ARGS("StartRecovery", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("o", job),
+                            with_config<m_start_recovery>, 0),
+    SD_BUS_METHOD_WITH_ARGS("ArmRecovery", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_NO_RESULT,
+                            with_config<m_arm_recovery>, 0),
+    SD_BUS_METHOD_WITH_ARGS("DisarmRecovery", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, with_config<m_disarm_recovery>, 0),
     SD_BUS_METHOD_WITH_ARGS("AbandonRecovery", SD_BUS_ARGS("a{sv}", options),
-                            SD_BUS_RESULT("b", abandoned, "s", damaged_journal), m_abandon_recovery, 0),
+                            SD_BUS_RESULT("b", abandoned, "s", damaged_journal), with_config<m_abandon_recovery>, 0),
     SD_BUS_METHOD_WITH_ARGS("StartWatchdog", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_RESULT("s", backup),
-                            m_start_watchdog, 0),
-    SD_BUS_METHOD_WITH_ARGS("StopWatchdog", SD_BUS_NO_ARGS, SD_BUS_RESULT("b", was_running), m_stop_watchdog, 0),
+                            with_config<m_start_watchdog>, 0),
+    SD_BUS_METHOD_WITH_ARGS("StopWatchdog", SD_BUS_NO_ARGS, SD_BUS_RESULT("b", was_running),
+                            with_config<m_stop_watchdog>, 0),
     SD_BUS_VTABLE_END,
 };
 

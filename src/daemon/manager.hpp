@@ -51,6 +51,13 @@ class Manager
     static const sd_bus_vtable vtable[];
 
   private:
+    // Every method reads the configuration again first, as the CLI does for every
+    // command: a drop-in changed since the start reaches the next job, and a broken
+    // one is refused (BadConfig, naming file:line:column) instead of being ignored.
+    Result<> reload_config();
+    template <sd_bus_message_handler_t Handler>
+    static int with_config(sd_bus_message* m, void* userdata, sd_bus_error* err);
+
     // Method handlers (userdata: Manager*).
     static int m_start_backup(sd_bus_message* m, void* userdata, sd_bus_error* err);
     static int m_list_backups(sd_bus_message* m, void* userdata, sd_bus_error* err);

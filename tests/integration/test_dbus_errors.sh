@@ -152,11 +152,30 @@ J=$(mcall StartBackup 'a{sv}' 1 timeout u 0 | objpath)
     die "after a success: State $(mprop State), LastErrorName '$(mprop LastErrorName)'"
 ok "timeout 0 overrides the config; a success clears LastError"
 
-# --- a dry-run backup that would not fit: the job ends NoSpace, nothing written -----
+# --- the configuration is read again at every call --------------------------------
+# It was read once at the start: a daemon kept alive by its callers took backups with a
+# drop-in the CLI refused as broken (and the backup then carried that file to restore).
+cp "$CFG" "$T/config.good"
+echo 'bogus_key = 1' >>"$CFG" # in [daemon], the last table: an unknown key
+line=$(wc -l <"$CFG")
+before=$(props) jobs_before=$(jobs_on_bus)
+for call in "StartBackup {}" "ListBackups" "VerifyBackup '' {}" "DisarmRecovery"; do
+    # shellcheck disable=SC2086 # the call's words
+    out=$(eval gcall $call)
+    expect_error "$ERR.BadConfig" "$out"
+    grep -qF "$CFG:$line:1" <<<"$out" || die "$call: the error does not name $CFG:$line:1: $out"
+done
+[ "$(props)" = "$before" ] && [ "$(jobs_on_bus)" = "$jobs_before" ] ||
+    die "a call refused for the configuration changed something: $before -> $(props)"
+daemon_alive
+ok "a broken configuration written after the start is refused by every call, naming it"
+
+# A good change reaches the next call without a restart: the dry run below does not fit.
 B=$(latest_id)
-dbus_stop_daemon
+cp "$T/config.good" "$CFG"
 sed -i 's/^free_space_margin = .*/free_space_margin = "1000TiB"/' "$CFG"
-dbus_start_daemon
+
+# --- a dry-run backup that would not fit: the job ends NoSpace, nothing written -----
 before=$(cd "$STORE" && find . -printf '%p %i %s %T@ %C@\n' | LC_ALL=C sort | md5sum)
 # backup.timeout is 1 s here since the deadline section: no deadline for a scan under load.
 J=$(mcall StartBackup 'a{sv}' 2 dry_run b true timeout u 0 | objpath)
