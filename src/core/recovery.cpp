@@ -1618,7 +1618,23 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
     // next boot does not fail the same way again (choose_backup reads `armed` itself).
     RecoveryBackends be;
     auto r = run_with_store(cfg, ro, *store, be, progress, cancel);
-    if (!r) return std::unexpected(r.error());
+    if (!r) {
+        // Nothing of the root changed in this boot: a refusal before the first change (the
+        // journal says aborted), or a start that failed before its journal (a full
+        // partition). The unchanged root boots, reachable, instead of emergency.target,
+        // which needs hands on site; the journal, `status` and the event say why.
+        auto after = dir->load();
+        const RecoveryJournal* a = after && *after ? &**after : nullptr;
+        const bool aborted_now = a && a->state == RecoveryState::Aborted &&
+                                 !(j && j->state == RecoveryState::Aborted && j->recovery_id == a->recovery_id);
+        const bool not_started = !in_progress && after && (!a || (j && a->recovery_id == j->recovery_id));
+        if (!aborted_now && !not_started) return std::unexpected(r.error());
+        out.reason = (aborted_now ? "recovery " + a->recovery_id + " aborted before anything changed: "
+                                  : std::string("the recovery could not start: ")) +
+                     r.error().message + "; the root boots as it was";
+        log::error(out.reason);
+        return out;
+    }
     out.ran = true;
     out.outcome = std::move(*r);
     return out;

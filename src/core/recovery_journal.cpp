@@ -375,6 +375,8 @@ Result<std::optional<std::string>> JournalDir::armed() const
 Result<> JournalDir::set_armed(const std::string& backup_id) const
 {
     if (!fd_) return fail(ErrorKind::Internal, "recovery directory not open for writing");
+    // Already so (as `arm` left it): not written again, which a full partition refuses.
+    if (auto cur = armed(); cur && *cur && **cur == backup_id) return {};
     return write_file_atomic_at(fd_.get(), kArmedFile, backup_id + "\n");
 }
 
