@@ -28,23 +28,12 @@ double seconds_since_boot()
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-// The store's lock, waiting up to `patience` while another operation (a backup) holds it:
-// a watchdog that gave up on a busy store would leave the node as the upgrade left it.
-Result<StoreLock> lock_patiently(const Store& store, std::chrono::seconds patience)
-{
-    const auto end = std::chrono::steady_clock::now() + patience;
-    for (;;) {
-        auto lock = lock_store(store);
-        if (lock || lock.error().kind != ErrorKind::Busy || std::chrono::steady_clock::now() >= end) return lock;
-        std::this_thread::sleep_for(std::chrono::seconds(2));
-    }
-}
-
 // Arm the watchdog's backup and reboot (when this is the running system).
 int fire(const Args& args, const Config& cfg, const Store& store, const std::string& reason,
          std::chrono::seconds patience)
 {
-    auto lock = lock_patiently(store, patience);
+    // A watchdog that gave up on a busy store (a backup) would leave the node as the upgrade left it.
+    auto lock = lock_store_patiently(store, patience);
     if (!lock) return report_error(args, lock.error());
     log::set_journal(true);
     auto id = fire_watchdog(store, reason);

@@ -39,6 +39,8 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kPhase2Unit = "upgrade-recovery-phase2.service";
 constexpr const char* kKubeletUnit = "kubelet.service";
 constexpr const char* kCrioUnit = "crio.service";
+// How long an unattended run waits for the store's lock (a verify of a large backup).
+constexpr std::chrono::seconds kStoreLockPatience{600};
 
 // ---------------------------------------------------------------------------
 
@@ -1236,7 +1238,16 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
     run.dir = std::move(*dir);
     if (opts.dry_run) return dry_run(cfg, opts, store, run.dir, backends, progress, cancel);
 
-    auto lock = lock_store(store);
+    // Unattended (the phase 2 unit, the initrd, a resume), a store busy with a verify or
+    // a backup is waited for: failing at once left kubelet disabled until someone came.
+    auto lock = opts.resume || opts.initrd
+                    ? lock_store_patiently(store, kStoreLockPatience,
+                                           [&] {
+                                               log::info("another upgrade-recovery operation holds " + store.path() +
+                                                         "; waiting up to " +
+                                                         std::to_string(kStoreLockPatience.count()) + " s for it");
+                                           })
+                    : lock_store(store);
     if (!lock) return std::unexpected(std::move(lock.error()).context("recovery"));
     if (auto t = remove_stale_store_temporaries(store); !t)
         log::warning("could not remove the temporaries of an interrupted write: " + t.error().message);

@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <thread>
 #include <unistd.h>
 
 namespace ur
@@ -100,6 +101,18 @@ Result<StoreLock> lock_store(const Store& store, bool create)
         return fail_errno("lock " + store.path());
     }
     return StoreLock(std::move(*fd));
+}
+
+Result<StoreLock> lock_store_patiently(const Store& store, std::chrono::seconds patience,
+                                       const std::function<void()>& waiting)
+{
+    const auto end = std::chrono::steady_clock::now() + patience;
+    for (bool first = true;; first = false) {
+        auto lock = lock_store(store);
+        if (lock || lock.error().kind != ErrorKind::Busy || std::chrono::steady_clock::now() >= end) return lock;
+        if (first && waiting) waiting();
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
 }
 
 bool valid_backup_id(const std::string& id)

@@ -13,7 +13,9 @@
 #include "metadata.hpp"
 #include "partition.hpp"
 
+#include <chrono>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +62,11 @@ class StoreLock
     UniqueFd fd_;
 };
 Result<StoreLock> lock_store(const Store& store, bool create = true);
+// The lock, waiting up to `patience` while another operation holds it (Busy after
+// that), for what runs unattended and must not give up on a store busy for a while
+// (a verify, a backup). `waiting` is called once, when the wait starts.
+Result<StoreLock> lock_store_patiently(const Store& store, std::chrono::seconds patience,
+                                       const std::function<void()>& waiting = {});
 
 // Every name in backups/ that is a backup id, oldest first (ids sort
 // chronologically): the backups, and whatever else carries such a name.
