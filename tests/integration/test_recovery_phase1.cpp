@@ -718,9 +718,9 @@ TEST_CASE("the initrd entry: fast no-op, armed run, power cut, kernel argument")
         // remote site needs hands, for a root that was never touched).
         CHECK(r.exit_code == 0);
         CHECK(r.json()["ran"] == false);
-        CHECK_THAT(r.json()["reason"].get<std::string>(),
-                   Catch::Contains("aborted before anything changed") && Catch::Contains("metadata.toml") &&
-                       Catch::Contains("the root boots as it was"));
+        CHECK_THAT(r.json()["reason"].get<std::string>(), Catch::Contains("aborted before anything changed") &&
+                                                              Catch::Contains("metadata.toml") &&
+                                                              Catch::Contains("the root boots as it was"));
         CHECK_THAT(r.err, Catch::Contains("aborted before anything changed"));
         CHECK(h.snapshot() == h.broken);
         // Before: `armed` stayed and every boot ended in emergency.target the same way.
