@@ -13,13 +13,13 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <thread>
-#include <fcntl.h>
-#include <sys/file.h>
 
 using namespace ur;
 namespace fs = std::filesystem;
