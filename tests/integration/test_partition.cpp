@@ -565,7 +565,7 @@ TEST_CASE("peek_armed reads the armed marker from a private mount and leaves not
     CHECK(mounts_at(peek).empty());
 }
 
-TEST_CASE("the initrd entry leaves the recovery partition it mounted unmounted when it fails")
+TEST_CASE("the initrd entry leaves the recovery partition it mounted unmounted, failed or not")
 {
     // No separate /var in this root, so nothing else is detached on return: the
     // partition mounted at <root>/var/recovery must go by itself, or it survives the
@@ -588,16 +588,29 @@ TEST_CASE("the initrd entry leaves the recovery partition it mounted unmounted w
     io.peek_dir = root.at("/peek");
     ur::Progress progress;
     ur::CancelToken cancel;
+    // Armed, but the real /var named by the root's fstab cannot be mounted: phase 1
+    // cannot run, a failure (emergency.target) with the partition mounted by then.
+    fs::create_directories(root.at("/etc"));
+    std::ofstream(root.at("/etc/fstab")) << "/dev/disk/by-partlabel/ur-no-such-var /var xfs defaults 0 0\n";
     auto r = ur::run_initrd_phase1(store_config(), io, progress, cancel);
-    REQUIRE_FALSE(r.has_value()); // armed with a backup that does not exist
-    CHECK_THAT(r.error().message, Catch::Contains("20240101T000000Z"));
+    REQUIRE_FALSE(r.has_value());
+    CHECK_THAT(r.error().message, Catch::Contains("phase 1 cannot run"));
     CHECK(mounts_at(root.at("/var/recovery")).empty());
     CHECK(mounts_at(io.peek_dir).empty());
 
-    // The recovery of a backup that cannot be read is ended (the marker goes), so the
-    // next boot is an ordinary one instead of the same failure; unmounted again.
+    // Armed with a backup that does not exist: the recovery is ended before anything
+    // changed (the marker goes) and the boot goes on; unmounted again.
+    fs::remove(root.at("/etc/fstab"));
+    auto aborted = ur::run_initrd_phase1(store_config(), io, progress, cancel);
+    REQUIRE(aborted.has_value());
+    CHECK_FALSE(aborted->ran);
+    CHECK_THAT(aborted->reason, Catch::Contains("20240101T000000Z") && Catch::Contains("aborted before anything"));
+    CHECK(mounts_at(root.at("/var/recovery")).empty());
+
+    // The next boot is an ordinary one instead of the same failure.
     auto again = ur::run_initrd_phase1(store_config(), io, progress, cancel);
     REQUIRE(again.has_value());
     CHECK_FALSE(again->ran);
+    CHECK(again->reason == "not armed");
     CHECK(mounts_at(root.at("/var/recovery")).empty());
 }
