@@ -48,6 +48,10 @@ class Error(Exception):
 # --- units ------------------------------------------------------------------------
 
 
+# The committed files name no real disk (an unedited copy fails at the first boot).
+PLACEHOLDER = "CHANGE-ME"
+
+
 def configure(text, values, name):
     """meson's configure_file (format 'meson'): @VAR@ -> value, \\@ -> @."""
 
@@ -361,6 +365,15 @@ def main():
     site = a.device or a.start_mib is not None or a.size_mib is not None
     if site and not a.output_dir:
         ap.error("--device, --start-mib and --size-mib need --output-dir (the committed files keep the placeholders)")
+    # Refused here, before anything is written: validate.py would only say so afterwards.
+    if a.device is not None and (not a.device.startswith("/") or PLACEHOLDER in a.device):
+        ap.error(f"--device {a.device!r}: give the installation disk by an absolute, persistent name "
+                 "(/dev/disk/by-id/... or /dev/disk/by-path/...)")
+    if a.start_mib is not None and a.start_mib < 1:
+        ap.error(f"--start-mib {a.start_mib}: at least 1 (0 puts the partition right after the root file "
+                 "system's image, which then cannot grow at the first boot)")
+    if a.size_mib is not None and a.size_mib < 1:
+        ap.error(f"--size-mib {a.size_mib}: at least 1 (0 means the rest of the disk to Ignition)")
 
     bu_text = read(SOURCE)
     names = [u["name"] for u in (yaml.safe_load(bu_text).get("systemd") or {}).get("units", [])]
@@ -376,6 +389,8 @@ def main():
         part = next(p for p in disk["partitions"] if p.get("label") == "recovery")
         if a.device:
             disk["device"] = a.device
+        elif PLACEHOLDER in disk["device"]:
+            ap.error("a site copy needs --device: the committed file names no real disk")
         if a.start_mib is not None:
             part["start_mib"] = a.start_mib
         if a.size_mib is not None:

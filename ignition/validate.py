@@ -200,6 +200,12 @@ def check_semantics(ign, args):
             for k in ("number", "sizeMiB", "startMiB"):
                 if isinstance(p.get(k), int) and p[k] < 0:
                     problem(f"{pw}.{k} is negative")
+            # 0 means "the largest free block" (start) and "the rest of it" (size) to Ignition:
+            # the root file system could not grow, or the partition took the whole disk.
+            if p.get("label") == "recovery":
+                for k in ("sizeMiB", "startMiB"):
+                    if p.get(k) == 0 or k not in p:
+                        problem(f"{pw}.{k} of the recovery partition must be set and above 0")
             if p.get("number"):
                 if p["number"] in numbers:
                     problem(f"{pw}: partition number {p['number']} appears twice")
@@ -382,6 +388,10 @@ def main():
         print(f"FAIL: {p}")
     if problems:
         return 1
+    for d in ign.get("storage", {}).get("disks", []):
+        if "CHANGE-ME" in str(d.get("device", "")):
+            print(f"note: {args.ignition} names the placeholder disk {d['device']}: "
+                  "generate a site copy with generate.py --device before using it")
     n = len(ign.get("systemd", {}).get("units", []))
     print(f"ok: {args.ignition} is Ignition 3.2.0 with the recovery partition, its file system, "
           f"the config file and {n} units" + (f"; {args.machineconfig} carries it" if args.machineconfig else ""))

@@ -46,6 +46,26 @@ sys.exit(0 if (d["device"], p["startMiB"], p["sizeMiB"]) == ("/dev/disk/by-path/
 EOF
 fi
 
+echo "--- generate.py refuses site values that cannot be right, writing nothing"
+while IFS='|' read -r what args; do
+    [ -n "$what" ] || continue
+    # shellcheck disable=SC2086 # the arguments' words
+    if "$py" "$src/generate.py" --units-dir "$units_dir" $args --output-dir "$tmp/refused" >"$tmp/out" 2>&1; then
+        fail "generate.py accepts $what"
+    elif [ -e "$tmp/refused" ]; then
+        fail "generate.py wrote $tmp/refused for $what"
+    else
+        echo "refused: $what ($(tail -1 "$tmp/out"))"
+    fi
+done <<'SITE'
+a relative device|--device relative/disk --start-mib 102400 --size-mib 40960
+the placeholder device|--device /dev/disk/by-id/CHANGE-ME-installation-disk
+no device|--start-mib 102400 --size-mib 40960
+a start of 0|--device /dev/disk/by-id/wwn-1 --start-mib 0 --size-mib 40960
+a size of 0|--device /dev/disk/by-id/wwn-1 --start-mib 102400 --size-mib 0
+a negative start|--device /dev/disk/by-id/wwn-1 --start-mib -5 --size-mib 40960
+SITE
+
 echo "--- the validator rejects broken copies"
 # Each line: a description, then a python expression applied to the parsed config `c`.
 while IFS='|' read -r what change; do
@@ -69,6 +89,8 @@ an unknown partition key|c["storage"]["disks"][0]["partitions"][0]["sizeMB"] = 1
 no recovery partition|c["storage"]["disks"][0]["partitions"][0]["label"] = "data"
 an ext4 recovery file system|c["storage"]["filesystems"][0]["format"] = "ext4"
 the file system elsewhere|c["storage"]["filesystems"][0]["path"] = "/var/lib/recovery"
+a recovery partition of size 0 (the rest of the disk)|c["storage"]["disks"][0]["partitions"][0]["sizeMiB"] = 0
+a recovery partition at start 0 (root cannot grow)|c["storage"]["disks"][0]["partitions"][0]["startMiB"] = 0
 a unit one byte off|c["systemd"]["units"][0]["contents"] += " "
 a unit missing|c["systemd"]["units"].pop()
 the mount unit not enabled|c["systemd"]["units"][0]["enabled"] = False
