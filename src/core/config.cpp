@@ -92,11 +92,34 @@ class Section
             return {};
         });
     }
-    // After str(): the value read must be an absolute path.
-    Result<> absolute_path(const char* key, const std::string& value)
+    // After str(): the value read must be an absolute path. Every host path is
+    // taken under the root prefix (root_path), where a relative one names nothing
+    // sensible: found at load, not as an odd failure in the middle of a backup.
+    // `empty_ok`: empty means "not set" (the etcdctl TLS files).
+    Result<> absolute_path(const char* key, const std::string& value, bool empty_ok = false)
     {
         return with(key, [&](const toml::node& n) -> Result<> {
-            if (value.empty() || value[0] != '/') return type_error(key, n, "an absolute path");
+            if (empty_ok && value.empty()) return {};
+            if (value.empty() || value[0] != '/')
+                return type_error(key, n, empty_ok ? "an absolute path, or empty" : "an absolute path");
+            return {};
+        });
+    }
+    // After str(): a name that must not be empty (a partition label).
+    Result<> nonempty(const char* key, const std::string& value)
+    {
+        return with(key, [&](const toml::node& n) -> Result<> {
+            if (value.empty()) return type_error(key, n, "a non-empty string");
+            return {};
+        });
+    }
+    // After str(): a command, looked up in PATH when a bare name. One with a
+    // slash must be absolute: relative, it would depend on the caller's directory.
+    Result<> command(const char* key, const std::string& value)
+    {
+        return with(key, [&](const toml::node& n) -> Result<> {
+            if (value.empty() || (value.find('/') != std::string::npos && value[0] != '/'))
+                return type_error(key, n, "a command name or an absolute path");
             return {};
         });
     }
@@ -264,6 +287,7 @@ Result<> apply_section(const std::string& name, Section& s, Config& c, const std
 {
     if (name == "partition") {
         UR_TRY(s.str("label", c.partition_label));
+        UR_TRY(s.nonempty("label", c.partition_label));
         UR_TRY(s.str("mount_point", c.mount_point));
         UR_TRY(s.absolute_path("mount_point", c.mount_point));
         UR_TRY(s.str("filesystem", c.filesystem));
@@ -280,21 +304,30 @@ Result<> apply_section(const std::string& name, Section& s, Config& c, const std
     } else if (name == "ostree") {
         UR_TRY(s.oneof("mode", c.ostree_mode, {"auto", "on", "off"}));
         UR_TRY(s.str("sysroot", c.sysroot));
+        UR_TRY(s.absolute_path("sysroot", c.sysroot));
         UR_TRY(s.str("booted_deployment", c.ostree_booted));
     } else if (name == "etcd") {
         UR_TRY(s.oneof("mode", c.etcd_mode, {"auto", "script", "etcdctl", "off"}));
         UR_TRY(s.str("backup_script", c.cluster_backup_script));
+        UR_TRY(s.absolute_path("backup_script", c.cluster_backup_script));
         UR_TRY(s.str("restore_script", c.cluster_restore_script));
+        UR_TRY(s.absolute_path("restore_script", c.cluster_restore_script));
         UR_TRY(s.boolean("force", c.etcd_force));
         UR_TRY(s.uint("timeout", c.etcd_timeout, 1));
         UR_TRY(s.str("etcdctl", c.etcdctl));
+        UR_TRY(s.command("etcdctl", c.etcdctl));
         UR_TRY(s.str("endpoints", c.etcd_endpoints));
         UR_TRY(s.str("cacert", c.etcd_cacert));
+        UR_TRY(s.absolute_path("cacert", c.etcd_cacert, true));
         UR_TRY(s.str("cert", c.etcd_cert));
+        UR_TRY(s.absolute_path("cert", c.etcd_cert, true));
         UR_TRY(s.str("key", c.etcd_key));
+        UR_TRY(s.absolute_path("key", c.etcd_key, true));
         UR_TRY(s.str("static_pod_resources", c.static_pod_resources));
+        UR_TRY(s.absolute_path("static_pod_resources", c.static_pod_resources));
     } else if (name == "machineconfig") {
         UR_TRY(s.str("current_config", c.machineconfig_current));
+        UR_TRY(s.absolute_path("current_config", c.machineconfig_current));
         UR_TRY(s.boolean("required", c.machineconfig_required));
     } else if (name == "recovery") {
         UR_TRY(s.boolean("wipe_images", c.wipe_images));
@@ -308,8 +341,11 @@ Result<> apply_section(const std::string& name, Section& s, Config& c, const std
         UR_TRY(s.uint("api_request_timeout", c.api_request_timeout, 1));
         UR_TRY(s.uint("poll_interval", c.poll_interval));
         UR_TRY(s.str("kubeconfig", c.kubeconfig));
+        UR_TRY(s.absolute_path("kubeconfig", c.kubeconfig));
         UR_TRY(s.str("crictl", c.crictl));
+        UR_TRY(s.command("crictl", c.crictl));
         UR_TRY(s.str("oc", c.oc));
+        UR_TRY(s.command("oc", c.oc));
         UR_TRY(s.oneof("systemctl", c.systemctl_mode, {"auto", "dbus", "offline"}));
     } else if (name == "daemon") {
         UR_TRY(s.uint("idle_exit", c.idle_exit));

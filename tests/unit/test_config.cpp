@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
@@ -261,4 +262,59 @@ TEST_CASE("a NUL in a string is refused (every path use of ours would end at it)
     auto t = parse("[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\nexclude = [\"a\\u0000b\"]\n");
     REQUIRE_FALSE(t);
     CHECK(t.error().message.find("without NUL") != std::string::npos);
+}
+
+// Each is taken under the root prefix: a relative or empty one was accepted here
+// and failed later without a position ("start '/root/ /...': Permission denied"),
+// or never, naming nothing.
+TEST_CASE("host paths must be absolute, command and name keys non-empty, named where they are")
+{
+    struct Case {
+        const char* section;
+        const char* key;
+        const char* value;
+        const char* says;
+    };
+    for (const Case& k : std::initializer_list<Case>{
+             {"ostree", "sysroot", "sysroot", "ostree.sysroot must be an absolute path"},
+             {"ostree", "sysroot", "", "ostree.sysroot must be an absolute path"},
+             {"etcd", "backup_script", "", "etcd.backup_script must be an absolute path"},
+             {"etcd", "backup_script", "usr/local/bin/cluster-backup.sh",
+              "etcd.backup_script must be an absolute path"},
+             {"etcd", "restore_script", "cluster-restore.sh", "etcd.restore_script must be an absolute path"},
+             {"etcd", "static_pod_resources", "", "etcd.static_pod_resources must be an absolute path"},
+             {"etcd", "cacert", "ca.crt", "etcd.cacert must be an absolute path, or empty"},
+             {"etcd", "cert", "peer.crt", "etcd.cert must be an absolute path, or empty"},
+             {"etcd", "key", "peer.key", "etcd.key must be an absolute path, or empty"},
+             {"etcd", "etcdctl", "", "etcd.etcdctl must be a command name or an absolute path"},
+             {"etcd", "etcdctl", "bin/etcdctl", "etcd.etcdctl must be a command name or an absolute path"},
+             {"machineconfig", "current_config", "etc/machine-config-daemon/currentconfig",
+              "machineconfig.current_config must be an absolute path"},
+             {"recovery", "kubeconfig", "", "recovery.kubeconfig must be an absolute path"},
+             {"recovery", "crictl", "", "recovery.crictl must be a command name or an absolute path"},
+             {"recovery", "oc", "", "recovery.oc must be a command name or an absolute path"},
+             {"recovery", "oc", "./oc", "recovery.oc must be a command name or an absolute path"},
+             {"partition", "label", "", "partition.label must be a non-empty string"},
+         }) {
+        INFO(k.section << "." << k.key << " = \"" << k.value << "\"");
+        auto r = parse(std::string("[") + k.section + "]\n# line 2\n" + k.key + " = \"" + k.value + "\"\n");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::BadConfig);
+        CHECK(r.error().message.find(std::string("t.toml:3:") + std::to_string(std::strlen(k.key) + 4)) !=
+              std::string::npos);
+        CHECK(r.error().message.find(k.says) != std::string::npos);
+    }
+    // What stays valid: absolute paths, bare command names, empty TLS files (not
+    // passed to etcdctl), an empty partition.filesystem (documented: any).
+    auto ok = parse("[partition]\nlabel = \"rec\"\nfilesystem = \"\"\n"
+                    "[ostree]\nsysroot = \"/sysroot\"\n"
+                    "[etcd]\nbackup_script = \"/opt/b.sh\"\nrestore_script = \"/opt/r.sh\"\ncacert = \"\"\n"
+                    "cert = \"/c\"\nkey = \"\"\netcdctl = \"/usr/bin/etcdctl\"\nstatic_pod_resources = \"/spr\"\n"
+                    "[machineconfig]\ncurrent_config = \"/cc\"\n"
+                    "[recovery]\nkubeconfig = \"/kc\"\ncrictl = \"crictl\"\noc = \"/usr/bin/oc\"\n");
+    INFO((ok ? "" : ok.error().message));
+    REQUIRE(ok);
+    CHECK(ok->filesystem.empty());
+    CHECK(ok->cluster_restore_script == "/opt/r.sh");
+    CHECK(ok->etcd_cert == "/c");
 }
