@@ -159,7 +159,10 @@ class Section
             return type_error(key, n, "a size (bytes, or a string such as \"10GiB\")");
         });
     }
-    Result<> strings(const char* key, std::vector<std::string>& out)
+    // `problem`, when given, says why an element is refused (empty: accepted); the
+    // error names that element's position.
+    Result<> strings(const char* key, std::vector<std::string>& out,
+                     const std::function<std::string(const std::string&)>& problem = {})
     {
         return with(key, [&](const toml::node& n) -> Result<> {
             const toml::array* a = n.as_array();
@@ -170,6 +173,10 @@ class Section
                 v.push_back(*e.value<std::string>());
                 if (v.back().find('\0') != std::string::npos)
                     return type_error(key, e, "an array of strings without NUL (\\u0000)");
+                if (problem)
+                    if (auto why = problem(v.back()); !why.empty())
+                        return fail(ErrorKind::BadConfig,
+                                    where(file_, e.source()) + ": " + name_ + "." + key + ": " + why);
             }
             out = std::move(v);
             return {};
@@ -226,6 +233,34 @@ class Section
     std::set<std::string> seen_;
 };
 
+// Why an exclude pattern of the tree at `tree_path` can never match (empty: it
+// can). The walk matches patterns against paths relative to the tree's root,
+// which never start with '/' and never hold a ".." component.
+std::string exclude_problem(const std::string& pattern, const std::string& tree_path)
+{
+    const std::string tree = lexical_path(tree_path.empty() ? "/etc" : tree_path);
+    const std::string example = tree == "/etc" ? "kubernetes/manifests" : "some/dir";
+    const std::string relative = "patterns are relative to the tree's path " + tree + " (\"" + example +
+                                 "\" leaves out " + (tree == "/" ? "" : tree) + "/" + example + ")";
+    if (pattern.empty()) return "an empty pattern matches nothing; " + relative;
+    if (pattern[0] == '/') {
+        // Written as the host path: say what it should have been.
+        const std::string lex = lexical_path(pattern);
+        if (path_within(lex, tree) && lex != tree)
+            return "'" + pattern + "' starts with '/' and matches nothing; " + relative + ": write \"" +
+                   lex.substr(tree == "/" ? 1 : tree.size() + 1) + "\"";
+        return "'" + pattern + "' starts with '/' and matches nothing; " + relative;
+    }
+    for (size_t b = 0; b <= pattern.size();) {
+        size_t e = std::min(pattern.find('/', b), pattern.size());
+        if (pattern.compare(b, e - b, "..") == 0)
+            return "'" + pattern + "' has a '..' component and matches nothing (a pattern matches only below " +
+                   "its tree); " + relative;
+        b = e + 1;
+    }
+    return {};
+}
+
 Result<> apply_trees(const toml::node& n, std::vector<TreeSpec>& out, const std::string& file)
 {
     const toml::array* a = n.as_array();
@@ -240,7 +275,7 @@ Result<> apply_trees(const toml::node& n, std::vector<TreeSpec>& out, const std:
         Section s(*t, "backup.trees", file);
         UR_TRY(s.str("name", ts.name));
         UR_TRY(s.str("path", ts.path));
-        UR_TRY(s.strings("exclude", ts.exclude));
+        UR_TRY(s.strings("exclude", ts.exclude, [&](const std::string& p) { return exclude_problem(p, ts.path); }));
         UR_TRY(s.boolean("one_file_system", ts.one_file_system));
         UR_TRY(s.finish());
         if (ts.name.empty() || ts.name.find('/') != std::string::npos || ts.name[0] == '.')

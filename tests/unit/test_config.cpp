@@ -318,3 +318,48 @@ TEST_CASE("host paths must be absolute, command and name keys non-empty, named w
     CHECK(ok->cluster_restore_script == "/opt/r.sh");
     CHECK(ok->etcd_cert == "/c");
 }
+
+// Excludes are matched against paths relative to the tree's root: "/etc/hostname",
+// "../x" and "" were accepted and left nothing out, silently.
+TEST_CASE("exclude patterns that can never match are refused, with the right form")
+{
+    auto bad = [](const std::string& pattern, const std::string& tree = "/etc") {
+        return parse("[[backup.trees]]\nname = \"t\"\npath = \"" + tree + "\"\nexclude = [\"ok/*\", \"" + pattern +
+                     "\"]\n");
+    };
+    auto abs = bad("/etc/hostname");
+    REQUIRE_FALSE(abs);
+    CHECK(abs.error().kind == ErrorKind::BadConfig);
+    // The position is the pattern's own (the array's second element).
+    CHECK(abs.error().message.find("t.toml:4:20:") != std::string::npos);
+    CHECK(abs.error().message.find("backup.trees.exclude: '/etc/hostname' starts with '/'") != std::string::npos);
+    CHECK(abs.error().message.find("patterns are relative to the tree's path /etc") != std::string::npos);
+    CHECK(abs.error().message.find("write \"hostname\"") != std::string::npos);
+
+    auto outside = bad("/hostname");
+    REQUIRE_FALSE(outside);
+    CHECK(outside.error().message.find("'/hostname' starts with '/'") != std::string::npos);
+    CHECK(outside.error().message.find("\"kubernetes/manifests\" leaves out /etc/kubernetes/manifests") !=
+          std::string::npos);
+
+    for (const char* dots : {"../x", "a/../b", "a/..", ".."}) {
+        auto r = bad(dots, "/var/lib/kubelet");
+        INFO(dots);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().message.find("t.toml:4:20:") != std::string::npos);
+        CHECK(r.error().message.find("has a '..' component") != std::string::npos);
+        CHECK(r.error().message.find("relative to the tree's path /var/lib/kubelet (\"some/dir\" leaves out "
+                                     "/var/lib/kubelet/some/dir)") != std::string::npos);
+    }
+    auto empty = bad("");
+    REQUIRE_FALSE(empty);
+    CHECK(empty.error().message.find("t.toml:4:20:") != std::string::npos);
+    CHECK(empty.error().message.find("an empty pattern matches nothing") != std::string::npos);
+
+    // Dots that are no ".." component, and ordinary globs, are fine.
+    auto good = parse("[[backup.trees]]\nname = \"t\"\npath = \"/etc\"\n"
+                      "exclude = [\"..data\", \"a..b/*\", \".updated\", \"kubernetes/manifests\", \"*.swp\"]\n");
+    INFO((good ? "" : good.error().message));
+    REQUIRE(good);
+    CHECK(good->trees[0].exclude.size() == 5);
+}
