@@ -21,6 +21,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -157,13 +158,61 @@ void record_cluster_status(Ctx& c, const char* file, const char* when)
 // ---------------------------------------------------------------------------
 // Phase 1
 
-// W18: phase 2 runs the restored cluster-restore.sh on the backup's cluster/ files;
+// Where backup `meta` keeps the host file `path`, relative to the generation:
+// "<tree name>/<rest>" of the innermost tree holding it by name (restore writes
+// each tree back to its path; `extras`, the MachineConfig files, is the tree "/").
+// Empty: no tree holds it, so no restore brings it back.
+std::string backup_rel_path(const BackupMetadata& meta, const std::string& path)
+{
+    const std::string p = lexical_path(path);
+    const TreeRecord* best = nullptr;
+    std::string best_path;
+    for (const auto& t : meta.trees) {
+        const std::string tp = lexical_path(t.path);
+        if (p != tp && path_within(p, tp) && (!best || tp.size() > best_path.size())) {
+            best = &t;
+            best_path = tp;
+        }
+    }
+    if (!best) return {};
+    return best->name + "/" + p.substr(best_path == "/" ? 1 : best_path.size() + 1);
+}
+
+// W18 for a restore script other than the default: why the backup cannot give
+// phase 2 the executable file at `script` (empty: it can). Resolved beneath the
+// generation without symlinks: one leading out must not pass for it.
+std::string restore_script_problem(const Store& store, const BackupMetadata& meta, const std::string& script)
+{
+    const std::string what = "etcd.restore_script " + script;
+    const std::string outside = what + " (in none of the backup's trees, nor among its MachineConfig files)";
+    const std::string rel = backup_rel_path(meta, script);
+    if (rel.empty()) return outside;
+    auto fd = open_beneath(store.backups_fd.get(), meta.id + "/" + rel, O_PATH | O_NOFOLLOW);
+    if (!fd && (fd.error().err == ENOENT || fd.error().err == ENOTDIR))
+        return rel.starts_with(std::string(kExtrasTree) + "/") ? outside : what + " (" + rel + ": not in the backup)";
+    if (!fd && fd.error().err == ELOOP) return what + " (" + rel + ": a symbolic link in the backup)";
+    struct stat st {
+    };
+    if (!fd || ::fstat(fd->get(), &st) < 0)
+        return what + " (" + rel + ": " + (fd ? std::string(strerror(errno)) : fd.error().message) + ")";
+    if (!S_ISREG(st.st_mode)) return what + " (" + rel + ": not a regular file)";
+    if ((st.st_mode & 0111) == 0) return what + " (" + rel + ": not executable)";
+    return {};
+}
+
+// W18: phase 2 runs the restored etcd.restore_script on the backup's cluster/ files;
 // what of that the backup lacks (empty when it has no etcd snapshot).
-std::vector<std::string> phase2_files_missing(const Store& store, const BackupMetadata& meta)
+std::vector<std::string> phase2_files_missing(const Config& cfg, const Store& store, const BackupMetadata& meta)
 {
     std::vector<std::string> missing;
     if (!meta.cluster.present) return missing;
-    if (!meta.openshift.has_cluster_restore) missing.push_back("usr/local/bin/cluster-restore.sh");
+    // The default script: what the backup recorded when it was taken, as ever (older
+    // backups too). Another one: looked up in the backup, where restore takes it from.
+    if (lexical_path(cfg.cluster_restore_script) == Config{}.cluster_restore_script) {
+        if (!meta.openshift.has_cluster_restore) missing.push_back("usr/local/bin/cluster-restore.sh");
+    } else if (auto why = restore_script_problem(store, meta, cfg.cluster_restore_script); !why.empty()) {
+        missing.push_back(why);
+    }
     if (!meta.openshift.has_etcd_scripts) missing.push_back("the etcd-scripts directory");
     for (const auto& f : {meta.cluster.snapshot, meta.cluster.static_resources}) {
         std::string rel = meta.id + "/" + kClusterDir + "/" + f;
@@ -295,7 +344,7 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
         r.note = std::to_string(rep->checked) + " entries verified";
     }
     // W18: phase 2 runs the restored cluster-restore.sh; find out now, not after the reboot.
-    if (auto missing = phase2_files_missing(c.store, c.meta); !missing.empty()) {
+    if (auto missing = phase2_files_missing(c.cfg, c.store, c.meta); !missing.empty()) {
         if (!c.opts.force)
             return fail(ErrorKind::Corrupt,
                         "backup " + c.j.backup_id + " lacks what phase 2 needs: " + join(missing, ", "));
@@ -1165,7 +1214,7 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
     std::string verify_line = "verify: " + (rep->ok() ? std::to_string(rep->checked) + " entries match the manifest"
                                                       : "CORRUPT: " + std::to_string(rep->mismatches.size()) +
                                                             " mismatches, first: " + rep->mismatches.front());
-    if (auto missing = phase2_files_missing(store, *meta); !missing.empty())
+    if (auto missing = phase2_files_missing(cfg, store, *meta); !missing.empty())
         verify_line += refuse + "the backup lacks what phase 2 needs: " + join(missing, ", ");
     // The images (W11) only listed, not pulled: a dry run changes nothing.
     auto images_note = [&]() -> Result<std::string> {

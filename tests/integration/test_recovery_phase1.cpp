@@ -1056,6 +1056,65 @@ TEST_CASE("a backup without what phase 2 needs is refused before anything change
           std::string::npos);
 }
 
+// Phase 2 runs etcd.restore_script, so W18 looks for that one in the backup: it
+// used to look for usr/local/bin/cluster-restore.sh alone, and a backup without
+// the configured script passed verify, to fail in phase 2 after the point of no return.
+TEST_CASE("W18 looks in the backup for the configured etcd.restore_script")
+{
+    Host h;
+    add_cluster_snapshot(h, true); // the default cluster-restore.sh is in the backup
+    auto use_script = [&](const std::string& script) {
+        std::string cfg = slurp(h.config);
+        const std::string etcd = "[etcd]\nmode = \"off\"\n";
+        REQUIRE(cfg.find(etcd) != std::string::npos);
+        cfg.replace(cfg.find(etcd), etcd.size(), etcd + "restore_script = \"" + script + "\"\n");
+        write(h.config, cfg);
+    };
+    auto refused = [&](const std::string& why) {
+        auto dry = h.run("--dry-run");
+        INFO(dry.out << dry.err);
+        REQUIRE(dry.exit_code == 0);
+        CHECK(dry.json()["planned"][0].get<std::string>().find(
+                  "; REFUSED unless --force: the backup lacks what phase 2 needs: " + why) != std::string::npos);
+        refused_at_verify(h, "lacks what phase 2 needs: " + why);
+    };
+    SECTION("a script the backup lacks, in a tree")
+    {
+        // On the failed host now, so only the check on the backup can tell.
+        write(h.p("usr/local/bin/site-restore.sh"), "#!/bin/sh\nexit 0\n", 0755);
+        h.broken = h.snapshot();
+        use_script("/usr/local/bin/site-restore.sh");
+        refused("etcd.restore_script /usr/local/bin/site-restore.sh (usrlocal/bin/site-restore.sh: not in the "
+                "backup)");
+    }
+    SECTION("a script outside every tree")
+    {
+        use_script("/opt/etcd/restore.sh");
+        refused("etcd.restore_script /opt/etcd/restore.sh (in none of the backup's trees, nor among its "
+                "MachineConfig files)");
+    }
+    SECTION("a script in the backup that is not executable")
+    {
+        use_script("/etc/hostname");
+        refused("etcd.restore_script /etc/hostname (etc/hostname: not executable)");
+    }
+    SECTION("a script the backup holds passes; the default's check is not asked")
+    {
+        // The recorded flag is about cluster-restore.sh only: another script does not need it.
+        add_cluster_snapshot(h, false);
+        use_script("/usr/local/bin/tool");
+        auto dry = h.run("--dry-run");
+        INFO(dry.out << dry.err);
+        REQUIRE(dry.exit_code == 0);
+        CHECK(dry.json()["planned"][0].get<std::string>().find("REFUSED") == std::string::npos);
+        auto r = h.run("");
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(h.journal().step("verify")->state == StepState::Done);
+        CHECK(h.journal().step("verify")->note.find("missing") == std::string::npos);
+    }
+}
+
 // Stand-ins for systemctl and crictl at the process boundary of a live phase 1:
 // kubelet and crio active, every call logged to <dir>/calls; a unit with a
 // <dir>/stuck-<unit> file "stops" (exit 0) but keeps running; crictl lists
