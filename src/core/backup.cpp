@@ -16,6 +16,7 @@
 #include "prefetch.hpp"
 #include "recovery_journal.hpp"
 #include "store.hpp"
+#include "text.hpp"
 #include "thread_pool.hpp"
 #include "ur-build-config.h"
 #include "walk.hpp"
@@ -676,6 +677,28 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         meta.warnings.push_back("'" + store.path() + "/latest' " + latest_damage + "; this backup " +
                                 (opts.dry_run ? "would" : "will") + " set it again" + share);
         progress.warning(meta.warnings.back());
+    }
+
+    // A [[backup.trees]] list replaces the default one whole (documented), so a
+    // drop-in naming one tree silently dropped /etc, /usr/local or /var/lib/kubelet
+    // from every backup, and from what a recovery puts back. Said, not refused:
+    // leaving one out may be meant (the man page's example drops kubelet).
+    {
+        std::vector<std::string> uncovered;
+        for (const auto& d : Config::default_trees())
+            if (std::none_of(cfg.trees.begin(), cfg.trees.end(), [&](const TreeSpec& t) {
+                    return path_within(lexical_path(d.path), lexical_path(t.path));
+                }))
+                uncovered.push_back(d.path);
+        if (!uncovered.empty()) {
+            const bool one = uncovered.size() == 1;
+            meta.warnings.push_back("backup.trees leaves out " + join(uncovered, ", ") + ": " +
+                                    (one ? "it is" : "they are") + " not in this backup, and a recovery will not " +
+                                    "restore " + (one ? "it" : "them") +
+                                    " (a [[backup.trees]] list replaces the default trees /etc, /usr/local and " +
+                                    "/var/lib/kubelet; list again the ones to keep)");
+            progress.warning(meta.warnings.back());
+        }
     }
 
     // Sources, with the MachineConfig files outside the trees as one more tree.

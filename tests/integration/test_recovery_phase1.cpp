@@ -1115,6 +1115,61 @@ TEST_CASE("W18 looks in the backup for the configured etcd.restore_script")
     }
 }
 
+// A [[backup.trees]] list replaces the default trees whole: a drop-in naming one
+// tree used to drop the others from every backup without a word.
+TEST_CASE("a backup names the default trees backup.trees leaves out and is still taken")
+{
+    Host h;
+    const std::string base_config = slurp(h.config);
+    const std::string said = "backup.trees leaves out ";
+    auto warnings = [](const Host::Run& r) {
+        std::vector<std::string> w;
+        const auto j = r.json(); // kept: a temporary in the range expression dies before the loop
+        for (const auto& x : j["warnings"])
+            w.push_back(x.get<std::string>());
+        return w;
+    };
+    auto with_said = [&](const std::vector<std::string>& w) {
+        return std::count_if(w.begin(), w.end(), [&](const std::string& x) { return x.starts_with(said); });
+    };
+
+    // The defaults cover all three: not a word.
+    auto plain = h.cli("--json backup");
+    INFO(plain.out << plain.err);
+    REQUIRE(plain.exit_code == 0);
+    CHECK(with_said(warnings(plain)) == 0);
+
+    // /etc alone: both others named, in the json, the text and on stderr; the backup is taken.
+    write(h.config, base_config + "[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\n");
+    const std::string both = said +
+                             "/usr/local, /var/lib/kubelet: they are not in this backup, and a recovery will not "
+                             "restore them (a [[backup.trees]] list replaces the default trees /etc, /usr/local and "
+                             "/var/lib/kubelet; list again the ones to keep)";
+    auto json = h.cli("--json backup");
+    INFO(json.out << json.err);
+    REQUIRE(json.exit_code == 0);
+    auto w = warnings(json);
+    CHECK(std::count(w.begin(), w.end(), both) == 1);
+    CHECK(json.err.find("warning: " + both) != std::string::npos);
+    auto text = h.cli("backup");
+    INFO(text.out << text.err);
+    REQUIRE(text.exit_code == 0);
+    CHECK(text.out.find("  warning: " + both) != std::string::npos);
+
+    // A tree above a default one covers it: /usr holds /usr/local.
+    write(h.config, base_config + "[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\n" +
+                        "[[backup.trees]]\nname = \"usr\"\npath = \"/usr/\"\n");
+    auto above = h.cli("--json backup");
+    INFO(above.out << above.err);
+    REQUIRE(above.exit_code == 0);
+    auto wa = warnings(above);
+    CHECK(std::count(wa.begin(), wa.end(),
+                     said + "/var/lib/kubelet: it is not in this backup, and a recovery will not restore it (a "
+                            "[[backup.trees]] list replaces the default trees /etc, /usr/local and /var/lib/kubelet; "
+                            "list again the ones to keep)") == 1);
+    CHECK(with_said(wa) == 1);
+}
+
 // Stand-ins for systemctl and crictl at the process boundary of a live phase 1:
 // kubelet and crio active, every call logged to <dir>/calls; a unit with a
 // <dir>/stuck-<unit> file "stops" (exit 0) but keeps running; crictl lists
