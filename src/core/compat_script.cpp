@@ -1,24 +1,13 @@
 #include "compat_script.hpp"
 
 #include "fd.hpp"
+#include "text.hpp"
 
 namespace ur
 {
 
 namespace
 {
-
-std::string sh_quote(const std::string& s)
-{
-    std::string q = "'";
-    for (char c : s) {
-        if (c == '\'')
-            q += "'\\''";
-        else
-            q += c;
-    }
-    return q + "'";
-}
 
 // POSIX sh only (it may run from a rescue shell or the initramfs). Arguments
 // are collected with `set --` so a DIR with spaces stays one argument.

@@ -1,5 +1,8 @@
 #include "text.hpp"
 
+#include <cctype>
+#include <cstring>
+
 namespace ur
 {
 
@@ -18,6 +21,26 @@ std::string_view trim(std::string_view s)
     const auto b = s.find_first_not_of(" \t\r\n");
     if (b == std::string_view::npos) return {};
     return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+std::string sh_quote(const std::string& s)
+{
+    std::string q = "'";
+    for (char c : s) {
+        if (c == '\'')
+            q += "'\\''";
+        else
+            q += c;
+    }
+    return q + "'";
+}
+
+std::string sh_word(const std::string& s)
+{
+    if (s.empty()) return "''";
+    for (unsigned char c : s)
+        if (!std::isalnum(c) && !std::strchr("-_./:=@%+,", c)) return sh_quote(s);
+    return s;
 }
 
 } // namespace ur

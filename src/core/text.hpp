@@ -15,4 +15,10 @@ std::string join(const std::vector<std::string>& v, std::string_view sep);
 // `s` without the spaces, tabs, carriage returns and line feeds at either end.
 std::string_view trim(std::string_view s);
 
+// `s` as one POSIX sh word in single quotes ('\'' for a quote inside).
+std::string sh_quote(const std::string& s);
+// `s` as one sh word, quoted only when it holds more than letters, digits and
+// -_./:=@%+, (a command line printed for people to run).
+std::string sh_word(const std::string& s);
+
 } // namespace ur

@@ -21,3 +21,17 @@ TEST_CASE("trim removes blanks and line ends at both ends only")
     CHECK(trim(" \n\t ").empty());
     CHECK(trim("").empty());
 }
+
+TEST_CASE("sh_quote and sh_word make one sh word")
+{
+    CHECK(sh_quote("a b") == "'a b'");
+    CHECK(sh_quote("it's") == "'it'\\''s'");
+    CHECK(sh_quote("") == "''");
+    // Printed commands stay readable: plain paths and options are left as they are.
+    CHECK(sh_word("/usr/local/bin/cluster-restore.sh") == "/usr/local/bin/cluster-restore.sh");
+    CHECK(sh_word("--request-timeout=30s") == "--request-timeout=30s");
+    CHECK(sh_word("") == "''");
+    CHECK(sh_word("/tmp/a dir") == "'/tmp/a dir'");
+    CHECK(sh_word("{\"spec\":{}}") == "'{\"spec\":{}}'");
+    CHECK(sh_word("$HOME") == "'$HOME'");
+}
