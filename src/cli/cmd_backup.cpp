@@ -262,6 +262,12 @@ int cmd_status(const Args& args)
     // What cannot be read is shown and makes the exit status, after the rest.
     const Error* first_err = st->first_error();
     const int rc = first_err ? exit_code(first_err->kind) : 0;
+    // The next action, as the daemon and the metrics read it (make_recovery_status). Not
+    // when the journal is what could not be read: the pieces left would tell a damaged
+    // journal's armed node to reboot, and its error already names the way out.
+    const std::string next = st->recovery_error && !st->journal
+                                 ? std::string()
+                                 : make_recovery_status(st->journal, st->armed, st->phase2_pending).next;
     if (args.json) {
         nlohmann::json j;
         j["store"] = store.path();
@@ -282,6 +288,7 @@ int cmd_status(const Args& args)
         if (st->recovery_error) j["recovery_error"] = st->recovery_error->message;
         j["armed"] = st->armed ? nlohmann::json(*st->armed) : nlohmann::json(nullptr);
         j["phase2_pending"] = st->phase2_pending.has_value();
+        j["recovery_next"] = next; // "" when there is nothing to do
         j["watchdog"] = watchdog_json(st->watchdog);
         if (st->watchdog_error) j["watchdog_error"] = st->watchdog_error->message;
         print_json(j);
@@ -330,6 +337,7 @@ int cmd_status(const Args& args)
     }
     if (st->recovery_error) printf("Recovery: UNREADABLE: %s\n", printable(st->recovery_error->message).c_str());
     if (st->phase2_pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
+    if (!next.empty()) printf("Next: %s\n", printable(next).c_str());
     if (const auto& w = st->watchdog)
         printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "
                "of a later boot\n",

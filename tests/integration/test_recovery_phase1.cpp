@@ -1170,6 +1170,55 @@ TEST_CASE("a backup names the default trees backup.trees leaves out and is still
     CHECK(with_said(wa) == 1);
 }
 
+// Phase 1 done, then phase 2 failed at restore-etcd, as the unit leaves it after the
+// reboot: kubelet disabled (phase 1), the phase 2 unit enabled, phase2-pending there.
+void fail_phase2_at_restore_etcd(const Host& h)
+{
+    add_cluster_snapshot(h, true);
+    auto p1 = h.run("--force");
+    INFO(p1.out << p1.err);
+    REQUIRE(p1.exit_code == 0);
+    RecoveryJournal j = h.journal();
+    for (const char* s : {"start-crio", "record-containers", "pull-images"})
+        j.step(s)->state = StepState::Done;
+    JournalStep* etcd = j.step("restore-etcd");
+    etcd->state = StepState::Failed;
+    etcd->attempts = 1;
+    etcd->error = "cluster-restore.sh exited with 1: etcd did not come up";
+    j.state = RecoveryState::Failed;
+    j.error = "restore-etcd: " + etcd->error;
+    write(h.p("var/recovery/recovery/journal"), journal_to_json(j));
+    REQUIRE(fs::exists(h.p("var/recovery/recovery/phase2-pending")));
+}
+
+// `status` printed the steps and the error but never what to do next; for a failed
+// phase 2 only "Phase 2 pending (runs after the reboot ...)", no --resume.
+TEST_CASE("status shows the next action of a failed phase 2, in text and JSON")
+{
+    Host h;
+    fail_phase2_at_restore_etcd(h);
+    const std::string next = "fix the cause, then 'upgrade-recovery recover --resume' retries restore-etcd; "
+                             "'upgrade-recovery recover --restart' starts over";
+    auto st = h.cli("status");
+    INFO(st.out << st.err);
+    CHECK(st.exit_code == 0);
+    CHECK(st.out.find("\nNext: " + next + "\n") != std::string::npos);
+    auto sj = h.cli("--json status");
+    INFO(sj.out << sj.err);
+    CHECK(sj.exit_code == 0);
+    CHECK(sj.json()["recovery_next"] == next);
+    // The keys before it stay as they were.
+    CHECK(sj.json()["phase2_pending"] == true);
+    CHECK(sj.json()["recovery"]["state"] == "failed");
+
+    // Finished (abandoned): nothing left to do, no Next.
+    REQUIRE(h.cli("recover --abandon").exit_code == 0);
+    auto after = h.cli("status");
+    INFO(after.out << after.err);
+    CHECK(after.out.find("Next:") == std::string::npos);
+    CHECK(h.cli("--json status").json()["recovery_next"] == "");
+}
+
 // Stand-ins for systemctl and crictl at the process boundary of a live phase 1:
 // kubelet and crio active, every call logged to <dir>/calls; a unit with a
 // <dir>/stuck-<unit> file "stops" (exit 0) but keeps running; crictl lists
