@@ -54,6 +54,9 @@ void print_json(const nlohmann::json& j);
 
 // Print the error (text on stderr, or a JSON object on stdout) and return its exit code.
 int report_error(const Args& args, const Error& e);
+// The same, the JSON object with `extra`'s members added: what the command did
+// before it failed (arm --reboot: {"armed": ID}), in the one document it prints.
+int report_error(const Args& args, const Error& e, const nlohmann::json& extra);
 
 Result<Config> load(const Args& args);
 

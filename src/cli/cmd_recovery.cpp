@@ -245,16 +245,31 @@ int cmd_arm(const Args& args)
     if (!r) return report_error(args, r.error());
     // arm_recovery logs the kRecoveryArmed event itself.
 
-    if (args.json) print_json(nlohmann::json({{"armed", *id}, {"reboot", f->has("--reboot")}}));
     if (f->has("--reboot")) {
-        auto units = make_unit_manager(*cfg, args.root);
-        if (!units) return report_error(args, units.error());
-        CancelToken cancel;
-        if (auto rb = (*units)->reboot(cancel); !rb) return report_error(args, rb.error());
-        if (!args.json) printf("Recovery armed with backup %s; rebooting.\n", printable(*id).c_str());
+        auto rebooted = [&]() -> Result<> {
+            auto units = make_unit_manager(*cfg, args.root);
+            if (!units) return std::unexpected(units.error());
+            CancelToken cancel;
+            return (*units)->reboot(cancel);
+        }();
+        if (!rebooted) {
+            // Armed all the same: one document (the error's, saying so), not the success
+            // one followed by the error, and the text says how to go on.
+            if (!args.json)
+                printf("Recovery armed with backup %s, but the reboot failed: reboot ('systemctl reboot') to run "
+                       "phase 1, or 'upgrade-recovery disarm' to cancel.\n",
+                       printable(*id).c_str());
+            return report_error(args, rebooted.error(), {{"armed", *id}});
+        }
+        if (args.json)
+            print_json(nlohmann::json({{"armed", *id}, {"reboot", true}}));
+        else
+            printf("Recovery armed with backup %s; rebooting.\n", printable(*id).c_str());
         return 0;
     }
-    if (!args.json)
+    if (args.json)
+        print_json(nlohmann::json({{"armed", *id}, {"reboot", false}}));
+    else
         printf("Recovery armed with backup %s. Reboot ('systemctl reboot') to run phase 1 from the initramfs;\n"
                "phase 2 then runs by itself (upgrade-recovery-phase2.service). 'upgrade-recovery disarm' cancels.\n",
                printable(*id).c_str());

@@ -67,10 +67,13 @@ namespace
 {
 bool json_errors = false;
 
-// The JSON form of every failure: {"error": KIND, "message": TEXT}.
-void print_json_error(ErrorKind kind, const std::string& message)
+// The JSON form of every failure: {"error": KIND, "message": TEXT}, plus `extra`'s members.
+void print_json_error(ErrorKind kind, const std::string& message,
+                      const nlohmann::json& extra = nlohmann::json::object())
 {
-    print_json({{"error", std::string(error_kind_name(kind))}, {"message", message}});
+    nlohmann::json j = {{"error", std::string(error_kind_name(kind))}, {"message", message}};
+    j.update(extra);
+    print_json(j);
 }
 } // namespace
 
@@ -101,7 +104,12 @@ void print_json(const nlohmann::json& j)
 
 int report_error(const Args& args, const Error& e)
 {
-    if (args.json) print_json_error(e.kind, e.message);
+    return report_error(args, e, nlohmann::json::object());
+}
+
+int report_error(const Args& args, const Error& e, const nlohmann::json& extra)
+{
+    if (args.json) print_json_error(e.kind, e.message, extra);
     // Messages quote names and store files: printable on the terminal, exact in JSON.
     fprintf(stderr, "upgrade-recovery %s: %s\n", args.command.c_str(), printable(e.message).c_str());
     return exit_code(e.kind);

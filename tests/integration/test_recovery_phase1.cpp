@@ -1219,6 +1219,28 @@ TEST_CASE("status shows the next action of a failed phase 2, in text and JSON")
     CHECK(h.cli("--json status").json()["recovery_next"] == "");
 }
 
+// arm --reboot --json printed {"armed": ...} and then, the reboot refused, the error:
+// two documents. Now the error alone, saying the recovery is armed.
+TEST_CASE("arm --reboot whose reboot fails prints one JSON document, which says the recovery is armed")
+{
+    Host h; // recovery.systemctl = "offline": a reboot is refused
+    auto r = h.cli("--json arm --reboot");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 11);
+    auto j = r.json(); // null when stdout is not exactly one document
+    REQUIRE(j.is_object());
+    CHECK(j["error"] == "Refused");
+    CHECK(j["armed"] == kBackupId);
+    CHECK_FALSE(j["message"].get<std::string>().empty());
+    CHECK(slurp(h.p("var/recovery/recovery/armed")) == std::string(kBackupId) + "\n");
+
+    auto t = h.cli("arm --reboot");
+    INFO(t.out << t.err);
+    CHECK(t.exit_code == 11);
+    CHECK(t.out.find("Recovery armed with backup " + std::string(kBackupId) + ", but the reboot failed") !=
+          std::string::npos);
+}
+
 // Stand-ins for systemctl and crictl at the process boundary of a live phase 1:
 // kubelet and crio active, every call logged to <dir>/calls; a unit with a
 // <dir>/stuck-<unit> file "stops" (exit 0) but keeps running; crictl lists
