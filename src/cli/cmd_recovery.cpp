@@ -138,18 +138,44 @@ int cmd_recover(const Args& given)
         auto r = abandon_recovery((*session)->store, "abandoned by the administrator (recover --abandon)",
                                   f->has("--force"));
         if (!r) return report_error(args, r.error());
+        // Abandon leaves the host alone, so what phase 1 changed and phase 2 did not put
+        // back stays (kubelet disabled: no kubelet after the next reboot). Say so, and how
+        // to finish by hand, while the journal's steps are at hand.
+        LeftBehind left;
+        if (r->journal) {
+            left = recovery_left_behind(*cfg, args.root, (*session)->store, *r->journal);
+        } else if (!r->damaged_kept.empty()) {
+            left.left.push_back("what the recovery changed on the host cannot be read from a damaged journal: "
+                                "check kubelet.service ('systemctl is-enabled kubelet.service')");
+        }
         if (args.json) {
-            nlohmann::json j = {{"abandoned", r->abandoned}};
+            nlohmann::json j = {
+                {"abandoned", r->abandoned}, {"left_behind", left.left}, {"finish_by_hand", left.commands}};
             if (!r->damaged_kept.empty()) j["damaged_journal"] = r->damaged_kept;
             print_json(j);
-        } else if (!r->damaged_kept.empty()) {
-            printf("Recovery abandoned; the damaged journal was moved aside to recovery/%s (kept, never read "
-                   "again). Backups are allowed again.\n",
-                   r->damaged_kept.c_str());
-        } else if (r->abandoned) {
-            printf("Recovery abandoned; the journal keeps its steps. Backups are allowed again.\n");
         } else {
-            printf("Nothing to abandon: no recovery is in progress or armed.\n");
+            if (!r->damaged_kept.empty()) {
+                printf("Recovery abandoned; the damaged journal was moved aside to recovery/%s (kept, never read "
+                       "again). Backups are allowed again.\n",
+                       r->damaged_kept.c_str());
+            } else if (r->abandoned) {
+                printf("Recovery abandoned; the journal keeps its steps. Backups are allowed again.\n");
+            } else {
+                printf("Nothing to abandon: no recovery is in progress or armed.\n");
+            }
+            if (!left.left.empty()) {
+                printf("WARNING: the host was left as the recovery had made it:\n");
+                for (const auto& l : left.left)
+                    printf("  - %s\n", printable(l).c_str());
+            }
+            if (!left.commands.empty()) {
+                printf("To finish phase 2 by hand, run in this order (see \"Finishing phase 2 by hand\" in "
+                       "upgrade-recovery(8)):\n");
+                for (const auto& c : left.commands)
+                    printf("  %s\n", printable(c).c_str());
+            } else if (!left.left.empty()) {
+                printf("See \"Finishing phase 2 by hand\" in upgrade-recovery(8).\n");
+            }
         }
         return 0;
     }

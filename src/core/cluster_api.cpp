@@ -65,6 +65,12 @@ std::vector<std::string> oc_base_args(const Config& cfg, const std::string& root
             "--request-timeout=" + std::to_string(cfg.api_request_timeout ? cfg.api_request_timeout : 30) + "s"};
 }
 
+std::vector<std::string> force_redeployment_args(const std::string& resource, const std::string& reason)
+{
+    json patch = {{"spec", {{"forceRedeploymentReason", reason}}}};
+    return {"patch", resource, "cluster", "--type=merge", "-p", json_text(patch)};
+}
+
 namespace
 {
 
@@ -87,8 +93,7 @@ class OcClusterApi final : public ClusterApi
     Result<> force_redeployment(const std::string& resource, const std::string& reason,
                                 const CancelToken& cancel) override
     {
-        json patch = {{"spec", {{"forceRedeploymentReason", reason}}}};
-        auto r = oc({"patch", resource, "cluster", "--type=merge", "-p", json_text(patch)}, cancel);
+        auto r = oc(force_redeployment_args(resource, reason), cancel);
         if (!r) return std::unexpected(r.error());
         return {};
     }

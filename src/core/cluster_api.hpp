@@ -64,6 +64,9 @@ std::unique_ptr<ClusterApi> make_oc_cluster_api(const Config& cfg, const std::st
 
 // The common arguments of every oc call (exposed for tests).
 std::vector<std::string> oc_base_args(const Config& cfg, const std::string& root);
+// What follows oc_base_args in force_redeployment's call: `recover --abandon` prints
+// the same command for people to finish phase 2 by hand.
+std::vector<std::string> force_redeployment_args(const std::string& resource, const std::string& reason);
 
 Result<StaticPodOperatorStatus> parse_operator_status(std::string_view json_text);
 

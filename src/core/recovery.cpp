@@ -1480,6 +1480,88 @@ StartDecision decide_start(const std::optional<RecoveryJournal>& journal, const 
     return {StartKind::New, "new recovery"};
 }
 
+LeftBehind recovery_left_behind(const Config& cfg, const std::string& root, const Store& store,
+                                const RecoveryJournal& j)
+{
+    auto state = [&](const std::string& n) {
+        const JournalStep* s = j.step(n);
+        return s ? s->state : StepState::Pending;
+    };
+    auto did = [&](const std::string& n) { return state(n) == StepState::Done; };
+    auto over = [&](const std::string& n) { return did(n) || state(n) == StepState::Skipped; };
+    auto sys = [](const std::string& args) { return "systemctl " + args; };
+    LeftBehind out;
+    const bool phase1 = did("phase1-done");
+    const JournalStep* restore = j.step("restore-files");
+    if (!phase1 && restore && restore->attempts > 0 && !did("restore-files"))
+        out.left.push_back("the restore of the files did not finish: /etc, /usr/local and /var/lib/kubelet may hold "
+                           "part of the backup and part of the failed upgrade");
+    // Phase 2's order: crio, etcd, kubelet, the redeployments; the unit is retired last.
+    const std::string backup_dir = store.path() + "/" + kBackupsDir + "/" + j.backup_id;
+    auto meta = read_metadata(store, j.backup_id);
+    // Unreadable metadata: the restore is named all the same (phase 2 would have read it).
+    const bool etcd_owed = phase1 && !over("restore-etcd") && (!meta || meta->cluster.present);
+    const bool kubelet_disabled = did("disable-kubelet") && !did("start-kubelet");
+    const bool kubelet_stopped = did("stop-kubelet") && !did("start-kubelet");
+    const bool crio_stopped = did("stop-crio") && !did("start-crio");
+    if (crio_stopped)
+        out.left.push_back(std::string(kCrioUnit) + " stopped by phase 1 (stop-crio), unless the node rebooted since");
+    if ((crio_stopped || etcd_owed || kubelet_disabled) && !did("start-crio"))
+        out.commands.push_back(sys("start " + std::string(kCrioUnit)));
+    if (etcd_owed) {
+        out.left.push_back("etcd not restored from backup " + j.backup_id + " (restore-etcd " +
+                           std::string(step_state_name(state("restore-etcd"))) + ")");
+        out.commands.push_back(sh_word(root_path(root, cfg.cluster_restore_script)) + " " +
+                               sh_word(backup_dir + "/" + kClusterDir));
+    }
+    if (kubelet_disabled) {
+        out.left.push_back(
+            std::string(kKubeletUnit) + " disabled by phase 1 (disable-kubelet) and not enabled again (start-kubelet " +
+            std::string(step_state_name(state("start-kubelet"))) + "): after the next reboot the node runs no kubelet");
+        out.commands.push_back(sys("enable --now " + std::string(kKubeletUnit)));
+    } else if (kubelet_stopped) {
+        out.left.push_back(std::string(kKubeletUnit) +
+                           " stopped by phase 1 (stop-kubelet), unless the node rebooted since");
+        out.commands.push_back(sys("start " + std::string(kKubeletUnit)));
+    }
+    if (phase1) {
+        std::vector<std::string> owed;
+        const std::string fresh = "recovery-" + rfc3339_now(true);
+        for (const auto& res : kRedeploy) {
+            const JournalStep* s = j.step("redeploy-" + res);
+            if (!s || over(s->name)) continue;
+            owed.push_back(s->name);
+            // The reason a started step recorded: patching with it again changes nothing.
+            const std::string reason = s->data.count("reason") ? s->data.at("reason") : fresh;
+            std::string line;
+            for (const auto& a : oc_base_args(cfg, root))
+                line += sh_word(a) + " ";
+            for (const auto& a : force_redeployment_args(res, reason))
+                line += sh_word(a) + " ";
+            line.pop_back();
+            out.commands.push_back(line);
+        }
+        if (!owed.empty())
+            out.left.push_back("the control plane not redeployed (" + join(owed, ", ") +
+                               "): each patch, then wait until every node is at the new latestAvailableRevision");
+    }
+    if (did("enable-phase2") && !did("finish")) {
+        // As retire_phase2: a node whose backup has the unit enabled keeps it (its /etc is
+        // the backup's); the marker abandon removed keeps it from running.
+        auto in_backup = offline_unit_enabled(backup_dir, kPhase2Unit);
+        if (!in_backup || !*in_backup) {
+            out.left.push_back(
+                std::string(kPhase2Unit) +
+                " enabled by phase 1 (enable-phase2); it no longer runs (recovery/phase2-pending is "
+                "gone)" +
+                (in_backup ? ""
+                           : ", and whether the backup had it enabled cannot be read: " + in_backup.error().message));
+            if (in_backup) out.commands.push_back(sys("disable " + std::string(kPhase2Unit)));
+        }
+    }
+    return out;
+}
+
 Result<RecoveryOutcome> run_recovery(const Config& cfg, const RecoveryOptions& opts, RecoveryBackends& backends,
                                      Progress& progress, const CancelToken& cancel)
 {

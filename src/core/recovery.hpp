@@ -98,6 +98,18 @@ struct InitrdOutcome {
 Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& opts, Progress& progress,
                                         const CancelToken& cancel);
 
+// What a recovery given up with `recover --abandon` (which never touches the host)
+// leaves there, read from its journal's steps: what phase 1 changed that phase 2 had
+// not put back or done yet (kubelet disabled, etcd not restored, the control plane not
+// redeployed, the phase 2 unit enabled), and the commands phase 2 would have run, in
+// its order, for people to finish by hand. Both empty when nothing is left.
+struct LeftBehind {
+    std::vector<std::string> left;     // one sentence each
+    std::vector<std::string> commands; // sh command lines
+};
+LeftBehind recovery_left_behind(const Config& cfg, const std::string& root, const Store& store,
+                                const RecoveryJournal& j);
+
 // Whether a kernel command line asks for phase 1 (upgrade_recovery=phase1).
 bool cmdline_requests_recovery(std::string_view cmdline);
 

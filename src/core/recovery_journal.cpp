@@ -523,6 +523,7 @@ Result<Abandoned> abandon_recovery(const Store& store, const std::string& reason
         UR_TRY(dir->save(**j));
         log::event(log::kRecoveryFailed, log::Level::Warning, "recovery " + (*j)->recovery_id + " abandoned: " + reason,
                    {{"BACKUP_ID", (*j)->backup_id}, {"RECOVERY_ID", (*j)->recovery_id}, {"STEP", "abandon"}});
+        out.journal = std::move(**j);
     }
     return out;
 }

@@ -157,8 +157,9 @@ Result<Disarmed> disarm_recovery(const Store& store);
 // A damaged journal (Corrupt) is refused unless `force`: then it is moved aside
 // (journal.damaged-<time>) after the markers, since what it was doing cannot be read.
 struct Abandoned {
-    bool abandoned = false;   // false: nothing to give up (no recovery in progress, no marker)
-    std::string damaged_kept; // the damaged journal's new name in recovery/, when it was moved aside
+    bool abandoned = false;                 // false: nothing to give up (no recovery in progress, no marker)
+    std::string damaged_kept;               // the damaged journal's new name in recovery/, when it was moved aside
+    std::optional<RecoveryJournal> journal; // the recovery given up: its steps say what it left on the host
 };
 Result<Abandoned> abandon_recovery(const Store& store, const std::string& reason, bool force = false);
 

@@ -1219,6 +1219,68 @@ TEST_CASE("status shows the next action of a failed phase 2, in text and JSON")
     CHECK(h.cli("--json status").json()["recovery_next"] == "");
 }
 
+// Abandon leaves the host alone and said only "Backups are allowed again": after the
+// next reboot the node had no kubelet (phase 1 disabled it, phase 2 never enabled it).
+TEST_CASE("recover --abandon after a failed phase 2 names what phase 1 left and how to finish by hand")
+{
+    Host h;
+    fail_phase2_at_restore_etcd(h);
+    const Snapshot pre = h.snapshot();
+    const std::string gen = h.p("var/recovery/backups/") + kBackupId;
+    const std::string restore_cmd = h.p("usr/local/bin/cluster-restore.sh") + " " + gen + "/cluster";
+    SECTION("--json")
+    {
+        auto ab = h.cli("--json recover --abandon");
+        INFO(ab.out << ab.err);
+        REQUIRE(ab.exit_code == 0);
+        auto j = ab.json();
+        CHECK(j["abandoned"] == true);
+        const auto& left = j["left_behind"];
+        REQUIRE(left.is_array());
+        auto says = [&](const std::string& what) {
+            for (const auto& l : left)
+                if (l.get<std::string>().find(what) != std::string::npos) return true;
+            return false;
+        };
+        CHECK(says("kubelet.service disabled by phase 1 (disable-kubelet)"));
+        CHECK(says("after the next reboot the node runs no kubelet"));
+        CHECK(says("etcd not restored from backup " + std::string(kBackupId) + " (restore-etcd failed)"));
+        CHECK(says("redeploy-etcd, redeploy-kubeapiserver, redeploy-kubecontrollermanager, redeploy-kubescheduler"));
+        CHECK(says("upgrade-recovery-phase2.service enabled by phase 1 (enable-phase2)"));
+        // What phase 2 would have run, in its order (crio it had started already).
+        const auto& cmds = j["finish_by_hand"];
+        REQUIRE(cmds.is_array());
+        REQUIRE(cmds.size() == 7);
+        CHECK(cmds[0] == restore_cmd);
+        CHECK(cmds[1] == "systemctl enable --now kubelet.service");
+        const char* res[] = {"etcd", "kubeapiserver", "kubecontrollermanager", "kubescheduler"};
+        for (int i = 0; i < 4; i++) {
+            const std::string c = cmds[2 + i].get<std::string>();
+            CHECK(c.starts_with("oc --kubeconfig " + h.root + "/etc/kubernetes/"));
+            CHECK(c.find(std::string(" patch ") + res[i] +
+                         " cluster --type=merge -p '{\"spec\":{\"forceRedeploymentReason\":\"recovery-") !=
+                  std::string::npos);
+        }
+        CHECK(cmds[6] == "systemctl disable upgrade-recovery-phase2.service");
+    }
+    SECTION("text")
+    {
+        auto ab = h.cli("recover --abandon");
+        INFO(ab.out << ab.err);
+        REQUIRE(ab.exit_code == 0);
+        CHECK(ab.out.find("Recovery abandoned") != std::string::npos);
+        CHECK(ab.out.find("WARNING: the host was left as the recovery had made it:\n") != std::string::npos);
+        CHECK(ab.out.find("  - kubelet.service disabled by phase 1") != std::string::npos);
+        CHECK(ab.out.find("\n  " + restore_cmd + "\n  systemctl enable --now kubelet.service\n") != std::string::npos);
+        CHECK(ab.out.find("\"Finishing phase 2 by hand\" in upgrade-recovery(8)") != std::string::npos);
+    }
+    // Nothing on the host changed: kubelet still disabled, the phase 2 unit still enabled.
+    CHECK(h.snapshot() == pre);
+    CHECK_FALSE(fs::exists(h.p("etc/systemd/system/multi-user.target.wants/kubelet.service")));
+    CHECK(fs::is_symlink(h.p("etc/systemd/system/multi-user.target.wants/upgrade-recovery-phase2.service")));
+    CHECK(h.journal().state == RecoveryState::Aborted);
+}
+
 // arm --reboot --json printed {"armed": ...} and then, the reboot refused, the error:
 // two documents. Now the error alone, saying the recovery is armed.
 TEST_CASE("arm --reboot whose reboot fails prints one JSON document, which says the recovery is armed")
