@@ -885,18 +885,21 @@ TEST_CASE("an image that cannot be pulled stops phase 2 before cluster-restore.s
 {
     Cluster c;
     c.control_plane_images();
-    // Not less: on a loaded machine the stand-in's first pull must end before the deadline.
-    c.cfg.pull_timeout = 5;
+    // Not less: twice in suite runs (never alone) only one pull ran within 2 s and 5 s,
+    // and the error lacked the pull's reason; stand-ins stalled by the tests beside it,
+    // as far as the calls show. The message is shown when a check fails.
+    c.cfg.pull_timeout = 10;
     c.put("pull-fails", "always");
     auto t0 = Clock::now();
     auto r = c.run();
     INFO(c.get("calls"));
     REQUIRE_FALSE(r);
-    CHECK(Clock::now() - t0 >= std::chrono::seconds(5)); // tried until recovery.pull_timeout
+    INFO(r.error().message);
+    CHECK(Clock::now() - t0 >= std::chrono::seconds(10)); // tried until recovery.pull_timeout
     CHECK(r.error().kind == ErrorKind::Timeout);
     CHECK(r.error().message.find("cannot pull r/kas@sha256:2") != std::string::npos);
     CHECK(r.error().message.find("no such host") != std::string::npos);
-    CHECK(r.error().message.find("within 5s") != std::string::npos);
+    CHECK(r.error().message.find("within 10s") != std::string::npos);
     CHECK(r.error().message.find("recover --resume") != std::string::npos);
     CHECK(count(c.calls(), "crictl pull r/kas@sha256:2") >= 2);
     CHECK(first(c.calls(), "cluster-restore") == -1);
