@@ -1,6 +1,7 @@
 #include "process.hpp"
 
 #include "fd.hpp"
+#include "text.hpp"
 
 #include <csignal>
 #include <fcntl.h>
@@ -28,26 +29,13 @@ constexpr auto kDrainGrace = std::chrono::milliseconds(2000);
 // Captured output beyond this is discarded (a runaway command must not exhaust memory).
 constexpr size_t kMaxCapture = 256u << 20;
 
-std::string quote_arg(const std::string& a)
-{
-    if (!a.empty() && a.find_first_of(" \t\n'\"\\$`*?;&|<>()[]{}") == std::string::npos) return a;
-    std::string q = "'";
-    for (char c : a) {
-        if (c == '\'')
-            q += "'\\''";
-        else
-            q += c;
-    }
-    return q + "'";
-}
-
 // argv as a shell-like string for messages, bounded so a huge argv does not flood the log.
 std::string describe(const std::vector<std::string>& argv)
 {
     std::string s;
     for (const auto& a : argv) {
         if (!s.empty()) s += ' ';
-        s += quote_arg(a);
+        s += sh_word(a);
         if (s.size() > 300) {
             s.resize(300);
             s += "...";
