@@ -3,6 +3,7 @@
 #include "backup_attempt.hpp"
 #include "backup_removal.hpp"
 #include "cli.hpp"
+#include "initrd_mark.hpp"
 #include "recovery_journal.hpp"
 #include "store.hpp"
 #include "store_status.hpp"
@@ -289,6 +290,8 @@ int cmd_status(const Args& args)
         j["armed"] = st->armed ? nlohmann::json(*st->armed) : nlohmann::json(nullptr);
         j["phase2_pending"] = st->phase2_pending.has_value();
         j["recovery_next"] = next; // "" when there is nothing to do
+        const auto module = initrd_module_ran(args);
+        j["initrd_module_ran"] = module ? nlohmann::json(*module) : nlohmann::json(nullptr);
         j["watchdog"] = watchdog_json(st->watchdog);
         if (st->watchdog_error) j["watchdog_error"] = st->watchdog_error->message;
         print_json(j);
@@ -338,6 +341,8 @@ int cmd_status(const Args& args)
     if (st->recovery_error) printf("Recovery: UNREADABLE: %s\n", printable(st->recovery_error->message).c_str());
     if (st->phase2_pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
     if (!next.empty()) printf("Next: %s\n", printable(next).c_str());
+    if (auto module = initrd_module_ran(args); module && !*module)
+        printf("WARNING: %s\n", initrd_module_warning(kInitrdRunDir).c_str());
     if (const auto& w = st->watchdog)
         printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "
                "of a later boot\n",

@@ -1,5 +1,6 @@
 // rollback-plan, recover, arm, disarm.
 #include "cli.hpp"
+#include "initrd_mark.hpp"
 #include "ostree_state.hpp"
 #include "process.hpp"
 #include "recovery.hpp"
@@ -116,6 +117,9 @@ int cmd_recover(const Args& given)
         usage_error("upgrade-recovery recover: --initrd takes no other option\n");
         return kExitUsage;
     }
+    // Every boot, armed or not, before anything can fail: the booted host can then
+    // tell that its initramfs has the module (initrd_mark.hpp).
+    if (f->has("--initrd") && ::access("/etc/initrd-release", F_OK) == 0) mark_initrd_ran(kInitrdRunDir, version());
     auto cfg = load(args);
     if (!cfg && f->has("--initrd")) {
         // A broken file must not keep a healthy node from booting (unless the kernel argument asks for a recovery).
@@ -270,6 +274,7 @@ int cmd_arm(const Args& args)
     auto r = arm_recovery(*store, *id);
     if (!r) return report_error(args, r.error());
     // arm_recovery logs the kRecoveryArmed event itself.
+    warn_without_initrd_module(args);
 
     if (f->has("--reboot")) {
         auto rebooted = [&]() -> Result<> {

@@ -68,6 +68,7 @@ int start(const Args& args, const Flags& f)
     if (!id) return report_error(args, id.error());
     auto w = start_watchdog(store, *id, timeout, read_boot_id());
     if (!w) return report_error(args, w.error());
+    warn_without_initrd_module(args); // the watchdog's recovery needs it too
     if (args.json)
         print_json(nlohmann::json({{"watchdog", watchdog_json(*w)}}));
     else

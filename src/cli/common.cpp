@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include "initrd_mark.hpp"
 #include "json_text.hpp"
 #include "ur-build-config.h"
 
@@ -100,6 +101,18 @@ void usage_error(const char* fmt, ...)
 void print_json(const nlohmann::json& j)
 {
     printf("%s\n", json_text(j).c_str());
+}
+
+std::optional<bool> initrd_module_ran(const Args& args)
+{
+    if (args.root != "/" || ::access("/etc/initrd-release", F_OK) == 0) return std::nullopt;
+    return initrd_module_warning(kInitrdRunDir).empty();
+}
+
+void warn_without_initrd_module(const Args& args)
+{
+    if (auto ran = initrd_module_ran(args); ran && !*ran)
+        fprintf(stderr, "warning: %s\n", initrd_module_warning(kInitrdRunDir).c_str());
 }
 
 int report_error(const Args& args, const Error& e)

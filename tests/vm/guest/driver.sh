@@ -300,6 +300,11 @@ stage_backup() {
     [ -e /run/ostree-booted ] && ostree_upgrade
     out=$(upgrade-recovery arm 2>&1) || fail "upgrade-recovery arm: $out"
     [ -e /var/recovery/recovery/armed ] || fail "arm wrote no armed marker"
+    # The initramfs ran the module in this boot (its mark in /run): arm does not warn.
+    [ -e /run/upgrade-recovery/initrd ] || fail "the initramfs left no /run/upgrade-recovery/initrd"
+    grep -q "did not run upgrade-recovery" <<<"$out" && fail "arm warns of a missing initramfs module: $out"
+    upgrade-recovery status --json | grep -q '"initrd_module_ran": *true' ||
+        fail "status --json does not say the initramfs module ran: $(upgrade-recovery status --json | grep initrd)"
     upgrade-recovery status 2>&1 | sed 's/^/UR-E2E: status: /' >/dev/console
     sync
     say "PASS backup"
@@ -498,6 +503,12 @@ stage_off() {
     journal_has "$MSG_PHASE1_DONE" && fail "phase 1 ran with upgrade_recovery=off"
     [ -e /var/recovery/recovery/armed ] || fail "the armed marker is gone after a boot with upgrade_recovery=off"
     [ -e /var/recovery/recovery/phase2-pending ] && fail "phase2-pending after a boot with upgrade_recovery=off"
+    # Armed, and the module did not run in this boot: status says so (as arm would).
+    [ -e /run/upgrade-recovery/initrd ] && fail "a mark of the initramfs module although its unit did not run"
+    local st
+    st=$(upgrade-recovery status 2>&1)
+    grep -q "^WARNING: this boot's initramfs did not run upgrade-recovery" <<<"$st" ||
+        fail "status does not warn that the initramfs module did not run: $st"
     [ "$(systemctl show -p ConditionResult --value upgrade-recovery-phase2.service)" = no ] ||
         fail "upgrade-recovery-phase2.service was not skipped by its condition"
     listing "$E2E_STATE/off.listing"
