@@ -269,6 +269,7 @@ int cmd_status(const Args& args)
     const std::string next = st->recovery_error && !st->journal
                                  ? std::string()
                                  : make_recovery_status(st->journal, st->armed, st->phase2_pending).next;
+    const auto module_problem = initrd_module_problem(args);
     if (args.json) {
         nlohmann::json j;
         j["store"] = store.path();
@@ -290,8 +291,7 @@ int cmd_status(const Args& args)
         j["armed"] = st->armed ? nlohmann::json(*st->armed) : nlohmann::json(nullptr);
         j["phase2_pending"] = st->phase2_pending.has_value();
         j["recovery_next"] = next; // "" when there is nothing to do
-        const auto module = initrd_module_ran(args);
-        j["initrd_module_ran"] = module ? nlohmann::json(*module) : nlohmann::json(nullptr);
+        j["initrd_module_ran"] = module_problem ? nlohmann::json(module_problem->empty()) : nlohmann::json(nullptr);
         j["watchdog"] = watchdog_json(st->watchdog);
         if (st->watchdog_error) j["watchdog_error"] = st->watchdog_error->message;
         print_json(j);
@@ -341,8 +341,7 @@ int cmd_status(const Args& args)
     if (st->recovery_error) printf("Recovery: UNREADABLE: %s\n", printable(st->recovery_error->message).c_str());
     if (st->phase2_pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
     if (!next.empty()) printf("Next: %s\n", printable(next).c_str());
-    if (auto module = initrd_module_ran(args); module && !*module)
-        printf("WARNING: %s\n", initrd_module_warning(kInitrdRunDir).c_str());
+    if (module_problem && !module_problem->empty()) printf("WARNING: %s\n", module_problem->c_str());
     if (const auto& w = st->watchdog)
         printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "
                "of a later boot\n",

@@ -119,7 +119,7 @@ int cmd_recover(const Args& given)
     }
     // Every boot, armed or not, before anything can fail: the booted host can then
     // tell that its initramfs has the module (initrd_mark.hpp).
-    if (f->has("--initrd") && ::access("/etc/initrd-release", F_OK) == 0) mark_initrd_ran(kInitrdRunDir, version());
+    if (f->has("--initrd") && in_initramfs()) mark_initrd_ran(kInitrdRunDir, version());
     auto cfg = load(args);
     if (!cfg && f->has("--initrd")) {
         // A broken file must not keep a healthy node from booting (unless the kernel argument asks for a recovery).

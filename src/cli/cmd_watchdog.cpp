@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 namespace ur::cli
 {

@@ -103,16 +103,15 @@ void print_json(const nlohmann::json& j)
     printf("%s\n", json_text(j).c_str());
 }
 
-std::optional<bool> initrd_module_ran(const Args& args)
+std::optional<std::string> initrd_module_problem(const Args& args)
 {
-    if (args.root != "/" || ::access("/etc/initrd-release", F_OK) == 0) return std::nullopt;
-    return initrd_module_warning(kInitrdRunDir).empty();
+    if (args.root != "/" || in_initramfs()) return std::nullopt;
+    return initrd_module_warning(kInitrdRunDir);
 }
 
 void warn_without_initrd_module(const Args& args)
 {
-    if (auto ran = initrd_module_ran(args); ran && !*ran)
-        fprintf(stderr, "warning: %s\n", initrd_module_warning(kInitrdRunDir).c_str());
+    if (auto p = initrd_module_problem(args); p && !p->empty()) fprintf(stderr, "warning: %s\n", p->c_str());
 }
 
 int report_error(const Args& args, const Error& e)

@@ -17,6 +17,11 @@ namespace
 constexpr const char* kMarkFile = "initrd";
 }
 
+bool in_initramfs()
+{
+    return ::access("/etc/initrd-release", F_OK) == 0;
+}
+
 void mark_initrd_ran(const std::string& run_dir, const std::string& version)
 {
     if (::mkdir(run_dir.c_str(), 0755) != 0 && errno != EEXIST) {

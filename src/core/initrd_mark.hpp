@@ -12,7 +12,10 @@ namespace ur
 
 inline constexpr const char* kInitrdRunDir = "/run/upgrade-recovery";
 
-// In the initramfs (/etc/initrd-release): write <run_dir>/initrd. Best effort: a
+// Whether this process runs in an initramfs (/etc/initrd-release, as systemd decides).
+bool in_initramfs();
+
+// In the initramfs: write <run_dir>/initrd. Best effort: a
 // failure is logged, never a reason to stop the boot.
 void mark_initrd_ran(const std::string& run_dir, const std::string& version);
 

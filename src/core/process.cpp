@@ -32,15 +32,10 @@ constexpr size_t kMaxCapture = 256u << 20;
 // argv as a shell-like string for messages, bounded so a huge argv does not flood the log.
 std::string describe(const std::vector<std::string>& argv)
 {
-    std::string s;
-    for (const auto& a : argv) {
-        if (!s.empty()) s += ' ';
-        s += sh_word(a);
-        if (s.size() > 300) {
-            s.resize(300);
-            s += "...";
-            break;
-        }
+    std::string s = sh_command(argv);
+    if (s.size() > 300) {
+        s.resize(300);
+        s += "...";
     }
     return s;
 }

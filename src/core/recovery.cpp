@@ -1533,13 +1533,10 @@ LeftBehind recovery_left_behind(const Config& cfg, const std::string& root, cons
             owed.push_back(s->name);
             // The reason a started step recorded: patching with it again changes nothing.
             const std::string reason = s->data.count("reason") ? s->data.at("reason") : fresh;
-            std::string line;
-            for (const auto& a : oc_base_args(cfg, root))
-                line += sh_word(a) + " ";
-            for (const auto& a : force_redeployment_args(res, reason))
-                line += sh_word(a) + " ";
-            line.pop_back();
-            out.commands.push_back(line);
+            auto argv = oc_base_args(cfg, root);
+            for (auto& a : force_redeployment_args(res, reason))
+                argv.push_back(std::move(a));
+            out.commands.push_back(sh_command(argv));
         }
         if (!owed.empty())
             out.left.push_back("the control plane not redeployed (" + join(owed, ", ") +

@@ -43,4 +43,12 @@ std::string sh_word(const std::string& s)
     return s;
 }
 
+std::string sh_command(const std::vector<std::string>& argv)
+{
+    std::string s;
+    for (const auto& a : argv)
+        s += (s.empty() ? "" : " ") + sh_word(a);
+    return s;
+}
+
 } // namespace ur

@@ -20,5 +20,7 @@ std::string sh_quote(const std::string& s);
 // `s` as one sh word, quoted only when it holds more than letters, digits and
 // -_./:=@%+, (a command line printed for people to run).
 std::string sh_word(const std::string& s);
+// argv as one sh command line: its words by sh_word, separated by spaces.
+std::string sh_command(const std::vector<std::string>& argv);
 
 } // namespace ur

@@ -35,3 +35,11 @@ TEST_CASE("sh_quote and sh_word make one sh word")
     CHECK(sh_word("{\"spec\":{}}") == "'{\"spec\":{}}'");
     CHECK(sh_word("$HOME") == "'$HOME'");
 }
+
+TEST_CASE("sh_command joins the argv's sh words with spaces")
+{
+    CHECK(sh_command({}).empty());
+    CHECK(sh_command({"systemctl", "start", "crio.service"}) == "systemctl start crio.service");
+    CHECK(sh_command({"oc", "patch", "-p", R"({"spec":{}})"}) == R"(oc patch -p '{"spec":{}}')");
+    CHECK(sh_command({"a b", ""}) == "'a b' ''");
+}
