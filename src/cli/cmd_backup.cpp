@@ -5,6 +5,7 @@
 #include "cli.hpp"
 #include "initrd_mark.hpp"
 #include "recovery_journal.hpp"
+#include "recovery_karg.hpp"
 #include "store.hpp"
 #include "store_status.hpp"
 #include "upgrade_watchdog.hpp"
@@ -270,6 +271,8 @@ int cmd_status(const Args& args)
                                  ? std::string()
                                  : make_recovery_status(st->journal, st->armed, st->phase2_pending).next;
     const auto module_problem = initrd_module_problem(args);
+    // Boot entries that keep upgrade_recovery=phase1 (null: /boot unreadable).
+    const auto kept_karg = boot_entries_requesting_recovery(args.root);
     if (args.json) {
         nlohmann::json j;
         j["store"] = store.path();
@@ -292,6 +295,7 @@ int cmd_status(const Args& args)
         j["phase2_pending"] = st->phase2_pending.has_value();
         j["recovery_next"] = next; // "" when there is nothing to do
         j["initrd_module_ran"] = module_problem ? nlohmann::json(module_problem->empty()) : nlohmann::json(nullptr);
+        j["kept_recovery_karg"] = kept_karg ? nlohmann::json(*kept_karg) : nlohmann::json(nullptr);
         j["watchdog"] = watchdog_json(st->watchdog);
         if (st->watchdog_error) j["watchdog_error"] = st->watchdog_error->message;
         print_json(j);
@@ -342,6 +346,7 @@ int cmd_status(const Args& args)
     if (st->phase2_pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
     if (!next.empty()) printf("Next: %s\n", printable(next).c_str());
     if (module_problem && !module_problem->empty()) printf("WARNING: %s\n", module_problem->c_str());
+    if (auto w = persistent_karg_warning(kept_karg); !w.empty()) printf("WARNING: %s\n", printable(w).c_str());
     if (const auto& w = st->watchdog)
         printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "
                "of a later boot\n",

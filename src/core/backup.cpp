@@ -15,6 +15,7 @@
 #include "ostree_state.hpp"
 #include "prefetch.hpp"
 #include "recovery_journal.hpp"
+#include "recovery_karg.hpp"
 #include "store.hpp"
 #include "text.hpp"
 #include "thread_pool.hpp"
@@ -699,6 +700,13 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
                                     "/var/lib/kubelet; list again the ones to keep)");
             progress.warning(meta.warnings.back());
         }
+    }
+
+    // A boot entry that keeps upgrade_recovery=phase1 restores this backup at the next
+    // boot, over the upgrade it is taken for (recovery_karg.hpp).
+    if (auto w = persistent_karg_warning(opts.root); !w.empty()) {
+        meta.warnings.push_back(std::move(w));
+        progress.warning(meta.warnings.back());
     }
 
     // Sources, with the MachineConfig files outside the trees as one more tree.

@@ -11,6 +11,7 @@
 #include "metadata.hpp"
 #include "ostree_state.hpp"
 #include "process.hpp"
+#include "recovery_karg.hpp"
 #include "store.hpp"
 #include "text.hpp"
 #include "upgrade_watchdog.hpp"
@@ -1133,6 +1134,12 @@ struct Runner {
         failpoint("recovery.complete");
         if (auto note = retire_phase2(dir, c.units, c.backup_dir, cancel, progress); !note.empty())
             log::info("finish: " + note);
+        // The argument typed at the boot menu is gone at the next boot; one kept in a boot
+        // entry restores again after the next backup (recovery_karg.hpp).
+        if (auto w = persistent_karg_warning(opts.root); !w.empty()) {
+            log::warning(w);
+            progress.warning(w);
+        }
         progress.percent(100);
         log::event(log::kPhase2Done, log::Level::Info,
                    "recovery " + j.recovery_id + " complete: the node runs backup " + j.backup_id,
@@ -1574,21 +1581,6 @@ Result<RecoveryOutcome> run_recovery(const Config& cfg, const RecoveryOptions& o
 {
     RecoveryBackends none;
     return run_recovery(cfg, opts, none, progress, cancel);
-}
-
-bool cmdline_requests_recovery(std::string_view cmdline)
-{
-    size_t pos = 0;
-    while (pos < cmdline.size()) {
-        while (pos < cmdline.size() && (cmdline[pos] == ' ' || cmdline[pos] == '\n' || cmdline[pos] == '\t'))
-            pos++;
-        size_t end = pos;
-        while (end < cmdline.size() && cmdline[end] != ' ' && cmdline[end] != '\n' && cmdline[end] != '\t')
-            end++;
-        if (cmdline.substr(pos, end - pos) == "upgrade_recovery=phase1") return true;
-        pos = end;
-    }
-    return false;
 }
 
 namespace

@@ -110,9 +110,6 @@ struct LeftBehind {
 LeftBehind recovery_left_behind(const Config& cfg, const std::string& root, const Store& store,
                                 const RecoveryJournal& j);
 
-// Whether a kernel command line asks for phase 1 (upgrade_recovery=phase1).
-bool cmdline_requests_recovery(std::string_view cmdline);
-
 // The initrd unit when the real root's configuration cannot be read: an
 // ordinary boot goes on (a warning, ran == false), since a broken file must not
 // keep a healthy node from booting; with upgrade_recovery=phase1 it is the error.

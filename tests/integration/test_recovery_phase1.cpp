@@ -1170,6 +1170,49 @@ TEST_CASE("a backup names the default trees backup.trees leaves out and is still
     CHECK(with_said(wa) == 1);
 }
 
+TEST_CASE("backup and status say when a boot entry keeps upgrade_recovery=phase1")
+{
+    Host h;
+    const std::string said = "the kernel argument upgrade_recovery=phase1 is kept in the boot entry "
+                             "/boot/loader/entries/ostree-2-rhcos.conf: a boot from it restores the latest backup";
+    auto warned = [&](const Host::Run& r) {
+        const auto j = r.json();
+        for (const auto& x : j["warnings"])
+            if (x.get<std::string>().starts_with(said)) return true;
+        return false;
+    };
+    // ostree's layout: /boot/loader -> loader.1; the booted entry has it, the rollback not.
+    fs::create_directories(h.root + "/boot/loader.1/entries");
+    fs::create_directory_symlink("loader.1", h.root + "/boot/loader");
+    write(h.root + "/boot/loader.1/entries/ostree-1-rhcos.conf", "title old\noptions root=UUID=1 rw\n");
+    write(h.root + "/boot/loader.1/entries/ostree-2-rhcos.conf", "title new\noptions root=UUID=1 rw\n");
+
+    auto clean = h.cli("--json backup");
+    INFO(clean.out << clean.err);
+    REQUIRE(clean.exit_code == 0);
+    CHECK_FALSE(warned(clean));
+    auto clean_status = h.cli("--json status");
+    REQUIRE(clean_status.exit_code == 0);
+    CHECK(clean_status.json()["kept_recovery_karg"] == nlohmann::json::array());
+
+    write(h.root + "/boot/loader.1/entries/ostree-2-rhcos.conf",
+          "title new\noptions root=UUID=1 rw upgrade_recovery=phase1\n");
+    auto json = h.cli("--json backup");
+    INFO(json.out << json.err);
+    REQUIRE(json.exit_code == 0); // taken: the backup before an upgrade is what must not be lost
+    CHECK(warned(json));
+    CHECK(json.err.find("warning: " + said) != std::string::npos);
+    auto st = h.cli("--json status");
+    INFO(st.out << st.err);
+    REQUIRE(st.exit_code == 0);
+    CHECK(st.json()["kept_recovery_karg"] == nlohmann::json::array({"/boot/loader/entries/ostree-2-rhcos.conf"}));
+    auto text = h.cli("status");
+    INFO(text.out << text.err);
+    REQUIRE(text.exit_code == 0);
+    CHECK(text.out.find("WARNING: " + said) != std::string::npos);
+    CHECK(text.out.find("'rpm-ostree kargs --delete=upgrade_recovery=phase1'") != std::string::npos);
+}
+
 // Phase 1 done, then phase 2 failed at restore-etcd, as the unit leaves it after the
 // reboot: kubelet disabled (phase 1), the phase 2 unit enabled, phase2-pending there.
 void fail_phase2_at_restore_etcd(const Host& h)

@@ -316,6 +316,10 @@ struct Cluster {
     Result<RecoveryOutcome> run()
     {
         Progress p;
+        return run(p);
+    }
+    Result<RecoveryOutcome> run(Progress& p)
+    {
         CancelToken c;
         return run_recovery(cfg, opts, be, p, c);
     }
@@ -851,11 +855,26 @@ TEST_CASE("the step plan")
         if (s.live_only) CHECK(s.phase == 1);
     }
     CHECK(find_step_def("nope") == nullptr);
-    CHECK(cmdline_requests_recovery("BOOT_IMAGE=/vmlinuz root=UUID=x upgrade_recovery=phase1 quiet\n"));
-    CHECK(cmdline_requests_recovery("upgrade_recovery=phase1"));
-    CHECK_FALSE(cmdline_requests_recovery("upgrade_recovery=phase10 x"));
-    CHECK_FALSE(cmdline_requests_recovery("xupgrade_recovery=phase1"));
-    CHECK_FALSE(cmdline_requests_recovery(""));
+}
+
+TEST_CASE("a complete recovery warns when a boot entry keeps upgrade_recovery=phase1")
+{
+    struct Warnings : Progress {
+        std::vector<std::string> seen;
+        void warning(const std::string& msg) override { seen.push_back(msg); }
+    };
+    Cluster c;
+    fs::create_directories(c.root + "/boot/loader/entries");
+    std::ofstream(c.root + "/boot/loader/entries/ostree-1-rhcos.conf") << "options rw upgrade_recovery=phase1\n";
+    Warnings w;
+    auto r = c.run(w);
+    INFO(c.get("calls"));
+    REQUIRE(r);
+    CHECK(r->complete);
+    CHECK(std::count_if(w.seen.begin(), w.seen.end(), [](const std::string& m) {
+              return m.starts_with("the kernel argument upgrade_recovery=phase1 is kept in the boot entry "
+                                   "/boot/loader/entries/ostree-1-rhcos.conf:");
+          }) == 1);
 }
 
 TEST_CASE("phase 2 pulls the control-plane images the storage lacks before cluster-restore.sh (W11)")
