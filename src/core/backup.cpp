@@ -605,6 +605,34 @@ namespace
 {
 
 // Everything after the lock. `chosen_id` learns the new generation's id.
+namespace
+{
+// The default trees (/etc, /usr/local, /var/lib/kubelet) no configured tree holds:
+// by name (the tree's path or a directory above it), or where the host has them,
+// symlinks resolved inside the root (RHCOS has /usr/local -> ../var/usrlocal, so a
+// tree at /var/usrlocal holds it).
+std::vector<std::string> default_trees_left_out(const Config& cfg, const std::string& root)
+{
+    auto where = [&](const std::string& path) -> std::optional<std::string> {
+        auto fd = open_host(root, path, O_PATH | O_DIRECTORY);
+        if (!fd) return std::nullopt;
+        auto p = fd_path(fd->get());
+        return p ? std::optional<std::string>(*p) : std::nullopt;
+    };
+    std::vector<std::string> out;
+    for (const auto& d : Config::default_trees()) {
+        const auto d_real = where(d.path);
+        const bool held = std::any_of(cfg.trees.begin(), cfg.trees.end(), [&](const TreeSpec& t) {
+            if (path_within(lexical_path(d.path), lexical_path(t.path))) return true;
+            const auto t_real = d_real ? where(t.path) : std::nullopt;
+            return t_real && path_within(*d_real, *t_real);
+        });
+        if (!held) out.push_back(d.path);
+    }
+    return out;
+}
+} // namespace
+
 Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, const Store& store, Clock::time_point t0,
                                  std::string& chosen_id, Progress& progress, const CancelToken& cancel)
 {
@@ -685,12 +713,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     // from every backup, and from what a recovery puts back. Said, not refused:
     // leaving one out may be meant (the man page's example drops kubelet).
     {
-        std::vector<std::string> uncovered;
-        for (const auto& d : Config::default_trees())
-            if (std::none_of(cfg.trees.begin(), cfg.trees.end(), [&](const TreeSpec& t) {
-                    return path_within(lexical_path(d.path), lexical_path(t.path));
-                }))
-                uncovered.push_back(d.path);
+        std::vector<std::string> uncovered = default_trees_left_out(cfg, opts.root);
         if (!uncovered.empty()) {
             const bool one = uncovered.size() == 1;
             meta.warnings.push_back("backup.trees leaves out " + join(uncovered, ", ") + ": " +

@@ -1170,6 +1170,38 @@ TEST_CASE("a backup names the default trees backup.trees leaves out and is still
     CHECK(with_said(wa) == 1);
 }
 
+TEST_CASE("a tree where the host really has a default one holds it: /var/usrlocal is /usr/local on RHCOS")
+{
+    Host h(false, [](Host& x) {
+        sh("mv " + x.root + "/usr/local " + x.root + "/var/usrlocal && ln -s ../var/usrlocal " + x.root + "/usr/local");
+    });
+    const std::string base_config = slurp(h.config);
+    auto left_out = [](const Host::Run& r) {
+        std::vector<std::string> w;
+        const auto j = r.json();
+        for (const auto& x : j["warnings"])
+            if (x.get<std::string>().starts_with("backup.trees leaves out ")) w.push_back(x.get<std::string>());
+        return w;
+    };
+    write(h.config, base_config + "[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\n" +
+                        "[[backup.trees]]\nname = \"usrlocal\"\npath = \"/var/usrlocal\"\n" +
+                        "[[backup.trees]]\nname = \"kubelet\"\npath = \"/var/lib/kubelet\"\n");
+    auto held = h.cli("--json backup");
+    INFO(held.out << held.err);
+    REQUIRE(held.exit_code == 0);
+    CHECK(left_out(held).empty());
+
+    // Without it, /usr/local is still named (by the name the default has).
+    write(h.config, base_config + "[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\n" +
+                        "[[backup.trees]]\nname = \"kubelet\"\npath = \"/var/lib/kubelet\"\n");
+    auto without = h.cli("--json backup");
+    INFO(without.out << without.err);
+    REQUIRE(without.exit_code == 0);
+    auto w = left_out(without);
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].starts_with("backup.trees leaves out /usr/local: it is not in this backup"));
+}
+
 TEST_CASE("backup and status say when a boot entry keeps upgrade_recovery=phase1")
 {
     Host h;
