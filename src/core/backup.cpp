@@ -696,6 +696,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     meta.id = id;
     meta.created = rfc3339_now();
     meta.host = hostname_of(opts.root);
+    meta.machine_id = machine_id_of(opts.root);
     meta.tool_version = UR_VERSION;
     if (!opts.dry_run)
         log::event(log::kBackupStarted, log::Level::Info, "backup " + id + " started on " + store.path(),

@@ -29,6 +29,30 @@ std::string read_boot_id(const std::string& path)
     return s;
 }
 
+std::string machine_id_of(const std::string& root)
+{
+    auto t = read_host_file(root, "/etc/machine-id", 4096);
+    if (!t) return "";
+    std::string s = *t;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    // 32 lowercase hex digits (machine-id(5)); "uninitialized" and anything else: not known.
+    const bool valid = s.size() == 32 && std::all_of(s.begin(), s.end(), [](char c) {
+                           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                       });
+    return valid ? s : "";
+}
+
+std::string other_installation_problem(const BackupMetadata& m, const std::string& root)
+{
+    if (m.machine_id.empty()) return ""; // an older backup, or a root without one then
+    const std::string here = machine_id_of(root);
+    if (here.empty() || here == m.machine_id) return "";
+    return "backup " + m.id + " was taken on another installation (its /etc/machine-id is " + m.machine_id +
+           ", this root's is " + here + "): restoring it would give this node another node's /etc (certificates, " +
+           "kubelet identity, etcd member)";
+}
+
 namespace
 {
 

@@ -14,6 +14,16 @@ namespace ur
 // The kernel's id of this boot (empty when unreadable); `path` is a test seam.
 std::string read_boot_id(const std::string& path = "/proc/sys/kernel/random/boot_id");
 
+// <root>/etc/machine-id: the installation's identity (systemd writes it at the first
+// boot; it stays through upgrades). Empty when missing, unreadable or not yet set.
+std::string machine_id_of(const std::string& root);
+
+// Empty when the backup may be restored into `root` as far as its identity goes;
+// else why not: it was taken on another installation (both machine-ids known and
+// different), so restoring it would give this node another node's /etc
+// (certificates, kubelet identity, etcd member).
+std::string other_installation_problem(const BackupMetadata& m, const std::string& root);
+
 // OpenShift version and release image (or why unknown), kubelet certificate expiry.
 OpenShiftRecord read_openshift_info(const Config& cfg, const std::string& root);
 

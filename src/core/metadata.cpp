@@ -103,6 +103,7 @@ std::string metadata_to_toml(const BackupMetadata& m)
     t.insert("id", m.id);
     t.insert("created", m.created);
     t.insert("host", enc(m.host));
+    if (!m.machine_id.empty()) t.insert("machine_id", m.machine_id);
     t.insert("tool_version", m.tool_version);
     t.insert("duration_seconds", m.duration_seconds);
     t.insert("previous", m.previous);
@@ -352,6 +353,7 @@ Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::stri
     if (!err && m.id.empty()) return fail(ErrorKind::Corrupt, name + ": no backup id");
     m.created = r.s("created");
     m.host = r.s("host");
+    m.machine_id = r.s("machine_id");
     m.tool_version = r.s("tool_version");
     m.duration_seconds = r.seconds("duration_seconds");
     m.previous = r.s("previous");
@@ -454,6 +456,7 @@ std::string metadata_to_json(const BackupMetadata& m)
         {"id", m.id},
         {"created", m.created},
         {"host", enc(m.host)},
+        {"machine_id", m.machine_id},
         {"tool_version", m.tool_version},
         {"duration_seconds", m.duration_seconds},
         {"previous", m.previous},

@@ -80,6 +80,7 @@ struct BackupMetadata {
     std::string id;
     std::string created; // RFC 3339 UTC
     std::string host;
+    std::string machine_id; // <root>/etc/machine-id; empty: unknown (not set, or an older backup)
     std::string tool_version;
     double duration_seconds = 0;
     std::string manifest_sha256;

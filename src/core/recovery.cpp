@@ -331,6 +331,16 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
     // First, before anything is stopped: verify is a recovery's first step (on
     // --resume it runs again only if it failed, and then nothing was touched yet).
     record_cluster_status(c, kClusterStatusBefore, "before the recovery");
+    // Before the long read: another installation's backup is refused whatever its state.
+    std::string forced_other;
+    if (auto other = other_installation_problem(c.meta, c.opts.root); !other.empty()) {
+        if (!c.opts.force)
+            return fail(ErrorKind::Refused,
+                        other +
+                            "; a recovery restores a backup of this installation only (--force restores it anyway)");
+        c.progress.warning(other + " (--force)");
+        forced_other = "; another installation's, forced";
+    }
     auto rep = verify_backup(c.store, c.j.backup_id, c.progress, t.token());
     if (!rep) return std::unexpected(std::move(rep.error()).context("verify backup " + c.j.backup_id));
     if (!rep->ok()) {
@@ -344,6 +354,7 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
     } else {
         r.note = std::to_string(rep->checked) + " entries verified";
     }
+    r.note += forced_other;
     // W18: phase 2 runs the restored cluster-restore.sh; find out now, not after the reboot.
     if (auto missing = phase2_files_missing(c.cfg, c.store, c.meta); !missing.empty()) {
         if (!c.opts.force)
@@ -1221,6 +1232,7 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
     std::string verify_line = "verify: " + (rep->ok() ? std::to_string(rep->checked) + " entries match the manifest"
                                                       : "CORRUPT: " + std::to_string(rep->mismatches.size()) +
                                                             " mismatches, first: " + rep->mismatches.front());
+    if (auto other = other_installation_problem(*meta, opts.root); !other.empty()) verify_line += refuse + other;
     if (auto missing = phase2_files_missing(cfg, store, *meta); !missing.empty())
         verify_line += refuse + "the backup lacks what phase 2 needs: " + join(missing, ", ");
     // The images (W11) only listed, not pulled: a dry run changes nothing.

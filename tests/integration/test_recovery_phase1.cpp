@@ -983,6 +983,36 @@ TEST_CASE("a corrupt backup is refused before anything changes, unless forced")
     }
 }
 
+TEST_CASE("a backup of another installation (another machine-id) is refused before anything changes, unless forced")
+{
+    const std::string mine = "0123456789abcdef0123456789abcdef", other = "fedcba9876543210fedcba9876543210";
+    Host h(false, [&](Host& x) { write(x.p("etc/machine-id"), mine + "\n"); });
+    const std::string meta = slurp(h.p("var/recovery/backups/") + kBackupId + "/metadata.toml");
+    INFO(meta);
+    CHECK(meta.find("machine_id = '" + mine + "'") != std::string::npos);
+    // The same installation: nothing to say.
+    auto same = h.run("--dry-run");
+    INFO(same.out << same.err);
+    REQUIRE(same.exit_code == 0);
+    CHECK(same.json()["planned"][0].get<std::string>().find("REFUSED") == std::string::npos);
+
+    write(h.p("etc/machine-id"), other + "\n");
+    h.broken = h.snapshot();
+    const std::string why = "backup " + std::string(kBackupId) + " was taken on another installation (its " +
+                            "/etc/machine-id is " + mine + ", this root's is " + other + ")";
+    auto dry = h.run("--dry-run");
+    INFO(dry.out << dry.err);
+    REQUIRE(dry.exit_code == 0);
+    CHECK(dry.json()["planned"][0].get<std::string>().find("; REFUSED unless --force: " + why) != std::string::npos);
+    refused_at_verify(h, why);
+
+    auto forced = h.run("--force");
+    INFO(forced.out << forced.err);
+    CHECK(forced.exit_code == 0);
+    CHECK(h.journal().step("verify")->note.find("another installation's, forced") != std::string::npos);
+    CHECK(slurp(h.p("etc/machine-id")) == mine + "\n"); // the backup's /etc, as forced
+}
+
 // Feature 34: past a backup's rollback availability, arming and the recovery say what
 // the node will need, and go on: the files and etcd still come back.
 TEST_CASE("a backup whose kubelet certificates expired: arm and the recovery warn, and go on")

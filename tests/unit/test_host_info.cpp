@@ -217,3 +217,29 @@ TEST_CASE("etc excludes come from column 2 of /etc/tmpfiles.d/*.conf")
                                           "kubernetes/manifests", "machine-*.conf", "pki/ca-trust", "resolv.conf",
                                           "specifier-etc", "with space/file"});
 }
+
+TEST_CASE("machine-id: only a valid one is known, and only two known, different ones mean another installation")
+{
+    Root t;
+    fs::create_directories(t.path + "/etc");
+    auto put = [&](const std::string& text) { std::ofstream(t.path + "/etc/machine-id", std::ios::trunc) << text; };
+    CHECK(machine_id_of(t.path).empty()); // none
+    put("uninitialized\n");               // systemd's first boot
+    CHECK(machine_id_of(t.path).empty());
+    put("0123456789ABCDEF0123456789abcdef\n"); // not lowercase hex
+    CHECK(machine_id_of(t.path).empty());
+    put("0123456789abcdef0123456789abcdef\n");
+    CHECK(machine_id_of(t.path) == "0123456789abcdef0123456789abcdef");
+
+    BackupMetadata m;
+    m.id = "20240501T120000Z";
+    CHECK(other_installation_problem(m, t.path).empty()); // an older backup: not known
+    m.machine_id = "0123456789abcdef0123456789abcdef";
+    CHECK(other_installation_problem(m, t.path).empty()); // the same
+    m.machine_id = "fedcba9876543210fedcba9876543210";
+    CHECK_THAT(other_installation_problem(m, t.path),
+               Catch::Contains("backup 20240501T120000Z was taken on another installation (its /etc/machine-id is "
+                               "fedcba9876543210fedcba9876543210, this root's is 0123456789abcdef0123456789abcdef)"));
+    put("uninitialized\n"); // this root's not known: not refused
+    CHECK(other_installation_problem(m, t.path).empty());
+}

@@ -23,6 +23,7 @@ BackupMetadata sample()
     m.id = "20240501T120000Z";
     m.created = "2024-05-01T12:00:00Z";
     m.host = "sno";
+    m.machine_id = "0123456789abcdef0123456789abcdef";
     m.duration_seconds = 12.5;
     m.manifest_sha256 = std::string(64, 'a');
     m.manifest_entries = 1234;
@@ -87,6 +88,7 @@ TEST_CASE("metadata round trips, and an absent key reads as its default", "[meta
     CHECK(m->cluster.snapshot_hash == 4'000'000'000u);
     CHECK(m->ostree.serial == 3);
     CHECK(m->duration_seconds == 12.5);
+    CHECK(m->machine_id == "0123456789abcdef0123456789abcdef");
     REQUIRE(m->trees.size() == 2);
     CHECK(m->trees[1].name == "extras");
     CHECK(m->trees[0].exclude == std::vector<std::string>{"foo"});
@@ -94,6 +96,7 @@ TEST_CASE("metadata round trips, and an absent key reads as its default", "[meta
     auto old = metadata_from_toml("format = 1\nid = \"20240501T120000Z\"\n", "metadata.toml");
     REQUIRE(old);
     CHECK(old->trees.empty());
+    CHECK(old->machine_id.empty()); // not known: no identity check
     CHECK_FALSE(old->ostree.pinned_by_backup);
 }
 
