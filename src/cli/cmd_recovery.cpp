@@ -145,13 +145,7 @@ int cmd_recover(const Args& given)
         // Abandon leaves the host alone, so what phase 1 changed and phase 2 did not put
         // back stays (kubelet disabled: no kubelet after the next reboot). Say so, and how
         // to finish by hand, while the journal's steps are at hand.
-        LeftBehind left;
-        if (r->journal) {
-            left = recovery_left_behind(*cfg, args.root, (*session)->store, *r->journal);
-        } else if (!r->damaged_kept.empty()) {
-            left.left.push_back("what the recovery changed on the host cannot be read from a damaged journal: "
-                                "check kubelet.service ('systemctl is-enabled kubelet.service')");
-        }
+        const LeftBehind left = abandoned_left_behind(*cfg, args.root, (*session)->store, *r);
         if (args.json) {
             nlohmann::json j = {
                 {"abandoned", r->abandoned}, {"left_behind", left.left}, {"finish_by_hand", left.commands}};

@@ -1499,6 +1499,16 @@ StartDecision decide_start(const std::optional<RecoveryJournal>& journal, const 
     return {StartKind::New, "new recovery"};
 }
 
+LeftBehind abandoned_left_behind(const Config& cfg, const std::string& root, const Store& store, const Abandoned& a)
+{
+    if (a.journal) return recovery_left_behind(cfg, root, store, *a.journal);
+    LeftBehind out;
+    if (!a.damaged_kept.empty())
+        out.left.push_back("what the recovery changed on the host cannot be read from a damaged journal: "
+                           "check kubelet.service ('systemctl is-enabled kubelet.service')");
+    return out;
+}
+
 LeftBehind recovery_left_behind(const Config& cfg, const std::string& root, const Store& store,
                                 const RecoveryJournal& j)
 {

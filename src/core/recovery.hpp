@@ -109,6 +109,10 @@ struct LeftBehind {
 };
 LeftBehind recovery_left_behind(const Config& cfg, const std::string& root, const Store& store,
                                 const RecoveryJournal& j);
+// The same for what abandon_recovery returned, as `recover --abandon` and the D-Bus
+// AbandonRecovery report it: from the journal given up; a damaged journal (moved
+// aside) cannot say, so only what to check. Empty when nothing was abandoned.
+LeftBehind abandoned_left_behind(const Config& cfg, const std::string& root, const Store& store, const Abandoned& a);
 
 // The initrd unit when the real root's configuration cannot be read: an
 // ordinary boot goes on (a warning, ran == false), since a broken file must not
