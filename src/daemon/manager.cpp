@@ -167,6 +167,15 @@ std::vector<std::string> deployment_ids(const std::vector<DeploymentInfo>& v)
     return out;
 }
 
+// An `as` of strings that may quote file names.
+int append_strings(sd_bus_message* r, const std::vector<std::string>& v)
+{
+    int rr = sd_bus_message_open_container(r, 'a', "s");
+    for (const auto& s : v)
+        if (rr >= 0) rr = sd_bus_message_append(r, "s", valid_utf8(s).c_str());
+    return rr < 0 ? rr : sd_bus_message_close_container(r);
+}
+
 // The error of a failed result as the bus sees it.
 int reply_error(sd_bus_error* err, const Error& e)
 {
@@ -1026,8 +1035,19 @@ int Manager::m_abandon_recovery(sd_bus_message* m, void* userdata, sd_bus_error*
     auto a = abandon_recovery(ls->store, "abandoned by the administrator (AbandonRecovery)",
                               opts->boolean("force").value_or(false));
     if (!a) return reply_error(err, a.error());
+    // The host is left alone, as by the CLI: the caller gets what phase 1 left there
+    // and phase 2's remaining commands, from the same builder.
+    const LeftBehind left = abandoned_left_behind(self->cfg_, self->args_.root, ls->store, *a);
     self->refresh_view(true);
-    return sd_bus_reply_method_return(m, "bs", a->abandoned, a->damaged_kept.c_str());
+
+    sd_bus_message* raw = nullptr;
+    if ((r = sd_bus_message_new_method_return(m, &raw)) < 0) return r;
+    MessagePtr reply(raw);
+    r = sd_bus_message_append(reply.get(), "bs", static_cast<int>(a->abandoned), valid_utf8(a->damaged_kept).c_str());
+    if (r >= 0) r = append_strings(reply.get(), left.left);
+    if (r >= 0) r = append_strings(reply.get(), left.commands);
+    if (r < 0) return r;
+    return sd_bus_send(nullptr, reply.get(), nullptr);
 }
 
 // The upgrade watchdog, as `upgrade-recovery watchdog start|stop` (upgrade_watchdog.hpp).
@@ -1160,8 +1180,10 @@ const sd_bus_vtable Manager::vtable[] = {
     SD_BUS_METHOD_WITH_ARGS("ArmRecovery", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_NO_RESULT,
                             with_config<m_arm_recovery>, 0),
     SD_BUS_METHOD_WITH_ARGS("DisarmRecovery", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, with_config<m_disarm_recovery>, 0),
-    SD_BUS_METHOD_WITH_ARGS("AbandonRecovery", SD_BUS_ARGS("a{sv}", options),
-                            SD_BUS_RESULT("b", abandoned, "s", damaged_journal), with_config<m_abandon_recovery>, 0),
+    SD_BUS_METHOD_WITH_ARGS(
+        "AbandonRecovery", SD_BUS_ARGS("a{sv}", options),
+        SD_BUS_RESULT("b", abandoned, "s", damaged_journal, "as", left_behind, "as", finish_by_hand),
+        with_config<m_abandon_recovery>, 0),
     SD_BUS_METHOD_WITH_ARGS("StartWatchdog", SD_BUS_ARGS("s", id, "a{sv}", options), SD_BUS_RESULT("s", backup),
                             with_config<m_start_watchdog>, 0),
     SD_BUS_METHOD_WITH_ARGS("StopWatchdog", SD_BUS_NO_ARGS, SD_BUS_RESULT("b", was_running),

@@ -6,6 +6,7 @@
 set -u
 . "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
 dbus_setup
+require_cmd jq
 dbus_big_tree 3000
 dbus_start_daemon
 
@@ -205,7 +206,7 @@ ok "a damaged armed marker does not hide a failed recovery (RecoveryState Failed
 
 # --- AbandonRecovery -------------------------------------------------------------------
 out=$(mcall AbandonRecovery 'a{sv}' 0) || die "AbandonRecovery with nothing to give up failed"
-[ "$out" = 'bs false ""' ] || die "AbandonRecovery with nothing to give up: $out"
+[ "$out" = 'bsasas false "" 0 0' ] || die "AbandonRecovery with nothing to give up: $out"
 expect_error "$ERR.InvalidArgs" "$(gcall AbandonRecovery "{'force': <'yes'>}")"
 # A failed recovery is given up: the journal keeps its steps and ends failed, backups are free.
 printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "failed", "steps": [%s]}\n' \
@@ -216,12 +217,42 @@ printf '%s\n' "$B1" >"$T/armed.new" && mv "$T/armed.new" "$STORE/recovery/armed"
 for _ in $(seq 1 50); do [ "$(mprop RecoveryState)" = Failed ] && break; sleep 0.1; done
 [ "$(mprop RecoveryState)" = Failed ] || die "RecoveryState of a failed journal: $(mprop RecoveryState)"
 out=$(mcall AbandonRecovery 'a{sv}' 0) || die "AbandonRecovery of a failed recovery failed"
-[ "$out" = 'bs true ""' ] || die "AbandonRecovery of a failed recovery: $out"
+[ "$out" = 'bsasas true "" 0 0' ] || die "AbandonRecovery of a failed recovery (nothing left on the host): $out"
 [ ! -e "$STORE/recovery/armed" ] || die "armed marker still there after AbandonRecovery"
 grep -q '"state": "aborted"' "$STORE/recovery/journal" || die "journal after AbandonRecovery: $(cat "$STORE/recovery/journal")"
 grep -q '"name": "restore-files",' "$STORE/recovery/journal" || die "the journal lost its steps"
 [ "$(mprop RecoveryState)" = Aborted ] || die "RecoveryState after AbandonRecovery: $(mprop RecoveryState)"
 ok "AbandonRecovery of a failed recovery: journal aborted with its steps, marker gone"
+# Phase 1 stopped kubelet and crio, then its restore failed: abandoning leaves both
+# stopped. The caller gets what `recover --abandon --json` prints, from the same
+# builder: left_behind and finish_by_hand (AbandonRecovery used to return neither).
+stopped_journal()
+{
+    printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "failed", "steps": [%s]}\n' \
+        "$B1" '{"name": "verify", "state": "done"}, {"name": "stop-kubelet", "state": "done"},
+         {"name": "stop-crio", "state": "done"}, {"name": "restore-files", "state": "failed", "attempts": 1},
+         {"name": "disable-kubelet", "state": "pending"}, {"name": "phase1-done", "state": "pending"},
+         {"name": "start-crio", "state": "pending"}, {"name": "start-kubelet", "state": "pending"},
+         {"name": "finish", "state": "pending"}' >"$T/journal.new"
+    mv "$T/journal.new" "$STORE/recovery/journal"
+    printf '%s\n' "$B1" >"$T/armed.new" && mv "$T/armed.new" "$STORE/recovery/armed"
+}
+stopped_journal
+out=$(busctl --system --json=short call "$BUS_NAME" "$MGR_PATH" "$MGR_IFACE" AbandonRecovery 'a{sv}' 0) ||
+    die "AbandonRecovery of a recovery that stopped kubelet and crio failed"
+jq -e '.type == "bsasas" and .data[0] == true and .data[1] == ""' <<<"$out" >/dev/null ||
+    die "AbandonRecovery of a recovery that stopped kubelet and crio: $out"
+jq -e '.data[3] == ["systemctl start crio.service", "systemctl start kubelet.service"]' <<<"$out" >/dev/null ||
+    die "finish_by_hand: $out"
+jq -e '.data[2] | length == 3 and any(startswith("the restore of the files did not finish"))
+    and any(startswith("crio.service stopped by phase 1 (stop-crio)"))
+    and any(startswith("kubelet.service stopped by phase 1 (stop-kubelet)"))' <<<"$out" >/dev/null ||
+    die "left_behind: $out"
+stopped_journal
+cli_out=$("$CLI" --root "$ROOT" --config "$CFG" --json recover --abandon) || die "upgrade-recovery recover --abandon: $cli_out"
+[ "$(jq -c '.data[2:4]' <<<"$out")" = "$(jq -c '[.left_behind, .finish_by_hand]' <<<"$cli_out")" ] ||
+    die "AbandonRecovery and recover --abandon --json differ: $out / $cli_out"
+ok "AbandonRecovery returns what phase 1 left and how to finish, as recover --abandon: $(jq -c '.data[3]' <<<"$out")"
 # A damaged journal beside an armed marker: refused without force, nothing changed;
 # with force the markers go and the journal is kept aside under the name returned.
 printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "runn' "$B1" >"$T/journal.new"
@@ -232,7 +263,7 @@ expect_error "$ERR.Corrupt" "$(gcall AbandonRecovery "{}")"
 cmp -s "$STORE/recovery/journal" <(printf '{"format": 1, "recovery_id": "20000101T000000Z-r", "backup_id": "%s", "state": "runn' "$B1") ||
     die "a refused AbandonRecovery changed the damaged journal"
 out=$(mcall AbandonRecovery 'a{sv}' 1 force b true) || die "AbandonRecovery force failed"
-kept=$(sed -n 's/^bs true "\(journal\.damaged-[0-9TZ-]*\)"$/\1/p' <<<"$out")
+kept=$(sed -n 's/^bsasas true "\(journal\.damaged-[0-9TZ-]*\)" 1 "what the recovery changed on the host cannot be read from a damaged journal: .*" 0$/\1/p' <<<"$out")
 [ -n "$kept" ] || die "AbandonRecovery force: $out"
 [ -f "$STORE/recovery/$kept" ] && [ ! -e "$STORE/recovery/journal" ] && [ ! -e "$STORE/recovery/armed" ] ||
     die "after AbandonRecovery force: $(ls -A "$STORE/recovery")"
