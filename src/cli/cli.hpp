@@ -54,11 +54,8 @@ void print_json(const nlohmann::json& j);
 
 // Print the error (text on stderr, or a JSON object on stdout) and return its exit code.
 int report_error(const Args& args, const Error& e);
-// On the booted host (--root /, not in an initramfs): "" when this boot's initramfs
-// ran our dracut module, else the warning (initrd_mark.hpp); nullopt elsewhere,
-// where it says nothing.
-std::optional<std::string> initrd_module_problem(const Args& args);
-// After arming (arm, watchdog start): a warning on stderr when it did not.
+// After arming (arm, watchdog start): a warning on stderr when this boot's
+// initramfs did not run our dracut module (initrd_module_problem, initrd_mark.hpp).
 void warn_without_initrd_module(const Args& args);
 // The same, the JSON object with `extra`'s members added: what the command did
 // before it failed (arm --reboot: {"armed": ID}), in the one document it prints.

@@ -270,7 +270,7 @@ int cmd_status(const Args& args)
     const std::string next = st->recovery_error && !st->journal
                                  ? std::string()
                                  : make_recovery_status(st->journal, st->armed, st->phase2_pending).next;
-    const auto module_problem = initrd_module_problem(args);
+    const auto module_problem = initrd_module_problem(args.root);
     // Boot entries that keep upgrade_recovery=phase1 (null: /boot unreadable).
     const auto kept_karg = boot_entries_requesting_recovery(args.root);
     if (args.json) {

@@ -103,15 +103,9 @@ void print_json(const nlohmann::json& j)
     printf("%s\n", json_text(j).c_str());
 }
 
-std::optional<std::string> initrd_module_problem(const Args& args)
-{
-    if (args.root != "/" || in_initramfs()) return std::nullopt;
-    return initrd_module_warning(kInitrdRunDir);
-}
-
 void warn_without_initrd_module(const Args& args)
 {
-    if (auto p = initrd_module_problem(args); p && !p->empty()) fprintf(stderr, "warning: %s\n", p->c_str());
+    if (auto p = initrd_module_problem(args.root); p && !p->empty()) fprintf(stderr, "warning: %s\n", p->c_str());
 }
 
 int report_error(const Args& args, const Error& e)

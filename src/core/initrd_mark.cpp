@@ -48,4 +48,11 @@ std::string initrd_module_warning(const std::string& run_dir)
            "upgrade-recovery-dracut(7)";
 }
 
+std::optional<std::string> initrd_module_problem(const std::string& root, const std::optional<std::string>& run_dir)
+{
+    if (run_dir) return initrd_module_warning(*run_dir);
+    if (root != "/" || in_initramfs()) return std::nullopt;
+    return initrd_module_warning(kInitrdRunDir);
+}
+
 } // namespace ur

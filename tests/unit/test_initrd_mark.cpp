@@ -33,3 +33,19 @@ TEST_CASE("a mark that cannot be written is only logged")
     mark_initrd_ran(tmp.path + "/file/sub", "1"); // ENOTDIR: no throw, no abort
     CHECK_FALSE(initrd_module_warning(tmp.path + "/file/sub").empty());
 }
+
+TEST_CASE("the problem is asked on the booted host only, or of a run dir given")
+{
+    test::TempDir tmp;
+    const std::string run = tmp.path + "/run";
+    // A tree under --root is not this boot: nothing to say about it.
+    CHECK_FALSE(initrd_module_problem(tmp.path).has_value());
+    // A run dir given (the daemon's --initrd-run-dir) is asked whatever the root.
+    auto p = initrd_module_problem(tmp.path, run);
+    REQUIRE(p.has_value());
+    CHECK(*p == initrd_module_warning(run));
+    mark_initrd_ran(run, "1");
+    p = initrd_module_problem(tmp.path, run);
+    REQUIRE(p.has_value());
+    CHECK(p->empty());
+}
