@@ -1,6 +1,6 @@
 // upgrade-recoveryd: the io.openshift.UpgradeRecovery1 system service.
 //
-//   upgrade-recoveryd [--root DIR] [--config FILE] [-v]
+//   upgrade-recoveryd [--root DIR] [--config FILE] [--initrd-run-dir DIR] [-v]
 //   upgrade-recoveryd --request-backup [--timeout SEC] [--force] [--id ID]
 #include "client.hpp"
 #include "config.hpp"
@@ -26,7 +26,7 @@ namespace
 
 void usage(FILE* f)
 {
-    std::fprintf(f, "Usage: upgrade-recoveryd [--root DIR] [--config FILE] [-v]\n"
+    std::fprintf(f, "Usage: upgrade-recoveryd [--root DIR] [--config FILE] [--initrd-run-dir DIR] [-v]\n"
                     "       upgrade-recoveryd --request-backup [--timeout SECONDS] [--force] [--id ID]\n"
                     "\n"
                     "Serve io.openshift.UpgradeRecovery1 on the system bus (DBUS_SYSTEM_BUS_ADDRESS\n"
@@ -169,10 +169,20 @@ int serve(const DaemonArgs& args)
 int main(int argc, char** argv)
 {
     raise_fd_limit();
-    enum { OPT_ROOT = 0x100, OPT_CONFIG, OPT_REQUEST_BACKUP, OPT_TIMEOUT, OPT_FORCE, OPT_ID, OPT_VERSION };
+    enum {
+        OPT_ROOT = 0x100,
+        OPT_CONFIG,
+        OPT_INITRD_RUN_DIR,
+        OPT_REQUEST_BACKUP,
+        OPT_TIMEOUT,
+        OPT_FORCE,
+        OPT_ID,
+        OPT_VERSION
+    };
     static const struct option longopts[] = {
         {"root", required_argument, nullptr, OPT_ROOT},
         {"config", required_argument, nullptr, OPT_CONFIG},
+        {"initrd-run-dir", required_argument, nullptr, OPT_INITRD_RUN_DIR},
         {"request-backup", no_argument, nullptr, OPT_REQUEST_BACKUP},
         {"timeout", required_argument, nullptr, OPT_TIMEOUT},
         {"force", no_argument, nullptr, OPT_FORCE},
@@ -190,6 +200,7 @@ int main(int argc, char** argv)
         switch (c) {
         case OPT_ROOT: args.root = optarg; break;
         case OPT_CONFIG: args.config_file = optarg; break;
+        case OPT_INITRD_RUN_DIR: args.initrd_run_dir = optarg; break;
         case OPT_REQUEST_BACKUP: request = true; break;
         case OPT_TIMEOUT: {
             char* end = nullptr;

@@ -5,6 +5,7 @@
 #include "errors.hpp"
 #include "events.hpp"
 #include "host_info.hpp"
+#include "initrd_mark.hpp"
 #include "log.hpp"
 #include "options.hpp"
 #include "ostree_state.hpp"
@@ -369,6 +370,12 @@ Result<Manager::LockedStore> Manager::open_locked_store(StoreAccess access) cons
     auto lock = lock_store(*store);
     if (!lock) return std::unexpected(lock.error());
     return LockedStore{std::move(*store), std::move(*lock)};
+}
+
+void Manager::warn_without_initrd_module(const char* method) const
+{
+    if (auto p = initrd_module_problem(args_.root, args_.initrd_run_dir); p && !p->empty())
+        log::warning(std::string(method) + ": " + *p);
 }
 
 int Manager::check_idle(sd_bus_error* err) const
@@ -975,6 +982,7 @@ int Manager::m_arm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err
     auto id = backup_or_latest(ls->store, id_arg);
     if (!id) return reply_error(err, id.error());
     if (auto a = arm_recovery(ls->store, *id); !a) return reply_error(err, a.error());
+    self->warn_without_initrd_module("ArmRecovery");
     self->refresh_view(true);
     if (!opts->boolean("reboot").value_or(false)) return sd_bus_reply_method_return(m, nullptr);
 
@@ -1068,6 +1076,7 @@ int Manager::m_start_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* e
     if (!id) return reply_error(err, id.error());
     auto w = start_watchdog(ls->store, *id, opts->u32("timeout").value_or(kWatchdogDefaultTimeout), read_boot_id());
     if (!w) return reply_error(err, w.error());
+    self->warn_without_initrd_module("StartWatchdog"); // the watchdog's recovery needs it too
     return sd_bus_reply_method_return(m, "s", id->c_str());
 }
 

@@ -25,6 +25,9 @@ inline constexpr const char* kInterruptedError = "io.openshift.UpgradeRecovery1.
 struct DaemonArgs {
     std::string root = "/";
     std::optional<std::string> config_file;
+    // Where this boot's initramfs leaves its mark (initrd_mark.hpp); given, it is
+    // asked under any root (tests, a sandbox), else only with root "/".
+    std::optional<std::string> initrd_run_dir;
 };
 
 class Manager
@@ -80,6 +83,10 @@ class Manager
 
     // Root or CAP_SYS_ADMIN; 1 when allowed, else sets AccessDenied and returns <= 0.
     static int require_privileged(sd_bus_message* m, sd_bus_error* err);
+    // After ArmRecovery and StartWatchdog, as the CLI's arm and watchdog start: an armed
+    // recovery runs only from an initramfs with our dracut module; log when this boot's
+    // had none (initrd_module_problem's text).
+    void warn_without_initrd_module(const char* method) const;
     // Busy while a job runs: one operation at a time inside the daemon (the
     // store lock does the same across processes).
     int check_idle(sd_bus_error* err) const;

@@ -8,7 +8,9 @@ set -u
 dbus_setup
 require_cmd jq
 dbus_big_tree 3000
-dbus_start_daemon
+# This boot's initramfs mark, asked under the sandbox root too; none yet.
+RUN=$T/run-upgrade-recovery
+dbus_start_daemon --initrd-run-dir "$RUN"
 
 [ "$(mprop State)" = Idle ] || die "initial State is $(mprop State)"
 [ "$(mprop LastBackup)" = "" ] || die "LastBackup before any backup: $(mprop LastBackup)"
@@ -138,18 +140,23 @@ grep -qF '"json":' <<<"$P" && grep -qF '"text":' <<<"$P" || die "plan without te
 ok "GetRollbackPlan: action $action"
 
 # --- Arm / Disarm ----------------------------------------------------------------
+# initrd_warnings METHOD: how often the daemon logged `arm`'s warning for METHOD.
+initrd_warnings() { grep -cF "$1: this boot's initramfs did not run upgrade-recovery (no $RUN/initrd)" "$T/daemon.log" || true; }
 mcall ArmRecovery 'sa{sv}' "$B1" 0 || die "ArmRecovery failed"
 [ "$(cat "$STORE/recovery/armed")" = "$B1" ] || die "armed marker: $(cat "$STORE/recovery/armed" 2>&1)"
+[ "$(initrd_warnings ArmRecovery)" = 1 ] || die "ArmRecovery without the initramfs mark logged no warning: $(cat "$T/daemon.log")"
 [ "$(mprop RecoveryState)" = Armed ] || die "RecoveryState after arming: $(mprop RecoveryState)"
 expect_error "$ERR.Refused" "$(gcall DeleteBackup "$B1")"
 [ -d "$STORE/backups/$B1" ] || die "DeleteBackup removed the armed backup $B1"
 mcall DisarmRecovery || die "DisarmRecovery failed"
 [ ! -e "$STORE/recovery/armed" ] || die "armed marker still there after DisarmRecovery"
 [ "$(mprop RecoveryState)" = None ] || die "RecoveryState after disarming: $(mprop RecoveryState)"
+mkdir "$RUN" && echo "upgrade-recovery test" >"$RUN/initrd" # as recover --initrd leaves it
 mcall ArmRecovery 'sa{sv}' "" 1 reboot b false || die "ArmRecovery of latest failed"
 [ "$(cat "$STORE/recovery/armed")" = "$B2" ] || die "ArmRecovery '' did not arm the latest"
+[ "$(initrd_warnings ArmRecovery)" = 1 ] || die "ArmRecovery with the initramfs mark warned: $(cat "$T/daemon.log")"
 mcall DisarmRecovery || die "DisarmRecovery failed"
-ok "ArmRecovery / DisarmRecovery"
+ok "ArmRecovery / DisarmRecovery; the initramfs warning without the mark only"
 
 # --- changes by another process: PropertiesChanged when they happen, unread --------
 # The CLI arms and disarms on the same store; the monitor must see RecoveryState
@@ -285,7 +292,9 @@ ok "a replaced recovery/ is watched again"
 expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <uint32 59>}")"
 expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <'long'>}")"
 [ ! -e "$STORE/recovery/watchdog" ] || die "a refused StartWatchdog left a watchdog"
+rm "$RUN/initrd"
 [ "$(mcall StartWatchdog 'sa{sv}' "$B1" 1 timeout u 600)" = "s \"$B1\"" ] || die "StartWatchdog $B1"
+[ "$(initrd_warnings StartWatchdog)" = 1 ] || die "StartWatchdog without the initramfs mark logged no warning"
 grep -Eqx "backup = [\"']$B1[\"']" "$STORE/recovery/watchdog" || die "watchdog file: $(cat "$STORE/recovery/watchdog")"
 grep -Eqx 'timeout = 600' "$STORE/recovery/watchdog" || die "watchdog timeout: $(cat "$STORE/recovery/watchdog")"
 expect_error "$ERR.Refused" "$(gcall DeleteBackup "$B1")"
