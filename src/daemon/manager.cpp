@@ -1154,7 +1154,12 @@ Result<> Manager::reload_config()
 {
     auto cfg = load_config(ConfigSource{args_.root, args_.config_file});
     if (!cfg) return std::unexpected(std::move(cfg.error()).context("configuration"));
+    const bool moved = cfg->mount_point != cfg_.mount_point;
     cfg_ = std::move(*cfg);
+    // The store moved: watch the one now configured, and show its state, from this call
+    // on. The next re-read (a job's end, a stale property read) came too late: what
+    // another process wrote there until then went unsignalled.
+    if (moved) refresh_view(true);
     return {};
 }
 

@@ -5,7 +5,8 @@
 //
 // Watched: the mount point (latest, last-backup.json) and its recovery/ directory
 // (armed, phase2-pending, journal). A partition mounted over the directory, or
-// recovery/ made later, is a different inode: watch() re-arms on those.
+// recovery/ made later, is a different inode: watch() re-arms on those, and moves
+// to another directory when partition.mount_point changed in a reload.
 #pragma once
 
 #include "sdbus.hpp"

@@ -2,7 +2,8 @@
 # upgrade-recoveryd end to end over a private system bus, driven with busctl:
 # a backup job from start to Succeeded with Progress rising and the Manager States
 # in order, ListBackups, a dry-run StartBackup, VerifyBackup, GetRollbackPlan, Arm/Disarm/AbandonRecovery,
-# DeleteBackup, a dry-run StartRecovery, and the --request-backup client mode.
+# DeleteBackup, a dry-run StartRecovery, and the --request-backup client mode; the store
+# watch (also after partition.mount_point changed) and the initramfs warning.
 set -u
 . "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
 dbus_setup
@@ -287,6 +288,32 @@ find "$STORE/recovery" -mindepth 1 -delete
 mkdir "$STORE/recovery.new" && mv -T "$STORE/recovery.new" "$STORE/recovery"
 cli_arm_disarm "inside a replaced recovery/ (watch not moved)"
 ok "a replaced recovery/ is watched again"
+
+# partition.mount_point changed in the configuration: the next call reads it, and the
+# watch moves with it, so what another process writes in the new store is signalled
+# unread (the watch used to stay on the old store until something re-read the view).
+# recovery_signals STATE: how many RecoveryState STATE signals the monitor has seen.
+recovery_signals() { grep -F "\"path\":\"$MGR_PATH\"" "$T/monitor.json" | grep -cF "\"RecoveryState\":{\"type\":\"s\",\"data\":\"$1\"" || true; }
+MOVED=$ROOT/var/recovery-moved
+mkdir -p "$MOVED/recovery"
+cp "$CFG" "$T/config.unmoved"
+sed -i 's|^\[partition\]$|[partition]\nmount_point = "/var/recovery-moved"|' "$CFG"
+grep -q '^mount_point = "/var/recovery-moved"$' "$CFG" || die "cannot set mount_point in $CFG"
+failed_before=$(recovery_signals Failed)
+mcall ListBackups >/dev/null || die "ListBackups with the moved mount point"
+printf '{"format": 1, "recovery_id": "20000101T000000Z-m", "backup_id": "%s", "state": "failed", "steps": [%s]}\n' \
+    "$B1" '{"name": "verify", "state": "done"}, {"name": "restore-files", "state": "failed"},
+     {"name": "phase1-done", "state": "pending"}, {"name": "finish", "state": "pending"}' >"$T/journal.new"
+mv "$T/journal.new" "$MOVED/recovery/journal"
+seen_state $((failed_before + 1)) Failed ||
+    die "no PropertiesChanged RecoveryState Failed for a journal written in the store partition.mount_point moved to"
+[ "$(mprop LastBackup)" = "" ] || die "LastBackup of the empty moved store: $(mprop LastBackup)"
+# Back to the store before: watched again from the next call on.
+cp "$T/config.unmoved" "$CFG"
+mcall ListBackups >/dev/null || die "ListBackups with the mount point back"
+cli_arm_disarm "after partition.mount_point came back"
+[ "$(mprop LastBackup)" = "$B2" ] || die "LastBackup after the mount point came back: $(mprop LastBackup)"
+ok "the store watch follows partition.mount_point when the configuration changes"
 
 # --- StartWatchdog / StopWatchdog ----------------------------------------------------
 expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <uint32 59>}")"
