@@ -57,6 +57,10 @@ int report_error(const Args& args, const Error& e);
 // After arming (arm, watchdog start): a warning on stderr when this boot's
 // initramfs did not run our dracut module (initrd_module_problem, initrd_mark.hpp).
 void warn_without_initrd_module(const Args& args);
+// After arming (arm; watchdog start with `watchdog`): on stderr a warning for each
+// unit under --root that will not act after the reboot (unit_enablement.hpp), a
+// note for one whose state cannot be told.
+void warn_unit_enablement(const Args& args, bool watchdog);
 // The same, the JSON object with `extra`'s members added: what the command did
 // before it failed (arm --reboot: {"armed": ID}), in the one document it prints.
 int report_error(const Args& args, const Error& e, const nlohmann::json& extra);

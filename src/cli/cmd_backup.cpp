@@ -8,6 +8,7 @@
 #include "recovery_karg.hpp"
 #include "store.hpp"
 #include "store_status.hpp"
+#include "unit_enablement.hpp"
 #include "upgrade_watchdog.hpp"
 #include "verify.hpp"
 
@@ -273,6 +274,13 @@ int cmd_status(const Args& args)
     const auto module_problem = initrd_module_problem(args.root);
     // Boot entries that keep upgrade_recovery=phase1 (null: /boot unreadable).
     const auto kept_karg = boot_entries_requesting_recovery(args.root);
+    // The units that act after the next boot: a warning only when something is set
+    // to need them (armed, a recovery in progress or pending, a watchdog).
+    const bool recovery_ahead = st->armed || st->phase2_pending || st->watchdog ||
+                                (st->journal && recovery_state_in_progress(st->journal->state));
+    const std::vector<std::pair<UnitCheck, bool>> units = {
+        {check_phase2_unit(args.root, st->phase2_pending.has_value()), recovery_ahead},
+        {check_watchdog_unit(args.root), st->watchdog.has_value()}};
     if (args.json) {
         nlohmann::json j;
         j["store"] = store.path();
@@ -296,6 +304,11 @@ int cmd_status(const Args& args)
         j["recovery_next"] = next; // "" when there is nothing to do
         j["initrd_module_ran"] = module_problem ? nlohmann::json(module_problem->empty()) : nlohmann::json(nullptr);
         j["kept_recovery_karg"] = kept_karg ? nlohmann::json(*kept_karg) : nlohmann::json(nullptr);
+        j["units"] = nlohmann::json::object();
+        for (const auto& [c, matters] : units)
+            j["units"][c.unit] = {{"state", c.state.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.state)},
+                                  {"warning", matters ? c.warning : ""},
+                                  {"note", c.note}};
         j["watchdog"] = watchdog_json(st->watchdog);
         if (st->watchdog_error) j["watchdog_error"] = st->watchdog_error->message;
         print_json(j);
@@ -347,6 +360,11 @@ int cmd_status(const Args& args)
     if (!next.empty()) printf("Next: %s\n", printable(next).c_str());
     if (module_problem && !module_problem->empty()) printf("WARNING: %s\n", module_problem->c_str());
     if (auto w = persistent_karg_warning(kept_karg); !w.empty()) printf("WARNING: %s\n", printable(w).c_str());
+    for (const auto& [c, matters] : units) {
+        if (!matters) continue;
+        if (!c.warning.empty()) printf("WARNING: %s\n", printable(c.warning).c_str());
+        if (!c.note.empty()) printf("Note: %s\n", printable(c.note).c_str());
+    }
     if (const auto& w = st->watchdog)
         printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "
                "of a later boot\n",

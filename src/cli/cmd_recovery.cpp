@@ -269,6 +269,7 @@ int cmd_arm(const Args& args)
     if (!r) return report_error(args, r.error());
     // arm_recovery logs the kRecoveryArmed event itself.
     warn_without_initrd_module(args);
+    warn_unit_enablement(args, false);
 
     if (f->has("--reboot")) {
         auto rebooted = [&]() -> Result<> {

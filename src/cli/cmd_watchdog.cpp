@@ -68,6 +68,7 @@ int start(const Args& args, const Flags& f)
     auto w = start_watchdog(store, *id, timeout, read_boot_id());
     if (!w) return report_error(args, w.error());
     warn_without_initrd_module(args); // the watchdog's recovery needs it too
+    warn_unit_enablement(args, true); // its own unit, and phase 2 for the recovery it arms
     if (args.json)
         print_json(nlohmann::json({{"watchdog", watchdog_json(*w)}}));
     else

@@ -2,6 +2,7 @@
 
 #include "initrd_mark.hpp"
 #include "json_text.hpp"
+#include "unit_enablement.hpp"
 #include "ur-build-config.h"
 
 #include <charconv>
@@ -106,6 +107,16 @@ void print_json(const nlohmann::json& j)
 void warn_without_initrd_module(const Args& args)
 {
     if (auto p = initrd_module_problem(args.root); p && !p->empty()) fprintf(stderr, "warning: %s\n", p->c_str());
+}
+
+void warn_unit_enablement(const Args& args, bool watchdog)
+{
+    std::vector<UnitCheck> checks = {check_phase2_unit(args.root, false)};
+    if (watchdog) checks.push_back(check_watchdog_unit(args.root));
+    for (const auto& c : checks) {
+        if (!c.warning.empty()) fprintf(stderr, "warning: %s\n", printable(c.warning).c_str());
+        if (!c.note.empty()) fprintf(stderr, "note: %s\n", printable(c.note).c_str());
+    }
 }
 
 int report_error(const Args& args, const Error& e)
