@@ -13,6 +13,7 @@
 #include "recovery_journal.hpp"
 #include "rollback_plan.hpp"
 #include "store.hpp"
+#include "unit_enablement.hpp"
 #include "upgrade_watchdog.hpp"
 #include "ur-build-config.h"
 #include "utf8_text.hpp"
@@ -372,10 +373,16 @@ Result<Manager::LockedStore> Manager::open_locked_store(StoreAccess access) cons
     return LockedStore{std::move(*store), std::move(*lock)};
 }
 
-void Manager::warn_without_initrd_module(const char* method) const
+void Manager::warn_after_arming(const char* method, bool watchdog) const
 {
     if (auto p = initrd_module_problem(args_.root, args_.initrd_run_dir); p && !p->empty())
         log::warning(std::string(method) + ": " + *p);
+    std::vector<UnitCheck> units = {check_phase2_unit(args_.root, false)};
+    if (watchdog) units.push_back(check_watchdog_unit(args_.root));
+    for (const auto& u : units) {
+        if (!u.warning.empty()) log::warning(std::string(method) + ": " + u.warning);
+        if (!u.note.empty()) log::info(std::string(method) + ": " + u.note);
+    }
 }
 
 int Manager::check_idle(sd_bus_error* err) const
@@ -982,7 +989,7 @@ int Manager::m_arm_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err
     auto id = backup_or_latest(ls->store, id_arg);
     if (!id) return reply_error(err, id.error());
     if (auto a = arm_recovery(ls->store, *id); !a) return reply_error(err, a.error());
-    self->warn_without_initrd_module("ArmRecovery");
+    self->warn_after_arming("ArmRecovery", false);
     self->refresh_view(true);
     if (!opts->boolean("reboot").value_or(false)) return sd_bus_reply_method_return(m, nullptr);
 
@@ -1076,7 +1083,7 @@ int Manager::m_start_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* e
     if (!id) return reply_error(err, id.error());
     auto w = start_watchdog(ls->store, *id, opts->u32("timeout").value_or(kWatchdogDefaultTimeout), read_boot_id());
     if (!w) return reply_error(err, w.error());
-    self->warn_without_initrd_module("StartWatchdog"); // the watchdog's recovery needs it too
+    self->warn_after_arming("StartWatchdog", true); // the watchdog's recovery needs phase 2 too
     return sd_bus_reply_method_return(m, "s", id->c_str());
 }
 

@@ -83,10 +83,11 @@ class Manager
 
     // Root or CAP_SYS_ADMIN; 1 when allowed, else sets AccessDenied and returns <= 0.
     static int require_privileged(sd_bus_message* m, sd_bus_error* err);
-    // After ArmRecovery and StartWatchdog, as the CLI's arm and watchdog start: an armed
-    // recovery runs only from an initramfs with our dracut module; log when this boot's
-    // had none (initrd_module_problem's text).
-    void warn_without_initrd_module(const char* method) const;
+    // After ArmRecovery and StartWatchdog (`watchdog`), as the CLI's arm and watchdog
+    // start: log when this boot's initramfs had no dracut module of ours (an armed
+    // recovery runs only from one; initrd_module_problem's text), and when a unit that
+    // must act after the reboot will not (unit_enablement.hpp; a note when it cannot tell).
+    void warn_after_arming(const char* method, bool watchdog) const;
     // Busy while a job runs: one operation at a time inside the daemon (the
     // store lock does the same across processes).
     int check_idle(sd_bus_error* err) const;

@@ -7,7 +7,7 @@
 set -u
 . "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
 dbus_setup
-require_cmd jq
+require_cmd jq systemctl
 dbus_big_tree 3000
 # This boot's initramfs mark, asked under the sandbox root too; none yet.
 RUN=$T/run-upgrade-recovery
@@ -152,12 +152,22 @@ expect_error "$ERR.Refused" "$(gcall DeleteBackup "$B1")"
 mcall DisarmRecovery || die "DisarmRecovery failed"
 [ ! -e "$STORE/recovery/armed" ] || die "armed marker still there after DisarmRecovery"
 [ "$(mprop RecoveryState)" = None ] || die "RecoveryState after disarming: $(mprop RecoveryState)"
+# unit_warnings METHOD UNIT: how often the daemon logged that UNIT will not act after the reboot.
+unit_warnings() { grep -cF "$1: $2 is not installed (no unit file under $ROOT)" "$T/daemon.log" || true; }
+P2U=upgrade-recovery-phase2.service WDU=upgrade-recovery-watchdog.service
+[ "$(unit_warnings ArmRecovery $P2U)" = 1 ] || die "ArmRecovery without the phase 2 unit logged no warning: $(cat "$T/daemon.log")"
 mkdir "$RUN" && echo "upgrade-recovery test" >"$RUN/initrd" # as recover --initrd leaves it
+# The units as the package installs them, enabled: nothing more to say.
+mkdir -p "$ROOT/usr/lib/systemd/system"
+cp "$UR_SOURCE_DIR/units/$P2U.in" "$ROOT/usr/lib/systemd/system/$P2U"
+cp "$UR_SOURCE_DIR/units/$WDU.in" "$ROOT/usr/lib/systemd/system/$WDU"
+systemctl --root="$ROOT" enable $P2U $WDU >/dev/null 2>&1 || die "systemctl --root enable"
 mcall ArmRecovery 'sa{sv}' "" 1 reboot b false || die "ArmRecovery of latest failed"
 [ "$(cat "$STORE/recovery/armed")" = "$B2" ] || die "ArmRecovery '' did not arm the latest"
 [ "$(initrd_warnings ArmRecovery)" = 1 ] || die "ArmRecovery with the initramfs mark warned: $(cat "$T/daemon.log")"
+[ "$(unit_warnings ArmRecovery $P2U)" = 1 ] || die "ArmRecovery with the phase 2 unit enabled warned: $(cat "$T/daemon.log")"
 mcall DisarmRecovery || die "DisarmRecovery failed"
-ok "ArmRecovery / DisarmRecovery; the initramfs warning without the mark only"
+ok "ArmRecovery / DisarmRecovery; the initramfs and unit warnings only without the mark and the unit"
 
 # --- changes by another process: PropertiesChanged when they happen, unread --------
 # The CLI arms and disarms on the same store; the monitor must see RecoveryState
@@ -320,8 +330,11 @@ expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <uint3
 expect_error "$ERR.InvalidArgs" "$(gcall StartWatchdog "$B1" "{'timeout': <'long'>}")"
 [ ! -e "$STORE/recovery/watchdog" ] || die "a refused StartWatchdog left a watchdog"
 rm "$RUN/initrd"
+systemctl --root="$ROOT" mask $WDU >/dev/null 2>&1 || die "systemctl --root mask"
 [ "$(mcall StartWatchdog 'sa{sv}' "$B1" 1 timeout u 600)" = "s \"$B1\"" ] || die "StartWatchdog $B1"
 [ "$(initrd_warnings StartWatchdog)" = 1 ] || die "StartWatchdog without the initramfs mark logged no warning"
+[ "$(grep -cF "StartWatchdog: $WDU is masked" "$T/daemon.log" || true)" = 1 ] ||
+    die "StartWatchdog with its unit masked logged no warning: $(cat "$T/daemon.log")"
 grep -Eqx "backup = [\"']$B1[\"']" "$STORE/recovery/watchdog" || die "watchdog file: $(cat "$STORE/recovery/watchdog")"
 grep -Eqx 'timeout = 600' "$STORE/recovery/watchdog" || die "watchdog timeout: $(cat "$STORE/recovery/watchdog")"
 expect_error "$ERR.Refused" "$(gcall DeleteBackup "$B1")"
