@@ -14,6 +14,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ur::cli
@@ -121,6 +122,12 @@ struct Flags {
     bool has(const std::string& f) const;
     std::optional<std::string> value(const std::string& f) const;
 };
+// Every subcommand option that takes a value. main() reads global options
+// (--json, --help, --root, ...) anywhere in the arguments, but not in the place
+// of such a value: 'watchdog trigger --reason --help' gives --reason the text.
+// parse_flags aborts on a valued option missing here.
+inline constexpr std::string_view kValuedFlags[] = {"--id", "--timeout", "--backup", "--reason", "--output"};
+bool is_valued_flag(std::string_view arg);
 // Parse params; unknown flags are a usage error naming them.
 std::optional<Flags> parse_flags(const std::vector<std::string>& params, const std::vector<std::string>& booleans,
                                  const std::vector<std::string>& with_value, size_t max_positional);

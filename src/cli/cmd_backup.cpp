@@ -123,6 +123,11 @@ int cmd_backup(const Args& args)
     std::optional<unsigned> timeout_opt;
     if (auto t = f->value("--timeout"); t && !(timeout_opt = parse_seconds("--timeout", *t, " (0: no limit)")))
         return kExitUsage;
+    if (auto id = f->value("--id"); id && !valid_backup_id(*id)) { // before the partition is looked for
+        usage_error("upgrade-recovery: --id: '%s' is not a valid backup id (YYYYMMDDTHHMMSSZ, a UTC time)\n",
+                    printable(*id).c_str());
+        return kExitUsage;
+    }
     auto cfg = load(args);
     if (!cfg) return report_error(args, cfg.error());
     BackupOptions opts;

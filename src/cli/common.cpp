@@ -5,6 +5,7 @@
 #include "unit_enablement.hpp"
 #include "ur-build-config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <csignal>
@@ -234,9 +235,20 @@ std::optional<std::string> Flags::value(const std::string& f) const
     return std::nullopt;
 }
 
+bool is_valued_flag(std::string_view arg)
+{
+    return std::find(std::begin(kValuedFlags), std::end(kValuedFlags), arg) != std::end(kValuedFlags);
+}
+
 std::optional<Flags> parse_flags(const std::vector<std::string>& params, const std::vector<std::string>& booleans,
                                  const std::vector<std::string>& with_value, size_t max_positional)
 {
+    for (const auto& v : with_value)
+        if (!is_valued_flag(v)) {
+            // A programming error: main() would take a global option in its value's place.
+            fprintf(stderr, "upgrade-recovery: internal error: %s is not in kValuedFlags\n", v.c_str());
+            abort();
+        }
     Flags f;
     for (size_t i = 0; i < params.size(); i++) {
         const std::string& p = params[i];

@@ -64,8 +64,11 @@ int main(int argc, char** argv)
     Args args;
     std::vector<std::string> rest;
     std::set<std::string> seen;
-    for (int i = 1; i < argc; i++)
-        if (std::string_view(argv[i]) == "--json") set_json_errors(true); // before any usage error
+    for (int i = 1; i < argc; i++) { // before any usage error; not an option's value
+        const std::string_view a = argv[i];
+        if (a == "--json") set_json_errors(true);
+        if (a == "--root" || a == "--config" || a == "--dir" || is_valued_flag(a)) i++;
+    }
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         auto value = [&](const char* opt) -> std::optional<std::string> {
@@ -109,6 +112,8 @@ int main(int argc, char** argv)
             return 0;
         } else {
             rest.push_back(a);
+            // A subcommand option's value is its own, whatever it looks like.
+            if (rest.size() > 1 && is_valued_flag(a) && i + 1 < argc) rest.push_back(argv[++i]);
         }
     }
     if (rest.empty()) {

@@ -97,6 +97,13 @@ done
 # With --json a usage error is a JSON error too, as every other failure.
 check "--json backup --bogus exits 2" run_rc 2 "$T/uj.json" "$T/uj.err" cli "$R0" --json backup --bogus
 check "... with the error as JSON on stdout" test "$(json "$T/uj.json" 'j["error"]')" = InvalidArgs
+# A subcommand option's value is its own: a global option's name there is the value.
+check "backup --timeout --help exits 2" run_rc 2 "$T/uv.out" "$T/uv.err" cli "$R0" backup --timeout --help
+check "... for --timeout's value" grep -q -- "wants whole seconds" "$T/uv.err"
+check "... without printing the usage" test ! -s "$T/uv.out"
+check "backup --id --json exits 2" run_rc 2 "$T/uw.out" "$T/uw.err" cli "$R0" backup --id --json
+check "... as an id that is not one, in text (no --json given)" grep -q -- "'--json' is not a valid backup id" "$T/uw.err"
+check "... nothing on stdout" test ! -s "$T/uw.out"
 # Whole modes take no other option: a --dry-run next to them was silently ignored.
 for mode in --initrd --abandon; do
     check "recover $mode --dry-run exits 2" run_rc 2 "$T/um.out" "$T/um.err" cli "$R0" recover $mode --dry-run

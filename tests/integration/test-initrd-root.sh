@@ -9,13 +9,15 @@
 #    /sysroot/etc/upgrade-recovery/config.toml;
 #  - a /sysroot config naming a partition that does not exist: the reason names
 #    that label, not the default 'recovery';
+#  - in text, nothing printed when not on a terminal, and on one (script(1)'s pty)
+#    "nothing armed" with the reason;
 #  - --root given: that root's configuration, as before.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 require_root
-require_cmd unshare chroot
+require_cmd unshare chroot script
 [ -n "${UR_CLI:-}" ] || die "UR_CLI is not set (run through meson test)"
 
 if [ -z "${UR_IN_NS:-}" ]; then
@@ -55,6 +57,14 @@ label=urt-initrd-root-$$-none
 printf '[partition]\nlabel = "%s"\n' "$label" >"$cfg"
 out=$(run) || die "recover --initrd failed: $out"
 expect "the /sysroot configuration's partition label is used" "$label" "$out"
+
+# Text: quiet on every boot (the unit's output goes to the console), but typed at a
+# terminal (the emergency shell) it says why nothing ran.
+out=$(chroot "$T/m" /ur-cli recover --initrd 2>/dev/null) || die "recover --initrd (text) failed: $out"
+[ -z "$out" ] && echo "ok: nothing printed when not on a terminal" ||
+    { echo "FAIL: printed when not on a terminal: $out" >&2; fails=$((fails + 1)); }
+out=$(script -qec "chroot $T/m /ur-cli recover --initrd" /dev/null 2>&1) || die "recover --initrd on a pty failed: $out"
+expect "on a terminal, 'nothing armed' and why" "upgrade-recovery: nothing armed (no recovery partition" "$out"
 
 printf 'bogus = 2\n' >"$T/m/other/etc/upgrade-recovery/config.toml"
 out=$(run --root /other) || die "recover --initrd --root /other failed: $out"
