@@ -1,6 +1,7 @@
 // watchdog start|stop|monitor|trigger: the upgrade watchdog (upgrade_watchdog.hpp).
 #include "cli.hpp"
 #include "host_info.hpp"
+#include "recovery_journal.hpp"
 #include "units.hpp"
 #include "upgrade_watchdog.hpp"
 
@@ -80,14 +81,40 @@ int start(const Args& args, const Flags& f)
 
 int stop(const Args& args)
 {
-    auto session = open_session(args, StoreAccess::Inspect, true);
+    auto session = open_session(args, StoreAccess::Inspect, false);
     if (!session) return report_error(args, session.error());
-    auto was = stop_watchdog((*session)->store);
+    const Store& store = (*session)->store;
+    // Firing waits for a busy store (a backup); so does declaring the upgrade
+    // complete, or the watchdog could fire after a stop that gave up.
+    auto lock = lock_store_patiently(store, kStoreLockPatience, [&] {
+        fprintf(stderr, "upgrade-recovery: another operation holds %s; waiting up to %lld s for it\n",
+                printable(store.path()).c_str(), static_cast<long long>(kStoreLockPatience.count()));
+    });
+    if (!lock) return report_error(args, lock.error());
+    auto was = stop_watchdog(store);
     if (!was) return report_error(args, was.error());
-    if (args.json)
-        print_json(nlohmann::json({{"stopped", *was}}));
-    else
-        printf(*was ? "Watchdog stopped.\n" : "No watchdog was running.\n");
+    // None, but a recovery armed: the watchdog fired (or someone armed one). Stop
+    // cannot undo that; disarm can, before the reboot.
+    std::optional<std::string> armed;
+    if (!*was) {
+        auto dir = JournalDir::open(store, false);
+        if (dir && dir->exists())
+            if (auto a = dir->armed(); a && *a) armed = **a;
+    }
+    if (args.json) {
+        nlohmann::json j = {{"stopped", *was}};
+        if (armed) j["armed"] = *armed;
+        print_json(j);
+    } else if (*was) {
+        printf("Watchdog stopped.\n");
+    } else if (armed) {
+        printf("No watchdog is running, but a recovery of backup %s is armed (the watchdog fired, or 'arm' ran): "
+               "the next boot restores it. To keep the node as it is, run 'upgrade-recovery disarm' before "
+               "that reboot.\n",
+               printable(*armed).c_str());
+    } else {
+        printf("No watchdog was running.\n");
+    }
     return 0;
 }
 

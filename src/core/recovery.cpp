@@ -41,8 +41,6 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kPhase2Unit = "upgrade-recovery-phase2.service";
 constexpr const char* kKubeletUnit = "kubelet.service";
 constexpr const char* kCrioUnit = "crio.service";
-// How long an unattended run waits for the store's lock (a verify of a large backup).
-constexpr std::chrono::seconds kStoreLockPatience{600};
 
 // ---------------------------------------------------------------------------
 

@@ -65,6 +65,9 @@ Result<StoreLock> lock_store(const Store& store, bool create = true);
 // The lock, waiting up to `patience` while another operation holds it (Busy after
 // that), for what runs unattended and must not give up on a store busy for a while
 // (a verify, a backup). `waiting` is called once, when the wait starts.
+// How long what runs unattended (phase 2, the initrd) or ends a wait (watchdog stop)
+// waits for the store's lock: a verify of a large backup, a backup.
+inline constexpr std::chrono::seconds kStoreLockPatience{600};
 Result<StoreLock> lock_store_patiently(const Store& store, std::chrono::seconds patience,
                                        const std::function<void()>& waiting = {});
 

@@ -74,6 +74,18 @@ Result<WatchdogState> start_watchdog(const Store& store, const std::string& back
     if (*busy)
         return fail(ErrorKind::RecoveryInProgress,
                     "a recovery is armed or in progress; a watchdog would only arm it again");
+    // One started in an earlier boot counts in this one (the upgrade's boot): started
+    // again, it would wait for the next boot and leave this one unguarded. A damaged
+    // file guards nothing (the monitor stops on it): a new start replaces it.
+    auto old = read_watchdog(store);
+    if (!old && old.error().kind != ErrorKind::Corrupt) return std::unexpected(old.error());
+    if (old && *old && watchdog_applies(**old, boot_id))
+        return fail(ErrorKind::Refused,
+                    "a watchdog started " + (*old)->started + ", in an earlier boot, counts in this one: it recovers " +
+                        "backup " + (*old)->backup_id + " unless 'upgrade-recovery watchdog stop' runs within " +
+                        std::to_string((*old)->timeout) + " s of this boot's start. Started again, it would " +
+                        "wait for the next boot and leave this one unguarded; when the upgrade is complete, " +
+                        "run 'upgrade-recovery watchdog stop' first");
     WatchdogState w{backup_id, timeout, rfc3339_now(), boot_id};
     auto dir = JournalDir::open(store, true);
     if (!dir) return std::unexpected(dir.error());

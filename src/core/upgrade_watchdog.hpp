@@ -40,7 +40,8 @@ Result<WatchdogState> watchdog_from_toml(std::string_view text, const std::strin
 Result<std::optional<WatchdogState>> read_watchdog(const Store& store);
 
 // Start (or replace) the watchdog. The backup must be readable; refused while
-// a recovery is armed or in progress; timeout at least 60 s.
+// a recovery is armed or in progress, and while one started in an earlier boot
+// counts in this one (Refused); timeout at least 60 s.
 Result<WatchdogState> start_watchdog(const Store& store, const std::string& backup_id, unsigned timeout,
                                      const std::string& boot_id);
 // The upgrade is complete: remove the watchdog. Returns whether there was one.

@@ -146,6 +146,36 @@ check "SIGTERM ends the monitor with exit 0" test "$rc" = 0
 check "... the watchdog stays for the next boot" test -f "$WD"
 check "... nothing is armed" test ! -e "$ARMED"
 
+# --- started again while one from an earlier boot counts in this boot: refused ---------------
+# (the SIGTERM above left the watchdog, started in "an-earlier-boot")
+check "start while one from an earlier boot counts is refused (exit 11)" \
+    run_rc 11 "$T/w5.out" "$T/w5.err" cli "$ROOT" watchdog start --timeout 60000
+check "... saying it would leave this boot unguarded, and what to do" \
+    grep -q "in an earlier boot, counts in this one.*leave this one unguarded.*watchdog stop' first" "$T/w5.err"
+check "... the watchdog is unchanged" grep -qx "timeout = 100000" "$WD"
+# Stop waits for a busy store, as firing does: one that gave up let the watchdog fire later.
+flock "$ROOT/var/recovery/.lock" sleep 4 &
+holder=$!
+sleep 0.5
+t1=$(date +%s)
+check "stop while another operation holds the store exits 0" run_rc 0 "$T/s3.out" "$T/s3.err" cli "$ROOT" watchdog stop
+check "... once the lock was free" test $(($(date +%s) - t1)) -ge 3
+wait "$holder"
+check "... and stopped it" grep -q "^Watchdog stopped" "$T/s3.out"
+check "... saying it waited" grep -q "another operation holds .*; waiting up to 600 s" "$T/s3.err"
+check "started twice in one boot: the second replaces the first" \
+    bash -c "'$UR_CLI' --root '$ROOT' watchdog start $B1 --timeout 100000 >/dev/null && '$UR_CLI' --root '$ROOT' watchdog start $B1 --timeout 200000 >/dev/null"
+check "... with its timeout" grep -qx "timeout = 200000" "$WD"
+# Stop after the watchdog fired: it says the recovery is armed, and how to keep the node.
+later_boot
+check "trigger fires" run_rc 0 "$T/t2.out" "$T/t2.err" cli "$ROOT" watchdog trigger --reason test
+check "stop after it fired exits 0" run_rc 0 "$T/s4.json" "$T/s4.err" cli "$ROOT" --json watchdog stop
+check "... not stopped, the armed backup named" \
+    test "$(json "$T/s4.json" 'str(j["stopped"]) + " " + j["armed"]')" = "False $B1"
+check "... in text: armed, and disarm keeps the node" \
+    bash -c "'$UR_CLI' --root '$ROOT' watchdog stop | grep -q \"backup $B1 is armed.*'upgrade-recovery disarm' before that reboot\""
+check "disarm" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
+
 # --- a damaged watchdog fires nothing ---------------------------------------------------------
 echo 'backup = ' >"$WD"
 check "monitor with a damaged watchdog exits 7" run_rc 7 "$T/m4.out" "$T/m4.err" cli "$ROOT" watchdog monitor
