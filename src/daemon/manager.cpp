@@ -774,9 +774,11 @@ int Manager::m_start_backup(sd_bus_message* m, void* userdata, sd_bus_error* err
         auto inprog = recovery_in_progress(*store);
         if (!inprog) return reply_error(err, inprog.error());
         if (*inprog)
-            return reply_error(err, Error{ErrorKind::RecoveryInProgress, 0,
-                                          "a recovery is armed or in progress on " + store->path() +
-                                              "; no backup until it is finished or disarmed"});
+            return reply_error(
+                err, Error{ErrorKind::RecoveryInProgress, 0,
+                           "a recovery is armed or in progress on " + store->path() +
+                               "; no backup until it ends (DisarmRecovery cancels an armed one; StartRecovery "
+                               "with resume continues one in progress, AbandonRecovery ends it)"});
         auto lock = lock_store(*store, false); // a probe: no lock file where none was
         if (!lock) return reply_error(err, lock.error());
         // A refused id is refused by the call: no job, no property changes (the job
