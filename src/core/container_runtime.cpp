@@ -2,6 +2,7 @@
 
 #include "log.hpp"
 #include "process.hpp"
+#include "text.hpp"
 
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -94,15 +95,10 @@ std::string first_line(std::string s)
 std::vector<std::string> lines_of(const std::string& s)
 {
     std::vector<std::string> out;
-    size_t pos = 0;
-    while (pos < s.size()) {
-        size_t nl = s.find('\n', pos);
-        if (nl == std::string::npos) nl = s.size();
-        std::string l = s.substr(pos, nl - pos);
+    for (std::string_view l : split_lines(s)) {
         while (!l.empty() && (l.back() == ' ' || l.back() == '\r'))
-            l.pop_back();
-        if (!l.empty()) out.push_back(l);
-        pos = nl + 1;
+            l.remove_suffix(1);
+        if (!l.empty()) out.emplace_back(l);
     }
     return out;
 }

@@ -25,12 +25,8 @@ void sort_unique(std::vector<std::string>& v)
 std::vector<std::string> yaml_images(std::string_view text)
 {
     std::vector<std::string> out;
-    size_t pos = 0;
-    while (pos < text.size()) {
-        size_t nl = text.find('\n', pos);
-        std::string_view line =
-            trim(text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos));
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
+    for (std::string_view raw : split_lines(text)) {
+        std::string_view line = trim(raw);
         if (!line.empty() && line.front() == '-') line = trim(line.substr(1));
         if (line.substr(0, 6) != "image:") continue;
         std::string_view v = trim(line.substr(6));

@@ -2,6 +2,7 @@
 
 #include "hostfs.hpp"
 #include "metrics_text.hpp"
+#include "text.hpp"
 #include "walk.hpp"
 
 #include <algorithm>
@@ -59,14 +60,9 @@ namespace
 // os-release: KEY=value, KEY="value" or KEY='value' (shell-like quoting, backslash escapes).
 std::optional<std::string> os_release_field(const std::string& text, const std::string& key)
 {
-    size_t pos = 0;
-    while (pos < text.size()) {
-        size_t nl = text.find('\n', pos);
-        if (nl == std::string::npos) nl = text.size();
-        std::string line = text.substr(pos, nl - pos);
-        pos = nl + 1;
-        if (line.compare(0, key.size() + 1, key + "=") != 0) continue;
-        std::string v = line.substr(key.size() + 1);
+    for (std::string_view line : split_lines(text)) {
+        if (!line.starts_with(key + "=")) continue;
+        std::string v(line.substr(key.size() + 1));
         while (!v.empty() && (v.back() == '\r' || v.back() == ' '))
             v.pop_back();
         if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front()) {

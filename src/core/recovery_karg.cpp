@@ -21,12 +21,7 @@ bool is_space(char c)
 std::string entry_options(std::string_view text)
 {
     std::string out;
-    size_t pos = 0;
-    while (pos < text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
+    for (std::string_view line : split_lines(text)) {
         while (!line.empty() && (line.front() == ' ' || line.front() == '\t'))
             line.remove_prefix(1);
         if (line.starts_with("options") && line.size() > 7 && (line[7] == ' ' || line[7] == '\t')) {

@@ -16,6 +16,19 @@ std::string join(const std::vector<std::string>& v, std::string_view sep)
     return out;
 }
 
+std::vector<std::string_view> split_lines(std::string_view text)
+{
+    std::vector<std::string_view> out;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t nl = text.find('\n', pos);
+        if (nl == std::string_view::npos) nl = text.size();
+        out.push_back(text.substr(pos, nl - pos));
+        pos = nl + 1;
+    }
+    return out;
+}
+
 std::string_view trim(std::string_view s)
 {
     const auto b = s.find_first_not_of(" \t\r\n");

@@ -12,6 +12,10 @@ namespace ur
 // The items of `v` separated by `sep`: join({"a", "b"}, ", ") == "a, b".
 std::string join(const std::vector<std::string>& v, std::string_view sep);
 
+// The lines of `text`, without their line feeds; a last line without one counts,
+// an empty one after the last line feed does not: "a\n\nb\n" -> {"a", "", "b"}.
+std::vector<std::string_view> split_lines(std::string_view text);
+
 // `s` without the spaces, tabs, carriage returns and line feeds at either end.
 std::string_view trim(std::string_view s);
 

@@ -1,6 +1,7 @@
 #include "jobstate.hpp"
 
 #include "fd.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -80,13 +81,8 @@ Result<DaemonState> parse_state(std::string_view text)
     DaemonState s;
     JobRecord j;
     bool have_job = false;
-    size_t pos = 0;
     unsigned line = 0;
-    while (pos < text.size()) {
-        size_t nl = text.find('\n', pos);
-        if (nl == std::string_view::npos) nl = text.size();
-        std::string_view l = text.substr(pos, nl - pos);
-        pos = nl + 1;
+    for (std::string_view l : split_lines(text)) {
         line++;
         if (l.empty()) continue;
         size_t eq = l.find('=');

@@ -43,3 +43,14 @@ TEST_CASE("sh_command joins the argv's sh words with spaces")
     CHECK(sh_command({"oc", "patch", "-p", R"({"spec":{}})"}) == R"(oc patch -p '{"spec":{}}')");
     CHECK(sh_command({"a b", ""}) == "'a b' ''");
 }
+
+TEST_CASE("split_lines: the lines without their line feeds, the last one without one too")
+{
+    using V = std::vector<std::string_view>;
+    CHECK(split_lines("") == V{});
+    CHECK(split_lines("a") == V{"a"});
+    CHECK(split_lines("a\n") == V{"a"});
+    CHECK(split_lines("a\n\nb\n") == V{"a", "", "b"});
+    CHECK(split_lines("\n") == V{""});
+    CHECK(split_lines("a\r\nb") == V{"a\r", "b"}); // carriage returns are the caller's
+}
