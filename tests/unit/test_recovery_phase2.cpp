@@ -83,6 +83,8 @@ case "$1" in
     done < $S/images
     echo ']}' ;;
   pull) [ $# = 2 ] || { echo "bad args: $*" >&2; exit 2; }
+    # pull-hangs: a registry that never answers (the pull's child outlives a plain kill).
+    [ -f $S/pull-hangs ] && { echo started > $S/pull-started; sleep 600 & wait; }
     # pull-fails: how many pulls fail before the registry answers ("always": every one).
     f=$(cat $S/pull-fails 2>/dev/null || echo 0)
     if [ "$f" = always ] || [ "$f" -gt 0 ]; then
@@ -321,6 +323,11 @@ struct Cluster {
     Result<RecoveryOutcome> run(Progress& p)
     {
         CancelToken c;
+        return run_recovery(cfg, opts, be, p, c);
+    }
+    Result<RecoveryOutcome> run(const CancelToken& c)
+    {
+        Progress p;
         return run_recovery(cfg, opts, be, p, c);
     }
 };
@@ -946,6 +953,40 @@ TEST_CASE("a container storage that cannot be listed is not checked; phase 2 goe
     CHECK(count(c.calls(), "crictl images") == 1);
     CHECK(count(c.calls(), "crictl pull") == 0);
     CHECK(c.journal().step("pull-images")->note.find("not checked: cannot list the container images") == 0);
+}
+
+TEST_CASE("a cancel during a pull that hangs stops phase 2 at once, and --resume goes on (W11)")
+{
+    Cluster c;
+    c.control_plane_images();
+    c.cfg.pull_timeout = 60; // the cancel, not the deadline, must end it
+    c.put("pull-hangs", "");
+    CancelToken cancel;
+    std::thread canceller([&] {
+        for (int i = 0; i < 600 && !c.has("pull-started"); i++)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        cancel.cancel(); // SIGTERM of the unit, as SignalCancel turns it into
+    });
+    auto t0 = Clock::now();
+    auto r = c.run(cancel);
+    canceller.join();
+    INFO(c.get("calls"));
+    REQUIRE(c.has("pull-started"));
+    REQUIRE_FALSE(r);
+    INFO(r.error().message);
+    CHECK(r.error().kind == ErrorKind::Cancelled);
+    CHECK(Clock::now() - t0 < std::chrono::seconds(30)); // not the 60 s pull_timeout, nor the 600 s sleep
+    CHECK(first(c.calls(), "cluster-restore") == -1);
+    CHECK(c.journal().step("pull-images")->state == StepState::Failed);
+    CHECK(c.journal().step("restore-etcd")->state == StepState::Pending);
+    // The stand-in's process group went with it: no sleep of its pull is left.
+    CHECK(std::system("ps -eo args | grep -qx 'sleep 600'") != 0);
+
+    fs::remove(c.s + "/pull-hangs");
+    auto again = c.run();
+    INFO(c.get("calls"));
+    REQUIRE(again);
+    CHECK(again->complete);
 }
 
 TEST_CASE("pull-images is skipped without an etcd snapshot or named images")
