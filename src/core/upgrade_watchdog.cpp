@@ -1,11 +1,14 @@
 #include "upgrade_watchdog.hpp"
 
 #include "fd.hpp"
+#include "host_info.hpp"
 #include "log.hpp"
 #include "recovery_journal.hpp"
 #include "toml_data.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <sstream>
 #include <toml++/toml.h>
 #include <unistd.h>
@@ -20,10 +23,41 @@ std::string watchdog_to_toml(const WatchdogState& w)
     t.insert("timeout", static_cast<int64_t>(w.timeout));
     t.insert("started", w.started);
     t.insert("boot_id", w.boot_id);
+    if (!w.later_boots.empty()) { // a file without later boots stays as older versions wrote it
+        toml::array boots;
+        for (const auto& b : w.later_boots)
+            boots.push_back(b);
+        t.insert("later_boots", std::move(boots));
+    }
     std::ostringstream o;
     o << "# upgrade-recovery watchdog: 'upgrade-recovery watchdog stop' ends it\n" << toml::toml_formatter(t) << "\n";
     return o.str();
 }
+
+namespace
+{
+
+// `later_boots`: absent in files written before it (none seen), else distinct boot ids.
+Result<std::vector<std::string>> later_boots_from_toml(const toml::table& t, const std::string& name)
+{
+    std::vector<std::string> out;
+    const toml::node* n = t.get("later_boots");
+    if (!n) return out;
+    const toml::array* a = n->as_array();
+    auto bad = [&] {
+        return fail(ErrorKind::Corrupt, name + ":" + std::to_string(n->source().begin.line) +
+                                            ": later_boots must be an array of distinct boot ids");
+    };
+    if (!a) return bad();
+    for (const auto& e : *a) {
+        auto id = e.value<std::string>();
+        if (!e.is_string() || !id || id->empty() || std::find(out.begin(), out.end(), *id) != out.end()) return bad();
+        out.push_back(*id);
+    }
+    return out;
+}
+
+} // namespace
 
 Result<WatchdogState> watchdog_from_toml(std::string_view text, const std::string& name)
 {
@@ -41,6 +75,9 @@ Result<WatchdogState> watchdog_from_toml(std::string_view text, const std::strin
     w.timeout = static_cast<unsigned>(*timeout);
     w.started = *started;
     w.boot_id = *boot;
+    auto boots = later_boots_from_toml(t, name);
+    if (!boots) return std::unexpected(boots.error());
+    w.later_boots = std::move(*boots);
     return w;
 }
 
@@ -132,6 +169,58 @@ Result<std::string> fire_watchdog(const Store& store, const std::string& reason)
     UR_TRY_CTX(arm_recovery(store, id), "watchdog");
     UR_TRY(stop_watchdog(store));
     return id;
+}
+
+Result<std::optional<WatchdogState>> record_watchdog_boot(const Store& store, const std::string& boot_id)
+{
+    auto w = read_watchdog(store);
+    if (!w) return std::unexpected(w.error());
+    if (!*w || !watchdog_applies(**w, boot_id)) return w;
+    auto& boots = (*w)->later_boots;
+    if (std::find(boots.begin(), boots.end(), boot_id) != boots.end()) return w; // a restarted monitor
+    boots.push_back(boot_id);
+    auto dir = JournalDir::open(store, false);
+    if (!dir) return std::unexpected(dir.error());
+    UR_TRY_CTX(write_file_atomic_at(dir->fd(), kWatchdogFile, watchdog_to_toml(**w), 0644),
+               "record this boot in recovery/watchdog");
+    return w;
+}
+
+BootClock read_boot_clock()
+{
+    auto seconds = [](clockid_t id) {
+        struct timespec ts {
+        };
+        ::clock_gettime(id, &ts);
+        return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+    };
+    return {read_boot_id(), seconds(CLOCK_BOOTTIME), seconds(CLOCK_REALTIME)};
+}
+
+WatchdogOutlook watchdog_outlook(const WatchdogState& w, const BootClock& clock, unsigned max_boots)
+{
+    WatchdogOutlook o;
+    o.applies = watchdog_applies(w, clock.boot_id);
+    o.boots = static_cast<unsigned>(w.later_boots.size());
+    o.max_boots = max_boots;
+    o.too_many_boots = o.boots > max_boots;
+    if (o.applies) {
+        o.seconds_left = std::max(0.0, w.timeout - clock.uptime);
+        o.deadline = clock.now - clock.uptime + w.timeout; // the boot began at now - uptime
+    }
+    return o;
+}
+
+std::string watchdog_fire_reason(const WatchdogState& w, const WatchdogOutlook& o)
+{
+    if (!o.applies) return {};
+    if (o.too_many_boots)
+        return "the node came up " + std::to_string(o.boots) + " times since the watchdog was started (" +
+               "watchdog.max_boots = " + std::to_string(o.max_boots) +
+               ") and the upgrade was never declared complete: a reboot loop";
+    if (o.seconds_left <= 0)
+        return "the upgrade was not declared complete within " + std::to_string(w.timeout) + " s of the boot";
+    return {};
 }
 
 } // namespace ur
