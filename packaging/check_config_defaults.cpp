@@ -121,6 +121,7 @@ int main(int argc, char** argv)
             {"recovery.crictl", c.crictl == d.crictl},
             {"recovery.oc", c.oc == d.oc},
             {"recovery.systemctl", c.systemctl_mode == d.systemctl_mode},
+            {"watchdog.max_boots", c.watchdog_max_boots == d.watchdog_max_boots},
             {"daemon.idle_exit", c.idle_exit == d.idle_exit},
         };
         for (const auto& ch : checks) {

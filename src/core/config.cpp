@@ -131,12 +131,13 @@ class Section
             return {};
         });
     }
-    Result<> uint(const char* key, unsigned& out, unsigned min = 0)
+    Result<> uint(const char* key, unsigned& out, unsigned min = 0, unsigned max = 0x7fffffff)
     {
         return with(key, [&](const toml::node& n) -> Result<> {
             if (!n.is_integer() || *n.value<int64_t>() < 0 || *n.value<int64_t>() > 0x7fffffff)
                 return type_error(key, n, "a non-negative integer");
             if (*n.value<int64_t>() < min) return type_error(key, n, ("at least " + std::to_string(min)).c_str());
+            if (*n.value<int64_t>() > max) return type_error(key, n, ("at most " + std::to_string(max)).c_str());
             out = static_cast<unsigned>(*n.value<int64_t>());
             return {};
         });
@@ -313,6 +314,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& schema_keys
         {"recovery",
          {"wipe_images", "stop_timeout", "container_restart_timeout", "redeploy_timeout", "restore_script_timeout",
           "pull_timeout", "api_request_timeout", "poll_interval", "kubeconfig", "crictl", "oc", "systemctl"}},
+        {"watchdog", {"max_boots"}},
         {"daemon", {"idle_exit"}},
     };
     return k;
@@ -382,6 +384,10 @@ Result<> apply_section(const std::string& name, Section& s, Config& c, const std
         UR_TRY(s.str("oc", c.oc));
         UR_TRY(s.command("oc", c.oc));
         UR_TRY(s.oneof("systemctl", c.systemctl_mode, {"auto", "dbus", "offline"}));
+    } else if (name == "watchdog") {
+        // At least 1: the upgrade's own reboot is a later boot. At most 1000: each
+        // boot is a line of recovery/watchdog, read with a 64 KiB limit.
+        UR_TRY(s.uint("max_boots", c.watchdog_max_boots, 1, 1000));
     } else if (name == "daemon") {
         UR_TRY(s.uint("idle_exit", c.idle_exit));
     }

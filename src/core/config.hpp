@@ -74,6 +74,11 @@ struct Config {
     std::string oc = "oc";
     std::string systemctl_mode = "auto"; // auto | dbus | offline
 
+    // [watchdog]
+    // Later boots the upgrade watchdog accepts before it fires at the start of the
+    // next one: an OpenShift upgrade reboots the node once, sometimes twice.
+    unsigned watchdog_max_boots = 3;
+
     // [daemon]
     unsigned idle_exit = 120; // seconds without work or clients before the daemon exits, 0 = never
 

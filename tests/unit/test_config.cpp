@@ -138,6 +138,31 @@ TEST_CASE("invalid values are refused")
     }
 }
 
+TEST_CASE("watchdog.max_boots: 3 by default, 1 to 1000, named where it is wrong")
+{
+    auto d = parse("");
+    REQUIRE(d);
+    CHECK(d->watchdog_max_boots == 3);
+    auto c = parse("[watchdog]\nmax_boots = 5\n");
+    REQUIRE(c);
+    CHECK(c->watchdog_max_boots == 5);
+    for (const char* v : {"0", "1001"}) {
+        auto r = parse(std::string("[watchdog]\nmax_boots = ") + v + "\n");
+        INFO(v);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::BadConfig);
+        CHECK(r.error().message.find("t.toml:2:") != std::string::npos);
+        CHECK(r.error().message.find("watchdog.max_boots must be at") != std::string::npos);
+    }
+    auto s = parse("[watchdog]\nmax_boots = \"3\"\n");
+    REQUIRE_FALSE(s);
+    CHECK(s.error().message.find("t.toml:2:") != std::string::npos);
+    CHECK(s.error().message.find("watchdog.max_boots must be a non-negative integer") != std::string::npos);
+    auto u = parse("[watchdog]\nmax_boot = 3\n");
+    REQUIRE_FALSE(u);
+    CHECK(u.error().message.find("t.toml:2:1: unknown key 'max_boot' in [watchdog]") != std::string::npos);
+}
+
 TEST_CASE("a syntax error names its position")
 {
     auto c = parse("[backup]\nretention = = 3\n");
