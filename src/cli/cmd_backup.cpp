@@ -13,6 +13,7 @@
 #include "verify.hpp"
 
 #include <cstdio>
+#include <ctime>
 #include <nlohmann/json.hpp>
 
 namespace ur::cli
@@ -257,6 +258,44 @@ void print_backup_attempt(const BackupAttempt& a)
                printable(a.started).c_str());
 }
 
+std::string utc_text(double epoch)
+{
+    const time_t t = static_cast<time_t>(epoch);
+    struct tm tm {
+    };
+    char buf[32];
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+// What the watchdog does in this boot, added to its object in `status --json`.
+void add_watchdog_outlook(nlohmann::json& j, const WatchdogOutlook& o)
+{
+    j["applies_this_boot"] = o.applies;
+    j["seconds_left"] = o.applies ? nlohmann::json(static_cast<long long>(o.seconds_left)) : nlohmann::json(nullptr);
+    j["deadline"] = o.applies ? nlohmann::json(utc_text(o.deadline)) : nlohmann::json(nullptr);
+    j["boots"] = o.boots;
+    j["max_boots"] = o.max_boots;
+}
+
+void print_watchdog_outlook(const WatchdogOutlook& o)
+{
+    const std::string counted = "later boots: " + std::to_string(o.boots) + "; it fires at the start of later boot " +
+                                std::to_string(o.max_boots + 1) +
+                                " (watchdog.max_boots = " + std::to_string(o.max_boots) + ")";
+    if (!o.applies)
+        printf("  This boot: the watchdog was started in it; it waits for the next boot (%s)\n", counted.c_str());
+    else if (o.too_many_boots)
+        printf("  This boot: fires as soon as its monitor runs (%s)\n", counted.c_str());
+    else if (o.seconds_left <= 0)
+        printf("  This boot: the timeout has passed (%s); it fires as soon as its monitor runs\n",
+               utc_text(o.deadline).c_str());
+    else
+        printf("  This boot: fires in %.0f s (%s) unless stopped; %s\n", o.seconds_left, utc_text(o.deadline).c_str(),
+               counted.c_str());
+}
+
 } // namespace
 
 int cmd_status(const Args& args)
@@ -267,6 +306,8 @@ int cmd_status(const Args& args)
     const Store& store = (*session)->store;
     auto st = read_store_status(store);
     if (!st) return report_error(args, st.error());
+    if (st->watchdog)
+        st->watchdog_outlook = watchdog_outlook(*st->watchdog, read_boot_clock(), (*session)->cfg.watchdog_max_boots);
     // What cannot be read is shown and makes the exit status, after the rest.
     const Error* first_err = st->first_error();
     const int rc = first_err ? exit_code(first_err->kind) : 0;
@@ -315,6 +356,7 @@ int cmd_status(const Args& args)
                                   {"warning", matters ? c.warning : ""},
                                   {"note", c.note}};
         j["watchdog"] = watchdog_json(st->watchdog);
+        if (st->watchdog_outlook) add_watchdog_outlook(j["watchdog"], *st->watchdog_outlook);
         if (st->watchdog_error) j["watchdog_error"] = st->watchdog_error->message;
         print_json(j);
         return rc;
@@ -370,11 +412,12 @@ int cmd_status(const Args& args)
         if (!c.warning.empty()) printf("WARNING: %s\n", printable(c.warning).c_str());
         if (!c.note.empty()) printf("Note: %s\n", printable(c.note).c_str());
     }
-    if (const auto& w = st->watchdog)
+    if (const auto& w = st->watchdog) {
         printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "
                "of a later boot\n",
                printable(w->started).c_str(), printable(w->backup_id).c_str(), w->timeout);
-    else if (st->watchdog_error)
+        if (st->watchdog_outlook) print_watchdog_outlook(*st->watchdog_outlook);
+    } else if (st->watchdog_error)
         printf("Watchdog: UNREADABLE: %s\n", printable(st->watchdog_error->message).c_str());
     return rc;
 }

@@ -53,6 +53,9 @@ int cmd_metrics(const Args& args)
         store_err = st.error();
         text = metrics_text(nullptr, std::nullopt);
     } else {
+        if (st->watchdog)
+            st->watchdog_outlook =
+                watchdog_outlook(*st->watchdog, read_boot_clock(), (*session)->cfg.watchdog_max_boots);
         auto usage = store_usage((*session)->store);
         if (!usage) log::warning("cannot tell the store's size: " + usage.error().message);
         text = metrics_text(&*st, usage ? std::optional<StoreUsage>(*usage) : std::nullopt);

@@ -179,6 +179,20 @@ std::string metrics_text(const StoreStatus* st, const std::optional<StoreUsage>&
     w.family("upgrade_recovery_watchdog_active",
              "1 while the upgrade watchdog runs: it recovers unless stopped in time.");
     w.sample(st->watchdog ? 1 : 0);
+    if (const auto& o = st->watchdog_outlook) {
+        w.family("upgrade_recovery_watchdog_boots",
+                 "Boots after the one the upgrade watchdog was started in, counted so far.");
+        w.sample(o->boots);
+        w.family("upgrade_recovery_watchdog_max_boots",
+                 "watchdog.max_boots: the watchdog fires at the start of the boot after this many.");
+        w.sample(o->max_boots);
+        // Not in the boot it was started in: it cannot fire there.
+        if (o->applies) {
+            w.family("upgrade_recovery_watchdog_deadline_timestamp_seconds",
+                     "When the upgrade watchdog fires in this boot unless stopped, in seconds since the epoch.");
+            w.sample(o->deadline);
+        }
+    }
 
     w.family("upgrade_recovery_unreadable",
              "1 for a part of the store that cannot be read (damaged or unreadable; see upgrade-recovery status).");

@@ -32,6 +32,9 @@ struct StoreStatus {
     std::optional<Error> recovery_error;
     std::optional<WatchdogState> watchdog;
     std::optional<Error> watchdog_error;
+    // The watchdog as this boot sees it: set by the caller, which knows the boot
+    // and watchdog.max_boots (read_boot_clock, watchdog_outlook).
+    std::optional<WatchdogOutlook> watchdog_outlook;
 
     // The first unreadable part, in the order above (the exit status of `status`).
     const Error* first_error() const;

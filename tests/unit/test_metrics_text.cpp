@@ -191,3 +191,21 @@ TEST_CASE("metrics_text: a recovery, the watchdog and unreadable parts")
     CHECK(p.samples.at("upgrade_recovery_recovery_started_timestamp_seconds") == "1795266000");
     CHECK(p.samples.at("upgrade_recovery_watchdog_active") == "1");
 }
+
+TEST_CASE("metrics_text: the watchdog's boots, its limit, and its deadline only where it can fire")
+{
+    StoreStatus s = sample_status();
+    s.watchdog = WatchdogState{"20261121T120000Z", 1800, "2026-11-21T12:00:00Z", "boot-0", {"boot-1", "boot-2"}};
+    s.watchdog_outlook = watchdog_outlook(*s.watchdog, {"boot-2", 300, 1'795'266'000}, 3);
+    auto p = parse(metrics_text(&s, std::nullopt));
+    REQUIRE(p.well_formed);
+    CHECK(p.samples.at("upgrade_recovery_watchdog_boots") == "2");
+    CHECK(p.samples.at("upgrade_recovery_watchdog_max_boots") == "3");
+    CHECK(p.samples.at("upgrade_recovery_watchdog_deadline_timestamp_seconds") == "1795267500");
+
+    s.watchdog_outlook = watchdog_outlook(*s.watchdog, {"boot-0", 300, 1'795'266'000}, 3); // its start boot
+    p = parse(metrics_text(&s, std::nullopt));
+    REQUIRE(p.well_formed);
+    CHECK(p.samples.at("upgrade_recovery_watchdog_boots") == "2");
+    CHECK_FALSE(p.samples.count("upgrade_recovery_watchdog_deadline_timestamp_seconds"));
+}
