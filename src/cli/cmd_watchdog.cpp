@@ -19,15 +19,6 @@ namespace
 
 constexpr const char* kUnit = "upgrade-recovery-watchdog.service";
 
-// Seconds since this boot began (suspend included): the watchdog's clock.
-double seconds_since_boot()
-{
-    struct timespec ts {
-    };
-    ::clock_gettime(CLOCK_BOOTTIME, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
 // Arm the watchdog's backup and reboot (when this is the running system).
 int fire(const Args& args, const Config& cfg, const Store& store, const std::string& reason,
          std::chrono::seconds patience)
@@ -139,13 +130,32 @@ int trigger(const Args& args, const Flags& f)
     return fire(args, (*session)->cfg, store, reason, std::chrono::seconds(60)); // within ExecStopPost's time
 }
 
+std::optional<WatchdogState> uncounted(const Error& e, std::optional<WatchdogState> seen)
+{
+    log::warning("watchdog: cannot count this boot (" + e.message + "); the timeout still applies");
+    return seen;
+}
+
+// Count this boot once, under the store's lock: a `watchdog stop` meanwhile is not
+// undone. A count that cannot be written is lost, but the timeout still fires.
+std::optional<WatchdogState> count_this_boot(const Store& store, const std::string& boot,
+                                             std::optional<WatchdogState> seen)
+{
+    auto lock = lock_store_patiently(store, std::chrono::minutes(30));
+    if (!lock) return uncounted(lock.error(), std::move(seen));
+    auto counted = record_watchdog_boot(store, boot);
+    if (!counted) return uncounted(counted.error(), std::move(seen));
+    return std::move(*counted);
+}
+
 // The service: wait in every boot after the one the watchdog was started in.
 int monitor(const Args& args)
 {
     auto session = open_session(args, StoreAccess::Inspect, false);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
-    const std::string boot = read_boot_id();
+    const unsigned max_boots = (*session)->cfg.watchdog_max_boots;
+    const std::string boot = read_boot_clock().boot_id;
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
@@ -160,6 +170,7 @@ int monitor(const Args& args)
         fflush(stdout);
     };
     bool told = false;
+    bool counted = false;
     for (;;) {
         auto w = read_watchdog(store);
         if (!w) return report_error(args, w.error()); // never fire on what cannot be read
@@ -173,23 +184,30 @@ int monitor(const Args& args)
                 "The watchdog was started in this boot; it waits from the next one.");
             return 0;
         }
-        const double left = (*w)->timeout - seconds_since_boot();
-        if (left <= 0)
-            return fire(args, (*session)->cfg, store,
-                        "the upgrade was not declared complete within " + std::to_string((*w)->timeout) +
-                            " s of the boot",
-                        std::chrono::minutes(30));
+        if (!counted) {
+            *w = count_this_boot(store, boot, std::move(*w));
+            counted = true;
+            if (!*w) continue; // stopped meanwhile: the next look says so
+        }
+        const WatchdogOutlook o = watchdog_outlook(**w, read_boot_clock(), max_boots);
+        if (auto why = watchdog_fire_reason(**w, o); !why.empty())
+            return fire(args, (*session)->cfg, store, why, std::chrono::minutes(30));
         if (!told) {
-            char text[256];
+            char text[512];
             snprintf(text, sizeof text,
-                     "Watchdog: backup %s is recovered in %.0f s unless 'upgrade-recovery watchdog stop' runs.",
-                     printable((*w)->backup_id).c_str(), left);
-            say({{"waiting", true}, {"seconds_left", static_cast<long long>(left)}, {"watchdog", watchdog_json(*w)}},
+                     "Watchdog: backup %s is recovered in %.0f s unless 'upgrade-recovery watchdog stop' runs "
+                     "(later boot %u; it fires at the start of later boot %u).",
+                     printable((*w)->backup_id).c_str(), o.seconds_left, o.boots, max_boots + 1);
+            say({{"waiting", true},
+                 {"seconds_left", static_cast<long long>(o.seconds_left)},
+                 {"boots", o.boots},
+                 {"max_boots", max_boots},
+                 {"watchdog", watchdog_json(*w)}},
                 text);
             told = true;
         }
         // Sleep until the deadline or the next look (the watchdog may be stopped), or a stop signal.
-        const double nap = left < 2.0 ? left : 2.0;
+        const double nap = o.seconds_left < 2.0 ? o.seconds_left : 2.0;
         struct timespec ts {
             static_cast<time_t>(nap), static_cast<long>((nap - static_cast<double>(static_cast<time_t>(nap))) * 1e9)
         };

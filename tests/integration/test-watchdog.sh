@@ -11,6 +11,12 @@
 #  - trigger (a unit's ExecStopPost hook) fires at once in a later boot;
 #  - a waiting monitor ends when the watchdog is stopped, and on SIGTERM (the
 #    watchdog stays for the next boot), arming nothing;
+#  - the monitor counts each later boot once (a restarted monitor does not count
+#    it again); status (text and --json) and the metrics say when it fires in
+#    this boot and the boots counted; a node that came up more than
+#    watchdog.max_boots times (a reboot loop, simulated by boot ids recorded in
+#    the file) fires at the start of the boot, long before its timeout, saying
+#    so; watchdog.max_boots from the configuration decides;
 #  - a damaged watchdog file fires nothing: monitor and status exit 7.
 # Offline (--root): firing arms and says to reboot; the reboot itself is
 # systemd's, seen in the VM tests' recoveries.
@@ -33,6 +39,12 @@ printf '[backup]\nretention = 2\n' >"$ROOT/etc/upgrade-recovery/config.d/10-rete
 WD=$ROOT/var/recovery/recovery/watchdog
 ARMED=$ROOT/var/recovery/recovery/armed
 later_boot() { sed -i 's/^boot_id = .*/boot_id = "an-earlier-boot"/' "$WD"; }
+# earlier_later_boots IDS: the boots the monitor saw before this one (a TOML array's body).
+earlier_later_boots() {
+    sed -i '/^later_boots = /d' "$WD"
+    echo "later_boots = [$1]" >>"$WD"
+}
+BOOT=$(cat /proc/sys/kernel/random/boot_id)
 
 check "first backup" run_rc 0 "$T/b1.json" "$T/b1.err" cli "$ROOT" --json backup
 B1=$(json "$T/b1.json" 'j["id"]')
@@ -58,6 +70,15 @@ check "it names the latest backup, the timeout and this boot" \
 check "the watchdog file is on the partition" grep -Eqx "backup = [\"']$B1[\"']" "$WD"
 check "status shows it" bash -c "'$UR_CLI' --root '$ROOT' status | grep -q '^Watchdog: started .* recovers backup $B1 '"
 check "status --json shows it" test "$(json <(cli "$ROOT" --json status) 'j["watchdog"]["backup"]')" = "$B1"
+cli "$ROOT" --json status >"$T/st0.json"
+check "... not applying in this boot: no time left, no deadline, 0 of 3 boots" \
+    test "$(json "$T/st0.json" '(lambda w: [w["applies_this_boot"], w["seconds_left"], w["deadline"], w["boots"], w["max_boots"]])(j["watchdog"])')" \
+    = "[False, None, None, 0, 3]"
+check "status says it waits for the next boot" \
+    bash -c "'$UR_CLI' --root '$ROOT' status | grep -q '^  This boot: the watchdog was started in it; it waits for the next boot (later boots: 0; it fires at the start of later boot 4 (watchdog.max_boots = 3))'"
+cli "$ROOT" metrics >"$T/met0.prom" || true
+check "metrics: 0 boots, at most 3, no deadline in this boot" \
+    bash -c "grep -qx 'upgrade_recovery_watchdog_boots 0' '$T/met0.prom' && grep -qx 'upgrade_recovery_watchdog_max_boots 3' '$T/met0.prom' && ! grep -q '^upgrade_recovery_watchdog_deadline' '$T/met0.prom'"
 
 # --- the boot it was started in: nothing fires --------------------------------------------
 check "monitor in the same boot exits 0 at once" run_rc 0 "$T/m0.out" "$T/m0.err" cli "$ROOT" watchdog monitor
@@ -146,8 +167,65 @@ check "SIGTERM ends the monitor with exit 0" test "$rc" = 0
 check "... the watchdog stays for the next boot" test -f "$WD"
 check "... nothing is armed" test ! -e "$ARMED"
 
+# --- later boots: counted once each; status and metrics say when it fires -----------------
+check "the waiting monitor counted this boot" grep -Eq "^later_boots = \[ *[\"']$BOOT[\"'] *\]" "$WD"
+"$UR_CLI" --root "$ROOT" watchdog monitor >"$T/m5.out" 2>"$T/m5.err" &
+mon=$!
+check "a monitor started again in the same boot waits" wait_for_line "$T/m5.out" "is recovered in"
+kill -TERM "$mon"
+wait "$mon" || true
+check "... says it is later boot 1 of the 3 allowed" grep -q "(later boot 1; it fires at the start of later boot 4)" "$T/m5.out"
+check "... and did not count this boot twice" test "$(grep -c "$BOOT" "$WD")" = 1
+cli "$ROOT" --json status >"$T/st1.json"
+check "status --json: applies in this boot, time left, a deadline, 1 of 3 boots" \
+    test "$(json "$T/st1.json" '(lambda w: [w["applies_this_boot"], 0 < w["seconds_left"] <= 100000, w["deadline"][-1], w["boots"], w["max_boots"]])(j["watchdog"])')" \
+    = "[True, True, 'Z', 1, 3]"
+check "status says when it fires and the boots counted" \
+    bash -c "'$UR_CLI' --root '$ROOT' status | grep -Eq '^  This boot: fires in [0-9]+ s \([0-9T:-]+Z\) unless stopped; later boots: 1; it fires at the start of later boot 4'"
+cli "$ROOT" metrics >"$T/met1.prom" || true
+check "metrics: 1 boot, at most 3, the deadline in this boot" \
+    bash -c "grep -qx 'upgrade_recovery_watchdog_boots 1' '$T/met1.prom' && grep -qx 'upgrade_recovery_watchdog_max_boots 3' '$T/met1.prom' && grep -Eq '^upgrade_recovery_watchdog_deadline_timestamp_seconds [0-9.]+$' '$T/met1.prom'"
+check "stop" run_rc 0 "$T/s3.out" "$T/s3.err" cli "$ROOT" watchdog stop
+
+# --- a reboot loop: more than watchdog.max_boots later boots fire at once -----------------------
+check "start with a long timeout" run_rc 0 "$T/w5.out" "$T/w5.err" cli "$ROOT" watchdog start "$B1" --timeout 100000
+later_boot
+earlier_later_boots '"loop-1", "loop-2"'
+"$UR_CLI" --root "$ROOT" watchdog monitor >"$T/m6.out" 2>"$T/m6.err" &
+mon=$!
+check "the third later boot still waits for the timeout" wait_for_line "$T/m6.out" "(later boot 3; it fires at the start of later boot 4)"
+kill -TERM "$mon"
+wait "$mon" || true
+check "... nothing is armed" test ! -e "$ARMED"
+earlier_later_boots '"loop-1", "loop-2", "loop-3"'
+check "the fourth later boot fires at once (exit 0)" \
+    run_rc 0 "$T/m7.out" "$T/m7.err" timeout 20 "$UR_CLI" --root "$ROOT" watchdog monitor
+sed 's/^/  /' "$T/m7.out"
+check "... saying why: the boot count, not the timeout" \
+    grep -q "^Watchdog fired (the node came up 4 times since the watchdog was started (watchdog.max_boots = 3) and the upgrade was never declared complete: a reboot loop): recovery armed with backup $B1" "$T/m7.out"
+check "... the watchdog's backup is armed" test "$(cat "$ARMED")" = "$B1"
+check "... the watchdog is gone" test ! -e "$WD"
+check "disarm" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
+
+printf '[watchdog]\nmax_boots = 1\n' >"$ROOT/etc/upgrade-recovery/config.d/20-watchdog.toml"
+check "start with watchdog.max_boots = 1" run_rc 0 "$T/w6.out" "$T/w6.err" cli "$ROOT" watchdog start "$B1" --timeout 100000
+later_boot
+earlier_later_boots '"loop-1"'
+check "status --json shows the configured limit" test "$(json <(cli "$ROOT" --json status) 'j["watchdog"]["max_boots"]')" = 1
+check "the second later boot fires with watchdog.max_boots = 1" \
+    run_rc 0 "$T/m8.json" "$T/m8.err" timeout 20 "$UR_CLI" --root "$ROOT" --json watchdog monitor
+check "... and armed $B1" test "$(json "$T/m8.json" 'str(j["fired"]).lower()+" "+j["armed"]')" = "true $B1"
+check "... logging the boot count as the reason" grep -q "came up 2 times .*watchdog.max_boots = 1" "$T/m8.err"
+check "disarm" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
+printf '[watchdog]\nmax_boots = 0\n' >"$ROOT/etc/upgrade-recovery/config.d/20-watchdog.toml"
+check "watchdog.max_boots = 0 is a configuration error (exit 3)" \
+    run_rc 3 "$T/c3.out" "$T/c3.err" cli "$ROOT" watchdog monitor
+check "... naming file, line and column" grep -q "20-watchdog.toml:2:13: watchdog.max_boots must be at least 1" "$T/c3.err"
+rm "$ROOT/etc/upgrade-recovery/config.d/20-watchdog.toml"
+
 # --- started again while one from an earlier boot counts in this boot: refused ---------------
-# (the SIGTERM above left the watchdog, started in "an-earlier-boot")
+check "start before the 'upgrade'" run_rc 0 "$T/w9.out" "$T/w9.err" cli "$ROOT" watchdog start "$B1" --timeout 100000
+later_boot
 check "start while one from an earlier boot counts is refused (exit 11)" \
     run_rc 11 "$T/w5.out" "$T/w5.err" cli "$ROOT" watchdog start --timeout 60000
 check "... saying it would leave this boot unguarded, and what to do" \
