@@ -64,9 +64,9 @@ int start(const Args& args, const Flags& f)
     if (args.json)
         print_json(nlohmann::json({{"watchdog", watchdog_json(*w)}}));
     else
-        printf("Watchdog started: unless 'upgrade-recovery watchdog stop' runs within %u s of each later boot,\n"
-               "%s recovers backup %s.\n",
-               timeout, kUnit, printable(*id).c_str());
+        printf("Watchdog started: unless 'upgrade-recovery watchdog stop' runs within %u s of each later boot\n"
+               "(or the node comes up more than %u times first: watchdog.max_boots), %s recovers backup %s.\n",
+               timeout, (*session)->cfg.watchdog_max_boots, kUnit, printable(*id).c_str());
     return 0;
 }
 
@@ -106,7 +106,8 @@ int stop(const Args& args)
     } else {
         printf("No watchdog was running.\n");
     }
-    return 0;
+    // Not a success for automation that declares the upgrade complete: the next boot restores.
+    return armed ? kExitRecoveryInProgress : 0;
 }
 
 int trigger(const Args& args, const Flags& f)

@@ -120,7 +120,8 @@ Result<WatchdogState> start_watchdog(const Store& store, const std::string& back
         return fail(ErrorKind::Refused,
                     "a watchdog started " + (*old)->started + ", in an earlier boot, counts in this one: it recovers " +
                         "backup " + (*old)->backup_id + " unless 'upgrade-recovery watchdog stop' runs within " +
-                        std::to_string((*old)->timeout) + " s of this boot's start. Started again, it would " +
+                        std::to_string((*old)->timeout) + " s of this boot's start (or before the node comes up " +
+                        "more than watchdog.max_boots times). Started again, it would " +
                         "wait for the next boot and leave this one unguarded; when the upgrade is complete, " +
                         "run 'upgrade-recovery watchdog stop' first");
     WatchdogState w{backup_id, timeout, rfc3339_now(), boot_id};
