@@ -334,8 +334,8 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
     if (auto other = other_installation_problem(c.meta, c.opts.root); !other.empty()) {
         if (!c.opts.force)
             return fail(ErrorKind::Refused,
-                        other +
-                            "; a recovery restores a backup of this installation only (--force restores it anyway)");
+                        other + "; a recovery restores a backup of this installation only (on the running host, "
+                                "'upgrade-recovery recover --force' restores it anyway)");
         c.progress.warning(other + " (--force)");
         forced_other = "; another installation's, forced";
     }
