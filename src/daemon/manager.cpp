@@ -1094,12 +1094,74 @@ int Manager::m_stop_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* er
     auto* self = static_cast<Manager*>(userdata);
     int r = require_privileged(m, err);
     if (r <= 0) return r;
-    if ((r = self->check_idle(err)) <= 0) return r;
-    auto ls = self->open_locked_store(StoreAccess::Inspect);
-    if (!ls) return reply_error(err, ls.error());
-    auto was = stop_watchdog(ls->store);
+    auto was = self->held_stops_.empty() ? self->try_stop_watchdog()
+                                         : Result<bool>(fail(ErrorKind::Busy, "a StopWatchdog waits already"));
+    if (!was && was.error().kind == ErrorKind::Busy) {
+        log::info("StopWatchdog: " + was.error().message + "; waiting up to " +
+                  std::to_string(kStoreLockPatience.count()) + " s for the store");
+        self->held_stops_.push_back({ref_message(m), std::chrono::steady_clock::now() + kStoreLockPatience});
+        self->arm_stop_retry();
+        return 1; // answered by retry_held_stops
+    }
     if (!was) return reply_error(err, was.error());
+    self->refresh_view(true);
     return sd_bus_reply_method_return(m, "b", static_cast<int>(*was));
+}
+
+Result<bool> Manager::try_stop_watchdog()
+{
+    if (current_) return fail(ErrorKind::Busy, "a " + current_->type() + " job is running");
+    auto ls = open_locked_store(StoreAccess::Inspect);
+    if (!ls) return std::unexpected(ls.error());
+    return stop_watchdog(ls->store);
+}
+
+void Manager::arm_stop_retry()
+{
+    constexpr uint64_t kRetryUsec = 1000000;
+    if (stop_retry_) {
+        if (sd_event_source_set_time_relative(stop_retry_.get(), kRetryUsec) >= 0 &&
+            sd_event_source_set_enabled(stop_retry_.get(), SD_EVENT_ONESHOT) >= 0)
+            return;
+    } else {
+        sd_event_source* s = nullptr;
+        auto cb = [](sd_event_source*, uint64_t, void* ud) -> int {
+            static_cast<Manager*>(ud)->retry_held_stops();
+            return 0;
+        };
+        if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, kRetryUsec, 0, cb, this) >= 0) {
+            stop_retry_.reset(s);
+            return;
+        }
+    }
+    // No timer: the held calls are answered now (Busy), not left without a reply.
+    for (auto& h : held_stops_)
+        sd_bus_reply_method_errorf(h.call.get(), error_name(ErrorKind::Busy).c_str(), "%s",
+                                   "the store is busy and the service cannot wait for it; call again");
+    held_stops_.clear();
+}
+
+void Manager::retry_held_stops()
+{
+    auto was = try_stop_watchdog();
+    const bool busy = !was && was.error().kind == ErrorKind::Busy;
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<HeldStop> waiting;
+    bool first = true;
+    for (auto& h : held_stops_) {
+        if (busy && now < h.until) {
+            waiting.push_back(std::move(h));
+        } else if (was) {
+            sd_bus_reply_method_return(h.call.get(), "b", static_cast<int>(*was && first)); // one removed it
+            first = false;
+        } else {
+            sd_bus_reply_method_errorf(h.call.get(), error_name(was.error().kind).c_str(), "%s",
+                                       valid_utf8(was.error().message).c_str());
+        }
+    }
+    held_stops_ = std::move(waiting);
+    if (!held_stops_.empty()) arm_stop_retry();
+    if (was) refresh_view(true);
 }
 
 int Manager::m_start_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err)

@@ -117,6 +117,13 @@ class Manager
     void emit_changed(std::initializer_list<const char*> props);
     // Run `fn` from the event loop soon (not from inside the current callback).
     void defer(std::function<void()> fn);
+    // StopWatchdog waits for a busy store (a job here, another process's lock) as
+    // `watchdog stop` does: the watchdog waits for the store too, and must not fire
+    // after a stop that gave up. Held calls are tried again every second, for up to
+    // kStoreLockPatience each, then answered Busy.
+    Result<bool> try_stop_watchdog();
+    void arm_stop_retry();
+    void retry_held_stops();
 
     sd_event* event_;
     sd_bus* bus_;
@@ -142,6 +149,12 @@ class Manager
     std::string last_stage_;                    // for the journal's STEP field and the job record
     unsigned last_notified_pct_ = 0;
     std::function<void()> on_idle_;
+    struct HeldStop {
+        MessagePtr call;
+        std::chrono::steady_clock::time_point until;
+    };
+    std::vector<HeldStop> held_stops_;
+    SourcePtr stop_retry_;
 
     SlotPtr manager_slot_, job_slot_, enum_slot_;
 };

@@ -344,7 +344,20 @@ mcall DisarmRecovery || die "DisarmRecovery failed"
 [ "$(mcall StopWatchdog)" = "b true" ] || die "StopWatchdog did not find the watchdog"
 [ ! -e "$STORE/recovery/watchdog" ] || die "StopWatchdog left the watchdog file"
 [ "$(mcall StopWatchdog)" = "b false" ] || die "a second StopWatchdog found a watchdog"
-ok "StartWatchdog / StopWatchdog"
+# Another process holds the store for 3 s: StopWatchdog waits for it, as 'watchdog stop'
+# does (the watchdog waits for the store too and would fire after a stop that gave up).
+[ "$(mcall StartWatchdog 'sa{sv}' "$B1" 1 timeout u 600)" = "s \"$B1\"" ] || die "StartWatchdog $B1 again"
+flock "$STORE/.lock" sleep 3 &
+holder=$!
+sleep 0.5
+t1=$(date +%s)
+out=$(mcall StopWatchdog 2>&1) || die "StopWatchdog on a busy store failed: $out"
+[ "$out" = "b true" ] || die "StopWatchdog on a busy store: $out"
+[ $(($(date +%s) - t1)) -ge 2 ] || die "StopWatchdog answered before the store was free"
+wait "$holder"
+[ ! -e "$STORE/recovery/watchdog" ] || die "StopWatchdog on a busy store left the watchdog file"
+grep -qF "StopWatchdog: another upgrade-recovery operation" "$T/daemon.log" || die "no waiting message: $(cat "$T/daemon.log")"
+ok "StartWatchdog / StopWatchdog; StopWatchdog waits for a busy store"
 
 # --- a dry-run recovery job (offline against the sandbox root: changes nothing) ---
 before=$(find "$ROOT/etc" "$ROOT/usr/local" -newer "$STORE/latest" | wc -l)

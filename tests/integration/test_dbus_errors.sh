@@ -81,14 +81,21 @@ expect_error "$ERR.Busy" "$(gcall AbandonRecovery "{'force': <true>}")"
 expect_error "$ERR.Busy" "$(gcall StartRecovery "{'dry_run': <true>}")"
 # Reads go on while it runs.
 mcall ListBackups | grep -qF "$B" || die "ListBackups during a backup"
+# StopWatchdog waits for the job (the watchdog would wait for the store, then fire).
+mcall StopWatchdog >"$T/stopwd.out" 2>&1 &
+stopper=$!
+sleep 1
+kill -0 "$stopper" 2>/dev/null || die "StopWatchdog answered while a backup job runs: $(cat "$T/stopwd.out")"
 jcall "$J" Cancel || die "Cancel failed"
 S=$(wait_job "$J")
+wait "$stopper" || die "StopWatchdog held during the job failed: $(cat "$T/stopwd.out")"
+[ "$(cat "$T/stopwd.out")" = "b false" ] || die "StopWatchdog after the job: $(cat "$T/stopwd.out")"
 [ "$S" = Cancelled ] || die "cancelled job ended $S"
 [ "$(jprop "$J" Error)" = "$ERR.Cancelled" ] || die "cancelled job Error: $(jprop "$J" Error)"
 [ "$(mprop State)" = Error ] && [ "$(mprop LastErrorName)" = "$ERR.Cancelled" ] ||
     die "after Cancel: State $(mprop State), LastErrorName $(mprop LastErrorName)"
 jcall "$J" Cancel || die "Cancel of a finished job is not a no-op"
-ok "Busy x6 while a backup runs; Cancel -> Cancelled: $(jprop "$J" Message)"
+ok "Busy x6 while a backup runs, StopWatchdog held until it ends; Cancel -> Cancelled: $(jprop "$J" Message)"
 still_good
 
 # --- Busy when another process holds the store lock (the CLI does that) -----------
