@@ -304,10 +304,8 @@ int cmd_status(const Args& args)
     auto session = open_session(args, StoreAccess::Read, false);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
-    auto st = read_store_status(store);
+    auto st = read_store_status(store, (*session)->cfg.watchdog_max_boots);
     if (!st) return report_error(args, st.error());
-    if (st->watchdog)
-        st->watchdog_outlook = watchdog_outlook(*st->watchdog, read_boot_clock(), (*session)->cfg.watchdog_max_boots);
     // What cannot be read is shown and makes the exit status, after the rest.
     const Error* first_err = st->first_error();
     const int rc = first_err ? exit_code(first_err->kind) : 0;

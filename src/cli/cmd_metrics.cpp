@@ -48,14 +48,12 @@ int cmd_metrics(const Args& args)
     std::string text;
     int rc = 0;
     auto session = open_session(args, StoreAccess::Read, false);
-    Result<StoreStatus> st = session ? read_store_status((*session)->store) : std::unexpected(session.error());
+    Result<StoreStatus> st = session ? read_store_status((*session)->store, (*session)->cfg.watchdog_max_boots)
+                                     : std::unexpected(session.error());
     if (!st) {
         store_err = st.error();
         text = metrics_text(nullptr, std::nullopt);
     } else {
-        if (st->watchdog)
-            st->watchdog_outlook =
-                watchdog_outlook(*st->watchdog, read_boot_clock(), (*session)->cfg.watchdog_max_boots);
         auto usage = store_usage((*session)->store);
         if (!usage) log::warning("cannot tell the store's size: " + usage.error().message);
         text = metrics_text(&*st, usage ? std::optional<StoreUsage>(*usage) : std::nullopt);

@@ -112,9 +112,7 @@ void warn_without_initrd_module(const Args& args)
 
 void warn_unit_enablement(const Args& args, bool watchdog)
 {
-    std::vector<UnitCheck> checks = {check_phase2_unit(args.root, false)};
-    if (watchdog) checks.push_back(check_watchdog_unit(args.root));
-    for (const auto& c : checks) {
+    for (const auto& c : check_units_after_arming(args.root, watchdog)) {
         if (!c.warning.empty()) fprintf(stderr, "warning: %s\n", printable(c.warning).c_str());
         if (!c.note.empty()) fprintf(stderr, "note: %s\n", printable(c.note).c_str());
     }

@@ -11,7 +11,7 @@ const Error* StoreStatus::first_error() const
     return nullptr;
 }
 
-Result<StoreStatus> read_store_status(const Store& store)
+Result<StoreStatus> read_store_status(const Store& store, unsigned watchdog_max_boots)
 {
     StoreStatus s;
     auto g = scan_generations(store);
@@ -47,6 +47,7 @@ Result<StoreStatus> read_store_status(const Store& store)
         s.watchdog = std::move(*w);
     else
         s.watchdog_error = w.error();
+    if (s.watchdog) s.watchdog_outlook = watchdog_outlook(*s.watchdog, read_boot_clock(), watchdog_max_boots);
     return s;
 }
 

@@ -32,8 +32,7 @@ struct StoreStatus {
     std::optional<Error> recovery_error;
     std::optional<WatchdogState> watchdog;
     std::optional<Error> watchdog_error;
-    // The watchdog as this boot sees it: set by the caller, which knows the boot
-    // and watchdog.max_boots (read_boot_clock, watchdog_outlook).
+    // The watchdog as this boot sees it (read_boot_clock, watchdog_outlook).
     std::optional<WatchdogOutlook> watchdog_outlook;
 
     // The first unreadable part, in the order above (the exit status of `status`).
@@ -41,6 +40,7 @@ struct StoreStatus {
 };
 
 // Fails only when the list of backups, or the `latest` link, cannot be read.
-Result<StoreStatus> read_store_status(const Store& store);
+// `watchdog_max_boots`: the configured limit the watchdog's outlook counts against.
+Result<StoreStatus> read_store_status(const Store& store, unsigned watchdog_max_boots);
 
 } // namespace ur

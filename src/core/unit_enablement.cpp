@@ -129,4 +129,11 @@ UnitCheck check_watchdog_unit(const std::string& root, const std::string& system
     return c;
 }
 
+std::vector<UnitCheck> check_units_after_arming(const std::string& root, bool watchdog)
+{
+    std::vector<UnitCheck> checks = {check_phase2_unit(root, false)};
+    if (watchdog) checks.push_back(check_watchdog_unit(root));
+    return checks;
+}
+
 } // namespace ur

@@ -10,6 +10,7 @@
 #include "error.hpp"
 
 #include <string>
+#include <vector>
 
 namespace ur
 {
@@ -54,5 +55,9 @@ UnitCheck check_phase2_unit(const std::string& root, bool phase1_done, const std
 // upgrade-recovery-watchdog.service: nothing enables it but the package and
 // Ignition, and it must start in the boots after this one.
 UnitCheck check_watchdog_unit(const std::string& root, const std::string& systemctl = "systemctl");
+
+// What `arm` (and ArmRecovery) checks after arming: the phase 2 unit; with
+// `watchdog` (watchdog start, StartWatchdog) its own unit too.
+std::vector<UnitCheck> check_units_after_arming(const std::string& root, bool watchdog);
 
 } // namespace ur

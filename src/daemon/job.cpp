@@ -2,6 +2,7 @@
 
 #include "errors.hpp"
 #include "log.hpp"
+#include "message_strings.hpp"
 #include "utf8_text.hpp"
 
 #include <cstring>
@@ -287,13 +288,7 @@ int Job::prop_get(sd_bus*, const char*, const char*, const char* prop, sd_bus_me
     if (std::strcmp(prop, "Message") == 0) return sd_bus_message_append(reply, "s", valid_utf8(job->message_).c_str());
     if (std::strcmp(prop, "Error") == 0) return sd_bus_message_append(reply, "s", job->error_name_.c_str());
     if (std::strcmp(prop, "BackupId") == 0) return sd_bus_message_append(reply, "s", job->backup_id_.c_str());
-    if (std::strcmp(prop, "Warnings") == 0) {
-        int r = sd_bus_message_open_container(reply, 'a', "s");
-        for (const auto& w : job->warnings_)
-            if (r >= 0) r = sd_bus_message_append(reply, "s", valid_utf8(w).c_str());
-        if (r >= 0) r = sd_bus_message_close_container(reply);
-        return r;
-    }
+    if (std::strcmp(prop, "Warnings") == 0) return append_strings(reply, job->warnings_);
     return -ENOENT;
 }
 

@@ -7,6 +7,7 @@
 #include "host_info.hpp"
 #include "initrd_mark.hpp"
 #include "log.hpp"
+#include "message_strings.hpp"
 #include "options.hpp"
 #include "ostree_state.hpp"
 #include "recovery.hpp"
@@ -88,10 +89,8 @@ int add(sd_bus_message* r, const char* k, const std::vector<std::string>& v)
     int rr = sd_bus_message_open_container(r, 'e', "sv");
     if (rr >= 0) rr = sd_bus_message_append(r, "s", k);
     if (rr >= 0) rr = sd_bus_message_open_container(r, 'v', "as");
-    if (rr >= 0) rr = sd_bus_message_open_container(r, 'a', "s");
-    for (const auto& s : v)
-        if (rr >= 0) rr = sd_bus_message_append(r, "s", valid_utf8(s).c_str());
-    for (int i = 0; i < 3 && rr >= 0; i++)
+    if (rr >= 0) rr = append_strings(r, v);
+    for (int i = 0; i < 2 && rr >= 0; i++)
         rr = sd_bus_message_close_container(r);
     return rr;
 }
@@ -167,15 +166,6 @@ std::vector<std::string> deployment_ids(const std::vector<DeploymentInfo>& v)
     for (const auto& d : v)
         out.push_back(d.id());
     return out;
-}
-
-// An `as` of strings that may quote file names.
-int append_strings(sd_bus_message* r, const std::vector<std::string>& v)
-{
-    int rr = sd_bus_message_open_container(r, 'a', "s");
-    for (const auto& s : v)
-        if (rr >= 0) rr = sd_bus_message_append(r, "s", valid_utf8(s).c_str());
-    return rr < 0 ? rr : sd_bus_message_close_container(r);
 }
 
 // The error of a failed result as the bus sees it.
@@ -377,9 +367,7 @@ void Manager::warn_after_arming(const char* method, bool watchdog) const
 {
     if (auto p = initrd_module_problem(args_.root, args_.initrd_run_dir); p && !p->empty())
         log::warning(std::string(method) + ": " + *p);
-    std::vector<UnitCheck> units = {check_phase2_unit(args_.root, false)};
-    if (watchdog) units.push_back(check_watchdog_unit(args_.root));
-    for (const auto& u : units) {
+    for (const auto& u : check_units_after_arming(args_.root, watchdog)) {
         if (!u.warning.empty()) log::warning(std::string(method) + ": " + u.warning);
         if (!u.note.empty()) log::info(std::string(method) + ": " + u.note);
     }
