@@ -1748,13 +1748,20 @@ Result<InitrdOutcome> run_initrd_phase1(const Config& cfg, const InitrdOptions& 
         out.reason = "phase 1 of recovery " + j->recovery_id + " is already done";
         return out;
     }
-    if (!*armed && !in_progress && j && j->state == RecoveryState::Complete) {
-        // The kernel argument outlives the boot it was meant for when it was made persistent.
+    if (!*armed && !in_progress && j && (j->state == RecoveryState::Complete || j->abandoned)) {
+        // The kernel argument outlives the boot it was meant for when it was made
+        // persistent. After a recovery that completed, or that someone abandoned to
+        // finish by hand, restoring the same backup again would undo what was done
+        // since; to recover it after all, arming it says so where the karg cannot.
         auto latest = latest_backup(*store);
         if (latest && *latest && **latest == j->backup_id) {
-            log::warning("kernel argument upgrade_recovery=phase1 ignored: backup " + j->backup_id +
-                         " was already recovered (" + j->finished + "); remove the argument");
-            out.reason = "stale kernel argument: backup " + j->backup_id + " already recovered";
+            const std::string what = j->abandoned ? "was abandoned" : "was already recovered";
+            log::warning("kernel argument upgrade_recovery=phase1 ignored: the recovery of backup " + j->backup_id +
+                         " " + what + " (" + j->finished + "); remove the argument from the boot entry" +
+                         (j->abandoned ? "; to restore that backup after all, run 'upgrade-recovery arm " +
+                                             j->backup_id + "' on the running host and reboot"
+                                       : std::string()));
+            out.reason = "stale kernel argument: backup " + j->backup_id + " " + what;
             return out;
         }
     }

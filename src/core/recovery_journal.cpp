@@ -209,6 +209,7 @@ std::string journal_to_json(const RecoveryJournal& j, int indent)
         {"state", recovery_state_name(j.state)},
         {"result", j.result()},
         {"error", j.error},
+        {"abandoned", j.abandoned},
         {"mc_files", j.mc_files},
         {"steps", std::move(steps)},
     };
@@ -235,6 +236,8 @@ Result<RecoveryJournal> journal_from_json(std::string_view text)
         if (!st) return fail(ErrorKind::Corrupt, "unknown recovery state '" + o.at("state").get<std::string>() + "'");
         j.state = *st;
         j.error = o.value("error", "");
+        // Journals written before it was recorded said so only in `error`.
+        j.abandoned = o.value("abandoned", j.state == RecoveryState::Aborted && j.error.starts_with("abandoned: "));
         if (o.contains("mc_files")) j.mc_files = o.at("mc_files").get<std::vector<std::string>>();
         for (const auto& so : o.at("steps")) {
             JournalStep s;
@@ -519,6 +522,7 @@ Result<Abandoned> abandon_recovery(const Store& store, const std::string& reason
     if (running) {
         (*j)->state = RecoveryState::Aborted;
         (*j)->error = "abandoned: " + reason;
+        (*j)->abandoned = true;
         (*j)->finished = rfc3339_now();
         UR_TRY(dir->save(**j));
         log::event(log::kRecoveryFailed, log::Level::Warning, "recovery " + (*j)->recovery_id + " abandoned: " + reason,

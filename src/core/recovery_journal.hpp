@@ -70,6 +70,7 @@ struct RecoveryJournal {
     std::string phase1_boot_id; // live phase 1: phase 2 refuses to run in the same boot
     RecoveryState state = RecoveryState::Running;
     std::string error;                 // the error that failed or aborted it
+    bool abandoned = false;            // Aborted by 'recover --abandon' (AbandonRecovery), not refused
     std::vector<std::string> mc_files; // MachineConfig paths on the host before /etc was restored (W19)
     std::vector<JournalStep> steps;    // the whole plan, in order, fixed when the recovery starts
 

@@ -85,7 +85,8 @@ std::string persistent_karg_warning(const Result<std::vector<std::string>>& foun
     return "the kernel argument " + karg + " is kept in the boot entr" + (found->size() == 1 ? "y " : "ies ") +
            join(*found, ", ") +
            ": a boot from it restores the latest backup over everything changed since, an upgrade included, unless "
-           "that backup was already recovered completely. It is meant for one boot, typed at the boot menu: remove it "
+           "the recovery of that backup completed or was abandoned. It is meant for one boot, typed at the boot menu: "
+           "remove it "
            "from the MachineConfig's kernelArguments when one sets it, else from the options line of each entry named "
            "(an edit of the file; on RHCOS 'mount -o remount,rw /boot' first). Not with rpm-ostree kargs: its new "
            "deployment changes the deployment list the platform rollback works on, and the old entry keeps it";

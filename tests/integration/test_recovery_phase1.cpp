@@ -818,6 +818,34 @@ TEST_CASE("the initrd entry: fast no-op, armed run, power cut, kernel argument")
         CHECK(stale.json()["reason"].get<std::string>().find("stale kernel argument") == 0);
         CHECK(slurp(h.p("etc/hostname")) == "changed after the recovery\n");
     }
+    SECTION("kernel argument: not again once abandoned; arming restores it after all")
+    {
+        write(cmdline, "BOOT_IMAGE=/vmlinuz root=UUID=1 upgrade_recovery=phase1 rw\n");
+        auto r = h.run(initrd);
+        INFO(r.out << r.err);
+        REQUIRE(r.json()["ran"] == true);
+        h.check_recovered();
+        // Phase 2 did not go well; the administrator ends it and fixes the node by hand.
+        REQUIRE(h.cli("recover --abandon").exit_code == 0);
+        REQUIRE(h.journal().abandoned);
+        write(h.p("etc/hostname"), "fixed by hand after the abandon\n");
+        auto kept = h.run(initrd);
+        INFO(kept.out << kept.err);
+        CHECK(kept.exit_code == 0);
+        CHECK(kept.json()["ran"] == false);
+        CHECK_THAT(kept.json()["reason"].get<std::string>(),
+                   Catch::StartsWith("stale kernel argument") && Catch::Contains("abandoned"));
+        CHECK_THAT(kept.err, Catch::Contains("upgrade-recovery arm " + std::string(kBackupId)));
+        CHECK(slurp(h.p("etc/hostname")) == "fixed by hand after the abandon\n");
+        // Asked for on purpose: armed, the same backup is restored again.
+        auto store = open_store(*load_config(ConfigSource{h.root, h.config}), h.root, true);
+        REQUIRE(store);
+        REQUIRE(arm_recovery(*store, kBackupId));
+        auto again = h.run(initrd);
+        INFO(again.out << again.err);
+        CHECK(again.json()["ran"] == true);
+        h.check_recovered();
+    }
 }
 
 TEST_CASE("the initrd entry restores into the real /var, not the deployment's own")

@@ -118,6 +118,26 @@ TEST_CASE("journal JSON round trip keeps every field")
     CHECK(o["result"] == "");
 }
 
+TEST_CASE("abandoned: recorded, and read from the error of a journal without the key")
+{
+    RecoveryJournal j = sample();
+    CHECK_FALSE(journal_from_json(journal_to_json(j))->abandoned);
+    j.state = RecoveryState::Aborted;
+    j.abandoned = true;
+    auto o = nlohmann::json::parse(journal_to_json(j));
+    CHECK(o["abandoned"] == true);
+    CHECK(journal_from_json(o.dump())->abandoned);
+    // Written before the key: only an aborted journal whose error says so.
+    o.erase("abandoned");
+    o["error"] = "abandoned: operator gave up";
+    CHECK(journal_from_json(o.dump())->abandoned);
+    o["error"] = "refused: backup is corrupt";
+    CHECK_FALSE(journal_from_json(o.dump())->abandoned);
+    o["error"] = "abandoned: operator gave up";
+    o["state"] = "failed";
+    CHECK_FALSE(journal_from_json(o.dump())->abandoned);
+}
+
 TEST_CASE("final states and next step")
 {
     RecoveryJournal j = sample();
@@ -423,6 +443,7 @@ TEST_CASE("arm, disarm and abandon")
     CHECK((*after)->state == RecoveryState::Aborted);
     CHECK((*after)->result() == "failed");
     CHECK((*after)->error.find("operator gave up") != std::string::npos);
+    CHECK((*after)->abandoned);
     CHECK_FALSE((*after)->finished.empty());
     CHECK_FALSE(fs::exists(t.path + "/recovery/armed"));
     CHECK_FALSE(fs::exists(t.path + "/recovery/phase2-pending"));
