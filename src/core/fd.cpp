@@ -23,15 +23,32 @@ Result<UniqueFd> open_at(int dirfd, const std::string& path, int flags, mode_t m
     return UniqueFd(fd);
 }
 
+namespace
+{
+// openat2(2), with the one failure that needs more than strerror: without it no path
+// under the root can be opened safely, and "Function not implemented" alone does not
+// say why (an old kernel, or a seccomp filter: systemd's RestrictSUIDSGID= fails it).
+Result<UniqueFd> openat2_fd(int dirfd, const std::string& path, const struct open_how& how, const std::string& what)
+{
+    int fd = static_cast<int>(::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how));
+    if (fd >= 0) return UniqueFd(fd);
+    const int err = errno;
+    if (err != ENOSYS) return fail_errno(err, what);
+    Error e = sys_error(err, what);
+    e.message += " (openat2(2) is not available: a kernel older than 5.6, or a seccomp filter such as systemd's "
+                 "RestrictSUIDSGID= blocks it; upgrade-recovery opens every path under the root with it, so remove "
+                 "that setting from the unit)";
+    return fail(std::move(e));
+}
+} // namespace
+
 Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags, mode_t mode)
 {
     struct open_how how = {};
     how.flags = static_cast<__u64>(flags | O_CLOEXEC);
     how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-    int fd = static_cast<int>(::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how));
-    if (fd < 0) return fail_errno("open '" + path + "'");
-    return UniqueFd(fd);
+    return openat2_fd(dirfd, path, how, "open '" + path + "'");
 }
 
 Result<UniqueFd> mkdir_p_at(int dirfd, const std::string& path, mode_t mode)
@@ -127,9 +144,7 @@ Result<UniqueFd> open_in_root(int rootfd, const std::string& abs, int flags)
     struct open_how how = {};
     how.flags = static_cast<__u64>(flags | O_CLOEXEC);
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-    int fd = static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
-    if (fd < 0) return fail_errno("open '/" + (rel == "." ? std::string() : rel) + "'");
-    return UniqueFd(fd);
+    return openat2_fd(rootfd, rel, how, "open '/" + (rel == "." ? std::string() : rel) + "'");
 }
 
 static std::string temp_name(const std::string& base)
