@@ -1,5 +1,6 @@
 #include "store.hpp"
 
+#include "failpoint.hpp"
 #include "recovery_journal.hpp"
 #include "thread_pool.hpp"
 #include "walk.hpp"
@@ -465,6 +466,7 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
     if (::renameat(store.backups_fd.get(), id.c_str(), store.backups_fd.get(), doomed.c_str()) < 0)
         return fail_errno("delete backup '" + id + "'");
     UR_TRY(fsync_fd(store.backups_fd.get(), "backups directory"));
+    failpoint("delete.retired");
     return remove_generation(store.backups_fd.get(), doomed);
 }
 
