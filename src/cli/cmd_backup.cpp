@@ -12,6 +12,7 @@
 #include "upgrade_watchdog.hpp"
 #include "verify.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -471,10 +472,17 @@ int cmd_delete(const Args& args)
     auto r = remove_backup((*session)->cfg, args.root, *store, f->positional[0], f->has("--force"));
     if (!r) return report_error(args, r.error());
     if (!r->warning.empty()) log::warning(r->warning);
+    const bool was_interrupted =
+        std::find(r->finished.begin(), r->finished.end(), f->positional[0]) != r->finished.end();
     if (args.json) {
-        print_json(nlohmann::json({{"deleted", f->positional[0]}, {"unpinned", r->unpinned}}));
+        print_json(nlohmann::json(
+            {{"deleted", f->positional[0]}, {"unpinned", r->unpinned}, {"finished_interrupted", r->finished}}));
     } else {
-        printf("Deleted backup %s.\n", printable(f->positional[0]).c_str());
+        for (const auto& id : r->finished)
+            if (id != f->positional[0])
+                printf("Finished the interrupted delete of backup %s.\n", printable(id).c_str());
+        printf(was_interrupted ? "Deleted backup %s (finished its interrupted delete).\n" : "Deleted backup %s.\n",
+               printable(f->positional[0]).c_str());
         for (const auto& u : r->unpinned)
             printf("Unpinned ostree deployment %s (no backup records it any more).\n", printable(u).c_str());
     }

@@ -644,10 +644,13 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
                         "; a backup now could replace the generation being recovered (see 'upgrade-recovery status'; "
                         "'upgrade-recovery disarm' cancels an armed recovery, 'recover --abandon' ends one)");
     if (!opts.dry_run) {
-        if (auto n = remove_stale_staging(store); !n)
-            return std::unexpected(n.error());
-        else if (*n)
-            log::info("removed " + std::to_string(*n) + " incomplete backup(s) left by an interrupted run");
+        // With the ostree pins an interrupted delete left (backup_removal).
+        auto left = remove_leftovers(cfg, opts.root, store);
+        if (!left) return std::unexpected(left.error());
+        if (left->leftovers)
+            log::info("removed " + std::to_string(left->leftovers) +
+                      " incomplete backup(s) or delete(s) left by an interrupted run");
+        if (!left->warning.empty()) progress.warning(left->warning);
         if (auto t = remove_stale_store_temporaries(store); !t)
             log::warning("could not remove the temporaries of an interrupted write: " + t.error().message);
         else if (*t)

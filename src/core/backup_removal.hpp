@@ -6,6 +6,11 @@
 // A pin is released only when it is ours (OstreeRecord::pinned_by_backup) and
 // no remaining backup records that deployment. Releasing is best effort: the
 // generation is gone either way, a failure is a warning.
+//
+// Order: the generation is renamed away (retire_backup), its pins released, then
+// its tree removed. A process killed before the release leaves
+// backups/.staging-deleted-<id> with the metadata intact; remove_leftovers
+// releases what that records, so a kill cannot leave a pin behind for good.
 #pragma once
 
 #include "config.hpp"
@@ -27,10 +32,20 @@ struct Removal {
     std::vector<std::string> ids;      // backups removed
     std::vector<std::string> unpinned; // "<checksum>.<serial>" whose pin was released
     std::string warning;               // the pins could not be released (why), else empty
+    std::vector<std::string> finished; // backups whose interrupted delete was finished now
+    unsigned leftovers = 0;            // staging directories of interrupted runs removed
 };
 
+// What interrupted backups and deletes left in backups/ (.staging-*): first the
+// pins their metadata records (when it names the leftover's own id) that no
+// remaining backup records, then the directories. For a holder of the store lock:
+// the next backup, the next delete, the daemon's start after an interrupted job.
+Result<Removal> remove_leftovers(const Config& cfg, const std::string& root, const Store& store);
+
 // Delete backup `id` (refused while a recovery needs it, check_backup_deletable;
-// the only one only with `allow_last`) and release the pins it alone held.
+// the only one only with `allow_last`) and release the pins it alone held. The
+// leftovers of interrupted runs go first; when `id` itself was such a delete,
+// that is all (`finished` names it).
 Result<Removal> remove_backup(const Config& cfg, const std::string& root, const Store& store, const std::string& id,
                               bool allow_last);
 

@@ -426,6 +426,13 @@ Result<> remove_generation(int dirfd, const std::string& name)
 
 Result<> delete_backup(const Store& store, const std::string& id, bool allow_last)
 {
+    auto doomed = retire_backup(store, id, allow_last);
+    if (!doomed) return std::unexpected(doomed.error());
+    return remove_retired(store, *doomed);
+}
+
+Result<std::string> retire_backup(const Store& store, const std::string& id, bool allow_last)
+{
     if (!valid_backup_id(id)) return fail(ErrorKind::InvalidArgs, "'" + id + "' is not a backup id");
     auto scan = scan_generations(store);
     if (!scan) return std::unexpected(scan.error());
@@ -462,15 +469,21 @@ Result<> delete_backup(const Store& store, const std::string& id, bool allow_las
         }
     }
     // Rename first so a crash mid-delete leaves a staging-like name the next run removes.
-    std::string doomed = std::string(kStagingPrefix) + "deleted-" + id;
+    std::string doomed = std::string(kDeletedPrefix) + id;
     if (::renameat(store.backups_fd.get(), id.c_str(), store.backups_fd.get(), doomed.c_str()) < 0)
         return fail_errno("delete backup '" + id + "'");
     UR_TRY(fsync_fd(store.backups_fd.get(), "backups directory"));
     failpoint("delete.retired");
-    return remove_generation(store.backups_fd.get(), doomed);
+    return doomed;
 }
 
-Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep, const std::vector<std::string>& spare)
+Result<> remove_retired(const Store& store, const std::string& name)
+{
+    return remove_generation(store.backups_fd.get(), name);
+}
+
+Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep, const std::vector<std::string>& spare,
+                                               const std::function<void(const std::string&)>& retired)
 {
     std::vector<std::string> removed;
     auto ids = list_backups(store);
@@ -483,8 +496,11 @@ Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep
         const auto& id = (*ids)[i];
         if (*latest && **latest == id) continue;
         if (std::find(spare.begin(), spare.end(), id) != spare.end()) continue;
-        UR_TRY(delete_backup(store, id));
+        auto doomed = retire_backup(store, id);
+        if (!doomed) return std::unexpected(doomed.error());
         removed.push_back(id);
+        if (retired) retired(id);
+        UR_TRY(remove_retired(store, *doomed));
     }
     return removed;
 }

@@ -26,6 +26,8 @@ namespace ur
 inline constexpr const char* kBackupsDir = "backups";
 inline constexpr const char* kLatestLink = "latest";
 inline constexpr const char* kStagingPrefix = ".staging-";
+// A backup being deleted: renamed to this first, so a crash leaves a leftover, never half a backup.
+inline constexpr const char* kDeletedPrefix = ".staging-deleted-";
 inline constexpr const char* kLockFile = ".lock";
 
 struct Store {
@@ -130,14 +132,23 @@ Result<> check_requested_backup_id(const std::string& id, const std::vector<std:
 
 // Delete one generation (list_generations). Deleting the latest moves `latest` to the
 // next newest backup first; deleting the only backup needs `allow_last`.
+// retire_backup + remove_retired.
 Result<> delete_backup(const Store& store, const std::string& id, bool allow_last = false);
+// The first half: the checks, `latest`, then the generation renamed to kDeletedPrefix<id>
+// (durably): no longer a backup, its metadata still readable. Returns that name.
+Result<std::string> retire_backup(const Store& store, const std::string& id, bool allow_last = false);
+// The second half: the retired generation's tree goes.
+Result<> remove_retired(const Store& store, const std::string& name);
 
 // Keep the newest `keep` backups (list_backups: what is not one is neither counted
 // nor removed); never the one `latest` names, nor those in `spare` (the watchdog's).
+// `retired` is called with each id between retire_backup and remove_retired.
 Result<std::vector<std::string>> prune_backups(const Store& store, unsigned keep,
-                                               const std::vector<std::string>& spare = {});
+                                               const std::vector<std::string>& spare = {},
+                                               const std::function<void(const std::string&)>& retired = {});
 
-// Remove staging directories left behind by an interrupted backup.
+// Remove the staging directories left behind by an interrupted backup or delete
+// (backup_removal's remove_leftovers first releases the pins they record).
 Result<unsigned> remove_stale_staging(const Store& store);
 // The temporaries of killed atomic writes (is_atomic_write_temp) in <mount> and
 // <mount>/recovery, once older than ten minutes; for a writer that holds the lock.

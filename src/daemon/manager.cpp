@@ -279,13 +279,20 @@ void Manager::startup()
             j.message = msg;
             j.finished = static_cast<int64_t>(::time(nullptr));
             interrupted = true;
-            if (j.type == "backup") {
-                // Drop the half-written staging now rather than at the next backup,
-                // unless someone else holds the store (then they or the next run will).
+            if (j.type == "backup" || j.type == "delete") {
+                // Drop the half-written staging, or finish the delete and release the ostree
+                // pins it held, now rather than at the next backup or delete, unless someone
+                // else holds the store (then they or the next run will).
                 if (auto store = open_store(cfg_, args_.root, false); store) {
                     if (auto lock = lock_store(*store); lock) {
-                        if (auto n = remove_stale_staging(*store); n && *n)
-                            log::info("removed " + std::to_string(*n) + " partial backup(s) of the interrupted job");
+                        auto n = remove_leftovers(cfg_, args_.root, *store);
+                        if (!n)
+                            log::warning("what the interrupted job left stays: " + n.error().message);
+                        else if (!n->warning.empty())
+                            log::warning(n->warning);
+                        if (n && n->leftovers)
+                            log::info("removed " + std::to_string(n->leftovers) +
+                                      " partial backup(s) or delete(s) of the interrupted job");
                     }
                 }
             }
@@ -910,6 +917,9 @@ int Manager::m_delete_backup(sd_bus_message* m, void* userdata, sd_bus_error* er
             auto r = remove_backup(cfg, root, *st, id, false);
             if (!r) return std::unexpected(r.error());
             std::string msg = "backup " + id + " deleted";
+            for (const auto& f : r->finished)
+                msg +=
+                    f == id ? " (its interrupted delete finished)" : "; the interrupted delete of " + f + " finished";
             for (const auto& u : r->unpinned)
                 msg += "; ostree deployment " + u + " unpinned";
             std::vector<std::string> warnings;

@@ -13,6 +13,7 @@
 #include <ostree.h>
 
 #include <array>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include <string>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 // REQUIRE a Result, showing its error when it fails.
@@ -558,6 +560,130 @@ TEST_CASE("a backup that fails after pinning releases its pin; a published one k
     REQUIRE_OK(ok);
     CHECK(ok->meta.ostree.pinned_by_backup);
     CHECK(sb.pins() == VB{true});
+}
+
+// The CLI on a plain-directory store at <root>/store with ostree on; `env` goes before
+// it (a failpoint). Returns (exit status, output).
+std::pair<int, std::string> run_cli(const Sandbox& sb, const std::string& env, const std::string& args)
+{
+    const std::string cfg = (sb.dir / "config.toml").string();
+    std::ofstream(cfg) << "[partition]\nlabel = \"urt-no-such-partition-" << getpid()
+                       << "\"\nallow_plain_directory = true\nmount_point = \"/store\"\n"
+                       << "[ostree]\nmode = \"on\"\nsysroot = \"/sysroot\"\n";
+    const std::string cmd = env + " " + getenv_or("UR_CLI") + " --root " + sb.root + " --config " + cfg + " " + args;
+    FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::string out;
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
+        out.append(buf.data(), n);
+    const int st = ::pclose(p);
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// A delete killed after the rename (the backup is gone, its tree not yet) leaves
+// backups/.staging-deleted-<id>; the pin it alone held must not stay for good.
+TEST_CASE("a delete killed half way: the next delete, or the same one again, releases its pin")
+{
+    REQUIRE_FALSE(getenv_or("UR_CLI").empty()); // set by meson test
+    for (const bool same_again : {true, false}) {
+        DYNAMIC_SECTION((same_again ? "delete of the same id again" : "delete of another backup"))
+        {
+            Sandbox sb;
+            sb.deploy(1);
+            sb.deploy(2);
+            auto rec = ostree_prepare_for_backup(sb.cfg(2), sb.root);
+            REQUIRE_OK(rec);
+            REQUIRE(rec->pinned_by_backup);
+            REQUIRE(sb.pins() == VB{true});
+            MetaStore ms(sb.root + "/store");
+            OstreeRecord none;
+            ms.add("20240101T000000Z", *rec);
+            ms.add("20240102T000000Z", none);
+            ms.add("20240103T000000Z", none);
+
+            auto [killed, kout] = run_cli(sb, "UR_FAILPOINT=delete.retired", "delete 20240101T000000Z");
+            INFO(kout);
+            REQUIRE(killed == 128 + SIGKILL); // the shell's status for a child killed by SIGKILL
+            const std::string leftover = ms.dir + "/backups/.staging-deleted-20240101T000000Z";
+            REQUIRE(fs::exists(leftover + "/metadata.toml"));
+            REQUIRE(sb.pins() == VB{true}); // the leak: nothing has released it yet
+
+            auto [rc, out] = run_cli(sb, "", same_again ? "delete 20240101T000000Z" : "delete 20240102T000000Z");
+            INFO(out);
+            CHECK(rc == 0);
+            CHECK_FALSE(fs::exists(leftover));
+            CHECK(sb.pins() == VB{false});
+            CHECK(out.find("Unpinned ostree deployment " + sb.id(2)) != std::string::npos);
+            if (same_again) CHECK(out.find("interrupted") != std::string::npos);
+            CHECK(fs::exists(ms.dir + "/backups/20240103T000000Z"));
+        }
+    }
+}
+
+// The next backup cleans up first: the leftover's pin goes, and with it the
+// deployment (an unpinned standby one), before the backup pins the booted one.
+TEST_CASE("a delete killed half way: the next backup releases its pin")
+{
+    REQUIRE_FALSE(getenv_or("UR_CLI").empty()); // set by meson test
+    Sandbox sb;
+    sb.deploy(1);
+    sb.deploy(2);
+    sb.pin(1); // v1: the administrator's
+    auto rec = ostree_prepare_for_backup(sb.cfg(2), sb.root);
+    REQUIRE_OK(rec);
+    REQUIRE(rec->pinned_by_backup);
+    REQUIRE(sb.versions() == VI{2, 1});
+    MetaStore ms(sb.root + "/store");
+    OstreeRecord none;
+    ms.add("20240101T000000Z", *rec);
+    ms.add("20240102T000000Z", none);
+    auto [killed, kout] = run_cli(sb, "UR_FAILPOINT=delete.retired", "delete 20240101T000000Z");
+    INFO(kout);
+    REQUIRE(killed == 128 + SIGKILL);
+    REQUIRE(sb.pins() == VB{true, true});
+
+    Config c = sb.cfg(1); // the node booted v1 again
+    c.partition_label = "urt-no-such-partition-" + std::to_string(getpid());
+    c.allow_plain_directory = true;
+    c.mount_point = "/store";
+    c.trees = {{"etc", "/etc", {}, true}};
+    c.etcd_mode = "off";
+    fs::create_directories(sb.root + "/etc");
+    std::ofstream(sb.root + "/etc/hostname") << "node\n";
+    BackupOptions bo;
+    bo.root = sb.root;
+    Progress p;
+    CancelToken cancel;
+    auto ok = run_backup(c, bo, p, cancel);
+    REQUIRE_OK(ok);
+    CHECK_FALSE(fs::exists(ms.dir + "/backups/.staging-deleted-20240101T000000Z"));
+    CHECK(sb.versions() == VI{1}); // v2 unpinned, then dropped as a standby deployment
+    CHECK(sb.pins() == VB{true});
+}
+
+// A leftover's pin stays while a remaining backup records the same deployment.
+TEST_CASE("the clean-up of a leftover keeps a pin another backup still needs")
+{
+    REQUIRE_FALSE(getenv_or("UR_CLI").empty()); // set by meson test
+    Sandbox sb;
+    sb.deploy(1);
+    auto rec = ostree_prepare_for_backup(sb.cfg(1), sb.root);
+    REQUIRE_OK(rec);
+    MetaStore ms(sb.root + "/store");
+    ms.add("20240101T000000Z", *rec);
+    ms.add("20240102T000000Z", *rec);
+    OstreeRecord none;
+    ms.add("20240103T000000Z", none);
+    auto [killed, kout] = run_cli(sb, "UR_FAILPOINT=delete.retired", "delete 20240101T000000Z");
+    INFO(kout);
+    REQUIRE(killed == 128 + SIGKILL);
+    auto [rc, out] = run_cli(sb, "", "delete 20240103T000000Z");
+    INFO(out);
+    CHECK(rc == 0);
+    CHECK_FALSE(fs::exists(ms.dir + "/backups/.staging-deleted-20240101T000000Z"));
+    CHECK(sb.pins() == VB{true}); // 20240102T000000Z records it
 }
 
 TEST_CASE("prepare: no booted deployment and no seam is a clear error")
