@@ -20,12 +20,14 @@
 #include "utf8_text.hpp"
 #include "verify.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <string_view>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
@@ -702,7 +704,7 @@ int Manager::prop_get(sd_bus*, const char*, const char*, const char* prop, sd_bu
 
 // ---- job objects ---------------------------------------------------------
 
-int Manager::find_job(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*)
+int Manager::find_job(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error* err)
 {
     auto* self = static_cast<Manager*>(userdata);
     if (self->current_ && self->current_->exported() && self->current_->path() == path) {
@@ -714,7 +716,31 @@ int Manager::find_job(sd_bus*, const char* path, const char*, void* userdata, vo
             *found = j.get();
             return 1;
         }
-    return 0;
+    // A job path we no longer serve (dropped from finished_, or from before an idle
+    // exit or a restart): a named error that says where the result went, instead of
+    // UnknownObject, which reads like a wrong path. Other paths below the prefix stay unknown.
+    const std::string prefix = std::string(kJobPathPrefix) + "/";
+    const std::string_view p(path);
+    const std::string_view digits = p.substr(std::min(p.size(), prefix.size()));
+    if (!p.starts_with(prefix) || digits.empty() || digits.size() > 10 ||
+        digits.find_first_not_of("0123456789") != std::string_view::npos)
+        return 0;
+    const uint64_t n = std::stoull(std::string(digits));
+    std::string msg;
+    if (n == 0 || n > self->saved_.last_job_id) {
+        msg = "no job " + std::string(digits) + " was ever started (the last one is " +
+              std::to_string(self->saved_.last_job_id) + ")";
+    } else {
+        msg = "job " + std::to_string(n) + " is no longer known: it finished and was dropped (the last " +
+              std::to_string(kKeepFinishedJobs) +
+              " finished jobs stay readable until the service exits) or the service has exited or restarted since";
+        if (const auto& j = self->saved_.job; j && j->id == n && j->terminal())
+            msg += "; it ended " + j->state + (j->message.empty() ? "" : ": " + j->message);
+        msg += "; its result is in the journal ('journalctl UPGRADE_RECOVERY_JOB=" + std::to_string(n) +
+               "'), the last one's in the Manager's State and LastError, and 'upgrade-recovery status' shows the "
+               "last backup attempt and the recovery";
+    }
+    return set_error(err, Error{ErrorKind::NotFound, 0, msg});
 }
 
 int Manager::enumerate_jobs(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*)

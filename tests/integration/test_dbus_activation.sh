@@ -2,7 +2,8 @@
 # Idle exit and D-Bus activation: the bus starts upgrade-recoveryd from our activation
 # file on the first call, the daemon exits after daemon.idle_exit seconds without work,
 # never while a job runs, and the next call starts it again with the last result
-# (State, LastBackup) intact. Also the --request-backup client (what
+# (State, LastBackup) intact; a job of an earlier instance answers NotFound, saying
+# where its result is. Also the --request-backup client (what
 # upgrade-recovery-backup.service runs) through activation.
 set -u
 . "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
@@ -87,5 +88,24 @@ wait_exit "$P4" 20
 P5=$(daemon_pid)
 on_exit "kill $P5 2>/dev/null"
 ok "re-activated (pid $P5) after a failed verify and a DeleteBackup: State Error, LastError empty"
+
+# The verify job's object went with its instance. Calls on its path get a named error
+# saying so and where its result is, not a bare UnknownObject.
+jgdbus() { gdbus call --system --dest "$BUS_NAME" --object-path "$1" --method "$2" "${@:3}" 2>&1; }
+for call in "org.freedesktop.DBus.Properties.Get $JOB_IFACE State" "org.freedesktop.DBus.Properties.GetAll $JOB_IFACE" \
+    "$JOB_IFACE.Cancel"; do
+    # shellcheck disable=SC2086 # method and arguments, split on purpose
+    out=$(jgdbus "$JV" $call)
+    expect_error "$ERR.NotFound" "$out"
+    grep -q "job ${JV##*/} is no longer known" <<<"$out" || die "$call on $JV: $out"
+    grep -qF "journalctl UPGRADE_RECOVERY_JOB=${JV##*/}" <<<"$out" || die "$call on $JV names no journal: $out"
+done
+out=$(jgdbus "${JV%/*}/4000000000" org.freedesktop.DBus.Properties.Get "$JOB_IFACE" State)
+expect_error "$ERR.NotFound" "$out"
+grep -q "no job 4000000000 was ever started" <<<"$out" || die "a job number never given out: $out"
+# What is no job path at all stays unknown.
+out=$(jgdbus "${JV%/*}/x1" org.freedesktop.DBus.Properties.Get "$JOB_IFACE" State)
+grep -qF "org.freedesktop.DBus.Error.UnknownObject" <<<"$out" || die "a path that is no job's: $out"
+ok "a job of an earlier instance: NotFound naming the journal"
 wait_exit "$P5" 20
 echo "PASS: test_dbus_activation"
