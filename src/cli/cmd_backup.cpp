@@ -313,9 +313,8 @@ int cmd_status(const Args& args)
     // The next action, as the daemon and the metrics read it (make_recovery_status). Not
     // when the journal is what could not be read: the pieces left would tell a damaged
     // journal's armed node to reboot, and its error already names the way out.
-    const std::string next = st->recovery_error && !st->journal
-                                 ? std::string()
-                                 : make_recovery_status(st->journal, st->armed, st->phase2_pending).next;
+    const RecoveryStatus rstatus = make_recovery_status(st->journal, st->armed, st->phase2_pending);
+    const std::string next = st->recovery_error && !st->journal ? std::string() : rstatus.next;
     const auto module_problem = initrd_module_problem(args.root);
     // Boot entries that keep upgrade_recovery=phase1 (null: /boot unreadable).
     const auto kept_karg = boot_entries_requesting_recovery(args.root);
@@ -347,6 +346,8 @@ int cmd_status(const Args& args)
         j["armed"] = st->armed ? nlohmann::json(*st->armed) : nlohmann::json(nullptr);
         j["phase2_pending"] = st->phase2_pending.has_value();
         j["recovery_next"] = next; // "" when there is nothing to do
+        // Its "running" process is gone (recovery_interrupted); the daemon's RecoveryState Interrupted.
+        j["recovery_interrupted"] = rstatus.interrupted;
         j["initrd_module_ran"] = module_problem ? nlohmann::json(module_problem->empty()) : nlohmann::json(nullptr);
         j["kept_recovery_karg"] = kept_karg ? nlohmann::json(*kept_karg) : nlohmann::json(nullptr);
         j["units"] = nlohmann::json::object();
@@ -392,8 +393,9 @@ int cmd_status(const Args& args)
     if (st->armed) printf("Recovery ARMED for the next boot with backup %s\n", printable(*st->armed).c_str());
     if (const auto& journal = st->journal) {
         printf("Recovery %s: %s (backup %s, started %s)\n", printable(journal->recovery_id).c_str(),
-               std::string(recovery_state_name(journal->state)).c_str(), printable(journal->backup_id).c_str(),
-               printable(journal->started).c_str());
+               rstatus.interrupted ? "INTERRUPTED (its process is gone)"
+                                   : std::string(recovery_state_name(journal->state)).c_str(),
+               printable(journal->backup_id).c_str(), printable(journal->started).c_str());
         for (const auto& s : journal->steps)
             printf("  %-22s %-8s %s%s\n", printable(s.name).c_str(), std::string(step_state_name(s.state)).c_str(),
                    printable(s.finished).c_str(), s.error.empty() ? "" : ("  " + printable(s.error)).c_str());

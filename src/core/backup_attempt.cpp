@@ -54,19 +54,6 @@ Result<> save_backup_attempt(int store_fd, const BackupAttempt& a)
     return write_file_atomic_at(store_fd, kLastBackupFile, backup_attempt_to_json(a), 0644);
 }
 
-namespace
-{
-
-// Is `pid` still an upgrade-recovery process (the CLI or the daemon) in this boot?
-bool still_running(const BackupAttempt& a)
-{
-    if (a.boot_id != read_boot_id() || a.pid <= 0) return false;
-    auto comm = read_file_at(AT_FDCWD, "/proc/" + std::to_string(a.pid) + "/comm", 256);
-    return comm && comm->starts_with("upgrade-recover");
-}
-
-} // namespace
-
 Result<std::optional<BackupAttempt>> load_backup_attempt(int store_fd)
 {
     auto text = read_file_at(store_fd, kLastBackupFile, 1 << 20);
@@ -76,7 +63,7 @@ Result<std::optional<BackupAttempt>> load_backup_attempt(int store_fd)
     }
     auto a = backup_attempt_from_json(*text);
     if (!a) return std::unexpected(std::move(a.error()).context(kLastBackupFile));
-    if (a->state == "running" && !still_running(*a)) a->state = "interrupted";
+    if (a->state == "running" && !upgrade_recovery_process_running(a->pid, a->boot_id)) a->state = "interrupted";
     return std::optional<BackupAttempt>(std::move(*a));
 }
 

@@ -30,6 +30,14 @@ std::string read_boot_id(const std::string& path)
     return s;
 }
 
+bool upgrade_recovery_process_running(int64_t pid, const std::string& boot_id)
+{
+    if (pid <= 0 || boot_id != read_boot_id()) return false;
+    // comm is 15 bytes: "upgrade-recover" for both upgrade-recovery and upgrade-recoveryd.
+    auto comm = read_file_at(AT_FDCWD, "/proc/" + std::to_string(pid) + "/comm", 256);
+    return comm && comm->starts_with("upgrade-recover");
+}
+
 std::string machine_id_of(const std::string& root)
 {
     auto t = read_host_file(root, "/etc/machine-id", 4096);

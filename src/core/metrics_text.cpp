@@ -170,9 +170,10 @@ std::string metrics_text(const StoreStatus* st, const std::optional<StoreUsage>&
     w.sample(rs.in_progress ? 1 : 0);
     if (const auto& j = st->journal) {
         w.family("upgrade_recovery_recovery_state",
-                 "State of the current or last recovery: 1 for its state (running, paused, failed, complete, "
-                 "aborted).");
-        w.states({"running", "paused", "failed", "complete", "aborted"}, recovery_state_name(j->state));
+                 "State of the current or last recovery: 1 for its state (running, interrupted: running but its "
+                 "process is gone, paused, failed, complete, aborted).");
+        w.states({"running", "interrupted", "paused", "failed", "complete", "aborted"},
+                 rs.interrupted ? "interrupted" : recovery_state_name(j->state));
         maybe_timestamp(w, "upgrade_recovery_recovery_started_timestamp_seconds",
                         "When the current or last recovery started, in seconds since the epoch.", j->started);
     }

@@ -34,6 +34,17 @@ namespace ur
 
 namespace
 {
+// Running, by this process in this boot: what recovery_interrupted() checks.
+void mark_running(RecoveryJournal& j)
+{
+    j.state = RecoveryState::Running;
+    j.runner_pid = ::getpid();
+    j.runner_boot_id = read_boot_id();
+}
+} // namespace
+
+namespace
+{
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -1090,7 +1101,7 @@ struct Runner {
             js.started = rfc3339_now();
             js.finished.clear();
             js.error.clear();
-            j.state = RecoveryState::Running;
+            mark_running(j);
             UR_TRY(dir.save(j));
             std::string fp = "recovery." + js.name;
             failpoint(fp.c_str());
@@ -1169,7 +1180,7 @@ RecoveryJournal new_journal(const std::string& backup_id, const std::string& mod
     j.started = rfc3339_now();
     j.mode = mode;
     j.root = root;
-    j.state = RecoveryState::Running;
+    mark_running(j);
     for (const auto& d : recovery_steps()) {
         JournalStep s;
         s.name = d.name;

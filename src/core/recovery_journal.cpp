@@ -207,6 +207,8 @@ std::string journal_to_json(const RecoveryJournal& j, int indent)
         {"root", j.root},
         {"phase1_boot_id", j.phase1_boot_id},
         {"state", recovery_state_name(j.state)},
+        {"runner_pid", j.runner_pid},
+        {"runner_boot_id", j.runner_boot_id},
         {"result", j.result()},
         {"error", j.error},
         {"abandoned", j.abandoned},
@@ -232,6 +234,8 @@ Result<RecoveryJournal> journal_from_json(std::string_view text)
         j.mode = o.value("mode", "");
         j.root = o.value("root", "");
         j.phase1_boot_id = o.value("phase1_boot_id", "");
+        j.runner_pid = o.value("runner_pid", int64_t{0});
+        j.runner_boot_id = o.value("runner_boot_id", "");
         auto st = parse_enum(o.at("state").get<std::string>(), kRecoveryStates, recovery_state_name);
         if (!st) return fail(ErrorKind::Corrupt, "unknown recovery state '" + o.at("state").get<std::string>() + "'");
         j.state = *st;
@@ -532,6 +536,12 @@ Result<Abandoned> abandon_recovery(const Store& store, const std::string& reason
     return out;
 }
 
+bool recovery_interrupted(const RecoveryJournal& j)
+{
+    return j.state == RecoveryState::Running && j.runner_pid > 0 &&
+           !upgrade_recovery_process_running(j.runner_pid, j.runner_boot_id);
+}
+
 RecoveryStatus make_recovery_status(std::optional<RecoveryJournal> journal, std::optional<std::string> armed,
                                     std::optional<std::string> phase2)
 {
@@ -556,9 +566,20 @@ RecoveryStatus make_recovery_status(std::optional<RecoveryJournal> journal, std:
     std::string head = "recovery " + j->recovery_id + " (backup " + j->backup_id + "): ";
     switch (j->state) {
     case RecoveryState::Running:
+        s.interrupted = recovery_interrupted(*j);
+        if (s.interrupted) {
+            s.summary = head + "interrupted at step " + where + ": the process running it (pid " +
+                        std::to_string(j->runner_pid) + ") is gone (killed, a crash or a power cut)";
+            s.next = "'upgrade-recovery recover --resume' runs step " + where + " again and goes on" +
+                     (s.armed ? " (or reboot: the initramfs resumes an armed recovery)" : "");
+            break;
+        }
         s.summary = head + "running at step " + where +
                     (next && next->attempts > 1 ? " (attempt " + std::to_string(next->attempts) + ")" : "");
-        s.next = "if no upgrade-recovery process is running, it was interrupted: 'upgrade-recovery recover --resume'";
+        s.next = j->runner_pid > 0
+                     ? "wait for it (pid " + std::to_string(j->runner_pid) + ")"
+                     : "if no upgrade-recovery process is running, it was interrupted: 'upgrade-recovery recover "
+                       "--resume'";
         break;
     case RecoveryState::Paused:
         if (s.phase2_pending) {
@@ -604,9 +625,32 @@ Result<RecoveryStatus> read_recovery_status(const Store& store)
     return st;
 }
 
+std::string recovery_state_label(const RecoveryStatus& s)
+{
+    const auto& j = s.journal;
+    const bool running = j && recovery_state_in_progress(j->state);
+    std::string l = "None";
+    if (s.phase2_pending)
+        l = "Phase2Pending";
+    else if (running && j->state == RecoveryState::Running)
+        l = s.interrupted ? "Interrupted" : "Running";
+    else if (running && j->state == RecoveryState::Paused)
+        l = "Paused";
+    else if (running && j->state == RecoveryState::Failed)
+        l = "Failed";
+    else if (s.armed)
+        l = "Armed";
+    else if (j && j->state == RecoveryState::Complete)
+        l = "Complete";
+    else if (j && j->state == RecoveryState::Aborted)
+        l = "Aborted";
+    if (l == "None" && s.unreadable) l = "Unknown";
+    return l;
+}
+
 std::string recovery_status_to_json(const RecoveryStatus& s)
 {
-    json o = {{"in_progress", s.in_progress}, {"summary", s.summary}, {"next", s.next}};
+    json o = {{"in_progress", s.in_progress}, {"interrupted", s.interrupted}, {"summary", s.summary}, {"next", s.next}};
     o["armed"] = s.armed ? json(*s.armed) : json(nullptr);
     o["phase2_pending"] = s.phase2_pending ? json(*s.phase2_pending) : json(nullptr);
     if (s.journal) {
@@ -632,7 +676,7 @@ std::string recovery_status_to_text(const RecoveryStatus& s)
         out += "  backup:         " + j.backup_id + "\n";
         out += "  mode:           " + j.mode + " (root " + j.root + ")\n";
         out += "  started:        " + j.started + "\n";
-        out += "  state:          " + std::string(recovery_state_name(j.state));
+        out += "  state:          " + std::string(s.interrupted ? "interrupted" : recovery_state_name(j.state));
         if (!j.result().empty()) out += " (result: " + j.result() + (j.finished.empty() ? "" : ", " + j.finished) + ")";
         out += "\n";
         if (!j.error.empty()) out += "  error:          " + j.error + "\n";

@@ -69,6 +69,10 @@ struct RecoveryJournal {
     std::string root;           // target root of phase 1
     std::string phase1_boot_id; // live phase 1: phase 2 refuses to run in the same boot
     RecoveryState state = RecoveryState::Running;
+    // The process that set Running (the CLI, the daemon, phase 2, the initrd) and its boot:
+    // recovery_interrupted() tells a run at work from a killed one by them. 0 in older journals.
+    int64_t runner_pid = 0;
+    std::string runner_boot_id;
     std::string error;                 // the error that failed or aborted it
     bool abandoned = false;            // Aborted by 'recover --abandon' (AbandonRecovery), not refused
     std::vector<std::string> mc_files; // MachineConfig paths on the host before /etc was restored (W19)
@@ -164,9 +168,15 @@ struct Abandoned {
 };
 Result<Abandoned> abandon_recovery(const Store& store, const std::string& reason, bool force = false);
 
-// What `upgrade-recovery status` and the daemon's RecoveryState show.
+// Running, but the process that set it is gone (killed, a crash, a power cut: the
+// boot changed): nothing works on it until `recover --resume` or the initramfs does.
+// A journal that names no runner (written by an older version) cannot tell: false.
+bool recovery_interrupted(const RecoveryJournal& j);
+
+// What `upgrade-recovery status`, `metrics` and the daemon's RecoveryState show.
 struct RecoveryStatus {
     bool in_progress = false;
+    bool interrupted = false;                  // the journal's Running run is gone (recovery_interrupted)
     std::optional<std::string> armed;          // backup id
     std::optional<std::string> phase2_pending; // recovery id
     std::optional<RecoveryJournal> journal;    // the current (or last finished) recovery
@@ -183,6 +193,10 @@ RecoveryStatus make_recovery_status(std::optional<RecoveryJournal> journal, std:
                                     std::optional<std::string> phase2);
 std::string recovery_status_to_json(const RecoveryStatus& s);
 std::string recovery_status_to_text(const RecoveryStatus& s);
+// The one word for it, as the daemon's RecoveryState property says it: None, Armed,
+// Running, Interrupted, Paused, Failed, Phase2Pending, Complete, Aborted; Unknown
+// when nothing was readable but something could not be read.
+std::string recovery_state_label(const RecoveryStatus& s);
 
 // RFC 3339 UTC "2024-05-01T12:00:00Z"; with `nanos`, "2024-05-01T12:00:00.123456789Z".
 std::string rfc3339_now(bool nanos = false);

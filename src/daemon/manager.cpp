@@ -590,28 +590,12 @@ void Manager::refresh_view(bool emit)
     if (store) {
         if (auto l = read_latest(*store); l && l->id) latest = *l->id; // damaged: none
         if (auto rs = read_recovery_status(*store); rs) {
+            // The words `status` uses (recovery_journal): a killed run reads Interrupted
+            // there and here alike.
             rsummary = rs->summary;
-            const auto& j = rs->journal;
-            bool running = j && recovery_state_in_progress(j->state);
-            if (rs->phase2_pending)
-                rstate = "Phase2Pending";
-            else if (running && j->state == RecoveryState::Running)
-                rstate = "Running";
-            else if (running && j->state == RecoveryState::Paused)
-                rstate = "Paused";
-            else if (running && j->state == RecoveryState::Failed)
-                rstate = "Failed";
-            else if (rs->armed)
-                rstate = "Armed";
-            else if (j && j->state == RecoveryState::Complete)
-                rstate = "Complete";
-            else if (j && j->state == RecoveryState::Aborted)
-                rstate = "Aborted";
-            if (rs->unreadable) {
-                // Damage in one part (a bad `armed`) must not hide a readable journal.
+            rstate = recovery_state_label(*rs);
+            if (rs->unreadable) // damage in one part (a bad `armed`) must not hide a readable journal
                 rsummary = "unreadable: " + rs->unreadable->message + (rsummary.empty() ? "" : "; " + rsummary);
-                if (rstate == "None") rstate = "Unknown";
-            }
         } else {
             rsummary = "recovery state unreadable: " + rs.error().message;
             rstate = "Unknown";

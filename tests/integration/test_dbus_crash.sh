@@ -3,6 +3,8 @@
 # interrupted job (LastError / LastErrorName ...Error.Interrupted, a kJobInterrupted
 # event), drops the partial staging, and the partition holds the previous complete
 # backup, which still verifies. SIGTERM mid-backup instead cancels the job cleanly.
+# A recovery whose process (the CLI, the daemon's job) is killed reads Interrupted in
+# RecoveryState, as in `status`; Running while that process lives.
 set -u
 . "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
 THROTTLE=15 # percent of a CPU: the kill lands in the middle of the backup
@@ -87,5 +89,65 @@ msg=$(mprop LastError)
     die "LastError after a kill past the publish: $msg"
 verify_ok "$B3"
 ok "a kill past the publish reports the backup as kept: $msg"
+
+# --- a recovery whose process is killed: Interrupted, as `status` says ---------------
+# The journal says running whoever wrote it; the daemon used to show Running for ever.
+# Phase 1 offline against the sandbox root (it enables the phase 2 unit under it).
+mkdir -p "$ROOT/usr/lib/systemd/system"
+cp "$UR_SOURCE_DIR/units/upgrade-recovery-phase2.service.in" "$ROOT/usr/lib/systemd/system/upgrade-recovery-phase2.service"
+CLI=${UR_CLI:-$UR_BUILD_DIR/src/cli/upgrade-recovery}
+# rstate WANT: RecoveryState becomes WANT (a re-read comes with a read 2 s after the last).
+rstate()
+{
+    local i s
+    for ((i = 0; i < 50; i++)); do
+        s=$(mprop RecoveryState) || die "cannot read RecoveryState"
+        [ "$s" = "$1" ] && return 0
+        sleep 0.2
+    done
+    die "RecoveryState is $s, want $1 (summary: $(mprop RecoverySummary))"
+}
+# A CLI recovery stopped at the start of restore-files, alive: still Running.
+UR_FAILPOINT=recovery.restore-files UR_FAILPOINT_ACTION=stop \
+    "$CLI" --root "$ROOT" --config "$CFG" recover --backup "$B3" >"$T/rec.log" 2>&1 &
+RP=$!
+for ((i = 0; i < 600; i++)); do
+    [ "$(ps -o stat= -p "$RP" | cut -c1)" = T ] && break
+    kill -0 "$RP" 2>/dev/null || die "recover exited before the failpoint: $(cat "$T/rec.log")"
+    sleep 0.1
+done
+[ "$(ps -o stat= -p "$RP" | cut -c1)" = T ] || die "recover did not stop at recovery.restore-files"
+rstate Running
+"$CLI" --root "$ROOT" --config "$CFG" status | grep -q "^Recovery .*: running " || die "status of a live recovery"
+ok "a recovery whose process lives (pid $RP, stopped): RecoveryState Running"
+kill -KILL "$RP"
+wait "$RP" 2>/dev/null
+rstate Interrupted
+summary=$(mprop RecoverySummary)
+grep -q "interrupted at step restore-files" <<<"$summary" || die "RecoverySummary: $summary"
+st=$("$CLI" --root "$ROOT" --config "$CFG" status) || die "status: $st"
+grep -q "^Recovery .*: INTERRUPTED" <<<"$st" || die "status does not say interrupted: $st"
+grep -q "^Next: 'upgrade-recovery recover --resume' runs step restore-files again" <<<"$st" || die "status Next: $st"
+[ "$("$CLI" --root "$ROOT" --config "$CFG" --json status | jq .recovery_interrupted)" = true ] ||
+    die "status --json: recovery_interrupted is not true"
+ok "killed: RecoveryState Interrupted, as status says; summary: $summary"
+
+# The daemon's own recovery job, killed at the same step: after the restart the
+# job is reported interrupted, and so is the recovery.
+dbus_stop_daemon
+UR_FAILPOINT=recovery.restore-files dbus_start_daemon
+JR=$(mcall StartRecovery 'a{sv}' 1 resume b true | objpath) || die "StartRecovery resume"
+for ((i = 0; i < 600; i++)); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$DAEMON_PID" 2>/dev/null && die "the failpoint recovery.restore-files did not kill the daemon"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+dbus_start_daemon
+[ "$(mprop LastErrorName)" = "$ERR.Interrupted" ] || die "after the restart: LastErrorName $(mprop LastErrorName)"
+rstate Interrupted
+ok "the daemon's recovery job ${JR##*/} killed: RecoveryState Interrupted after the restart"
+JR=$(mcall StartRecovery 'a{sv}' 1 resume b true | objpath) || die "StartRecovery resume after the kill"
+[ "$(wait_job "$JR")" = Succeeded ] || die "resume ended $(jprop "$JR" State): $(jprop "$JR" Message)"
+rstate Phase2Pending
+ok "resumed: phase 1 done, RecoveryState Phase2Pending"
 
 echo "PASS: test_dbus_crash"

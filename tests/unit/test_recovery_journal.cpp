@@ -1,5 +1,6 @@
 // The recovery journal and markers on a real directory: JSON round trips,
 // durable replacement, in-progress rules, arm/disarm/abandon, status output.
+#include "host_info.hpp"
 #include "recovery_journal.hpp"
 #include "recovery_steps.hpp"
 #include "store.hpp"
@@ -16,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sys/stat.h>
+#include <unistd.h>
 
 using namespace ur;
 using ur::test::plain_store;
@@ -485,6 +487,42 @@ TEST_CASE("status text and JSON")
     auto none = make_recovery_status(std::nullopt, std::nullopt, std::nullopt);
     CHECK(none.summary == "no recovery");
     CHECK(nlohmann::json::parse(recovery_status_to_json(none))["journal"].is_null());
+}
+
+// A running journal names the process at work on it; when that is no upgrade-recovery
+// process of this boot any more, status and the daemon's RecoveryState say Interrupted.
+TEST_CASE("a running journal whose process is gone is interrupted")
+{
+    RecoveryJournal j = sample();
+    j.state = RecoveryState::Running;
+    // Written by a version that named no process: cannot tell, stays running.
+    auto older = make_recovery_status(j, std::nullopt, std::nullopt);
+    CHECK_FALSE(older.interrupted);
+    CHECK(recovery_state_label(older) == "Running");
+    CHECK(older.summary.find("running at step wait-etcd") != std::string::npos);
+
+    // This test binary is alive but is no upgrade-recovery process: the pid was reused.
+    j.runner_pid = ::getpid();
+    j.runner_boot_id = read_boot_id();
+    auto back = journal_from_json(journal_to_json(j));
+    REQUIRE(back);
+    CHECK(back->runner_pid == j.runner_pid);
+    CHECK(back->runner_boot_id == j.runner_boot_id);
+    auto gone = make_recovery_status(*back, std::nullopt, std::nullopt);
+    CHECK(gone.interrupted);
+    CHECK(gone.in_progress);
+    CHECK(recovery_state_label(gone) == "Interrupted");
+    CHECK(gone.summary.find("interrupted at step wait-etcd") != std::string::npos);
+    CHECK(gone.next.find("recover --resume") != std::string::npos);
+    CHECK(recovery_status_to_text(gone).find("state:          interrupted") != std::string::npos);
+    CHECK(nlohmann::json::parse(recovery_status_to_json(gone))["interrupted"] == true);
+    // Another boot: gone whatever runs under that pid now.
+    j.runner_boot_id = "another-boot";
+    CHECK(recovery_interrupted(j));
+    // Only a running journal can be interrupted.
+    j.state = RecoveryState::Failed;
+    CHECK_FALSE(recovery_interrupted(j));
+    CHECK(recovery_state_label(make_recovery_status(j, std::nullopt, std::nullopt)) == "Failed");
 }
 
 TEST_CASE("rfc3339 timestamps")
