@@ -28,6 +28,7 @@
 #include <systemd/sd-daemon.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 
 namespace ur
 {
@@ -633,18 +634,26 @@ Result<StepResult> step_pull_images(Ctx& c, JournalStep&, const StepToken& t)
             return StepResult{false, pulled.empty() ? "all " + std::to_string(needed->size()) + " present"
                                                     : "pulled " + std::to_string(pulled.size()) +
                                                           " missing control-plane images: " + join(pulled, ", ")};
-        last.clear();
+        // A try that the step's deadline cuts short (or leaves no time to start) says only
+        // that; the reason of the round before, the registry's answer, is what to act on.
+        const std::string previous = std::exchange(last, std::string());
+        auto out_of_time = [&] {
+            last = previous;
+            return gave_up();
+        };
         for (const auto& m : missing) {
             if (std::find(pulled.begin(), pulled.end(), m) != pulled.end()) {
                 last = "pulled " + m + ", but the container storage does not list it";
                 continue;
             }
+            if (!previous.empty() && t.expired()) return out_of_time();
             log::info("pull-images: pulling " + m + ", which the backup's control plane needs");
             auto p = c.runtime.pull_image(m, secs(c.cfg.pull_timeout), t.token());
             if (p) {
                 pulled.push_back(m);
             } else {
                 if (fatal_now(p.error())) return std::unexpected(p.error());
+                if (!previous.empty() && t.expired()) return out_of_time();
                 last = "cannot pull " + m + " (" + p.error().message + ")";
             }
         }

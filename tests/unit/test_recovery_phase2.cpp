@@ -89,6 +89,8 @@ case "$1" in
     f=$(cat $S/pull-fails 2>/dev/null || echo 0)
     if [ "$f" = always ] || [ "$f" -gt 0 ]; then
       [ "$f" = always ] || echo $((f - 1)) > $S/pull-fails
+      # then-hang: the registry stops answering after this refusal.
+      [ -f $S/then-hang ] && touch $S/pull-hangs
       echo "pulling image: dial tcp: lookup quay.io: no such host" >&2; exit 1
     fi
     echo "$2" >> $S/images ;;
@@ -939,6 +941,27 @@ TEST_CASE("an image that cannot be pulled stops phase 2 before cluster-restore.s
     REQUIRE(again);
     CHECK(again->complete);
     CHECK(c.has("restored"));
+}
+
+TEST_CASE("a pull cut short by the deadline keeps the registry's reason in the error (W11)")
+{
+    // Seen as a flake under load: the last try began at the deadline, and the error said
+    // only "timed out after 0.0s" instead of why the registry refused the image.
+    Cluster c;
+    c.control_plane_images();
+    c.cfg.pull_timeout = 3;
+    c.put("pull-fails", "1");
+    c.put("then-hang", "1"); // the next try hangs until the step's deadline cuts it
+    auto r = c.run();
+    INFO(c.get("calls"));
+    REQUIRE_FALSE(r);
+    INFO(r.error().message);
+    CHECK(r.error().kind == ErrorKind::Timeout);
+    CHECK(count(c.calls(), "crictl pull r/kas@sha256:2") == 2);
+    CHECK_THAT(r.error().message, Catch::StartsWith("pull-images: cannot pull r/kas@sha256:2 (") &&
+                                      Catch::Contains("no such host") && Catch::Contains("within 3s"));
+    CHECK(c.journal().step("pull-images")->state == StepState::Failed);
+    CHECK(first(c.calls(), "cluster-restore") == -1);
 }
 
 TEST_CASE("a container storage that cannot be listed is not checked; phase 2 goes on (W11)")
