@@ -284,9 +284,12 @@ Result<> apply_trees(const toml::node& n, std::vector<TreeSpec>& out, const std:
                         where(file, e.source()) + ": backup.trees name must be a plain directory name");
         // The tree's directory in a generation: a backup's own file or the extras
         // tree under the same name would merge with it or refuse it halfway.
-        if (auto why = tree_name_problem(ts.name); !why.empty() || ts.name == kExtrasTree)
-            return fail(ErrorKind::BadConfig, where(file, e.source()) + ": backup.trees name '" + ts.name + "' " +
-                                                  (why.empty() ? "is the tree the backup adds itself" : why));
+        if (auto why = tree_name_problem(ts.name); !why.empty() || ts.name == kExtrasTree || ts.name == kImagesDir)
+            return fail(ErrorKind::BadConfig,
+                        where(file, e.source()) + ": backup.trees name '" + ts.name + "' " +
+                            (!why.empty()             ? why
+                             : ts.name == kExtrasTree ? "is the tree the backup adds itself"
+                                                      : "is where the backup keeps the control-plane images"));
         if (ts.path.empty() || ts.path[0] != '/')
             return fail(ErrorKind::BadConfig, where(file, e.source()) + ": backup.trees path must be absolute");
         for (const auto& o : trees)
@@ -314,6 +317,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& schema_keys
         {"recovery",
          {"wipe_images", "stop_timeout", "container_restart_timeout", "redeploy_timeout", "restore_script_timeout",
           "pull_timeout", "api_request_timeout", "poll_interval", "kubeconfig", "crictl", "oc", "systemctl"}},
+        {"images", {"backup", "skopeo", "storage_conf", "authfile", "timeout"}},
         {"watchdog", {"max_boots"}},
         {"daemon", {"idle_exit"}},
     };
@@ -384,6 +388,15 @@ Result<> apply_section(const std::string& name, Section& s, Config& c, const std
         UR_TRY(s.str("oc", c.oc));
         UR_TRY(s.command("oc", c.oc));
         UR_TRY(s.oneof("systemctl", c.systemctl_mode, {"auto", "dbus", "offline"}));
+    } else if (name == "images") {
+        UR_TRY(s.boolean("backup", c.images_backup));
+        UR_TRY(s.str("skopeo", c.skopeo));
+        UR_TRY(s.command("skopeo", c.skopeo));
+        UR_TRY(s.str("storage_conf", c.images_storage_conf));
+        UR_TRY(s.absolute_path("storage_conf", c.images_storage_conf, true));
+        UR_TRY(s.str("authfile", c.images_authfile));
+        UR_TRY(s.absolute_path("authfile", c.images_authfile, true));
+        UR_TRY(s.uint("timeout", c.images_timeout, 1));
     } else if (name == "watchdog") {
         // At least 1: the upgrade's own reboot is a later boot. At most 1000: each
         // boot is a line of recovery/watchdog, read with a 64 KiB limit.

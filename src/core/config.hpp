@@ -74,6 +74,14 @@ struct Config {
     std::string oc = "oc";
     std::string systemctl_mode = "auto"; // auto | dbus | offline
 
+    // [images] (prior-art feature 13): the control-plane images carried in the backup,
+    // so a recovery needs no registry. Off by default: they take gigabytes.
+    bool images_backup = false;
+    std::string skopeo = "skopeo";
+    std::string images_storage_conf;                              // empty: skopeo's default (the host's)
+    std::string images_authfile = "/var/lib/kubelet/config.json"; // the registry fallback's pull secret
+    unsigned images_timeout = 600;                                // seconds per skopeo call
+
     // [watchdog]
     // Later boots the upgrade watchdog accepts before it fires at the start of the
     // next one: an OpenShift upgrade reboots the node once, sometimes twice.

@@ -177,6 +177,27 @@ std::string metadata_to_toml(const BackupMetadata& m)
     oc.insert("has_etcd_scripts", m.openshift.has_etcd_scripts);
     t.insert("openshift", oc);
 
+    if (m.images.present) { // older readers ignore the table; absent means none held
+        toml::table im;
+        im.insert("present", true);
+        im.insert("files", i64(m.images.files));
+        im.insert("bytes", i64(m.images.bytes));
+        im.insert("copied_bytes", i64(m.images.copied_bytes));
+        im.insert("missing", str_array(m.images.missing));
+        toml::array held;
+        for (const auto& h : m.images.held) {
+            toml::table x;
+            x.insert("ref", enc(h.ref));
+            x.insert("tag", h.tag);
+            x.insert("digest", h.digest);
+            x.insert("bytes", i64(h.bytes));
+            x.insert("shared", h.shared);
+            held.push_back(x);
+        }
+        im.insert("held", held);
+        t.insert("images", im);
+    }
+
     std::ostringstream o;
     o << "# upgrade-recovery backup metadata (written once, never changed)\n";
     o << toml::toml_formatter(t) << "\n";
@@ -323,6 +344,18 @@ class Reader
 
 } // namespace
 
+const HeldImage* ImagesRecord::find(const std::string& ref) const
+{
+    for (const auto& h : held)
+        if (h.ref == ref) return &h;
+    return nullptr;
+}
+
+bool image_tag_ok(std::string_view tag)
+{
+    return tag.size() == 64 && tag.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 std::string tree_name_problem(std::string_view name)
 {
     if (name.empty() || name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos ||
@@ -411,6 +444,24 @@ Result<BackupMetadata> metadata_from_toml(std::string_view text, const std::stri
     m.openshift.cert_expiry = oc.s("cert_expiry");
     m.openshift.has_cluster_restore = oc.b("has_cluster_restore");
     m.openshift.has_etcd_scripts = oc.b("has_etcd_scripts");
+    auto im = r.sub("images");
+    m.images.present = im.b("present");
+    m.images.files = im.u("files");
+    m.images.bytes = im.u("bytes");
+    m.images.copied_bytes = im.u("copied_bytes");
+    m.images.missing = im.v("missing");
+    for (const auto& h : im.tables("held")) {
+        HeldImage x{h.s("ref"), h.s("tag"), h.s("digest"), h.u("bytes"), h.b("shared")};
+        // The tag is a name in the layout and goes into skopeo's oci: reference.
+        if (!image_tag_ok(x.tag)) h.damage("tag", "'" + x.tag.substr(0, 200) + "' is not a layout tag of ours");
+        if (x.ref.empty()) h.damage("ref", "is empty");
+        m.images.held.push_back(std::move(x));
+    }
+    // A tree of an older backup may be called images; only one that holds images claims the name.
+    if (m.images.present)
+        for (size_t i = 0; i < m.trees.size(); i++)
+            if (m.trees[i].name == kImagesDir)
+                r.damage("images", "present, but a tree is called '" + std::string(kImagesDir) + "' too");
     if (err) return fail(std::move(*err));
     return m;
 }
@@ -500,6 +551,14 @@ std::string metadata_to_json(const BackupMetadata& m)
           {"has_cluster_restore", m.openshift.has_cluster_restore},
           {"has_etcd_scripts", m.openshift.has_etcd_scripts}}},
     };
+    json held = json::array();
+    for (const auto& h : m.images.held)
+        held.push_back(
+            {{"ref", enc(h.ref)}, {"tag", h.tag}, {"digest", h.digest}, {"bytes", h.bytes}, {"shared", h.shared}});
+    j["images"] = {
+        {"present", m.images.present},      {"count", m.images.held.size()},         {"files", m.images.files},
+        {"bytes", m.images.bytes},          {"copied_bytes", m.images.copied_bytes}, {"held", held},
+        {"missing", strs(m.images.missing)}};
     return json_text(j);
 }
 

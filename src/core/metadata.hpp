@@ -20,6 +20,10 @@ inline constexpr const char* kManifestFile = "manifest";
 inline constexpr const char* kClusterDir = "cluster";
 // The tree the backup adds for the MachineConfig files outside the others.
 inline constexpr const char* kExtrasTree = "extras";
+// The OCI image layout of the control-plane images (images.backup), beside the
+// trees and in the same manifest, so verify reads it like any tree. Restore
+// never writes it to the host: it restores the metadata's trees only.
+inline constexpr const char* kImagesDir = "images";
 
 // Why `name` cannot be a tree's directory in a generation ("" when it can): a
 // plain name, not hidden (temporaries start with '.'), and none of the names above.
@@ -71,6 +75,28 @@ struct OpenShiftRecord {
     bool has_etcd_scripts = false;    // etcd-scripts directory inside the backup
 };
 
+// One control-plane image the backup holds in its OCI layout (images/).
+struct HeldImage {
+    std::string ref;     // as the static pod manifest names it: "quay.io/x/y@sha256:..."
+    std::string tag;     // its name in the layout (index.json's ref.name annotation)
+    std::string digest;  // its manifest's digest in the layout
+    uint64_t bytes = 0;  // its blobs (manifest, config, layers), a layer shared with another counted in both
+    bool shared = false; // hard-linked from the previous generation, not copied again
+};
+
+// A layout tag as the backup makes them (image_backup.hpp: the sha256 hex of the ref).
+bool image_tag_ok(std::string_view tag);
+
+struct ImagesRecord {
+    bool present = false;             // images/ exists and is in the manifest
+    uint64_t files = 0;               // entries below images/, the directory included
+    uint64_t bytes = 0;               // regular file bytes of the layout (each blob once)
+    uint64_t copied_bytes = 0;        // of those, written by this backup
+    std::vector<HeldImage> held;      // sorted by ref
+    std::vector<std::string> missing; // named by the manifests but not held (the warnings say why)
+    const HeldImage* find(const std::string& ref) const;
+};
+
 // 2: the file ends with a checksum line (below); 1, read for backups made before
 // that line existed, has none.
 inline constexpr int kMetadataFormat = 2;
@@ -98,6 +124,7 @@ struct BackupMetadata {
     OstreeRecord ostree;
     ClusterRecord cluster;
     OpenShiftRecord openshift;
+    ImagesRecord images; // absent in older backups: none held
 };
 
 // The text ends with a line "# sha256 <hex>" over everything before it; a format 2

@@ -388,3 +388,45 @@ TEST_CASE("exclude patterns that can never match are refused, with the right for
     REQUIRE(good);
     CHECK(good->trees[0].exclude.size() == 5);
 }
+
+TEST_CASE("[images]: off by default; its keys read and checked where they are wrong")
+{
+    Config d;
+    CHECK_FALSE(d.images_backup);
+    CHECK(d.skopeo == "skopeo");
+    CHECK(d.images_storage_conf.empty());
+    CHECK(d.images_authfile == "/var/lib/kubelet/config.json");
+    CHECK(d.images_timeout == 600);
+    auto ok = parse("[images]\nbackup = true\nskopeo = \"/usr/bin/skopeo\"\nstorage_conf = \"/etc/s.conf\"\n"
+                    "authfile = \"\"\ntimeout = 30\n");
+    INFO((ok ? "" : ok.error().message));
+    REQUIRE(ok);
+    CHECK(ok->images_backup);
+    CHECK(ok->skopeo == "/usr/bin/skopeo");
+    CHECK(ok->images_storage_conf == "/etc/s.conf");
+    CHECK(ok->images_authfile.empty());
+    CHECK(ok->images_timeout == 30);
+    struct Bad {
+        const char* text;
+        const char* where;
+        const char* what;
+    };
+    for (const Bad& b : {Bad{"[images]\n\nbackup = \"yes\"\n", "t.toml:3:10", "images.backup must be true or false"},
+                         Bad{"[images]\nskopeo = \"bin/skopeo\"\n", "t.toml:2:10",
+                             "images.skopeo must be a command name or an absolute path"},
+                         Bad{"[images]\nstorage_conf = \"storage.conf\"\n", "t.toml:2:16",
+                             "images.storage_conf must be an absolute path, or empty"},
+                         Bad{"[images]\ntimeout = 0\n", "t.toml:2:11", "images.timeout must be at least 1"},
+                         Bad{"[images]\nregistry = \"x\"\n", "t.toml:2:1", "unknown"}}) {
+        INFO(b.text);
+        auto r = parse(b.text);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::BadConfig);
+        CHECK(r.error().message.find(b.where) != std::string::npos);
+        CHECK(r.error().message.find(b.what) != std::string::npos);
+    }
+    // The layout's directory in a generation is no tree's.
+    auto tree = parse("[[backup.trees]]\nname = \"images\"\npath = \"/var/images\"\n");
+    REQUIRE_FALSE(tree);
+    CHECK(tree.error().message.find("control-plane images") != std::string::npos);
+}

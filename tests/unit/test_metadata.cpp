@@ -221,3 +221,46 @@ TEST_CASE("format 1 metadata, written before the checksum line, is still read", 
     // Written again (it never is: metadata is written once), it would be format 2.
     CHECK(metadata_to_toml(*r).find("format = 2") != std::string::npos);
 }
+
+TEST_CASE("the images a backup holds round trip; without them, and in older files, none", "[metadata]")
+{
+    BackupMetadata m = sample();
+    CHECK_FALSE(metadata_from_toml(metadata_to_toml(m), "metadata.toml")->images.present);
+    CHECK(metadata_to_toml(m).find("[images]") == std::string::npos); // older readers see nothing new
+    m.images.present = true;
+    m.images.files = 7;
+    m.images.bytes = 4096;
+    m.images.copied_bytes = 1024;
+    m.images.missing = {"quay.io/x/kas@sha256:2"};
+    m.images.held = {{"quay.io/x/etcd@sha256:1", std::string(64, 'c'), "sha256:" + std::string(64, 'd'), 3000, true}};
+    auto r = metadata_from_toml(metadata_to_toml(m), "metadata.toml");
+    INFO((r ? "" : r.error().message));
+    REQUIRE(r);
+    CHECK(r->images.present);
+    CHECK(r->images.files == 7);
+    CHECK(r->images.bytes == 4096);
+    CHECK(r->images.copied_bytes == 1024);
+    CHECK(r->images.missing == m.images.missing);
+    REQUIRE(r->images.held.size() == 1);
+    CHECK(r->images.held[0].ref == "quay.io/x/etcd@sha256:1");
+    CHECK(r->images.held[0].tag == std::string(64, 'c'));
+    CHECK(r->images.held[0].digest == "sha256:" + std::string(64, 'd'));
+    CHECK(r->images.held[0].bytes == 3000);
+    CHECK(r->images.held[0].shared);
+    CHECK(r->images.find("quay.io/x/etcd@sha256:1") != nullptr);
+    CHECK(r->images.find("quay.io/x/kas@sha256:2") == nullptr);
+    // The tag goes into skopeo's oci: reference: only ours.
+    m.images.held[0].tag = "../x:y";
+    auto bad = metadata_from_toml(metadata_to_toml(m), "metadata.toml");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().kind == ErrorKind::Corrupt);
+    CHECK(bad.error().message.find("images.held[0].tag") != std::string::npos);
+    // An older backup may have a tree called images; one that holds images may not.
+    BackupMetadata old = sample();
+    old.trees[0].name = "images";
+    CHECK(metadata_from_toml(metadata_to_toml(old), "metadata.toml"));
+    old.images.present = true;
+    auto clash = metadata_from_toml(metadata_to_toml(old), "metadata.toml");
+    REQUIRE_FALSE(clash);
+    CHECK(clash.error().message.find("a tree is called 'images' too") != std::string::npos);
+}
