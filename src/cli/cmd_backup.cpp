@@ -59,6 +59,10 @@ void print_metadata_text(const BackupMetadata& m, bool latest)
                static_cast<long long>(m.cluster.total_keys), m.cluster.dirty ? ", DIRTY (taken with --force)" : "");
     else
         printf("  etcd: not included\n");
+    if (m.images.present)
+        printf("  control-plane images: %zu held, %s (%s copied)%s\n", m.images.held.size(),
+               human(m.images.bytes).c_str(), human(m.images.copied_bytes).c_str(),
+               m.images.missing.empty() ? "" : (", " + std::to_string(m.images.missing.size()) + " NOT held").c_str());
     printf("  openshift: %s%s\n",
            m.openshift.version.empty() ? "version unknown" : printable(m.openshift.version).c_str(),
            m.openshift.version.empty() && !m.openshift.version_source.empty()
@@ -88,6 +92,7 @@ int print_estimate(const Args& args, const BackupEstimate& e)
                             {"new_bytes", e.new_bytes},
                             {"shared_bytes", e.shared_bytes},
                             {"cluster_bytes", e.cluster_bytes},
+                            {"images_bytes", e.images_bytes},
                             {"metadata_bytes", e.metadata_bytes},
                             {"margin_bytes", e.margin_bytes},
                             {"need_bytes", e.need_bytes},
@@ -105,6 +110,7 @@ int print_estimate(const Args& args, const BackupEstimate& e)
         else
             printf("  shared:     %s with backup %s\n", human(e.shared_bytes).c_str(), printable(e.previous).c_str());
         printf("  etcd:       %s\n", human(e.cluster_bytes).c_str());
+        if (e.images_bytes) printf("  images:     %s (control-plane images to copy)\n", human(e.images_bytes).c_str());
         printf("  metadata:   %s\n", human(e.metadata_bytes).c_str());
         printf("  margin:     %s (backup.free_space_margin)\n", human(e.margin_bytes).c_str());
         printf("  needed:     %s of %s free: %s\n", human(e.need_bytes).c_str(), human(e.free_bytes).c_str(),

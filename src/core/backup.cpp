@@ -9,6 +9,7 @@
 #include "fsmeta.hpp"
 #include "host_info.hpp"
 #include "hostfs.hpp"
+#include "image_backup.hpp"
 #include "log.hpp"
 #include "machineconfig.hpp"
 #include "manifest.hpp"
@@ -596,6 +597,7 @@ Error no_space_error(const BackupEstimate& e)
                      human(e.need_bytes) + " (" + human(e.new_bytes) + " of new file data in " +
                      std::to_string(e.new_files) + " files, " + human(e.shared_bytes) +
                      " shared with the previous backup, " + human(e.cluster_bytes) + " for etcd, " +
+                     (e.images_bytes ? human(e.images_bytes) + " of control-plane images, " : std::string()) +
                      human(e.metadata_bytes) + " of metadata, " + human(e.margin_bytes) +
                      " margin). Delete older backups ('upgrade-recovery delete ID') or lower "
                      "backup.free_space_margin."};
@@ -813,12 +815,29 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         if (!cb) return std::unexpected(std::move(cb.error()).context("estimate cluster backup"));
         est.cluster_bytes = *cb;
     }
+    // The control-plane images (images.backup): which, and what copying them needs.
+    std::optional<ImageBackupPlan> image_plan;
+    if (cfg.images_backup && !want_cluster) {
+        meta.warnings.push_back("images.backup is on, but this backup has no etcd snapshot: no control-plane "
+                                "images taken (a recovery without etcd does not restore the control plane)");
+        progress.warning(meta.warnings.back());
+    } else if (cfg.images_backup) {
+        progress.stage("list control-plane images");
+        auto plan = plan_image_backup(cfg, opts.root, store, prev_manifest ? latest_id : std::nullopt, cancel);
+        if (!plan) return std::unexpected(std::move(plan.error()).context("control-plane images"));
+        for (const auto& w : plan->warnings) {
+            meta.warnings.push_back(w);
+            progress.warning(w);
+        }
+        est.images_bytes = plan->new_bytes;
+        image_plan = std::move(*plan);
+    }
     auto usage = store_usage(store);
     if (!usage) return std::unexpected(usage.error());
     est.free_bytes = usage->free_bytes;
     est.metadata_bytes = totals->entries * 512 + totals->dirs * 4096 + totals->entries * 200;
     est.margin_bytes = cfg.free_space_margin;
-    est.need_bytes = est.new_bytes + est.metadata_bytes + est.cluster_bytes + est.margin_bytes;
+    est.need_bytes = est.new_bytes + est.metadata_bytes + est.cluster_bytes + est.images_bytes + est.margin_bytes;
     if (opts.dry_run) {
         BackupResult result;
         result.meta = std::move(meta);
@@ -887,6 +906,16 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
                                 " nor etcd.endpoints (set etcd.mode = \"off\" where that is intended)");
         progress.warning(meta.warnings.back());
     }
+    std::optional<ImageBackupResult> images;
+    if (image_plan) {
+        auto r = copy_images(cfg, opts.root, *image_plan, store, staging->get(), staging_path, progress, cancel);
+        if (!r) return std::unexpected(std::move(r.error()).context("control-plane images"));
+        for (const auto& w : r->warnings) {
+            meta.warnings.push_back(w);
+            progress.warning(w);
+        }
+        images = std::move(*r);
+    }
     progress.percent(10);
     failpoint("backup.after-cluster");
 
@@ -914,10 +943,19 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     // them that the partition looks full (writeback_pacer.hpp).
     WritebackPacer pacer(staging->get(), kFilesPerWriteback);
     TreeCopier copier(cfg, manifest, prev, pool, pacer, progress, cancel, meta, totals->entries, totals->new_bytes);
+    // The image layout's entries go where its name sorts among the trees'.
+    auto add_images = [&]() -> Result<> {
+        if (!images || meta.images.present) return {};
+        UR_TRY_CTX(add_image_entries(manifest, staging, *images, cancel), "control-plane images");
+        meta.images = images->record;
+        return {};
+    };
     for (const auto& tree : trees) {
+        if (compare_paths(kImagesDir, tree.spec.name) < 0) UR_TRY(add_images());
         progress.stage("copy " + tree.spec.path);
         UR_TRY(copier.copy_tree(tree, staging, prev_gen));
     }
+    UR_TRY(add_images());
     meta.copied_bytes = copier.copied_bytes;
     meta.shared_bytes = copier.shared_bytes;
     meta.shared_files = copier.shared_files;

@@ -38,9 +38,10 @@ struct BackupEstimate {
     uint64_t new_bytes = 0; // their allocated size
     uint64_t shared_bytes = 0;
     uint64_t cluster_bytes = 0;  // etcd snapshot and static pod resources
+    uint64_t images_bytes = 0;   // control-plane images to copy (images.backup; skopeo inspect sizes)
     uint64_t metadata_bytes = 0; // inodes, directories, manifest
     uint64_t margin_bytes = 0;   // backup.free_space_margin
-    uint64_t need_bytes = 0;     // the sum of the four above
+    uint64_t need_bytes = 0;     // the sum of the five above
     uint64_t free_bytes = 0;     // available on the partition now
     bool fits() const { return need_bytes <= free_bytes; }
 };

@@ -140,6 +140,8 @@ Result<VerifyReport> verify_backup(const Store& store, const std::string& id, Pr
     std::vector<std::string> tree_names;
     for (const auto& t : meta->trees)
         tree_names.push_back(t.name);
+    // The control-plane images' layout is in the manifest like a tree.
+    if (meta->images.present) tree_names.push_back(kImagesDir);
     Prefetcher prefetch(kPrefetchThreads); // the generation's metadata, ahead of the walk
     for (const auto& t : tree_names)
         prefetch.add(gen->get(), t);
