@@ -4,6 +4,7 @@
 #include "failpoint.hpp"
 #include "fd.hpp"
 #include "host_info.hpp"
+#include "image_backup.hpp"
 #include "initrd_peek.hpp"
 #include "initrd_var.hpp"
 #include "log.hpp"
@@ -251,7 +252,8 @@ struct ImagesCheck {
     std::string warning;              // shown; does not stop the recovery
     std::vector<std::string> missing; // not in the storage (when pulling: could not be pulled)
     std::vector<std::string> pulled;
-    std::string pull_error; // the first failed pull's
+    std::vector<std::string> restored; // copied from the backup's image layout
+    std::string pull_error;            // the first failed pull's
     size_t needed = 0;
 };
 
@@ -264,7 +266,7 @@ struct ImagesCheck {
 // each missing image once (the live verify step); without it only list (dry run).
 Result<ImagesCheck> check_control_plane_images(const Config& cfg, const Store& store, const BackupMetadata& meta,
                                                ContainerRuntime* runtime, const std::string& unchecked, bool pull,
-                                               const CancelToken& cancel)
+                                               const std::string& root, const CancelToken& cancel)
 {
     ImagesCheck r;
     if (!meta.cluster.present) return r;
@@ -286,9 +288,16 @@ Result<ImagesCheck> check_control_plane_images(const Config& cfg, const Store& s
         return r;
     }
     if (cfg.wipe_images) {
-        r.warning = "recovery.wipe_images = true removes the " + n +
-                    " images the backup's control plane needs: phase 2 pulls them again from their registries";
-        r.note = "control-plane images: " + n + " to be pulled again in phase 2 (recovery.wipe_images)";
+        const size_t held = static_cast<size_t>(std::count_if(
+            needed->begin(), needed->end(), [&](const std::string& i) { return meta.images.find(i) != nullptr; }));
+        if (held < needed->size())
+            r.warning = "recovery.wipe_images = true removes the " + n +
+                        " images the backup's control plane needs: phase 2 pulls " +
+                        (held ? std::to_string(needed->size() - held) + " of them" : std::string("them")) +
+                        " again from their registries";
+        r.note = "control-plane images: " + n + " to be " +
+                 (held ? "copied back from the backup (" + std::to_string(held) + ") or pulled" : "pulled") +
+                 " again in phase 2 (recovery.wipe_images)";
         return r;
     }
     if (!runtime) {
@@ -305,7 +314,37 @@ Result<ImagesCheck> check_control_plane_images(const Config& cfg, const Store& s
     }
     // The pulls together within recovery.pull_timeout: an administrator waits on them.
     const auto pull_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.pull_timeout);
-    for (const auto& m : missing_images(*needed, *have)) {
+    auto missing = missing_images(*needed, *have);
+    // What the backup holds is copied back first: no registry needed (images.backup).
+    if (pull && !missing.empty()) {
+        const std::string backup_dir = store.path() + "/" + kBackupsDir + "/" + meta.id;
+        bool copied = false;
+        for (const auto& m : missing) {
+            const HeldImage* h = meta.images.find(m);
+            const auto left = std::chrono::ceil<std::chrono::seconds>(pull_deadline - std::chrono::steady_clock::now());
+            if (!h || left.count() <= 0) continue;
+            log::info("verify: copying " + m + " from backup " + meta.id + " into the container storage");
+            auto c = restore_image(cfg, root, backup_dir, *h, std::min(left, std::chrono::seconds(cfg.images_timeout)),
+                                   cancel);
+            if (!c && c.error().kind == ErrorKind::Cancelled) return std::unexpected(c.error());
+            if (!c)
+                log::warning("verify: " + c.error().message + "; pulling it instead");
+            else
+                copied = true;
+        }
+        if (copied) {
+            // Found by the runtime, as kubelet will look for it, or pulled below.
+            auto again = runtime->list_images(std::chrono::seconds(cfg.stop_timeout), cancel);
+            if (!again && again.error().kind == ErrorKind::Cancelled) return std::unexpected(again.error());
+            if (again) {
+                auto still = missing_images(missing, *again);
+                for (const auto& m : missing)
+                    if (std::find(still.begin(), still.end(), m) == still.end()) r.restored.push_back(m);
+                missing = std::move(still);
+            }
+        }
+    }
+    for (const auto& m : missing) {
         const auto left = std::chrono::ceil<std::chrono::seconds>(pull_deadline - std::chrono::steady_clock::now());
         if (!pull || left.count() <= 0) {
             r.missing.push_back(m);
@@ -324,12 +363,23 @@ Result<ImagesCheck> check_control_plane_images(const Config& cfg, const Store& s
         if (r.pull_error.empty()) r.pull_error = p.error().message;
     }
     const std::string k = std::to_string(r.missing.size());
+    size_t held = 0;
+    for (const auto& m : r.missing)
+        held += meta.images.find(m) != nullptr;
+    const std::string from_backup =
+        !pull && held ? " (the verify step copies " + std::to_string(held) + " from the backup, pulls the rest)"
+                      : " (the verify step pulls them)";
     if (!r.missing.empty())
         r.note = "control-plane images: " + k + " of " + n + (pull ? " cannot be pulled: " : " missing: ") +
-                 join(r.missing, ", ") + (pull ? "" : " (the verify step pulls them)");
-    else if (!r.pulled.empty())
-        r.note = "control-plane images: pulled " + std::to_string(r.pulled.size()) + " of " + n + ": " +
-                 join(r.pulled, ", ");
+                 join(r.missing, ", ") + (pull ? "" : from_backup);
+    else if (!r.pulled.empty() || !r.restored.empty())
+        r.note =
+            "control-plane images: " +
+            (r.restored.empty() ? std::string()
+                                : "copied " + std::to_string(r.restored.size()) + " of " + n +
+                                      " from the backup: " + join(r.restored, ", ") + (r.pulled.empty() ? "" : "; ")) +
+            (r.pulled.empty() ? std::string()
+                              : "pulled " + std::to_string(r.pulled.size()) + " of " + n + ": " + join(r.pulled, ", "));
     else
         r.note = "control-plane images: all " + n + " present";
     return r;
@@ -385,7 +435,8 @@ Result<StepResult> step_verify(Ctx& c, JournalStep&, const StepToken& t)
             else
                 unchecked = "crio.service is " + *crio;
         }
-        auto images = check_control_plane_images(c.cfg, c.store, c.meta, runtime, unchecked, true, t.token());
+        auto images =
+            check_control_plane_images(c.cfg, c.store, c.meta, runtime, unchecked, true, c.opts.root, t.token());
         if (!images) return std::unexpected(images.error());
         if (!images->warning.empty()) c.progress.warning(images->warning);
         if (!images->missing.empty()) {
@@ -611,8 +662,9 @@ Result<StepResult> step_pull_images(Ctx& c, JournalStep&, const StepToken& t)
         return StepResult{true, "not checked: " + needed.error().message};
     }
     if (needed->empty()) return StepResult{true, "no control-plane images named in the backup's manifests"};
-    std::vector<std::string> pulled;
-    std::string last; // why the last round left an image missing
+    std::vector<std::string> pulled, restored;
+    std::vector<std::string> tried; // copied from the backup once; a pull is the fallback after that
+    std::string last;               // why the last round left an image missing
     auto gave_up = [&] {
         return fail(ErrorKind::Timeout, last + " within " + std::to_string(c.cfg.pull_timeout) +
                                             "s; the backup's control plane needs it: make its registry reachable, or "
@@ -630,10 +682,16 @@ Result<StepResult> step_pull_images(Ctx& c, JournalStep&, const StepToken& t)
             return StepResult{false, "not checked: cannot list the container images (" + have.error().message + ")"};
         }
         auto missing = missing_images(*needed, *have);
-        if (missing.empty())
-            return StepResult{false, pulled.empty() ? "all " + std::to_string(needed->size()) + " present"
-                                                    : "pulled " + std::to_string(pulled.size()) +
-                                                          " missing control-plane images: " + join(pulled, ", ")};
+        if (missing.empty()) {
+            std::string note = restored.empty()
+                                   ? ""
+                                   : "copied " + std::to_string(restored.size()) +
+                                         " missing control-plane images from the backup: " + join(restored, ", ");
+            if (!pulled.empty())
+                note += (note.empty() ? "" : "; ") + ("pulled " + std::to_string(pulled.size()) +
+                                                      " missing control-plane images: " + join(pulled, ", "));
+            return StepResult{false, note.empty() ? "all " + std::to_string(needed->size()) + " present" : note};
+        }
         // A try that the step's deadline cuts short (or leaves no time to start) says only
         // that; the reason of the round before, the registry's answer, is what to act on.
         const std::string previous = std::exchange(last, std::string());
@@ -641,7 +699,33 @@ Result<StepResult> step_pull_images(Ctx& c, JournalStep&, const StepToken& t)
             last = previous;
             return gave_up();
         };
+        bool copied = false;
+        // The backup's own copy first (images.backup): it needs no registry. The
+        // backup is on the partition, mounted again after the reboot.
         for (const auto& m : missing) {
+            const HeldImage* h = c.meta.images.find(m);
+            if (!h || std::find(tried.begin(), tried.end(), m) != tried.end()) continue;
+            tried.push_back(m);
+            log::info("pull-images: copying " + m + " from backup " + c.meta.id + " into the container storage");
+            auto r = restore_image(c.cfg, c.opts.root, c.backup_dir, *h, secs(c.cfg.images_timeout), t.token());
+            if (r) {
+                restored.push_back(m);
+                copied = true;
+            } else {
+                if (fatal_now(r.error())) return std::unexpected(r.error());
+                log::warning("pull-images: " + r.error().message + "; pulling it instead");
+            }
+        }
+        if (copied) { // listed again: what the copies did not bring is pulled
+            last = previous;
+            continue;
+        }
+        for (const auto& m : missing) {
+            if (std::find(restored.begin(), restored.end(), m) != restored.end() &&
+                std::find(pulled.begin(), pulled.end(), m) == pulled.end()) {
+                // Copied, yet not listed: the registry is the fallback.
+                restored.erase(std::find(restored.begin(), restored.end(), m));
+            }
             if (std::find(pulled.begin(), pulled.end(), m) != pulled.end()) {
                 last = "pulled " + m + ", but the container storage does not list it";
                 continue;
@@ -1258,8 +1342,8 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
         if (!meta->cluster.present) return std::string();
         auto own_runtime = live && !backends.runtime ? make_crictl_runtime(cfg) : nullptr;
         ContainerRuntime* runtime = !live ? nullptr : backends.runtime ? backends.runtime : own_runtime.get();
-        auto images =
-            check_control_plane_images(cfg, store, *meta, runtime, "CRI-O does not run offline", false, cancel);
+        auto images = check_control_plane_images(cfg, store, *meta, runtime, "CRI-O does not run offline", false,
+                                                 opts.root, cancel);
         if (!images) return std::unexpected(images.error());
         if (!images->warning.empty()) progress.warning(images->warning);
         return "; " + images->note;
