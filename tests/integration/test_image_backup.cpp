@@ -336,9 +336,19 @@ TEST_CASE("a backup holds the control-plane image in its OCI layout, and verify 
 TEST_CASE("a repeated backup shares the image with the previous one and does not copy it again")
 {
     Node n;
+    // The space check counts the image's blobs (skopeo inspect), then nothing once shared.
+    auto dry = n.cli_run("backup --dry-run");
+    INFO(dry.out << dry.err);
+    REQUIRE(dry.exit_code == 0);
+    uint64_t blobs = 0;
+    for (const auto& e : fs::directory_iterator(n.base + "/img/blobs/sha256"))
+        blobs += fs::file_size(e.path());
+    CHECK(dry.j()["images_bytes"] == blobs);
     REQUIRE(n.backup(kId1).exit_code == 0);
     const size_t copies = n.skopeo_copies();
     CHECK(copies == 1);
+    auto dry2 = n.cli_run("backup --dry-run");
+    CHECK(dry2.j()["images_bytes"] == 0);
     auto b = n.backup(kId2);
     INFO(b.out << b.err);
     REQUIRE(b.exit_code == 0);
