@@ -8,7 +8,7 @@ build="meson ninja-build pkg-config g++ libsystemd-dev libmount-dev libblkid-dev
 test="gdisk xfsprogs util-linux mount ostree etcd-server etcd-client rsync acl attr systemd dbus
   dbus-daemon man-db groff-base zstd clang-format tar openssl coreutils
   python3 python3-yaml time prometheus-node-exporter jq
-  skopeo golang-github-containers-common"
+  skopeo golang-github-containers-common docker-registry"
 # VM suite: qemu (TCG), the guest root (debootstrap), its initramfs (dracut-core: the
 # dracut tool without replacing the host's initramfs-tools), the disk (e2fsprogs,
 # xfsprogs, gdisk from the lists above). The guest kernel is downloaded into the build
