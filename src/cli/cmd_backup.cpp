@@ -3,12 +3,10 @@
 #include "backup_attempt.hpp"
 #include "backup_removal.hpp"
 #include "cli.hpp"
-#include "initrd_mark.hpp"
 #include "recovery_journal.hpp"
-#include "recovery_karg.hpp"
+#include "status_warnings.hpp"
 #include "store.hpp"
 #include "store_status.hpp"
-#include "unit_enablement.hpp"
 #include "upgrade_watchdog.hpp"
 #include "verify.hpp"
 
@@ -321,16 +319,9 @@ int cmd_status(const Args& args)
     // journal's armed node to reboot, and its error already names the way out.
     const RecoveryStatus rstatus = make_recovery_status(st->journal, st->armed, st->phase2_pending);
     const std::string next = st->recovery_error && !st->journal ? std::string() : rstatus.next;
-    const auto module_problem = initrd_module_problem(args.root);
-    // Boot entries that keep upgrade_recovery=phase1 (null: /boot unreadable).
-    const auto kept_karg = boot_entries_requesting_recovery(args.root);
-    // The units that act after the next boot: a warning only when something is set
-    // to need them (armed, a recovery in progress or pending, a watchdog).
-    const bool recovery_ahead = st->armed || st->phase2_pending || st->watchdog ||
-                                (st->journal && recovery_state_in_progress(st->journal->state));
-    const std::vector<std::pair<UnitCheck, bool>> units = {
-        {check_phase2_unit(args.root, st->phase2_pending.has_value()), recovery_ahead},
-        {check_watchdog_unit(args.root), st->watchdog.has_value()}};
+    // The initramfs module, boot entries keeping upgrade_recovery=phase1, the units
+    // that act after the next boot: what the daemon's Manager.Warnings says too.
+    const StatusChecks checks = check_status_host(args.root, *st);
     if (args.json) {
         nlohmann::json j;
         j["store"] = store.path();
@@ -354,13 +345,15 @@ int cmd_status(const Args& args)
         j["recovery_next"] = next; // "" when there is nothing to do
         // Its "running" process is gone (recovery_interrupted); the daemon's RecoveryState Interrupted.
         j["recovery_interrupted"] = rstatus.interrupted;
-        j["initrd_module_ran"] = module_problem ? nlohmann::json(module_problem->empty()) : nlohmann::json(nullptr);
-        j["kept_recovery_karg"] = kept_karg ? nlohmann::json(*kept_karg) : nlohmann::json(nullptr);
+        j["initrd_module_ran"] =
+            checks.initrd_module ? nlohmann::json(checks.initrd_module->empty()) : nlohmann::json(nullptr);
+        j["kept_recovery_karg"] = checks.kept_karg ? nlohmann::json(*checks.kept_karg) : nlohmann::json(nullptr);
         j["units"] = nlohmann::json::object();
-        for (const auto& [c, matters] : units)
+        for (const auto& [c, matters] : checks.units)
             j["units"][c.unit] = {{"state", c.state.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.state)},
                                   {"warning", matters ? c.warning : ""},
                                   {"note", c.note}};
+        j["warnings"] = checks.warnings();
         j["watchdog"] = watchdog_json(st->watchdog);
         if (st->watchdog_outlook) add_watchdog_outlook(j["watchdog"], *st->watchdog_outlook);
         if (st->watchdog_error) j["watchdog_error"] = st->watchdog_error->message;
@@ -412,13 +405,10 @@ int cmd_status(const Args& args)
     if (st->recovery_error) printf("Recovery: UNREADABLE: %s\n", printable(st->recovery_error->message).c_str());
     if (st->phase2_pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
     if (!next.empty()) printf("Next: %s\n", printable(next).c_str());
-    if (module_problem && !module_problem->empty()) printf("WARNING: %s\n", module_problem->c_str());
-    if (auto w = persistent_karg_warning(kept_karg); !w.empty()) printf("WARNING: %s\n", printable(w).c_str());
-    for (const auto& [c, matters] : units) {
-        if (!matters) continue;
-        if (!c.warning.empty()) printf("WARNING: %s\n", printable(c.warning).c_str());
-        if (!c.note.empty()) printf("Note: %s\n", printable(c.note).c_str());
-    }
+    for (const auto& w : checks.warnings())
+        printf("WARNING: %s\n", printable(w).c_str());
+    for (const auto& [c, matters] : checks.units)
+        if (matters && !c.note.empty()) printf("Note: %s\n", printable(c.note).c_str());
     if (const auto& w = st->watchdog) {
         printf("Watchdog: started %s; recovers backup %s unless 'upgrade-recovery watchdog stop' runs within %u s "
                "of a later boot\n",

@@ -13,6 +13,7 @@
 #include "recovery.hpp"
 #include "recovery_journal.hpp"
 #include "rollback_plan.hpp"
+#include "status_warnings.hpp"
 #include "store.hpp"
 #include "unit_enablement.hpp"
 #include "upgrade_watchdog.hpp"
@@ -630,6 +631,20 @@ void Manager::refresh_if_stale()
         });
 }
 
+const std::vector<std::string>& Manager::current_warnings()
+{
+    const auto now = std::chrono::steady_clock::now();
+    if (warnings_time_ != std::chrono::steady_clock::time_point{} && now - warnings_time_ < kViewTtl) return warnings_;
+    warnings_time_ = now;
+    // A store that cannot be read has nothing armed or pending as far as this can tell:
+    // the checks of the boot and of the initramfs still apply (RecoveryState says Unknown).
+    StoreStatus st;
+    if (auto store = open_store(cfg_, args_.root, false); store)
+        if (auto s = read_store_status(*store, cfg_.watchdog_max_boots); s) st = std::move(*s);
+    warnings_ = check_status_host(args_.root, st, args_.initrd_run_dir).warnings();
+    return warnings_;
+}
+
 void Manager::defer(std::function<void()> fn)
 {
     deferred_.push_back(std::move(fn));
@@ -676,6 +691,7 @@ int Manager::prop_get(sd_bus*, const char*, const char*, const char* prop, sd_bu
     if (std::strcmp(prop, "CurrentJob") == 0)
         return sd_bus_message_append(
             reply, "o", self->current_ && self->current_->exported() ? self->current_->path().c_str() : "/");
+    if (std::strcmp(prop, "Warnings") == 0) return dbus::append_strings(reply, self->current_warnings());
     self->refresh_if_stale();
     if (std::strcmp(prop, "LastBackup") == 0)
         return sd_bus_message_append(reply, "s", valid_utf8(self->last_backup_).c_str());
@@ -1259,6 +1275,7 @@ const sd_bus_vtable Manager::vtable[] = {
     SD_BUS_PROPERTY("LastBackup", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("LastError", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
     SD_BUS_PROPERTY("LastErrorName", "s", prop_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+    SD_BUS_PROPERTY("Warnings", "as", prop_get, 0, 0),
     SD_BUS_METHOD_WITH_ARGS("StartBackup", SD_BUS_ARGS("a{sv}", options), SD_BUS_RESULT("o", job),
                             with_config<m_start_backup>, 0),
     SD_BUS_METHOD_WITH_ARGS("ListBackups", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", backups),

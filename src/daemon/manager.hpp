@@ -137,6 +137,11 @@ class Manager
     std::string recovery_state_ = "None";
     std::string recovery_summary_;
     std::chrono::steady_clock::time_point view_time_{};
+    // Warnings: `status`'s (check_status_host), read again at most every kViewTtl on a
+    // Get; they depend on /boot and the unit files too, which no watch covers.
+    std::vector<std::string> warnings_;
+    std::chrono::steady_clock::time_point warnings_time_{};
+    const std::vector<std::string>& current_warnings();
     std::vector<std::function<void()>> deferred_;
     SourcePtr defer_source_;
     std::unique_ptr<StoreWatch> store_watch_; // changes by other processes

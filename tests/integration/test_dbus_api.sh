@@ -147,6 +147,23 @@ mcall ArmRecovery 'sa{sv}' "$B1" 0 || die "ArmRecovery failed"
 [ "$(cat "$STORE/recovery/armed")" = "$B1" ] || die "armed marker: $(cat "$STORE/recovery/armed" 2>&1)"
 [ "$(initrd_warnings ArmRecovery)" = 1 ] || die "ArmRecovery without the initramfs mark logged no warning: $(cat "$T/daemon.log")"
 [ "$(mprop RecoveryState)" = Armed ] || die "RecoveryState after arming: $(mprop RecoveryState)"
+# Warnings: what `status` prints after WARNING:, from the same checks. The CLI under
+# --root does not ask about this boot's initramfs; the daemon, given --initrd-run-dir, does.
+warnings() { busctl --system --json=short get-property "$BUS_NAME" "$MGR_PATH" "$MGR_IFACE" Warnings | jq -c .data; }
+cli_warnings() { "$UR_BUILD_DIR/src/cli/upgrade-recovery" --root "$ROOT" --config "$CFG" --json status | jq -c .warnings; }
+W=$(warnings) CW=$(cli_warnings)
+[ "$(jq length <<<"$W")" = 2 ] || die "Warnings while armed without the units and the mark: $W"
+jq -e '.[0] | startswith("this boot'"'"'s initramfs did not run upgrade-recovery")' <<<"$W" >/dev/null || die "Warnings[0]: $W"
+[ "$(jq -c '.[1:]' <<<"$W")" = "$CW" ] || die "Warnings $W, but status says $CW"
+jq -e '.[0] | startswith("upgrade-recovery-phase2.service is not installed")' <<<"$CW" >/dev/null || die "status warnings: $CW"
+mkdir -p "$ROOT/boot/loader/entries"
+printf 'title test\noptions root=UUID=1 upgrade_recovery=phase1 rw\n' >"$ROOT/boot/loader/entries/ostree-1-test.conf"
+sleep 2.1 # re-read at most every 2 s
+W=$(warnings) CW=$(cli_warnings)
+[ "$(jq length <<<"$W")" = 3 ] && [ "$(jq -c '.[1:]' <<<"$W")" = "$CW" ] || die "Warnings $W with a kept karg; status: $CW"
+jq -e '.[1] | contains("/boot/loader/entries/ostree-1-test.conf")' <<<"$W" >/dev/null || die "no kept-karg warning: $W"
+rm -r "$ROOT/boot"
+ok "Warnings: the initramfs, the kept kernel argument and the unit, as status says them"
 expect_error "$ERR.Refused" "$(gcall DeleteBackup "$B1")"
 [ -d "$STORE/backups/$B1" ] || die "DeleteBackup removed the armed backup $B1"
 mcall DisarmRecovery || die "DisarmRecovery failed"
@@ -167,6 +184,8 @@ mcall ArmRecovery 'sa{sv}' "" 1 reboot b false || die "ArmRecovery of latest fai
 [ "$(initrd_warnings ArmRecovery)" = 1 ] || die "ArmRecovery with the initramfs mark warned: $(cat "$T/daemon.log")"
 [ "$(unit_warnings ArmRecovery $P2U)" = 1 ] || die "ArmRecovery with the phase 2 unit enabled warned: $(cat "$T/daemon.log")"
 mcall DisarmRecovery || die "DisarmRecovery failed"
+sleep 2.1
+[ "$(warnings)" = "[]" ] || die "Warnings with the mark and the units enabled, disarmed: $(warnings)"
 ok "ArmRecovery / DisarmRecovery; the initramfs and unit warnings only without the mark and the unit"
 
 # --- changes by another process: PropertiesChanged when they happen, unread --------
