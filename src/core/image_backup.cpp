@@ -269,8 +269,12 @@ Result<ImageBackupPlan> plan_image_backup(const Config& cfg, const std::string& 
         auto r =
             run_skopeo(cfg, root, {"inspect", "--raw", "containers-storage:" + ref}, call_timeout(cfg, cancel), cancel);
         if (!r) {
-            if (r.error().kind == ErrorKind::Cancelled || r.error().kind == ErrorKind::Timeout ||
-                r.error().kind != ErrorKind::ExternalFailed)
+            // Asked for and impossible: a backup without the images it was told to hold
+            // would be taken for one with them.
+            if (r.error().kind == ErrorKind::NotFound)
+                return fail(ErrorKind::NotFound,
+                            r.error().message + " (images.backup is on: install skopeo, or set images.backup = false)");
+            if (r.error().kind != ErrorKind::ExternalFailed)
                 return std::unexpected(std::move(r.error()).context("skopeo inspect " + ref));
             plan.missing.push_back(ref);
             plan.warnings.push_back("control-plane image " + ref +

@@ -387,6 +387,17 @@ TEST_CASE("an image missing from the container storage at backup time is a warni
     CHECK(n.cli_run(std::string("verify ") + kId1).exit_code == 0);
 }
 
+TEST_CASE("images.backup without skopeo: the backup fails, says what to do, and publishes nothing")
+{
+    Node n(true, false);
+    fs::remove(n.base + "/skopeo");
+    auto b = n.backup(kId1);
+    INFO(b.out << b.err);
+    CHECK(b.exit_code == 1);
+    CHECK(b.err.find("install skopeo, or set images.backup = false") != std::string::npos);
+    CHECK_FALSE(fs::exists(n.gen(kId1)));
+}
+
 TEST_CASE("an image whose digest the storage cannot give back is not held: a warning says why")
 {
     Node n;
