@@ -848,34 +848,6 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     failpoint("backup.after-scan");
     UR_TRY(cancel.check());
 
-    // Platform: pin the booted deployment, drop standby ones. A pin this run made
-    // goes again unless the backup is published: no backup would record it, so
-    // retention could never release it, and each such deployment would stay.
-    struct PinGuard {
-        const Config& cfg;
-        const std::string& root;
-        std::optional<OstreeRecord> made;
-        ~PinGuard()
-        {
-            if (!made) return;
-            if (auto r = ostree_release_pins(cfg, root, {*made}); !r)
-                log::warning("the ostree pin of the failed backup stays: " + r.error().message);
-        }
-    } pin_guard{cfg, opts.root, std::nullopt};
-    if (ostree_enabled(cfg, opts.root)) {
-        progress.stage("pin ostree deployment");
-        auto os = ostree_prepare_for_backup(cfg, opts.root);
-        if (!os) return std::unexpected(std::move(os.error()).context("ostree"));
-        if (os->pinned_by_backup) pin_guard.made = *os;
-        meta.ostree = std::move(*os);
-        // A pin an earlier backup made stays ours, so retention can release it later.
-        // Unreadable backups: not known to be ours, so never released (the safe side).
-        auto existing = read_all_metadata(store);
-        meta.ostree.pinned_by_backup = pin_is_ours(meta.ostree, existing ? *existing : std::vector<BackupMetadata>{});
-    }
-    progress.percent(3);
-    failpoint("backup.after-ostree");
-
     // Staging: everything below is dropped (now or by the next run) unless published.
     std::string staging_name = std::string(kStagingPrefix) + id;
     if (::mkdirat(store.backups_fd.get(), staging_name.c_str(), 0700) < 0) return fail_errno("create staging");
@@ -892,6 +864,45 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     if (!staging_r) return std::unexpected(staging_r.error());
     SharedFd staging = share(std::move(*staging_r));
     std::string staging_path = store.path() + "/" + kBackupsDir + "/" + staging_name;
+
+    // Platform: pin the booted deployment, drop standby ones. A pin this run made
+    // goes again unless the backup is published: no backup would record it, so
+    // retention could never release it, and each such deployment would stay.
+    struct PinGuard {
+        const Config& cfg;
+        const std::string& root;
+        std::optional<OstreeRecord> made;
+        ~PinGuard()
+        {
+            if (!made) return;
+            if (auto r = ostree_release_pins(cfg, root, {*made}); !r)
+                log::warning("the ostree pin of the failed backup stays: " + r.error().message);
+        }
+    } pin_guard{cfg, opts.root, std::nullopt};
+    if (ostree_enabled(cfg, opts.root)) {
+        progress.stage("pin ostree deployment");
+        // Killed after the pin, the staging directory's metadata records it, and the
+        // clean-up of leftovers (remove_leftovers) releases it.
+        auto record_pin = [&](const OstreeRecord& pin) -> Result<> {
+            BackupMetadata intent;
+            intent.id = id;
+            intent.created = meta.created;
+            intent.tool_version = meta.tool_version;
+            intent.ostree = pin;
+            UR_TRY(fsync_fd(store.backups_fd.get(), "backups directory"));
+            return write_file_atomic_at(staging->get(), kMetadataFile, metadata_to_toml(intent), 0600);
+        };
+        auto os = ostree_prepare_for_backup(cfg, opts.root, record_pin);
+        if (!os) return std::unexpected(std::move(os.error()).context("ostree"));
+        if (os->pinned_by_backup) pin_guard.made = *os;
+        meta.ostree = std::move(*os);
+        // A pin an earlier backup made stays ours, so retention can release it later.
+        // Unreadable backups: not known to be ours, so never released (the safe side).
+        auto existing = read_all_metadata(store);
+        meta.ostree.pinned_by_backup = pin_is_ours(meta.ostree, existing ? *existing : std::vector<BackupMetadata>{});
+    }
+    progress.percent(3);
+    failpoint("backup.after-ostree");
 
     if (want_cluster) {
         progress.stage("etcd snapshot");

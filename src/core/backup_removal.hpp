@@ -11,6 +11,8 @@
 // its tree removed. A process killed before the release leaves
 // backups/.staging-deleted-<id> with the metadata intact; remove_leftovers
 // releases what that records, so a kill cannot leave a pin behind for good.
+// A backup records the pin it is about to make in its staging directory's
+// metadata first, so a backup killed after pinning leaves such a leftover too.
 #pragma once
 
 #include "config.hpp"

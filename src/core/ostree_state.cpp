@@ -391,7 +391,7 @@ bool ostree_enabled(const Config& cfg, const std::string& root)
     return path_exists(root_path(root, cfg.sysroot) + "/ostree/repo");
 }
 
-Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::string& root)
+Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::string& root, const BeforePin& before_pin)
 {
     const SysrootLocation loc = locate(cfg, root);
     return with_writable(loc, [&]() -> Result<OstreeRecord> {
@@ -406,6 +406,16 @@ Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::str
         const DeploymentInfo booted = deps->infos[static_cast<size_t>(deps->booted)];
 
         if (!booted.pinned) {
+            if (before_pin) {
+                OstreeRecord intent;
+                intent.present = true;
+                intent.osname = booted.osname;
+                intent.checksum = booted.checksum;
+                intent.serial = booted.serial;
+                intent.pinned = true;
+                intent.pinned_by_backup = true;
+                UR_TRY(before_pin(intent));
+            }
             g_autoptr(GError) err = nullptr;
             if (!ostree_sysroot_deployment_set_pinned(sr, deps->at(static_cast<size_t>(deps->booted)), TRUE, &err))
                 return std::unexpected(gerror(err, "ostree: pin " + booted.id()));

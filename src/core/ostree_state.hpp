@@ -19,6 +19,7 @@
 #include "metadata.hpp"
 #include "rollback_plan.hpp"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,14 @@ bool ostree_enabled(const Config& cfg, const std::string& root);
 // a staged deployment and the unpinned standby deployments; never remove a
 // pinned one. The booted deployment keeps its place relative to the kept ones
 // (the default may change only because unpinned ones before it go).
-// Returns what metadata records.
-Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::string& root);
+// Returns what metadata records. `before_pin`, when set, is called with the
+// record of the pin about to be made (only when this call makes one) and must
+// make it durable where a clean-up finds it: a process killed right after the
+// pin could otherwise leave a pin that no backup records. Its error is returned
+// before anything is pinned.
+using BeforePin = std::function<Result<>(const OstreeRecord&)>;
+Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::string& root,
+                                               const BeforePin& before_pin = {});
 
 // Unpin the deployments `released` names (osname, checksum, serial) that are
 // still deployed and pinned; the others are skipped. Nothing is undeployed:

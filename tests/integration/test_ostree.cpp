@@ -563,13 +563,15 @@ TEST_CASE("a backup that fails after pinning releases its pin; a published one k
 }
 
 // The CLI on a plain-directory store at <root>/store with ostree on; `env` goes before
-// it (a failpoint). Returns (exit status, output).
-std::pair<int, std::string> run_cli(const Sandbox& sb, const std::string& env, const std::string& args)
+// it (a failpoint); `more_config` follows the [ostree] table's keys. Returns (exit status, output).
+std::pair<int, std::string> run_cli(const Sandbox& sb, const std::string& env, const std::string& args,
+                                    const std::string& more_config = "")
 {
     const std::string cfg = (sb.dir / "config.toml").string();
     std::ofstream(cfg) << "[partition]\nlabel = \"urt-no-such-partition-" << getpid()
                        << "\"\nallow_plain_directory = true\nmount_point = \"/store\"\n"
-                       << "[ostree]\nmode = \"on\"\nsysroot = \"/sysroot\"\n";
+                       << "[ostree]\nmode = \"on\"\nsysroot = \"/sysroot\"\n"
+                       << more_config;
     const std::string cmd = env + " " + getenv_or("UR_CLI") + " --root " + sb.root + " --config " + cfg + " " + args;
     FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
     REQUIRE(p != nullptr);
@@ -580,6 +582,45 @@ std::pair<int, std::string> run_cli(const Sandbox& sb, const std::string& env, c
         out.append(buf.data(), n);
     const int st = ::pclose(p);
     return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// A backup killed right after it pinned the booted deployment, before its
+// metadata: the staging directory already records the pin, so the next run's
+// clean-up releases it, and the next backup pins again and owns the pin. Without
+// the record that backup would find the deployment pinned, take the pin for an
+// administrator's and never release it.
+TEST_CASE("a backup killed after pinning: the clean-up releases the pin, the next backup owns it")
+{
+    REQUIRE_FALSE(getenv_or("UR_CLI").empty()); // set by meson test
+    Sandbox sb;
+    sb.deploy(1);
+    REQUIRE(sb.pins() == VB{false});
+    fs::create_directories(sb.root + "/etc");
+    std::ofstream(sb.root + "/etc/hostname") << "node\n";
+    const std::string more = "booted_deployment = \"" + sb.id(1) +
+                             "\"\n[etcd]\nmode = \"off\"\n[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\n";
+    const std::string backups = sb.root + "/store/backups";
+
+    auto [killed, kout] = run_cli(sb, "UR_FAILPOINT=backup.after-ostree", "backup --id 20240101T000000Z", more);
+    INFO(kout);
+    REQUIRE(killed == 128 + SIGKILL);
+    REQUIRE(sb.pins() == VB{true}); // pinned, and nothing published records it
+    CHECK(fs::exists(backups + "/.staging-20240101T000000Z/metadata.toml"));
+
+    auto [rc, out] = run_cli(sb, "", "backup --id 20240102T000000Z", more);
+    INFO(out);
+    REQUIRE(rc == 0);
+    CHECK_FALSE(fs::exists(backups + "/.staging-20240101T000000Z"));
+    CHECK(sb.pins() == VB{true});
+    std::ifstream meta(backups + "/20240102T000000Z/metadata.toml");
+    const std::string text((std::istreambuf_iterator<char>(meta)), std::istreambuf_iterator<char>());
+    CHECK(text.find("pinned_by_backup = true") != std::string::npos);
+
+    // The proof that the pin is ours: deleting the only backup that records it releases it.
+    auto [drc, dout] = run_cli(sb, "", "delete --force 20240102T000000Z", more);
+    INFO(dout);
+    CHECK(drc == 0);
+    CHECK(sb.pins() == VB{false});
 }
 
 // A delete killed after the rename (the backup is gone, its tree not yet) leaves
