@@ -890,10 +890,14 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
             intent.tool_version = meta.tool_version;
             intent.ostree = pin;
             UR_TRY(fsync_fd(store.backups_fd.get(), "backups directory"));
-            return write_file_atomic_at(staging->get(), kMetadataFile, metadata_to_toml(intent), 0600);
+            UR_TRY(write_file_atomic_at(staging->get(), kMetadataFile, metadata_to_toml(intent), 0600));
+            // From here a failure of the preparation (the pin made, the standby
+            // deployments not yet dropped) releases it too; a pin never made is no-op.
+            pin_guard.made = pin;
+            return {};
         };
         auto os = ostree_prepare_for_backup(cfg, opts.root, record_pin);
-        if (!os) return std::unexpected(std::move(os.error()).context("ostree"));
+        if (!os) return std::unexpected(std::move(os.error()).context("pin the booted deployment"));
         if (os->pinned_by_backup) pin_guard.made = *os;
         meta.ostree = std::move(*os);
         // A pin an earlier backup made stays ours, so retention can release it later.

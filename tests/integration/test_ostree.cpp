@@ -562,6 +562,46 @@ TEST_CASE("a backup that fails after pinning releases its pin; a published one k
     CHECK(sb.pins() == VB{true});
 }
 
+// The preparation fails after the pin, while dropping the standby deployment
+// (a full /boot: ostree writes the new boot entries there): the pin goes too.
+TEST_CASE("a backup whose ostree preparation fails after pinning releases the pin")
+{
+    Sandbox sb(true);
+    sb.deploy(1);
+    sb.deploy(2);
+    REQUIRE(sb.pins() == VB{false, false});
+    // /boot full: the tmpfs shrunk to what it holds plus a little, then filled.
+    struct statvfs vfs;
+    REQUIRE(::statvfs(sb.boot.c_str(), &vfs) == 0);
+    const uint64_t used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
+    const std::string size = "size=" + std::to_string(used + (256u << 10));
+    REQUIRE(::mount(nullptr, sb.boot.c_str(), nullptr, MS_REMOUNT, size.c_str()) == 0);
+    sh("dd if=/dev/zero of=" + sb.boot + "/filler bs=4k 2>/dev/null || true");
+    REQUIRE(::statvfs(sb.boot.c_str(), &vfs) == 0);
+    REQUIRE(vfs.f_bavail == 0);
+
+    Config c = sb.cfg(1);
+    c.partition_label = "urt-no-such-partition-" + std::to_string(getpid());
+    c.allow_plain_directory = true;
+    c.mount_point = "/store";
+    c.trees = {{"etc", "/etc", {}, true}};
+    c.etcd_mode = "off";
+    fs::create_directories(sb.root + "/etc");
+    std::ofstream(sb.root + "/etc/hostname") << "node\n";
+    BackupOptions bo;
+    bo.root = sb.root;
+    Progress p;
+    CancelToken cancel;
+    auto failed = run_backup(c, bo, p, cancel);
+    REQUIRE_FALSE(failed);
+    INFO(failed.error().message);
+    CHECK(failed.error().message.find("ostree") != std::string::npos);
+    CHECK(sb.versions() == VI{2, 1});     // nothing dropped
+    CHECK(sb.pins() == VB{false, false}); // and the pin made before did not stay
+    for (const auto& e : fs::directory_iterator(sb.root + "/store/backups"))
+        CHECK(e.path().filename().string().rfind(".staging", 0) != 0); // the failed run's staging is gone
+}
+
 // The CLI on a plain-directory store at <root>/store with ostree on; `env` goes before
 // it (a failpoint); `more_config` follows the [ostree] table's keys. Returns (exit status, output).
 std::pair<int, std::string> run_cli(const Sandbox& sb, const std::string& env, const std::string& args,
