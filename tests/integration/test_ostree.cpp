@@ -353,6 +353,29 @@ struct Sandbox {
 using VI = std::vector<int>;
 using VB = std::vector<bool>;
 
+// A backup of <root>/etc onto a plain-directory store at <root>/store, booted
+// into deployment `booted_v`, etcd off; run_backup_in runs it.
+Config backup_cfg(Sandbox& sb, int booted_v)
+{
+    Config c = sb.cfg(booted_v);
+    c.partition_label = "urt-no-such-partition-" + std::to_string(getpid());
+    c.allow_plain_directory = true;
+    c.mount_point = "/store";
+    c.trees = {{"etc", "/etc", {}, true}};
+    c.etcd_mode = "off";
+    fs::create_directories(sb.root + "/etc");
+    std::ofstream(sb.root + "/etc/hostname") << "node\n";
+    return c;
+}
+Result<BackupResult> run_backup_in(const Sandbox& sb, const Config& c)
+{
+    BackupOptions bo;
+    bo.root = sb.root;
+    Progress p;
+    CancelToken cancel;
+    return run_backup(c, bo, p, cancel);
+}
+
 } // namespace
 
 TEST_CASE("ostree_enabled follows ostree.mode and the repo's presence")
@@ -530,25 +553,15 @@ TEST_CASE("a backup that fails after pinning releases its pin; a published one k
     sb.deploy(1);
     sb.deploy(2);
     REQUIRE(sb.pins() == VB{false, false});
-    Config c = sb.cfg(1);
-    c.partition_label = "urt-no-such-partition-" + std::to_string(getpid());
-    c.allow_plain_directory = true;
-    c.mount_point = "/store";
-    c.trees = {{"etc", "/etc", {}, true}};
+    Config c = backup_cfg(sb, 1);
     c.etcd_mode = "script";
     c.cluster_backup_script = "/usr/local/bin/cluster-backup.sh";
-    fs::create_directories(sb.root + "/etc");
     fs::create_directories(sb.root + "/usr/local/bin");
-    std::ofstream(sb.root + "/etc/hostname") << "node\n";
     const std::string script = sb.root + c.cluster_backup_script;
     std::ofstream(script) << "#!/bin/sh\necho 'etcd is not reachable' >&2\nexit 1\n";
     fs::permissions(script, fs::perms::owner_all);
-    BackupOptions bo;
-    bo.root = sb.root;
-    Progress p;
-    CancelToken cancel;
 
-    auto failed = run_backup(c, bo, p, cancel);
+    auto failed = run_backup_in(sb, c);
     REQUIRE_FALSE(failed);
     INFO(failed.error().message);
     CHECK(failed.error().message.find("cluster backup") != std::string::npos);
@@ -556,7 +569,7 @@ TEST_CASE("a backup that fails after pinning releases its pin; a published one k
     CHECK(sb.pins() == VB{false}); // the pin did not stay behind
 
     c.etcd_mode = "off";
-    auto ok = run_backup(c, bo, p, cancel);
+    auto ok = run_backup_in(sb, c);
     REQUIRE_OK(ok);
     CHECK(ok->meta.ostree.pinned_by_backup);
     CHECK(sb.pins() == VB{true});
@@ -580,19 +593,7 @@ TEST_CASE("a backup whose ostree preparation fails after pinning releases the pi
     REQUIRE(::statvfs(sb.boot.c_str(), &vfs) == 0);
     REQUIRE(vfs.f_bavail == 0);
 
-    Config c = sb.cfg(1);
-    c.partition_label = "urt-no-such-partition-" + std::to_string(getpid());
-    c.allow_plain_directory = true;
-    c.mount_point = "/store";
-    c.trees = {{"etc", "/etc", {}, true}};
-    c.etcd_mode = "off";
-    fs::create_directories(sb.root + "/etc");
-    std::ofstream(sb.root + "/etc/hostname") << "node\n";
-    BackupOptions bo;
-    bo.root = sb.root;
-    Progress p;
-    CancelToken cancel;
-    auto failed = run_backup(c, bo, p, cancel);
+    auto failed = run_backup_in(sb, backup_cfg(sb, 1));
     REQUIRE_FALSE(failed);
     INFO(failed.error().message);
     CHECK(failed.error().message.find("ostree") != std::string::npos);
@@ -725,19 +726,7 @@ TEST_CASE("a delete killed half way: the next backup releases its pin")
     REQUIRE(killed == 128 + SIGKILL);
     REQUIRE(sb.pins() == VB{true, true});
 
-    Config c = sb.cfg(1); // the node booted v1 again
-    c.partition_label = "urt-no-such-partition-" + std::to_string(getpid());
-    c.allow_plain_directory = true;
-    c.mount_point = "/store";
-    c.trees = {{"etc", "/etc", {}, true}};
-    c.etcd_mode = "off";
-    fs::create_directories(sb.root + "/etc");
-    std::ofstream(sb.root + "/etc/hostname") << "node\n";
-    BackupOptions bo;
-    bo.root = sb.root;
-    Progress p;
-    CancelToken cancel;
-    auto ok = run_backup(c, bo, p, cancel);
+    auto ok = run_backup_in(sb, backup_cfg(sb, 1)); // the node booted v1 again
     REQUIRE_OK(ok);
     CHECK_FALSE(fs::exists(ms.dir + "/backups/.staging-deleted-20240101T000000Z"));
     CHECK(sb.versions() == VI{1}); // v2 unpinned, then dropped as a standby deployment
