@@ -33,9 +33,19 @@ std::string read_boot_id(const std::string& path)
 bool upgrade_recovery_process_running(int64_t pid, const std::string& boot_id)
 {
     if (pid <= 0 || boot_id != read_boot_id()) return false;
+    const std::string proc = "/proc/" + std::to_string(pid);
     // comm is 15 bytes: "upgrade-recover" for both upgrade-recovery and upgrade-recoveryd.
-    auto comm = read_file_at(AT_FDCWD, "/proc/" + std::to_string(pid) + "/comm", 256);
-    return comm && comm->starts_with("upgrade-recover");
+    auto comm = read_file_at(AT_FDCWD, proc + "/comm", 256);
+    if (!comm || !comm->starts_with("upgrade-recover")) return false;
+    // A zombie (killed, not yet reaped by its parent) keeps its comm but runs no more.
+    // The daemon re-reads the moment its pidfd says the process exited, which is
+    // before the parent reaps it. The state follows the last ')' (comm may hold one).
+    auto stat = read_file_at(AT_FDCWD, proc + "/stat", 4096);
+    if (!stat) return false;
+    const size_t paren = stat->rfind(')');
+    if (paren == std::string::npos || paren + 2 >= stat->size()) return false;
+    const char state = (*stat)[paren + 2];
+    return state != 'Z' && state != 'X';
 }
 
 std::string machine_id_of(const std::string& root)

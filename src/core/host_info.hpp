@@ -16,7 +16,8 @@ std::string read_boot_id(const std::string& path = "/proc/sys/kernel/random/boot
 
 // Is `pid` of boot `boot_id` still an upgrade-recovery process (the CLI or the daemon)?
 // What a record of a run (last-backup.json, the recovery journal) is checked with to
-// tell a run at work from one that was killed: false once the boot or the process is gone.
+// tell a run at work from one that was killed: false once the boot or the process is gone
+// (a zombie, exited but not yet reaped, counts as gone).
 bool upgrade_recovery_process_running(int64_t pid, const std::string& boot_id);
 
 // <root>/etc/machine-id: the installation's identity (systemd writes it at the first

@@ -6,6 +6,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace ur;
@@ -242,4 +244,39 @@ TEST_CASE("machine-id: only a valid one is known, and only two known, different 
                                "fedcba9876543210fedcba9876543210, this root's is 0123456789abcdef0123456789abcdef)"));
     put("uninitialized\n"); // this root's not known: not refused
     CHECK(other_installation_problem(m, t.path).empty());
+}
+
+TEST_CASE("an upgrade-recovery process that exited is gone before its parent reaps it")
+{
+    int up[2], down[2];
+    REQUIRE(::pipe(up) == 0);
+    REQUIRE(::pipe(down) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // Named as the CLI is; waits until the parent closes its end, then exits.
+        ::prctl(PR_SET_NAME, "upgrade-recovery");
+        ::close(down[1]);
+        char c = 1;
+        if (::write(up[1], &c, 1) != 1) ::_exit(1);
+        while (::read(down[0], &c, 1) > 0) {
+        }
+        ::_exit(0);
+    }
+    ::close(up[1]);
+    ::close(down[0]);
+    char c = 0;
+    REQUIRE(::read(up[0], &c, 1) == 1);
+    const std::string boot = read_boot_id();
+    CHECK(upgrade_recovery_process_running(child, boot));
+    CHECK_FALSE(upgrade_recovery_process_running(child, "another-boot"));
+    ::close(down[1]);
+    // Exited, not reaped: a zombie that still has its comm.
+    siginfo_t si{};
+    REQUIRE(::waitid(P_PID, static_cast<id_t>(child), &si, WEXITED | WNOWAIT) == 0);
+    CHECK_FALSE(upgrade_recovery_process_running(child, boot));
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK_FALSE(upgrade_recovery_process_running(child, boot));
+    ::close(up[0]);
 }
