@@ -206,6 +206,7 @@ Manager::~Manager()
 {
     // Jobs join their workers; the bus slots go before the objects they point at.
     // No more store refreshes: the deferred one below would emit on a gone object.
+    runner_watch_.reset();
     store_watch_.reset();
     manager_slot_.reset();
     job_slot_.reset();
@@ -324,19 +325,24 @@ void Manager::startup()
         last_error_ = j.message;
         last_error_name_ = j.error_name;
     }
-    // LastBackup and RecoveryState follow what the CLI or phase 2 write, when they write it.
-    store_watch_ = std::make_unique<StoreWatch>(event_, [this] {
-        if (refresh_queued_) return; // one re-read for a burst of events
-        refresh_queued_ = true;
-        defer([this] {
-            if (!store_watch_) return; // the Manager is going away
-            refresh_queued_ = false;
-            refresh_view(true);
-        });
-    });
+    // LastBackup and RecoveryState follow what the CLI or phase 2 write, when they write it,
+    // and RecoveryState turns Interrupted when the process running a recovery dies.
+    store_watch_ = std::make_unique<StoreWatch>(event_, [this] { queue_refresh(); });
+    runner_watch_ = std::make_unique<RunnerWatch>(event_, [this] { queue_refresh(); });
     if (interrupted) save_daemon_state();
     refresh_view(false);
     notify_status();
+}
+
+void Manager::queue_refresh()
+{
+    if (refresh_queued_) return; // one re-read for a burst of events
+    refresh_queued_ = true;
+    defer([this] {
+        if (!store_watch_) return; // the Manager is going away
+        refresh_queued_ = false;
+        refresh_view(true);
+    });
 }
 
 void Manager::when_idle(std::function<void()> on_idle)
@@ -588,6 +594,8 @@ void Manager::refresh_view(bool emit)
     auto store = open_store(cfg_, args_.root, false);
     // Each re-read re-checks the watch: the partition may be mounted by now.
     if (store_watch_) store_watch_->watch(store ? store->path() : root_path(args_.root, cfg_.mount_point));
+    const RecoveryJournal* running = nullptr; // a run at work, whose process to watch
+    std::optional<RecoveryStatus> status;
     if (store) {
         if (auto l = read_latest(*store); l && l->id) latest = *l->id; // damaged: none
         if (auto rs = read_recovery_status(*store); rs) {
@@ -595,8 +603,11 @@ void Manager::refresh_view(bool emit)
             // there and here alike.
             rsummary = rs->summary;
             rstate = recovery_state_label(*rs);
-            if (rs->unreadable) // damage in one part (a bad `armed`) must not hide a readable journal
-                rsummary = "unreadable: " + rs->unreadable->message + (rsummary.empty() ? "" : "; " + rsummary);
+            status = std::move(*rs);
+            const auto& j = status->journal;
+            if (j && j->state == RecoveryState::Running && !status->interrupted && j->runner_pid > 0) running = &*j;
+            if (status->unreadable) // damage in one part (a bad `armed`) must not hide a readable journal
+                rsummary = "unreadable: " + status->unreadable->message + (rsummary.empty() ? "" : "; " + rsummary);
         } else {
             rsummary = "recovery state unreadable: " + rs.error().message;
             rstate = "Unknown";
@@ -604,6 +615,13 @@ void Manager::refresh_view(bool emit)
     } else {
         rsummary = store.error().message;
         rstate = "Unknown";
+    }
+    // Its death changes nothing on the partition: the pidfd says when (runner_watch).
+    if (runner_watch_) {
+        if (running)
+            runner_watch_->watch(running->runner_pid, running->runner_boot_id);
+        else
+            runner_watch_->clear();
     }
     bool backup_changed = latest != last_backup_;
     bool rec_changed = rstate != recovery_state_ || rsummary != recovery_summary_;

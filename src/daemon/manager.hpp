@@ -6,6 +6,7 @@
 #include "config.hpp"
 #include "job.hpp"
 #include "jobstate.hpp"
+#include "runner_watch.hpp"
 #include "sdbus.hpp"
 #include "store.hpp"
 #include "store_watch.hpp"
@@ -144,8 +145,10 @@ class Manager
     const std::vector<std::string>& current_warnings();
     std::vector<std::function<void()>> deferred_;
     SourcePtr defer_source_;
-    std::unique_ptr<StoreWatch> store_watch_; // changes by other processes
+    std::unique_ptr<StoreWatch> store_watch_;   // changes by other processes
+    std::unique_ptr<RunnerWatch> runner_watch_; // the death of a running recovery's process
     bool refresh_queued_ = false;
+    void queue_refresh(); // a re-read and its PropertiesChanged from the loop, once per burst
 
     DaemonState saved_;
     std::unique_ptr<Job> current_;

@@ -4,7 +4,8 @@
 # event), drops the partial staging, and the partition holds the previous complete
 # backup, which still verifies. SIGTERM mid-backup instead cancels the job cleanly.
 # A recovery whose process (the CLI, the daemon's job) is killed reads Interrupted in
-# RecoveryState, as in `status`; Running while that process lives.
+# RecoveryState, as in `status`; Running while that process lives. A subscriber gets
+# PropertiesChanged with Interrupted when the CLI's process dies, without reading.
 set -u
 . "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
 THROTTLE=15 # percent of a CPU: the kill lands in the middle of the backup
@@ -107,6 +108,48 @@ rstate()
     done
     die "RecoveryState is $s, want $1 (summary: $(mprop RecoverySummary))"
 }
+# A subscriber that only listens: busctl monitor (BecomeMonitor) sees every message on
+# the bus, the method calls too, so it also shows that no Get/GetAll came in between.
+busctl --system monitor --json=short >"$T/monitor.json" 2>"$T/monitor.err" &
+MON=$!
+on_exit "kill $MON 2>/dev/null"
+# mon_since LINE: the complete messages the monitor logged after line LINE, a JSON array.
+mon_since() { tail -n +"$(($1 + 1))" "$T/monitor.json" | jq -nRc '[inputs | fromjson?]'; }
+# mon_index MSGS STATE: the index in MSGS of the first Manager PropertiesChanged that
+# carries RecoveryState STATE, -1 when none does.
+mon_index()
+{
+    jq --arg p "$MGR_PATH" --arg i "$MGR_IFACE" --arg s "$2" \
+        'map(.type == "signal" and .member == "PropertiesChanged" and .path == $p and .payload.data[0] == $i
+             and .payload.data[1].RecoveryState.data == $s) | index(true) // -1' <<<"$1"
+}
+# mon_wait FROM STATE SECONDS: wait for that signal after line FROM; prints the messages
+# up to and including it. Never reads a property itself.
+mon_wait()
+{
+    local i msgs n
+    for ((i = 0; i < $3 * 10; i++)); do
+        msgs=$(mon_since "$1")
+        n=$(mon_index "$msgs" "$2")
+        if [ "$n" -ge 0 ]; then
+            jq -c --argjson n "$n" '.[:$n + 1]' <<<"$msgs"
+            return 0
+        fi
+        kill -0 "$MON" 2>/dev/null || die "busctl monitor exited: $(cat "$T/monitor.err")"
+        sleep 0.1
+    done
+    return 1
+}
+# Subscribed: it logs a call made now.
+for ((i = 0; i < 100; i++)); do
+    busctl --system call "$BUS_NAME" "$MGR_PATH" org.freedesktop.DBus.Peer Ping >/dev/null || die "Ping"
+    [ "$(jq -nR '[inputs | fromjson? | select(.member == "Ping")] | length' <"$T/monitor.json")" -gt 0 ] && break
+    kill -0 "$MON" 2>/dev/null || die "busctl monitor exited: $(cat "$T/monitor.err")"
+    sleep 0.1
+done
+[ "$i" -lt 100 ] || die "busctl monitor does not see the bus: $(cat "$T/monitor.err")"
+MON_START=$(wc -l <"$T/monitor.json")
+
 # A CLI recovery stopped at the start of restore-files, alive: still Running.
 UR_FAILPOINT=recovery.restore-files UR_FAILPOINT_ACTION=stop \
     "$CLI" --root "$ROOT" --config "$CFG" recover --backup "$B3" >"$T/rec.log" 2>&1 &
@@ -117,11 +160,30 @@ for ((i = 0; i < 600; i++)); do
     sleep 0.1
 done
 [ "$(ps -o stat= -p "$RP" | cut -c1)" = T ] || die "recover did not stop at recovery.restore-files"
+# The store watch signalled Running when the CLI wrote its journal: the monitor gets
+# the service's signals (so the wait after the kill below cannot pass for nothing).
+mon_wait "$MON_START" Running 10 >/dev/null || die "the monitor saw no PropertiesChanged RecoveryState Running"
+ok "the monitor saw PropertiesChanged RecoveryState Running"
 rstate Running
 "$CLI" --root "$ROOT" --config "$CFG" status | grep -q "^Recovery .*: running " || die "status of a live recovery"
 ok "a recovery whose process lives (pid $RP, stopped): RecoveryState Running"
+# Killed: PropertiesChanged with Interrupted comes by itself (the service watches the
+# process with a pidfd), within 10 s, without any property read in between.
+MARK=$(wc -l <"$T/monitor.json")
+KILLED_US=$(date +%s%6N)
 kill -KILL "$RP"
 wait "$RP" 2>/dev/null
+seen=$(mon_wait "$MARK" Interrupted 10) ||
+    die "no PropertiesChanged with RecoveryState Interrupted within 10 s of the kill ($(jq -c \
+        'map(select(.member == "PropertiesChanged") | .payload.data[1]) ' <<<"$(mon_since "$MARK")"))"
+gets=$(jq -c 'map(select(.type == "method_call" and (.member == "Get" or .member == "GetAll")))' <<<"$seen")
+[ "$gets" = "[]" ] || die "a property was read between the kill and the signal: $gets"
+summary=$(jq -r '.[-1].payload.data[1].RecoverySummary.data' <<<"$seen")
+grep -q "interrupted at step restore-files" <<<"$summary" || die "RecoverySummary in the signal: $summary"
+ms=$((($(jq '.[-1]."timestamp-realtime"' <<<"$seen") - KILLED_US) / 1000))
+ok "killed: PropertiesChanged RecoveryState Interrupted ${ms} ms after the kill, no Get before it; summary: $summary"
+kill "$MON" 2>/dev/null
+wait "$MON" 2>/dev/null
 rstate Interrupted
 summary=$(mprop RecoverySummary)
 grep -q "interrupted at step restore-files" <<<"$summary" || die "RecoverySummary: $summary"
