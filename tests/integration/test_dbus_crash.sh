@@ -5,7 +5,8 @@
 # backup, which still verifies. SIGTERM mid-backup instead cancels the job cleanly.
 # A recovery whose process (the CLI, the daemon's job) is killed reads Interrupted in
 # RecoveryState, as in `status`; Running while that process lives. A subscriber gets
-# PropertiesChanged with Interrupted when the CLI's process dies, without reading.
+# PropertiesChanged with Interrupted when the CLI's process dies, without reading;
+# watching a living one does not keep the service from its idle exit.
 set -u
 . "$UR_SOURCE_DIR/tests/integration/dbus-lib.sh"
 THROTTLE=15 # percent of a CPU: the kill lands in the middle of the backup
@@ -193,6 +194,33 @@ grep -q "^Next: 'upgrade-recovery recover --resume' runs step restore-files agai
 [ "$("$CLI" --root "$ROOT" --config "$CFG" --json status | jq .recovery_interrupted)" = true ] ||
     die "status --json: recovery_interrupted is not true"
 ok "killed: RecoveryState Interrupted, as status says; summary: $summary"
+
+# Watching a living recovery process does not keep the service from its idle exit.
+dbus_stop_daemon
+sed -i 's/^idle_exit = .*/idle_exit = 3/' "$CFG"
+dbus_start_daemon
+UR_FAILPOINT=recovery.restore-files UR_FAILPOINT_ACTION=stop \
+    "$CLI" --root "$ROOT" --config "$CFG" recover --resume >"$T/rec.log" 2>&1 &
+RP=$!
+for ((i = 0; i < 600; i++)); do
+    [ "$(ps -o stat= -p "$RP" | cut -c1)" = T ] && break
+    kill -0 "$RP" 2>/dev/null || die "recover --resume exited before the failpoint: $(cat "$T/rec.log")"
+    sleep 0.1
+done
+[ "$(ps -o stat= -p "$RP" | cut -c1)" = T ] || die "recover --resume did not stop at recovery.restore-files"
+rstate Running # a re-read: the service now watches pid $RP, through a pidfd (fdinfo "Pid:")
+grep -qx "Pid:[[:space:]]*$RP" /proc/"$DAEMON_PID"/fdinfo/* 2>/dev/null ||
+    die "the service holds no pidfd on recovery process $RP"
+for ((i = 0; i < 200; i++)); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$DAEMON_PID" 2>/dev/null && die "the service did not exit idle (3 s) while recovery process $RP lives"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+kill -0 "$RP" 2>/dev/null || die "recovery process $RP is gone"
+grep -q "idle, exiting" "$T/daemon.log" || die "no idle exit in the log: $(tail -n 5 "$T/daemon.log")"
+ok "idle exit while recovery process $RP lives (watched)"
+kill -KILL "$RP"
+wait "$RP" 2>/dev/null
+sed -i 's/^idle_exit = .*/idle_exit = 0/' "$CFG"
 
 # The daemon's own recovery job, killed at the same step: after the restart the
 # job is reported interrupted, and so is the recovery.
