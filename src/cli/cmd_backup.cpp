@@ -501,7 +501,7 @@ int run_command(const Args& args)
     if (c == "watchdog") return cmd_watchdog(args);
     if (c == "disarm") return cmd_disarm(args);
     if (c == "metrics") return cmd_metrics(args);
-    usage_error("upgrade-recovery: unknown command '%s' (see --help)\n", c.c_str());
+    usage_error("upgrade-recovery: unknown command '%s' (see --help)\n", printable(c).c_str());
     return kExitUsage;
 }
 

@@ -268,14 +268,15 @@ std::optional<Flags> parse_flags(const std::vector<std::string>& params, const s
             }
             f.values.emplace_back(p, params[++i]);
         } else if (!p.empty() && p[0] == '-') {
-            usage_error("upgrade-recovery: unknown option '%s' (see --help)\n", p.c_str());
+            usage_error("upgrade-recovery: unknown option '%s' (see --help)\n", printable(p).c_str());
             return std::nullopt;
         } else {
             f.positional.push_back(p);
         }
     }
     if (f.positional.size() > max_positional) {
-        usage_error("upgrade-recovery: unexpected argument '%s' (see --help)\n", f.positional.back().c_str());
+        usage_error("upgrade-recovery: unexpected argument '%s' (see --help)\n",
+                    printable(f.positional.back()).c_str());
         return std::nullopt;
     }
     return f;

@@ -106,6 +106,16 @@ cli verify "2024"$'\e]0;owned\a' >"$T/e.out" 2>"$T/e.err" || rc=$?
 [ $rc != 0 ] || die "verify of a bad id succeeded"
 no_controls "$T/e.err" "an error message"
 has "$T/e.err" '2024\x1b]0;owned\x07' "error message"
+# Usage errors quote the word they stumbled on: an unknown command, an unknown
+# option, an argument too many (usage_error, not report_error).
+for args in "x"$'\e[2J' "status --x"$'\e[2J' "status x"$'\e[2J'; do
+    rc=0
+    # shellcheck disable=SC2086 # the words are the arguments
+    cli $args >"$T/u.out" 2>"$T/u.err" || rc=$?
+    [ $rc = 2 ] || die "'$args': exit $rc, not 2 (usage): $(cat "$T/u.err")"
+    no_controls "$T/u.err" "usage error for '$args'"
+    has "$T/u.err" 'x\x1b[2J' "usage error for '$args'"
+done
 echo "ok: error messages"
 
 echo "PASS: test-cli-text"
