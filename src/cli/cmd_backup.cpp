@@ -501,6 +501,25 @@ int run_command(const Args& args)
     if (c == "watchdog") return cmd_watchdog(args);
     if (c == "disarm") return cmd_disarm(args);
     if (c == "metrics") return cmd_metrics(args);
+    if (!c.empty() && c[0] == '-') {
+        // Not a global option, so main() took it for the command. A command's own
+        // option given before it (upgrade-recovery --dry-run backup): say where it goes.
+        static const char* const kCommands[] = {"backup",  "list", "status", "verify",   "delete", "rollback-plan",
+                                                "recover", "arm",  "disarm", "watchdog", "metrics"};
+        static const char* const kCommandFlags[] = {"--force",  "--dry-run",  "--resume", "--restart", "--step",
+                                                    "--reboot", "--checksum", "--initrd", "--abandon"};
+        const bool command_flag = is_valued_flag(c) || std::find(std::begin(kCommandFlags), std::end(kCommandFlags),
+                                                                 c) != std::end(kCommandFlags);
+        for (const auto& p : args.params)
+            if (command_flag && std::find(std::begin(kCommands), std::end(kCommands), p) != std::end(kCommands)) {
+                usage_error("upgrade-recovery: %s is an option of a command, not of upgrade-recovery itself: "
+                            "give it after the command name (upgrade-recovery %s %s ...; see --help)\n",
+                            c.c_str(), p.c_str(), c.c_str());
+                return kExitUsage;
+            }
+        usage_error("upgrade-recovery: unknown option '%s' (see --help)\n", printable(c).c_str());
+        return kExitUsage;
+    }
     usage_error("upgrade-recovery: unknown command '%s' (see --help)\n", printable(c).c_str());
     return kExitUsage;
 }

@@ -1,0 +1,60 @@
+#!/bin/bash
+# Usage errors an administrator makes (upgrade-recovery(8), EXIT STATUS 2): each names
+# the mistake and the way out, exits 2, prints one JSON error object with --json, and
+# changes nothing. A plain-directory store in a temporary root: no partition needed.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+require_root
+require_cmd jq
+T=$(ur_mktemp)
+trap 'rm -rf "$T"' EXIT
+
+ROOT=$T/root
+STORE=$ROOT/var/recovery
+mkdir -p "$ROOT/etc" "$ROOT/usr/local/bin" "$ROOT/var/lib/kubelet"
+echo node-0 >"$ROOT/etc/hostname"
+CFG=$T/config.toml
+cat >"$CFG" <<TOML
+[partition]
+label = "ur-cli-usage-none-$$"
+allow_plain_directory = true
+[backup]
+free_space_margin = 0
+[ostree]
+mode = "off"
+[etcd]
+mode = "off"
+TOML
+cli() { "$UR_CLI" --root "$ROOT" --config "$CFG" "$@"; }
+
+# usage WANT_IN_STDERR ARGS...: exit 2, the text on stderr, and with --json one
+# InvalidArgs object on stdout; the store is not created.
+usage()
+{
+    want=$1
+    shift
+    rc=0
+    cli "$@" >"$T/u.out" 2>"$T/u.err" || rc=$?
+    [ $rc = 2 ] || die "'$*': exit $rc, not 2: $(cat "$T/u.err")"
+    grep -qF -- "$want" "$T/u.err" || die "'$*': '$want' not in: $(cat "$T/u.err")"
+    rc=0
+    cli --json "$@" >"$T/j.out" 2>/dev/null || rc=$?
+    [ $rc = 2 ] || die "'--json $*': exit $rc, not 2"
+    jq -e '.error == "InvalidArgs" and (.message | type == "string")' "$T/j.out" >/dev/null ||
+        die "'--json $*': not one InvalidArgs object: $(cat "$T/j.out")"
+    [ ! -e "$STORE" ] || die "'$*' created the store"
+}
+
+# A command's option before the command (the global options go anywhere, these do not).
+usage "--dry-run is an option of a command, not of upgrade-recovery itself: give it after the command name (upgrade-recovery backup --dry-run" \
+    --dry-run backup
+usage "give it after the command name (upgrade-recovery delete --force" --force delete 20240102T030405Z
+usage "give it after the command name (upgrade-recovery recover --backup" --backup 20240102T030405Z recover
+# An option nobody knows is an unknown option, wherever it is; not an unknown command.
+usage "unknown option '--frob'" --frob status
+usage "unknown option '--frob'" status --frob
+usage "unknown command 'frob'" frob
+echo "ok: options before the command"
+
+echo "PASS: test-cli-usage"
