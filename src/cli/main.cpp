@@ -118,6 +118,8 @@ int main(int argc, char** argv)
     }
     if (rest.empty()) {
         fputs(kUsage, stderr);
+        // --json promises one object on standard output, also for this failure.
+        if (args.json) usage_error("upgrade-recovery: no command given (see --help)\n");
         return kExitUsage;
     }
     args.command = rest.front();

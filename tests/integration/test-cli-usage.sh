@@ -41,7 +41,8 @@ usage()
     rc=0
     cli --json "$@" >"$T/j.out" 2>/dev/null || rc=$?
     [ $rc = 2 ] || die "'--json $*': exit $rc, not 2"
-    jq -e '.error == "InvalidArgs" and (.message | type == "string")' "$T/j.out" >/dev/null ||
+    # -s: an empty output is [], not a pass (jq -e passes on no input at all).
+    jq -se 'length == 1 and .[0].error == "InvalidArgs" and (.[0].message | type == "string")' "$T/j.out" >/dev/null ||
         die "'--json $*': not one InvalidArgs object: $(cat "$T/j.out")"
     [ ! -e "$STORE" ] || die "'$*' created the store"
 }
@@ -56,5 +57,9 @@ usage "unknown option '--frob'" --frob status
 usage "unknown option '--frob'" status --frob
 usage "unknown command 'frob'" frob
 echo "ok: options before the command"
+
+# No command: the usage on stderr; with --json, still the one error object.
+usage "Usage: upgrade-recovery [OPTIONS] COMMAND"
+echo "ok: no command"
 
 echo "PASS: test-cli-usage"
