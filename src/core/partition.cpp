@@ -402,6 +402,13 @@ Result<PartitionInfo> find_partition(const std::string& label)
                                             "partition is unambiguous");
     }
     if (found.empty()) {
+        // Root can be denied too (a container's device cgroup); only a non-root
+        // caller is told that privileges are the problem, first: the partition may
+        // well be there, and "create it" would send them the wrong way.
+        if (denied > 0 && ::geteuid() != 0)
+            return fail(ErrorKind::PermissionDenied, "cannot look for the GPT partition named '" + label +
+                                                         "': reading the disks needs root (could not read " +
+                                                         join(unreadable, ", ") + "); run as root");
         std::string msg = "no GPT partition named '" + label + "' on any block device";
         if (!no_kernel_dev.empty())
             msg += "; " + join(no_kernel_dev, "; ");
@@ -409,9 +416,6 @@ Result<PartitionInfo> find_partition(const std::string& label)
             msg += "; create it (the Ignition config's storage.disks partition with label '" + label +
                    "') and check with `lsblk -o NAME,PARTLABEL`";
         if (!unreadable.empty()) msg += "; could not read " + join(unreadable, ", ");
-        // Root can be denied too (a container's device cgroup); only a non-root
-        // caller is told that privileges are the problem.
-        if (denied > 0 && ::geteuid() != 0) return fail(ErrorKind::PermissionDenied, msg + " (run as root)");
         return fail(ErrorKind::PartitionNotFound, msg);
     }
 
