@@ -229,19 +229,31 @@ int cmd_watchdog(const Args& args)
     auto f = parse_flags(args.params, {}, {"--timeout", "--reason"}, 2);
     if (!f) return kExitUsage;
     const std::string verb = f->positional.empty() ? "" : f->positional[0];
-    const bool takes_id = verb == "start";
-    if (f->positional.size() > (takes_id ? 2u : 1u) || (f->value("--timeout") && verb != "start") ||
-        (f->value("--reason") && verb != "trigger")) {
-        usage_error("upgrade-recovery watchdog: see --help for what each action takes\n");
+    const char* synopsis = "start [ID] [--timeout SECONDS] | stop | monitor | trigger [--reason TEXT]";
+    if (verb != "start" && verb != "stop" && verb != "trigger" && verb != "monitor") {
+        if (verb.empty())
+            usage_error("upgrade-recovery watchdog: which action? %s\n", synopsis);
+        else
+            usage_error("upgrade-recovery watchdog: unknown action '%s'; the actions: %s\n", printable(verb).c_str(),
+                        synopsis);
         return kExitUsage;
     }
+    // Name what does not belong to this action, as the other commands do.
+    if (f->positional.size() > (verb == "start" ? 2u : 1u)) {
+        usage_error("upgrade-recovery watchdog %s: unexpected argument '%s' (see --help)\n", verb.c_str(),
+                    printable(f->positional.back()).c_str());
+        return kExitUsage;
+    }
+    for (const auto& [flag, owner] : {std::pair{"--timeout", "start"}, std::pair{"--reason", "trigger"}})
+        if (f->value(flag) && verb != owner) {
+            usage_error("upgrade-recovery watchdog %s: %s goes with watchdog %s only (see --help)\n", verb.c_str(),
+                        flag, owner);
+            return kExitUsage;
+        }
     if (verb == "start") return start(args, *f);
     if (verb == "stop") return stop(args);
     if (verb == "trigger") return trigger(args, *f);
-    if (verb == "monitor") return monitor(args);
-    usage_error("upgrade-recovery watchdog: start [ID] [--timeout SECONDS] | stop | monitor | trigger "
-                "[--reason TEXT]\n");
-    return kExitUsage;
+    return monitor(args);
 }
 
 } // namespace ur::cli

@@ -58,6 +58,15 @@ usage "unknown option '--frob'" status --frob
 usage "unknown command 'frob'" frob
 echo "ok: options before the command"
 
+# watchdog: the action that is wrong, and the word or option that does not belong to it.
+usage "upgrade-recovery watchdog: which action?" watchdog
+usage "unknown action 'foo'" watchdog foo
+usage "upgrade-recovery watchdog stop: unexpected argument 'extra'" watchdog stop extra
+usage "upgrade-recovery watchdog trigger: unexpected argument 'x'" watchdog trigger x
+usage "upgrade-recovery watchdog monitor: --timeout goes with watchdog start only" watchdog monitor --timeout 100
+usage "upgrade-recovery watchdog stop: --reason goes with watchdog trigger only" watchdog stop --reason finished
+echo "ok: watchdog actions"
+
 # No command: the usage on stderr; with --json, still the one error object.
 usage "Usage: upgrade-recovery [OPTIONS] COMMAND"
 echo "ok: no command"
