@@ -131,6 +131,10 @@ bool is_valued_flag(std::string_view arg);
 // Parse params; unknown flags are a usage error naming them.
 std::optional<Flags> parse_flags(const std::vector<std::string>& params, const std::vector<std::string>& booleans,
                                  const std::vector<std::string>& with_value, size_t max_positional);
+// For a command that names its backup with --backup: true, after a usage error, when
+// parse_flags (max_positional 1) found a positional word, such as the id given alone
+// (command: the command named in the hint towards --backup; nullptr: no hint).
+bool backup_id_given_alone(const Flags& f, const char* command);
 
 // A number of seconds given to option `opt`: digits only, within unsigned;
 // otherwise a usage error is printed and nothing is returned.

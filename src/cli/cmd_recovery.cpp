@@ -66,8 +66,8 @@ InitrdOptions initrd_options(const Args& args)
 
 int cmd_rollback_plan(const Args& args)
 {
-    auto f = parse_flags(args.params, {}, {"--backup"}, 0);
-    if (!f) return kExitUsage;
+    auto f = parse_flags(args.params, {}, {"--backup"}, 1);
+    if (!f || backup_id_given_alone(*f, "rollback-plan")) return kExitUsage;
     auto session = open_session(args, StoreAccess::Read, false);
     if (!session) return report_error(args, session.error());
     Config* cfg = &(*session)->cfg;
@@ -100,8 +100,10 @@ int cmd_recover(const Args& given)
     auto f = parse_flags(
         given.params,
         {"--resume", "--restart", "--step", "--force", "--reboot", "--dry-run", "--checksum", "--initrd", "--abandon"},
-        {"--backup"}, 0);
-    if (!f) return kExitUsage;
+        {"--backup"}, 1);
+    // --abandon and --initrd take no backup at all: no hint towards --backup there.
+    if (!f || backup_id_given_alone(*f, f->has("--abandon") || f->has("--initrd") ? nullptr : "recover"))
+        return kExitUsage;
     const Args args = f->has("--initrd") ? with_initrd_root(given) : given;
     if (f->has("--resume") && f->has("--restart")) {
         usage_error("upgrade-recovery recover: --resume and --restart exclude each other\n");

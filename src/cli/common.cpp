@@ -282,6 +282,19 @@ std::optional<Flags> parse_flags(const std::vector<std::string>& params, const s
     return f;
 }
 
+bool backup_id_given_alone(const Flags& f, const char* command)
+{
+    if (f.positional.empty()) return false;
+    const std::string& word = f.positional.front();
+    // verify, arm and watchdog start take the id alone; these two take it as --backup ID.
+    if (command && valid_backup_id(word))
+        usage_error("upgrade-recovery %s: the backup is given as --backup ID (upgrade-recovery %s --backup %s)\n",
+                    command, command, word.c_str());
+    else
+        usage_error("upgrade-recovery: unexpected argument '%s' (see --help)\n", printable(word).c_str());
+    return true;
+}
+
 std::optional<unsigned> parse_seconds(const std::string& opt, const std::string& text, const char* hint)
 {
     unsigned v = 0;

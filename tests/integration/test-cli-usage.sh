@@ -67,6 +67,15 @@ usage "upgrade-recovery watchdog monitor: --timeout goes with watchdog start onl
 usage "upgrade-recovery watchdog stop: --reason goes with watchdog trigger only" watchdog stop --reason finished
 echo "ok: watchdog actions"
 
+# recover and rollback-plan take the backup as --backup ID, not alone as verify and arm do.
+usage "upgrade-recovery recover: the backup is given as --backup ID (upgrade-recovery recover --backup 20240102T030405Z)" \
+    recover --dry-run 20240102T030405Z
+usage "upgrade-recovery rollback-plan: the backup is given as --backup ID (upgrade-recovery rollback-plan --backup 20240102T030405Z)" \
+    rollback-plan 20240102T030405Z
+usage "unexpected argument 'foo'" recover foo
+usage "unexpected argument '20240102T030405Z'" recover --abandon 20240102T030405Z
+echo "ok: --backup ID"
+
 # No command: the usage on stderr; with --json, still the one error object.
 usage "Usage: upgrade-recovery [OPTIONS] COMMAND"
 echo "ok: no command"
