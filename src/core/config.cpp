@@ -134,8 +134,9 @@ class Section
     Result<> uint(const char* key, unsigned& out, unsigned min = 0, unsigned max = 0x7fffffff)
     {
         return with(key, [&](const toml::node& n) -> Result<> {
-            if (!n.is_integer() || *n.value<int64_t>() < 0 || *n.value<int64_t>() > 0x7fffffff)
-                return type_error(key, n, "a non-negative integer");
+            if (!n.is_integer() || *n.value<int64_t>() < 0) return type_error(key, n, "a non-negative integer");
+            // It is one: say the limit (upgrade-recovery.conf(5), Value types), not that it is none.
+            if (*n.value<int64_t>() > 0x7fffffff) return type_error(key, n, "at most 2147483647");
             if (*n.value<int64_t>() < min) return type_error(key, n, ("at least " + std::to_string(min)).c_str());
             if (*n.value<int64_t>() > max) return type_error(key, n, ("at most " + std::to_string(max)).c_str());
             out = static_cast<unsigned>(*n.value<int64_t>());

@@ -158,6 +158,12 @@ TEST_CASE("watchdog.max_boots: 3 by default, 1 to 1000, named where it is wrong"
     REQUIRE_FALSE(s);
     CHECK(s.error().message.find("t.toml:2:") != std::string::npos);
     CHECK(s.error().message.find("watchdog.max_boots must be a non-negative integer") != std::string::npos);
+    // A non-negative integer above the limit is told the limit, not that it is negative or no integer.
+    auto big = parse("[backup]\nretention = 99999999999\n");
+    REQUIRE_FALSE(big);
+    CHECK(big.error().kind == ErrorKind::BadConfig);
+    CHECK(big.error().message.find("t.toml:2:") != std::string::npos);
+    CHECK(big.error().message.find("backup.retention must be at most 2147483647") != std::string::npos);
     auto u = parse("[watchdog]\nmax_boot = 3\n");
     REQUIRE_FALSE(u);
     CHECK(u.error().message.find("t.toml:2:1: unknown key 'max_boot' in [watchdog]") != std::string::npos);
