@@ -404,7 +404,6 @@ int cmd_status(const Args& args)
     }
     if (st->recovery_error) printf("Recovery: UNREADABLE: %s\n", printable(st->recovery_error->message).c_str());
     if (st->phase2_pending) printf("Phase 2 pending (runs after the reboot: upgrade-recovery-phase2.service)\n");
-    if (!next.empty()) printf("Next: %s\n", printable(next).c_str());
     for (const auto& w : checks.warnings())
         printf("WARNING: %s\n", printable(w).c_str());
     for (const auto& [c, matters] : checks.units)
@@ -416,6 +415,8 @@ int cmd_status(const Args& args)
         if (st->watchdog_outlook) print_watchdog_outlook(*st->watchdog_outlook);
     } else if (st->watchdog_error)
         printf("Watchdog: UNREADABLE: %s\n", printable(st->watchdog_error->message).c_str());
+    // Last, as upgrade-recovery(8) says: what to do now, after everything it is about.
+    if (!next.empty()) printf("Next: %s\n", printable(next).c_str());
     return rc;
 }
 

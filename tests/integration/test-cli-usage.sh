@@ -1,7 +1,8 @@
 #!/bin/bash
 # Usage errors an administrator makes (upgrade-recovery(8), EXIT STATUS 2): each names
 # the mistake and the way out, exits 2, prints one JSON error object with --json, and
-# changes nothing. A plain-directory store in a temporary root: no partition needed.
+# changes nothing. Then the status text of an armed recovery. A plain-directory store
+# in a temporary root: no partition needed.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -79,5 +80,16 @@ echo "ok: --backup ID"
 # No command: the usage on stderr; with --json, still the one error object.
 usage "Usage: upgrade-recovery [OPTIONS] COMMAND"
 echo "ok: no command"
+
+# status: "a last line Next: says what to do next" (upgrade-recovery(8)), also when
+# WARNING lines are shown: this root has no upgrade-recovery-phase2.service.
+cli backup >"$T/b.out" 2>&1 || die "backup: $(cat "$T/b.out")"
+cli arm >"$T/a.out" 2>&1 || die "arm: $(cat "$T/a.out")"
+cli status >"$T/s.out" 2>&1 || die "status: $(cat "$T/s.out")"
+grep -q '^WARNING: upgrade-recovery-phase2.service is not installed' "$T/s.out" || die "status: no WARNING line: $(cat "$T/s.out")"
+tail -n 1 "$T/s.out" | grep -q "^Next: reboot to recover, or 'upgrade-recovery disarm' to cancel$" ||
+    die "status: Next: is not the last line: $(cat "$T/s.out")"
+cli disarm >/dev/null 2>&1 || die "disarm failed"
+echo "ok: status ends with Next:"
 
 echo "PASS: test-cli-usage"
