@@ -135,6 +135,10 @@ std::optional<Flags> parse_flags(const std::vector<std::string>& params, const s
 // parse_flags (max_positional 1) found a positional word, such as the id given alone
 // (command: the command named in the hint towards --backup; nullptr: no hint).
 bool backup_id_given_alone(const Flags& f, const char* command);
+// True, after a usage error naming command and what to type (default_hint, or nullptr),
+// when id is given and cannot be a backup id: checked before the store is opened, which
+// a command that writes creates or mounts.
+bool invalid_backup_id(const std::optional<std::string>& id, const char* command, const char* default_hint);
 
 // A number of seconds given to option `opt`: digits only, within unsigned;
 // otherwise a usage error is printed and nothing is returned.

@@ -424,6 +424,9 @@ int cmd_verify(const Args& args)
 {
     auto f = parse_flags(args.params, {}, {}, 1);
     if (!f) return kExitUsage;
+    if (invalid_backup_id(f->positional.empty() ? std::nullopt : std::optional(f->positional[0]), "verify",
+                          "leave it out for the latest backup"))
+        return kExitUsage;
     auto session = open_session(args, StoreAccess::Read, true); // a backup pruning it meanwhile would look like damage
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;
@@ -465,6 +468,7 @@ int cmd_delete(const Args& args)
         usage_error("upgrade-recovery delete: which backup? (see 'upgrade-recovery list')\n");
         return kExitUsage;
     }
+    if (invalid_backup_id(f->positional[0], "delete", nullptr)) return kExitUsage;
     auto session = open_session(args, StoreAccess::Inspect, true);
     if (!session) return report_error(args, session.error());
     Store* store = &(*session)->store;

@@ -67,7 +67,9 @@ InitrdOptions initrd_options(const Args& args)
 int cmd_rollback_plan(const Args& args)
 {
     auto f = parse_flags(args.params, {}, {"--backup"}, 1);
-    if (!f || backup_id_given_alone(*f, "rollback-plan")) return kExitUsage;
+    if (!f || backup_id_given_alone(*f, "rollback-plan") ||
+        invalid_backup_id(f->value("--backup"), "rollback-plan", "leave --backup out for the latest backup"))
+        return kExitUsage;
     auto session = open_session(args, StoreAccess::Read, false);
     if (!session) return report_error(args, session.error());
     Config* cfg = &(*session)->cfg;
@@ -103,6 +105,8 @@ int cmd_recover(const Args& given)
         {"--backup"}, 1);
     // --abandon and --initrd take no backup at all: no hint towards --backup there.
     if (!f || backup_id_given_alone(*f, f->has("--abandon") || f->has("--initrd") ? nullptr : "recover"))
+        return kExitUsage;
+    if (invalid_backup_id(f->value("--backup"), "recover", "leave --backup out for the armed, else the latest backup"))
         return kExitUsage;
     const Args args = f->has("--initrd") ? with_initrd_root(given) : given;
     if (f->has("--resume") && f->has("--restart")) {
@@ -261,11 +265,13 @@ int cmd_arm(const Args& args)
 {
     auto f = parse_flags(args.params, {"--reboot"}, {}, 1);
     if (!f) return kExitUsage;
+    const auto given = f->positional.empty() ? std::nullopt : std::optional(f->positional[0]);
+    if (invalid_backup_id(given, "arm", "leave it out for the latest backup")) return kExitUsage;
     auto session = open_session(args, StoreAccess::Write, true);
     if (!session) return report_error(args, session.error());
     Config* cfg = &(*session)->cfg;
     Store* store = &(*session)->store;
-    auto id = backup_or_latest(*store, f->positional.empty() ? std::nullopt : std::optional(f->positional[0]));
+    auto id = backup_or_latest(*store, given);
     if (!id) return report_error(args, id.error());
     auto r = arm_recovery(*store, *id);
     if (!r) return report_error(args, r.error());

@@ -52,10 +52,12 @@ int start(const Args& args, const Flags& f)
         if (!v) return kExitUsage;
         timeout = *v;
     }
+    const auto given = f.positional.size() > 1 ? std::optional(f.positional[1]) : std::nullopt;
+    if (invalid_backup_id(given, "watchdog start", "leave it out for the latest backup")) return kExitUsage;
     auto session = open_session(args, StoreAccess::Write, true);
     if (!session) return report_error(args, session.error());
     const Store& store = (*session)->store;
-    auto id = backup_or_latest(store, f.positional.size() > 1 ? std::optional(f.positional[1]) : std::nullopt);
+    auto id = backup_or_latest(store, given);
     if (!id) return report_error(args, id.error());
     auto w = start_watchdog(store, *id, timeout, read_boot_id());
     if (!w) return report_error(args, w.error());

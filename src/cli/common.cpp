@@ -295,6 +295,15 @@ bool backup_id_given_alone(const Flags& f, const char* command)
     return true;
 }
 
+bool invalid_backup_id(const std::optional<std::string>& id, const char* command, const char* default_hint)
+{
+    if (!id || valid_backup_id(*id)) return false;
+    usage_error("upgrade-recovery %s: '%s' is not a backup id (YYYYMMDDTHHMMSSZ, or with -N appended, as "
+                "'upgrade-recovery list' shows them%s%s)\n",
+                command, printable(*id).c_str(), default_hint ? "; " : "", default_hint ? default_hint : "");
+    return true;
+}
+
 std::optional<unsigned> parse_seconds(const std::string& opt, const std::string& text, const char* hint)
 {
     unsigned v = 0;

@@ -77,6 +77,17 @@ usage "unexpected argument 'foo'" recover foo
 usage "unexpected argument '20240102T030405Z'" recover --abandon 20240102T030405Z
 echo "ok: --backup ID"
 
+# An id that cannot be one: named with what to type, and refused before the store is
+# opened (arm, watchdog start and recover write: they would create or mount it).
+usage "upgrade-recovery arm: 'bogus' is not a backup id (YYYYMMDDTHHMMSSZ, or with -N appended, as 'upgrade-recovery list' shows them; leave it out for the latest backup)" \
+    arm bogus
+usage "upgrade-recovery watchdog start: 'latest' is not a backup id" watchdog start latest
+usage "upgrade-recovery recover: 'bogus' is not a backup id" recover --restart --backup bogus
+usage "leave --backup out for the latest backup" rollback-plan --backup latest
+usage "upgrade-recovery verify: 'latest' is not a backup id" verify latest
+usage "upgrade-recovery delete: 'latest' is not a backup id" delete latest
+echo "ok: ids that cannot be one"
+
 # No command: the usage on stderr; with --json, still the one error object.
 usage "Usage: upgrade-recovery [OPTIONS] COMMAND"
 echo "ok: no command"
