@@ -8,13 +8,22 @@ _upgrade_recovery()
     local global_opts="--root --config --dir --json -v --verbose -h --help --version"
     local commands="backup list status verify delete rollback-plan recover arm disarm watchdog metrics"
 
-    # The subcommand is the first word that is not an option or an option's argument.
-    local i cmd=""
+    # The subcommand is the first word that is not an option or an option's argument;
+    # for watchdog, the action is the next such word.
+    local i cmd="" action=""
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
         --root | --config | --dir | --id | --timeout | --reason | --backup | --output) ((i++)) ;;
         -*) ;;
-        *) cmd=${words[i]}; break ;;
+        *)
+            if [[ -z $cmd ]]; then
+                cmd=${words[i]}
+                [[ $cmd == watchdog ]] || break
+            else
+                action=${words[i]}
+                break
+            fi
+            ;;
         esac
     done
 
@@ -59,10 +68,18 @@ _upgrade_recovery()
     recover) opts="--resume --restart --step --force --reboot --dry-run --checksum --backup --initrd --abandon" ;;
     arm) opts="--reboot" ;;
     disarm) opts="" ;;
-    watchdog) opts="--timeout --reason" ;;
+    watchdog)
+        # --timeout goes with start, --reason with trigger (upgrade-recovery(8)).
+        case $action in
+        start) opts="--timeout" ;;
+        trigger) opts="--reason" ;;
+        esac
+        ;;
     metrics) opts="--output" ;;
     esac
     if [[ $cur == -* ]]; then
+        # metrics --json is a usage error: its output is the Prometheus text format.
+        [[ $cmd == metrics ]] && global_opts=${global_opts/--json /}
         COMPREPLY=($(compgen -W "$opts $global_opts" -- "$cur"))
         return
     fi
@@ -71,7 +88,11 @@ _upgrade_recovery()
         COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids)" -- "$cur"))
         ;;
     watchdog)
-        COMPREPLY=($(compgen -W "start stop monitor trigger" -- "$cur"))
+        if [[ -z $action ]]; then
+            COMPREPLY=($(compgen -W "start stop monitor trigger" -- "$cur"))
+        elif [[ $action == start ]]; then
+            COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids)" -- "$cur"))
+        fi
         ;;
     esac
 } &&
