@@ -17,7 +17,15 @@ _filedir() { :; }
 complete() { :; }
 # shellcheck source=/dev/null
 . "$1"
-upgrade-recovery() { echo '[{"id":"20240102T030405Z"},{"id":"20240101T000000Z"}]'; }
+# The store of another root (--root /sandbox) has another backup.
+upgrade-recovery()
+{
+    if [[ $* == "--root /sandbox list --json" || $* == "--root /sandbox --dir /srv list --json" ]]; then
+        echo '[{"id":"20250101T000000Z"}]'
+    elif [[ $* == "list --json" ]]; then
+        echo '[{"id":"20240102T030405Z"},{"id":"20240101T000000Z"}]'
+    fi
+}
 
 # expect "WANT" WORD...: the completion of the last WORD is exactly WANT.
 expect()
@@ -49,6 +57,11 @@ expect "$ids" recover --backup ""
 expect "--output" metrics --o
 expect "" metrics --j
 expect "--json" status --j
+
+# The ids of the store the line names, not of this host's.
+expect "20250101T000000Z" --root /sandbox verify ""
+expect "20250101T000000Z" --root /sandbox --dir /srv recover --backup ""
+expect "20250101T000000Z" --root /sandbox watchdog start ""
 
 [ $failures = 0 ] || exit 1
 echo "PASS: test-bash-completion"

@@ -10,10 +10,15 @@ _upgrade_recovery()
 
     # The subcommand is the first word that is not an option or an option's argument;
     # for watchdog, the action is the next such word.
-    local i cmd="" action=""
+    # --root, --config and --dir on the line are also those the ids are listed with.
+    local i cmd="" action="" store_opts=()
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-        --root | --config | --dir | --id | --timeout | --reason | --backup | --output) ((i++)) ;;
+        --root | --config | --dir)
+            ((i + 1 < cword)) && store_opts+=("${words[i]}" "${words[i + 1]}")
+            ((i++))
+            ;;
+        --id | --timeout | --reason | --backup | --output) ((i++)) ;;
         -*) ;;
         *)
             if [[ -z $cmd ]]; then
@@ -44,7 +49,7 @@ _upgrade_recovery()
         return
         ;;
     --backup)
-        COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids "${store_opts[@]}")" -- "$cur"))
         return
         ;;
     esac
@@ -85,23 +90,24 @@ _upgrade_recovery()
     fi
     case $cmd in
     verify | delete | arm)
-        COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids "${store_opts[@]}")" -- "$cur"))
         ;;
     watchdog)
         if [[ -z $action ]]; then
             COMPREPLY=($(compgen -W "start stop monitor trigger" -- "$cur"))
         elif [[ $action == start ]]; then
-            COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids)" -- "$cur"))
+            COMPREPLY=($(compgen -W "$(_upgrade_recovery_ids "${store_opts[@]}")" -- "$cur"))
         fi
         ;;
     esac
 } &&
     complete -F _upgrade_recovery upgrade-recovery
 
-# Backup ids, from `upgrade-recovery list --json` (fast; fails quietly).
+# Backup ids, from `upgrade-recovery [--root DIR] [--config FILE] [--dir DIR] list --json`
+# (fast; fails quietly).
 _upgrade_recovery_ids()
 {
-    upgrade-recovery list --json 2>/dev/null |
+    upgrade-recovery "$@" list --json 2>/dev/null |
         grep -o '"id"[[:space:]]*:[[:space:]]*"[^"]*"' | sed 's/.*"\([^"]*\)"$/\1/'
 }
 
