@@ -9,7 +9,9 @@
 #include "manager.hpp"
 #include "process_limits.hpp"
 #include "sdbus.hpp"
+#include "store.hpp"
 #include "ur-build-config.h"
+#include "utf8_text.hpp"
 
 #include <csignal>
 #include <cstdio>
@@ -194,13 +196,13 @@ int main(int argc, char** argv)
     };
     DaemonArgs args;
     ClientArgs client;
-    bool request = false, client_opts = false;
+    bool request = false, client_opts = false, service_opts = false;
     int c;
     while ((c = getopt_long(argc, argv, "vh", longopts, nullptr)) != -1) {
         switch (c) {
-        case OPT_ROOT: args.root = optarg; break;
-        case OPT_CONFIG: args.config_file = optarg; break;
-        case OPT_INITRD_RUN_DIR: args.initrd_run_dir = optarg; break;
+        case OPT_ROOT: args.root = optarg, service_opts = true; break;
+        case OPT_CONFIG: args.config_file = optarg, service_opts = true; break;
+        case OPT_INITRD_RUN_DIR: args.initrd_run_dir = optarg, service_opts = true; break;
         case OPT_REQUEST_BACKUP: request = true; break;
         case OPT_TIMEOUT: {
             char* end = nullptr;
@@ -228,6 +230,19 @@ int main(int argc, char** argv)
     }
     if (client_opts && !request) {
         std::fprintf(stderr, "upgrade-recoveryd: --timeout, --force and --id go with --request-backup\n");
+        return 2;
+    }
+    if (request && service_opts) {
+        // The running service backs up its own root with its own configuration.
+        std::fprintf(stderr, "upgrade-recoveryd: --root, --config and --initrd-run-dir are the service's; "
+                             "--request-backup asks the running service, which uses its own\n");
+        return 2;
+    }
+    if (request && client.id && !valid_backup_id(*client.id)) {
+        std::fprintf(stderr,
+                     "upgrade-recoveryd: --id: '%s' is not a backup id (YYYYMMDDTHHMMSSZ, optionally followed "
+                     "by -N)\n",
+                     printable(*client.id).c_str());
         return 2;
     }
     if (request) return request_backup(client);

@@ -92,6 +92,22 @@ echo "ok: ids that cannot be one"
 usage "Usage: upgrade-recovery [OPTIONS] COMMAND"
 echo "ok: no command"
 
+# upgrade-recoveryd --request-backup (the client of upgrade-recovery-backup.service): its
+# usage errors exit 2 before the bus is asked (a bus that does not exist here).
+daemon_usage()
+{
+    want=$1
+    shift
+    rc=0
+    DBUS_SYSTEM_BUS_ADDRESS=unix:path=$T/no-bus "$UR_DAEMON" "$@" >"$T/d.out" 2>"$T/d.err" || rc=$?
+    [ $rc = 2 ] || die "upgrade-recoveryd $*: exit $rc, not 2: $(cat "$T/d.err")"
+    grep -qF -- "$want" "$T/d.err" || die "upgrade-recoveryd $*: '$want' not in: $(cat "$T/d.err")"
+}
+daemon_usage "--root, --config and --initrd-run-dir are the service's" --request-backup --root "$ROOT"
+daemon_usage "--root, --config and --initrd-run-dir are the service's" --config "$CFG" --request-backup
+daemon_usage "upgrade-recoveryd: --id: 'bogus' is not a backup id" --request-backup --id bogus
+echo "ok: upgrade-recoveryd --request-backup"
+
 # status: "a last line Next: says what to do next" (upgrade-recovery(8)), also when
 # WARNING lines are shown: this root has no upgrade-recovery-phase2.service.
 cli backup >"$T/b.out" 2>&1 || die "backup: $(cat "$T/b.out")"
