@@ -162,8 +162,12 @@ int cmd_recover(const Args& given)
                 printf("Recovery abandoned; the damaged journal was moved aside to recovery/%s (kept, never read "
                        "again). Backups are allowed again.\n",
                        r->damaged_kept.c_str());
-            } else if (r->abandoned) {
+            } else if (r->abandoned && r->journal) {
                 printf("Recovery abandoned; the journal keeps its steps. Backups are allowed again.\n");
+            } else if (r->abandoned) {
+                // Only markers (an armed recovery that has not started): no journal was touched.
+                printf("Recovery abandoned: no recovery was running, only its marker was removed. Backups are "
+                       "allowed again.\n");
             } else {
                 printf("Nothing to abandon: no recovery is in progress or armed.\n");
             }
