@@ -252,17 +252,25 @@ int cmd_recover(const Args& given)
             for (const auto& c : r->restore.changes)
                 changes.push_back({{"action", c.action}, {"path", c.path}});
             j["changes"] = changes;
+            j["refused"] = r->refusal ? nlohmann::json{{"error", std::string(error_kind_name(r->refusal->kind))},
+                                                       {"message", r->refusal->message}}
+                                      : nlohmann::json(nullptr);
         }
         print_json(j);
-        return 0;
+    } else {
+        for (const auto& p : r->planned)
+            printf("%s\n", printable(p).c_str());
+        if (o.dry_run)
+            for (const auto& c : r->restore.changes)
+                printf("would %s %s\n", c.action.c_str(), printable(c.path).c_str());
+        printf("%s\n", printable_lines(r->message).c_str());
     }
-    for (const auto& p : r->planned)
-        printf("%s\n", printable(p).c_str());
-    if (o.dry_run)
-        for (const auto& c : r->restore.changes)
-            printf("would %s %s\n", c.action.c_str(), printable(c.path).c_str());
-    printf("%s\n", printable_lines(r->message).c_str());
-    return 0;
+    if (!r->refusal) return 0;
+    // As backup --dry-run: the plan on stdout, the error a run now would end with on
+    // stderr, and its exit status, so a script can tell before it recovers.
+    fprintf(stderr, "upgrade-recovery recover: dry run: a recovery now would stop: %s\n",
+            printable(r->refusal->message).c_str());
+    return exit_code(r->refusal->kind);
 }
 
 int cmd_arm(const Args& args)

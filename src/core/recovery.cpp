@@ -1317,6 +1317,10 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
     }
     out.backup_id = id;
     if (d.kind != StartKind::New && d.kind != StartKind::Resume) out.planned.push_back("refused: " + d.message);
+    out.refusal = start_refusal(d);
+    auto refuse_with = [&](ErrorKind kind, const std::string& why) {
+        if (!out.refusal && !opts.force) out.refusal = Error{kind, 0, why};
+    };
     auto meta = read_metadata(store, id);
     if (!meta) return std::unexpected(meta.error());
     auto rep = verify_backup(store, id, progress, cancel);
@@ -1334,9 +1338,20 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
     std::string verify_line = "verify: " + (rep->ok() ? std::to_string(rep->checked) + " entries match the manifest"
                                                       : "CORRUPT: " + std::to_string(rep->mismatches.size()) +
                                                             " mismatches, first: " + rep->mismatches.front());
-    if (auto other = other_installation_problem(*meta, opts.root); !other.empty()) verify_line += refuse + other;
-    if (auto missing = phase2_files_missing(cfg, store, *meta); !missing.empty())
+    // In the verify step's order, with its error kinds.
+    if (auto other = other_installation_problem(*meta, opts.root); !other.empty()) {
+        verify_line += refuse + other;
+        refuse_with(ErrorKind::Refused, other + "; a recovery restores a backup of this installation only");
+    }
+    if (!rep->ok())
+        refuse_with(ErrorKind::Corrupt, "backup " + id + " is corrupt: " + std::to_string(rep->mismatches.size()) +
+                                            " of " + std::to_string(rep->checked) +
+                                            " entries differ from the manifest, first: " + rep->mismatches.front() +
+                                            " (--force restores it anyway)");
+    if (auto missing = phase2_files_missing(cfg, store, *meta); !missing.empty()) {
         verify_line += refuse + "the backup lacks what phase 2 needs: " + join(missing, ", ");
+        refuse_with(ErrorKind::Corrupt, "backup " + id + " lacks what phase 2 needs: " + join(missing, ", "));
+    }
     // The images (W11) only listed, not pulled: a dry run changes nothing.
     auto images_note = [&]() -> Result<std::string> {
         if (!meta->cluster.present) return std::string();
@@ -1474,11 +1489,12 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
         }
     }
     auto decision = decide_start(*loaded, opts);
+    if (auto refused = start_refusal(decision)) return std::unexpected(std::move(*refused));
     RecoveryJournal j;
     switch (decision.kind) {
-    case StartKind::RefuseInProgress: return fail(ErrorKind::RecoveryInProgress, decision.message);
-    case StartKind::NothingToResume: return fail(ErrorKind::NotFound, decision.message);
-    case StartKind::BackupMismatch: return fail(ErrorKind::InvalidArgs, decision.message);
+    case StartKind::RefuseInProgress:
+    case StartKind::NothingToResume:
+    case StartKind::BackupMismatch: break; // start_refusal
     case StartKind::Resume: {
         j = std::move(**loaded);
         const JournalStep* next = j.next_step();
@@ -1579,6 +1595,18 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
 }
 
 } // namespace
+
+std::optional<Error> start_refusal(const StartDecision& decision)
+{
+    switch (decision.kind) {
+    case StartKind::RefuseInProgress: return Error{ErrorKind::RecoveryInProgress, 0, decision.message};
+    case StartKind::NothingToResume: return Error{ErrorKind::NotFound, 0, decision.message};
+    case StartKind::BackupMismatch: return Error{ErrorKind::InvalidArgs, 0, decision.message};
+    case StartKind::New:
+    case StartKind::Resume: break;
+    }
+    return std::nullopt;
+}
 
 StartDecision decide_start(const std::optional<RecoveryJournal>& journal, const RecoveryOptions& opts)
 {

@@ -65,6 +65,9 @@ struct RecoveryOutcome {
     // dry run
     std::vector<std::string> planned; // "step: what it would do"
     RestoreStats restore;             // what the restore would change
+    // What the run would stop with (the first, in the run's order): the start
+    // refused, or the verify step's refusals without --force. Empty: it would go on.
+    std::optional<Error> refusal;
 };
 
 Result<RecoveryOutcome> run_recovery(const Config& cfg, const RecoveryOptions& opts, Progress& progress,
@@ -79,6 +82,8 @@ struct StartDecision {
     std::string message;
 };
 StartDecision decide_start(const std::optional<RecoveryJournal>& journal, const RecoveryOptions& opts);
+// The error a run ends with at once for that decision; empty for New and Resume.
+std::optional<Error> start_refusal(const StartDecision& decision);
 
 // The initrd unit's entry point: returns at once (ran == false) unless the
 // partition says `armed` or the kernel command line has upgrade_recovery=phase1;

@@ -1248,6 +1248,13 @@ int Manager::m_start_recovery(sd_bus_message* m, void* userdata, sd_bus_error* e
         [cfg, ro](Progress& p, const CancelToken& c) -> Result<JobOutcome> {
             auto res = run_recovery(cfg, ro, p, c);
             if (!res) return std::unexpected(res.error());
+            if (res->refusal) {
+                // As a backup's dry run that would not fit: the job ends with the error a
+                // recovery now would end with.
+                Error e = *res->refusal;
+                e.message = "dry run: a recovery now would stop: " + e.message;
+                return fail(std::move(e));
+            }
             JobOutcome o;
             o.backup_id = res->backup_id;
             o.message = res->message.empty()

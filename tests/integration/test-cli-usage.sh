@@ -1,7 +1,8 @@
 #!/bin/bash
 # Usage errors an administrator makes (upgrade-recovery(8), EXIT STATUS 2): each names
 # the mistake and the way out, exits 2, prints one JSON error object with --json, and
-# changes nothing. Then the status text of an armed recovery. A plain-directory store
+# changes nothing. Then the status text of an armed recovery, and recover --dry-run's
+# exit status when the run would stop. A plain-directory store
 # in a temporary root: no partition needed.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -125,5 +126,45 @@ grep -qF "Recovery abandoned: no recovery was running, only its marker was remov
 [ ! -e "$STORE/recovery/journal" ] || die "recover --abandon made a journal"
 [ ! -e "$STORE/recovery/armed" ] || die "recover --abandon left the armed marker"
 echo "ok: abandon of an armed recovery"
+
+# recover --dry-run exits with the status the run would exit with when it would stop
+# (upgrade-recovery(8), --dry-run): the plan on stdout, the error on stderr, --json's
+# "refused". The recovery directory stays as it was (no journal).
+# dry_run WANT_RC ARGS...: the exit status with and without --json, the same refusal in both.
+dry_run()
+{
+    want=$1
+    shift
+    rc=0
+    cli recover --dry-run "$@" >"$T/dr.out" 2>"$T/dr.err" || rc=$?
+    [ $rc = "$want" ] || die "recover --dry-run $*: exit $rc, not $want: $(cat "$T/dr.err")"
+    grep -q "^verify: " "$T/dr.out" || die "recover --dry-run $*: no plan on stdout: $(cat "$T/dr.out")"
+    rc=0
+    cli --json recover --dry-run "$@" >"$T/dr.json" 2>"$T/drj.err" || rc=$?
+    [ $rc = "$want" ] || die "--json recover --dry-run $*: exit $rc, not $want"
+    jq -se 'length == 1' "$T/dr.json" >/dev/null || die "--json recover --dry-run $*: not one object: $(cat "$T/dr.json")"
+    [ "$(ls -A "$STORE/recovery" 2>&1)" = "$rec_before" ] || die "recover --dry-run $* changed $STORE/recovery"
+}
+rec_before=$(ls -A "$STORE/recovery" 2>&1)
+dry_run 0
+jq -e '.[0].refused == null' -s "$T/dr.json" >/dev/null || die "a recovery that would go on: refused is not null: $(cat "$T/dr.json")"
+! grep -q "would stop" "$T/dr.err" || die "a recovery that would go on: stderr: $(cat "$T/dr.err")"
+
+dry_run 1 --resume
+grep -qxF "refused: there is no recovery in progress to resume" "$T/dr.out" || die "--resume: $(cat "$T/dr.out")"
+grep -qF "dry run: a recovery now would stop: there is no recovery in progress to resume" "$T/dr.err" ||
+    die "--resume: stderr: $(cat "$T/dr.err")"
+jq -se '.[0].refused.error == "NotFound"' "$T/dr.json" >/dev/null || die "--resume: $(cat "$T/dr.json")"
+
+ID=$(cli --json list | jq -r '.[-1].id')
+f=$(find "$STORE/backups/$ID/etc" -name hostname -type f)
+echo node-X >"$f" # other contents (and time): what verify finds
+dry_run 7
+grep -q "^verify: CORRUPT: [0-9]* mismatches, first: etc/hostname: " "$T/dr.out" || die "corrupt: $(cat "$T/dr.out")"
+grep -q "dry run: a recovery now would stop: backup $ID is corrupt: [0-9]* of [0-9]* entries differ" "$T/dr.err" || die "corrupt: stderr: $(cat "$T/dr.err")"
+jq -se '.[0].refused.error == "Corrupt" and (.[0].refused.message | contains("--force restores it anyway"))' \
+    "$T/dr.json" >/dev/null || die "corrupt: $(cat "$T/dr.json")"
+dry_run 0 --force # the run would restore it anyway
+echo "ok: recover --dry-run exits as the run would"
 
 echo "PASS: test-cli-usage"

@@ -386,6 +386,16 @@ SR=$(wait_job "$JR")
 [ "$(find "$ROOT/etc" "$ROOT/usr/local" -newer "$STORE/latest" | wc -l)" = "$before" ] ||
     die "a dry run changed the root"
 ok "StartRecovery dry_run: $(jprop "$JR" Message)"
+# One that finds a recovery now would stop (nothing to resume) ends with that error.
+jbefore=$(md5sum <"$STORE/recovery/journal" 2>&1)
+JR=$(mcall StartRecovery 'a{sv}' 2 dry_run b true resume b true | objpath)
+SR=$(wait_job "$JR")
+[ "$SR" = Error ] || die "a dry run with nothing to resume ended $SR: $(jprop "$JR" Message)"
+[ "$(jprop "$JR" Error)" = "$ERR.NotFound" ] || die "dry run with nothing to resume: Error $(jprop "$JR" Error)"
+[[ $(jprop "$JR" Message) == "dry run: a recovery now would stop: there is no recovery in progress to resume"* ]] ||
+    die "dry run with nothing to resume: Message $(jprop "$JR" Message)"
+[ "$(md5sum <"$STORE/recovery/journal" 2>&1)" = "$jbefore" ] || die "a dry run changed the journal"
+ok "StartRecovery dry_run that would stop -> NotFound: $(jprop "$JR" Message)"
 
 # --- DeleteBackup -----------------------------------------------------------------
 # monitor_barrier: every signal the daemon sent before answering a Ping is in the
