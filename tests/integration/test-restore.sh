@@ -124,8 +124,13 @@ check "the backup phase 2 still reads cannot be deleted, not even with --force (
     run_rc 11 "$T/d11.out" "$T/d11.err" cli "$ROOT" delete --force "$ID"
 check "... the refusal says why" grep -q "is in progress and still reads it" "$T/d11.err"
 check "... and the backup is still there" test -f "$B/metadata.toml"
-# A delta dry run now only wants to undo phase 1's own unit edits in /etc.
-check "a delta dry run after the restore exits 0" run_rc 0 "$T/dry2.out" "$T/dry2.err" cli "$ROOT" recover --dry-run
+# A delta dry run now only wants to undo phase 1's own unit edits in /etc. A plain
+# recover is refused while this one is in progress, and so is its dry run (exit 6);
+# a start over (--restart) is what the plan is then for.
+check "a dry run while the recovery is in progress exits 6, as recover would" \
+    run_rc 6 "$T/dry6.out" "$T/dry6.err" cli "$ROOT" recover --dry-run
+check "... the plan says it is refused" grep -q "^refused: Recovery .* has already started" "$T/dry6.out"
+check "a delta dry run of a start over exits 0" run_rc 0 "$T/dry2.out" "$T/dry2.err" cli "$ROOT" recover --dry-run --restart
 check "a delta dry run after the restore finds only the .wants edits of phase 1" \
     bash -c "grep '^would ' '$T/dry2.out' | grep -qv 'multi-user.target.wants' && exit 1; grep -q '^would ' '$T/dry2.out'"
 
@@ -280,7 +285,7 @@ check "[cross-tree link] ... /usr/local/hl-usr has the group's content and mtime
     test "$(cat "$R4/usr/local/hl-usr") $(stat -c %Y "$R4/usr/local/hl-usr")" = \
     "shared across trees $(stat -c %Y "$R4/etc/hl-etc")"
 check "[cross-tree link] ... and a dry run then has nothing to do in /usr/local" \
-    bash -c "'$UR_CLI' --root '$R4' recover --dry-run >'$T/x4d.out' && ! grep -q '^would [a-z]* /usr/local' '$T/x4d.out'"
+    bash -c "'$UR_CLI' --root '$R4' recover --dry-run --restart >'$T/x4d.out' && ! grep -q '^would [a-z]* /usr/local' '$T/x4d.out'"
 umount "$R4/usr/local"
 
 # --- /usr/local -> ../var/usrlocal, its target deleted -------------------------------------
