@@ -86,18 +86,19 @@ int stop(const Args& args)
     if (!lock) return report_error(args, lock.error());
     auto was = stop_watchdog(store);
     if (!was) return report_error(args, was.error());
-    // None, but a recovery armed: the watchdog fired (or someone armed one). Stop
-    // cannot undo that; disarm can, before the reboot.
+    // A recovery armed: the watchdog fired (none is running then), or someone armed
+    // one beside it. Stop cannot undo that; disarm can, before the reboot.
     std::optional<std::string> armed;
-    if (!*was) {
-        auto dir = JournalDir::open(store, false);
-        if (dir && dir->exists())
-            if (auto a = dir->armed(); a && *a) armed = **a;
-    }
+    if (auto dir = JournalDir::open(store, false); dir && dir->exists())
+        if (auto a = dir->armed(); a && *a) armed = **a;
     if (args.json) {
         nlohmann::json j = {{"stopped", *was}};
         if (armed) j["armed"] = *armed;
         print_json(j);
+    } else if (*was && armed) {
+        printf("Watchdog stopped, but a recovery of backup %s is armed: the next boot restores it. To keep the node "
+               "as it is, run 'upgrade-recovery disarm' before that reboot.\n",
+               printable(*armed).c_str());
     } else if (*was) {
         printf("Watchdog stopped.\n");
     } else if (armed) {
@@ -123,8 +124,10 @@ int trigger(const Args& args, const Flags& f)
     if (!*w || !watchdog_applies(**w, read_boot_id())) {
         // A hook on a unit fails on ordinary days too: without a watchdog, or in the
         // boot it was started in (before the upgrade's reboot), it means nothing.
+        // The words watchdog monitor --json gives for the same two cases.
+        const char* why = *w ? "started in this boot" : "no watchdog";
         if (args.json)
-            print_json(nlohmann::json({{"fired", false}, {"watchdog", watchdog_json(*w)}}));
+            print_json(nlohmann::json({{"fired", false}, {"reason", why}, {"watchdog", watchdog_json(*w)}}));
         else
             printf("Not fired (%s): %s.\n", printable(reason).c_str(),
                    *w ? "the watchdog was started in this boot" : "no watchdog is running");

@@ -51,6 +51,24 @@ B1=$(json "$T/b1.json" 'j["id"]')
 
 check "stop without a watchdog exits 0" run_rc 0 "$T/s0.out" "$T/s0.err" cli "$ROOT" watchdog stop
 check "... and says so" grep -q "No watchdog was running" "$T/s0.out"
+check "trigger without a watchdog exits 0" run_rc 0 "$T/tn.json" "$T/tn.err" cli "$ROOT" --json watchdog trigger
+check "... --json: not fired, reason 'no watchdog'" \
+    test "$(json "$T/tn.json" 'str(j["fired"]).lower()+" "+j["reason"]')" = "false no watchdog"
+# A recovery armed beside a running watchdog: stop removes the watchdog, but the next
+# boot restores, so it is no success for automation (exit 6) and says how to keep the node.
+check "watchdog start" run_rc 0 "$T/wa.out" "$T/wa.err" cli "$ROOT" watchdog start --timeout 600
+check "arm beside it" run_rc 0 "$T/aa.out" "$T/aa.err" cli "$ROOT" arm
+check "stop with a recovery armed exits 6" run_rc 6 "$T/sa.json" "$T/sa.err" cli "$ROOT" --json watchdog stop
+check "... stopped it, and names the armed backup" \
+    test "$(json "$T/sa.json" 'str(j["stopped"]).lower()+" "+j["armed"]')" = "true $B1"
+check "... the watchdog is gone" test ! -e "$WD"
+check "... the recovery stays armed" test "$(cat "$ARMED")" = "$B1"
+check "disarm" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
+check "watchdog start again" run_rc 0 "$T/wa.out" "$T/wa.err" cli "$ROOT" watchdog start --timeout 600
+check "arm beside it again" run_rc 0 "$T/aa.out" "$T/aa.err" cli "$ROOT" arm
+check "the text says so too (exit 6)" run_rc 6 "$T/sa.out" "$T/sa.err" cli "$ROOT" watchdog stop
+check "... with the way to keep the node" grep -q "^Watchdog stopped, but a recovery of backup $B1 is armed: the next boot restores it. To keep the node as it is, run 'upgrade-recovery disarm' before that reboot.$" "$T/sa.out"
+check "disarm" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
 for bad in "--timeout 59" "--timeout abc" "--timeout" "--reason x" "extra arg"; do
     # shellcheck disable=SC2086 # the options are meant to split
     check "watchdog start $bad exits 2" run_rc 2 "$T/u.out" "$T/u.err" cli "$ROOT" watchdog start $bad
@@ -87,6 +105,9 @@ check "monitor --json says so in JSON" run_rc 0 "$T/m0.json" "$T/m0j.err" cli "$
 check "... (not fired, started in this boot)" \
     test "$(json "$T/m0.json" 'str(j["fired"]) + " " + j["reason"]')" = "False started in this boot"
 check "trigger in the same boot exits 0" run_rc 0 "$T/t0.out" "$T/t0.err" cli "$ROOT" watchdog trigger --reason "kubelet failed"
+check "... --json: not fired, and why" run_rc 0 "$T/t0.json" "$T/t0j.err" cli "$ROOT" --json watchdog trigger
+check "... reason 'started in this boot'" \
+    test "$(json "$T/t0.json" 'str(j["fired"]).lower()+" "+j["reason"]')" = "false started in this boot"
 check "... without firing" grep -q "^Not fired (kubelet failed): the watchdog was started in this boot" "$T/t0.out"
 check "nothing is armed" test ! -e "$ARMED"
 
