@@ -191,10 +191,12 @@ std::string rollback_plan_json(const RollbackPlan& p)
     nlohmann::json j;
     j["action"] = std::string(rollback_action_name(p.action));
     j["reason"] = p.reason;
-    j["recorded"] = {{"osname", p.recorded.osname},
-                     {"checksum", p.recorded.checksum},
-                     {"serial", p.recorded.serial},
-                     {"id", p.recorded.id()}};
+    // None recorded (a backup of a host without ostree): null, as the text says "none".
+    j["recorded"] = p.recorded.checksum.empty() ? nlohmann::json(nullptr)
+                                                : nlohmann::json{{"osname", p.recorded.osname},
+                                                                 {"checksum", p.recorded.checksum},
+                                                                 {"serial", p.recorded.serial},
+                                                                 {"id", p.recorded.id()}};
     j["target"] = p.target ? deployment_json(*p.target) : nlohmann::json(nullptr);
     j["drop_staged"] = p.drop_staged ? deployment_json(*p.drop_staged) : nlohmann::json(nullptr);
     j["undeploy"] = nlohmann::json::array();

@@ -234,6 +234,11 @@ TEST_CASE("JSON rendering round-trips the decision")
     CHECK(j["reboot_needed"] == true);
     CHECK(j["deployments"].size() == 4);
 
+    // A backup that recorded no deployment: null, not an id made of nothing (".0").
+    auto none = nlohmann::json::parse(rollback_plan_json(plan_rollback(list({{"n1", "b"}}), DeploymentRef{})));
+    CHECK(none["recorded"].is_null());
+    CHECK(none["action"] == "refuse");
+
     auto r = nlohmann::json::parse(rollback_plan_json(plan_rollback(list({{"new", "b"}}), rec("aaa"))));
     CHECK(r["action"] == "refuse");
     CHECK(r["target"].is_null());
