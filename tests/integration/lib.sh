@@ -47,6 +47,23 @@ ur_mktemp()
     mktemp -d "${TMPDIR:-/var/tmp}/ur-test.XXXXXX"
 }
 
+# ur_plain_store_config FILE LABEL: a configuration for a plain-directory store at the
+# root's mount point (no partition is named LABEL), no space margin, ostree and etcd off.
+ur_plain_store_config()
+{
+    cat >"$1" <<TOML
+[partition]
+label = "$2"
+allow_plain_directory = true
+[backup]
+free_space_margin = 0
+[ostree]
+mode = "off"
+[etcd]
+mode = "off"
+TOML
+}
+
 # ur_gpt_image IMG SIZE NAME:SIZE [NAME:SIZE ...]
 # Create a sparse image with a GPT holding one partition per argument, in order
 # (partition N is the N-th argument, type 8300, GPT name NAME). SIZE as for

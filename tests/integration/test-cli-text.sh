@@ -18,17 +18,7 @@ mkdir -p "$ROOT/etc" "$ROOT/usr/local/bin" "$ROOT/var/lib/kubelet" "$STORE"
 echo node-0 >"$ROOT/etc/hostname"
 echo pod >"$ROOT/var/lib/kubelet/pod"
 CFG=$T/config.toml
-cat >"$CFG" <<TOML
-[partition]
-label = "ur-cli-text-none-$$"
-allow_plain_directory = true
-[backup]
-free_space_margin = 0
-[ostree]
-mode = "off"
-[etcd]
-mode = "off"
-TOML
+ur_plain_store_config "$CFG" "ur-cli-text-none-$$"
 cli() { "$UR_CLI" --root "$ROOT" --config "$CFG" "$@"; }
 # no_controls FILE WHAT: no C0 control but the line feed, no DEL, no C1 (raw or UTF-8).
 no_controls()

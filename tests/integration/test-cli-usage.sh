@@ -17,17 +17,7 @@ STORE=$ROOT/var/recovery
 mkdir -p "$ROOT/etc" "$ROOT/usr/local/bin" "$ROOT/var/lib/kubelet"
 echo node-0 >"$ROOT/etc/hostname"
 CFG=$T/config.toml
-cat >"$CFG" <<TOML
-[partition]
-label = "ur-cli-usage-none-$$"
-allow_plain_directory = true
-[backup]
-free_space_margin = 0
-[ostree]
-mode = "off"
-[etcd]
-mode = "off"
-TOML
+ur_plain_store_config "$CFG" "ur-cli-usage-none-$$"
 cli() { "$UR_CLI" --root "$ROOT" --config "$CFG" "$@"; }
 
 # usage WANT_IN_STDERR ARGS...: exit 2, the text on stderr, and with --json one

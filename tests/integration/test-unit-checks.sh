@@ -59,17 +59,7 @@ sctl()
     systemctl --root="$r" "$@" >/dev/null 2>&1 || die "systemctl --root=$r $*"
 }
 CFG=$T/config.toml
-cat >"$CFG" <<TOML
-[partition]
-label = "ur-unit-checks-none-$$"
-allow_plain_directory = true
-[backup]
-free_space_margin = 0
-[ostree]
-mode = "off"
-[etcd]
-mode = "off"
-TOML
+ur_plain_store_config "$CFG" "ur-unit-checks-none-$$"
 cli()
 {
     local r=$1
