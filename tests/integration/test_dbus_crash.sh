@@ -151,16 +151,24 @@ done
 [ "$i" -lt 100 ] || die "busctl monitor does not see the bus: $(cat "$T/monitor.err")"
 MON_START=$(wc -l <"$T/monitor.json")
 
+# recover_stopped ARGS...: a CLI 'recover ARGS' stopped (SIGSTOP) at the start of
+# restore-files, alive; its pid in RP.
+recover_stopped()
+{
+    local i
+    UR_FAILPOINT=recovery.restore-files UR_FAILPOINT_ACTION=stop \
+        "$CLI" --root "$ROOT" --config "$CFG" recover "$@" >"$T/rec.log" 2>&1 &
+    RP=$!
+    for ((i = 0; i < 600; i++)); do
+        [ "$(ps -o stat= -p "$RP" | cut -c1)" = T ] && return 0
+        kill -0 "$RP" 2>/dev/null || die "recover $* exited before the failpoint: $(cat "$T/rec.log")"
+        sleep 0.1
+    done
+    die "recover $* did not stop at recovery.restore-files"
+}
+
 # A CLI recovery stopped at the start of restore-files, alive: still Running.
-UR_FAILPOINT=recovery.restore-files UR_FAILPOINT_ACTION=stop \
-    "$CLI" --root "$ROOT" --config "$CFG" recover --backup "$B3" >"$T/rec.log" 2>&1 &
-RP=$!
-for ((i = 0; i < 600; i++)); do
-    [ "$(ps -o stat= -p "$RP" | cut -c1)" = T ] && break
-    kill -0 "$RP" 2>/dev/null || die "recover exited before the failpoint: $(cat "$T/rec.log")"
-    sleep 0.1
-done
-[ "$(ps -o stat= -p "$RP" | cut -c1)" = T ] || die "recover did not stop at recovery.restore-files"
+recover_stopped --backup "$B3"
 # The store watch signalled Running when the CLI wrote its journal: the monitor gets
 # the service's signals (so the wait after the kill below cannot pass for nothing).
 mon_wait "$MON_START" Running 10 >/dev/null || die "the monitor saw no PropertiesChanged RecoveryState Running"
@@ -199,15 +207,7 @@ ok "killed: RecoveryState Interrupted, as status says; summary: $summary"
 dbus_stop_daemon
 sed -i 's/^idle_exit = .*/idle_exit = 3/' "$CFG"
 dbus_start_daemon
-UR_FAILPOINT=recovery.restore-files UR_FAILPOINT_ACTION=stop \
-    "$CLI" --root "$ROOT" --config "$CFG" recover --resume >"$T/rec.log" 2>&1 &
-RP=$!
-for ((i = 0; i < 600; i++)); do
-    [ "$(ps -o stat= -p "$RP" | cut -c1)" = T ] && break
-    kill -0 "$RP" 2>/dev/null || die "recover --resume exited before the failpoint: $(cat "$T/rec.log")"
-    sleep 0.1
-done
-[ "$(ps -o stat= -p "$RP" | cut -c1)" = T ] || die "recover --resume did not stop at recovery.restore-files"
+recover_stopped --resume
 rstate Running # a re-read: the service now watches pid $RP, through a pidfd (fdinfo "Pid:")
 grep -qx "Pid:[[:space:]]*$RP" /proc/"$DAEMON_PID"/fdinfo/* 2>/dev/null ||
     die "the service holds no pidfd on recovery process $RP"

@@ -5,6 +5,7 @@
 // storage under the digest reference the static pod manifest names. The crictl
 // stand-in lists that storage itself (its vfs-images/images.json), so an image
 // skopeo copied back is found by the recovery's own check.
+#include "../unit/shell_run.hpp"
 #include "../unit/test_skip.hpp"
 #include "digest.hpp"
 #include "metadata.hpp"
@@ -48,14 +49,6 @@ const bool ready = [] {
 const char* kId1 = "20240501T100000Z";
 const char* kId2 = "20240502T100000Z";
 
-std::string slurp(const std::string& p)
-{
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 void write(const std::string& p, const std::string& content, mode_t mode = 0644)
 {
     fs::create_directories(fs::path(p).parent_path());
@@ -63,37 +56,12 @@ void write(const std::string& p, const std::string& content, mode_t mode = 0644)
     REQUIRE(::chmod(p.c_str(), mode) == 0);
 }
 
-struct Run {
-    int exit_code = -1;
-    int signal = 0;
-    std::string out, err;
-    json j() const
-    {
-        try {
-            return json::parse(out);
-        } catch (...) {
-            return nullptr;
-        }
-    }
-};
+using ur::test::slurp;
+using Run = ur::test::ShellRun;
 
 Run run(const std::string& cmd, const std::string& base)
 {
-    const std::string full = cmd + " >" + base + "/out 2>" + base + "/err";
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", ("exec " + full).c_str(), nullptr);
-        _exit(127);
-    }
-    int st = 0;
-    REQUIRE(waitpid(pid, &st, 0) == pid);
-    Run r;
-    if (WIFEXITED(st)) r.exit_code = WEXITSTATUS(st);
-    if (WIFSIGNALED(st)) r.signal = WTERMSIG(st);
-    r.out = slurp(base + "/out");
-    r.err = slurp(base + "/err");
-    return r;
+    return ur::test::run_shell("exec " + cmd, base);
 }
 
 // A one-layer image as an OCI layout in `dir` (tag "v1"); the manifest's digest
@@ -296,7 +264,7 @@ TEST_CASE("a backup holds the control-plane image in its OCI layout, and verify 
     auto b = n.backup(kId1);
     INFO(b.out << b.err);
     REQUIRE(b.exit_code == 0);
-    const json im = b.j()["images"];
+    const json im = b.json()["images"];
     CHECK(im["present"] == true);
     CHECK(im["count"] == 1);
     CHECK(im["held"][0]["ref"] == n.ref);
@@ -312,13 +280,13 @@ TEST_CASE("a backup holds the control-plane image in its OCI layout, and verify 
     auto v = n.cli_run(std::string("verify ") + kId1);
     INFO(v.out << v.err);
     CHECK(v.exit_code == 0);
-    CHECK(v.j()["ok"] == true);
+    CHECK(v.json()["ok"] == true);
     // list and status say it.
     auto l = n.run_list();
     CHECK(l.find("control-plane images: 1 held") != std::string::npos);
     auto st = n.cli_run("status");
     INFO(st.out);
-    CHECK(st.j()["latest"]["images"]["count"] == 1);
+    CHECK(st.json()["latest"]["images"]["count"] == 1);
 
     // A flipped byte in a blob is found like any damaged file.
     const std::string blob = n.blob(kId1, n.digest);
@@ -333,7 +301,7 @@ TEST_CASE("a backup holds the control-plane image in its OCI layout, and verify 
     auto bad = n.cli_run(std::string("verify ") + kId1);
     INFO(bad.out << bad.err);
     CHECK(bad.exit_code == 7);
-    CHECK(bad.j()["ok"] == false);
+    CHECK(bad.json()["ok"] == false);
     CHECK(bad.out.find("images/blobs/sha256/" + n.digest + ": content differs") != std::string::npos);
 }
 
@@ -347,18 +315,18 @@ TEST_CASE("a repeated backup shares the image with the previous one and does not
     uint64_t blobs = 0;
     for (const auto& e : fs::directory_iterator(n.base + "/img/blobs/sha256"))
         blobs += fs::file_size(e.path());
-    CHECK(dry.j()["images_bytes"] == blobs);
+    CHECK(dry.json()["images_bytes"] == blobs);
     REQUIRE(n.backup(kId1).exit_code == 0);
     const size_t copies = n.skopeo_copies();
     CHECK(copies == 1);
     auto dry2 = n.cli_run("backup --dry-run");
-    CHECK(dry2.j()["images_bytes"] == 0);
+    CHECK(dry2.json()["images_bytes"] == 0);
     auto b = n.backup(kId2);
     INFO(b.out << b.err);
     REQUIRE(b.exit_code == 0);
     CHECK(n.skopeo_copies() == copies); // no skopeo copy for the second backup
-    CHECK(b.j()["images"]["held"][0]["shared"] == true);
-    CHECK(b.j()["images"]["copied_bytes"].get<uint64_t>() < b.j()["images"]["bytes"].get<uint64_t>());
+    CHECK(b.json()["images"]["held"][0]["shared"] == true);
+    CHECK(b.json()["images"]["copied_bytes"].get<uint64_t>() < b.json()["images"]["bytes"].get<uint64_t>());
     struct stat a {
     }, c{};
     REQUIRE(::stat(n.blob(kId1, n.digest).c_str(), &a) == 0);
@@ -382,8 +350,8 @@ TEST_CASE("an image missing from the container storage at backup time is a warni
     INFO(b.out << b.err);
     REQUIRE(b.exit_code == 0);
     CHECK(b.err.find("control-plane image " + n.absent + " is not in the container storage") != std::string::npos);
-    CHECK(b.j()["images"]["count"] == 1);
-    CHECK(b.j()["images"]["missing"][0] == n.absent);
+    CHECK(b.json()["images"]["count"] == 1);
+    CHECK(b.json()["images"]["missing"][0] == n.absent);
     CHECK(n.cli_run(std::string("verify ") + kId1).exit_code == 0);
 }
 
@@ -416,8 +384,8 @@ TEST_CASE("an image whose digest the storage cannot give back is not held: a war
     REQUIRE(b.exit_code == 0);
     CHECK(b.err.find("control-plane image " + gzref + " cannot be copied into the backup") != std::string::npos);
     CHECK(b.err.find("from its registry") != std::string::npos);
-    CHECK(b.j()["images"]["count"] == 1);
-    CHECK(b.j()["images"]["missing"][0] == gzref);
+    CHECK(b.json()["images"]["count"] == 1);
+    CHECK(b.json()["images"]["missing"][0] == gzref);
     CHECK(n.cli_run(std::string("verify ") + kId1).exit_code == 0); // nothing half-copied stays
 }
 
@@ -438,7 +406,7 @@ TEST_CASE("recovery: an image gone from the storage and not pullable is copied b
                 continue;
             }
             REQUIRE(r.exit_code == 0);
-            CHECK(r.j()["phase1_done"] == true);
+            CHECK(r.json()["phase1_done"] == true);
             CHECK(n.storage_has(n.ref));
             CHECK(r.err.find("verify: copying " + n.ref + " from backup " + kId1) != std::string::npos);
             CHECK(n.journal_step("verify")["note"].get<std::string>().find(
@@ -459,7 +427,7 @@ TEST_CASE("phase 2 after the reboot copies a missing image back from the backup 
     auto p1 = n.recover("");
     INFO(p1.out << p1.err);
     REQUIRE(p1.exit_code == 0);
-    REQUIRE(p1.j()["phase1_done"] == true);
+    REQUIRE(p1.json()["phase1_done"] == true);
     n.empty_storage(); // e.g. recovery.wipe_images, or collected since
     write(n.svc + "/boot_id", "boot-2\n");
     fs::remove(n.svc + "/active-crio.service");
@@ -544,8 +512,8 @@ TEST_CASE("an image with compressed layers comes from its registry at backup tim
     INFO(b.out << b.err);
     REQUIRE(b.exit_code == 0);
     CHECK(b.err.find("control-plane image") == std::string::npos); // no image warning
-    CHECK(b.j()["images"]["count"] == 2);
-    CHECK(b.j()["images"]["missing"].empty());
+    CHECK(b.json()["images"]["count"] == 2);
+    CHECK(b.json()["images"]["missing"].empty());
     CHECK(fs::is_regular_file(n.blob(kId1, gz))); // the original manifest, so the digest is kept
     CHECK(slurp(n.base + "/skopeo-calls").find("docker://" + gzref) != std::string::npos);
     CHECK(n.cli_run(std::string("verify ") + kId1).exit_code == 0);
@@ -555,7 +523,7 @@ TEST_CASE("an image with compressed layers comes from its registry at backup tim
     auto r = n.recover(n.live());
     INFO(r.out << r.err << slurp(n.svc + "/calls"));
     REQUIRE(r.exit_code == 0);
-    CHECK(r.j()["phase1_done"] == true);
+    CHECK(r.json()["phase1_done"] == true);
     CHECK(n.storage_has(gzref));
     CHECK(n.storage_has(n.ref));
     CHECK(slurp(n.svc + "/calls").find("crictl pull") == std::string::npos);

@@ -7,6 +7,7 @@
 #include "ostree_state.hpp"
 
 #include "../unit/plain_store.hpp"
+#include "../unit/shell_run.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -604,7 +605,8 @@ TEST_CASE("a backup whose ostree preparation fails after pinning releases the pi
 }
 
 // The CLI on a plain-directory store at <root>/store with ostree on; `env` goes before
-// it (a failpoint); `more_config` follows the [ostree] table's keys. Returns (exit status, output).
+// it (a failpoint); `more_config` follows the [ostree] table's keys. Returns (exit status,
+// stdout and stderr).
 std::pair<int, std::string> run_cli(const Sandbox& sb, const std::string& env, const std::string& args,
                                     const std::string& more_config = "")
 {
@@ -613,16 +615,10 @@ std::pair<int, std::string> run_cli(const Sandbox& sb, const std::string& env, c
                        << "\"\nallow_plain_directory = true\nmount_point = \"/store\"\n"
                        << "[ostree]\nmode = \"on\"\nsysroot = \"/sysroot\"\n"
                        << more_config;
-    const std::string cmd = env + " " + getenv_or("UR_CLI") + " --root " + sb.root + " --config " + cfg + " " + args;
-    FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-    REQUIRE(p != nullptr);
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
-        out.append(buf.data(), n);
-    const int st = ::pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+    auto r = ur::test::run_shell(
+        env + " exec " + getenv_or("UR_CLI") + " --root " + sb.root + " --config " + cfg + " " + args, sb.dir.string());
+    // As a shell reports it: 128 + the signal for a process killed by one.
+    return {r.exit_code >= 0 ? r.exit_code : 128 + r.signal, r.out + r.err};
 }
 
 // A backup killed right after it pinned the booted deployment, before its

@@ -10,6 +10,8 @@
 #include "store.hpp"
 #include "upgrade_watchdog.hpp"
 
+#include "../unit/shell_run.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -71,13 +73,7 @@ void write(const std::string& p, const std::string& content, mode_t mode = 0644)
     REQUIRE(::chmod(p.c_str(), mode) == 0);
 }
 
-std::string slurp(const std::string& p)
-{
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using ur::test::slurp;
 
 // Runs the calling test twice: as an ordinary boot, and with upgrade_recovery=phase1
 // on the kernel command line (written to `cmdline`). Returns whether this run has it.
@@ -383,40 +379,13 @@ struct Host {
            failed + "/. " + root + "/ && rm -rf " + root + "/var/recovery/recovery");
     }
 
-    struct Run {
-        int exit_code = -1;
-        int signal = 0;
-        std::string out, err;
-        nlohmann::json json() const
-        {
-            try {
-                return nlohmann::json::parse(out);
-            } catch (...) {
-                return nullptr;
-            }
-        }
-    };
+    using Run = ur::test::ShellRun;
 
     Run run(const std::string& args, const std::string& failpoint = "") const
     {
-        std::string cmd = (failpoint.empty() ? std::string() : "UR_FAILPOINT='" + failpoint + "' ") + "exec " + helper +
-                          " --config " + config + " --root " + root + " " + args + " >" + base + "/out 2>" + base +
-                          "/err";
-        // exec: no shell stays in between to turn the signal into an exit code.
-        pid_t pid = fork();
-        REQUIRE(pid >= 0);
-        if (pid == 0) {
-            execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-            _exit(127);
-        }
-        int st = 0;
-        REQUIRE(waitpid(pid, &st, 0) == pid);
-        Run r;
-        if (WIFEXITED(st)) r.exit_code = WEXITSTATUS(st);
-        if (WIFSIGNALED(st)) r.signal = WTERMSIG(st);
-        r.out = slurp(base + "/out");
-        r.err = slurp(base + "/err");
-        return r;
+        return ur::test::run_shell((failpoint.empty() ? std::string() : "UR_FAILPOINT='" + failpoint + "' ") + "exec " +
+                                       helper + " --config " + config + " --root " + root + " " + args,
+                                   base);
     }
 
     // The real CLI on this root (exit codes, messages as an administrator sees them).
@@ -424,14 +393,8 @@ struct Host {
     {
         const char* exe = std::getenv("UR_CLI");
         REQUIRE(exe);
-        std::string cmd = std::string(exe) + " --root " + root + " --config " + config + " " + args + " >" + base +
-                          "/out 2>" + base + "/err";
-        int st = std::system(cmd.c_str());
-        Run r;
-        if (WIFEXITED(st)) r.exit_code = WEXITSTATUS(st);
-        r.out = slurp(base + "/out");
-        r.err = slurp(base + "/err");
-        return r;
+        return ur::test::run_shell("exec " + std::string(exe) + " --root " + root + " --config " + config + " " + args,
+                                   base);
     }
 
     RecoveryJournal journal() const
