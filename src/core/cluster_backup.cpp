@@ -464,7 +464,17 @@ Result<ClusterRecord> backup_cluster(const Config& cfg, const std::string& root,
     std::string snapshot, tarball; // file names inside cluster_dir
     if (mode == "script") {
         const std::string script = root_path(root, cfg.cluster_backup_script);
-        if (::access(script.c_str(), X_OK) < 0) return fail_errno("cluster backup script '" + script + "'");
+        if (::access(script.c_str(), X_OK) < 0) {
+            // Said with what to do: with etcd.mode = "script" (the Ignition config's) a
+            // node without the control plane's script gets no backup rather than one
+            // that cannot bring etcd back.
+            Error e = sys_error(errno, "etcd.mode is \"script\", but the cluster backup script '" + script + "'");
+            if (e.err == ENOENT || e.err == EACCES)
+                e.message += " (it comes with the OpenShift control plane; set etcd.backup_script to where it is, "
+                             "etcd.mode = \"etcdctl\" with etcd.endpoints, or etcd.mode = \"off\" where a backup "
+                             "without etcd is intended)";
+            return std::unexpected(std::move(e));
+        }
         auto before_snaps = list_matching(cluster_dir, "snapshot_", ".db");
         if (!before_snaps) return std::unexpected(before_snaps.error());
         auto before_tars = list_matching(cluster_dir, "static_kuberesources_", ".tar.gz");

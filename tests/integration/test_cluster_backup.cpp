@@ -634,6 +634,16 @@ TEST_CASE("script mode: failures, wrong outputs and a hanging script")
     Config cfg;
     cfg.etcd_mode = "script";
     {
+        // No script on the host: the error names the setting and what to do.
+        HostRoot h;
+        auto r = backup_cluster(cfg, h.root(), h.cluster_dir(), false, tok);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().err == ENOENT);
+        CHECK_THAT(r.error().message, Catch::Contains("etcd.mode is \"script\"") &&
+                                          Catch::Contains("/usr/local/bin/cluster-backup.sh") &&
+                                          Catch::Contains("etcd.mode = \"off\""));
+    }
+    {
         HostRoot h;
         write_file(h.root() + "/usr/local/bin/cluster-backup.sh",
                    "#!/bin/sh\necho 'A reliable backup requires that a rollout is not in progress. Aborting!' >&2\n"
