@@ -280,6 +280,9 @@ def check_semantics(ign, args):
         # W6: on a node the MCO manages, a backup without the current MachineConfig fails.
         if values.get(("machineconfig", "required")) != "true":
             problem("the config file does not set machineconfig.required = true")
+        # A control-plane node always has cluster-backup.sh: without it, fail, never back up without etcd.
+        if values.get(("etcd", "mode")) != '"script"':
+            problem('the config file does not set etcd.mode = "script"')
         if args.config_check:
             with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as t:
                 t.write(config_text)

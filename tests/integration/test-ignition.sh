@@ -98,6 +98,7 @@ the D-Bus service enabled|[u.update(enabled=True) for u in c["systemd"]["units"]
 a mode given as a string|c["storage"]["files"][0]["mode"] = "0644"
 a config naming another partition|c["storage"]["files"][0]["contents"]["source"] = c["storage"]["files"][0]["contents"]["source"].replace("label%20=%20%22recovery%22", "label%20=%20%22other%22")
 machineconfig.required off|c["storage"]["files"][0]["contents"]["source"] = c["storage"]["files"][0]["contents"]["source"].replace("required%20=%20true", "required%20=%20false")
+etcd.mode auto|c["storage"]["files"][0]["contents"]["source"] = c["storage"]["files"][0]["contents"]["source"].replace("mode%20=%20%22script%22", "mode%20=%20%22auto%22")
 a config file the loader rejects|c["storage"]["files"][0]["contents"]["source"] += "%0A%5Bbackup%5D%0Aretentionn%20%3D%201%0A"
 EOF
 
