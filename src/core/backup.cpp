@@ -606,6 +606,17 @@ Error no_space_error(const BackupEstimate& e)
 namespace
 {
 
+// A requested id the store cannot take: check_requested_backup_id's reasons, or the
+// name of a generation that is not a backup (damaged, unreadable).
+Result<> check_id_for_store(const std::string& id, const Generations& g)
+{
+    UR_TRY(check_requested_backup_id(id, g.backups, time(nullptr)));
+    if (g.has(id))
+        return fail(ErrorKind::InvalidArgs,
+                    "backup id '" + id + "' is taken by a damaged generation ('upgrade-recovery list' shows it)");
+    return {};
+}
+
 // Everything after the lock. `chosen_id` learns the new generation's id.
 namespace
 {
@@ -689,12 +700,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         before.push_back(id);
         id = make_backup_id(time(nullptr), before);
     }
-    if (opts.id) {
-        UR_TRY(check_requested_backup_id(id, ids, time(nullptr)));
-        if (taken(id))
-            return fail(ErrorKind::InvalidArgs,
-                        "backup id '" + id + "' is taken by a damaged generation ('upgrade-recovery list' shows it)");
-    }
+    if (opts.id) UR_TRY(check_id_for_store(id, *generations));
     chosen_id = id;
 
     BackupMetadata meta;
@@ -1052,6 +1058,16 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     if (!lock) return std::unexpected(lock.error());
     std::string id;
     if (opts.dry_run) return take_backup(cfg, opts, *store, t0, id, progress, cancel);
+
+    // A requested id the store cannot take is the caller's mistake: refused before the
+    // attempt is recorded, as StartBackup refuses it before a job, so last-backup.json
+    // (and an alert on its "failed") stays about backups that ran. take_backup checks
+    // again after the leftovers of an interrupted run are gone.
+    if (opts.id) {
+        auto g = scan_generations(*store);
+        if (!g) return std::unexpected(g.error());
+        UR_TRY(check_id_for_store(*opts.id, *g));
+    }
 
     // W20: the attempt's outcome on the partition, under the lock. Best effort: a
     // full partition may refuse even this small file; the backup's own error says more.

@@ -196,6 +196,13 @@ check "backup --id of a time before the newest backup exits 2" \
     run_rc 2 "$T/id.out" "$T/id.err" cli "$R1" backup --id 20000101T000000Z
 check "... and names the newest" grep -q "sorts before the newest backup, $ID" "$T/id.err"
 check "... and made nothing" test "$(ls "$R1/var/recovery/backups")" = "$ID"
+check "backup --id of the newest backup's own id exits 2" \
+    run_rc 2 "$T/id.out" "$T/id.err" cli "$R1" backup --id "$ID"
+check "... and says it exists" grep -q "backup '$ID' exists already" "$T/id.err"
+# A refused id is no backup attempt: last-backup.json (what an alert reads) still
+# names the backup that ran, as StartBackup refuses such an id before any job.
+check "... last-backup.json still records backup $ID, succeeded" \
+    test "$(json "$R1/var/recovery/last-backup.json" '"%s %s" % (j["state"], j["backup_id"])')" = "succeeded $ID"
 
 # --- backup --dry-run: the space check alone --------------------------------------
 echo "changed" >>"$R1/etc/sub/file"
