@@ -2,15 +2,24 @@
 """Render ignition/upgrade-recovery.bu without Butane (Debian has no package of it).
 
     generate.py            copy the units from units/ into the .bu, then write the
-                           Ignition JSON (spec 3.2.0) and the MachineConfig YAML
-    generate.py --check    change nothing; exit 1 when any of the three files is not
+                           Ignition JSON (spec 3.2.0), the MachineConfig YAML (day 1,
+                           at installation) and the day-2 MachineConfig YAML (an
+                           installed node: the same files and units, no disks and no
+                           file systems, which the Machine Config Operator cannot
+                           change on a running node)
+    generate.py --check    change nothing; exit 1 when any of the four files is not
                            what the generator would write (the test runs this)
 
 Options:
     --units-dir DIR        take NAME from DIR as it is, instead of configuring
                            units/NAME.in (the test passes the meson-configured units)
     --device PATH, --start-mib N, --size-mib N, --output-dir DIR
-                           render a site-specific copy (the .bu is not touched)
+                           render a site-specific copy of all three (the .bu is not
+                           touched)
+    --day2 --output-dir DIR
+                           write only the day-2 MachineConfig into DIR: it has no
+                           site-specific values, so --device, --start-mib and
+                           --size-mib are refused with it
 
 Only the subset of the Butane "openshift" 4.13.0 specification that the .bu uses is
 understood; anything else is an error, so the output stays exactly what Butane would
@@ -32,6 +41,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "upgrade-recovery.bu")
 IGNITION = "upgrade-recovery.ign"
 MACHINECONFIG = "98-upgrade-recovery.yaml"
+# The day-2 MachineConfig. The MCO merges a pool's MachineConfigs sorted by name, a later
+# one's unit or file of the same name or path overriding the earlier one's; this name sorts
+# after the prior tooling's 98-var-recovery-partition, so our var-recovery.mount is the one
+# the node gets (README.md, "An installed node"). validate.py checks the order.
+DAY2_NAME = "99-upgrade-recovery-day2"
+DAY2_MACHINECONFIG = DAY2_NAME + ".yaml"
+# The parts of the .bu the MCO cannot change on a running node (its daemon's reconcilable
+# check): a day-2 MachineConfig carrying either degrades the pool.
+DAY1_ONLY_STORAGE = ("disks", "filesystems")
 UNITS_DIR = os.path.join(os.path.dirname(HERE), "units")
 PACKAGE_LAYOUT = {"bindir": "/usr/bin", "libexecdir": "/usr/libexec", "sysconfdir": "/etc"}
 
@@ -298,6 +316,22 @@ def translate(bu):
     return ign, mc
 
 
+def day2(ign, mc):
+    """The day-2 MachineConfig: the same config without what only Ignition at the first boot can do."""
+    cfg = json.loads(json.dumps(ign))
+    storage = cfg.get("storage", {})
+    for k in DAY1_ONLY_STORAGE:
+        storage.pop(k, None)
+    if not storage:
+        cfg.pop("storage", None)
+    return {
+        "apiVersion": mc["apiVersion"],
+        "kind": mc["kind"],
+        "metadata": {"labels": dict(mc["metadata"]["labels"]), "name": DAY2_NAME},
+        "spec": {"config": cfg},
+    }
+
+
 # --- output -------------------------------------------------------------------------
 
 YAML_RESERVED = re.compile(r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|"
@@ -342,15 +376,23 @@ def yaml_lines(v, indent):
     return out
 
 
+def mc_yaml(mc):
+    text = GENERATED + "\n".join(yaml_lines(mc, 0)) + "\n"
+    # The emitter is ours: read its output back and insist on the same document.
+    if yaml.safe_load(text) != mc:
+        raise Error(f"internal: the MachineConfig {mc['metadata']['name']} does not read back as written")
+    return text
+
+
+def texts(bu):
+    """The Ignition JSON, the MachineConfig and the day-2 MachineConfig of a parsed .bu."""
+    ign, mc = translate(bu)
+    return json.dumps(ign, indent=2, ensure_ascii=False) + "\n", mc_yaml(mc), mc_yaml(day2(ign, mc))
+
+
 def render(bu_text):
     bu = yaml.safe_load(bu_text)
-    ign, mc = translate(bu)
-    ign_text = json.dumps(ign, indent=2, ensure_ascii=False) + "\n"
-    mc_text = GENERATED + "\n".join(yaml_lines(mc, 0)) + "\n"
-    # The emitter is ours: read its output back and insist on the same document.
-    if yaml.safe_load(mc_text) != mc:
-        raise Error("internal: the MachineConfig YAML does not read back as written")
-    return bu, ign_text, mc_text
+    return (bu,) + texts(bu)
 
 
 def main():
@@ -361,8 +403,14 @@ def main():
     ap.add_argument("--start-mib", type=int)
     ap.add_argument("--size-mib", type=int)
     ap.add_argument("--output-dir")
+    ap.add_argument("--day2", action="store_true")
     a = ap.parse_args()
     site = a.device or a.start_mib is not None or a.size_mib is not None
+    if a.day2 and site:
+        ap.error("--day2 takes no --device, --start-mib or --size-mib: the day-2 MachineConfig makes no "
+                 "partition (the node has it already)")
+    if a.day2 and (not a.output_dir or a.check):
+        ap.error("--day2 needs --output-dir (ignition/ always has the day-2 MachineConfig; --check covers it)")
     if site and not a.output_dir:
         ap.error("--device, --start-mib and --size-mib need --output-dir (the committed files keep the placeholders)")
     # Refused here, before anything is written: validate.py would only say so afterwards.
@@ -379,7 +427,7 @@ def main():
     names = [u["name"] for u in (yaml.safe_load(bu_text).get("systemd") or {}).get("units", [])]
     units = {n: unit_text(n, a.units_dir) for n in names}
     new_bu = sync_units(bu_text, units)
-    bu, ign_text, mc_text = render(new_bu)
+    bu, ign_text, mc_text, day2_text = render(new_bu)
     for u in bu["systemd"]["units"]:
         if u.get("contents") != units[u["name"]]:
             raise Error(f"internal: the .bu block of {u['name']} does not read back as the unit")
@@ -395,13 +443,15 @@ def main():
             part["start_mib"] = a.start_mib
         if a.size_mib is not None:
             part["size_mib"] = a.size_mib
-        ign, mc = translate(bu)
-        ign_text = json.dumps(ign, indent=2, ensure_ascii=False) + "\n"
-        mc_text = GENERATED + "\n".join(yaml_lines(mc, 0)) + "\n"
+        ign_text, mc_text, day2_text = texts(bu)
 
     outdir = a.output_dir or HERE
-    wanted = {os.path.join(outdir, IGNITION): ign_text, os.path.join(outdir, MACHINECONFIG): mc_text}
-    if not site:
+    if a.day2:
+        wanted = {os.path.join(outdir, DAY2_MACHINECONFIG): day2_text}
+    else:
+        wanted = {os.path.join(outdir, IGNITION): ign_text, os.path.join(outdir, MACHINECONFIG): mc_text,
+                  os.path.join(outdir, DAY2_MACHINECONFIG): day2_text}
+    if not a.output_dir:
         wanted[SOURCE] = new_bu
     stale = []
     for path, text in wanted.items():
