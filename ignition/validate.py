@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check an Ignition config (and its MachineConfig) of upgrade-recovery.
 
-    validate.py [--units-dir DIR] [--units NAME,...] [--config-check PROG] IGN [MC_YAML]
+    validate.py [--units-dir DIR] [--units NAME,...] [--config-check PROG] [--day2 DAY2_YAML] [IGN [MC_YAML]]
 
 IGN must be a valid Ignition spec 3.2.0 config in structure: every object has only
 the keys the specification defines, with their types and required keys (no Ignition
@@ -16,6 +16,13 @@ units without one never "enabled".
     --config-check PROG   run PROG --check FILE on the embedded config file (man-config-keys)
 
 MC_YAML must be a MachineConfig for role master whose spec.config is the same config.
+
+DAY2_YAML must be the day-2 MachineConfig, for a node that is already installed: a
+MachineConfig for role master whose spec.config passes the same checks except that it
+must have no storage.disks, storage.filesystems or storage.raid (the Machine Config
+Operator cannot change them on a running node and degrades the pool), and whose name
+sorts after the prior tooling's 98-var-recovery-partition, so that its var-recovery.mount
+overrides that one's. Given with IGN, its config must be IGN without those sections.
 Exit 0 when everything holds; otherwise every problem is printed and the exit is 1.
 Needs python3 and python3-yaml.
 """
@@ -109,6 +116,16 @@ UNIT_SUFFIXES = (".service", ".socket", ".device", ".mount", ".automount", ".swa
 # What the project decides about each unit of units/ (the test's "units enabled").
 ENABLED = {"var-recovery.mount": True, "upgrade-recovery-phase2.service": True, "upgrade-recovery-watchdog.service": True}
 
+# What the Machine Config Operator cannot change on a running node: its daemon refuses a
+# new rendered config whose storage.disks, .filesystems or .raid differ from the current
+# one's (reconcilable() in openshift/machine-config-operator pkg/daemon/update.go), and the
+# pool degrades. A day-2 MachineConfig must have none of them.
+DAY1_ONLY_STORAGE = ("disks", "filesystems", "raid")
+# The prior tooling's MachineConfig with its own var-recovery.mount (and the partition). The
+# MCO merges MachineConfigs sorted by name, a later one's unit overriding an earlier one's
+# unit of the same name, so the day-2 MachineConfig must sort after it.
+PRIOR_MACHINECONFIG = "98-var-recovery-partition"
+
 problems = []
 
 
@@ -177,11 +194,21 @@ def unit_section(text, name):
     return out
 
 
-def check_semantics(ign, args):
+def check_semantics(ign, args, day2=False):
     if ign.get("ignition", {}).get("version") != "3.2.0":
         problem(f"ignition.version is {ign.get('ignition', {}).get('version')!r}, not '3.2.0'")
     storage = ign.get("storage", {})
+    if day2:
+        for k in DAY1_ONLY_STORAGE:
+            if k in storage:
+                problem(f"storage.{k}: not allowed in a day-2 MachineConfig: the Machine Config Operator "
+                        "cannot apply it to an installed node, and the pool degrades")
+    else:
+        check_partition(storage)
+    check_files_and_units(ign, storage, args)
 
+
+def check_partition(storage):
     # Partitions: unique labels and numbers per disk, sane sizes; exactly one "recovery".
     recovery_parts = []
     devices = set()
@@ -233,6 +260,8 @@ def check_semantics(ign, args):
     if len({f.get("device") for f in fss}) != len(fss):
         problem("storage.filesystems: a device appears twice")
 
+
+def check_files_and_units(ign, storage, args):
     # Files: absolute, unique paths; modes Ignition 3.2.0 supports; the config file.
     config_text = None
     paths = set()
@@ -338,6 +367,7 @@ def check_semantics(ign, args):
 
 
 def check_machineconfig(mc, ign):
+    """ign: what spec.config must equal; None: not compared."""
     if not isinstance(mc, dict):
         problem("the MachineConfig is not a mapping")
         return
@@ -359,8 +389,34 @@ def check_machineconfig(mc, ign):
     for k in spec:
         if k not in ("config", "kernelArguments", "extensions", "fips", "kernelType", "osImageURL"):
             problem(f"MachineConfig spec: unknown key '{k}'")
-    if spec.get("config") != ign:
+    if ign is not None and spec.get("config") != ign:
         problem("MachineConfig spec.config is not the Ignition config")
+
+
+def check_day2(mc, args, day1_ign):
+    """The day-2 MachineConfig; day1_ign (or None) is the installation's Ignition config."""
+    check_machineconfig(mc, None)
+    if not isinstance(mc, dict):
+        return None
+    name = (mc.get("metadata") or {}).get("name")
+    if isinstance(name, str) and not name > PRIOR_MACHINECONFIG:
+        problem(f"MachineConfig metadata.name {name!r} sorts before {PRIOR_MACHINECONFIG!r}: the MCO would "
+                "let that MachineConfig's var-recovery.mount override ours")
+    ign = (mc.get("spec") or {}).get("config")
+    if not isinstance(ign, dict):
+        problem("MachineConfig spec.config is not an Ignition config")
+        return None
+    check_schema(ign, IGNITION_3_2_0, "")
+    check_semantics(ign, args, day2=True)
+    if day1_ign is not None:
+        want = json.loads(json.dumps(day1_ign))
+        for k in DAY1_ONLY_STORAGE:
+            want.get("storage", {}).pop(k, None)
+        if want.get("storage") == {}:
+            del want["storage"]
+        if ign != want:
+            problem("MachineConfig spec.config is not the Ignition config without its disks and file systems")
+    return ign
 
 
 def main():
@@ -368,37 +424,61 @@ def main():
     ap.add_argument("--units-dir")
     ap.add_argument("--units")
     ap.add_argument("--config-check")
-    ap.add_argument("ignition")
+    ap.add_argument("--day2")
+    ap.add_argument("ignition", nargs="?")
     ap.add_argument("machineconfig", nargs="?")
     args = ap.parse_args()
-    with open(args.ignition, encoding="utf-8") as f:
-        try:
-            ign = json.load(f)
-        except json.JSONDecodeError as e:
-            print(f"FAIL: {args.ignition} is not JSON: {e}")
-            return 1
-    check_schema(ign, IGNITION_3_2_0, "")
-    check_semantics(ign, args)
-    if args.machineconfig:
-        with open(args.machineconfig, encoding="utf-8") as f:
+    if not args.ignition and not args.day2:
+        ap.error("give IGN, --day2 DAY2_YAML, or both")
+    ign = None
+    if args.ignition:
+        with open(args.ignition, encoding="utf-8") as f:
             try:
-                mc = yaml.safe_load(f)
-            except yaml.YAMLError as e:
-                print(f"FAIL: {args.machineconfig} is not YAML: {e}")
+                ign = json.load(f)
+            except json.JSONDecodeError as e:
+                print(f"FAIL: {args.ignition} is not JSON: {e}")
                 return 1
+        check_schema(ign, IGNITION_3_2_0, "")
+        check_semantics(ign, args)
+    if args.machineconfig:
+        mc = load_yaml(args.machineconfig)
+        if mc is None:
+            return 1
         check_machineconfig(mc, ign)
+    day2_ign = None
+    if args.day2:
+        mc = load_yaml(args.day2)
+        if mc is None:
+            return 1
+        first = len(problems)
+        day2_ign = check_day2(mc, args, ign)
+        problems[first:] = [f"{args.day2}: {p}" for p in problems[first:]]
     for p in problems:
         print(f"FAIL: {p}")
     if problems:
         return 1
-    for d in ign.get("storage", {}).get("disks", []):
-        if "CHANGE-ME" in str(d.get("device", "")):
-            print(f"note: {args.ignition} names the placeholder disk {d['device']}: "
-                  "generate a site copy with generate.py --device before using it")
-    n = len(ign.get("systemd", {}).get("units", []))
-    print(f"ok: {args.ignition} is Ignition 3.2.0 with the recovery partition, its file system, "
-          f"the config file and {n} units" + (f"; {args.machineconfig} carries it" if args.machineconfig else ""))
+    if ign is not None:
+        for d in ign.get("storage", {}).get("disks", []):
+            if "CHANGE-ME" in str(d.get("device", "")):
+                print(f"note: {args.ignition} names the placeholder disk {d['device']}: "
+                      "generate a site copy with generate.py --device before using it")
+        n = len(ign.get("systemd", {}).get("units", []))
+        print(f"ok: {args.ignition} is Ignition 3.2.0 with the recovery partition, its file system, "
+              f"the config file and {n} units" + (f"; {args.machineconfig} carries it" if args.machineconfig else ""))
+    if day2_ign is not None:
+        n = len(day2_ign.get("systemd", {}).get("units", []))
+        print(f"ok: {args.day2} is a day-2 MachineConfig: the config file and {n} units, no disks, file systems "
+              f"or RAID" + (f"; the same as {args.ignition} otherwise" if ign is not None else ""))
     return 0
+
+
+def load_yaml(path):
+    with open(path, encoding="utf-8") as f:
+        try:
+            return yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            print(f"FAIL: {path} is not YAML: {e}")
+            return None
 
 
 if __name__ == "__main__":
