@@ -4,6 +4,7 @@
 #include "backup_removal.hpp"
 #include "cluster_backup.hpp"
 #include "compat_script.hpp"
+#include "earlier_tooling.hpp"
 #include "failpoint.hpp"
 #include "file_copy.hpp"
 #include "fsmeta.hpp"
@@ -41,18 +42,6 @@ using Clock = std::chrono::steady_clock;
 
 // ~40 MiB of xfs mapping reservations at most between two background syncs.
 constexpr uint64_t kFilesPerWriteback = 2048;
-
-std::string human(uint64_t b)
-{
-    char buf[32];
-    if (b >= (1ull << 30))
-        snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(b) / (1ull << 30));
-    else if (b >= (1ull << 20))
-        snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1ull << 20));
-    else
-        snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024.0);
-    return buf;
-}
 
 // Reads the previous generation's manifest in step with a walk (both are in
 // compare_paths order) to find the entry for a path without holding it all.
@@ -593,14 +582,15 @@ std::string self_binary()
 Error no_space_error(const BackupEstimate& e)
 {
     return Error{ErrorKind::NoSpace, 0,
-                 "not enough space on " + e.store + ": " + human(e.free_bytes) + " free, the backup needs " +
-                     human(e.need_bytes) + " (" + human(e.new_bytes) + " of new file data in " +
-                     std::to_string(e.new_files) + " files, " + human(e.shared_bytes) +
-                     " shared with the previous backup, " + human(e.cluster_bytes) + " for etcd, " +
-                     (e.images_bytes ? human(e.images_bytes) + " of control-plane images, " : std::string()) +
-                     human(e.metadata_bytes) + " of metadata, " + human(e.margin_bytes) +
+                 "not enough space on " + e.store + ": " + human_size(e.free_bytes) + " free, the backup needs " +
+                     human_size(e.need_bytes) + " (" + human_size(e.new_bytes) + " of new file data in " +
+                     std::to_string(e.new_files) + " files, " + human_size(e.shared_bytes) +
+                     " shared with the previous backup, " + human_size(e.cluster_bytes) + " for etcd, " +
+                     (e.images_bytes ? human_size(e.images_bytes) + " of control-plane images, " : std::string()) +
+                     human_size(e.metadata_bytes) + " of metadata, " + human_size(e.margin_bytes) +
                      " margin). Delete older backups ('upgrade-recovery delete ID') or lower "
-                     "backup.free_space_margin."};
+                     "backup.free_space_margin." +
+                     (e.earlier_backup.empty() ? std::string() : " Besides, " + e.earlier_backup + ".")};
 }
 
 namespace
@@ -656,6 +646,10 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
                     "a recovery is in progress on " + store.path() +
                         "; a backup now could replace the generation being recovered (see 'upgrade-recovery status'; "
                         "'upgrade-recovery disarm' cancels an armed recovery, 'recover --abandon' ends one)");
+    auto earlier = find_earlier_files(store);
+    if (!earlier)
+        return std::unexpected(std::move(earlier.error()).context("cannot tell whether a recovery is in progress"));
+    if (earlier->progress) return std::unexpected(earlier_recovery_refusal(store, *earlier));
     if (!opts.dry_run) {
         // With the ostree pins an interrupted delete left (backup_removal).
         auto left = remove_leftovers(cfg, opts.root, store);
@@ -837,6 +831,14 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         }
         est.images_bytes = plan->new_bytes;
         image_plan = std::move(*plan);
+    }
+    if (!earlier->backup.empty()) {
+        // Said at every backup until it goes: its space is not counted as free.
+        auto bytes = earlier_backup_bytes(store, *earlier);
+        if (!bytes) log::warning("cannot tell the earlier backup's size: " + bytes.error().message);
+        est.earlier_backup = earlier_backup_note(store, *earlier, bytes ? std::optional(*bytes) : std::nullopt);
+        meta.warnings.push_back(est.earlier_backup);
+        progress.warning(meta.warnings.back());
     }
     auto usage = store_usage(store);
     if (!usage) return std::unexpected(usage.error());
@@ -1033,12 +1035,19 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         if (!pruned->warning.empty()) progress.warning("retention: " + pruned->warning);
     }
     failpoint("backup.after-prune");
+    // Our script takes the old one's name; the old one stays beside it, for the old backup.
+    if (auto k = keep_earlier_script(store); !k)
+        log::warning("could not keep the earlier upgrade-recovery.sh: " + k.error().message);
+    else if (*k)
+        log::info(std::string("kept the earlier upgrade-recovery.sh as ") + kEarlierScriptKept +
+                  ", for its backup on the partition");
     if (auto w = write_compat_script(store.fd.get(), self_binary()); !w)
         log::warning("could not write upgrade-recovery.sh: " + w.error().message);
     progress.percent(100);
     log::event(log::kBackupSucceeded, log::Level::Info,
                "backup " + id + " complete: " + std::to_string(result.meta.manifest_entries) + " entries, " +
-                   human(result.meta.copied_bytes) + " copied, " + human(result.meta.shared_bytes) + " shared",
+                   human_size(result.meta.copied_bytes) + " copied, " + human_size(result.meta.shared_bytes) +
+                   " shared",
                {{"BACKUP_ID", id}, {"STEP", "done"}});
     return result;
 }

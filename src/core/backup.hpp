@@ -43,6 +43,9 @@ struct BackupEstimate {
     uint64_t margin_bytes = 0;   // backup.free_space_margin
     uint64_t need_bytes = 0;     // the sum of the five above
     uint64_t free_bytes = 0;     // available on the partition now
+    // The earlier tooling's backup on the partition (earlier_tooling.hpp): what it
+    // holds and how to remove it, said where space is short; "" when there is none.
+    std::string earlier_backup;
     bool fits() const { return need_bytes <= free_bytes; }
 };
 

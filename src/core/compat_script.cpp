@@ -103,8 +103,8 @@ Result<std::string> compat_script_text(const std::string& binary_path)
                     "compatibility script: binary path must be absolute: '" + binary_path + "'");
     if (binary_path.find('\0') != std::string::npos || binary_path.find('\n') != std::string::npos)
         return fail(ErrorKind::InvalidArgs, "compatibility script: unusable binary path");
-    std::string s = "#!/bin/sh\n"
-                    "# upgrade-recovery.sh: compatibility entry point written by upgrade-recovery; do not edit.\n"
+    std::string s = std::string("#!/bin/sh\n") + kCompatScriptMarker +
+                    "\n"
                     "# It maps the options of the original script onto the upgrade-recovery CLI.\n"
                     "BIN=" +
                     sh_quote(binary_path) + "\n";

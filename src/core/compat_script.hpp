@@ -12,6 +12,9 @@ namespace ur
 {
 
 inline constexpr const char* kCompatScriptName = "upgrade-recovery.sh";
+// The script's second line: tells ours from the script of the tooling it replaces.
+inline constexpr const char* kCompatScriptMarker =
+    "# upgrade-recovery.sh: compatibility entry point written by upgrade-recovery; do not edit.";
 
 // The script text. binary_path must be absolute (the script runs from the
 // partition, possibly with a minimal PATH).

@@ -18,6 +18,7 @@ StatusChecks check_status_host(const std::string& root, const StoreStatus& st,
         st.armed || st.phase2_pending || st.watchdog || (st.journal && recovery_state_in_progress(st.journal->state));
     c.units.push_back({check_phase2_unit(root, st.phase2_pending.has_value()), recovery_ahead});
     c.units.push_back({check_watchdog_unit(root), st.watchdog.has_value()});
+    c.earlier_tooling = st.earlier_tooling;
     return c;
 }
 
@@ -28,6 +29,7 @@ std::vector<std::string> StatusChecks::warnings() const
     if (auto w = persistent_karg_warning(kept_karg); !w.empty()) out.push_back(std::move(w));
     for (const auto& u : units)
         if (u.matters && !u.check.warning.empty()) out.push_back(u.check.warning);
+    out.insert(out.end(), earlier_tooling.begin(), earlier_tooling.end());
     return out;
 }
 

@@ -1,6 +1,7 @@
 // What `status` warns about besides the store's own state: whether this boot's
-// initramfs ran our module, boot entries that keep upgrade_recovery=phase1, and the
-// units that must act after the next boot while something needs them. The CLI's
+// initramfs ran our module, boot entries that keep upgrade_recovery=phase1, the units
+// that must act after the next boot while something needs them, and what the earlier
+// tooling left on the partition (earlier_tooling.hpp). The CLI's
 // `status` and the daemon's Manager.Warnings read the same checks, so a busctl user
 // sees what an administrator at the console sees.
 #pragma once
@@ -23,7 +24,8 @@ struct StatusChecks {
         UnitCheck check;
         bool matters = false; // something is set to need it (armed, pending, a watchdog)
     };
-    std::vector<Unit> units; // upgrade-recovery-phase2.service, then the watchdog's
+    std::vector<Unit> units;                  // upgrade-recovery-phase2.service, then the watchdog's
+    std::vector<std::string> earlier_tooling; // StoreStatus's
 
     // The warnings, in the order `status` prints them after "WARNING: ".
     std::vector<std::string> warnings() const;

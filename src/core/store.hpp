@@ -6,6 +6,7 @@
 //   <mount>/latest -> backups/<id>   switched atomically after publishing
 //   <mount>/recovery/                recovery journal (recovery_journal.hpp)
 //   <mount>/upgrade-recovery.sh      compatibility entry point
+// and, on a node moved over, what the earlier tooling left (earlier_tooling.hpp).
 #pragma once
 
 #include "config.hpp"

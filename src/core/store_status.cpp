@@ -1,5 +1,7 @@
 #include "store_status.hpp"
 
+#include "earlier_tooling.hpp"
+
 namespace ur
 {
 
@@ -48,6 +50,12 @@ Result<StoreStatus> read_store_status(const Store& store, unsigned watchdog_max_
     else
         s.watchdog_error = w.error();
     if (s.watchdog) s.watchdog_outlook = watchdog_outlook(*s.watchdog, read_boot_clock(), watchdog_max_boots);
+    if (auto e = find_earlier_files(store); !e) {
+        s.earlier_tooling.push_back("cannot look for the earlier upgrade-recovery.sh's files: " + e.error().message);
+    } else {
+        if (e->progress) s.earlier_tooling.push_back(earlier_recovery_refusal(store, *e).message);
+        if (!e->backup.empty()) s.earlier_tooling.push_back(earlier_backup_note(store, *e, std::nullopt));
+    }
     return s;
 }
 

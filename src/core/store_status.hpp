@@ -34,6 +34,10 @@ struct StoreStatus {
     std::optional<Error> watchdog_error;
     // The watchdog as this boot sees it (read_boot_clock, watchdog_outlook).
     std::optional<WatchdogOutlook> watchdog_outlook;
+    // What the earlier tooling left on the partition (earlier_tooling.hpp), as
+    // warnings: its recovery in progress, its backup. Files that cannot be looked
+    // at are said there too.
+    std::vector<std::string> earlier_tooling;
 
     // The first unreadable part, in the order above (the exit status of `status`).
     const Error* first_error() const;

@@ -1,6 +1,7 @@
 #include "text.hpp"
 
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 
 namespace ur
@@ -62,6 +63,18 @@ std::string sh_command(const std::vector<std::string>& argv)
     for (const auto& a : argv)
         s += (s.empty() ? "" : " ") + sh_word(a);
     return s;
+}
+
+std::string human_size(uint64_t b)
+{
+    char buf[32];
+    if (b >= (1ull << 30))
+        snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(b) / (1ull << 30));
+    else if (b >= (1ull << 20))
+        snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1ull << 20));
+    else
+        snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024.0);
+    return buf;
 }
 
 } // namespace ur

@@ -2,6 +2,7 @@
 // command output and files.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,5 +27,8 @@ std::string sh_quote(const std::string& s);
 std::string sh_word(const std::string& s);
 // argv as one sh command line: its words by sh_word, separated by spaces.
 std::string sh_command(const std::vector<std::string>& argv);
+
+// A size for people: "512.0 KiB", "3.2 MiB", "1.5 GiB".
+std::string human_size(uint64_t bytes);
 
 } // namespace ur

@@ -1,0 +1,53 @@
+// The files the tooling upgrade-recovery replaces (prior art A1/A2: the launchBackup
+// Job and its upgrade-recovery.sh) left on the recovery partition. A node moved over
+// with the day-2 MachineConfig keeps its partition, and them:
+//   <mount>/progress              the old script's recovery in progress (one stage per line)
+//   <mount>/cluster/ etc/ usrlocal/ local/ kubelet/ extras.tgz etc.exclude.list
+//                                 the old script's backup (A2 has local/ for usrlocal/)
+//   <mount>/upgrade-recovery.sh   the old script, where our compatibility script goes
+// They are not ours: never read as a backup and never deleted. The old script's
+// recovery in progress refuses a backup, as the old Job's own guard did (a backup now
+// would also put our script in place of the one that recovery resumes with). The old
+// backup's space is named where space is short. The old script is kept as
+// upgrade-recovery.sh.earlier when ours takes its place, so the old backup stays
+// restorable by hand.
+#pragma once
+
+#include "error.hpp"
+#include "store.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ur
+{
+
+inline constexpr const char* kEarlierProgressFile = "progress";
+inline constexpr const char* kEarlierScriptKept = "upgrade-recovery.sh.earlier";
+
+struct EarlierFiles {
+    std::vector<std::string> backup;     // the old backup's names present, in the order above
+    std::optional<std::string> progress; // the progress file's stages, ", "-joined ("" when empty)
+    bool any() const { return !backup.empty() || progress; }
+};
+
+// What of it is on the store; cheap (a few lstat and one small read).
+Result<EarlierFiles> find_earlier_files(const Store& store);
+
+// The space the old backup's files hold (allocated blocks; hard links counted once).
+Result<uint64_t> earlier_backup_bytes(const Store& store, const EarlierFiles& f);
+
+// The refusal of a backup while the old script's recovery is in progress.
+Error earlier_recovery_refusal(const Store& store, const EarlierFiles& f);
+
+// The note that the old backup is there and how to remove it; `bytes` when known.
+std::string earlier_backup_note(const Store& store, const EarlierFiles& f, std::optional<uint64_t> bytes);
+
+// Before our compatibility script is written: an upgrade-recovery.sh that is not ours
+// is renamed to upgrade-recovery.sh.earlier (once: an existing .earlier is kept).
+// Returns whether it renamed one.
+Result<bool> keep_earlier_script(const Store& store);
+
+} // namespace ur

@@ -1,0 +1,102 @@
+#!/bin/bash
+# A node moved over from the earlier tooling (launchBackup + upgrade-recovery.sh,
+# prior-art.md 1.3-1.5) keeps its recovery partition and what that tooling left on it:
+# its backup (cluster/ etc/ usrlocal/ kubelet/ extras.tgz etc.exclude.list), its script,
+# and, while its recovery runs, `progress`. upgrade-recovery must:
+#   - refuse a backup while that recovery is in progress (exit 6), changing nothing of it;
+#   - say so in `status` (text and --json warnings);
+#   - never touch the old backup, and name it with its size and how to remove it;
+#   - keep the old script as upgrade-recovery.sh.earlier when its own takes the name;
+#   - name the old backup's space when a backup does not fit.
+# A plain-directory store in a temporary root: no partition needed.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+require_root
+require_cmd python3
+T=$(ur_mktemp)
+trap 'rm -rf "$T"' EXIT
+
+ROOT=$T/root
+STORE=$ROOT/var/recovery
+mkdir -p "$ROOT/etc" "$ROOT/usr/local/bin" "$ROOT/var/lib/kubelet" "$STORE"
+echo node-0 >"$ROOT/etc/hostname"
+echo pod >"$ROOT/var/lib/kubelet/pod"
+CFG=$T/config.toml
+ur_plain_store_config "$CFG" "ur-earlier-none-$$"
+cli() { "$UR_CLI" --root "$ROOT" --config "$CFG" "$@"; }
+has() { grep -qF -- "$2" "$1" || die "$3: '$2' not in: $(cat "$1")"; }
+json() { python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+# What the earlier tooling left: its backup (2 MiB of etcd snapshot among it), its
+# script, and a recovery of it that got as far as restoring the files.
+mkdir -p "$STORE/cluster" "$STORE/etc/kubernetes" "$STORE/usrlocal/bin" "$STORE/kubelet/pods"
+head -c $((2 << 20)) /dev/urandom >"$STORE/cluster/snapshot_2026-01-01_000000.db"
+echo conf >"$STORE/etc/kubernetes/kubelet.conf"
+echo tool >"$STORE/usrlocal/bin/tool"
+ln "$STORE/usrlocal/bin/tool" "$STORE/usrlocal/bin/tool-link"
+echo x >"$STORE/kubelet/pods/x"
+echo etc/kubernetes >"$STORE/etc.exclude.list"
+printf '#!/bin/bash\n# the earlier upgrade-recovery.sh\necho restoring\n' >"$STORE/upgrade-recovery.sh"
+chmod 0700 "$STORE/upgrade-recovery.sh"
+printf 'started\nrestore_files\n' >"$STORE/progress"
+old_files() { (cd "$STORE" && find cluster etc usrlocal kubelet etc.exclude.list -printf '%p %s %n %T@\n' | sort && sha256sum cluster/* etc.exclude.list); }
+old_files >"$T/old.before"
+old_script=$(sha256sum <"$STORE/upgrade-recovery.sh")
+
+# --- its recovery in progress refuses a backup -------------------------------------
+rc=0
+cli backup >"$T/b1.out" 2>"$T/b1.err" || rc=$?
+[ $rc -eq 6 ] || die "backup during the earlier tool's recovery exited $rc, not 6: $(cat "$T/b1.err")"
+has "$T/b1.err" "a recovery by the earlier upgrade-recovery.sh is in progress" "the refusal"
+has "$T/b1.err" "$STORE/progress: started, restore_files" "the refusal names the file and its stages"
+has "$T/b1.err" "$STORE/upgrade-recovery.sh --resume" "the refusal says how to finish it"
+[ -z "$(ls -A "$STORE/backups" 2>/dev/null)" ] || die "the refused backup left $(ls -A "$STORE/backups")"
+[ "$(sha256sum <"$STORE/upgrade-recovery.sh")" = "$old_script" ] || die "the refused backup changed the old script"
+old_files >"$T/old.after"
+cmp -s "$T/old.before" "$T/old.after" || die "the refused backup changed the old backup: $(diff "$T/old.before" "$T/old.after")"
+echo "ok: a backup during the earlier tool's recovery exits 6 and changes nothing of it"
+rc=0
+cli backup --dry-run >"$T/d1.out" 2>"$T/d1.err" || rc=$?
+[ $rc -eq 6 ] || die "backup --dry-run during the earlier tool's recovery exited $rc, not 6"
+echo "ok: so does a dry run"
+
+# --- status says it ------------------------------------------------------------------
+cli status >"$T/s1.out" 2>&1 || die "status: $(cat "$T/s1.out")"
+has "$T/s1.out" "WARNING: a recovery by the earlier upgrade-recovery.sh is in progress" "status"
+has "$T/s1.out" "WARNING: the recovery partition holds a backup of the earlier upgrade-recovery.sh (cluster, etc, usrlocal, kubelet, etc.exclude.list)" "status"
+cli --json status >"$T/s1.json" || die "status --json failed"
+[ "$(json "$T/s1.json" 'sum("earlier upgrade-recovery.sh" in w for w in j["warnings"])')" = 2 ] ||
+    die "status --json warnings: $(json "$T/s1.json" 'j["warnings"]')"
+echo "ok: status warns of both, text and --json"
+
+# --- once it is given up: a backup, the old files untouched --------------------------
+rm "$STORE/progress"
+cli backup >"$T/b2.out" 2>"$T/b2.err" || die "backup after the progress file went: $(cat "$T/b2.err")"
+# The old backup holds at least its 2 MiB snapshot; the hard link counts once.
+has "$T/b2.err" "the recovery partition holds a backup of the earlier upgrade-recovery.sh (cluster, etc, usrlocal, kubelet, etc.exclude.list, 2." "the backup's warning with the size"
+has "$T/b2.err" "rm -rf $STORE/cluster $STORE/etc $STORE/usrlocal $STORE/kubelet $STORE/etc.exclude.list" "the backup's warning says how to remove it"
+B=$(basename "$(readlink "$STORE/latest")")
+has "$STORE/backups/$B/metadata.toml" "backup of the earlier upgrade-recovery.sh" "the backup's metadata keeps the warning"
+old_files >"$T/old.after"
+cmp -s "$T/old.before" "$T/old.after" || die "the backup changed the old backup: $(diff "$T/old.before" "$T/old.after")"
+[ "$(sha256sum <"$STORE/upgrade-recovery.sh.earlier")" = "$old_script" ] || die "the old script was not kept"
+grep -q "compatibility entry point written by upgrade-recovery" "$STORE/upgrade-recovery.sh" ||
+    die "upgrade-recovery.sh is not ours after the backup"
+cli verify "$B" >/dev/null 2>&1 || die "the backup does not verify"
+echo "ok: the backup warns with the size, leaves the old backup alone, keeps the old script"
+
+# A second backup keeps the kept script as it is (ours is never kept in its place).
+cli backup >/dev/null 2>&1 || die "second backup failed"
+[ "$(sha256sum <"$STORE/upgrade-recovery.sh.earlier")" = "$old_script" ] || die "the kept old script was replaced"
+echo "ok: a later backup keeps upgrade-recovery.sh.earlier"
+
+# --- short of space: the old backup's space is named ---------------------------------
+ur_plain_store_config "$T/big.toml" "ur-earlier-none-$$"
+sed -i 's/^free_space_margin = 0$/free_space_margin = "1000TiB"/' "$T/big.toml"
+rc=0
+"$UR_CLI" --root "$ROOT" --config "$T/big.toml" backup >"$T/b3.out" 2>"$T/b3.err" || rc=$?
+[ $rc -eq 5 ] || die "a backup that cannot fit exited $rc, not 5: $(cat "$T/b3.err")"
+has "$T/b3.err" "Besides, the recovery partition holds a backup of the earlier upgrade-recovery.sh" "the no-space error"
+echo "ok: the no-space error names the old backup"
+echo "PASS"
