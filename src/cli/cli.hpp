@@ -76,7 +76,8 @@ struct Session {
     StoreLock lock;
 };
 // `access`: Inspect for commands that only remove what is there (delete, disarm,
-// abandon, watchdog stop): they mount but create no layout on a store that has none.
+// abandon, watchdog stop), Write for those that write beside a backup there (arm,
+// watchdog start): both mount but create no layout on a store that has none.
 Result<std::unique_ptr<Session>> open_session(const Args& args, StoreAccess access, bool lock);
 
 // While it lives, SIGINT and SIGTERM cancel `t` instead of killing the process:

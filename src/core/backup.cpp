@@ -1060,8 +1060,9 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     const auto t0 = Clock::now();
     failpoint("backup.start");
     progress.stage("prepare");
-    // A dry run writes nothing on the store: no layout, no lock file.
-    auto store = open_store(cfg, opts.root, opts.dry_run ? StoreAccess::Inspect : StoreAccess::Write);
+    // A dry run writes nothing on the store: no layout, no lock file. The backup is
+    // the one writer that creates the store: every other one acts on a backup in it.
+    auto store = open_store(cfg, opts.root, opts.dry_run ? StoreAccess::Inspect : StoreAccess::Create);
     if (!store) return std::unexpected(store.error());
     auto lock = lock_store(*store, !opts.dry_run);
     if (!lock) return std::unexpected(lock.error());

@@ -494,9 +494,9 @@ Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, S
         if (part.error().kind != ErrorKind::PartitionNotFound || !cfg.allow_plain_directory)
             return fail(std::move(part.error()));
         // Configured fallback: backups go to a plain directory. Missing is fine
-        // for readers and the dry run (no backups yet); writers get it created.
+        // for readers, the dry run and the writers that need a backup (none yet); a backup creates it.
         loc.plain_directory = true;
-        auto dir = open_dir_in_root(rootfd->get(), cfg.mount_point, access == StoreAccess::Write, 0700);
+        auto dir = open_dir_in_root(rootfd->get(), cfg.mount_point, access == StoreAccess::Create, 0700);
         if (!dir) {
             if (dir.error().err != ENOENT) return fail(std::move(dir.error()));
             loc.absent = true;

@@ -37,14 +37,16 @@ struct StoreLocation {
     bool plain_directory = false; // allow_plain_directory and no partition was used
     PartitionInfo partition;      // empty when plain_directory
     bool mounted_now = false;     // we mounted it in this call
-    bool absent = false;          // plain_directory that does not exist yet (not created: read-only access)
+    bool absent = false;          // plain_directory that does not exist yet (not created: only Create makes it)
 };
 
 enum class StoreAccess {
     Read,    // as found: an unmounted partition is NotMounted
     Inspect, // mounts the partition when needed, creates no layout (backup --dry-run; delete, disarm: they
              // only remove what is there)
-    Write,   // mounts it, and creates the layout (and a missing plain directory)
+    Write,   // mounts it, creates no layout either: what arm, recover and watchdog start write goes into
+             // the store that holds their backup, so an id that names none changes nothing
+    Create,  // mounts it, and creates the layout (and a missing plain directory): backup alone
 };
 
 // Mount `source` (a device, a LABEL=/UUID=/PARTLABEL= tag, or a directory with
@@ -75,7 +77,7 @@ class MountGuard
 // partition there when nothing is mounted. Refuses (NotMounted /
 // PartitionNotFound) when the mount point is not a mount of that partition,
 // naming what is mounted there instead; allow_plain_directory accepts a plain
-// directory when no partition with the label exists; only Write creates it.
+// directory when no partition with the label exists; only Create creates it.
 Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, StoreAccess access);
 
 } // namespace ur

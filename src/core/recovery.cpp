@@ -1418,7 +1418,8 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
                                        RecoveryBackends& backends, Progress& progress, const CancelToken& cancel)
 {
     Runner run(cfg, opts, progress, cancel, store, backends);
-    auto dir = JournalDir::open(store, !opts.dry_run);
+    // Not created yet: a start makes it once its backup is known to be there.
+    auto dir = JournalDir::open(store, false);
     if (!dir) return std::unexpected(dir.error());
     run.dir = std::move(*dir);
     if (opts.dry_run) return dry_run(cfg, opts, store, run.dir, backends, progress, cancel);
@@ -1513,6 +1514,11 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
         if (opts.backup_id)
             if (auto named = read_metadata(store, *id); !named)
                 return std::unexpected(std::move(named.error()).context("backup " + *id));
+        if (!run.dir.exists()) {
+            auto made = JournalDir::open(store, true);
+            if (!made) return std::unexpected(made.error());
+            run.dir = std::move(*made);
+        }
         // In an order that a power cut at any point leaves something the next boot
         // resumes: armed with the new backup first (beside an old recovery still in
         // progress, that one goes on), the old journal kept as journal.previous, the

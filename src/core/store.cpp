@@ -46,7 +46,7 @@ Result<UniqueFd> open_empty_removed_directory()
 
 Result<Store> open_store(const Config& cfg, const std::string& root, StoreAccess access)
 {
-    const bool writable = access == StoreAccess::Write;
+    const bool creates = access == StoreAccess::Create;
     auto loc = locate_store(cfg, root, access);
     if (!loc) return std::unexpected(loc.error());
     Store s;
@@ -60,12 +60,12 @@ Result<Store> open_store(const Config& cfg, const std::string& root, StoreAccess
     auto fd = open_at(AT_FDCWD, s.location.path, O_RDONLY | O_DIRECTORY);
     if (!fd) return std::unexpected(std::move(fd.error()).context("recovery store"));
     s.fd = std::move(*fd);
-    if (writable && ::mkdirat(s.fd.get(), kBackupsDir, 0700) < 0 && errno != EEXIST)
+    if (creates && ::mkdirat(s.fd.get(), kBackupsDir, 0700) < 0 && errno != EEXIST)
         return fail_errno("create '" + s.location.path + "/" + kBackupsDir + "'");
     auto b = open_at(s.fd.get(), kBackupsDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (!b) {
         if (b.error().err != ENOENT) return std::unexpected(b.error());
-        return s; // read-only use of a store that never held a backup: an empty list
+        return s; // a store that never held a backup: an empty list
     }
     s.backups_fd = std::move(*b);
     return s;
@@ -91,7 +91,7 @@ Result<StoreUsage> store_usage(const Store& store)
 
 Result<StoreLock> lock_store(const Store& store, bool create)
 {
-    if (store.location.absent) return StoreLock(); // nothing there to guard (Write creates the directory first)
+    if (store.location.absent) return StoreLock(); // nothing there to guard (Create makes the directory first)
     auto fd = open_at(store.fd.get(), kLockFile, O_RDWR | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
     if (!fd && !create && fd.error().err == ENOENT) return StoreLock();
     if (!fd) return std::unexpected(std::move(fd.error()).context("lock file"));

@@ -39,10 +39,10 @@ struct Store {
 };
 
 Result<Store> open_store(const Config& cfg, const std::string& root, StoreAccess access);
-// Read or Write.
+// Read or Create (tests make their stores with it; the initramfs opens its root's).
 inline Result<Store> open_store(const Config& cfg, const std::string& root, bool writable)
 {
-    return open_store(cfg, root, writable ? StoreAccess::Write : StoreAccess::Read);
+    return open_store(cfg, root, writable ? StoreAccess::Create : StoreAccess::Read);
 }
 
 // The file system holding the store, as df shows it.

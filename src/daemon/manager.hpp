@@ -97,7 +97,8 @@ class Manager
         Store store;
         StoreLock lock;
     };
-    // Inspect for the calls that only remove what is there (no layout on a fresh store).
+    // Inspect for the calls that only remove what is there; Write (ArmRecovery, StartWatchdog)
+    // writes beside a backup there: neither creates a layout on a fresh store.
     Result<LockedStore> open_locked_store(StoreAccess access = StoreAccess::Write) const;
 
     Result<Job*> launch(const std::string& type, bool exported, JobWork work, const std::string& backup_id,

@@ -79,6 +79,42 @@ usage "upgrade-recovery verify: 'latest' is not a backup id" verify latest
 usage "upgrade-recovery delete: 'latest' is not a backup id" delete latest
 echo "ok: ids that cannot be one"
 
+# A well-formed id that names no backup (and no backup at all for the latest): exit 1
+# (upgrade-recovery(8), EXIT STATUS), one NotFound object with --json, and nothing made
+# under a root whose store does not exist yet: arm, watchdog start and recover write,
+# but only into the store that holds their backup.
+# no_backup WANT_IN_STDERR ARGS...
+no_backup()
+{
+    want=$1
+    shift
+    before=$(find "$ROOT" | sort)
+    rc=0
+    cli "$@" >"$T/n.out" 2>"$T/n.err" || rc=$?
+    [ $rc = 1 ] || die "'$*': exit $rc, not 1: $(cat "$T/n.err")"
+    grep -qF -- "$want" "$T/n.err" || die "'$*': '$want' not in: $(cat "$T/n.err")"
+    rc=0
+    cli --json "$@" >"$T/n.json" 2>/dev/null || rc=$?
+    [ $rc = 1 ] || die "'--json $*': exit $rc, not 1"
+    jq -se 'length == 1 and .[0].error == "NotFound"' "$T/n.json" >/dev/null ||
+        die "'--json $*': not one NotFound object: $(cat "$T/n.json")"
+    after=$(find "$ROOT" | sort)
+    [ "$after" = "$before" ] || die "'$*' changed the root: $(diff <(echo "$before") <(echo "$after"))"
+}
+NOID=20990101T000000Z
+for args in "arm $NOID" "arm $NOID --reboot" "verify $NOID" "delete $NOID" "delete --force $NOID" \
+    "rollback-plan --backup $NOID" "recover --backup $NOID" "recover --dry-run --backup $NOID" \
+    "recover --restart --backup $NOID" "recover --step --backup $NOID" "watchdog start $NOID" \
+    "watchdog start $NOID --timeout 600"; do
+    # shellcheck disable=SC2086 # a word list
+    no_backup "no backup '$NOID'" $args
+done
+no_backup "there is no backup" arm
+no_backup "there is no backup" watchdog start
+no_backup "there is no backup" recover
+no_backup "there is no recovery in progress to resume" recover --resume
+echo "ok: a backup id that names no backup changes nothing"
+
 # No command: the usage on stderr; with --json, still the one error object.
 usage "Usage: upgrade-recovery [OPTIONS] COMMAND"
 echo "ok: no command"
@@ -102,6 +138,11 @@ echo "ok: upgrade-recoveryd --request-backup"
 # status: "a last line Next: says what to do next" (upgrade-recovery(8)), also when
 # WARNING lines are shown: this root has no upgrade-recovery-phase2.service.
 cli backup >"$T/b.out" 2>&1 || die "backup: $(cat "$T/b.out")"
+# Beside a backup too: recover made recovery/ before it looked for the id.
+for args in "arm $NOID" "recover --backup $NOID" "watchdog start $NOID"; do
+    # shellcheck disable=SC2086 # a word list
+    no_backup "no backup '$NOID'" $args
+done
 cli arm >"$T/a.out" 2>&1 || die "arm: $(cat "$T/a.out")"
 cli status >"$T/s.out" 2>&1 || die "status: $(cat "$T/s.out")"
 grep -q '^WARNING: upgrade-recovery-phase2.service is not installed' "$T/s.out" || die "status: no WARNING line: $(cat "$T/s.out")"

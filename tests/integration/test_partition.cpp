@@ -450,7 +450,13 @@ TEST_CASE("locate_store uses a plain directory when allowed and no partition has
     CHECK(dry->absent);
     CHECK_FALSE(fs::exists(root.at("/var")));
 
-    auto loc = ur::locate_store(cfg, root.path, ur::StoreAccess::Write);
+    // Nor arm, recover or watchdog start: they write into the store that holds their backup.
+    auto writer = ur::locate_store(cfg, root.path, ur::StoreAccess::Write);
+    REQUIRE(writer.has_value());
+    CHECK(writer->absent);
+    CHECK_FALSE(fs::exists(root.at("/var")));
+
+    auto loc = ur::locate_store(cfg, root.path, ur::StoreAccess::Create); // the backup does
     INFO((loc ? std::string() : loc.error().message));
     REQUIRE(loc.has_value());
     CHECK(loc->plain_directory);
