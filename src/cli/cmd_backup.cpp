@@ -311,9 +311,9 @@ int cmd_status(const Args& args)
     const Store& store = (*session)->store;
     auto st = read_store_status(store, (*session)->cfg.watchdog_max_boots);
     if (!st) return report_error(args, st.error());
-    // What cannot be read is shown and makes the exit status, after the rest.
-    const Error* first_err = st->first_error();
-    const int rc = first_err ? exit_code(first_err->kind) : 0;
+    // What cannot be read, or is damaged, is shown and makes the exit status, after the rest.
+    const auto problem = st->problem();
+    const int rc = problem ? exit_code(*problem) : 0;
     // The next action, as the daemon and the metrics read it (make_recovery_status). Not
     // when the journal is what could not be read: the pieces left would tell a damaged
     // journal's armed node to reboot, and its error already names the way out.

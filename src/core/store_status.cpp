@@ -13,6 +13,13 @@ const Error* StoreStatus::first_error() const
     return nullptr;
 }
 
+std::optional<ErrorKind> StoreStatus::problem() const
+{
+    if (const Error* e = first_error()) return e->kind;
+    if (!damaged.empty()) return ErrorKind::Corrupt;
+    return std::nullopt;
+}
+
 Result<StoreStatus> read_store_status(const Store& store, unsigned watchdog_max_boots)
 {
     StoreStatus s;

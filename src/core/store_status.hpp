@@ -39,8 +39,12 @@ struct StoreStatus {
     // at are said there too.
     std::vector<std::string> earlier_tooling;
 
-    // The first unreadable part, in the order above (the exit status of `status`).
+    // The first unreadable part, in the order above.
     const Error* first_error() const;
+    // What `status` and `metrics` exit with: first_error's kind, else Corrupt for a
+    // directory named like a backup that is none (`list` exits 7 for it too); none
+    // when everything reads.
+    std::optional<ErrorKind> problem() const;
 };
 
 // Fails only when the list of backups, or the `latest` link, cannot be read.

@@ -828,8 +828,12 @@ check "... showing the future one as damaged, its metadata missing" \
 check "... and the copy, naming its id and its directory" \
     grep -q "^20000101T000000Z  DAMAGED.*metadata.toml: id '$J0' does not match its directory, backup 20000101T000000Z" "$T/j1.out"
 check "... and the backup, still latest" grep -q "^$J0 (latest)  created" "$T/j1.out"
-check "damaged: status counts one backup and names the others" run_rc 0 "$T/j1s.out" "$T/j1s.err" cli "$R5" status
-check "... (the lines)" bash -c "grep -qx 'Backups: 1' '$T/j1s.out' && grep -q '^Damaged .*: 20000101T000000Z 20990101T000000Z$' '$T/j1s.out'"
+check "damaged: status exits 7, as list and metrics do" run_rc 7 "$T/j1s.out" "$T/j1s.err" cli "$R5" status
+check "... after its whole report: one backup counted, the others named" \
+    bash -c "grep -qx 'Backups: 1' '$T/j1s.out' && grep -q '^Damaged .*: 20000101T000000Z 20990101T000000Z$' '$T/j1s.out' && grep -qx 'Recovery: none recorded' '$T/j1s.out'"
+check "damaged: status --json exits 7 too" run_rc 7 "$T/j1s.json" "$T/j1s.jerr" cli "$R5" --json status
+check "... with the damaged ids and the backup counted" \
+    test "$(json "$T/j1s.json" '" ".join(j["damaged"]) + " " + str(j["backups"])')" = "20000101T000000Z 20990101T000000Z 1"
 check "damaged: verify of the copy exits 7 naming both ids" run_rc 7 "$T/j1v.out" "$T/j1v.err" cli "$R5" verify 20000101T000000Z
 check "... (the mismatch)" grep -q "^MISMATCH metadata.toml: .*id '$J0' does not match its directory, backup 20000101T000000Z" "$T/j1v.out"
 ids5=$J0
