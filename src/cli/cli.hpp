@@ -46,7 +46,8 @@ const char* version();
 int exit_code(ErrorKind kind);
 
 // A usage error: the message on standard error, and with --json also
-// {"error": "InvalidArgs", "message": ...} on standard output, as for any failure.
+// {"error": "InvalidArgs", "message": ...} on standard output, as for any failure
+// (the message without the "upgrade-recovery[ COMMAND]: " the stderr line begins with).
 void set_json_errors(bool on);
 void usage_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -78,6 +78,21 @@ void print_json_error(ErrorKind kind, const std::string& message,
     j.update(extra);
     print_json(j);
 }
+
+// The JSON message of a usage error is the text without what the stderr line begins
+// with, "upgrade-recovery: " or "upgrade-recovery COMMAND [ACTION]: ", as report_error's is.
+std::string without_program_prefix(const std::string& text)
+{
+    static constexpr std::string_view program = "upgrade-recovery";
+    if (text.compare(0, program.size(), program) != 0) return text;
+    const auto colon = text.find(": ", program.size());
+    if (colon == std::string::npos) return text;
+    const std::string_view words = std::string_view(text).substr(program.size(), colon - program.size());
+    if (!words.empty() && words.front() != ' ') return text; // upgrade-recoveryd, ...
+    if (!std::all_of(words.begin(), words.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == ' ' || c == '-'; }))
+        return text;
+    return text.substr(colon + 2);
+}
 } // namespace
 
 void set_json_errors(bool on)
@@ -97,7 +112,7 @@ void usage_error(const char* fmt, ...)
     if (!json_errors) return;
     while (!text.empty() && text.back() == '\n')
         text.pop_back();
-    print_json_error(ErrorKind::InvalidArgs, text);
+    print_json_error(ErrorKind::InvalidArgs, without_program_prefix(text));
 }
 
 void print_json(const nlohmann::json& j)

@@ -31,11 +31,16 @@ usage()
     [ $rc = 2 ] || die "'$*': exit $rc, not 2: $(cat "$T/u.err")"
     grep -qF -- "$want" "$T/u.err" || die "'$*': '$want' not in: $(cat "$T/u.err")"
     rc=0
-    cli --json "$@" >"$T/j.out" 2>/dev/null || rc=$?
+    cli --json "$@" >"$T/j.out" 2>"$T/j.err" || rc=$?
     [ $rc = 2 ] || die "'--json $*': exit $rc, not 2"
     # -s: an empty output is [], not a pass (jq -e passes on no input at all).
     jq -se 'length == 1 and .[0].error == "InvalidArgs" and (.[0].message | type == "string")' "$T/j.out" >/dev/null ||
         die "'--json $*': not one InvalidArgs object: $(cat "$T/j.out")"
+    # The message as every other error's: the stderr line without its program-name prefix.
+    msg=$(jq -r .message "$T/j.out")
+    case $msg in upgrade-recovery*) die "'--json $*': the message has the program-name prefix: $msg" ;; esac
+    grep -qxF -- "$(grep '^upgrade-recovery[a-z -]*: ' "$T/j.err" | head -n 1 | cut -d: -f1): $msg" "$T/j.err" ||
+        die "'--json $*': the message is not the stderr line's: $msg; stderr: $(cat "$T/j.err")"
     [ ! -e "$STORE" ] || die "'$*' created the store"
 }
 
