@@ -1060,6 +1060,9 @@ Result<BackupResult> run_backup(const Config& cfg, const BackupOptions& opts, Pr
     const auto t0 = Clock::now();
     failpoint("backup.start");
     progress.stage("prepare");
+    // What needs no store is refused before the store is made or mounted: an id that
+    // is no backup id, or lies ahead of the clock (no backups to compare with yet).
+    if (opts.id) UR_TRY(check_requested_backup_id(*opts.id, {}, time(nullptr)));
     // A dry run writes nothing on the store: no layout, no lock file. The backup is
     // the one writer that creates the store: every other one acts on a backup in it.
     auto store = open_store(cfg, opts.root, opts.dry_run ? StoreAccess::Inspect : StoreAccess::Create);

@@ -120,6 +120,17 @@ no_backup "there is no backup" recover
 no_backup "there is no recovery in progress to resume" recover --resume
 echo "ok: a backup id that names no backup changes nothing"
 
+# A requested backup id ahead of the clock needs no store to be refused: exit 2 and
+# nothing made, as StartBackup refuses it before any job.
+before=$(find "$ROOT" | sort)
+rc=0
+cli backup --id 29991231T000000Z >"$T/n.out" 2>"$T/n.err" || rc=$?
+[ $rc = 2 ] || die "backup --id ahead of the clock: exit $rc, not 2: $(cat "$T/n.err")"
+grep -qF "lies more than a day ahead of the clock" "$T/n.err" || die "backup --id ahead: $(cat "$T/n.err")"
+after=$(find "$ROOT" | sort)
+[ "$after" = "$before" ] || die "backup --id ahead of the clock changed the root: $(diff <(echo "$before") <(echo "$after"))"
+echo "ok: a backup id ahead of the clock changes nothing"
+
 # No command: the usage on stderr; with --json, still the one error object.
 usage "Usage: upgrade-recovery [OPTIONS] COMMAND"
 echo "ok: no command"
