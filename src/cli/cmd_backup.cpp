@@ -7,6 +7,7 @@
 #include "status_warnings.hpp"
 #include "store.hpp"
 #include "store_status.hpp"
+#include "text.hpp"
 #include "upgrade_watchdog.hpp"
 #include "verify.hpp"
 
@@ -21,18 +22,6 @@ namespace ur::cli
 namespace
 {
 
-std::string human(uint64_t b)
-{
-    char buf[32];
-    if (b >= (1ull << 30))
-        snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(b) / (1ull << 30));
-    else if (b >= (1ull << 20))
-        snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1ull << 20));
-    else
-        snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024.0);
-    return buf;
-}
-
 void print_metadata_text(const BackupMetadata& m, bool latest)
 {
     // Every string here comes from metadata.toml: printable (cli.hpp).
@@ -40,9 +29,9 @@ void print_metadata_text(const BackupMetadata& m, bool latest)
            printable(m.host).c_str());
     for (const auto& t : m.trees)
         printf("  %-10s %-22s %8llu entries %12s\n", printable(t.name).c_str(), printable(t.path).c_str(),
-               static_cast<unsigned long long>(t.files), human(t.bytes).c_str());
-    printf("  data: %s total, %s copied, %s shared with %s (%llu files)\n", human(m.total_bytes).c_str(),
-           human(m.copied_bytes).c_str(), human(m.shared_bytes).c_str(),
+               static_cast<unsigned long long>(t.files), human_size(t.bytes).c_str());
+    printf("  data: %s total, %s copied, %s shared with %s (%llu files)\n", human_size(m.total_bytes).c_str(),
+           human_size(m.copied_bytes).c_str(), human_size(m.shared_bytes).c_str(),
            m.previous.empty() ? "no earlier backup" : printable(m.previous).c_str(),
            static_cast<unsigned long long>(m.shared_files));
     if (m.ostree.present)
@@ -59,7 +48,7 @@ void print_metadata_text(const BackupMetadata& m, bool latest)
         printf("  etcd: not included\n");
     if (m.images.present)
         printf("  control-plane images: %zu held, %s (%s copied)%s\n", m.images.held.size(),
-               human(m.images.bytes).c_str(), human(m.images.copied_bytes).c_str(),
+               human_size(m.images.bytes).c_str(), human_size(m.images.copied_bytes).c_str(),
                m.images.missing.empty() ? "" : (", " + std::to_string(m.images.missing.size()) + " NOT held").c_str());
     printf("  openshift: %s%s\n",
            m.openshift.version.empty() ? "version unknown" : printable(m.openshift.version).c_str(),
@@ -100,18 +89,20 @@ int print_estimate(const Args& args, const BackupEstimate& e)
     } else {
         printf("Dry run: nothing was written to %s.\n", printable(e.store).c_str());
         printf("  copy set:   %llu names, %s in regular files\n", static_cast<unsigned long long>(e.entries),
-               human(e.total_bytes).c_str());
+               human_size(e.total_bytes).c_str());
         printf("  to copy:    %llu files, %s\n", static_cast<unsigned long long>(e.new_files),
-               human(e.new_bytes).c_str());
+               human_size(e.new_bytes).c_str());
         if (e.previous.empty())
             printf("  shared:     nothing (no earlier backup)\n");
         else
-            printf("  shared:     %s with backup %s\n", human(e.shared_bytes).c_str(), printable(e.previous).c_str());
-        printf("  etcd:       %s\n", human(e.cluster_bytes).c_str());
-        if (e.images_bytes) printf("  images:     %s (control-plane images to copy)\n", human(e.images_bytes).c_str());
-        printf("  metadata:   %s\n", human(e.metadata_bytes).c_str());
-        printf("  margin:     %s (backup.free_space_margin)\n", human(e.margin_bytes).c_str());
-        printf("  needed:     %s of %s free: %s\n", human(e.need_bytes).c_str(), human(e.free_bytes).c_str(),
+            printf("  shared:     %s with backup %s\n", human_size(e.shared_bytes).c_str(),
+                   printable(e.previous).c_str());
+        printf("  etcd:       %s\n", human_size(e.cluster_bytes).c_str());
+        if (e.images_bytes)
+            printf("  images:     %s (control-plane images to copy)\n", human_size(e.images_bytes).c_str());
+        printf("  metadata:   %s\n", human_size(e.metadata_bytes).c_str());
+        printf("  margin:     %s (backup.free_space_margin)\n", human_size(e.margin_bytes).c_str());
+        printf("  needed:     %s of %s free: %s\n", human_size(e.need_bytes).c_str(), human_size(e.free_bytes).c_str(),
                e.fits() ? "fits" : "DOES NOT FIT");
     }
     if (e.fits()) return 0;
