@@ -64,6 +64,17 @@ mode = "off"
 TOML
 }
 
+# ur_plain_sandbox ROOT CFG LABEL: a small host root (/etc/hostname, /usr/local/bin,
+# /var/lib/kubelet/pod) and, in CFG, ur_plain_store_config's configuration for a
+# plain-directory store at ROOT/var/recovery, which is not made here.
+ur_plain_sandbox()
+{
+    mkdir -p "$1/etc" "$1/usr/local/bin" "$1/var/lib/kubelet"
+    echo node-0 >"$1/etc/hostname"
+    echo pod >"$1/var/lib/kubelet/pod"
+    ur_plain_store_config "$2" "$3"
+}
+
 # ur_gpt_image IMG SIZE NAME:SIZE [NAME:SIZE ...]
 # Create a sparse image with a GPT holding one partition per argument, in order
 # (partition N is the N-th argument, type 8300, GPT name NAME). SIZE as for

@@ -14,11 +14,9 @@ trap 'rm -rf "$T"' EXIT
 
 ROOT=$T/root
 STORE=$ROOT/var/recovery
-mkdir -p "$ROOT/etc" "$ROOT/usr/local/bin" "$ROOT/var/lib/kubelet" "$STORE"
-echo node-0 >"$ROOT/etc/hostname"
-echo pod >"$ROOT/var/lib/kubelet/pod"
 CFG=$T/config.toml
-ur_plain_store_config "$CFG" "ur-cli-text-none-$$"
+ur_plain_sandbox "$ROOT" "$CFG" "ur-cli-text-none-$$"
+mkdir -p "$STORE"
 cli() { "$UR_CLI" --root "$ROOT" --config "$CFG" "$@"; }
 # no_controls FILE WHAT: no C0 control but the line feed, no DEL, no C1 (raw or UTF-8).
 no_controls()

@@ -14,10 +14,8 @@ trap 'rm -rf "$T"' EXIT
 
 ROOT=$T/root
 STORE=$ROOT/var/recovery
-mkdir -p "$ROOT/etc" "$ROOT/usr/local/bin" "$ROOT/var/lib/kubelet"
-echo node-0 >"$ROOT/etc/hostname"
 CFG=$T/config.toml
-ur_plain_store_config "$CFG" "ur-cli-usage-none-$$"
+ur_plain_sandbox "$ROOT" "$CFG" "ur-cli-usage-none-$$"
 cli() { "$UR_CLI" --root "$ROOT" --config "$CFG" "$@"; }
 
 # usage WANT_IN_STDERR ARGS...: exit 2, the text on stderr, and with --json one

@@ -19,11 +19,9 @@ trap 'rm -rf "$T"' EXIT
 
 ROOT=$T/root
 STORE=$ROOT/var/recovery
-mkdir -p "$ROOT/etc" "$ROOT/usr/local/bin" "$ROOT/var/lib/kubelet" "$STORE"
-echo node-0 >"$ROOT/etc/hostname"
-echo pod >"$ROOT/var/lib/kubelet/pod"
 CFG=$T/config.toml
-ur_plain_store_config "$CFG" "ur-earlier-none-$$"
+ur_plain_sandbox "$ROOT" "$CFG" "ur-earlier-none-$$"
+mkdir -p "$STORE"
 cli() { "$UR_CLI" --root "$ROOT" --config "$CFG" "$@"; }
 has() { grep -qF -- "$2" "$1" || die "$3: '$2' not in: $(cat "$1")"; }
 json() { python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
