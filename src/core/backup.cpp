@@ -649,7 +649,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     auto earlier = find_earlier_files(store);
     if (!earlier)
         return std::unexpected(std::move(earlier.error()).context("cannot tell whether a recovery is in progress"));
-    if (earlier->progress) return std::unexpected(earlier_recovery_refusal(store, *earlier));
+    if (earlier->progress) return std::unexpected(earlier_recovery_refusal(store, *earlier, kEarlierRefusesBackup));
     if (!opts.dry_run) {
         // With the ostree pins an interrupted delete left (backup_removal).
         auto left = remove_leftovers(cfg, opts.root, store);

@@ -100,15 +100,21 @@ Result<uint64_t> earlier_backup_bytes(const Store& store, const EarlierFiles& f)
     return total;
 }
 
-Error earlier_recovery_refusal(const Store& store, const EarlierFiles& f)
+Error earlier_recovery_refusal(const Store& store, const EarlierFiles& f, const std::string& refused)
 {
     const std::string file = store.path() + "/" + kEarlierProgressFile;
     return Error{ErrorKind::RecoveryInProgress, 0,
                  "a recovery by the earlier upgrade-recovery.sh is in progress on " + store.path() + " (" + file +
-                     (f.progress->empty() ? std::string() : ": " + *f.progress) +
-                     "): backups are refused while it runs, as they would replace the script it resumes with; "
-                     "finish it ('" +
+                     (f.progress->empty() ? std::string() : ": " + *f.progress) + "): " + refused + "; finish it ('" +
                      store.path() + "/" + kCompatScriptName + " --resume') or, if it was given up, remove " + file};
+}
+
+Result<> check_no_earlier_recovery(const Store& store, const std::string& refused)
+{
+    auto f = find_earlier_files(store);
+    if (!f) return std::unexpected(std::move(f.error()).context("cannot tell whether a recovery is in progress"));
+    if (f->progress) return std::unexpected(earlier_recovery_refusal(store, *f, refused));
+    return {};
 }
 
 std::string earlier_backup_note(const Store& store, const EarlierFiles& f, std::optional<uint64_t> bytes)

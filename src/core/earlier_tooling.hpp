@@ -7,7 +7,8 @@
 //   <mount>/upgrade-recovery.sh   the old script, where our compatibility script goes
 // They are not ours: never read as a backup and never deleted. The old script's
 // recovery in progress refuses a backup, as the old Job's own guard did (a backup now
-// would also put our script in place of the one that recovery resumes with). The old
+// would also put our script in place of the one that recovery resumes with), and the
+// start of ours (arm, recover, its dry run): two would restore over each other. The old
 // backup's space is named where space is short. The old script is kept as
 // upgrade-recovery.sh.earlier when ours takes its place, so the old backup stays
 // restorable by hand.
@@ -39,8 +40,17 @@ Result<EarlierFiles> find_earlier_files(const Store& store);
 // The space the old backup's files hold (allocated blocks; hard links counted once).
 Result<uint64_t> earlier_backup_bytes(const Store& store, const EarlierFiles& f);
 
-// The refusal of a backup while the old script's recovery is in progress.
-Error earlier_recovery_refusal(const Store& store, const EarlierFiles& f);
+// The refusal of what `refused` names ("backups are refused while it runs, as ...")
+// while the old script's recovery is in progress.
+Error earlier_recovery_refusal(const Store& store, const EarlierFiles& f, const std::string& refused);
+inline constexpr const char* kEarlierRefusesBackup =
+    "backups are refused while it runs, as they would replace the script it resumes with";
+inline constexpr const char* kEarlierRefusesRecovery =
+    "a recovery of upgrade-recovery is refused while it runs, as it would restore over the one in progress";
+inline constexpr const char* kEarlierRefusesBoth = "backups and recoveries of upgrade-recovery are refused while it "
+                                                   "runs (a backup would replace the script it resumes with)";
+// RecoveryInProgress (earlier_recovery_refusal) while the old script's recovery is in progress.
+Result<> check_no_earlier_recovery(const Store& store, const std::string& refused);
 
 // The note that the old backup is there and how to remove it; `bytes` when known.
 std::string earlier_backup_note(const Store& store, const EarlierFiles& f, std::optional<uint64_t> bytes);

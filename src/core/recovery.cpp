@@ -1,6 +1,7 @@
 #include "recovery.hpp"
 
 #include "control_plane_images.hpp"
+#include "earlier_tooling.hpp"
 #include "failpoint.hpp"
 #include "fd.hpp"
 #include "host_info.hpp"
@@ -1318,6 +1319,9 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
     out.backup_id = id;
     if (d.kind != StartKind::New && d.kind != StartKind::Resume) out.planned.push_back("refused: " + d.message);
     out.refusal = start_refusal(d);
+    if (auto e = check_no_earlier_recovery(store, kEarlierRefusesRecovery);
+        !e && !out.refusal && d.kind == StartKind::New)
+        out.refusal = e.error();
     auto refuse_with = [&](ErrorKind kind, const std::string& why) {
         if (!out.refusal && !opts.force) out.refusal = Error{kind, 0, why};
     };
@@ -1491,6 +1495,7 @@ Result<RecoveryOutcome> run_with_store(const Config& cfg, const RecoveryOptions&
     }
     auto decision = decide_start(*loaded, opts);
     if (auto refused = start_refusal(decision)) return std::unexpected(std::move(*refused));
+    if (decision.kind == StartKind::New) UR_TRY(check_no_earlier_recovery(store, kEarlierRefusesRecovery));
     RecoveryJournal j;
     switch (decision.kind) {
     case StartKind::RefuseInProgress:

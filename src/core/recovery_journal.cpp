@@ -1,5 +1,6 @@
 #include "recovery_journal.hpp"
 
+#include "earlier_tooling.hpp"
 #include "failpoint.hpp"
 #include "host_info.hpp"
 #include "text.hpp"
@@ -455,6 +456,7 @@ Result<> arm_recovery(const Store& store, const std::string& backup_id)
     if (*j && recovery_state_in_progress((*j)->state) && (*j)->backup_id != backup_id)
         return fail(ErrorKind::RecoveryInProgress,
                     "a recovery of backup " + (*j)->backup_id + " is in progress; finish it or abandon it first");
+    UR_TRY(check_no_earlier_recovery(store, kEarlierRefusesRecovery));
     if (auto before = dir->armed(); !before && before.error().kind == ErrorKind::Corrupt)
         log::warning("replacing a damaged marker: " + before.error().message);
     UR_TRY_CTX(dir->set_armed(backup_id), "arm recovery");

@@ -3,7 +3,8 @@
 # prior-art.md 1.3-1.5) keeps its recovery partition and what that tooling left on it:
 # its backup (cluster/ etc/ usrlocal/ kubelet/ extras.tgz etc.exclude.list), its script,
 # and, while its recovery runs, `progress`. upgrade-recovery must:
-#   - refuse a backup while that recovery is in progress (exit 6), changing nothing of it;
+#   - refuse a backup while that recovery is in progress (exit 6), changing nothing of it,
+#     and the start of a recovery of its own (arm, recover --dry-run);
 #   - say so in `status` (text and --json warnings);
 #   - never touch the old backup, and name it with its size and how to remove it;
 #   - keep the old script as upgrade-recovery.sh.earlier when its own takes the name;
@@ -88,6 +89,24 @@ echo "ok: the backup warns with the size, leaves the old backup alone, keeps the
 cli backup >/dev/null 2>&1 || die "second backup failed"
 [ "$(sha256sum <"$STORE/upgrade-recovery.sh.earlier")" = "$old_script" ] || die "the kept old script was replaced"
 echo "ok: a later backup keeps upgrade-recovery.sh.earlier"
+
+# --- the kept script run by hand to restore the old backup: no recovery of ours -----
+printf 'started\n' >"$STORE/progress"
+rc=0
+cli arm "$B" >"$T/a1.out" 2>"$T/a1.err" || rc=$?
+[ $rc -eq 6 ] || die "arm during the earlier tool's recovery exited $rc, not 6: $(cat "$T/a1.err")"
+has "$T/a1.err" "a recovery of upgrade-recovery is refused while it runs" "arm's refusal"
+[ ! -e "$STORE/recovery/armed" ] || die "the refused arm armed"
+rc=0
+cli recover --dry-run >"$T/r1.out" 2>"$T/r1.err" || rc=$?
+[ $rc -eq 6 ] || die "recover --dry-run during the earlier tool's recovery exited $rc, not 6: $(cat "$T/r1.err")"
+has "$T/r1.err" "a recovery by the earlier upgrade-recovery.sh is in progress" "the dry run's refusal"
+cli status >"$T/s2.out" 2>&1 || die "status: $(cat "$T/s2.out")"
+has "$T/s2.out" "backups and recoveries of upgrade-recovery are refused while it runs" "status"
+rm "$STORE/progress"
+cli arm "$B" >/dev/null 2>&1 || die "arm after the progress file went failed"
+cli disarm >/dev/null 2>&1 || die "disarm failed"
+echo "ok: arm and recover --dry-run exit 6 while the earlier script's recovery runs, and work after"
 
 # --- short of space: the old backup's space is named ---------------------------------
 ur_plain_store_config "$T/big.toml" "ur-earlier-none-$$"

@@ -951,6 +951,26 @@ void refused_at_verify(const Host& h, const std::string& why)
     CHECK_FALSE(*recovery_in_progress(*store)); // a final result: backups are possible again
 }
 
+TEST_CASE("a recovery of the earlier tooling's script in progress refuses the start of ours")
+{
+    // Its kept script (upgrade-recovery.sh.earlier) run by hand writes progress, as it did.
+    Host h;
+    {
+        std::ofstream(h.p("var/recovery/progress")) << "started\nrestore_files\n";
+    }
+    auto r = h.run("");
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("RecoveryInProgress") != std::string::npos);
+    CHECK(r.err.find("a recovery by the earlier upgrade-recovery.sh is in progress") != std::string::npos);
+    CHECK(h.snapshot() == h.broken); // nothing touched
+    CHECK_FALSE(fs::exists(h.p("var/recovery/recovery/journal")));
+    fs::remove(h.p("var/recovery/progress"));
+    auto ok = h.run("");
+    INFO(ok.out << ok.err);
+    CHECK(ok.exit_code == 0);
+}
+
 TEST_CASE("a corrupt backup is refused before anything changes, unless forced")
 {
     Host h;
