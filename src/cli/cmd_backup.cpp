@@ -305,6 +305,11 @@ int cmd_status(const Args& args)
     // What cannot be read, or is damaged, is shown and makes the exit status, after the rest.
     const auto problem = st->problem();
     const int rc = problem ? exit_code(*problem) : 0;
+    // As list does: the report on stdout, and the reason for the exit status on stderr.
+    auto finish = [&] {
+        if (rc) fprintf(stderr, "upgrade-recovery status: %s\n", printable(st->problem_message()).c_str());
+        return rc;
+    };
     // The next action, as the daemon and the metrics read it (make_recovery_status). Not
     // when the journal is what could not be read: the pieces left would tell a damaged
     // journal's armed node to reboot, and its error already names the way out.
@@ -349,7 +354,7 @@ int cmd_status(const Args& args)
         if (st->watchdog_outlook) add_watchdog_outlook(j["watchdog"], *st->watchdog_outlook);
         if (st->watchdog_error) j["watchdog_error"] = st->watchdog_error->message;
         print_json(j);
-        return rc;
+        return finish();
     }
     // Text: every string read from the store goes through printable (--json above is exact).
     printf("Store: %s (%s)\n", printable(store.path()).c_str(),
@@ -408,7 +413,7 @@ int cmd_status(const Args& args)
         printf("Watchdog: UNREADABLE: %s\n", printable(st->watchdog_error->message).c_str());
     // Last, as upgrade-recovery(8) says: what to do now, after everything it is about.
     if (!next.empty()) printf("Next: %s\n", printable(next).c_str());
-    return rc;
+    return finish();
 }
 
 int cmd_verify(const Args& args)

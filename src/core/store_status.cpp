@@ -20,6 +20,16 @@ std::optional<ErrorKind> StoreStatus::problem() const
     return std::nullopt;
 }
 
+std::string StoreStatus::problem_message() const
+{
+    if (const Error* e = first_error()) return e->message;
+    if (damaged.empty()) return {};
+    if (damaged.size() == 1)
+        return "backups/" + damaged.front() + " is named like a backup, but is none ('upgrade-recovery list' says why)";
+    return "backups/" + damaged.front() + " and " + std::to_string(damaged.size() - 1) +
+           " more are named like backups, but are none ('upgrade-recovery list' says why)";
+}
+
 Result<StoreStatus> read_store_status(const Store& store, unsigned watchdog_max_boots)
 {
     StoreStatus s;

@@ -45,6 +45,8 @@ struct StoreStatus {
     // directory named like a backup that is none (`list` exits 7 for it too); none
     // when everything reads.
     std::optional<ErrorKind> problem() const;
+    // What problem() is about, in words ("" when there is none).
+    std::string problem_message() const;
 };
 
 // Fails only when the list of backups, or the `latest` link, cannot be read.

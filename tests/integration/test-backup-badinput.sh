@@ -483,6 +483,7 @@ for damage in "file" "dangling"; do
     check "... and shows the link as damaged, with the remedy" \
         grep -qF "Latest: DAMAGED: '$L' $what (take a new backup, which sets it again, or point it at the newest backup: ln -sfn backups/$PREV $L)" "$T/dl$n.s.out"
     check "... and the rest" grep -q "^Backups: " "$T/dl$n.s.out"
+    check "... and says why on stderr" grep -qF "upgrade-recovery status: '$L' $what" "$T/dl$n.s.err"
     check "$damage: status --json exits 7 with latest null and latest_error" \
         run_rc 7 "$T/dl$n.sj.out" "$T/dl$n.sj.err" cli "$R2" --json status
     check "... says so" test "$(json "$T/dl$n.sj.out" '"%s %s" % (j["latest"], "latest_error" in j)')" = "None True"
@@ -831,7 +832,10 @@ check "... and the backup, still latest" grep -q "^$J0 (latest)  created" "$T/j1
 check "damaged: status exits 7, as list and metrics do" run_rc 7 "$T/j1s.out" "$T/j1s.err" cli "$R5" status
 check "... after its whole report: one backup counted, the others named" \
     bash -c "grep -qx 'Backups: 1' '$T/j1s.out' && grep -q '^Damaged .*: 20000101T000000Z 20990101T000000Z$' '$T/j1s.out' && grep -qx 'Recovery: none recorded' '$T/j1s.out'"
+check "... and says why on stderr, as list does" \
+    grep -qx "upgrade-recovery status: backups/20000101T000000Z and 1 more are named like backups, but are none ('upgrade-recovery list' says why)" "$T/j1s.err"
 check "damaged: status --json exits 7 too" run_rc 7 "$T/j1s.json" "$T/j1s.jerr" cli "$R5" --json status
+check "... with the same line on stderr" grep -q "^upgrade-recovery status: backups/20000101T000000Z and 1 more" "$T/j1s.jerr"
 check "... with the damaged ids and the backup counted" \
     test "$(json "$T/j1s.json" '" ".join(j["damaged"]) + " " + str(j["backups"])')" = "20000101T000000Z 20990101T000000Z 1"
 check "damaged: verify of the copy exits 7 naming both ids" run_rc 7 "$T/j1v.out" "$T/j1v.err" cli "$R5" verify 20000101T000000Z
