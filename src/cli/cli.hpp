@@ -48,6 +48,8 @@ int exit_code(ErrorKind kind);
 // A usage error: the message on standard error, and with --json also
 // {"error": "InvalidArgs", "message": ...} on standard output, as for any failure
 // (the message without the "upgrade-recovery[ COMMAND]: " the stderr line begins with).
+// Arguments are passed as typed: the stderr line escapes terminal controls
+// (printable), the JSON message keeps the bytes.
 void set_json_errors(bool on);
 void usage_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 

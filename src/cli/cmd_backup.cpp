@@ -122,7 +122,7 @@ int cmd_backup(const Args& args)
         return kExitUsage;
     if (auto id = f->value("--id"); id && !valid_backup_id(*id)) { // before the partition is looked for
         usage_error("upgrade-recovery: --id: '%s' is not a valid backup id (YYYYMMDDTHHMMSSZ, a UTC time)\n",
-                    printable(*id).c_str());
+                    id->c_str());
         return kExitUsage;
     }
     auto cfg = load(args);
@@ -518,10 +518,10 @@ int run_command(const Args& args)
                             c.c_str(), p.c_str(), c.c_str());
                 return kExitUsage;
             }
-        usage_error("upgrade-recovery: unknown option '%s' (see --help)\n", printable(c).c_str());
+        usage_error("upgrade-recovery: unknown option '%s' (see --help)\n", c.c_str());
         return kExitUsage;
     }
-    usage_error("upgrade-recovery: unknown command '%s' (see --help)\n", printable(c).c_str());
+    usage_error("upgrade-recovery: unknown command '%s' (see --help)\n", c.c_str());
     return kExitUsage;
 }
 

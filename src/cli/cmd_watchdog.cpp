@@ -239,14 +239,13 @@ int cmd_watchdog(const Args& args)
         if (verb.empty())
             usage_error("upgrade-recovery watchdog: which action? %s\n", synopsis);
         else
-            usage_error("upgrade-recovery watchdog: unknown action '%s'; the actions: %s\n", printable(verb).c_str(),
-                        synopsis);
+            usage_error("upgrade-recovery watchdog: unknown action '%s'; the actions: %s\n", verb.c_str(), synopsis);
         return kExitUsage;
     }
     // Name what does not belong to this action, as the other commands do.
     if (f->positional.size() > (verb == "start" ? 2u : 1u)) {
         usage_error("upgrade-recovery watchdog %s: unexpected argument '%s' (see --help)\n", verb.c_str(),
-                    printable(f->positional.back()).c_str());
+                    f->positional.back().c_str());
         return kExitUsage;
     }
     for (const auto& [flag, owner] : {std::pair{"--timeout", "start"}, std::pair{"--reason", "trigger"}})

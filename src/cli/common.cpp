@@ -108,10 +108,11 @@ void usage_error(const char* fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     std::string text = buf;
-    fputs(text.c_str(), stderr);
-    if (!json_errors) return;
     while (!text.empty() && text.back() == '\n')
         text.pop_back();
+    // What was typed comes in as it is: escaped for the terminal here, exact in JSON.
+    fprintf(stderr, "%s\n", printable_lines(text).c_str());
+    if (!json_errors) return;
     print_json_error(ErrorKind::InvalidArgs, without_program_prefix(text));
 }
 
@@ -283,15 +284,14 @@ std::optional<Flags> parse_flags(const std::vector<std::string>& params, const s
             }
             f.values.emplace_back(p, params[++i]);
         } else if (!p.empty() && p[0] == '-') {
-            usage_error("upgrade-recovery: unknown option '%s' (see --help)\n", printable(p).c_str());
+            usage_error("upgrade-recovery: unknown option '%s' (see --help)\n", p.c_str());
             return std::nullopt;
         } else {
             f.positional.push_back(p);
         }
     }
     if (f.positional.size() > max_positional) {
-        usage_error("upgrade-recovery: unexpected argument '%s' (see --help)\n",
-                    printable(f.positional.back()).c_str());
+        usage_error("upgrade-recovery: unexpected argument '%s' (see --help)\n", f.positional.back().c_str());
         return std::nullopt;
     }
     return f;
@@ -306,7 +306,7 @@ bool backup_id_given_alone(const Flags& f, const char* command)
         usage_error("upgrade-recovery %s: the backup is given as --backup ID (upgrade-recovery %s --backup %s)\n",
                     command, command, word.c_str());
     else
-        usage_error("upgrade-recovery: unexpected argument '%s' (see --help)\n", printable(word).c_str());
+        usage_error("upgrade-recovery: unexpected argument '%s' (see --help)\n", word.c_str());
     return true;
 }
 
@@ -315,7 +315,7 @@ bool invalid_backup_id(const std::optional<std::string>& id, const char* command
     if (!id || valid_backup_id(*id)) return false;
     usage_error("upgrade-recovery %s: '%s' is not a backup id (YYYYMMDDTHHMMSSZ, or with -N appended, as "
                 "'upgrade-recovery list' shows them%s%s)\n",
-                command, printable(*id).c_str(), default_hint ? "; " : "", default_hint ? default_hint : "");
+                command, id->c_str(), default_hint ? "; " : "", default_hint ? default_hint : "");
     return true;
 }
 
@@ -324,8 +324,7 @@ std::optional<unsigned> parse_seconds(const std::string& opt, const std::string&
     unsigned v = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
-        usage_error("upgrade-recovery: %s wants whole seconds%s, not '%s'\n", opt.c_str(), hint,
-                    printable(text).c_str());
+        usage_error("upgrade-recovery: %s wants whole seconds%s, not '%s'\n", opt.c_str(), hint, text.c_str());
         return std::nullopt;
     }
     return v;

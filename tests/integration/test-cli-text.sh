@@ -103,6 +103,14 @@ for args in "x"$'\e[2J' "status --x"$'\e[2J' "status x"$'\e[2J'; do
     [ $rc = 2 ] || die "'$args': exit $rc, not 2 (usage): $(cat "$T/u.err")"
     no_controls "$T/u.err" "usage error for '$args'"
     has "$T/u.err" 'x\x1b[2J' "usage error for '$args'"
+    # With --json the message keeps what was typed; stderr is escaped as above.
+    rc=0
+    # shellcheck disable=SC2086 # the words are the arguments
+    cli --json $args >"$T/u.json" 2>"$T/u.jerr" || rc=$?
+    [ $rc = 2 ] || die "'--json $args': exit $rc, not 2 (usage)"
+    no_controls "$T/u.jerr" "usage error for '--json $args'"
+    python3 -c 'import json, sys; m = json.load(open(sys.argv[1]))["message"]; sys.exit(0 if "x\x1b[2J" in m else "not exact: %r" % m)' \
+        "$T/u.json" || die "'--json $args': the JSON message is not the exact word"
 done
 echo "ok: error messages"
 
