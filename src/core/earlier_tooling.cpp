@@ -64,6 +64,9 @@ Result<EarlierFiles> find_earlier_files(const Store& store)
         if (!p) return std::unexpected(p.error());
         if (*p) f.backup.push_back(n);
     }
+    auto kept = present(store, kEarlierScriptKept);
+    if (!kept) return std::unexpected(kept.error());
+    f.script_kept = *kept;
     auto p = present(store, kEarlierProgressFile);
     if (!p) return std::unexpected(p.error());
     if (*p) {
@@ -103,10 +106,12 @@ Result<uint64_t> earlier_backup_bytes(const Store& store, const EarlierFiles& f)
 Error earlier_recovery_refusal(const Store& store, const EarlierFiles& f, const std::string& refused)
 {
     const std::string file = store.path() + "/" + kEarlierProgressFile;
+    // Once ours took the name, the old script is the kept one (run by hand, it wrote progress).
+    const std::string script = store.path() + "/" + (f.script_kept ? kEarlierScriptKept : kCompatScriptName);
     return Error{ErrorKind::RecoveryInProgress, 0,
                  "a recovery by the earlier upgrade-recovery.sh is in progress on " + store.path() + " (" + file +
                      (f.progress->empty() ? std::string() : ": " + *f.progress) + "): " + refused + "; finish it ('" +
-                     store.path() + "/" + kCompatScriptName + " --resume') or, if it was given up, remove " + file};
+                     script + " --resume') or, if it was given up, remove " + file};
 }
 
 Result<> check_no_earlier_recovery(const Store& store, const std::string& refused)

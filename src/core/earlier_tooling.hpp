@@ -31,6 +31,7 @@ inline constexpr const char* kEarlierScriptKept = "upgrade-recovery.sh.earlier";
 struct EarlierFiles {
     std::vector<std::string> backup;     // the old backup's names present, in the order above
     std::optional<std::string> progress; // the progress file's stages, ", "-joined ("" when empty)
+    bool script_kept = false;            // upgrade-recovery.sh.earlier: the old script is there, not in its place
     bool any() const { return !backup.empty() || progress; }
 };
 

@@ -96,6 +96,7 @@ rc=0
 cli arm "$B" >"$T/a1.out" 2>"$T/a1.err" || rc=$?
 [ $rc -eq 6 ] || die "arm during the earlier tool's recovery exited $rc, not 6: $(cat "$T/a1.err")"
 has "$T/a1.err" "a recovery of upgrade-recovery is refused while it runs" "arm's refusal"
+has "$T/a1.err" "finish it ('$STORE/upgrade-recovery.sh.earlier --resume')" "arm's refusal names the kept script"
 [ ! -e "$STORE/recovery/armed" ] || die "the refused arm armed"
 rc=0
 cli recover --dry-run >"$T/r1.out" 2>"$T/r1.err" || rc=$?
