@@ -57,15 +57,13 @@ int cmd_metrics(const Args& args)
         auto usage = store_usage((*session)->store);
         if (!usage) log::warning("cannot tell the store's size: " + usage.error().message);
         text = metrics_text(&*st, usage ? std::optional<StoreUsage>(*usage) : std::nullopt);
-        if (const Error* e = st->first_error()) {
-            log::warning("part of the store is unreadable: " + e->message + " (see 'upgrade-recovery status')");
-        } else if (!st->damaged.empty()) {
-            // Flagged as upgrade_recovery_unreadable{part="backups"}: the status says so too.
-            log::warning("directories named like backups are none: " + st->damaged.front() +
-                         (st->damaged.size() > 1 ? " and " + std::to_string(st->damaged.size() - 1) + " more" : "") +
-                         " (see 'upgrade-recovery list')");
+        // Flagged in the textfile as upgrade_recovery_unreadable; said as status says it.
+        if (auto problem = st->problem()) {
+            log::warning(st->first_error() ? "part of the store is unreadable: " + st->problem_message() +
+                                                 " (see 'upgrade-recovery status')"
+                                           : st->problem_message());
+            rc = exit_code(*problem);
         }
-        if (auto problem = st->problem()) rc = exit_code(*problem);
     }
     if (auto out = f->value("--output")) {
         if (auto w = write_textfile(*out, text); !w) return report_error(args, w.error());

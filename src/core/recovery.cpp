@@ -1319,9 +1319,8 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
     out.backup_id = id;
     if (d.kind != StartKind::New && d.kind != StartKind::Resume) out.planned.push_back("refused: " + d.message);
     out.refusal = start_refusal(d);
-    if (auto e = check_no_earlier_recovery(store, kEarlierRefusesRecovery);
-        !e && !out.refusal && d.kind == StartKind::New)
-        out.refusal = e.error();
+    if (!out.refusal && d.kind == StartKind::New)
+        if (auto e = check_no_earlier_recovery(store, kEarlierRefusesRecovery); !e) out.refusal = e.error();
     auto refuse_with = [&](ErrorKind kind, const std::string& why) {
         if (!out.refusal && !opts.force) out.refusal = Error{kind, 0, why};
     };
