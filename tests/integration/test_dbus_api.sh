@@ -163,7 +163,18 @@ W=$(warnings) CW=$(cli_warnings)
 [ "$(jq length <<<"$W")" = 3 ] && [ "$(jq -c '.[1:]' <<<"$W")" = "$CW" ] || die "Warnings $W with a kept karg; status: $CW"
 jq -e '.[1] | contains("/boot/loader/entries/ostree-1-test.conf")' <<<"$W" >/dev/null || die "no kept-karg warning: $W"
 rm -r "$ROOT/boot"
-ok "Warnings: the initramfs, the kept kernel argument and the unit, as status says them"
+# What the earlier tooling left on the partition (earlier_tooling): its recovery in
+# progress and its backup, two more lines, as status says them.
+mkdir "$STORE/kubelet" && echo started >"$STORE/progress"
+sleep 2.1
+W=$(warnings) CW=$(cli_warnings)
+[ "$(jq length <<<"$W")" = 4 ] && [ "$(jq -c '.[1:]' <<<"$W")" = "$CW" ] || die "Warnings $W with the earlier tooling's files; status: $CW"
+jq -e '.[2] | startswith("a recovery by the earlier upgrade-recovery.sh is in progress")' <<<"$W" >/dev/null ||
+    die "no earlier recovery warning: $W"
+jq -e '.[3] | startswith("the recovery partition holds a backup of the earlier upgrade-recovery.sh (kubelet)")' <<<"$W" >/dev/null ||
+    die "no earlier backup warning: $W"
+rm -r "$STORE/kubelet" "$STORE/progress"
+ok "Warnings: the initramfs, the kept kernel argument, the unit and the earlier tooling's files, as status says them"
 expect_error "$ERR.Refused" "$(gcall DeleteBackup "$B1")"
 [ -d "$STORE/backups/$B1" ] || die "DeleteBackup removed the armed backup $B1"
 mcall DisarmRecovery || die "DisarmRecovery failed"
