@@ -8,7 +8,8 @@
 // They are not ours: never read as a backup and never deleted. The old script's
 // recovery in progress refuses a backup, as the old Job's own guard did (a backup now
 // would also put our script in place of the one that recovery resumes with), and the
-// start of ours (arm, recover, its dry run): two would restore over each other. The old
+// start of ours (arm, recover, its dry run, watchdog start): two would restore over
+// each other; a watchdog that fires meanwhile is removed instead of arming ours. The old
 // backup's space is named where space is short. The old script is kept as
 // upgrade-recovery.sh.earlier when ours takes its place, so the old backup stays
 // restorable by hand.
@@ -48,6 +49,8 @@ inline constexpr const char* kEarlierRefusesBackup =
     "backups are refused while it runs, as they would replace the script it resumes with";
 inline constexpr const char* kEarlierRefusesRecovery =
     "a recovery of upgrade-recovery is refused while it runs, as it would restore over the one in progress";
+inline constexpr const char* kEarlierRefusesWatchdog =
+    "a watchdog is refused while it runs, as it would arm a recovery of upgrade-recovery over the one in progress";
 inline constexpr const char* kEarlierRefusesBoth = "backups and recoveries of upgrade-recovery are refused while it "
                                                    "runs (a backup would replace the script it resumes with)";
 // RecoveryInProgress (earlier_recovery_refusal) while the old script's recovery is in progress.

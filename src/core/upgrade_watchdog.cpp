@@ -1,5 +1,6 @@
 #include "upgrade_watchdog.hpp"
 
+#include "earlier_tooling.hpp"
 #include "fd.hpp"
 #include "host_info.hpp"
 #include "log.hpp"
@@ -111,6 +112,8 @@ Result<WatchdogState> start_watchdog(const Store& store, const std::string& back
     if (*busy)
         return fail(ErrorKind::RecoveryInProgress,
                     "a recovery is armed or in progress; a watchdog would only arm it again");
+    // The earlier tooling's recovery, run by hand: a watchdog would arm ours over it.
+    UR_TRY(check_no_earlier_recovery(store, kEarlierRefusesWatchdog));
     // One started in an earlier boot counts in this one (the upgrade's boot): started
     // again, it would wait for the next boot and leave this one unguarded. A damaged
     // file guards nothing (the monitor stops on it): a new start replaces it.
@@ -165,6 +168,16 @@ Result<std::string> fire_watchdog(const Store& store, const std::string& reason)
         UR_TRY(stop_watchdog(store));
         return fail(ErrorKind::RecoveryInProgress,
                     "a recovery is already armed or in progress; the watchdog (backup " + id + ") is removed");
+    }
+    // Likewise the earlier tooling's: arming ours would restore over it. Kept, the
+    // watchdog would fail to arm at every look (its monitor restarts every 30 s).
+    auto earlier = find_earlier_files(store);
+    if (!earlier)
+        return std::unexpected(std::move(earlier.error()).context("cannot tell whether a recovery is in progress"));
+    if (earlier->progress) {
+        UR_TRY(stop_watchdog(store));
+        return std::unexpected(earlier_recovery_refusal(
+            store, *earlier, "the watchdog (backup " + id + ") is removed rather than arm a recovery over it"));
     }
     log::warning("watchdog: " + reason + "; recovering backup " + id);
     UR_TRY_CTX(arm_recovery(store, id), "watchdog");

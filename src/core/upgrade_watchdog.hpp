@@ -48,8 +48,8 @@ Result<WatchdogState> watchdog_from_toml(std::string_view text, const std::strin
 Result<std::optional<WatchdogState>> read_watchdog(const Store& store);
 
 // Start (or replace) the watchdog. The backup must be readable; refused while
-// a recovery is armed or in progress, and while one started in an earlier boot
-// counts in this one (Refused); timeout at least 60 s.
+// a recovery is armed or in progress (the earlier tooling's too), and while one
+// started in an earlier boot counts in this one (Refused); timeout at least 60 s.
 Result<WatchdogState> start_watchdog(const Store& store, const std::string& backup_id, unsigned timeout,
                                      const std::string& boot_id);
 // The upgrade is complete: remove the watchdog. Returns whether there was one.
@@ -59,9 +59,9 @@ Result<bool> stop_watchdog(const Store& store);
 bool watchdog_applies(const WatchdogState& w, const std::string& boot_id);
 
 // Fire: arm the recovery of the watchdog's backup, then remove the watchdog.
-// With a recovery already armed or in progress only the watchdog goes
-// (RecoveryInProgress). Returns the backup id armed. Holds no lock: the
-// caller holds the store's.
+// With a recovery already armed or in progress (ours, or the earlier tooling's:
+// earlier_tooling.hpp) only the watchdog goes (RecoveryInProgress). Returns the
+// backup id armed. Holds no lock: the caller holds the store's.
 Result<std::string> fire_watchdog(const Store& store, const std::string& reason);
 
 // Record `boot_id` among the watchdog's later boots, once per boot, atomically.

@@ -4,7 +4,8 @@
 # its backup (cluster/ etc/ usrlocal/ kubelet/ extras.tgz etc.exclude.list), its script,
 # and, while its recovery runs, `progress`. upgrade-recovery must:
 #   - refuse a backup while that recovery is in progress (exit 6), changing nothing of it,
-#     and the start of a recovery of its own (arm, recover --dry-run);
+#     and the start of a recovery of its own (arm, recover --dry-run, watchdog start);
+#     a watchdog that fires then arms nothing and is removed;
 #   - say so in `status` (text and --json warnings);
 #   - never touch the old backup, and name it with its size and how to remove it;
 #   - keep the old script as upgrade-recovery.sh.earlier when its own takes the name;
@@ -102,12 +103,34 @@ rc=0
 cli recover --dry-run >"$T/r1.out" 2>"$T/r1.err" || rc=$?
 [ $rc -eq 6 ] || die "recover --dry-run during the earlier tool's recovery exited $rc, not 6: $(cat "$T/r1.err")"
 has "$T/r1.err" "a recovery by the earlier upgrade-recovery.sh is in progress" "the dry run's refusal"
+rc=0
+cli watchdog start "$B" >"$T/w1.out" 2>"$T/w1.err" || rc=$?
+[ $rc -eq 6 ] || die "watchdog start during the earlier tool's recovery exited $rc, not 6: $(cat "$T/w1.err")"
+has "$T/w1.err" "a watchdog is refused while it runs" "watchdog start's refusal"
+[ ! -e "$STORE/recovery/watchdog" ] || die "the refused watchdog start left a watchdog"
 cli status >"$T/s2.out" 2>&1 || die "status: $(cat "$T/s2.out")"
 has "$T/s2.out" "backups and recoveries of upgrade-recovery are refused while it runs" "status"
 rm "$STORE/progress"
 cli arm "$B" >/dev/null 2>&1 || die "arm after the progress file went failed"
 cli disarm >/dev/null 2>&1 || die "disarm failed"
-echo "ok: arm and recover --dry-run exit 6 while the earlier script's recovery runs, and work after"
+echo "ok: arm, recover --dry-run and watchdog start exit 6 while the earlier script's recovery runs; arm works after"
+
+# --- a watchdog started before the kept script was run by hand ----------------------
+# It fires in a later boot (the recorded boot id is another): it must not arm ours over
+# the old recovery, nor stay to fail at every look of its monitor.
+cli watchdog start "$B" >/dev/null 2>&1 || die "watchdog start after the progress file went failed"
+sed -i 's/^boot_id = .*/boot_id = "an-earlier-boot"/' "$STORE/recovery/watchdog"
+printf 'started\n' >"$STORE/progress"
+rc=0
+cli watchdog trigger --reason test >"$T/t1.out" 2>"$T/t1.err" || rc=$?
+[ $rc -eq 6 ] || die "a watchdog firing during the earlier tool's recovery exited $rc, not 6: $(cat "$T/t1.err")"
+has "$T/t1.err" "the watchdog (backup $B) is removed rather than arm a recovery over it" "the firing watchdog's message"
+[ ! -e "$STORE/recovery/armed" ] || die "the watchdog armed a recovery over the earlier tool's"
+[ ! -e "$STORE/recovery/watchdog" ] || die "the watchdog stayed"
+cli --json watchdog monitor >"$T/m1.json" 2>"$T/m1.err" || die "the monitor after it: $(cat "$T/m1.err")"
+[ "$(json "$T/m1.json" 'j["reason"]')" = "no watchdog" ] || die "the monitor after it: $(cat "$T/m1.json")"
+rm "$STORE/progress"
+echo "ok: a watchdog that fires during the earlier script's recovery arms nothing and is removed"
 
 # --- short of space: the old backup's space is named ---------------------------------
 ur_plain_store_config "$T/big.toml" "ur-earlier-none-$$"
