@@ -84,33 +84,19 @@ int stop(const Args& args)
                 printable(store.path()).c_str(), static_cast<long long>(kStoreLockPatience.count()));
     });
     if (!lock) return report_error(args, lock.error());
-    auto was = stop_watchdog(store);
-    if (!was) return report_error(args, was.error());
-    // A recovery armed: the watchdog fired (none is running then), or someone armed
-    // one beside it. Stop cannot undo that; disarm can, before the reboot.
-    std::optional<std::string> armed;
-    if (auto dir = JournalDir::open(store, false); dir && dir->exists())
-        if (auto a = dir->armed(); a && *a) armed = **a;
+    auto end = end_watchdog(store);
+    if (!end) return report_error(args, end.error());
     if (args.json) {
-        nlohmann::json j = {{"stopped", *was}};
-        if (armed) j["armed"] = *armed;
+        nlohmann::json j = {{"stopped", end->stopped}};
+        if (end->armed) j["armed"] = *end->armed;
         print_json(j);
-    } else if (*was && armed) {
-        printf("Watchdog stopped, but a recovery of backup %s is armed: the next boot restores it. To keep the node "
-               "as it is, run 'upgrade-recovery disarm' before that reboot.\n",
-               printable(*armed).c_str());
-    } else if (*was) {
-        printf("Watchdog stopped.\n");
-    } else if (armed) {
-        printf("No watchdog is running, but a recovery of backup %s is armed (the watchdog fired, or 'arm' ran): "
-               "the next boot restores it. To keep the node as it is, run 'upgrade-recovery disarm' before "
-               "that reboot.\n",
-               printable(*armed).c_str());
+    } else if (end->armed) {
+        printf("%s\n", printable(armed_after_watchdog_end(*end, "run 'upgrade-recovery disarm'")).c_str());
     } else {
-        printf("No watchdog was running.\n");
+        printf(end->stopped ? "Watchdog stopped.\n" : "No watchdog was running.\n");
     }
     // Not a success for automation that declares the upgrade complete: the next boot restores.
-    return armed ? kExitRecoveryInProgress : 0;
+    return end->armed ? kExitRecoveryInProgress : 0;
 }
 
 int trigger(const Args& args, const Flags& f)

@@ -150,6 +150,33 @@ Result<bool> stop_watchdog(const Store& store)
     return true;
 }
 
+Result<WatchdogEnd> end_watchdog(const Store& store)
+{
+    auto was = stop_watchdog(store);
+    if (!was) return std::unexpected(was.error());
+    WatchdogEnd e{*was, std::nullopt};
+    auto dir = JournalDir::open(store, false);
+    if (!dir) return std::unexpected(dir.error());
+    if (!dir->exists()) return e;
+    auto armed = dir->armed();
+    // A damaged marker too: what the next boot does with it is for disarm to settle.
+    if (!armed)
+        return std::unexpected(
+            std::move(armed.error())
+                .context(std::string(e.stopped ? "the watchdog is stopped" : "no watchdog was running") +
+                         ", but whether a recovery is armed cannot be told"));
+    if (armed && *armed) e.armed = **armed;
+    return e;
+}
+
+std::string armed_after_watchdog_end(const WatchdogEnd& e, const std::string& disarm)
+{
+    if (!e.armed) return {};
+    return std::string(e.stopped ? "Watchdog stopped, but" : "No watchdog is running, but") + " a recovery of backup " +
+           *e.armed + " is armed" + (e.stopped ? "" : " (the watchdog fired, or one was armed)") +
+           ": the next boot restores it. To keep the node as it is, " + disarm + " before that reboot.";
+}
+
 bool watchdog_applies(const WatchdogState& w, const std::string& boot_id)
 {
     // An unknown boot id cannot prove that the upgrade rebooted: never fire on it.

@@ -55,6 +55,18 @@ Result<WatchdogState> start_watchdog(const Store& store, const std::string& back
 // The upgrade is complete: remove the watchdog. Returns whether there was one.
 Result<bool> stop_watchdog(const Store& store);
 
+// The upgrade is declared complete (`watchdog stop`, StopWatchdog): remove the
+// watchdog, and tell whether a recovery is armed all the same (the watchdog fired,
+// or one was armed beside it): the next boot restores it, which whoever declares
+// the upgrade complete must hear. Holds no lock: the caller holds the store's.
+struct WatchdogEnd {
+    bool stopped = false;             // a watchdog was running and is removed
+    std::optional<std::string> armed; // the backup a recovery is armed with
+};
+Result<WatchdogEnd> end_watchdog(const Store& store);
+// The sentence for an armed recovery after end_watchdog; `disarm` names the way out.
+std::string armed_after_watchdog_end(const WatchdogEnd& e, const std::string& disarm);
+
 // Whether the watchdog may fire in the boot `boot_id`: not in the one it was started in.
 bool watchdog_applies(const WatchdogState& w, const std::string& boot_id);
 

@@ -1146,7 +1146,6 @@ int Manager::m_stop_watchdog(sd_bus_message* m, void* userdata, sd_bus_error* er
         return 1; // answered by retry_held_stops
     }
     if (!was) return reply_error(err, was.error());
-    self->refresh_view(true);
     return sd_bus_reply_method_return(m, "b", static_cast<int>(*was));
 }
 
@@ -1155,7 +1154,13 @@ Result<bool> Manager::try_stop_watchdog()
     if (current_) return fail(ErrorKind::Busy, "a " + current_->type() + " job is running");
     auto ls = open_locked_store(StoreAccess::Inspect);
     if (!ls) return std::unexpected(ls.error());
-    return stop_watchdog(ls->store);
+    auto end = end_watchdog(ls->store);
+    refresh_view(true);
+    if (!end) return std::unexpected(end.error());
+    // As `watchdog stop` exits 6: whoever declares the upgrade complete must hear
+    // that the next boot restores a backup all the same.
+    if (end->armed) return fail(ErrorKind::RecoveryInProgress, armed_after_watchdog_end(*end, "call DisarmRecovery"));
+    return end->stopped;
 }
 
 void Manager::arm_stop_retry()
@@ -1203,7 +1208,6 @@ void Manager::retry_held_stops()
     }
     held_stops_ = std::move(waiting);
     if (!held_stops_.empty()) arm_stop_retry();
-    if (was) refresh_view(true);
 }
 
 int Manager::m_start_recovery(sd_bus_message* m, void* userdata, sd_bus_error* err)

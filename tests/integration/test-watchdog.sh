@@ -69,6 +69,16 @@ check "arm beside it again" run_rc 0 "$T/aa.out" "$T/aa.err" cli "$ROOT" arm
 check "the text says so too (exit 6)" run_rc 6 "$T/sa.out" "$T/sa.err" cli "$ROOT" watchdog stop
 check "... with the way to keep the node" grep -q "^Watchdog stopped, but a recovery of backup $B1 is armed: the next boot restores it. To keep the node as it is, run 'upgrade-recovery disarm' before that reboot.$" "$T/sa.out"
 check "disarm" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
+# A damaged armed marker beside it: whether the next boot restores cannot be told, so
+# stop is no success either, and says what removes the marker.
+check "watchdog start a third time" run_rc 0 "$T/wa.out" "$T/wa.err" cli "$ROOT" watchdog start --timeout 600
+echo 'not an id' >"$ARMED"
+check "stop with a damaged armed marker exits 7" run_rc 7 "$T/sd.out" "$T/sd.err" cli "$ROOT" watchdog stop
+check "... says the watchdog is stopped and what removes the marker" grep -q "the watchdog is stopped, but whether a recovery is armed cannot be told: .*'upgrade-recovery disarm' removes it" "$T/sd.err"
+check "... the watchdog is gone" test ! -e "$WD"
+check "disarm removes the damaged marker" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
+check "stop after it exits 0" run_rc 0 "$T/s1.out" "$T/s1.err" cli "$ROOT" watchdog stop
+check "... no watchdog, nothing armed" grep -q "^No watchdog was running.$" "$T/s1.out"
 for bad in "--timeout 59" "--timeout abc" "--timeout" "--reason x" "extra arg"; do
     # shellcheck disable=SC2086 # the options are meant to split
     check "watchdog start $bad exits 2" run_rc 2 "$T/u.out" "$T/u.err" cli "$ROOT" watchdog start $bad

@@ -370,10 +370,17 @@ grep -Eqx 'timeout = 600' "$STORE/recovery/watchdog" || die "watchdog timeout: $
 expect_error "$ERR.Refused" "$(gcall DeleteBackup "$B1")"
 mcall ArmRecovery 'sa{sv}' "$B2" 0 || die "ArmRecovery failed"
 expect_error "$ERR.RecoveryInProgress" "$(gcall StartWatchdog "" '{}')"
+# The upgrade declared complete with a recovery armed beside the watchdog: it goes, and
+# the caller hears that the next boot restores all the same ('watchdog stop' exits 6).
+out=$(gcall StopWatchdog)
+expect_error "$ERR.RecoveryInProgress" "$out"
+grep -qF "Watchdog stopped, but a recovery of backup $B2 is armed: the next boot restores it. To keep the node as it is, call DisarmRecovery" <<<"$out" ||
+    die "StopWatchdog with a recovery armed: $out"
+[ ! -e "$STORE/recovery/watchdog" ] || die "StopWatchdog with a recovery armed left the watchdog file"
+[ "$(cat "$STORE/recovery/armed")" = "$B2" ] || die "StopWatchdog changed the armed recovery"
+expect_error "$ERR.RecoveryInProgress" "$(gcall StopWatchdog)"
 mcall DisarmRecovery || die "DisarmRecovery failed"
-[ "$(mcall StopWatchdog)" = "b true" ] || die "StopWatchdog did not find the watchdog"
-[ ! -e "$STORE/recovery/watchdog" ] || die "StopWatchdog left the watchdog file"
-[ "$(mcall StopWatchdog)" = "b false" ] || die "a second StopWatchdog found a watchdog"
+[ "$(mcall StopWatchdog)" = "b false" ] || die "a StopWatchdog after the disarm found a watchdog"
 # Another process holds the store for 3 s: StopWatchdog waits for it, as 'watchdog stop'
 # does (the watchdog waits for the store too and would fire after a stop that gave up).
 [ "$(mcall StartWatchdog 'sa{sv}' "$B1" 1 timeout u 600)" = "s \"$B1\"" ] || die "StartWatchdog $B1 again"
