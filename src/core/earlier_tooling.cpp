@@ -64,19 +64,26 @@ Result<EarlierFiles> find_earlier_files(const Store& store)
         if (!p) return std::unexpected(p.error());
         if (*p) f.backup.push_back(n);
     }
-    auto kept = present(store, kEarlierScriptKept);
-    if (!kept) return std::unexpected(kept.error());
-    f.script_kept = *kept;
     auto p = present(store, kEarlierProgressFile);
     if (!p) return std::unexpected(p.error());
-    if (*p) {
-        // The old script appends one stage per line (started, restore_files, ...).
-        auto text = read_file_at(store.fd.get(), kEarlierProgressFile, 4096);
-        std::vector<std::string> stages;
-        if (text)
-            for (auto line : split_lines(*text))
-                if (auto t = trim(line); !t.empty()) stages.emplace_back(t);
-        f.progress = text ? join(stages, ", ") : "unreadable: " + text.error().message;
+    if (!*p) return f;
+    // The old script appends one stage per line (started, restore_files, ...).
+    auto text = read_file_at(store.fd.get(), kEarlierProgressFile, 4096);
+    std::vector<std::string> stages;
+    if (text)
+        for (auto line : split_lines(*text))
+            if (auto t = trim(line); !t.empty()) stages.emplace_back(t);
+    f.progress = text ? join(stages, ", ") : "unreadable: " + text.error().message;
+    // Where the refusal sends the administrator to finish it: never to ours, whose
+    // --resume resumes a recovery of upgrade-recovery.
+    auto kept = present(store, kEarlierScriptKept);
+    if (!kept) return std::unexpected(kept.error());
+    if (*kept) {
+        f.script = kEarlierScriptKept;
+    } else if (auto in_place = read_file_at(store.fd.get(), kCompatScriptName, 1 << 20); in_place) {
+        if (in_place->find(kCompatScriptMarker) == std::string::npos) f.script = kCompatScriptName;
+    } else if (in_place.error().err != ENOENT) {
+        return std::unexpected(std::move(in_place.error()).context("read " + store.path() + "/" + kCompatScriptName));
     }
     return f;
 }
@@ -107,11 +114,12 @@ Error earlier_recovery_refusal(const Store& store, const EarlierFiles& f, const 
 {
     const std::string file = store.path() + "/" + kEarlierProgressFile;
     // Once ours took the name, the old script is the kept one (run by hand, it wrote progress).
-    const std::string script = store.path() + "/" + (f.script_kept ? kEarlierScriptKept : kCompatScriptName);
+    const std::string finish = f.script ? "('" + store.path() + "/" + *f.script + " --resume')"
+                                        : "with the earlier upgrade-recovery.sh --resume (it is not on the partition)";
     return Error{ErrorKind::RecoveryInProgress, 0,
                  "a recovery by the earlier upgrade-recovery.sh is in progress on " + store.path() + " (" + file +
-                     (f.progress->empty() ? std::string() : ": " + *f.progress) + "): " + refused + "; finish it ('" +
-                     script + " --resume') or, if it was given up, remove " + file};
+                     (f.progress->empty() ? std::string() : ": " + *f.progress) + "): " + refused + "; finish it " +
+                     finish + " or, if it was given up, remove " + file};
 }
 
 Result<> check_no_earlier_recovery(const Store& store, const std::string& refused)

@@ -32,7 +32,9 @@ inline constexpr const char* kEarlierScriptKept = "upgrade-recovery.sh.earlier";
 struct EarlierFiles {
     std::vector<std::string> backup;     // the old backup's names present, in the order above
     std::optional<std::string> progress; // the progress file's stages, ", "-joined ("" when empty)
-    bool script_kept = false;            // upgrade-recovery.sh.earlier: the old script is there, not in its place
+    // The old script's name on the store, looked for only with `progress`: the kept
+    // upgrade-recovery.sh.earlier, else upgrade-recovery.sh while it is not ours.
+    std::optional<std::string> script;
     bool any() const { return !backup.empty() || progress; }
 };
 

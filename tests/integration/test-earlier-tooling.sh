@@ -99,6 +99,15 @@ cli arm "$B" >"$T/a1.out" 2>"$T/a1.err" || rc=$?
 has "$T/a1.err" "a recovery of upgrade-recovery is refused while it runs" "arm's refusal"
 has "$T/a1.err" "finish it ('$STORE/upgrade-recovery.sh.earlier --resume')" "arm's refusal names the kept script"
 [ ! -e "$STORE/recovery/armed" ] || die "the refused arm armed"
+# Without the kept script, ours in its place: the refusal must not send anyone to ours
+# (its --resume resumes a recovery of upgrade-recovery).
+mv "$STORE/upgrade-recovery.sh.earlier" "$T/kept"
+rc=0
+cli arm "$B" >"$T/a2.out" 2>"$T/a2.err" || rc=$?
+[ $rc -eq 6 ] || die "arm during the earlier tool's recovery, its script gone, exited $rc, not 6: $(cat "$T/a2.err")"
+has "$T/a2.err" "finish it with the earlier upgrade-recovery.sh --resume (it is not on the partition)" "the refusal without the old script"
+! grep -qF "$STORE/upgrade-recovery.sh --resume" "$T/a2.err" || die "the refusal names our script: $(cat "$T/a2.err")"
+mv "$T/kept" "$STORE/upgrade-recovery.sh.earlier"
 rc=0
 cli recover --dry-run >"$T/r1.out" 2>"$T/r1.err" || rc=$?
 [ $rc -eq 6 ] || die "recover --dry-run during the earlier tool's recovery exited $rc, not 6: $(cat "$T/r1.err")"
