@@ -180,6 +180,16 @@ expect_error "$ERR.Refused" "$(gcall DeleteBackup "$B1")"
 mcall DisarmRecovery || die "DisarmRecovery failed"
 [ ! -e "$STORE/recovery/armed" ] || die "armed marker still there after DisarmRecovery"
 [ "$(mprop RecoveryState)" = None ] || die "RecoveryState after disarming: $(mprop RecoveryState)"
+# The earlier tooling's recovery in progress: neither a recovery of ours nor a watchdog starts.
+echo started >"$STORE/progress"
+out=$(gcall ArmRecovery "$B1" '{}')
+expect_error "$ERR.RecoveryInProgress" "$out"
+grep -qF "a recovery of upgrade-recovery is refused while it runs" <<<"$out" || die "ArmRecovery during the earlier recovery: $out"
+out=$(gcall StartWatchdog "$B1" '{}')
+expect_error "$ERR.RecoveryInProgress" "$out"
+grep -qF "a watchdog is refused while it runs" <<<"$out" || die "StartWatchdog during the earlier recovery: $out"
+[ ! -e "$STORE/recovery/armed" ] && [ ! -e "$STORE/recovery/watchdog" ] || die "a refused call armed or started something"
+rm "$STORE/progress"
 # unit_warnings METHOD UNIT: how often the daemon logged that UNIT will not act after the reboot.
 unit_warnings() { grep -cF "$1: $2 is not installed (no unit file under $ROOT)" "$T/daemon.log" || true; }
 P2U=upgrade-recovery-phase2.service WDU=upgrade-recovery-watchdog.service
