@@ -375,6 +375,9 @@ Result<> remove_generation(int dirfd, const std::string& name)
     auto root = open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (!root) {
         if (root.error().err == ENOENT) return {};
+        // A damaged "generation" that is a file or a symlink (list shows it, delete
+        // removes it): unlinked, never followed.
+        if (root.error().err == ENOTDIR || root.error().err == ELOOP) return remove_tree_at(dirfd, name);
         return std::unexpected(root.error());
     }
     struct Sub {
