@@ -207,8 +207,9 @@ int cmd_list(const Args& args)
                 first_err = m.error();
                 first_err->context("backup " + *it);
             }
-            if (args.json)
-                arr.push_back({{"id", *it}, {"error", m.error().message}});
+            if (args.json) // damaged: what delete is for; else perhaps a good backup (as the text says)
+                arr.push_back(
+                    {{"id", *it}, {"error", m.error().message}, {"damaged", m.error().kind == ErrorKind::Corrupt}});
             else if (m.error().kind == ErrorKind::Corrupt)
                 printf("%s  DAMAGED, not counted as a backup and never removed by retention ('upgrade-recovery "
                        "delete %s' removes it): %s\n",

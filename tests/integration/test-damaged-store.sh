@@ -2,13 +2,16 @@
 # What upgrade-recovery(8) promises for a store holding damage, checked in a
 # plain-directory store in a temporary root (no partition needed):
 #  - a name in backups/ like a backup id that is no directory (a file, a symbolic
-#    link): list shows it as DAMAGED and says 'delete ID' removes it; delete does,
-#    exit 0, leaving nothing behind and never following the link.
+#    link): list shows it as DAMAGED and says 'delete ID' removes it;
+#  - list --json marks it "damaged": true, and one whose metadata cannot be read
+#    now (perhaps a good backup) "damaged": false;
+#  - delete removes such a name, exit 0, leaving nothing behind and never
+#    following the link.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 require_root
-require_cmd jq
+require_cmd jq setpriv
 T=$(ur_mktemp)
 trap 'rm -rf "$T"' EXIT
 
@@ -34,6 +37,29 @@ for id in $FILE_ID $LINK_ID; do
     grep -q "^$id  DAMAGED, .*'upgrade-recovery delete $id' removes it" "$T/l.out" ||
         die "list does not show $id as damaged: $(cat "$T/l.out")"
 done
+# --json tells a damaged name (delete removes it) from a backup that cannot be read now.
+rc=0
+cli --json list >"$T/lj.out" 2>"$T/lj.err" || rc=$?
+[ $rc = 7 ] || die "list --json with damaged names: exit $rc, not 7"
+for id in $FILE_ID $LINK_ID; do
+    jq -e --arg id "$id" '[.[] | select(.id == $id)] | length == 1 and .[0].damaged == true and (.[0].error | contains("is not a directory"))' \
+        "$T/lj.out" >/dev/null || die "list --json: $id is not one damaged entry: $(cat "$T/lj.out")"
+done
+jq -e --arg id "$B1" '[.[] | select(.id == $id)] | length == 1 and .[0].damaged == null' "$T/lj.out" >/dev/null ||
+    die "list --json: the backup $B1 is not one entry without damaged: $(cat "$T/lj.out")"
+# One whose metadata cannot be read now (EACCES: root without CAP_DAC_OVERRIDE) is
+# UNREADABLE, perhaps a good backup: damaged false.
+mode=$(stat -c %a "$STORE/backups/$B1/metadata.toml")
+chmod 000 "$STORE/backups/$B1/metadata.toml"
+rc=0
+setpriv --inh-caps=-dac_override,-dac_read_search --bounding-set=-dac_override,-dac_read_search -- \
+    "$UR_CLI" --root "$ROOT" --config "$CFG" --json list >"$T/lu.out" 2>"$T/lu.err" || rc=$?
+chmod "$mode" "$STORE/backups/$B1/metadata.toml"
+[ $rc = 1 ] || die "list --json with unreadable metadata: exit $rc, not 1: $(cat "$T/lu.err")"
+jq -e --arg id "$B1" '[.[] | select(.id == $id)] | length == 1 and .[0].damaged == false and (.[0].error | contains("Permission denied"))' \
+    "$T/lu.out" >/dev/null || die "list --json: the unreadable $B1 is not one entry with damaged false: $(cat "$T/lu.out")"
+echo "ok: list --json tells damaged from unreadable"
+
 for id in $FILE_ID $LINK_ID; do
     rc=0
     cli delete "$id" >"$T/d.out" 2>"$T/d.err" || rc=$?
