@@ -168,6 +168,10 @@ std::string metrics_text(const StoreStatus* st, const std::optional<StoreUsage>&
     w.family("upgrade_recovery_recovery_in_progress",
              "1 while a recovery is armed, running, paused or failed and not abandoned (backups are refused).");
     w.sample(rs.in_progress ? 1 : 0);
+    w.family("upgrade_recovery_earlier_recovery_in_progress",
+             "1 while a recovery by the earlier tooling's upgrade-recovery.sh is in progress (its progress file on "
+             "the partition): backups and recoveries of upgrade-recovery are refused.");
+    w.sample(st->earlier_recovery ? 1 : 0);
     if (const auto& j = st->journal) {
         w.family("upgrade_recovery_recovery_state",
                  "State of the current or last recovery: 1 for its state (running, interrupted: running but its "

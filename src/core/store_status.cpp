@@ -70,6 +70,7 @@ Result<StoreStatus> read_store_status(const Store& store, unsigned watchdog_max_
     if (auto e = find_earlier_files(store); !e) {
         s.earlier_tooling.push_back("cannot look for the earlier upgrade-recovery.sh's files: " + e.error().message);
     } else {
+        s.earlier_recovery = e->progress.has_value();
         if (e->progress) s.earlier_tooling.push_back(earlier_recovery_refusal(store, *e, kEarlierRefusesBoth).message);
         if (!e->backup.empty()) s.earlier_tooling.push_back(earlier_backup_note(store, *e, std::nullopt));
     }

@@ -38,6 +38,7 @@ struct StoreStatus {
     // warnings: its recovery in progress, its backup. Files that cannot be looked
     // at are said there too.
     std::vector<std::string> earlier_tooling;
+    bool earlier_recovery = false; // its recovery's progress file is there (backups and recoveries refused)
 
     // The first unreadable part, in the order above.
     const Error* first_error() const;

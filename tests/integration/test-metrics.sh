@@ -97,6 +97,13 @@ check "... still one backup, the same latest" sample "upgrade_recovery_latest_ba
 check "disarm" run_rc 0 "$T/d.out" "$T/d.err" cli "$ROOT" disarm
 check "metrics after disarm" metrics 0
 check "... not armed" sample upgrade_recovery_recovery_armed 0
+check "... no earlier tooling's recovery" sample upgrade_recovery_earlier_recovery_in_progress 0
+# The earlier tooling's recovery (its progress file): backups are refused, so an alert must see it.
+echo started >"$ROOT/var/recovery/progress"
+check "a backup during the earlier tooling's recovery exits 6" run_rc 6 "$T/b3.out" "$T/b3.err" cli "$ROOT" backup
+check "metrics during it" metrics 0
+check "... the earlier tooling's recovery in progress" sample upgrade_recovery_earlier_recovery_in_progress 1
+rm "$ROOT/var/recovery/progress"
 
 # --- a backup killed in the middle --------------------------------------------------------------
 rc=0

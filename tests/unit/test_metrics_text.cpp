@@ -113,6 +113,11 @@ TEST_CASE("metrics_text: backups, the latest one and the last attempt")
     CHECK(p.samples.at("upgrade_recovery_last_backup_attempt_duration_seconds") == "35.250");
     CHECK(p.samples.at("upgrade_recovery_recovery_armed") == "0");
     CHECK(p.samples.at("upgrade_recovery_recovery_in_progress") == "0");
+    CHECK(p.samples.at("upgrade_recovery_earlier_recovery_in_progress") == "0");
+    StoreStatus earlier = s;
+    earlier.earlier_recovery = true; // the earlier tooling's progress file: backups are refused
+    CHECK(parse(metrics_text(&earlier, std::nullopt)).samples.at("upgrade_recovery_earlier_recovery_in_progress") ==
+          "1");
     CHECK(p.samples.at("upgrade_recovery_watchdog_active") == "0");
     CHECK_FALSE(p.samples.count("upgrade_recovery_recovery_state{state=\"running\"}"));
     for (const char* part : {"backups", "latest_backup", "last_backup_attempt", "recovery", "watchdog"})
