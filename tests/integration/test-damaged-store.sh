@@ -6,7 +6,8 @@
 #  - list --json marks it "damaged": true, and one whose metadata cannot be read
 #    now (perhaps a good backup) "damaged": false;
 #  - delete removes such a name, exit 0, leaving nothing behind and never
-#    following the link.
+#    following the link;
+#  - verify --json and delete --json carry the keys the page lists.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -70,5 +71,15 @@ done
 [ "$(cat "$T/outside/file")" = keep ] || die "delete followed the symbolic link"
 cli list >"$T/l2.out" 2>"$T/l2.err" || die "list after the deletes: $(cat "$T/l2.err")"
 echo "ok: delete removes a damaged name that is no directory"
+
+# --- the --json objects of verify and delete, as the page lists their keys ----------
+cli --json verify >"$T/v.json" 2>"$T/v.err" || die "verify --json: $(cat "$T/v.err")"
+jq -e --arg id "$B1" 'keys == ["checked", "id", "mismatches", "ok"] and .id == $id and .ok == true and .checked > 0 and .mismatches == []' \
+    "$T/v.json" >/dev/null || die "verify --json: $(cat "$T/v.json")"
+cli backup >"$T/b2.out" 2>&1 || die "second backup: $(cat "$T/b2.out")"
+cli --json delete "$B1" >"$T/d.json" 2>"$T/d.err" || die "delete --json: $(cat "$T/d.err")"
+jq -e --arg id "$B1" 'keys == ["deleted", "finished_interrupted", "unpinned"] and .deleted == $id and .unpinned == [] and .finished_interrupted == []' \
+    "$T/d.json" >/dev/null || die "delete --json: $(cat "$T/d.json")"
+echo "ok: verify --json and delete --json have the page's keys"
 
 echo "PASS: test-damaged-store"
