@@ -32,6 +32,17 @@ Result<bool> present(const Store& store, const std::string& name)
     return true;
 }
 
+// Whether upgrade-recovery.sh is there and not ours (our compatibility script carries a marker).
+Result<bool> earlier_script_in_place(const Store& store)
+{
+    auto text = read_file_at(store.fd.get(), kCompatScriptName, 1 << 20);
+    if (!text) {
+        if (text.error().err == ENOENT) return false;
+        return std::unexpected(std::move(text.error()).context("read " + store.path() + "/" + kCompatScriptName));
+    }
+    return text->find(kCompatScriptMarker) == std::string::npos;
+}
+
 // Allocated bytes below an open directory, on its own file system; each inode once.
 Result<uint64_t> tree_bytes(int dirfd, const std::string& where, dev_t dev, std::set<std::pair<dev_t, ino_t>>& seen)
 {
@@ -80,10 +91,10 @@ Result<EarlierFiles> find_earlier_files(const Store& store)
     if (!kept) return std::unexpected(kept.error());
     if (*kept) {
         f.script = kEarlierScriptKept;
-    } else if (auto in_place = read_file_at(store.fd.get(), kCompatScriptName, 1 << 20); in_place) {
-        if (in_place->find(kCompatScriptMarker) == std::string::npos) f.script = kCompatScriptName;
-    } else if (in_place.error().err != ENOENT) {
-        return std::unexpected(std::move(in_place.error()).context("read " + store.path() + "/" + kCompatScriptName));
+    } else {
+        auto in_place = earlier_script_in_place(store);
+        if (!in_place) return std::unexpected(in_place.error());
+        if (*in_place) f.script = kCompatScriptName;
     }
     return f;
 }
@@ -113,7 +124,7 @@ Result<uint64_t> earlier_backup_bytes(const Store& store, const EarlierFiles& f)
 Error earlier_recovery_refusal(const Store& store, const EarlierFiles& f, const std::string& refused)
 {
     const std::string file = store.path() + "/" + kEarlierProgressFile;
-    // Once ours took the name, the old script is the kept one (run by hand, it wrote progress).
+    // The script that wrote progress (find_earlier_files): never ours.
     const std::string finish = f.script ? "('" + store.path() + "/" + *f.script + " --resume')"
                                         : "with the earlier upgrade-recovery.sh --resume (it is not on the partition)";
     return Error{ErrorKind::RecoveryInProgress, 0,
@@ -144,12 +155,8 @@ std::string earlier_backup_note(const Store& store, const EarlierFiles& f, std::
 
 Result<bool> keep_earlier_script(const Store& store)
 {
-    auto text = read_file_at(store.fd.get(), kCompatScriptName, 1 << 20);
-    if (!text) {
-        if (text.error().err == ENOENT) return false;
-        return std::unexpected(std::move(text.error()).context("read " + store.path() + "/" + kCompatScriptName));
-    }
-    if (text->find(kCompatScriptMarker) != std::string::npos) return false;
+    auto in_place = earlier_script_in_place(store);
+    if (!in_place || !*in_place) return in_place;
     auto kept = present(store, kEarlierScriptKept);
     if (!kept) return std::unexpected(kept.error());
     if (*kept) return false; // the first one kept stays: it matches the old backup
