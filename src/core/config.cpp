@@ -269,6 +269,9 @@ Result<> apply_trees(const toml::node& n, std::vector<TreeSpec>& out, const std:
     if (!a)
         return fail(ErrorKind::BadConfig,
                     where(file, n.source()) + ": backup.trees must be an array of tables ([[backup.trees]])");
+    // Refused here, where its position is known: a backup of no tree is no backup.
+    if (a->empty())
+        return fail(ErrorKind::BadConfig, where(file, n.source()) + ": backup.trees must name at least one tree");
     std::vector<TreeSpec> trees;
     for (const auto& e : *a) {
         const toml::table* t = e.as_table();
@@ -444,8 +447,7 @@ Result<Config> parse_config_text(Config c, std::string_view text, const std::str
         Section s(*t, name, file);
         UR_TRY(apply_section(name, s, c, file));
     }
-    // partition.mount_point and backup.retention are checked at their keys.
-    if (c.trees.empty()) return fail(ErrorKind::BadConfig, file + ": backup.trees must name at least one tree");
+    // Every value, backup.trees' length included, is checked at its key.
     return c;
 }
 

@@ -138,6 +138,18 @@ TEST_CASE("invalid values are refused")
     }
 }
 
+// Named at its position like every other value a key does not allow; it named the file only.
+TEST_CASE("an empty backup.trees is refused where it is written")
+{
+    for (const char* text : {"[backup]\nretention = 2\ntrees = []\n", "[partition]\n[backup]\ntrees = [ ]\n"}) {
+        INFO(text);
+        auto r = parse(text);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::BadConfig);
+        CHECK(r.error().message.find("t.toml:3:9: backup.trees must name at least one tree") != std::string::npos);
+    }
+}
+
 TEST_CASE("watchdog.max_boots: 3 by default, 1 to 1000, named where it is wrong")
 {
     auto d = parse("");
