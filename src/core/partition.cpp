@@ -456,6 +456,28 @@ bool paths_overlap(const std::string& a, const std::string& b)
     return path_within(x, y) || path_within(y, x);
 }
 
+// `abs` where the host really has it, as a host path: the longest part that exists
+// resolved inside the root (RHCOS has /usr/local -> ../var/usrlocal), the rest
+// appended. Empty when that cannot be told (an error other than a missing name).
+std::string host_resolved_path(int rootfd, const std::string& root_real, const std::string& abs)
+{
+    std::string head = lexical_path(abs), tail;
+    for (;;) {
+        auto fd = open_in_root(rootfd, head, O_PATH);
+        if (fd) {
+            auto real = fd_path(fd->get());
+            if (!real || !path_within(*real, root_real)) return {};
+            std::string host = root_real == "/" ? *real : real->substr(root_real.size());
+            if (host.empty()) host = "/";
+            return tail.empty() ? host : lexical_path(host + "/" + tail);
+        }
+        if (fd.error().err != ENOENT || head == "/") return {};
+        const size_t slash = head.rfind('/');
+        tail = head.substr(slash + 1) + (tail.empty() ? "" : "/" + tail);
+        head = slash == 0 ? "/" : head.substr(0, slash);
+    }
+}
+
 // A few names of a directory, for an error message; empty when it has none.
 Result<std::string> some_entries(int dirfd)
 {
@@ -488,6 +510,21 @@ Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, S
 
     auto rootfd = open_at(AT_FDCWD, root.empty() ? "/" : root, O_PATH | O_DIRECTORY);
     if (!rootfd) return fail(std::move(rootfd.error()).context("root"));
+    // The same where the host really has them: a store at /var/usrlocal/recovery
+    // copied itself into the tree /usr/local (-> ../var/usrlocal) until the depth limit.
+    if (auto root_real = fd_path(rootfd->get())) {
+        const std::string store_at = host_resolved_path(rootfd->get(), *root_real, cfg.mount_point);
+        for (const auto& t : cfg.trees) {
+            const std::string tree_at = host_resolved_path(rootfd->get(), *root_real, t.path);
+            if (!store_at.empty() && !tree_at.empty() && paths_overlap(store_at, tree_at))
+                return fail(ErrorKind::BadConfig,
+                            "the backup directory " + cfg.mount_point + " (partition.mount_point or --dir" +
+                                (store_at != lexical_path(cfg.mount_point) ? ", on the host " + store_at : "") +
+                                ") overlaps the backed-up tree '" + t.name + "' (" + t.path +
+                                (tree_at != lexical_path(t.path) ? ", on the host " + tree_at : "") +
+                                "); choose a directory outside every tree");
+        }
+    }
 
     auto part = find_partition(cfg.partition_label);
     if (!part) {

@@ -1,6 +1,9 @@
 #!/bin/bash
 # What upgrade-recovery.conf(5) says a key does, seen through the CLI with a drop-in
 # in a plain-directory sandbox (no partition needed):
+#  - partition.mount_point in a tree where the host really has it (the tree a
+#    symlink, as RHCOS's /usr/local -> ../var/usrlocal): exit 3 naming the tree,
+#    nothing created; it copied itself into the backup until the depth limit;
 #  - an empty backup.trees: exit 3 naming file, line and column.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +31,30 @@ rc()
     "$@" >"$out" 2>"$err" || got=$?
     [ "$got" = "$want" ] || die "'$*': exit $got, not $want: $(cat "$err")"
 }
+
+# --- partition.mount_point inside a tree reached through a symlink ------------------
+sandbox link
+rm -r "${R:?}/usr/local"
+mkdir -p "$R/var/usrlocal/bin"
+ln -s ../var/usrlocal "$R/usr/local"
+echo tool >"$R/var/usrlocal/bin/tool"
+printf '[partition]\nmount_point = "/var/usrlocal/recovery"\n' >"$D/50-store.toml"
+for c in backup status; do
+    rc 3 "$T/l.out" "$T/l.err" cli "$c"
+    grep -qF "the backup directory /var/usrlocal/recovery (partition.mount_point or --dir) overlaps the backed-up tree 'usrlocal' (/usr/local, on the host /var/usrlocal)" "$T/l.err" ||
+        die "$c: the error does not name the tree where the host has it: $(cat "$T/l.err")"
+done
+[ ! -e "$R/var/usrlocal/recovery" ] || die "the refused backup created the store in the tree"
+rc 3 "$T/l.out" "$T/l.err" cli --dir /var/usrlocal/recovery backup --dry-run
+# The other way round: the store holding where the tree really is.
+rm "$D/50-store.toml"
+rc 3 "$T/l.out" "$T/l.err" cli --dir /var/usrlocal status
+grep -qF "overlaps the backed-up tree 'usrlocal' (/usr/local, on the host /var/usrlocal)" "$T/l.err" ||
+    die "--dir /var/usrlocal: $(cat "$T/l.err")"
+# A store beside the tree is fine, and the backup holds the tree's file.
+rc 0 "$T/l.out" "$T/l.err" cli --dir /var/usrlocal-store backup
+[ "$(cat "$R/var/usrlocal-store/latest/usrlocal/bin/tool")" = tool ] || die "the backup lacks /usr/local/bin/tool"
+echo "ok: partition.mount_point where the host really has a tree"
 
 # --- an empty backup.trees ---------------------------------------------------------
 sandbox empty
