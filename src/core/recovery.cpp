@@ -1335,6 +1335,8 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
             live = backends.units->can_control();
         else if (auto u = make_unit_manager(cfg, opts.root); u)
             live = (*u)->can_control();
+        else // a run stops there first, before its start is decided (recovery.systemctl = "dbus" on another root)
+            out.refusal = u.error();
     }
     // The checks the verify step refuses on, with what a run would do about them.
     const std::string refuse = opts.force ? "; forced: " : "; REFUSED unless --force: ";

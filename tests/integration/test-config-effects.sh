@@ -4,6 +4,8 @@
 #  - partition.mount_point in a tree where the host really has it (the tree a
 #    symlink, as RHCOS's /usr/local -> ../var/usrlocal): exit 3 naming the tree,
 #    nothing created; it copied itself into the backup until the depth limit;
+#  - recovery.systemctl = "dbus" with --root another root: recover --dry-run exits 2
+#    as the run does (it exited 0, "nothing was changed", planning an offline run);
 #  - an empty backup.trees: exit 3 naming file, line and column.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,6 +57,23 @@ grep -qF "overlaps the backed-up tree 'usrlocal' (/usr/local, on the host /var/u
 rc 0 "$T/l.out" "$T/l.err" cli --dir /var/usrlocal-store backup
 [ "$(cat "$R/var/usrlocal-store/latest/usrlocal/bin/tool")" = tool ] || die "the backup lacks /usr/local/bin/tool"
 echo "ok: partition.mount_point where the host really has a tree"
+
+# --- recovery.systemctl = "dbus" on another root --------------------------------------
+sandbox dbus
+rc 0 "$T/d.out" "$T/d.err" cli backup
+rc 0 "$T/d.out" "$T/d.err" cli recover --dry-run
+printf '[recovery]\nsystemctl = "dbus"\n' >"$D/50-dbus.toml"
+before=$(find "$R" -printf '%p %s %T@\n' | sort)
+rc 2 "$T/d.out" "$T/d.err" cli recover
+grep -qF 'recovery.systemctl = "dbus" controls the running system' "$T/d.err" || die "recover: $(cat "$T/d.err")"
+rc 2 "$T/d.out" "$T/d.err" cli recover --dry-run
+grep -qF 'recovery.systemctl = "dbus" controls the running system' "$T/d.err" ||
+    die "recover --dry-run does not name what the run stops on: $(cat "$T/d.err")"
+rc 2 "$T/d.json" "$T/d.err" cli --json recover --dry-run
+[ "$(jq -r '.refused.error' "$T/d.json")" = InvalidArgs ] || die "--json refused: $(cat "$T/d.json")"
+after=$(find "$R" -printf '%p %s %T@\n' | sort)
+[ "$before" = "$after" ] || die "recover with systemctl = dbus changed the root: $(diff <(echo "$before") <(echo "$after"))"
+echo "ok: recovery.systemctl = dbus on another root: the dry run exits as the run does"
 
 # --- an empty backup.trees ---------------------------------------------------------
 sandbox empty
