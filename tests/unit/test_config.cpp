@@ -224,6 +224,21 @@ TEST_CASE("files: vendor, /etc file and drop-ins override in order")
     CHECK(c->idle_exit == 5);         // vendor beats built-in
     CHECK(c->partition_label == "b"); // later drop-in wins
 
+    // A later file's array or [[backup.trees]] list replaces the earlier one whole
+    // (upgrade-recovery.conf(5)): nothing is merged.
+    std::ofstream(root / "etc/upgrade-recovery/config.d/21-trees.toml")
+        << "[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\nexclude = [\"a\", \"b\"]\n"
+           "[[backup.trees]]\nname = \"opt\"\npath = \"/opt\"\n";
+    std::ofstream(root / "etc/upgrade-recovery/config.d/22-trees.toml")
+        << "[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\nexclude = [\"c\"]\n";
+    auto t = load_config({root.string(), std::nullopt});
+    REQUIRE(t);
+    REQUIRE(t->trees.size() == 1);
+    CHECK(t->trees[0].name == "etc");
+    CHECK(t->trees[0].exclude == std::vector<std::string>{"c"});
+    fs::remove(root / "etc/upgrade-recovery/config.d/21-trees.toml");
+    fs::remove(root / "etc/upgrade-recovery/config.d/22-trees.toml");
+
     std::ofstream(root / "etc/upgrade-recovery/config.d/30-bad.toml") << "[backup]\nbogus = 1\n";
     auto bad = load_config({root.string(), std::nullopt});
     REQUIRE_FALSE(bad);
