@@ -562,6 +562,11 @@ Result<StoreLocation> locate_store(const Config& cfg, const std::string& root, S
     }
 
     if (mounted) {
+        // Mounted (var-recovery.mount does at boot) it carries the same file system as
+        // unmounted: checked here too, or the key would hold only before the first mount.
+        if (is_mount_of(*mounted, p) && !cfg.filesystem.empty() && cfg.filesystem != mounted->fstype)
+            return fail(ErrorKind::BadConfig, want + ", mounted at " + loc.path + ", holds " + mounted->fstype +
+                                                  " but partition.filesystem is " + cfg.filesystem);
         if (is_mount_of(*mounted, p)) return loc;
         return fail(ErrorKind::NotMounted, loc.path + " is a mount of " + mounted->source + " (" + mounted->fstype +
                                                ", " + devno_str(mounted->devno) + "), not of " + want +

@@ -6,14 +6,16 @@
 #    nothing created; it copied itself into the backup until the depth limit;
 #  - recovery.systemctl = "dbus" with --root another root: recover --dry-run exits 2
 #    as the run does (it exited 0, "nothing was changed", planning an offline run);
-#  - an empty backup.trees: exit 3 naming file, line and column.
+#  - an empty backup.trees: exit 3 naming file, line and column;
+#  - partition.filesystem: a partition with another file system is refused mounted
+#    too (as var-recovery.mount leaves it), not only before upgrade-recovery mounts it.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 require_root
 require_cmd jq
 T=$(ur_mktemp)
-trap 'rm -rf "$T"' EXIT
+trap 'ur_cleanup_image "$T/disk.img"; rm -rf "$T"' EXIT
 
 # sandbox NAME: a fresh root $R with its /etc config and an empty config.d ($D).
 sandbox()
@@ -83,4 +85,35 @@ grep -qF "$D/50-trees.toml:3:9: backup.trees must name at least one tree" "$T/e.
     die "an empty backup.trees is not named at its position: $(cat "$T/e.err")"
 [ ! -e "$R/var/recovery" ] || die "the refused backup created the store"
 echo "ok: an empty backup.trees names file, line and column"
+# --- partition.filesystem on a mounted partition --------------------------------------
+if command -v sgdisk >/dev/null && command -v partx >/dev/null && command -v mkfs.ext4 >/dev/null; then
+    sandbox fs
+    label=ur-cfgfx-$$ # sgdisk -p shows 20 characters of a name
+    ur_gpt_image "$T/disk.img" 64M "$label:32M"
+    part=$(ur_loop_partition "$(ur_loop_attach "$T/disk.img")" 1)
+    mkfs.ext4 -q "$part" || die "mkfs.ext4 $part"
+    printf '[partition]\nlabel = "%s"\nallow_plain_directory = false\n' "$label" >"$D/50-part.toml"
+    rc 3 "$T/f.out" "$T/f.err" cli status
+    grep -qF "holds ext4 but partition.filesystem is xfs" "$T/f.err" || die "unmounted: $(cat "$T/f.err")"
+    # Mounted where the store is, as var-recovery.mount mounts it at boot.
+    mkdir -p "$R/var/recovery"
+    mount "$part" "$R/var/recovery"
+    rmdir "$R/var/recovery/lost+found"
+    for c in status backup; do
+        rc 3 "$T/f.out" "$T/f.err" cli "$c"
+        grep -qF "mounted at $R/var/recovery, holds ext4 but partition.filesystem is xfs" "$T/f.err" ||
+            die "mounted, $c: $(cat "$T/f.err")"
+    done
+    [ -z "$(ls -A "$R/var/recovery")" ] || die "the refused backup wrote on the partition: $(ls -A "$R/var/recovery")"
+    # The file system it has, or any (empty), is accepted.
+    for fs in ext4 ""; do
+        printf '[partition]\nfilesystem = "%s"\n' "$fs" >"$D/60-fs.toml"
+        rc 0 "$T/f.out" "$T/f.err" cli status
+    done
+    umount "$R/var/recovery"
+    echo "ok: partition.filesystem holds for a mounted partition"
+else
+    echo "skip: partition.filesystem on a mounted partition (sgdisk, partx or mkfs.ext4 missing)"
+fi
+
 echo "PASS: test-config-effects"
