@@ -152,6 +152,25 @@ else
     [ "$vendor" = /dev/null ] || [ "$checked" -ge 35 ] ||
         fail "compared only $checked defaults with $vendor: is the extraction broken?"
     echo "upgrade-recovery.conf.5: $nkeys keys, $checked defaults checked"
+
+    # partition.mount_point: every setting of a shipped unit that names the mount point
+    # or its mount unit is in the list of what to change with it, beside the unit's name
+    # (one paragraph is one line here). A sandbox's ReadWritePaths= left out of the list
+    # leaves the store read-only for that unit after a move.
+    units_dir=$man_dir/../units
+    nunit=0
+    for u in "$units_dir"/*.service.in "$units_dir"/*.mount; do
+        [ -e "$u" ] || continue
+        name=$(basename "$u" .in)
+        while IFS= read -r d; do
+            grep -F -- "$name" "$page5" | grep -qF -- "$d" ||
+                fail "upgrade-recovery.conf.5 (partition.mount_point) does not name $d of $name"
+            nunit=$((nunit + 1))
+        done < <(awk -F= '/^[A-Za-z]+=/ { n = split(substr($0, length($1) + 2), v, " ");
+                     for (i = 1; i <= n; i++) if (v[i] ~ /\/var\/recovery($|\/)|^var-recovery\.mount$/) print $1 "=" v[i] }' "$u")
+    done
+    [ "$nunit" -ge 10 ] || fail "found only $nunit unit settings naming the mount point in $units_dir: is the extraction broken?"
+    echo "upgrade-recovery.conf.5: $nunit unit settings naming the mount point checked"
 fi
 
 echo "${#pages[@]} pages rendered"
