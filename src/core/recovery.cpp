@@ -1387,14 +1387,17 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
     // Every step in the order a run takes them, with what is known now about
     // whether it would run: the same conditions the steps check.
     const JournalStep* resumed = nullptr;
+    bool wipe_skipped_offline = false; // then phase 2's start-crio wipes (step_start_crio)
     for (const auto& sd : recovery_steps()) {
         const std::string n = sd.name;
         if (d.kind == StartKind::Resume && (resumed = (*j)->step(n)) &&
             (resumed->state == StepState::Done || resumed->state == StepState::Skipped) &&
             !(live && resumed->data.count("offline"))) {
+            if (n == "wipe-images") wipe_skipped_offline = skipped_offline(**j, "wipe-images");
             out.planned.push_back(n + ": " + std::string(step_state_name(resumed->state)) + " already");
             continue;
         }
+        if (n == "wipe-images") wipe_skipped_offline = sd.live_only && !live;
         std::string line;
         if (n == "verify") {
             auto images = images_note();
@@ -1410,6 +1413,9 @@ Result<RecoveryOutcome> dry_run(const Config& cfg, const RecoveryOptions& opts, 
             line = n + ": skipped (recovery.wipe_images is off)";
         else if ((n == "restore-etcd" || n == "pull-images") && !meta->cluster.present)
             line = n + ": skipped (the backup has no etcd snapshot)";
+        else if (n == "start-crio" && cfg.wipe_images && wipe_skipped_offline)
+            line = n + ": wipe the container storage (recovery.wipe_images, which phase 1 cannot do offline), then " +
+                   sd.title;
         else
             line = n + ": " + sd.title;
         if (sd.phase == 2) line = "after the reboot, " + line;

@@ -6,6 +6,8 @@
 #    nothing created; it copied itself into the backup until the depth limit;
 #  - recovery.systemctl = "dbus" with --root another root: recover --dry-run exits 2
 #    as the run does (it exited 0, "nothing was changed", planning an offline run);
+#  - recovery.wipe_images with phase 1 offline: recover --dry-run shows the wipe where
+#    the run does it, in phase 2's start-crio (the plan said only "start crio.service");
 #  - an empty backup.trees: exit 3 naming file, line and column;
 #  - partition.filesystem: a partition with another file system is refused mounted
 #    too (as var-recovery.mount leaves it), not only before upgrade-recovery mounts it.
@@ -76,6 +78,18 @@ rc 2 "$T/d.json" "$T/d.err" cli --json recover --dry-run
 after=$(find "$R" -printf '%p %s %T@\n' | sort)
 [ "$before" = "$after" ] || die "recover with systemctl = dbus changed the root: $(diff <(echo "$before") <(echo "$after"))"
 echo "ok: recovery.systemctl = dbus on another root: the dry run exits as the run does"
+
+# --- recovery.wipe_images when phase 1 runs offline -------------------------------------
+sandbox wipe
+rc 0 "$T/w.out" "$T/w.err" cli backup
+rc 0 "$T/w.out" "$T/w.err" cli recover --dry-run
+grep -qx "after the reboot, start-crio: start crio.service" "$T/w.out" || die "wipe_images off: $(cat "$T/w.out")"
+printf '[recovery]\nwipe_images = true\n' >"$D/50-wipe.toml"
+rc 0 "$T/w.out" "$T/w.err" cli recover --dry-run
+grep -qx "wipe-images: skipped (offline: nothing runs there)" "$T/w.out" || die "phase 1: $(cat "$T/w.out")"
+grep -qx "after the reboot, start-crio: wipe the container storage (recovery.wipe_images, which phase 1 cannot do offline), then start crio.service" "$T/w.out" ||
+    die "the plan does not show the wipe phase 2 does: $(cat "$T/w.out")"
+echo "ok: recovery.wipe_images offline: the dry run shows the wipe in phase 2"
 
 # --- an empty backup.trees ---------------------------------------------------------
 sandbox empty
