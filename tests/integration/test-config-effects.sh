@@ -8,6 +8,7 @@
 #    as the run does (it exited 0, "nothing was changed", planning an offline run);
 #  - recovery.wipe_images with phase 1 offline: recover --dry-run shows the wipe where
 #    the run does it, in phase 2's start-crio (the plan said only "start crio.service");
+#  - etcd.mode = "etcdctl" without etcd.endpoints: the backup fails, exit 3;
 #  - an empty backup.trees: exit 3 naming file, line and column;
 #  - partition.filesystem: a partition with another file system is refused mounted
 #    too (as var-recovery.mount leaves it), not only before upgrade-recovery mounts it.
@@ -90,6 +91,14 @@ grep -qx "wipe-images: skipped (offline: nothing runs there)" "$T/w.out" || die 
 grep -qx "after the reboot, start-crio: wipe the container storage (recovery.wipe_images, which phase 1 cannot do offline), then start crio.service" "$T/w.out" ||
     die "the plan does not show the wipe phase 2 does: $(cat "$T/w.out")"
 echo "ok: recovery.wipe_images offline: the dry run shows the wipe in phase 2"
+
+# --- etcd.mode = "etcdctl" needs etcd.endpoints -----------------------------------------
+sandbox etcdctl
+printf '[etcd]\nmode = "etcdctl"\n' >"$D/50-etcd.toml"
+rc 3 "$T/c.out" "$T/c.err" cli backup
+grep -qF "etcd.mode = etcdctl needs etcd.endpoints" "$T/c.err" || die "etcdctl without endpoints: $(cat "$T/c.err")"
+[ ! -e "$R/var/recovery/latest" ] || die "a backup was published without its etcd snapshot"
+echo "ok: etcd.mode = etcdctl without etcd.endpoints fails the backup"
 
 # --- an empty backup.trees ---------------------------------------------------------
 sandbox empty
