@@ -273,6 +273,7 @@ Result<> apply_trees(const toml::node& n, std::vector<TreeSpec>& out, const std:
     if (a->empty())
         return fail(ErrorKind::BadConfig, where(file, n.source()) + ": backup.trees must name at least one tree");
     std::vector<TreeSpec> trees;
+    std::vector<toml::source_region> positions; // of trees[i], for an overlap's message
     for (const auto& e : *a) {
         const toml::table* t = e.as_table();
         if (!t) return fail(ErrorKind::BadConfig, where(file, e.source()) + ": backup.trees entries must be tables");
@@ -299,7 +300,25 @@ Result<> apply_trees(const toml::node& n, std::vector<TreeSpec>& out, const std:
         for (const auto& o : trees)
             if (o.name == ts.name)
                 return fail(ErrorKind::BadConfig, where(file, e.source()) + ": duplicate tree name '" + ts.name + "'");
+        // A tree holding another copies the inner one twice into each backup, and
+        // a recovery restores it twice. By name only: where the host really has a
+        // path (a symlinked tree) is known only under the root, not here.
+        const std::string lex = lexical_path(ts.path);
+        for (size_t i = 0; i < trees.size(); i++) {
+            const std::string other = lexical_path(trees[i].path);
+            if (!path_within(lex, other) && !path_within(other, lex)) continue;
+            const std::string how = lex == other              ? "is the same directory as"
+                                    : path_within(lex, other) ? "lies inside"
+                                                              : "holds";
+            return fail(ErrorKind::BadConfig,
+                        where(file, e.source()) + ": backup.trees '" + ts.name + "' (" + ts.path + ") " + how +
+                            " the tree '" + trees[i].name + "' (" + trees[i].path + ", at " +
+                            where(file, positions[i]) +
+                            "): it would be copied and restored twice; keep one tree (its exclude patterns leave "
+                            "parts out) or trees side by side");
+        }
         trees.push_back(std::move(ts));
+        positions.push_back(e.source());
     }
     out = std::move(trees);
     return {};

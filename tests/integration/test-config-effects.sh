@@ -10,6 +10,8 @@
 #    the run does it, in phase 2's start-crio (the plan said only "start crio.service");
 #  - etcd.mode = "etcdctl" without etcd.endpoints: the backup fails, exit 3;
 #  - an empty backup.trees: exit 3 naming file, line and column;
+#  - backup.trees that overlap: exit 3 naming both trees; a later drop-in's list
+#    replaces the earlier one whole;
 #  - partition.filesystem: a partition with another file system is refused mounted
 #    too (as var-recovery.mount leaves it), not only before upgrade-recovery mounts it.
 set -eu
@@ -108,6 +110,30 @@ grep -qF "$D/50-trees.toml:3:9: backup.trees must name at least one tree" "$T/e.
     die "an empty backup.trees is not named at its position: $(cat "$T/e.err")"
 [ ! -e "$R/var/recovery" ] || die "the refused backup created the store"
 echo "ok: an empty backup.trees names file, line and column"
+
+# --- backup.trees that overlap ------------------------------------------------------
+# /etc/kubernetes beside /etc was copied twice into each backup (and restored twice).
+sandbox overlap
+mkdir -p "$R/etc/kubernetes"
+echo kubeconfig >"$R/etc/kubernetes/kubeconfig"
+printf '[[backup.trees]]\nname = "etc"\npath = "/etc"\n\n[[backup.trees]]\nname = "kube"\npath = "/etc/kubernetes"\n' \
+    >"$D/50-trees.toml"
+for c in backup "backup --dry-run" list; do
+    # shellcheck disable=SC2086 # $c is a command and its option
+    rc 3 "$T/o.out" "$T/o.err" cli $c
+    grep -qF "$D/50-trees.toml:5:1: backup.trees 'kube' (/etc/kubernetes) lies inside the tree 'etc' (/etc, at $D/50-trees.toml:1:1)" "$T/o.err" ||
+        die "$c: overlapping trees are not refused naming both: $(cat "$T/o.err")"
+done
+[ ! -e "$R/var/recovery" ] || die "the refused backup created the store"
+# A later drop-in replaces the whole list, so /etc there and /etc/kubernetes in a
+# later one do not overlap (each file's list is checked on its own).
+printf '[[backup.trees]]\nname = "etc"\npath = "/etc"\n' >"$D/50-trees.toml"
+printf '[[backup.trees]]\nname = "kube"\npath = "/etc/kubernetes"\n' >"$D/60-trees.toml"
+rc 0 "$T/o.out" "$T/o.err" cli backup
+[ "$(cat "$R/var/recovery/latest/kube/kubeconfig")" = kubeconfig ] || die "the backup lacks the kube tree"
+[ ! -e "$R/var/recovery/latest/etc" ] || die "the replaced list's tree /etc is in the backup"
+echo "ok: overlapping backup.trees are refused naming both; a later drop-in's list replaces them"
+
 # --- partition.filesystem on a mounted partition --------------------------------------
 if command -v sgdisk >/dev/null && command -v partx >/dev/null && command -v mkfs.ext4 >/dev/null; then
     sandbox fs

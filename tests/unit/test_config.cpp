@@ -1,4 +1,5 @@
 #include "config.hpp"
+#include "fd.hpp"
 #include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
@@ -150,6 +151,45 @@ TEST_CASE("an empty backup.trees is refused where it is written")
     }
 }
 
+// A tree inside another (or the same path twice) was copied twice into each
+// backup and restored twice by a recovery.
+TEST_CASE("overlapping backup.trees are refused at the later tree, naming both")
+{
+    const std::string etc = "[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\n";
+    struct Case {
+        std::string second, message;
+    };
+    for (const auto& [second, message] : std::vector<Case>{
+             {"[[backup.trees]]\nname = \"kube\"\npath = \"/etc/kubernetes\"\n",
+              "t.toml:4:1: backup.trees 'kube' (/etc/kubernetes) lies inside the tree 'etc' (/etc, at t.toml:1:1)"},
+             {"[[backup.trees]]\nname = \"again\"\npath = \"/etc/\"\n",
+              "t.toml:4:1: backup.trees 'again' (/etc/) is the same directory as the tree 'etc' (/etc, at t.toml:1:1)"},
+             {"[[backup.trees]]\nname = \"root\"\npath = \"/\"\n",
+              "t.toml:4:1: backup.trees 'root' (/) holds the tree 'etc' (/etc, at t.toml:1:1)"},
+             {"[[backup.trees]]\nname = \"dots\"\npath = \"/usr/../etc/./pki\"\n",
+              "'dots' (/usr/../etc/./pki) lies inside the tree 'etc'"},
+         }) {
+        INFO(second);
+        auto r = parse(etc + second);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == ErrorKind::BadConfig);
+        CHECK(r.error().message.find(message) != std::string::npos);
+        CHECK(r.error().message.find("copied and restored twice") != std::string::npos);
+    }
+    // Only by whole components: /etcd is beside /etc.
+    auto beside = parse(etc + "[[backup.trees]]\nname = \"etcd\"\npath = \"/etcd\"\n");
+    REQUIRE(beside);
+    CHECK(beside->trees.size() == 2);
+    // The built-in trees hold none of each other.
+    const auto d = Config::default_trees();
+    for (size_t i = 0; i < d.size(); i++)
+        for (size_t j = i + 1; j < d.size(); j++) {
+            INFO(d[i].path << " " << d[j].path);
+            CHECK_FALSE(path_within(lexical_path(d[i].path), lexical_path(d[j].path)));
+            CHECK_FALSE(path_within(lexical_path(d[j].path), lexical_path(d[i].path)));
+        }
+}
+
 TEST_CASE("watchdog.max_boots: 3 by default, 1 to 1000, named where it is wrong")
 {
     auto d = parse("");
@@ -236,6 +276,23 @@ TEST_CASE("files: vendor, /etc file and drop-ins override in order")
     REQUIRE(t->trees.size() == 1);
     CHECK(t->trees[0].name == "etc");
     CHECK(t->trees[0].exclude == std::vector<std::string>{"c"});
+    // So trees of two files never overlap each other: /etc/kubernetes replaces /etc.
+    std::ofstream(root / "etc/upgrade-recovery/config.d/23-trees.toml")
+        << "[[backup.trees]]\nname = \"kube\"\npath = \"/etc/kubernetes\"\n";
+    auto k = load_config({root.string(), std::nullopt});
+    REQUIRE(k);
+    REQUIRE(k->trees.size() == 1);
+    CHECK(k->trees[0].path == "/etc/kubernetes");
+    // One file's list is checked whole, named at its place in that file.
+    std::ofstream(root / "etc/upgrade-recovery/config.d/23-trees.toml")
+        << "[[backup.trees]]\nname = \"kube\"\npath = \"/etc/kubernetes\"\n"
+           "[[backup.trees]]\nname = \"etc\"\npath = \"/etc\"\n";
+    auto o = load_config({root.string(), std::nullopt});
+    REQUIRE_FALSE(o);
+    CHECK(o.error().kind == ErrorKind::BadConfig);
+    CHECK(o.error().message.find("23-trees.toml:4:1: backup.trees 'etc' (/etc) holds the tree 'kube' "
+                                 "(/etc/kubernetes, at ") != std::string::npos);
+    fs::remove(root / "etc/upgrade-recovery/config.d/23-trees.toml");
     fs::remove(root / "etc/upgrade-recovery/config.d/21-trees.toml");
     fs::remove(root / "etc/upgrade-recovery/config.d/22-trees.toml");
 
