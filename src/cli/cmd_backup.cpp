@@ -22,7 +22,11 @@ namespace ur::cli
 namespace
 {
 
-void print_metadata_text(const BackupMetadata& m, bool latest)
+// `unshared`: why nothing was shared when the metadata names no previous backup.
+// Only the backup just taken knows (its config); list and status cannot tell a
+// first backup from one taken with backup.share_unchanged off.
+void print_metadata_text(const BackupMetadata& m, bool latest,
+                         const std::string& unshared = "nothing shared with an earlier backup")
 {
     // Every string here comes from metadata.toml: printable (cli.hpp).
     printf("%s%s  created %s on %s\n", printable(m.id).c_str(), latest ? " (latest)" : "", printable(m.created).c_str(),
@@ -30,10 +34,13 @@ void print_metadata_text(const BackupMetadata& m, bool latest)
     for (const auto& t : m.trees)
         printf("  %-10s %-22s %8llu entries %12s\n", printable(t.name).c_str(), printable(t.path).c_str(),
                static_cast<unsigned long long>(t.files), human_size(t.bytes).c_str());
-    printf("  data: %s total, %s copied, %s shared with %s (%llu files)\n", human_size(m.total_bytes).c_str(),
-           human_size(m.copied_bytes).c_str(), human_size(m.shared_bytes).c_str(),
-           m.previous.empty() ? "no earlier backup" : printable(m.previous).c_str(),
-           static_cast<unsigned long long>(m.shared_files));
+    if (m.previous.empty())
+        printf("  data: %s total, %s copied, %s\n", human_size(m.total_bytes).c_str(),
+               human_size(m.copied_bytes).c_str(), unshared.c_str());
+    else
+        printf("  data: %s total, %s copied, %s shared with %s (%llu files)\n", human_size(m.total_bytes).c_str(),
+               human_size(m.copied_bytes).c_str(), human_size(m.shared_bytes).c_str(), printable(m.previous).c_str(),
+               static_cast<unsigned long long>(m.shared_files));
     if (m.ostree.present)
         printf("  ostree: %s %s.%d%s%s\n", printable(m.ostree.osname).c_str(), printable(m.ostree.checksum).c_str(),
                m.ostree.serial, m.ostree.version.empty() ? "" : (" version " + printable(m.ostree.version)).c_str(),
@@ -67,7 +74,8 @@ void print_metadata_text(const BackupMetadata& m, bool latest)
     if (!m.warnings.empty()) printf("  warnings: %zu (see --json)\n", m.warnings.size());
 }
 
-int print_estimate(const Args& args, const BackupEstimate& e)
+// `share_unchanged`: backup.share_unchanged (off, the estimate still names the latest backup).
+int print_estimate(const Args& args, const BackupEstimate& e, bool share_unchanged)
 {
     if (args.json) {
         nlohmann::json j = {{"dry_run", true},
@@ -92,7 +100,9 @@ int print_estimate(const Args& args, const BackupEstimate& e)
                human_size(e.total_bytes).c_str());
         printf("  to copy:    %llu files, %s\n", static_cast<unsigned long long>(e.new_files),
                human_size(e.new_bytes).c_str());
-        if (e.previous.empty())
+        if (!share_unchanged)
+            printf("  shared:     nothing (backup.share_unchanged is off)\n");
+        else if (e.previous.empty())
             printf("  shared:     nothing (no earlier backup)\n");
         else
             printf("  shared:     %s with backup %s\n", human_size(e.shared_bytes).c_str(),
@@ -156,7 +166,7 @@ int cmd_backup(const Args& args)
         }
         return report_error(args, e);
     }
-    if (opts.dry_run) return print_estimate(args, r->estimate);
+    if (opts.dry_run) return print_estimate(args, r->estimate, cfg->share_unchanged);
     const auto& m = r->meta;
     if (args.json) {
         auto j = nlohmann::json::parse(metadata_to_json(m));
@@ -166,7 +176,9 @@ int cmd_backup(const Args& args)
         return 0;
     }
     printf("Backup %s complete in %.1f s.\n", printable(m.id).c_str(), m.duration_seconds);
-    print_metadata_text(m, true);
+    print_metadata_text(m, true,
+                        cfg->share_unchanged ? "nothing shared with an earlier backup"
+                                             : "nothing shared: backup.share_unchanged is off");
     for (const auto& w : m.warnings)
         printf("  warning: %s\n", printable(w).c_str());
     if (!r->pruned.empty()) {

@@ -12,6 +12,8 @@
 #  - an empty backup.trees: exit 3 naming file, line and column;
 #  - backup.trees that overlap: exit 3 naming both trees; a later drop-in's list
 #    replaces the earlier one whole;
+#  - backup.share_unchanged = false with an earlier backup: backup, list and the dry
+#    run no longer say there is no earlier backup;
 #  - partition.filesystem: a partition with another file system is refused mounted
 #    too (as var-recovery.mount leaves it), not only before upgrade-recovery mounts it.
 set -eu
@@ -134,6 +136,22 @@ rc 0 "$T/o.out" "$T/o.err" cli backup
 [ ! -e "$R/var/recovery/latest/etc" ] || die "the replaced list's tree /etc is in the backup"
 echo "ok: overlapping backup.trees are refused naming both; a later drop-in's list replaces them"
 
+# --- backup.share_unchanged = false with an earlier backup ----------------------------
+# The text said "shared with no earlier backup" (backup, list) and the dry run
+# "(no earlier backup)" or "0 B with backup ID" while an earlier backup was there.
+sandbox noshare
+rc 0 "$T/s.out" "$T/s.err" cli backup
+printf '[backup]\nshare_unchanged = false\n' >"$D/50-share.toml"
+rc 0 "$T/s.out" "$T/s.err" cli backup --dry-run
+grep -qx "  shared:     nothing (backup.share_unchanged is off)" "$T/s.out" || die "dry run: $(cat "$T/s.out")"
+rc 0 "$T/s.out" "$T/s.err" cli backup
+grep -qE "^  data: .* copied, nothing shared: backup.share_unchanged is off$" "$T/s.out" ||
+    die "backup: $(cat "$T/s.out")"
+rc 0 "$T/s.out" "$T/s.err" cli list
+[ "$(grep -c "^  data: .* copied, nothing shared with an earlier backup$" "$T/s.out")" = 2 ] ||
+    die "list: $(cat "$T/s.out")"
+if grep -q "no earlier backup" "$T/s.out"; then die "list: $(cat "$T/s.out")"; fi
+echo "ok: backup.share_unchanged = false: the text says why nothing is shared"
 # --- partition.filesystem on a mounted partition --------------------------------------
 if command -v sgdisk >/dev/null && command -v partx >/dev/null && command -v mkfs.ext4 >/dev/null; then
     sandbox fs

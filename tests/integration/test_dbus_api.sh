@@ -117,7 +117,8 @@ msg=$(jprop "$JD" Message)
 nfiles=$(find "$ROOT/etc" "$ROOT/usr/local" "$ROOT/var/lib/kubelet" -type f | wc -l)
 [[ $msg == "dry run, nothing written: would copy $nfiles files ("* ]] ||
     die "dry-run Message does not count the $nfiles files: $msg"
-[[ $msg == *"share 0 B with $B2; needs "*" free: fits" ]] || die "dry-run Message: $msg"
+# Sharing off: not "share 0 B with $B2", nor "(no earlier backup)" with $B2 there.
+[[ $msg == *", share nothing (backup.share_unchanged is off); needs "*" free: fits" ]] || die "dry-run Message: $msg"
 [ "$(jprop "$JD" BackupId)" = "" ] || die "a dry run has BackupId $(jprop "$JD" BackupId)"
 [ "$(store_state)" = "$before" ] || die "a dry-run backup changed the store"
 [ "$(mprop LastBackup)" = "$B2" ] || die "LastBackup after a dry run: $(mprop LastBackup)"
