@@ -443,26 +443,13 @@ Result<> require_static_pods_settled(const Config& cfg, const std::string& root,
 
 } // namespace
 
-Result<ClusterRecord> backup_cluster(const Config& cfg, const std::string& root, const std::string& cluster_dir,
-                                     bool force_dirty, const CancelToken& cancel)
+Result<> check_cluster_backup(const Config& cfg, const std::string& root)
 {
-    ClusterRecord rec;
     const std::string mode = resolve_etcd_mode(cfg, root);
     if (mode == "off") {
         if (cfg.etcd_mode != "off" && cfg.etcd_mode != "auto")
             return fail(ErrorKind::BadConfig, "unknown etcd.mode '" + cfg.etcd_mode + "'");
-        return rec;
-    }
-    if (cluster_dir.empty() || cluster_dir.front() != '/')
-        return fail(ErrorKind::InvalidArgs, "cluster backup directory must be absolute: '" + cluster_dir + "'");
-    const bool force = force_dirty || cfg.etcd_force;
-    Budget budget(cfg.etcd_timeout);
-    UR_TRY(cancel.check());
-    UR_TRY(make_dir(cluster_dir));
-
-    RemoveOnFailure cleanup;
-    std::string snapshot, tarball; // file names inside cluster_dir
-    if (mode == "script") {
+    } else if (mode == "script") {
         const std::string script = root_path(root, cfg.cluster_backup_script);
         if (::access(script.c_str(), X_OK) < 0) {
             // Said with what to do: with etcd.mode = "script" (the Ignition config's) a
@@ -475,6 +462,30 @@ Result<ClusterRecord> backup_cluster(const Config& cfg, const std::string& root,
                              "without etcd is intended)";
             return std::unexpected(std::move(e));
         }
+    } else if (cfg.etcd_endpoints.empty()) {
+        return fail(ErrorKind::BadConfig, "etcd.mode = etcdctl needs etcd.endpoints");
+    }
+    return {};
+}
+
+Result<ClusterRecord> backup_cluster(const Config& cfg, const std::string& root, const std::string& cluster_dir,
+                                     bool force_dirty, const CancelToken& cancel)
+{
+    ClusterRecord rec;
+    UR_TRY(check_cluster_backup(cfg, root));
+    const std::string mode = resolve_etcd_mode(cfg, root);
+    if (mode == "off") return rec;
+    if (cluster_dir.empty() || cluster_dir.front() != '/')
+        return fail(ErrorKind::InvalidArgs, "cluster backup directory must be absolute: '" + cluster_dir + "'");
+    const bool force = force_dirty || cfg.etcd_force;
+    Budget budget(cfg.etcd_timeout);
+    UR_TRY(cancel.check());
+    UR_TRY(make_dir(cluster_dir));
+
+    RemoveOnFailure cleanup;
+    std::string snapshot, tarball; // file names inside cluster_dir
+    if (mode == "script") {
+        const std::string script = root_path(root, cfg.cluster_backup_script);
         auto before_snaps = list_matching(cluster_dir, "snapshot_", ".db");
         if (!before_snaps) return std::unexpected(before_snaps.error());
         auto before_tars = list_matching(cluster_dir, "static_kuberesources_", ".tar.gz");
@@ -508,7 +519,6 @@ Result<ClusterRecord> backup_cluster(const Config& cfg, const std::string& root,
         snapshot = snaps->front();
         tarball = tars->front();
     } else {
-        if (cfg.etcd_endpoints.empty()) return fail(ErrorKind::BadConfig, "etcd.mode = etcdctl needs etcd.endpoints");
         if (!force) UR_TRY(require_static_pods_settled(cfg, root, cancel));
         // `snapshot save` takes exactly one endpoint; on SNO there is one member anyway.
         std::string endpoint = cfg.etcd_endpoints.substr(0, cfg.etcd_endpoints.find(','));

@@ -28,6 +28,11 @@ bool cluster_backup_enabled(const Config& cfg, const std::string& root);
 // Bytes the cluster backup will need (etcd db size + static pod resources).
 Result<uint64_t> estimate_cluster_backup(const Config& cfg, const std::string& root);
 
+// What backup_cluster refuses before it runs anything, with the same errors: an
+// unknown etcd.mode, the script mode without an executable script, the etcdctl
+// mode without etcd.endpoints. Writes nothing, asks no cluster (backup --dry-run).
+Result<> check_cluster_backup(const Config& cfg, const std::string& root);
+
 // Take and independently verify the snapshot (W13). `cluster_dir` is an absolute path.
 // script mode: <root><cluster_backup_script> [--force] <cluster_dir>, which must leave exactly one
 // snapshot_<ts>.db and one static_kuberesources_<ts>.tar.gz. etcdctl mode: `etcdctl snapshot save`

@@ -367,6 +367,18 @@ int find_index(const Deployments& d, const std::string& osname, const std::strin
     return -1;
 }
 
+// The deployments a backup pins one of: the booted one must be known. Shared by
+// the backup and its read-only check, so both refuse alike.
+Result<Deployments> load_backup_deployments(OstreeSysroot* sr, const Config& cfg, const std::string& root)
+{
+    auto deps = load_deployments(sr, cfg, root);
+    UR_TRY_CTX(deps, "ostree");
+    if (deps->booted < 0)
+        return fail(ErrorKind::NotFound, "ostree: no booted deployment (not booted into ostree and "
+                                         "ostree.booted is not set)");
+    return deps;
+}
+
 // Run `f` with the sysroot's mounts writable; the restore is checked, and a
 // failure of `f` stays the reported error.
 template <class F> auto with_writable(const SysrootLocation& loc, F&& f) -> decltype(f())
@@ -398,11 +410,8 @@ Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::str
         auto sysroot = Sysroot::open(loc.ostree_path, true);
         UR_TRY_CTX(sysroot, "ostree");
         OstreeSysroot* sr = sysroot->get();
-        auto deps = load_deployments(sr, cfg, root);
-        UR_TRY_CTX(deps, "ostree");
-        if (deps->booted < 0)
-            return fail(ErrorKind::NotFound, "ostree: no booted deployment (not booted into ostree and "
-                                             "ostree.booted is not set)");
+        auto deps = load_backup_deployments(sr, cfg, root);
+        if (!deps) return std::unexpected(deps.error());
         const DeploymentInfo booted = deps->infos[static_cast<size_t>(deps->booted)];
 
         if (!booted.pinned) {
@@ -455,6 +464,16 @@ Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::str
         if (!rec.pinned) return fail(ErrorKind::Internal, "ostree: " + booted.id() + " is not pinned after pinning");
         return rec;
     });
+}
+
+Result<> ostree_check_for_backup(const Config& cfg, const std::string& root)
+{
+    // No lock and no remount: this changes nothing, as a dry run must not.
+    auto sysroot = Sysroot::open(locate(cfg, root).ostree_path, false);
+    UR_TRY_CTX(sysroot, "ostree");
+    auto deps = load_backup_deployments(sysroot->get(), cfg, root);
+    if (!deps) return std::unexpected(deps.error());
+    return {};
 }
 
 Result<std::vector<std::string>> ostree_release_pins(const Config& cfg, const std::string& root,

@@ -43,6 +43,11 @@ using BeforePin = std::function<Result<>(const OstreeRecord&)>;
 Result<OstreeRecord> ostree_prepare_for_backup(const Config& cfg, const std::string& root,
                                                const BeforePin& before_pin = {});
 
+// What ostree_prepare_for_backup refuses before it changes anything (no
+// sysroot, no booted deployment), with the same errors. Read-only: no lock, no
+// remount (backup --dry-run).
+Result<> ostree_check_for_backup(const Config& cfg, const std::string& root);
+
 // Unpin the deployments `released` names (osname, checksum, serial) that are
 // still deployed and pinned; the others are skipped. Nothing is undeployed:
 // the next backup's prepare (or rpm-ostree's cleanup) removes an unpinned

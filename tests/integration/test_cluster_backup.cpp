@@ -758,3 +758,57 @@ TEST_CASE("mode resolution and the size estimate")
     CHECK(*est == expected);
     CHECK(*est < (64u << 20) + 4096); // bin/etcdctl (4 KiB) is not counted
 }
+
+TEST_CASE("check_cluster_backup refuses what backup_cluster refuses first, the same way, and runs nothing")
+{
+    CancelToken tok;
+    auto same_error = [&](const Config& cfg, const HostRoot& h) {
+        auto check = check_cluster_backup(cfg, h.root());
+        REQUIRE_FALSE(check);
+        CHECK_FALSE(fs::exists(h.cluster_dir())); // the check makes nothing
+        auto run = backup_cluster(cfg, h.root(), h.cluster_dir(), false, tok);
+        REQUIRE_FALSE(run);
+        CHECK(check.error().kind == run.error().kind);
+        CHECK(check.error().err == run.error().err);
+        CHECK(check.error().message == run.error().message);
+        return check.error();
+    };
+    Config cfg;
+    cfg.etcd_mode = "script";
+    {
+        HostRoot h;
+        Error e = same_error(cfg, h);
+        CHECK(e.kind == ErrorKind::NotFound);
+        CHECK_THAT(e.message, Catch::Contains("etcd.mode is \"script\""));
+    }
+    {
+        // There, but not executable.
+        HostRoot h;
+        write_file(h.root() + "/usr/local/bin/cluster-backup.sh", "#!/bin/sh\nexit 0\n", 0644);
+        CHECK(same_error(cfg, h).kind == ErrorKind::PermissionDenied);
+    }
+    {
+        // Executable: the check passes and does not run it.
+        HostRoot h;
+        const std::string ran = h.root() + "/script-ran";
+        write_file(h.root() + "/usr/local/bin/cluster-backup.sh", "#!/bin/sh\ntouch '" + ran + "'\n", 0755);
+        REQUIRE(check_cluster_backup(cfg, h.root()));
+        CHECK_FALSE(fs::exists(ran));
+    }
+    cfg.etcd_mode = "etcdctl";
+    {
+        HostRoot h;
+        Error e = same_error(cfg, h);
+        CHECK(e.kind == ErrorKind::BadConfig);
+        CHECK(e.message == "etcd.mode = etcdctl needs etcd.endpoints");
+        // With endpoints the check asks nobody: a dead endpoint passes it.
+        cfg.etcd_endpoints = "http://127.0.0.1:" + std::to_string(free_port());
+        CHECK(check_cluster_backup(cfg, h.root()));
+    }
+    for (const char* mode : {"off", "auto"}) {
+        HostRoot h;
+        cfg.etcd_mode = mode;
+        cfg.etcd_endpoints.clear();
+        CHECK(check_cluster_backup(cfg, h.root()));
+    }
+}
