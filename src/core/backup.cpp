@@ -43,6 +43,11 @@ using Clock = std::chrono::steady_clock;
 // ~40 MiB of xfs mapping reservations at most between two background syncs.
 constexpr uint64_t kFilesPerWriteback = 2048;
 
+// The context of the ostree and etcd steps' errors, which the dry run's checks
+// of those steps give too: the same message either way.
+constexpr std::string_view kPinContext = "pin the booted deployment";
+constexpr std::string_view kSnapshotContext = "etcd snapshot";
+
 // Reads the previous generation's manifest in step with a walk (both are in
 // compare_paths order) to find the entry for a path without holding it all.
 class PrevCursor
@@ -847,6 +852,15 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     est.margin_bytes = cfg.free_space_margin;
     est.need_bytes = est.new_bytes + est.metadata_bytes + est.cluster_bytes + est.images_bytes + est.margin_bytes;
     if (opts.dry_run) {
+        // What the steps below refuse before their first write is refused here by
+        // the same code, in their order and with their context, after the space
+        // check as there; a dry run that does not fit reports that alone (exit 5),
+        // as the backup would fail on it first. Nothing pinned, no snapshot, no
+        // cluster asked (the W12 rollout check is not cheap).
+        if (est.fits()) {
+            if (ostree_enabled(cfg, opts.root)) UR_TRY_CTX(ostree_check_for_backup(cfg, opts.root), kPinContext);
+            if (want_cluster) UR_TRY_CTX(check_cluster_backup(cfg, opts.root), kSnapshotContext);
+        }
         BackupResult result;
         result.meta = std::move(meta);
         result.estimate = std::move(est);
@@ -905,7 +919,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
             return {};
         };
         auto os = ostree_prepare_for_backup(cfg, opts.root, record_pin);
-        if (!os) return std::unexpected(std::move(os.error()).context("pin the booted deployment"));
+        if (!os) return std::unexpected(std::move(os.error()).context(kPinContext));
         if (os->pinned_by_backup) pin_guard.made = *os;
         meta.ostree = std::move(*os);
         // A pin an earlier backup made stays ours, so retention can release it later.
@@ -920,7 +934,7 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
         progress.stage("etcd snapshot");
         std::string cdir = staging_path + "/" + kClusterDir;
         auto cl = backup_cluster(cfg, opts.root, cdir, opts.force_dirty || cfg.etcd_force, cancel);
-        if (!cl) return std::unexpected(std::move(cl.error()).context("etcd snapshot"));
+        if (!cl) return std::unexpected(std::move(cl.error()).context(kSnapshotContext));
         meta.cluster = std::move(*cl);
     } else if (cfg.etcd_mode == "auto") {
         // Said, not silently left out: phase 2 of a recovery to this backup cannot bring etcd back.

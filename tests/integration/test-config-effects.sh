@@ -9,6 +9,9 @@
 #  - recovery.wipe_images with phase 1 offline: recover --dry-run shows the wipe where
 #    the run does it, in phase 2's start-crio (the plan said only "start crio.service");
 #  - etcd.mode = "etcdctl" without etcd.endpoints: the backup fails, exit 3;
+#  - backup --dry-run fails as the backup does, changing nothing, for ostree.mode = "on"
+#    without a sysroot (exit 1), etcd.mode = "script" without the script (exit 1) and
+#    etcdctl without endpoints (exit 3); it used to say the backup fits;
 #  - an empty backup.trees: exit 3 naming file, line and column;
 #  - backup.trees that overlap: exit 3 naming both trees; a later drop-in's list
 #    replaces the earlier one whole;
@@ -96,13 +99,55 @@ grep -qx "after the reboot, start-crio: wipe the container storage (recovery.wip
     die "the plan does not show the wipe phase 2 does: $(cat "$T/w.out")"
 echo "ok: recovery.wipe_images offline: the dry run shows the wipe in phase 2"
 
+# --- backup --dry-run refuses what the backup refuses before its first write -----------
+# The dry run was the space check alone: each of these fitted, then the backup failed.
+# state: the root with the store in it, as a listing (not atimes: the walk reads).
+state() { find "$R" -printf '%p %y %m %s %i %T@ %C@ %l\n' | LC_ALL=C sort; }
+# dry_run_fails_as_backup WANT TEXT: with the drop-ins in $D, `backup --dry-run` exits
+# WANT naming TEXT, with the error line the backup then gives, and changes nothing.
+dry_run_fails_as_backup()
+{
+    local want=$1 text=$2 before after
+    latest=$(readlink "$R/var/recovery/latest")
+    before=$(state)
+    rc "$want" "$T/x.out" "$T/x.err" cli backup --dry-run
+    after=$(state)
+    [ "$before" = "$after" ] || die "the dry run changed the root or store: $(diff <(echo "$before") <(echo "$after"))"
+    grep -qF "$text" "$T/x.err" || die "the dry run does not say '$text': $(cat "$T/x.err")"
+    rc "$want" "$T/y.out" "$T/y.err" cli backup
+    [ "$(tail -n1 "$T/x.err")" = "$(tail -n1 "$T/y.err")" ] ||
+        die "the dry run's error is not the backup's: $(tail -n1 "$T/x.err") / $(tail -n1 "$T/y.err")"
+    [ "$(readlink "$R/var/recovery/latest")" = "$latest" ] || die "the failing backup published one"
+}
+
+# ostree.mode = "on" without an ostree sysroot under the root.
+sandbox ostree
+rc 0 "$T/o.out" "$T/o.err" cli backup # a store with a backup in it: the dry run leaves both alone
+printf '[ostree]\nmode = "on"\n' >"$D/50-ostree.toml"
+dry_run_fails_as_backup 1 "pin the booted deployment: ostree: no ostree sysroot at $R/sysroot (no ostree/repo)"
+echo "ok: ostree.mode = on without a sysroot: backup --dry-run exits 1 as the backup does"
+
+# etcd.mode = "script" without the script; with it, the dry run fits and runs nothing.
+sandbox script
+rc 0 "$T/s.out" "$T/s.err" cli backup
+printf '[etcd]\nmode = "script"\n' >"$D/50-etcd.toml"
+dry_run_fails_as_backup 1 "etcd snapshot: etcd.mode is \"script\", but the cluster backup script '$R/usr/local/bin/cluster-backup.sh'"
+printf '#!/bin/sh\ntouch "%s"\nexit 1\n' "$T/script-ran" >"$R/usr/local/bin/cluster-backup.sh"
+chmod 755 "$R/usr/local/bin/cluster-backup.sh"
+rc 0 "$T/s.out" "$T/s.err" cli backup --dry-run
+[ ! -e "$T/script-ran" ] || die "the dry run ran the cluster backup script"
+echo "ok: etcd.mode = script without the script: backup --dry-run exits 1 as the backup does"
+
 # --- etcd.mode = "etcdctl" needs etcd.endpoints -----------------------------------------
 sandbox etcdctl
+rc 0 "$T/c.out" "$T/c.err" cli backup
 printf '[etcd]\nmode = "etcdctl"\n' >"$D/50-etcd.toml"
-rc 3 "$T/c.out" "$T/c.err" cli backup
-grep -qF "etcd.mode = etcdctl needs etcd.endpoints" "$T/c.err" || die "etcdctl without endpoints: $(cat "$T/c.err")"
-[ ! -e "$R/var/recovery/latest" ] || die "a backup was published without its etcd snapshot"
-echo "ok: etcd.mode = etcdctl without etcd.endpoints fails the backup"
+dry_run_fails_as_backup 3 "etcd snapshot: etcd.mode = etcdctl needs etcd.endpoints"
+# A backup that does not fit fails on the space first: the dry run says that (exit 5).
+printf '[backup]\nfree_space_margin = 1125899906842624\n' >"$D/60-margin.toml"
+rc 5 "$T/c.out" "$T/c.err" cli backup --dry-run
+rc 5 "$T/c.out" "$T/c.err" cli backup
+echo "ok: etcd.mode = etcdctl without etcd.endpoints fails the backup and its dry run (exit 3)"
 
 # --- an empty backup.trees ---------------------------------------------------------
 sandbox empty

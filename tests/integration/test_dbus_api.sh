@@ -105,7 +105,7 @@ grep -qF "ln -sfn backups/$B2" <<<"$out" || die "VerifyBackup '' with a damaged 
 mv -f "$T/latest.saved" "$STORE/latest"
 ok "ListBackups with a damaged latest: $ids, none latest; VerifyBackup '' is Corrupt"
 
-# --- a dry-run backup: the space check alone, nothing written -----------------------
+# --- a dry-run backup: the space check and the checks before a write, nothing written
 store_state() { (cd "$STORE" && find . -printf '%p %i %s %T@ %C@\n' | LC_ALL=C sort | md5sum); }
 before=$(store_state)
 echo "new since $B2" >"$ROOT/usr/local/dry-run-marker"
@@ -123,6 +123,22 @@ nfiles=$(find "$ROOT/etc" "$ROOT/usr/local" "$ROOT/var/lib/kubelet" -type f | wc
 [ "$(store_state)" = "$before" ] || die "a dry-run backup changed the store"
 [ "$(mprop LastBackup)" = "$B2" ] || die "LastBackup after a dry run: $(mprop LastBackup)"
 ok "StartBackup dry_run: $msg"
+# What the backup refuses before its first write, the dry run refuses too, the same way
+# (it said "fits" for ostree.mode = "on" without a sysroot, and the backup then failed).
+cp "$CFG" "$T/config.ostree-off"
+sed -i '/^\[ostree\]$/,/^mode/s/^mode = "off"$/mode = "on"/' "$CFG"
+grep -A1 '^\[ostree\]$' "$CFG" | grep -qx 'mode = "on"' || die "cannot set ostree.mode in $CFG"
+before=$(store_state)
+JD=$(mcall StartBackup 'a{sv}' 1 dry_run b true | objpath)
+SD=$(wait_job "$JD")
+[ "$SD" = Error ] || die "a dry run with ostree.mode = on and no sysroot ended $SD: $(jprop "$JD" Message)"
+[ "$(jprop "$JD" Error)" = "$ERR.NotFound" ] || die "dry run without a sysroot: Error $(jprop "$JD" Error)"
+[[ $(jprop "$JD" Message) == *"pin the booted deployment: ostree: no ostree sysroot at $ROOT/sysroot"* ]] ||
+    die "dry run without a sysroot: Message $(jprop "$JD" Message)"
+[ "$(store_state)" = "$before" ] || die "a dry run that failed changed the store"
+[ "$(mprop LastBackup)" = "$B2" ] || die "LastBackup after a failed dry run: $(mprop LastBackup)"
+cp "$T/config.ostree-off" "$CFG"
+ok "StartBackup dry_run with ostree.mode = on and no sysroot -> NotFound: $(jprop "$JD" Message)"
 
 # --- VerifyBackup ----------------------------------------------------------------
 verify_ok
