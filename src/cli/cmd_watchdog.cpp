@@ -30,6 +30,9 @@ int fire(const Args& args, const Config& cfg, const Store& store, const std::str
     auto id = fire_watchdog(store, reason);
     if (!id) return report_error(args, id.error());
     auto units = make_unit_manager(cfg, args.root);
+    // Armed all the same; the journal says why this process does not reboot (a
+    // bus it cannot reach, recovery.systemctl = "dbus" on another root).
+    if (!units) log::warning("watchdog: cannot reboot the node: " + units.error().message);
     bool rebooting = false;
     if (units && (*units)->can_control()) {
         CancelToken cancel;

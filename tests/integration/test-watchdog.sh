@@ -160,6 +160,16 @@ check "trigger in a later boot exits 0" run_rc 0 "$T/t1.json" "$T/t1.err" cli "$
 check "... fired and armed $B1" test "$(json "$T/t1.json" 'str(j["fired"]).lower()+" "+j["armed"]')" = "true $B1"
 check "the backup is armed" test "$(cat "$ARMED")" = "$B1"
 check "disarm" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
+# One that cannot reboot (recovery.systemctl = "dbus" acts on the running system, not on
+# this root) arms all the same and says why it does not reboot.
+printf '[recovery]\nsystemctl = "dbus"\n' >"$ROOT/etc/upgrade-recovery/config.d/20-dbus.toml"
+check "start again" run_rc 0 "$T/w3.out" "$T/w3.err" cli "$ROOT" watchdog start "$B1" --timeout 100000
+later_boot
+check "trigger that cannot reboot exits 0" run_rc 0 "$T/t3.out" "$T/t3.err" cli "$ROOT" watchdog trigger --reason test
+check "... armed, reboot to recover" grep -q "recovery armed with backup $B1; reboot to recover" "$T/t3.out"
+check "... and says why it does not reboot" grep -q "watchdog: cannot reboot the node: recovery.systemctl = \"dbus\" controls the running system" "$T/t3.err"
+rm "$ROOT/etc/upgrade-recovery/config.d/20-dbus.toml"
+check "disarm" run_rc 0 "$T/da.out" "$T/da.err" cli "$ROOT" disarm
 
 # --- a waiting monitor: stopped by 'watchdog stop', and by SIGTERM ----------------------------
 wait_for_line() { # file pattern: up to 10 s
