@@ -74,8 +74,7 @@ void print_metadata_text(const BackupMetadata& m, bool latest,
     if (!m.warnings.empty()) printf("  warnings: %zu (see --json)\n", m.warnings.size());
 }
 
-// `share_unchanged`: backup.share_unchanged (off, the estimate still names the latest backup).
-int print_estimate(const Args& args, const BackupEstimate& e, bool share_unchanged)
+int print_estimate(const Args& args, const BackupEstimate& e)
 {
     if (args.json) {
         nlohmann::json j = {{"dry_run", true},
@@ -100,10 +99,8 @@ int print_estimate(const Args& args, const BackupEstimate& e, bool share_unchang
                human_size(e.total_bytes).c_str());
         printf("  to copy:    %llu files, %s\n", static_cast<unsigned long long>(e.new_files),
                human_size(e.new_bytes).c_str());
-        if (!share_unchanged)
-            printf("  shared:     nothing (backup.share_unchanged is off)\n");
-        else if (e.previous.empty())
-            printf("  shared:     nothing (no earlier backup)\n");
+        if (e.previous.empty())
+            printf("  shared:     nothing (%s)\n", printable(e.unshared).c_str());
         else
             printf("  shared:     %s with backup %s\n", human_size(e.shared_bytes).c_str(),
                    printable(e.previous).c_str());
@@ -166,7 +163,7 @@ int cmd_backup(const Args& args)
         }
         return report_error(args, e);
     }
-    if (opts.dry_run) return print_estimate(args, r->estimate, cfg->share_unchanged);
+    if (opts.dry_run) return print_estimate(args, r->estimate);
     const auto& m = r->meta;
     if (args.json) {
         auto j = nlohmann::json::parse(metadata_to_json(m));

@@ -808,7 +808,12 @@ Result<BackupResult> take_backup(const Config& cfg, const BackupOptions& opts, c
     if (!totals) return std::unexpected(totals.error());
     BackupEstimate est;
     est.store = store.path();
-    if (latest_id) est.previous = *latest_id;
+    if (prev_manifest)
+        est.previous = *latest_id;
+    else
+        est.unshared = !latest_id             ? "no earlier backup"
+                       : !cfg.share_unchanged ? "backup.share_unchanged is off"
+                                              : "backup " + *latest_id + " cannot be shared with, see the warning";
     est.entries = totals->entries;
     est.total_bytes = totals->total_bytes;
     est.new_files = totals->new_files;

@@ -32,6 +32,7 @@ struct BackupOptions {
 struct BackupEstimate {
     std::string store;    // the backup directory (the partition's mount point)
     std::string previous; // the generation compared against ("" for none)
+    std::string unshared; // with none: why ("no earlier backup", sharing off, its manifest damaged)
     uint64_t entries = 0; // names in the copy set
     uint64_t total_bytes = 0;
     uint64_t new_files = 0; // regular files to copy (changed or new)

@@ -165,7 +165,7 @@ Result<WatchdogEnd> end_watchdog(const Store& store)
             std::move(armed.error())
                 .context(std::string(e.stopped ? "the watchdog is stopped" : "no watchdog was running") +
                          ", but whether a recovery is armed cannot be told"));
-    if (armed && *armed) e.armed = **armed;
+    if (*armed) e.armed = **armed;
     return e;
 }
 

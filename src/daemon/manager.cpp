@@ -178,13 +178,11 @@ int reply_error(sd_bus_error* err, const Error& e)
 }
 
 // StartBackup with dry_run: the numbers in Job.Message; a backup that would not
-// fit ends the job with NoSpace, as `backup --dry-run` exits 5. With the job's
-// backup.share_unchanged off nothing is shared, though the estimate names the latest backup.
-Result<JobOutcome> dry_run_outcome(const BackupEstimate& e, bool share_unchanged)
+// fit ends the job with NoSpace, as `backup --dry-run` exits 5.
+Result<JobOutcome> dry_run_outcome(const BackupEstimate& e)
 {
-    const std::string shared = !share_unchanged     ? "share nothing (backup.share_unchanged is off)"
-                               : e.previous.empty() ? "share nothing (no earlier backup)"
-                                                    : "share " + human_bytes(e.shared_bytes) + " with " + e.previous;
+    const std::string shared = e.previous.empty() ? "share nothing (" + e.unshared + ")"
+                                                  : "share " + human_bytes(e.shared_bytes) + " with " + e.previous;
     std::string numbers = "would copy " + std::to_string(e.new_files) + " files (" + human_bytes(e.new_bytes) + "), " +
                           shared + "; needs " + human_bytes(e.need_bytes) + " of " + human_bytes(e.free_bytes) +
                           " free";
@@ -839,7 +837,7 @@ int Manager::m_start_backup(sd_bus_message* m, void* userdata, sd_bus_error* err
         [cfg, bo](Progress& p, const CancelToken& c) -> Result<JobOutcome> {
             auto res = run_backup(cfg, bo, p, c);
             if (!res) return std::unexpected(res.error());
-            if (bo.dry_run) return dry_run_outcome(res->estimate, cfg.share_unchanged);
+            if (bo.dry_run) return dry_run_outcome(res->estimate);
             const BackupMetadata& b = res->meta;
             char dur[32];
             std::snprintf(dur, sizeof dur, "%.1f", b.duration_seconds);

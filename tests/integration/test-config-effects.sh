@@ -189,6 +189,9 @@ rc 0 "$T/s.out" "$T/s.err" cli backup
 printf '[backup]\nshare_unchanged = false\n' >"$D/50-share.toml"
 rc 0 "$T/s.out" "$T/s.err" cli backup --dry-run
 grep -qx "  shared:     nothing (backup.share_unchanged is off)" "$T/s.out" || die "dry run: $(cat "$T/s.out")"
+# --json names no backup compared against (it named the latest one).
+rc 0 "$T/s.json" "$T/s.err" cli --json backup --dry-run
+jq -e '.previous == "" and .shared_bytes == 0' "$T/s.json" >/dev/null || die "dry run --json: $(cat "$T/s.json")"
 rc 0 "$T/s.out" "$T/s.err" cli backup
 grep -qE "^  data: .* copied, nothing shared: backup.share_unchanged is off$" "$T/s.out" ||
     die "backup: $(cat "$T/s.out")"
